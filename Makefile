@@ -1,0 +1,61 @@
+# Thin targets over the invoke tasks; `make help` lists them. Every target sets up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.singkit-setup
+INVOKE := $(VENV)/bin/invoke
+
+TARGET ?= local
+DOCKER ?=
+JOB    ?=
+RUN    ?=
+CMD    ?=
+HP     ?=
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html test bench clean
+
+help:
+	@echo "make setup                      create .venv with singkit and its dev tools"
+	@echo "make submit [TARGET=local] [CMD=...] [HP='lr=0.1,0.01 bs=32']   submit a job"
+	@echo "make wrap DOCKER=pytorch         render, build, validate, push and pin an image"
+	@echo "make monitor|status|logs|cancel JOB=jobN"
+	@echo "make list                        list jobs"
+	@echo "make report|plot|html JOB=jobN   run table, seaborn plots, HTML page under reports/"
+	@echo "make test | make bench"
+
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+submit: $(STAMP)
+	$(INVOKE) job.submit --target=$(TARGET) $(if $(CMD),--cmd="$(CMD)") $(foreach h,$(HP),--hp=$(h)) $(ARGS)
+wrap: $(STAMP)
+	$(INVOKE) image.wrap --docker=$(DOCKER) $(ARGS)
+monitor: $(STAMP)
+	$(INVOKE) job.monitor --job=$(JOB) $(ARGS)
+status: $(STAMP)
+	$(INVOKE) job.status --job=$(JOB) $(ARGS)
+logs: $(STAMP)
+	$(INVOKE) job.logs --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
+cancel: $(STAMP)
+	$(INVOKE) job.cancel --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
+list: $(STAMP)
+	$(INVOKE) job.list $(ARGS)
+report: $(STAMP)
+	$(INVOKE) report.list --runs $(if $(JOB),--job=$(JOB)) $(ARGS)
+plot: $(STAMP)
+	$(INVOKE) report.plot --job=$(JOB) $(ARGS)
+html: $(STAMP)
+	$(INVOKE) report.html --job=$(JOB) $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q $(ARGS)
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit $$?; done
+
+clean:
+	rm -rf $(VENV) .singkit reports/*/ dockerfiles/*.Dockerfile

@@ -1,0 +1,98 @@
+"""Reading one config file (a layer) with ruamel's round-trip loader, keeping every position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import ConfigError, Problem
+
+
+@dataclass
+class Layer:
+    path: Path
+    doc: Any  # ruamel CommentedMap (or None for an empty file)
+    committed: bool  # the project's own file: secrets there must be `$env:` references
+
+
+def yaml_rt():
+    """A round-trip YAML instance that keeps comments, key order and quoting."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a user's long lines on write-back
+    return yaml
+
+
+def read_layer(path: Path, committed: bool = False) -> Layer:
+    from ruamel.yaml.error import MarkedYAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(Problem(path, 1, 1, f"cannot read config file: {error.strerror}")) from None
+    try:
+        doc = yaml_rt().load(text)
+    except MarkedYAMLError as error:
+        raise ConfigError(_yaml_problem(path, error)) from None
+    if doc is not None and not hasattr(doc, "lc"):
+        raise ConfigError(Problem(path, 1, 1, "a config file must be a mapping of sections (external-services, dockers, compute-targets, setups, general)"))
+    return Layer(path, doc, committed)
+
+
+def _yaml_problem(path: Path, error: Any) -> Problem:
+    from ruamel.yaml.constructor import DuplicateKeyError
+
+    mark = error.problem_mark or error.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if isinstance(error, DuplicateKeyError):
+        first = error.context_mark
+        key = str(error.problem).split('"')[1] if '"' in str(error.problem) else "key"
+        where = f" (first defined on line {first.line + 1})" if first else ""
+        return Problem(path, line, col, f"duplicate key `{key}`{where}; keep one of them")
+    what = " ".join(str(error.problem or error.context or "invalid YAML").split())
+    return Problem(path, line, col, f"invalid YAML: {what}")
+
+
+def position(node: Any, key: Any, *, of_value: bool = False) -> tuple[int, int]:
+    """1-based (line, col) of `key` in a ruamel mapping, or of item `key` in a sequence."""
+    lc = getattr(node, "lc", None)
+    if lc is None or key not in (lc.data or {}):
+        line, col = (getattr(lc, "line", 0), getattr(lc, "col", 0)) if lc is not None else (0, 0)
+        return line + 1, col + 1
+    data = lc.data[key]
+    if len(data) >= 4 and of_value:
+        return data[2] + 1, data[3] + 1
+    return data[0] + 1, data[1] + 1
+
+
+def locate(doc: Any, path: list[Any], *, of_value: bool = False) -> tuple[int, int]:
+    """Position of the node at `path` in `doc`; falls back to its nearest ancestor."""
+    node, where = doc, (1, 1)
+    for part in path:
+        try:
+            child = node[part]
+        except (KeyError, IndexError, TypeError):
+            return where
+        where = position(node, part, of_value=of_value)
+        node = child
+    return where
+
+
+def plain(value: Any) -> Any:
+    """Deep copy of a ruamel node as plain dicts, lists and scalars."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value

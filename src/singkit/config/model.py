@@ -1,0 +1,278 @@
+"""The merged config: layers folded record by record, each value remembering the file it came from."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from singkit.config import schema
+from singkit.config.layers import Layer, locate, plain, position, yaml_rt
+from singkit.config.secrets import EnvRef, is_env_ref, masked
+from singkit.config.validate import suggest
+from singkit.exceptions import ConfigError, Problem, UsageError, shown_path
+from singkit.fsutil import atomic_write
+
+BUILTIN = Path("<built-in>")
+BUILTIN_TARGETS = {
+    "local": {"service": "local", "description": "processes on this machine"},
+    "docker": {"service": "docker", "description": "containers on the local Docker Engine"},
+}
+RECORD_SECTIONS = ("external-services", "dockers", "compute-targets", "setups", "skus")
+
+
+@dataclass(frozen=True)
+class Origin:
+    file: Path
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{shown_path(self.file)}:{self.line}" if self.file != BUILTIN else str(BUILTIN)
+
+
+class Config:
+    def __init__(self, layers: list[Layer]):
+        self.layers = layers
+        self._records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in RECORD_SECTIONS}
+        self._origins: dict[tuple[str, ...], Origin] = {}
+        self._defined_in: dict[tuple[str, str], list[Layer]] = {}
+        self.general: dict[str, Any] = {
+            "experiment": "singkit",
+            "installer-image": schema.DEFAULT_INSTALLER,
+            "validator-image": schema.DEFAULT_VALIDATOR,
+            "code-dirs": ["."],
+            "code-omit": [],
+            "maximize": True,
+            "step-name": "step",
+        }
+        for name, record in BUILTIN_TARGETS.items():
+            self._records["compute-targets"][name] = dict(record)
+            for key in record:
+                self._origins[("compute-targets", name, key)] = Origin(BUILTIN, 0, 0)
+        for layer in layers:
+            self._fold(layer)
+
+    # -- building -------------------------------------------------------------------------
+    def _fold(self, layer: Layer) -> None:
+        if not layer.doc:
+            return
+        for raw_section, body in layer.doc.items():
+            section = schema.canonical_key(str(raw_section))
+            if not body:
+                continue
+            if section == "general":
+                for key, value in body.items():
+                    canonical = schema.canonical_key(str(key))
+                    self.general[canonical] = self._value(layer, [raw_section, key], value)
+                    self._origins[("general", canonical)] = self._origin(layer, body, key)
+                continue
+            for name, record in body.items():
+                name = str(name)
+                merged = self._records[section].setdefault(name, {})
+                self._defined_in.setdefault((section, name), []).append(layer)
+                for key, value in (record or {}).items():
+                    canonical = schema.canonical_key(str(key))
+                    merged[canonical] = self._value(layer, [raw_section, name, key], value)
+                    self._origins[(section, name, canonical)] = self._origin(layer, record, key)
+
+    @staticmethod
+    def _origin(layer: Layer, node: Any, key: Any) -> Origin:
+        line, col = position(node, key, of_value=True)
+        return Origin(layer.path, line, col)
+
+    @staticmethod
+    def _value(layer: Layer, path: list[Any], value: Any) -> Any:
+        if isinstance(value, str) and is_env_ref(value):
+            line, col = locate(layer.doc, path, of_value=True)
+            return EnvRef.at(str(value), str(layer.path), line, col)
+        return plain(value)
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        return self._records["external-services"]
+
+    @property
+    def dockers(self) -> dict[str, dict[str, Any]]:
+        return self._records["dockers"]
+
+    @property
+    def targets(self) -> dict[str, dict[str, Any]]:
+        return self._records["compute-targets"]
+
+    @property
+    def setups(self) -> dict[str, dict[str, Any]]:
+        return self._records["setups"]
+
+    @property
+    def skus(self) -> dict[str, dict[str, Any]]:
+        """The vm-size catalog: the shipped one, with the config's `skus:` records over it."""
+        from singkit.config.catalog import shipped_skus
+
+        merged = {name: dict(rec) for name, rec in shipped_skus().items()}
+        for name, rec in self._records["skus"].items():
+            merged.setdefault(name, {}).update(rec)
+        return merged
+
+    def _get(self, section: str, name: str, what: str) -> dict[str, Any]:
+        records = self._records[section]
+        if name not in records:
+            raise UsageError(f"no {what} named `{name}`{suggest(name, records)}")
+        return copy.deepcopy(records[name])
+
+    def target(self, name: str) -> dict[str, Any]:
+        record = self._get("compute-targets", name, "compute target")
+        record.setdefault("nodes", 1)
+        record.setdefault("env", {})
+        record["name"] = name
+        return record
+
+    def docker(self, name: str) -> dict[str, Any]:
+        record = self._get("dockers", name, "docker record")
+        record.setdefault("sing-wrap", False)
+        record.setdefault("post-sing-steps", [])
+        record.setdefault("installer-image", self.general["installer-image"])
+        record.setdefault("validator-image", self.general["validator-image"])
+        record.setdefault("accelerator", "NVIDIA")
+        record.setdefault("build-args", {})
+        record["name"] = name
+        return record
+
+    def service(self, name: str) -> dict[str, Any]:
+        record = self._get("external-services", name, "external service")
+        if record.get("type") in ("singularity", "aml"):
+            record.setdefault("workspace", name)
+        record["name"] = name
+        return record
+
+    def setup(self, name: str) -> dict[str, Any]:
+        record = self._get("setups", name, "setup")
+        for key in ("pip", "conda", "pre-cmds"):
+            record.setdefault(key, [])
+        record.setdefault("env", {})
+        record["name"] = name
+        return record
+
+    def origin(self, section: str, name: str, key: str | None = None) -> Path:
+        """The file to write `key` of a record into: where that key is set, else where the record is."""
+        if key and (section, name, key) in self._origins:
+            found = self._origins[(section, name, key)].file
+            if found != BUILTIN:
+                return found
+        layers = self._defined_in.get((section, name))
+        if not layers:
+            raise UsageError(f"`{name}` is not defined in any config file under {section}")
+        return layers[0].path
+
+    def where(self, section: str, name: str | None = None, key: str | None = None) -> Origin | None:
+        parts = tuple(p for p in (section, name, key) if p is not None)
+        return self._origins.get(parts)
+
+    def provenance(self, section: str, name: str | None, record: dict[str, Any] | None = None) -> dict[str, tuple[Any, str]]:
+        """Each key of a record → (value as it may be shown, `file:line` it came from, or `default`)."""
+        if record is None:
+            record = self.general if section == "general" else self._records[section].get(name or "", {})
+        out = {}
+        for key, value in record.items():
+            if key == "name":
+                continue
+            origin = self._origins.get((section, key) if section == "general" else (section, name, key))
+            out[key] = (masked(key, value, schema.SECRET_KEYS), str(origin) if origin else "default")
+        return out
+
+    def env_refs(self) -> list[EnvRef]:
+        """Every `$env:` reference in the merged config (secrets and others)."""
+        found: list[EnvRef] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, EnvRef):
+                found.append(value)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(self.general)
+        walk(self._records)
+        return found
+
+    # -- checking -------------------------------------------------------------------------
+    def reference_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+
+        def check(section: str, name: str, key: str, value: Any, choices: dict, what: str, extra: tuple = ()) -> None:
+            if value is None or value in choices or value in extra:
+                return
+            origin = self._origins.get((section, name, key))
+            file, line, col = (origin.file, origin.line, origin.col) if origin else (BUILTIN, 0, 0)
+            problems.append(Problem(file, line, col, f"`{key}: {value}` in {section}.{name} names no {what}{suggest(str(value), [*choices, *extra])}"))
+
+        for name, target in self.targets.items():
+            check("compute-targets", name, "service", target.get("service"), self.services, "external service", schema.BUILTIN_SERVICES)
+            check("compute-targets", name, "docker", target.get("docker"), self.dockers, "docker record")
+            check("compute-targets", name, "setup", target.get("setup"), self.setups, "setup")
+            service = self.services.get(target.get("service") or "")
+            if service and service.get("type") not in ("singularity", "aml"):
+                origin = self._origins[("compute-targets", name, "service")]
+                problems.append(Problem(origin.file, origin.line, origin.col,
+                                        f"`service: {target['service']}` in compute-targets.{name} is a {service.get('type')} record; a target's service must be local, docker, or a singularity/aml record"))
+        registries = {n: r for n, r in self.services.items() if r.get("type") == "registry"}
+        for name, docker in self.dockers.items():
+            check("dockers", name, "registry", docker.get("registry") or None, registries, "registry record (type: registry)")
+        store = self.general.get("store")
+        if store:
+            storages = {n: r for n, r in self.services.items() if r.get("type") == "storage"}
+            check("general", "", "store", store, storages, "storage record")
+        return problems
+
+    # -- writing --------------------------------------------------------------------------
+    def write_back(self, section: str, name: str, key: str, value: Any) -> Path:
+        """Set `key` of a record in the file that defines it, keeping comments, order and quoting."""
+        path = self.origin(section, name, key)
+        with _file_lock(path):
+            text = path.read_text(encoding="utf-8")
+            yaml = yaml_rt()
+            from ruamel.yaml.util import load_yaml_guess_indent
+
+            doc, indent, block_seq_indent = load_yaml_guess_indent(text)
+            doc = yaml.load(text)
+            body = _find(doc, section)
+            record = _find(body, name) if section != "general" else body
+            if record is None:
+                raise ConfigError(Problem(path, 1, 1, f"{section}.{name} is no longer in this file; run the command again"))
+            existing = next((k for k in record if schema.canonical_key(str(k)) == key), key)
+            record[existing] = value
+            yaml.indent(mapping=indent or 2, sequence=(indent or 2) + (block_seq_indent or 0), offset=block_seq_indent or 0)
+            from io import StringIO
+
+            buffer = StringIO()
+            yaml.dump(doc, buffer)
+            atomic_write(path, buffer.getvalue())
+        return path
+
+
+def _find(node: Any, name: str) -> Any:
+    if not node:
+        return None
+    for key in node:
+        if str(key) == name or schema.canonical_key(str(key)) == name:
+            return node[key]
+    return None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    import fcntl
+
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

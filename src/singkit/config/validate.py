@@ -1,0 +1,141 @@
+"""Checking one layer against the schema, and the merged config's cross-references.
+
+jsonschema finds the mistakes; this module turns each into one line that says where it is,
+what is wrong and what would be right.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+from singkit.config import schema
+from singkit.config.layers import Layer, locate
+from singkit.config.secrets import bad_env_name, is_env_ref
+from singkit.exceptions import Problem
+
+_TYPE_NAMES = {
+    "string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+    "array": "a list", "object": "a mapping", "null": "empty",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema.json_schema())
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean `x`?` for the nearest choice, else the list of valid ones."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    if len(choices) <= 12:
+        return "; expected one of: " + ", ".join(f"`{c}`" for c in choices)
+    return ""
+
+
+def _where(path: list[Any]) -> str:
+    return ".".join(str(p) for p in path) or "the top level"
+
+
+def check_layer(layer: Layer) -> list[Problem]:
+    if layer.doc is None:
+        return []
+    problems: list[Problem] = []
+    for error in _validator().iter_errors(_as_json(layer.doc)):
+        problems.extend(_explain(layer, error))
+    problems.extend(_check_secrets(layer))
+    return sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
+
+
+def _as_json(node: Any) -> Any:
+    # jsonschema wants plain types; ruamel's scalars subclass them, which it already accepts,
+    # but its timestamp and ordered types do not, so convert.
+    from singkit.config.layers import plain
+
+    return plain(node)
+
+
+def _explain(layer: Layer, error: Any) -> list[Problem]:
+    path = list(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in allowed]
+        out = []
+        for key in extras:
+            line, col = locate(layer.doc, [*path, key])
+            section = "section" if not path else f"key in {_where(path)}"
+            out.append(Problem(layer.path, line, col, f"unknown {section} `{key}`{suggest(key, _visible(allowed))}"))
+        return out
+    line, col = locate(layer.doc, path, of_value=True)
+    key = str(path[-1]) if path else "config"
+    if kind == "enum":
+        valid = ", ".join(f"`{v}`" for v in error.validator_value)
+        return [Problem(layer.path, line, col, f"`{error.instance}` is not a valid {key}; expected one of: {valid}")]
+    if kind == "const":
+        return []  # only the `if` of a service-type branch; the enum reports the real mistake
+    if kind == "type":
+        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        want = " or ".join(_TYPE_NAMES.get(t, t) for t in expected if t != "null") or "empty"
+        got = _describe(error.instance)
+        return [Problem(layer.path, line, col, f"`{_where(path)}` must be {want}, not {got}")]
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        line, col = locate(layer.doc, path)
+        rtype = error.instance.get("type")
+        kind_txt = f" (type {rtype})" if rtype else ""
+        return [Problem(layer.path, line, col, f"`{_where(path)}`{kind_txt} needs `{m}`") for m in missing]
+    if kind == "pattern" and key in ("sha256", "base-sha256"):
+        return [Problem(layer.path, line, col, f"`{key}` must be `sha256:` followed by 64 hex digits, not `{error.instance}`")]
+    if kind == "minimum":
+        return [Problem(layer.path, line, col, f"`{key}` must be at least {error.validator_value}, not {error.instance}")]
+    return [Problem(layer.path, line, col, f"`{_where(path)}`: {error.message}")]
+
+
+def _visible(keys: list[str]) -> list[str]:
+    # suggest the canonical spelling, not XT's aliases
+    return [k for k in keys if k not in schema.ALIASES and k not in schema.SECTION_ALIASES] or keys
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return f"`{value}`"
+
+
+def _check_secrets(layer: Layer) -> list[Problem]:
+    out: list[Problem] = []
+    for path, key, value in _walk(layer.doc, []):
+        canonical = schema.canonical_key(str(key))
+        if not isinstance(value, str):
+            continue
+        line, col = locate(layer.doc, [*path, key], of_value=True)
+        if bad_env_name(value):
+            out.append(Problem(layer.path, line, col, f"`{value}` is not a valid reference; write `$env:NAME` with NAME made of letters, digits and _"))
+        elif value.strip() == "$vault":
+            out.append(Problem(layer.path, line, col, f"`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)"))
+        elif canonical in schema.SECRET_KEYS and layer.committed and not is_env_ref(value):
+            out.append(Problem(layer.path, line, col,
+                               f"`{key}` holds a literal secret in a committed file; write `$env:NAME` and export NAME, or move it to ~/.config/singkit/config.yaml"))
+    return out
+
+
+def _walk(node: Any, path: list[Any]):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path, key, value
+            yield from _walk(value, [*path, key])
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, [*path, index])

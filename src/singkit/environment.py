@@ -1,0 +1,62 @@
+"""The world a command runs in, injected so tests can build their own (httpie-style)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+PROJECT_CONFIG = Path("configs") / "singkit.yaml"
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above `start` holding configs/singkit.yaml; `start` itself if none does."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / PROJECT_CONFIG).is_file():
+            return folder
+    return start
+
+
+@dataclass
+class Environment:
+    project_root: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    verbose: bool = False
+
+    @classmethod
+    def from_os(cls, cwd: Path | None = None, **overrides) -> "Environment":
+        return cls(project_root=find_project_root(cwd or Path.cwd()), **overrides)
+
+    @property
+    def home(self) -> Path:
+        """Root of the local job store."""
+        configured = self.environ.get("SINGKIT_HOME")
+        return Path(configured).expanduser() if configured else self.project_root / ".singkit"
+
+    @property
+    def project_config(self) -> Path:
+        return self.project_root / PROJECT_CONFIG
+
+    @property
+    def user_config(self) -> Path:
+        base = self.environ.get("XDG_CONFIG_HOME") or str(Path(self.environ.get("HOME", "~")) / ".config")
+        return Path(base).expanduser() / "singkit" / "config.yaml"
+
+    @property
+    def extra_configs(self) -> list[Path]:
+        raw = self.environ.get("SINGKIT_CONFIG", "")
+        return [Path(p).expanduser() for p in raw.split(os.pathsep) if p]
+
+    def err(self, message: str) -> None:
+        """A message for people, on stderr."""
+        print(message, file=self.stderr, flush=True)
+
+    def out(self, text: str) -> None:
+        """Data, on stdout."""
+        print(text, file=self.stdout, flush=True)

@@ -1,0 +1,71 @@
+"""Every error singkit raises on purpose, each with the exit code the CLI ends with.
+
+Messages are one line: what is wrong and what would be right. The task edge
+(singkit.tasks._edge) turns them into a line on stderr and an invoke Exit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SingkitError(Exception):
+    """Base class; exit code 1."""
+
+    exit_code = 1
+
+
+class UsageError(SingkitError):
+    """The command line asked for something that cannot be (unknown job, bad flag value)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a config file, at a 1-based line and column."""
+
+    file: Path | str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{shown_path(self.file)}:{self.line}:{self.col}: {self.message}"
+
+
+def shown_path(file: Path | str) -> str:
+    """A path as short as it can be said from here: relative to the working folder when inside it."""
+    try:
+        return str(Path(file).resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(file)
+
+
+class ConfigError(SingkitError):
+    """One or more config mistakes; the message lists each as `file:line:col: message`."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem("<config>", 0, 0, problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ServiceError(SingkitError):
+    """An outside service (Docker Engine, registry, Azure) is unreachable, refused us, or kept failing."""
+
+    exit_code = 4
+
+
+class JobFailed(SingkitError):
+    exit_code = 1
+
+
+class JobCancelled(SingkitError):
+    exit_code = 3

@@ -1,0 +1,107 @@
+"""`config` tasks: validate, show, schema, import-xt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from singkit.tasks._edge import task
+
+SECTION_OF = {"target": "compute-targets", "docker": "dockers", "service": "external-services", "setup": "setups"}
+
+
+@task(help={"secrets": "also check that every `$env:` variable the config names is set"})
+def validate(c, env, secrets=False):
+    """Check every config layer and every reference; one line per problem, exit 2 if any."""
+    from singkit.config import config_files, load_config
+    from singkit.config.secrets import resolve_secret
+    from singkit.exceptions import ConfigError
+
+    config = load_config(env)
+    if secrets:
+        problems = []
+        for ref in config.env_refs():
+            try:
+                resolve_secret(ref, env)
+            except ConfigError as error:
+                problems.extend(error.problems)
+        if problems:
+            raise ConfigError(problems)
+    files = ", ".join(str(p) for p, _ in config_files(env)) or "no config files (built-in targets only)"
+    env.err(f"config ok: {files}")
+
+
+@task(help={
+    "target": "show one compute target",
+    "docker": "show one docker record",
+    "service": "show one external-services record",
+    "setup": "show one setup",
+    "json": "print JSON only",
+})
+def show(c, env, target=None, docker=None, service=None, setup=None, json_=False):
+    """Show the merged config (or one record) and the file each value came from; secrets masked."""
+    from singkit.config import load_config
+
+    config = load_config(env)
+    chosen = {k: v for k, v in {"target": target, "docker": docker, "service": service, "setup": setup}.items() if v}
+    if chosen:
+        kind, name = next(iter(chosen.items()))
+        record = getattr(config, kind)(name)  # unknown names fail here, with the closest ones
+        views = {f"{SECTION_OF[kind]}.{name}": config.provenance(SECTION_OF[kind], name, record)}
+    else:
+        views = {"general": config.provenance("general", None)}
+        for section, records in (("external-services", config.services), ("dockers", config.dockers),
+                                 ("compute-targets", config.targets), ("setups", config.setups)):
+            for name in records:
+                views[f"{section}.{name}"] = config.provenance(section, name)
+    if json_:
+        payload = {record: {k: {"value": v, "from": src} for k, (v, src) in keys.items()} for record, keys in views.items()}
+        env.out(json.dumps(payload, indent=2, default=str))
+        return
+    from tabulate import tabulate
+
+    for record, keys in views.items():
+        env.out(f"{record}:")
+        rows = [(k, _short(v), src) for k, (v, src) in keys.items()]
+        env.out(tabulate(rows, headers=["key", "value", "from"], tablefmt="plain"))
+        env.out("")
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@task(help={"out": "write the schema to this file instead of stdout"})
+def schema(c, env, out=None):
+    """Print the JSON Schema of the config (editors validate configs/singkit.yaml with it)."""
+    from singkit.config.schema import json_schema
+    from singkit.fsutil import atomic_write
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out:
+        atomic_write(Path(out), text)
+        env.err(f"wrote {out}")
+    else:
+        env.stdout.write(text)
+
+
+@task(name="import-xt", positional=["path"], help={
+    "path": "the XT config file (xt_config.yaml)",
+    "out": "write the singkit config here (default: print it)",
+})
+def import_xt(c, env, path, out=None):
+    """Convert an XT config (2022 or 2024 spellings) into a singkit config; `$vault` becomes `$env:`."""
+    from singkit.config.xt_import import import_xt as convert
+    from singkit.fsutil import atomic_write
+
+    result = convert(Path(path))
+    if out:
+        atomic_write(Path(out), result.text)
+        env.err(f"wrote {out}")
+    else:
+        env.stdout.write(result.text)
+    for line in result.skipped:
+        env.err(f"note: {line}")
+    if result.variables:
+        env.err("export these before use: " + " ".join(f"{v}=…" for v in result.variables))

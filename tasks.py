@@ -1,0 +1,3 @@
+"""Entry point for `invoke` in the repo root: singkit's task namespace, nothing else."""
+
+from singkit.tasks import ns  # noqa: F401
