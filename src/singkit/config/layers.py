@@ -48,12 +48,38 @@ def _yaml_problem(path: Path, error: Any) -> Problem:
     mark = error.problem_mark or error.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if isinstance(error, DuplicateKeyError):
-        first = error.context_mark
         key = str(error.problem).split('"')[1] if '"' in str(error.problem) else "key"
-        where = f" (first defined on line {first.line + 1})" if first else ""
+        first = _first_occurrence(path, key, error.context_mark, mark)
+        where = f" (first defined on line {first})" if first else ""
         return Problem(path, line, col, f"duplicate key `{key}`{where}; keep one of them")
     what = " ".join(str(error.problem or error.context or "invalid YAML").split())
+    for jargon, plain_words in _PLAIN_YAML_ERRORS.items():
+        if jargon in what:
+            what = plain_words
+            break
     return Problem(path, line, col, f"invalid YAML: {what}")
+
+
+_PLAIN_YAML_ERRORS = {
+    "expected <block end>": "this line's indentation does not line up with the keys above it",
+    "mapping values are not allowed here": "unexpected `:` (quote a value that contains `: `)",
+    "found character '\\t'": "a tab; indent with spaces",
+    "expected ',' or ']'": "a `[` list that is never closed with `]`",
+    "expected ',' or '}'": "a `{` mapping that is never closed with `}`",
+    "found unexpected end of stream": "a quoted string that is never closed",
+}
+
+
+def _first_occurrence(path: Path, key: str, start: Any, duplicate: Any) -> int | None:
+    """Line of the earlier `key:` at the duplicate's own indentation, between the mapping's start and it."""
+    if start is None or duplicate is None:
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number in range(start.line, duplicate.line):
+        text = lines[number]
+        if text[duplicate.column:].startswith((f"{key}:", f'"{key}":', f"'{key}':")) and not text[:duplicate.column].strip():
+            return number + 1
+    return None
 
 
 def position(node: Any, key: Any, *, of_value: bool = False) -> tuple[int, int]:

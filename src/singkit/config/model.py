@@ -27,7 +27,8 @@ RECORD_SECTIONS = ("external-services", "dockers", "compute-targets", "setups", 
 class Origin:
     file: Path
     line: int
-    col: int
+    col: int  # of the value
+    key_col: int = 0  # of the key, on the same line
 
     def __str__(self) -> str:
         return f"{shown_path(self.file)}:{self.line}" if self.file != BUILTIN else str(BUILTIN)
@@ -81,7 +82,7 @@ class Config:
     @staticmethod
     def _origin(layer: Layer, node: Any, key: Any) -> Origin:
         line, col = position(node, key, of_value=True)
-        return Origin(layer.path, line, col)
+        return Origin(layer.path, line, col, position(node, key)[1])
 
     @staticmethod
     def _value(layer: Layer, path: list[Any], value: Any) -> Any:
@@ -221,6 +222,7 @@ class Config:
                 origin = self._origins[("compute-targets", name, "service")]
                 problems.append(Problem(origin.file, origin.line, origin.col,
                                         f"`service: {target['service']}` in compute-targets.{name} is a {service.get('type')} record; a target's service must be local, docker, or a singularity/aml record"))
+        problems += self._service_problems()
         registries = {n: r for n, r in self.services.items() if r.get("type") == "registry"}
         for name, docker in self.dockers.items():
             check("dockers", name, "registry", docker.get("registry") or None, registries, "registry record (type: registry)")
@@ -230,16 +232,35 @@ class Config:
             check("general", "", "store", store, storages, "storage record")
         return problems
 
+    def _service_problems(self) -> list[Problem]:
+        """What only the merged record shows: a missing `type` or required key, or a key of another type."""
+        problems = []
+        for name, record in self.services.items():
+            first = self._defined_in[("external-services", name)][0]
+            line, col = locate(first.doc, [_find_key(first.doc, "external-services"), name])
+            kind = record.get("type")
+            if kind not in schema.SERVICE_FIELDS:
+                if kind is None:
+                    problems.append(Problem(first.path, line, col, f"`external-services.{name}` needs `type` (one of: {', '.join(schema.SERVICE_TYPES)})"))
+                continue
+            for key in schema.SERVICE_REQUIRED[kind]:
+                if key not in record:
+                    problems.append(Problem(first.path, line, col, f"`external-services.{name}` (type {kind}) needs `{key}`"))
+            allowed = schema.SERVICE_FIELDS[kind]
+            for key in record:
+                if key != "type" and key not in allowed:
+                    origin = self._origins[("external-services", name, key)]
+                    problems.append(Problem(origin.file, origin.line, origin.key_col,
+                                            f"unknown key `{key}` for a {kind} record{suggest(key, allowed)}"))
+        return problems
+
     # -- writing --------------------------------------------------------------------------
     def write_back(self, section: str, name: str, key: str, value: Any) -> Path:
         """Set `key` of a record in the file that defines it, keeping comments, order and quoting."""
         path = self.origin(section, name, key)
         with _file_lock(path):
             text = path.read_text(encoding="utf-8")
-            yaml = yaml_rt()
-            from ruamel.yaml.util import load_yaml_guess_indent
-
-            doc, indent, block_seq_indent = load_yaml_guess_indent(text)
+            yaml = _matching_dumper(text)
             doc = yaml.load(text)
             body = _find(doc, section)
             record = _find(body, name) if section != "general" else body
@@ -247,13 +268,33 @@ class Config:
                 raise ConfigError(Problem(path, 1, 1, f"{section}.{name} is no longer in this file; run the command again"))
             existing = next((k for k in record if schema.canonical_key(str(k)) == key), key)
             record[existing] = value
-            yaml.indent(mapping=indent or 2, sequence=(indent or 2) + (block_seq_indent or 0), offset=block_seq_indent or 0)
-            from io import StringIO
-
-            buffer = StringIO()
-            yaml.dump(doc, buffer)
-            atomic_write(path, buffer.getvalue())
+            atomic_write(path, _dump(yaml, doc))
         return path
+
+
+def _dump(yaml: Any, doc: Any) -> str:
+    from io import StringIO
+
+    buffer = StringIO()
+    yaml.dump(doc, buffer)
+    return buffer.getvalue()
+
+
+def _matching_dumper(text: str) -> Any:
+    """A round-trip YAML whose indentation reproduces `text` exactly (ruamel cannot guess it reliably)."""
+    candidates = [(2, 4, 2), (2, 2, 0), (4, 4, 0), (4, 6, 4), (2, 4, 0), (4, 4, 2)]
+    for mapping, sequence, offset in candidates:
+        yaml = yaml_rt()
+        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+        if _dump(yaml, yaml.load(text)) == text:
+            return yaml
+    yaml = yaml_rt()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _find_key(node: Any, name: str) -> Any:
+    return next((k for k in node if schema.canonical_key(str(k)) == name), name)
 
 
 def _find(node: Any, name: str) -> Any:

@@ -87,11 +87,7 @@ def _explain(layer: Layer, error: Any) -> list[Problem]:
         got = _describe(error.instance)
         return [Problem(layer.path, line, col, f"`{_where(path)}` must be {want}, not {got}")]
     if kind == "required":
-        missing = [k for k in error.validator_value if k not in error.instance]
-        line, col = locate(layer.doc, path)
-        rtype = error.instance.get("type")
-        kind_txt = f" (type {rtype})" if rtype else ""
-        return [Problem(layer.path, line, col, f"`{_where(path)}`{kind_txt} needs `{m}`") for m in missing]
+        return []  # a later layer may add the key: required keys are checked on the merged config
     if kind == "pattern" and key in ("sha256", "base-sha256"):
         return [Problem(layer.path, line, col, f"`{key}` must be `sha256:` followed by 64 hex digits, not `{error.instance}`")]
     if kind == "minimum":
@@ -111,7 +107,16 @@ def _describe(value: Any) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no") or _numeric(value):
+        return f'the quoted text `"{value}"` (drop the quotes)'
     return f"`{value}`"
+
+
+def _numeric(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and (float(value) or True)
+    except ValueError:
+        return False
 
 
 def _check_secrets(layer: Layer) -> list[Problem]:

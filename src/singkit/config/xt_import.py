@@ -69,7 +69,7 @@ def import_xt(path: Path) -> XtImport:
             if canonical not in allowed:
                 skipped.append(f"external-services.{name}.{key}: not used by singkit")
                 continue
-            converted[canonical] = secret(name, canonical, value)
+            converted[canonical] = _typed(allowed[canonical], secret(name, canonical, value))
         if kind == "storage":
             converted.setdefault("container", "singkit")
         services[name] = converted
@@ -77,7 +77,12 @@ def import_xt(path: Path) -> XtImport:
         out["external-services"] = services
 
     out.update(_section(doc, "dockers", schema.DOCKER_FIELDS, skipped, _docker_fix))
-    out.update(_section(doc, "compute-targets", schema.TARGET_FIELDS, skipped, _target_fix))
+    targets = _section(doc, "compute-targets", schema.TARGET_FIELDS, skipped, _target_fix).get("compute-targets", {})
+    runnable = {n for n, r in services.items() if r["type"] in ("singularity", "aml")} | set(schema.BUILTIN_SERVICES)
+    for name in [n for n, t in targets.items() if t.get("service") not in runnable]:
+        skipped.append(f"compute-targets.{name}: its service `{targets.pop(name).get('service')}` is not a Singularity/AML workspace")
+    if targets:
+        out["compute-targets"] = targets
     out.update(_section(doc, "setups", schema.SETUP_FIELDS, skipped, _setup_fix))
     return XtImport(_render(out, path, variables), sorted(set(variables)), skipped)
 
@@ -99,9 +104,18 @@ def _section(doc: dict, section: str, fields: dict, skipped: list[str], fix) -> 
             if canonical not in fields:
                 skipped.append(f"{section}.{name}.{key}: not used by singkit")
                 continue
-            converted[canonical] = value
+            converted[canonical] = _typed(fields[canonical], value)
         records[name] = converted
     return {section: records} if records else {}
+
+
+def _typed(field: dict[str, Any], value: Any) -> Any:
+    """XT often quotes booleans and numbers ("true", "1"); give them the type the schema wants."""
+    if field.get("type") == "boolean" and isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    if field.get("type") == "integer" and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
 
 
 def _docker_fix(key: str, value: Any) -> tuple[str, Any] | None:

@@ -1,0 +1,131 @@
+"""Malformed configs: each mistake is one line `file:line:col: message`, exit 2, no traceback, file untouched."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from clirunner import run_singkit
+
+GOOD = """\
+external-services:
+  reg:
+    type: registry
+    login-server: 127.0.0.1:5000
+    username: me
+    password: $env:REG_PASSWORD
+dockers:
+  py:
+    image: python:3.11
+    registry: reg
+compute-targets:
+  eus:
+    service: local
+    docker: py
+setups:
+  s1:
+    pip: [numpy]
+"""
+
+# (name, config text, expected line, expected col, words the message must contain)
+CASES = [
+    ("bad yaml", "compute-targets:\n  eus: {service: local\n", 3, 1, ["invalid YAML"]),
+    ("bad indent", "dockers:\n  py:\n    image: a\n   registry: b\n", 4, 4, ["invalid YAML", "indentation does not line up"]),
+    ("unknown key", "compute-targets:\n  eus:\n    service: local\n    vm_sise: ND40rs_v2\n", 4, 5, ["unknown key", "`vm_sise`", "did you mean `vm-size`?"]),
+    ("unknown section", "compute_target:\n  eus: {service: local}\n", 1, 1, ["unknown section", "did you mean `compute-targets`?"]),
+    ("wrong type", "compute-targets:\n  eus:\n    service: local\n    nodes: two\n", 4, 12, ["must be an integer", "`two`"]),
+    ("bad enum", "compute-targets:\n  eus:\n    service: local\n    sla: gold\n", 4, 10, ["`gold` is not a valid sla", "`premium`, `standard`, `basic`"]),
+    ("bad service type", "external-services:\n  x:\n    type: philly\n", 3, 11, ["`philly` is not a valid type", "`registry`"]),
+    ("missing required", "external-services:\n  reg:\n    type: registry\n    username: me\n", 2, 3, ["`external-services.reg` (type registry) needs `login-server`"]),
+    ("dangling docker", GOOD.replace("    docker: py", "    docker: pytorhc"), 14, 13, ["names no docker record", "`docker: pytorhc`"]),
+    ("dangling service", GOOD.replace("    service: local", "    service: lokal"), 13, 14, ["names no external service", "did you mean `local`?"]),
+    ("dangling registry", GOOD.replace("    registry: reg", "    registry: regg"), 10, 15, ["names no registry record", "did you mean `reg`?"]),
+    ("duplicate key", "compute-targets:\n  eus:\n    service: local\n    nodes: 1\n    nodes: 2\n", 5, 5, ["duplicate key `nodes`", "first defined on line 4"]),
+    ("literal secret", GOOD.replace("$env:REG_PASSWORD", "hunter2-literal"), 6, 15, ["literal secret", "$env:NAME"]),
+    ("bad env ref", GOOD.replace("$env:REG_PASSWORD", "$env:REG-PASSWORD"), 6, 15, ["not a valid reference"]),
+    ("xt vault", GOOD.replace("$env:REG_PASSWORD", "$vault"), 6, 15, ["`$vault`", "import-xt"]),
+    ("bad sha256", "dockers:\n  py:\n    image: a\n    sha256: abc\n", 4, 13, ["`sha256` must be `sha256:`"]),
+    ("minimum", "compute-targets:\n  eus:\n    service: local\n    nodes: 0\n", 4, 12, ["at least 1"]),
+]
+
+
+def write_project(root: Path, text: str) -> Path:
+    config = root / "configs" / "singkit.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(text)
+    return config
+
+
+@pytest.mark.parametrize("name,text,line,col,words", CASES, ids=[c[0] for c in CASES])
+def test_mistake_is_one_precise_line(tmp_path, name, text, line, col, words):
+    config = write_project(tmp_path, text)
+    before = config.read_bytes()
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"configs/singkit.yaml:{line}:{col}: "), lines[0]
+    for word in words:
+        assert word in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert config.read_bytes() == before
+
+
+def test_every_problem_is_listed(tmp_path):
+    write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: gold\n  b:\n    service: local\n    nodez: 1\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert [ln.split(":")[1] for ln in result.stderr.strip().splitlines()] == ["4", "7"]
+
+
+def test_verbose_shows_traceback(tmp_path):
+    write_project(tmp_path, "compute-targets:\n  a:\n    sla: gold\n")
+    result = run_singkit(["config.validate", "--verbose"], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_missing_env_variable_names_it_and_its_line(tmp_path):
+    write_project(tmp_path, GOOD)
+    result = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"REG_PASSWORD": ""})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "configs/singkit.yaml:6:15: environment variable REG_PASSWORD is not set; "
+        "export REG_PASSWORD=… (the value is never printed)")
+    ok = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"REG_PASSWORD": "s3cret-value"})
+    assert ok.returncode == 0, ok.stderr
+    assert "s3cret-value" not in ok.stderr + ok.stdout
+
+
+def test_mistake_in_user_layer_points_at_that_file(tmp_path):
+    write_project(tmp_path, GOOD)
+    user = tmp_path / "home" / ".config" / "singkit" / "config.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("compute-targets:\n  eus:\n    priority: urgent\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
+    assert result.returncode == 2
+    assert result.stderr.startswith("home/.config/singkit/config.yaml:3:15: `urgent` is not a valid priority")
+
+
+def test_unknown_target_suggests(tmp_path):
+    write_project(tmp_path, GOOD)
+    result = run_singkit(["config.show", "--target=euss"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: no compute target named `euss`; did you mean `eus`?"
+
+
+def test_shipped_config_is_valid():
+    root = Path(__file__).resolve().parents[1]
+    result = run_singkit(["config.validate"], cwd=root, env={"HOME": str(root / "no-such-home")})
+    assert result.returncode == 0, result.stderr
+
+
+def test_overlay_key_checked_against_merged_record_type(tmp_path):
+    write_project(tmp_path, GOOD)
+    user = tmp_path / "home" / ".config" / "singkit" / "config.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("external-services:\n  reg:\n    pasword: x\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "home/.config/singkit/config.yaml:3:5: unknown key `pasword` for a registry record; did you mean `password`?"
