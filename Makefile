@@ -55,7 +55,7 @@ html: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -q $(ARGS)
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit $$?; done
+	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) .singkit reports/*/ dockerfiles/*.Dockerfile

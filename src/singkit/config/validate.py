@@ -71,8 +71,8 @@ def _explain(layer: Layer, error: Any) -> list[Problem]:
         out = []
         for key in extras:
             line, col = locate(layer.doc, [*path, key])
-            section = "section" if not path else f"key in {_where(path)}"
-            out.append(Problem(layer.path, line, col, f"unknown {section} `{key}`{suggest(key, _visible(allowed))}"))
+            what = f"unknown section `{key}`" if not path else f"unknown key `{key}` in {_where(path)}"
+            out.append(Problem(layer.path, line, col, f"{what}{suggest(key, _visible(allowed))}"))
         return out
     line, col = locate(layer.doc, path, of_value=True)
     key = str(path[-1]) if path else "config"
