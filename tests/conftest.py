@@ -104,3 +104,5 @@ def azurite_container(azurite: services.Azurite) -> Iterator[Any]:
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> services.Chromium:
     """Headless Chromium: .path, .args(), .run(*flags), .screenshot(url, png), .dump_dom(url)."""
     return services.find_chromium(tmp_path_factory.mktemp("chromium"))
+
+from azureml_standin.fixtures import azureml_standin  # noqa: E402,F401  (the Azure ML REST stand-in)

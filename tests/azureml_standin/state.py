@@ -1,0 +1,202 @@
+"""What the stand-in remembers: received requests, assets, jobs, logs, faults.
+
+Everything is guarded by one lock because the server answers on many threads
+while the test thread drives transitions.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Optional
+
+# Azure ML job statuses (arm JobStatus); set_status accepts any casing.
+STATUSES = (
+    "NotStarted", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing",
+    "CancelRequested", "Completed", "Failed", "Canceled", "NotResponding", "Paused", "Unknown",
+)
+TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
+_BY_LOWER = {s.lower(): s for s in STATUSES} | {"cancelled": "Canceled", "queue": "Queued"}
+
+
+def canonical_status(status: str) -> str:
+    try:
+        return _BY_LOWER[status.lower()]
+    except KeyError:
+        raise ValueError(f"unknown job status {status!r}; expected one of {', '.join(STATUSES)}") from None
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}+00:00"
+
+
+class Recorded(NamedTuple):
+    """One request as received: unpacks as (method, path, body)."""
+
+    method: str
+    path: str  # without the query string
+    body: Any  # parsed JSON, raw bytes for non-JSON bodies, None when empty
+
+
+@dataclass
+class RequestLog:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    status: int = 0  # what the stand-in answered
+    route: str = ""  # route name, "" when unhandled
+
+
+@dataclass
+class Fault:
+    pattern: re.Pattern
+    status: int
+    remaining: Optional[int]  # None: forever
+    retry_after: Optional[str]
+    body: Optional[dict]
+
+
+@dataclass
+class JobState:
+    name: str
+    body: dict  # the PUT body exactly as the SDK sent it
+    resource: dict  # what GET answers (status is filled in on each read)
+    status: str = "NotStarted"
+    created: float = field(default_factory=time.time)
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    error: Optional[dict] = None
+    logs: dict[str, str] = field(default_factory=dict)  # "user_logs/std_log.txt" -> text
+    script: list[tuple[str, Optional[str]]] = field(default_factory=list)
+    cancel_polls: int = 1  # 202 answers to the cancel poll before the job turns Canceled
+    cancel_requests: int = 0
+
+    @property
+    def properties(self) -> dict:
+        return self.body.get("properties", {})
+
+
+class State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.requests: list[Recorded] = []
+        self.request_log: list[RequestLog] = []
+        self.unhandled: list[str] = []  # "GET /path?query" the stand-in had no route for
+        self.jobs: dict[str, JobState] = {}
+        self.assets: dict[str, dict] = {}  # ARM path (lowercase) -> stored resource
+        self.faults: list[Fault] = []
+        self.cancel_polls_default = 1
+        self.on_log: Optional[Callable[[str, str, str], None]] = None  # (job, file, whole text)
+
+    # --- recording -----------------------------------------------------------
+    def record(self, method: str, path: str, query: dict[str, str], body: Any,
+               headers: dict[str, str]) -> RequestLog:
+        entry = RequestLog(method, path, query, body, headers)
+        with self.lock:
+            self.requests.append(Recorded(method, path, body))
+            self.request_log.append(entry)
+        return entry
+
+    def bodies(self, method: str, path_pattern: str) -> list[Any]:
+        """Bodies of requests whose method matches and whose path matches the regex."""
+        rx = re.compile(path_pattern)
+        with self.lock:
+            return [r.body for r in self.requests if r.method == method and rx.search(r.path)]
+
+    # --- faults --------------------------------------------------------------
+    def fail_next(self, route_pattern: str, status: int, times: Optional[int] = 1,
+                  retry_after: Optional[float] = None, body: Optional[dict] = None) -> None:
+        """Answer ``status`` to the next ``times`` requests matching ``route_pattern``.
+
+        The regex is searched in "METHOD /path" (no query), e.g. ``r"PUT .*/jobs/"``
+        or just ``"/jobs/"``. ``times=None`` fails forever. ``retry_after`` adds a
+        Retry-After header (seconds; fractions allowed, the SDK sleeps that long).
+        """
+        ra = None if retry_after is None else (str(int(retry_after)) if float(retry_after).is_integer()
+                                                 else str(retry_after))
+        with self.lock:
+            self.faults.append(Fault(re.compile(route_pattern), status, times, ra, body))
+
+    def take_fault(self, method: str, path: str) -> Optional[Fault]:
+        key = f"{method} {path}"
+        with self.lock:
+            for fault in self.faults:
+                if fault.pattern.search(key):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    # --- jobs ----------------------------------------------------------------
+    def job(self, name: str) -> JobState:
+        with self.lock:
+            try:
+                return self.jobs[name]
+            except KeyError:
+                raise KeyError(f"the stand-in has no job {name!r}; it has {sorted(self.jobs)}") from None
+
+    def set_status(self, name: str, status: str, error: Optional[str] = None) -> None:
+        """Move a job to ``status`` (any casing: "running", "Completed", "cancelled"...).
+
+        ``error`` (Failed only) becomes the run's error message.
+        """
+        status = canonical_status(status)
+        with self.lock:
+            job = self.job(name)
+            now = time.time()
+            if status in ("Running", "Finalizing") and job.started is None:
+                job.started = now
+            if status in TERMINAL:
+                job.started = job.started or now
+                job.ended = now
+            if status == "Failed":
+                job.error = {"code": "UserError", "message": error or "The job failed (stand-in)."}
+            job.status = status
+
+    def append_log(self, name: str, text: str, file: str = "user_logs/std_log.txt") -> str:
+        """Append ``text`` to one of the job's log files; returns the whole file."""
+        with self.lock:
+            job = self.job(name)
+            job.logs[file] = job.logs.get(file, "") + text
+            if self.on_log is not None:
+                self.on_log(name, file, job.logs[file])
+            return job.logs[file]
+
+    def script(self, name: str, steps: list) -> None:
+        """Queue transitions applied one per status read (job GET, run GET, run details GET).
+
+        Each step is a status, or ``(status, log_text)``. Lets a test watch the SDK's
+        own polling (``jobs.stream``) walk through queued -> running -> completed
+        deterministically, without threads or sleeps.
+        """
+        norm = [(s, None) if isinstance(s, str) else (s[0], s[1]) for s in steps]
+        with self.lock:
+            self.job(name).script.extend((canonical_status(s), t) for s, t in norm)
+
+    def observe(self, name: str) -> Optional[JobState]:
+        """A status read: apply the next scripted step, then return the job."""
+        with self.lock:
+            job = self.jobs.get(name)
+            if job is None:
+                return None
+            if job.script:
+                status, text = job.script.pop(0)
+                if text:
+                    self.append_log(name, text)
+                self.set_status(name, status)
+            return job
+
+    def snapshot(self, name: str) -> JobState:
+        with self.lock:
+            return copy.deepcopy(self.job(name))
