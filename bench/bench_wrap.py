@@ -1,0 +1,159 @@
+"""Benchmark: a no-op `image.wrap` against a fully cached `docker build` of the same Dockerfile.
+
+Goal (issue 3): ratio ≤ 1.0 — skipping an up-to-date image must beat even a cache-hit build.
+Both sides run here, in one run, against the real local engine and a loopback registry
+(the same services the tests use: `bash .ci/services.sh`). The image is a tiny busybox wrap,
+which flatters the cached build: a real CUDA image has more layers to check, the no-op the same
+few registry requests.
+
+    .venv/bin/python bench/bench_wrap.py [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' service helpers: one way to start services
+GOAL = 1.0
+
+
+def timed(fn, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    import docker_services
+    import images_helpers as helpers
+    import services
+
+    try:
+        client = docker_services.docker_connect()
+    except BaseException as skip:  # pytest's Skipped: no engine here
+        print(f"SKIP bench_wrap: {skip}")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="bench-wrap-"))
+    registry = None
+    try:
+        registry = services.start_registry(work / "registry")
+        base = docker_services.build_busybox_image(client)
+        docker_services.push_image(client, base.id, registry, "singkit-test/busybox", "1")
+        standins = helpers.make_standins(client, base.id, registry)
+        project = work / "project"
+        helpers.write_project(project, helpers.project_yaml(registry_host=registry.host, standins=standins,
+                                                            wrapped="bench/wrapped:1"))
+        return measure(client, project, helpers, args.repeat)
+    finally:
+        docker_services.docker_cleanup(client)
+        if registry is not None:
+            registry.stop()
+        client.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(client, project: Path, helpers, repeat: int) -> int:
+    from singkit.config import load_config
+    from singkit.environment import Environment
+    from singkit.images import wrap
+    from singkit.images.build import context_tar
+    from singkit.images.render import plan
+
+    docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    environ = helpers.environ(project, docker_host)
+
+    def env() -> Environment:
+        return Environment(project_root=project, environ=environ, stdout=io.StringIO(), stderr=io.StringIO())
+
+    start = time.perf_counter()
+    first = wrap(env(), load_config(env()), "tiny")
+    full_wrap = time.perf_counter() - start
+    assert first.status == "wrapped", first
+
+    def noop_library() -> None:
+        e = env()
+        assert wrap(e, load_config(e), "tiny").status == "up to date"
+
+    def noop_cli() -> None:
+        proc = helpers.run_cli(project, environ, "image.wrap", "--docker=tiny")
+        assert proc.returncode == 0 and "up to date" in proc.stderr, proc.stderr
+
+    # The same Dockerfile, tag and labels the wrap built, through the same engine API.
+    e = env()
+    rendered = plan(e, load_config(e), "tiny")
+    dockerfile = project / "dockerfiles" / "tiny.Dockerfile"
+    empty = project / "empty-context"
+    empty.mkdir(exist_ok=True)
+
+    def cached_sdk() -> None:
+        events = list(client.api.build(fileobj=context_tar(rendered.text), custom_context=True,
+                                       tag=rendered.image.tagged, labels=rendered.labels, rm=True, decode=True))
+        text = "".join(ev.get("stream", "") for ev in events)
+        assert "error" not in str(events[-1]) and text.count("Using cache") >= 6, text
+
+    def cli_build(buildkit: str):
+        docker = shutil.which("docker", path="/usr/bin") or shutil.which("docker")
+
+        def run() -> None:
+            # BuildKit's RUN wants a network; this engine runs with --bridge=none
+            network = ["--network", "none"] if buildkit == "1" else []
+            proc = subprocess.run([docker, "build", "-q", *network, "-f", str(dockerfile), "-t", rendered.image.tagged,
+                                   *sum((["--label", f"{k}={v}"] for k, v in rendered.labels.items()), []), str(empty)],
+                                  env={**os.environ, "DOCKER_BUILDKIT": buildkit}, capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+        return run
+
+    def cli_startup() -> None:
+        proc = helpers.run_cli(project, environ, "--list")
+        assert proc.returncode == 0, proc.stderr
+
+    rows = {
+        "noop": "no-op image.wrap, library call (config load + registry check)",
+        "sdk": "cached build through the engine API (classic builder, as image.build)",
+        "cli": "no-op `python -m singkit image.wrap` (command line)",
+        "startup": "`python -m singkit --list` (command-line start-up alone)",
+        "classic": "cached `docker build` (classic builder)",
+        "buildkit": "cached `docker build` (BuildKit)",
+    }
+    fns = {"noop": noop_library, "sdk": cached_sdk, "cli": noop_cli, "startup": cli_startup,
+           "classic": cli_build("0"), "buildkit": cli_build("1")}
+    results = {}
+    for key, fn in fns.items():
+        fn()  # warm-up: fills BuildKit's own cache, loads files into the page cache
+        results[key] = statistics.median(timed(fn, repeat))
+
+    from tabulate import tabulate
+
+    print(f"bench_wrap: median of {repeat} runs each; the first, full wrap (build, validate, push, pin) took {full_wrap:.2f} s")
+    print(tabulate([(rows[k], f"{v * 1000:.0f} ms") for k, v in results.items()], headers=["what", "median"],
+                   tablefmt="github"))
+    library = results["noop"] / results["sdk"]
+    docker_cli = min(results["classic"], results["buildkit"])
+    command_line = results["cli"] / docker_cli
+    print(f"ratio (goal ≤ {GOAL:.1f}) no-op wrap / cached build, both through the API: {library:.2f}  "
+          f"{'met' if library <= GOAL else 'MISSED'}")
+    print(f"ratio, command lines: `singkit image.wrap` / fastest cached `docker build`: {command_line:.2f}  "
+          f"{'met' if command_line <= GOAL else 'MISSED'} (Python + invoke start-up alone is "
+          f"{results['startup'] / docker_cli:.2f} of the build)")
+    return 0 if library <= GOAL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Pushing the wrapped image to the record's registry; the digest is the registry's own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from singkit.exceptions import ServiceError, SingkitError, UsageError
+from singkit.images.audit import audit
+from singkit.images.engine import connect, engine_error, has_image
+from singkit.images.progress import LayerProgress
+from singkit.images.refs import Reference
+from singkit.images.registry import Credentials, auth_config, client_for, credentials_for
+from singkit.images.render import Rendered, wrapped_image
+
+
+def push(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, client: Any = None) -> str:
+    """Push the built image with the registry record's credentials; return the registry's digest."""
+    import docker
+    import requests
+
+    ref = rendered.image if rendered else wrapped_image(cfg, name)
+    if not cfg.docker(name).get("registry"):
+        raise UsageError(f"dockers.{name} names no registry to push to; add `registry: <a type: registry record>`")
+    client = client or connect(env)
+    if not has_image(client, ref.tagged):
+        raise SingkitError(f"no local image {ref.tagged}; run `invoke image.build --docker={name}` first")
+    creds = credentials_for(cfg, ref.registry_host)
+    env.err(f"push {ref.tagged}")
+    progress = LayerProgress(env, "push")
+    stream_digest = None
+    try:
+        for event in client.api.push(ref.name, tag=ref.tag, stream=True, decode=True,
+                                     auth_config=auth_config(env, creds)):
+            if "error" in event or "errorDetail" in event:
+                message = str(event.get("error") or (event.get("errorDetail") or {}).get("message"))
+                raise push_error(ref, creds, message)
+            progress.update(event)
+            stream_digest = (event.get("aux") or {}).get("Digest") or stream_digest
+    except docker.errors.APIError as error:
+        raise push_error(ref, creds, str(error.explanation or error)) from None
+    except requests.exceptions.ConnectionError as error:
+        raise engine_error(env, error) from None
+    # Trust the registry, not the stream: what it serves under the tag is what jobs will pull.
+    digest = client_for(env, cfg, ref).digest(ref)
+    if digest is None:
+        raise SingkitError(f"registry {ref.registry_host} does not list {ref.tagged} after the push; push again")
+    if stream_digest and stream_digest != digest:
+        env.err(f"note: the push reported {stream_digest}, the registry serves {digest}; pinning the registry's")
+    env.err(f"pushed {ref.tagged} ({digest})")
+    audit(env, "push", docker=name, image=ref.tagged, digest=digest)
+    return digest
+
+
+def push_error(ref: Reference, creds: Credentials, message: str) -> SingkitError:
+    lowered = message.lower()
+    if any(m in lowered for m in ("unauthorized", "authentication required", "denied", "forbidden", "no basic auth")):
+        return ServiceError(f"registry {ref.registry_host} refused {creds.describe()} pushing {ref.tagged}; check them")
+    if any(m in lowered for m in ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable")):
+        return ServiceError(f"registry {ref.registry_host} is unreachable pushing {ref.tagged}; check that it runs and that login-server is right")
+    return SingkitError(f"push of {ref.tagged} failed: {' '.join(message.split())[:300]}")

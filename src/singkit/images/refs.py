@@ -1,0 +1,147 @@
+"""Image references (`host/repo:tag@sha256:…`) and the ones a docker record stands for.
+
+Pure string work, no I/O: render, build, push and the job backends all agree on what
+`image:` plus `registry:` mean through this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+WRAPPED_SUFFIX = "-sing"
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed image reference. `host` is "" for Docker Hub, as people write it."""
+
+    host: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Reference":
+        text = text.strip()
+        if not text or any(c.isspace() for c in text):
+            raise ValueError(f"`{text}` is not an image reference (host/name:tag)")
+        name, _, digest = text.partition("@")
+        host, slash, rest = name.partition("/")
+        # Docker's rule: the first component is a registry host only if it looks like one.
+        if not slash or not ("." in host or ":" in host or host == "localhost" or host != host.lower()):
+            host, rest = "", name
+        tag = None
+        last = rest.rsplit("/", 1)[-1]
+        if ":" in last:
+            rest, tag = rest.rsplit(":", 1)
+            if not tag:
+                rest = ""
+        if not rest or (digest and not _DIGEST.match(digest)):
+            raise ValueError(f"`{text}` is not an image reference (host/name:tag or name@sha256:<64 hex>)")
+        return cls(host, rest, tag or None, digest or None)
+
+    @property
+    def name(self) -> str:
+        """host/repository, without tag or digest."""
+        return f"{self.host}/{self.repository}" if self.host else self.repository
+
+    @property
+    def registry_host(self) -> str:
+        return self.host or DOCKER_HUB
+
+    @property
+    def api_host(self) -> str:
+        """Where the registry v2 API answers (Docker Hub's differs from its name)."""
+        return DOCKER_HUB_API if self.registry_host in (DOCKER_HUB, "index.docker.io") else self.registry_host
+
+    @property
+    def api_repository(self) -> str:
+        if self.registry_host in (DOCKER_HUB, "index.docker.io") and "/" not in self.repository:
+            return f"library/{self.repository}"
+        return self.repository
+
+    @property
+    def tagged(self) -> str:
+        return f"{self.name}:{self.tag or 'latest'}"
+
+    def pinned(self, digest: str | None = None) -> str:
+        """`name@sha256:…` with the given digest (or this reference's own)."""
+        digest = normalize_digest(digest or self.digest)
+        if not digest:
+            raise ValueError(f"{self} carries no digest")
+        return f"{self.name}@{digest}"
+
+    def with_digest(self, digest: str | None) -> "Reference":
+        return replace(self, digest=normalize_digest(digest))
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def normalize_digest(value: Any) -> str | None:
+    """`sha256:<hex>` for either spelling a config may hold (`<hex>` or `sha256:<hex>`)."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if _HEX.match(text):
+        return f"sha256:{text}"
+    if _DIGEST.match(text):
+        return text
+    raise ValueError(f"`{value}` is not a sha256 digest (sha256:<64 hex digits>)")
+
+
+def login_server(service: dict[str, Any] | None) -> str:
+    """host[:port] of a registry record, however its login-server was written."""
+    if not service:
+        return ""
+    server = str(service.get("login-server") or "").strip()
+    for scheme in ("https://", "http://"):
+        if server.startswith(scheme):
+            server = server[len(scheme):]
+    return server.rstrip("/")
+
+
+def _in_registry(image: str, server: str) -> Reference:
+    if server and not image.startswith(server + "/"):
+        image = f"{server}/{image}"
+    return Reference.parse(image)
+
+
+def base_reference(record: dict[str, Any], registry: dict[str, Any] | None) -> Reference:
+    """The record's own image (`image:` in `registry:`), as the record names it."""
+    return _in_registry(str(record["image"]), login_server(registry))
+
+
+def wrapped_reference(record: dict[str, Any], registry: dict[str, Any] | None) -> Reference:
+    """Where the wrapped image goes: `wrapped-image:` or `<image>` with `-sing` added to its tag."""
+    if record.get("wrapped-image"):
+        ref = _in_registry(str(record["wrapped-image"]), login_server(registry))
+    else:
+        base = base_reference(record, registry)
+        ref = replace(base, tag=f"{base.tag or 'latest'}{WRAPPED_SUFFIX}", digest=None)
+    return replace(ref, tag=ref.tag or "latest", digest=None)
+
+
+def target_reference(record: dict[str, Any], registry: dict[str, Any] | None) -> Reference:
+    """The image a job runs: the wrapped one when `sing-wrap: true`, else the record's own."""
+    return wrapped_reference(record, registry) if record.get("sing-wrap") else base_reference(record, registry)
+
+
+def pinned_reference(cfg: Any, name: str) -> str:
+    """What a job should pull for docker record `name`: `host/repo@sha256:…` once pinned, else the tag."""
+    record = cfg.docker(name)
+    registry = cfg.service(record["registry"]) if record.get("registry") else None
+    ref = target_reference(record, registry)
+    digest = normalize_digest(record.get("sha256"))
+    return ref.pinned(digest) if digest else ref.tagged

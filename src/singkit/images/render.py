@@ -1,0 +1,315 @@
+"""Rendering the wrap Dockerfile of a docker record, and the hash of everything it is made of.
+
+`render_dockerfile` and `inputs_hash` are pure; `plan` adds the one outside fact a render
+needs (the base image's digest, from its registry — never from the Docker Engine) and
+`render` writes dockerfiles/<docker>.Dockerfile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import ConfigError, Problem, UsageError
+from singkit.images.refs import Reference, base_reference, normalize_digest, wrapped_reference
+
+TEMPLATE_NAME = "wrap.Dockerfile.j2"
+INPUTS_LABEL = "singkit.inputs-hash"
+DOCKER_LABEL = "singkit.docker"
+BASE_LABEL = "singkit.base"  # the pinned base, so image.pin can record base-sha256 later
+VALIDATOR_SCRIPT = "/opt/microsoft/_singularity/validations/validator.sh"
+OUTPUT_KEYS = frozenset({"sha256", "base-sha256", "name"})  # what a wrap writes, not what it reads
+HASH_FORMAT = 1  # bump when the meaning of the hash changes, so every image rebuilds once
+
+# A post-sing-steps entry is a Dockerfile line: it must start with one of these.
+INSTRUCTIONS = frozenset("""ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL MAINTAINER
+    ONBUILD RUN SHELL STOPSIGNAL USER VOLUME WORKDIR""".split())
+
+
+def builtin_template_dir() -> Path:
+    """templates/ of the singkit checkout; singkit/data/templates in an installed wheel."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[3] / "templates", here.parents[1] / "data" / "templates"):
+        if (candidate / TEMPLATE_NAME).is_file():
+            return candidate
+    raise UsageError(f"singkit's {TEMPLATE_NAME} is missing from {here.parents[3] / 'templates'}; reinstall singkit")
+
+
+def render_dockerfile(values: dict[str, Any], template: Path | None = None,
+                      builtin_dir: Path | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """The Dockerfile body for `values`, and (name, source) of every template used, in load order.
+
+    `template` is a user template that may `{% extends "wrap.Dockerfile.j2" %}`; that name always
+    means singkit's own template, so a user file of the same name cannot extend itself.
+    """
+    import jinja2
+
+    builtin_dir = builtin_dir or builtin_template_dir()
+    loaded: list[tuple[str, str]] = []
+
+    class RecordingLoader(jinja2.FileSystemLoader):
+        def get_source(self, environment: jinja2.Environment, name: str) -> tuple[str, str, Any]:
+            source, filename, uptodate = super().get_source(environment, name)
+            loaded.append((filename, source))
+            return source, filename, uptodate
+
+    search = [builtin_dir] + ([template.parent] if template else [])
+    environment = jinja2.Environment(
+        loader=RecordingLoader([str(p) for p in search]), undefined=jinja2.StrictUndefined,
+        autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    try:
+        if template is not None:
+            with open(template, encoding="utf-8") as handle:
+                source = handle.read()
+            loaded.append((str(template), source))
+            compiled = environment.from_string(source)
+            compiled.filename = str(template)
+        else:
+            compiled = environment.get_template(TEMPLATE_NAME)
+        body = compiled.render(**values)
+    except jinja2.TemplateSyntaxError as error:
+        raise ConfigError(Problem(error.filename or str(template), error.lineno or 0, 1,
+                                  f"template syntax: {error.message}")) from None
+    except jinja2.TemplateNotFound as error:
+        raise ConfigError(Problem(str(template), 1, 1, f"template `{error.name}` not found; "
+                                  f"extend \"{TEMPLATE_NAME}\" or a file beside this one")) from None
+    except jinja2.UndefinedError as error:
+        file, line = _template_line(error, [name for name, _ in loaded])
+        names = ", ".join(sorted(values))
+        raise ConfigError(Problem(file or str(template or builtin_dir / TEMPLATE_NAME), line, 1 if line else 0,
+                                  f"template uses an unknown variable: {error.message}; known: {names}")) from None
+    # Blank runs left by block tags are noise in the rendered file.
+    lines = body.splitlines()
+    tidy = [line for i, line in enumerate(lines) if line.strip() or (i and lines[i - 1].strip())]
+    return "\n".join(tidy).strip("\n") + "\n", loaded
+
+
+def _template_line(error: BaseException, files: list[str]) -> tuple[str | None, int]:
+    """Where in a template an error happened: jinja puts template lines into the traceback."""
+    import traceback
+
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename in files or frame.filename.endswith(".j2"):
+            return frame.filename, frame.lineno or 0
+    return None, 0
+
+
+def check_post_steps(steps: list[Any]) -> list[str]:
+    """One message per entry that is not a Dockerfile line (an instruction or a comment)."""
+    problems = []
+    for i, step in enumerate(steps):
+        text = str(step).strip()
+        if not text or text.startswith("#"):
+            continue
+        word = text.split(None, 1)[0].upper()
+        if word not in INSTRUCTIONS:
+            hint = "FROM starts a new stage; wrap a different image instead" if word == "FROM" else f"write `RUN {text}`"
+            problems.append(f"post-sing-steps[{i}] `{_short(text)}` is not a Dockerfile line; {hint}")
+    return problems
+
+
+def inputs_hash(*, templates: list[tuple[str, str]], record: dict[str, Any], base_pinned: str, installer: str,
+                validator: str, accelerator: str, post_steps: list[str], build_args: dict[str, str]) -> str:
+    """sha256 over every input of the wrapped image; the build stores it as a label.
+
+    The template sources plus the whole record (all a template can read) determine the
+    Dockerfile, so the hash needs no rendering: an up-to-date check never loads jinja2.
+    """
+    payload = {
+        "format": HASH_FORMAT,
+        "templates": [hashlib.sha256(source.encode()).hexdigest() for _, source in templates],
+        "record": {k: v for k, v in record.items() if k not in OUTPUT_KEYS},
+        "base": base_pinned,
+        "installer": installer,
+        "validator": validator,
+        "accelerator": accelerator,
+        "post-sing-steps": [str(s) for s in post_steps],
+        "build-args": {str(k): str(v) for k, v in sorted(build_args.items())},
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A docker record made concrete: what to build, from what, and where it goes."""
+
+    docker: str
+    text: str | None  # the whole Dockerfile, header included (None: planned without rendering)
+    inputs_hash: str
+    image: Reference  # the wrapped image (tag), built and pushed under this name
+    base: Reference  # base image as the record names it, digest filled in
+    installer: str
+    validator: str
+    accelerator: str
+    path: Path
+    build_args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {INPUTS_LABEL: self.inputs_hash, DOCKER_LABEL: self.docker, BASE_LABEL: self.base.pinned()}
+
+
+def origin_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
+    """A Problem at `dockers.<name>.<key>` (else the record's `image:`) in whichever file set it."""
+    for k in (key, "image"):
+        where = cfg.where("dockers", name, k) if hasattr(cfg, "where") else None
+        if where is not None:
+            return Problem(where.file, where.line, where.col, message)
+    return Problem("<config>", 0, 0, f"dockers.{name}: {message}")
+
+
+def registry_record(cfg: Any, record: dict[str, Any]) -> dict[str, Any] | None:
+    return cfg.service(record["registry"]) if record.get("registry") else None
+
+
+def wrapped_record(cfg: Any, name: str) -> dict[str, Any]:
+    """dockers.<name>, refusing a record that is used as it is (`sing-wrap: false`)."""
+    record = cfg.docker(name)
+    if not record.get("sing-wrap"):
+        raise UsageError(f"dockers.{name} has sing-wrap: false, so its image is used as it is and there is "
+                         f"nothing to render, build, validate or push; set `sing-wrap: true` to wrap it "
+                         f"(image.pin and image.wrap pin it as is)")
+    return record
+
+
+def wrapped_image(cfg: Any, name: str) -> Reference:
+    """The tag the wrapped image of dockers.<name> is built and pushed under (no I/O)."""
+    record = wrapped_record(cfg, name)
+    try:
+        return wrapped_reference(record, registry_record(cfg, record))
+    except ValueError as error:
+        raise ConfigError(origin_problem(cfg, name, "image", str(error))) from None
+
+
+def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text: bool = True) -> Rendered:
+    """Render docker record `name` in memory; the base digest is asked of its registry unless given.
+
+    text=False computes everything but the Dockerfile text when that needs no template engine
+    (no user template): what the up-to-date check needs, without loading jinja2.
+    """
+    record = wrapped_record(cfg, name)
+    registry = registry_record(cfg, record)
+    try:
+        base = base_reference(record, registry)
+        image = wrapped_reference(record, registry)
+    except ValueError as error:
+        raise ConfigError(origin_problem(cfg, name, "image", str(error))) from None
+    problems = [origin_problem(cfg, name, "post-sing-steps", m) for m in check_post_steps(record["post-sing-steps"])]
+    refs: dict[str, str] = {}
+    for key in ("installer-image", "validator-image"):
+        refs[key] = str(record[key])
+        try:
+            Reference.parse(refs[key])
+        except ValueError as error:
+            problems.append(origin_problem(cfg, name, key, str(error)))
+    build_args = {str(k): str(v) for k, v in (record.get("build-args") or {}).items()}
+    for key, value in build_args.items():
+        if value.startswith("$env:"):
+            problems.append(origin_problem(cfg, name, "build-args",
+                                           f"build-args.{key} is a secret reference; build args are stored in the image's history, pass secrets at run time instead"))
+    template = None
+    if record.get("template"):
+        template = _find_template(env, cfg, name, str(record["template"]), problems)
+    if problems:
+        raise ConfigError(problems)
+
+    digest = normalize_digest(base.digest or base_digest)
+    if digest is None:
+        from singkit.images.registry import client_for
+
+        digest = client_for(env, cfg, base).digest(base)
+        if digest is None:
+            raise ConfigError(origin_problem(cfg, name, "image", f"base image {base} is not in registry {base.registry_host}; "
+                                                                 f"push it there or fix `image:`"))
+    base = base.with_digest(digest)
+    values = {
+        "docker": name, "record": record, "base": base.tagged if base.tag else base.name,
+        "base_pinned": base.pinned(), "installer": refs["installer-image"], "validator": refs["validator-image"],
+        "accelerator": str(record["accelerator"]), "post_sing_steps": [str(s) for s in record["post-sing-steps"]],
+        "build_args": build_args,
+    }
+    body = None
+    if text or template is not None:  # a user template's includes are known only by rendering it
+        body, sources = render_dockerfile(values, template)
+    else:
+        builtin = builtin_template_dir() / TEMPLATE_NAME
+        sources = [(str(builtin), builtin.read_bytes().decode("utf-8"))]  # as jinja's loader reads it
+    digest_of_inputs = inputs_hash(templates=sources, record=record, base_pinned=values["base_pinned"],
+                                   installer=values["installer"], validator=values["validator"],
+                                   accelerator=values["accelerator"], post_steps=values["post_sing_steps"],
+                                   build_args=build_args)
+    path = env.project_root / "dockerfiles" / f"{name}.Dockerfile"
+    full = _header(env, cfg, name, digest_of_inputs, image, path) + body if body is not None else None
+    return Rendered(name, full, digest_of_inputs, image, base, values["installer"], values["validator"],
+                    values["accelerator"], path, build_args)
+
+
+def dockerfile_current(rendered: Rendered) -> bool:
+    """Whether dockerfiles/<docker>.Dockerfile already says these inputs (its header names the hash)."""
+    try:
+        with open(rendered.path, encoding="utf-8") as handle:
+            head = [handle.readline() for _ in range(8)]
+    except OSError:
+        return False
+    return f"# inputs: {rendered.inputs_hash}\n" in head
+
+
+def write_dockerfile(rendered: Rendered) -> bool:
+    """Write the rendered file unless it already says exactly this; True if it was written."""
+    from singkit.fsutil import atomic_write
+
+    if rendered.text is None:
+        raise ValueError("planned with text=False: plan again with text=True to write the Dockerfile")
+    try:
+        if rendered.path.read_text(encoding="utf-8") == rendered.text:
+            return False
+    except OSError:
+        pass
+    atomic_write(rendered.path, rendered.text)
+    return True
+
+
+def render(env: Any, cfg: Any, name: str, *, base_digest: str | None = None) -> Rendered:
+    """plan + write dockerfiles/<name>.Dockerfile. Needs the base's registry, not the engine."""
+    rendered = plan(env, cfg, name, base_digest=base_digest)
+    write_dockerfile(rendered)
+    return rendered
+
+
+def _header(env: Any, cfg: Any, name: str, digest: str, image: Reference, path: Path) -> str:
+    where = cfg.where("dockers", name, "image") if hasattr(cfg, "where") else None
+    origin = f" ({_relative(env, Path(where.file))}:{where.line})" if where else ""
+    return (f"# {_relative(env, path)}: generated by `singkit image.render`. Do not edit: change the docker\n"
+            f"# record or its template, then render again.\n"
+            f"# record: dockers.{name}{origin}\n"
+            f"# image:  {image}\n"
+            f"# inputs: {digest}\n\n")
+
+
+def _find_template(env: Any, cfg: Any, name: str, value: str, problems: list[Problem]) -> Path | None:
+    path = Path(value).expanduser()
+    candidates = [path] if path.is_absolute() else [env.project_root / path]
+    where = cfg.where("dockers", name, "template") if hasattr(cfg, "where") else None
+    if where is not None and not path.is_absolute():
+        candidates.append(Path(where.file).parent / path)  # relative to the config file that says it
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    problems.append(origin_problem(cfg, name, "template", f"template `{value}` not found (looked in {', '.join(str(c.parent) for c in candidates)})"))
+    return None
+
+
+def _relative(env: Any, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path(env.project_root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,95 @@
+"""`image` tasks: render, build, validate, push, pin and wrap a docker record's image.
+
+Thin: parse, call singkit.images, print. Data (paths, pinned references) goes to stdout,
+progress to stderr. singkit.images is imported inside the tasks so `invoke --list` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from singkit.exceptions import UsageError
+from singkit.tasks._edge import task
+
+DOCKER_HELP = "name of a record under `dockers:` in configs/ (Make: DOCKER=name)"
+
+
+def _load(env: Any, docker: str | None) -> tuple[Any, str]:
+    from singkit.config import load_config
+
+    cfg = load_config(env)
+    name = (docker or "").strip()
+    if name.lower().startswith("docker="):  # `invoke image.wrap --docker=DOCKER=x` from a Make slip
+        name = name.split("=", 1)[1]
+    if not name:
+        known = ", ".join(sorted(cfg.dockers)) or "none defined yet"
+        raise UsageError(f"no docker record given: pass --docker=NAME (records: {known})")
+    cfg.docker(name)  # unknown names fail here, with the closest match
+    return cfg, name
+
+
+@task(help={"docker": DOCKER_HELP})
+def render(c, env, docker=None):
+    """Render dockerfiles/<docker>.Dockerfile from templates/wrap.Dockerfile.j2 (no engine needed)."""
+    from singkit.images.render import render as render_image
+
+    cfg, name = _load(env, docker)
+    rendered = render_image(env, cfg, name)
+    env.err(f"rendered {rendered.image.tagged} (inputs {rendered.inputs_hash})")
+    env.out(str(rendered.path))
+
+
+@task(help={"docker": DOCKER_HELP, "no-cache": "build every step again instead of reusing cached layers"})
+def build(c, env, docker=None, no_cache=False):
+    """Render and build the wrapped image through the Docker Engine API; progress on stderr."""
+    from singkit.images.build import build as build_image
+
+    cfg, name = _load(env, docker)
+    result = build_image(env, cfg, name, no_cache=no_cache)
+    env.out(result.tag)
+
+
+@task(help={"docker": DOCKER_HELP})
+def validate(c, env, docker=None):
+    """Run the Singularity validator in the built image, in a container with no network."""
+    from singkit.images.validate import validate as validate_image
+
+    cfg, name = _load(env, docker)
+    validate_image(env, cfg, name)
+
+
+@task(help={"docker": DOCKER_HELP})
+def push(c, env, docker=None):
+    """Push the built image with the registry record's credentials; prints name@sha256:…."""
+    from singkit.images.push import push as push_image
+    from singkit.images.render import wrapped_image
+
+    cfg, name = _load(env, docker)
+    digest = push_image(env, cfg, name)
+    env.out(wrapped_image(cfg, name).pinned(digest))
+
+
+@task(help={"docker": DOCKER_HELP})
+def pin(c, env, docker=None):
+    """Write the registry's digest into `sha256:` of the record, in the YAML file that defines it."""
+    from singkit.images.pin import pin as pin_image
+    from singkit.images.render import plan
+
+    cfg, name = _load(env, docker)
+    expect = plan(env, cfg, name).inputs_hash if cfg.docker(name).get("sing-wrap") else None
+    result = pin_image(env, cfg, name, expect_inputs=expect)
+    if not result.file:
+        env.err(f"dockers.{name} already pinned to {result.digest}")
+    env.out(result.reference)
+
+
+@task(help={"docker": DOCKER_HELP, "force": "build even when the registry's image is up to date",
+            "no-cache": "with a build, build every step again", "json": "print the result as JSON on stdout"})
+def wrap(c, env, docker=None, force=False, no_cache=False, json_=False):
+    """Render, build, validate, push and pin — or say "up to date" when the registry has these inputs."""
+    from singkit.images.wrap import wrap as wrap_image
+
+    cfg, name = _load(env, docker)
+    result = wrap_image(env, cfg, name, force=force, no_cache=no_cache)
+    env.out(json.dumps(result.as_json()) if json_ else result.reference)
