@@ -129,3 +129,12 @@ def test_overlay_key_checked_against_merged_record_type(tmp_path):
     result = run_singkit(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
     assert result.returncode == 2
     assert result.stderr.strip() == "home/.config/singkit/config.yaml:3:5: unknown key `pasword` for a registry record; did you mean `password`?"
+
+
+def test_a_config_that_passed_once_is_checked_again_after_an_edit(tmp_path):
+    config = write_project(tmp_path, GOOD)
+    assert run_singkit(["config.validate"], cwd=tmp_path).returncode == 0
+    assert list((tmp_path / ".cache" / "singkit" / "validated").iterdir())  # the pass was remembered
+    config.write_text(GOOD.replace("service: local", "service: local\n    sla: gold"))
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2 and "`gold` is not a valid sla" in result.stderr

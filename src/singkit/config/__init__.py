@@ -26,17 +26,17 @@ def config_files(env: Environment) -> list[tuple[Path, bool]]:
 
 def load_config(env: Environment) -> Config:
     """Read and check every layer; raise one ConfigError that lists every problem found."""
-    from singkit.config.validate import check_layer
-
+    files = config_files(env)
+    seal = _ValidatedSeal(env, files)
     layers: list[Layer] = []
     problems: list[Problem] = []
-    for path, committed in config_files(env):
+    for path, committed in files:
         try:
             layer = read_layer(path, committed)
         except ConfigError as error:
             problems.extend(error.problems)
             continue
-        layer_problems = check_layer(layer)
+        layer_problems = [] if seal.valid else _check(layer)
         problems.extend(layer_problems)
         if not layer_problems:
             layers.append(layer)
@@ -46,4 +46,43 @@ def load_config(env: Environment) -> Config:
     problems = config.reference_problems()
     if problems:
         raise ConfigError(problems)
+    seal.record()
     return config
+
+
+def _check(layer: Layer) -> list[Problem]:
+    from singkit.config.validate import check_layer
+
+    return check_layer(layer)
+
+
+class _ValidatedSeal:
+    """Remembers (in the user's cache folder) the exact layer contents that last passed the
+    schema, so an unchanged config skips loading jsonschema — most of a command's start-up."""
+
+    def __init__(self, env: Environment, files: list[tuple[Path, bool]]):
+        import hashlib
+
+        import json
+
+        from singkit import __version__
+        from singkit.config.schema import json_schema
+
+        digest = hashlib.sha256(__version__.encode() + json.dumps(json_schema(), sort_keys=True).encode())
+        for path, committed in files:
+            digest.update(f"\0{path}\0{committed}\0".encode())
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(b"<unreadable>")
+        cache = env.environ.get("XDG_CACHE_HOME") or str(Path(env.environ.get("HOME", "~")) / ".cache")
+        self.path = Path(cache).expanduser() / "singkit" / "validated" / digest.hexdigest()
+        self.valid = self.path.exists()
+
+    def record(self) -> None:
+        if not self.valid:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.touch()
+            except OSError:
+                pass  # a read-only home only costs the next start-up the full check
