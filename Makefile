@@ -13,7 +13,7 @@ HP     ?=
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup submit wrap monitor status logs cancel list report plot html test bench clean
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html summary errors test bench clean
 
 help:
 	@echo "make setup                      create .venv with singkit and its dev tools"
@@ -22,6 +22,7 @@ help:
 	@echo "make monitor|status|logs|cancel JOB=jobN"
 	@echo "make list                        list jobs"
 	@echo "make report|plot|html JOB=jobN   run table, seaborn plots, HTML page under reports/"
+	@echo "make summary JOB=jobN | make errors [JOB=jobN]   sweep ranking; failed runs by error"
 	@echo "make test | make bench"
 
 setup: $(STAMP)
@@ -51,6 +52,10 @@ plot: $(STAMP)
 	$(INVOKE) report.plot --job=$(JOB) $(ARGS)
 html: $(STAMP)
 	$(INVOKE) report.html --job=$(JOB) $(ARGS)
+summary: $(STAMP)
+	$(INVOKE) report.summary --job=$(JOB) $(ARGS)
+errors: $(STAMP)
+	$(INVOKE) report.errors $(if $(JOB),--job=$(JOB)) $(ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q $(ARGS)

@@ -115,9 +115,9 @@ def test_unknown_target_suggests(tmp_path):
     assert result.stderr.strip() == "error: no compute target named `euss`; did you mean `eus`?"
 
 
-def test_shipped_config_is_valid():
+def test_shipped_config_is_valid(tmp_path):
     root = Path(__file__).resolve().parents[1]
-    result = run_singkit(["config.validate"], cwd=root, env={"HOME": str(root / "no-such-home")})
+    result = run_singkit(["config.validate"], cwd=root, env={"HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
 
 

@@ -1,0 +1,143 @@
+"""Jobs and runs as reports see them: job.yaml joined with each run's folded run.log."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from singkit.environment import Environment
+from singkit.reports import runstate
+from singkit.reports.cache import SummaryCache
+from singkit.reports.source import RunRef, StoreLayout, natural_key
+
+
+@dataclass
+class Run:
+    job: str
+    run: str
+    ref: RunRef
+    spec: dict[str, Any]           # the job's job.yaml (shared by its runs)
+    hparams: dict[str, Any]
+    state: dict[str, Any] | None   # folded run.log; None before the run wrote anything
+    status: str = "queued"
+    started: float | None = None
+    ended: float | None = None
+    duration: float | None = None
+
+    @property
+    def metrics(self) -> dict[str, list]:
+        return self.state["metrics"] if self.state else {}
+
+    @property
+    def cost(self) -> float | None:
+        """price-per-hour × hours × nodes, when the job records a price (Singularity SKUs)."""
+        price = self.spec.get("price-per-hour")
+        if price is None and isinstance(self.spec.get("target"), dict):
+            price = self.spec["target"].get("price-per-hour")
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or self.duration is None:
+            return None
+        target = self.spec.get("target")
+        nodes = self.spec.get("nodes")
+        if nodes is None and isinstance(target, dict):
+            nodes = target.get("nodes")
+        nodes = nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 1
+        return price * self.duration / 3600.0 * nodes
+
+
+@dataclass
+class Job:
+    job: str
+    spec: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def target(self) -> str | None:
+        return target_name(self.spec)
+
+
+def target_name(spec: dict[str, Any]) -> str | None:
+    target = spec.get("target")
+    if isinstance(target, dict):
+        return target.get("name") or target.get("compute")
+    return None if target is None else str(target)
+
+
+def service_name(spec: dict[str, Any]) -> str | None:
+    """job.yaml keeps the resolved service record (a dict with its name) or just a name."""
+    service = spec.get("service")
+    if isinstance(service, dict):
+        return service.get("name") or service.get("type")
+    return None if service is None else str(service)
+
+
+def sku(spec: dict[str, Any]) -> str | None:
+    target = spec.get("target") if isinstance(spec.get("target"), dict) else {}
+    value = spec.get("vm-size") or spec.get("sku") or target.get("vm-size")
+    return None if value is None else str(value)
+
+
+def _spec_runs(job: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """run id -> hparams from job.yaml's `runs:` list (ids may be written as jobN.K or K)."""
+    found: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(spec.get("runs") or [], start=1):
+        if not isinstance(item, dict):
+            continue
+        run = item.get("run", i)
+        run = f"{job}.{run}" if isinstance(run, int) or str(run).isdigit() else str(run)
+        hparams = item.get("hparams")
+        found[run] = dict(hparams) if isinstance(hparams, dict) else {}
+    return found
+
+
+class StoreReader:
+    """Load jobs and runs from a store through the summary cache."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        self.layout = StoreLayout(env.home)
+        self.cache = SummaryCache(self.layout)
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def __enter__(self) -> "StoreReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def job_ids(self, job: str | None = None) -> list[str]:
+        return [self.layout.check_job(job)] if job else self.layout.job_names()
+
+    def load(self, job: str | None = None, now: float | None = None) -> list[Job]:
+        """Every job (or one), each with its runs in natural order, states folded."""
+        now = time.time() if now is None else now
+        names = self.job_ids(job)
+        specs = self.cache.job_specs(names)
+        jobs: list[Job] = []
+        refs: list[RunRef] = []
+        pending: list[tuple[Job, str, dict[str, Any]]] = []
+        for name in names:
+            spec = specs.get(name, {})
+            item = Job(name, spec)
+            jobs.append(item)
+            from_spec = _spec_runs(name, spec)
+            run_ids = list(from_spec)
+            extra = [r for r in self.layout.run_names(name) if r not in from_spec]
+            if extra:  # run folders job.yaml does not list: merge them in natural order
+                run_ids = sorted(run_ids + extra, key=natural_key)
+            for run in run_ids:
+                refs.append(self.layout.run_ref(name, run))
+                pending.append((item, run, from_spec.get(run, {})))
+        states = self.cache.run_states(refs, whole_store=job is None)
+        for (item, run, hparams), ref, state in zip(pending, refs, states):
+            if state and state["hparams"]:
+                hparams = {**hparams, **state["hparams"]}  # what the run logged wins
+            started, ended, duration = runstate.run_times(state, now)
+            item.runs.append(Run(item.job, run, ref, item.spec, hparams, state, runstate.run_status(state),
+                                 started, ended, duration))
+        return jobs
+
+    def runs(self, job: str | None = None) -> list[Run]:
+        return [r for j in self.load(job) for r in j.runs]

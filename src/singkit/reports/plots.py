@@ -1,0 +1,264 @@
+"""Seaborn line plots of a job's metrics: a panel per metric, runs named by their hparams.
+
+Figures are drawn on matplotlib's Agg canvas through the object API (no pyplot state, no GUI
+backend, nothing left open) and written atomically under reports/<job>/. Lines are drawn with
+`errorbar=None` and `estimator=None`: seaborn's bootstrapped confidence interval over a
+million points takes minutes, and aggregated curves and bands are computed here instead.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from singkit.environment import Environment
+from singkit.exceptions import UsageError
+from singkit.fsutil import atomic_write
+from singkit.reports import plotdata, rowsets, tables
+from singkit.reports.model import Run, StoreReader, target_name
+from singkit.reports.prefs import MetricPrefs, metric_prefs
+
+FORMATS = ("png", "svg")
+PANEL_SIZE = (5.0, 3.6)  # inches per metric panel
+
+
+@dataclass
+class PlotOptions:
+    metrics: list[str] | None = None
+    x: str | None = None                  # step (default: general.step-name), time, or a metric
+    break_on: str | None = None           # None, "run", or an hparam: a figure per value
+    aggregate: str | None = None          # mean | median over runs sharing the group hparams
+    group_by: list[str] | None = None     # hparams that define a group (default: the sweep's)
+    band: str | None = None               # std | sem | minmax around the aggregate
+    smooth: float = 0.0                   # EMA weight, 0 = raw
+    layout: str | None = None             # "RxC" panels
+    fmt: str = "png"
+    filters: list[str] | None = None      # run-table filters: plot only the matching runs
+    dpi: int = 100
+
+
+@dataclass
+class PlotFile:
+    path: Path
+    metrics: list[str]
+    lines: list[str] = field(default_factory=list)
+
+
+def report_dir(env: Environment, job: str) -> Path:
+    return env.project_root / "reports" / job
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^\w.=+-]+", "_", text).strip("_") or "_"
+
+
+def parse_layout(layout: str | None, panels: int) -> tuple[int, int]:
+    if not layout:
+        if panels <= 3:
+            return 1, max(panels, 1)
+        cols = math.ceil(math.sqrt(panels))
+        return math.ceil(panels / cols), cols
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", layout)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise UsageError(f"--layout `{layout}`: write ROWSxCOLS, e.g. 2x2")
+    rows, cols = int(match[1]), int(match[2])
+    if rows * cols < panels:
+        raise UsageError(f"--layout {layout} has {rows * cols} panel(s) for {panels} metric(s); "
+                         f"use at least {math.ceil(panels / cols)}x{cols}, or pick metrics with --metrics")
+    return rows, cols
+
+
+def palette(lines: list[plotdata.Line]) -> dict[str, Any]:
+    """A color per legend entry (line.key), in the lines' order."""
+    import seaborn as sns
+
+    firsts = list({line.key: line for line in lines}.values())
+    n = len(firsts)
+    numeric = all(len(line.sort_value or ()) == 1 and line.sort_value[0][0] == 0 for line in firsts)
+    return dict(zip((line.key for line in firsts), _colors(sns, n, numeric)))
+
+
+def _colors(sns: Any, n: int, numeric: bool) -> list[Any]:
+    if numeric and n > 2:  # one numeric hparam (a sweep over lr, say): a sequential palette reads as order
+        return sns.color_palette("viridis", n)
+    if n <= 10:
+        return sns.color_palette("deep", max(n, 1))
+    return sns.color_palette("tab20" if n <= 20 else "husl", n)
+
+
+LEGEND_ROW = 0.2  # inches per legend entry
+
+
+def legend_columns(entries: int, height: float) -> int:
+    return max(1, math.ceil(entries / max(8, int((height - 0.6) / LEGEND_ROW))))
+
+
+def new_figure(rows: int, cols: int, legend_entries: int) -> tuple[Any, list[Any]]:
+    """An Agg figure with a grid of axes in seaborn's whitegrid style, wide enough for the
+    legend beside it and tall enough for at most 4 legend columns."""
+    import seaborn as sns
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    height = PANEL_SIZE[1] * rows + 0.5
+    if legend_columns(legend_entries, height) > 4:
+        height = math.ceil(legend_entries / 4) * LEGEND_ROW + 0.6
+    extra = 0.0 if legend_entries <= 1 else 2.2 * legend_columns(legend_entries, height)
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+        fig = Figure(figsize=(PANEL_SIZE[0] * cols + extra, height), layout="constrained")
+        FigureCanvasAgg(fig)
+        grid = fig.subplots(rows, cols, squeeze=False)
+    return fig, [ax for row in grid for ax in row]
+
+
+def save_figure(fig: Any, path: Path, fmt: str, dpi: int) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Software": "singkit"} if fmt == "png" else None)
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def draw_lines(fig: Any, axes: list[Any], metrics: list[str], lines: list[plotdata.Line], x_label: str,
+               time_scale: float) -> None:
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+
+    colors = palette(lines)
+    for ax, metric in zip(axes, metrics):
+        parts = [line for line in lines if metric in line.xy and line.xy[metric][0].size]
+        if parts:
+            sizes = [line.xy[metric][0].size for line in parts]
+            frame = pd.DataFrame({
+                "x": np.concatenate([line.xy[metric][0] for line in parts]) / time_scale,
+                "y": np.concatenate([line.xy[metric][1] for line in parts]),
+                "line": np.repeat([line.label for line in parts], sizes),
+                "color": np.repeat([line.key for line in parts], sizes),
+            })
+            keys = list(dict.fromkeys(line.key for line in parts))
+            sns.lineplot(data=frame, x="x", y="y", hue="color", hue_order=keys, units="line",
+                         palette={k: colors[k] for k in keys}, estimator=None, errorbar=None,
+                         sort=False, legend=False, linewidth=1.2, ax=ax)
+            for line in parts:
+                if metric in line.band:
+                    bx, lo, hi = line.band[metric]
+                    ax.fill_between(bx / time_scale, lo, hi, color=colors[line.key], alpha=0.2, linewidth=0)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_title(metric)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("")
+    for ax in axes[len(metrics):]:
+        ax.remove()  # unused grid cells: one axis per metric, no empty frames
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line.key] = counts.get(line.key, 0) + 1
+    if len(lines) > 1:
+        handles = [Line2D([], [], color=colors[key], label=f"{key} ({n} runs)" if n > 1 else key)
+                   for key, n in counts.items()]
+        fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False,
+                   ncols=legend_columns(len(handles), fig.get_figheight()))
+
+
+def _time_axis(x: str, data: dict[str, dict[str, tuple]]) -> tuple[str, float]:
+    if x != "time":
+        return x, 1.0
+    span = max((float(xa[-1]) for d in data.values() for xa, _ in d.values() if xa.size), default=0.0)
+    if span > 3 * 3600:
+        return "time (h)", 3600.0
+    if span > 180:
+        return "time (min)", 60.0
+    return "time (s)", 1.0
+
+
+def choose_metrics(runs: list[Run], wanted: list[str] | None, x: str, prefs: MetricPrefs, job: str) -> list[str]:
+    known = [m for m in rowsets.metric_names(runs, prefs) if m != x]
+    if not known:
+        statuses = ", ".join(sorted({r.status for r in runs})) or "no runs"
+        raise UsageError(f"{job} has no metrics to plot yet ({len(runs)} run(s): {statuses})")
+    if not wanted:
+        return known
+    missing = [m for m in wanted if m not in known]
+    if missing:
+        raise UsageError(f"no run of {job} logged {', '.join(missing)}; its metrics are: {', '.join(known)}")
+    return wanted
+
+
+def select_runs(runs: list[Run], filters: list[str] | None, prefs: MetricPrefs) -> list[Run]:
+    if not filters:
+        return runs
+    from singkit.reports.model import Job
+
+    table = rowsets.run_table([Job(runs[0].job, runs[0].spec, runs)] if runs else [], prefs)
+    keep = {row["run"] for row in tables.filter_rows(table, filters).rows}
+    return [r for r in runs if r.run in keep]
+
+
+def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs | None = None) -> list[PlotFile]:
+    """Draw the job's metrics; return the files written (one per --break-on value)."""
+    if opts.fmt not in FORMATS:
+        raise UsageError(f"--format `{opts.fmt}`: choose png or svg")
+    band = opts.band
+    how = opts.aggregate or ("mean" if band else None)  # a band only makes sense around an aggregate
+    if how and band is None:
+        band = "std"
+    plotdata.check_options(how, band, opts.smooth)
+    prefs = prefs or metric_prefs(env)
+    with StoreReader(env) as reader:
+        job = reader.layout.check_job(job)
+        runs = reader.runs(job)
+    runs = select_runs(runs, opts.filters, prefs)
+    if not runs:
+        raise UsageError(f"no runs of {job} to plot" + (" match the filter" if opts.filters else ""))
+    known = {k for r in runs for k in r.hparams}
+    group_by = [k[8:] if k.startswith("hparams.") else k for k in opts.group_by or []]
+    unknown = [k for k in group_by if k not in known]
+    if unknown:
+        raise UsageError(f"--group-by {', '.join(unknown)}: no run has that hparam; hparams are: {', '.join(sorted(known)) or '(none)'}")
+    x = opts.x or prefs.step_name
+    metrics = choose_metrics(runs, opts.metrics, x, prefs, job)
+    steps = sum(r.state["metric_lines"] for r in runs if r.state)
+    if steps > 100_000:  # a few seconds of work: say what is going on
+        env.err(f"{job}: plotting {steps:,} metric lines of {len(runs)} runs ...")
+    data = plotdata.load_series(runs, x, metrics)
+    if opts.x is None and x != "step" and not any(data[r.run] for r in runs):
+        x = "step"  # the configured step-name was not logged: fall back to the line's step
+        data = plotdata.load_series(runs, x, metrics)
+    x_label, scale = _time_axis(x, data)
+    rows, cols = parse_layout(opts.layout, len(metrics))
+    outputs = []
+    break_key = opts.break_on[8:] if opts.break_on and opts.break_on.startswith("hparams.") else opts.break_on
+    for name, members in plotdata.breaks(runs, opts.break_on):
+        if how:
+            keys = group_by or [k for k in plotdata.varying(runs, skip_repeats=True) if k != break_key]
+            lines = plotdata.group_lines(members, data, keys, how, band, opts.smooth)
+        else:
+            lines = plotdata.run_lines(members, data, opts.smooth)
+        lines = [line for line in lines if plotdata.has_points(line)]  # queued, or only NaN so far
+        plotdata.color_by_sweep(lines, members, break_key)
+        lines.sort(key=lambda line: line.sort_value or ())
+        fig, axes = new_figure(rows, cols, len({line.key for line in lines}))
+        draw_lines(fig, axes, metrics, lines, x_label, scale)
+        fig.suptitle(_title(job, members, name, how, opts.smooth), fontsize="medium")
+        stem = f"{job}-metrics" + (f"-{safe_name(name)}" if name else "")
+        path = save_figure(fig, report_dir(env, job) / f"{stem}.{opts.fmt}", opts.fmt, opts.dpi)
+        outputs.append(PlotFile(path, list(metrics), list(dict.fromkeys(line.key for line in lines))))
+    return outputs
+
+
+def _title(job: str, runs: list[Run], name: str, how: str | None, smooth: float) -> str:
+    target = target_name(runs[0].spec) if runs else None
+    fixed = {k: v for k, v in runs[0].hparams.items() if all(r.hparams.get(k) == v for r in runs)} if runs else {}
+    parts = [job + (f" on {target}" if target else ""), name]
+    if fixed and len(runs) > 1:
+        parts.append(plotdata.hparam_label(fixed, list(fixed)))
+    if how:
+        parts.append(f"{how} over runs")
+    if smooth:
+        parts.append(f"EMA {smooth:g}")
+    return " · ".join(p for p in parts if p)

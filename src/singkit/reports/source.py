@@ -1,0 +1,241 @@
+"""The store's on-disk layout, as reports read it. The one place in reports that knows paths.
+
+    $SINGKIT_HOME/events.jsonl                       audit log (JSON lines)
+    $SINGKIT_HOME/jobs/<job>/job.yaml                resolved spec: target, service, runs [{run, hparams}], ...
+    $SINGKIT_HOME/jobs/<job>/runs/<run>/run.log      JSONL events: status, hparams, metrics
+    $SINGKIT_HOME/jobs/<job>/runs/<run>/stdout.log, stderr.log
+
+Writers append to these files while we read, so every JSONL reader here tolerates a torn last
+line (and any other line that is not a JSON object: it is skipped, never fatal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import difflib
+import gc
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import SingkitError, UsageError
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that puts job2 before job10 and job3.2 before job3.10."""
+    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(name))
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run's folder. Paths are plain strings: listing 10,000 runs cannot afford pathlib."""
+    job: str
+    run: str
+    dir: str
+
+    @property
+    def log(self) -> str:
+        return self.dir + "/run.log"
+
+    @property
+    def stdout(self) -> str:
+        return self.dir + "/stdout.log"
+
+    @property
+    def stderr(self) -> str:
+        return self.dir + "/stderr.log"
+
+
+class StoreLayout:
+    """Paths of one local store (the folder $SINGKIT_HOME, default ./.singkit)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.jobs_dir = self.root / "jobs"
+        self.events_log = self.root / "events.jsonl"
+        self._jobs = str(self.jobs_dir)
+
+    def job_names(self) -> list[str]:
+        try:
+            names = [e.name for e in os.scandir(self.jobs_dir) if e.is_dir() and not e.name.startswith(".")]
+        except FileNotFoundError:
+            return []
+        return sorted(names, key=natural_key)
+
+    def job_dir(self, job: str) -> Path:
+        return self.jobs_dir / job
+
+    def job_yaml(self, job: str) -> Path:
+        return self.jobs_dir / job / "job.yaml"
+
+    def check_job(self, job: str) -> str:
+        """`job` as stored (`7` means `job7`); UsageError naming the closest jobs if unknown."""
+        if job.isdigit():
+            job = f"job{job}"
+        if self.job_dir(job).is_dir():
+            return job
+        names = self.job_names()
+        if not names:
+            raise UsageError(f"no job `{job}`: the store {self.root} has no jobs yet; submit one with `invoke job.submit`")
+        close = difflib.get_close_matches(job, names, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known jobs: {', '.join(names[-5:])}"
+        raise UsageError(f"no job `{job}` in {self.root}; {hint}")
+
+    def run_names(self, job: str) -> list[str]:
+        """Run folders present under jobs/<job>/runs/ (a queued run may have none yet), unsorted."""
+        try:
+            return [e.name for e in os.scandir(f"{self._jobs}/{job}/runs") if e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def run_ref(self, job: str, run: str) -> RunRef:
+        return RunRef(job, run, f"{self._jobs}/{job}/runs/{run}")
+
+    def check_run(self, job: str, run: str, known: list[str]) -> str:
+        """Accept `job3.2`, `3.2` or `2` for run 2 of job3; UsageError listing the runs if unknown."""
+        candidates = [run, f"{job}.{run}", f"job{run}"]
+        for cand in candidates:
+            if cand in known:
+                return cand
+        raise UsageError(f"no run `{run}` in {job}; its runs are {', '.join(known) or '(none)'}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A job.yaml as plain data. libyaml's C loader when present (a job with 10,000 runs parses
+    in a blink); ruamel's safe loader otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise SingkitError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        import yaml  # PyYAML, present through azure-ai-ml; optional
+
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except ImportError:
+        from ruamel.yaml import YAML
+
+        data = YAML(typ="safe", pure=True).load(text)
+    except Exception as error:  # noqa: BLE001 - any parser error means the same to the user
+        raise SingkitError(f"{path}: not valid YAML ({type(error).__name__}); the store may be damaged") from None
+    return _plain(data) if isinstance(data, dict) else {}
+
+
+def _plain(value: Any) -> Any:
+    """YAML timestamps become epoch seconds so the result is JSON (and cache) friendly."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc).timestamp()
+    return value
+
+
+def to_epoch(value: Any) -> float | None:
+    """Epoch seconds from a number or an ISO 8601 string; None when it is neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+        return parsed.timestamp()
+    return None
+
+
+def parse_jsonl(data: bytes) -> tuple[list[dict[str, Any]], int, bool]:
+    """Events in `data`, the byte count of the complete lines consumed, and whether a final
+    line without a newline was parsed anyway (a finished writer that forgot the newline).
+
+    One `json.loads` over all lines joined into an array is several times faster than one call
+    per line; any bad line sends us to the per-line path, which skips what does not parse.
+    """
+    end = data.rfind(b"\n") + 1
+    body, tail = data[:end], data[end:]
+    lines = [ln for ln in body.split(b"\n") if ln.strip()]
+    events: list[Any] = []
+    if lines:
+        with paused_gc():
+            try:
+                events = json.loads(b"[" + b",".join(lines) + b"]")
+            except ValueError:
+                events = [ev for ev in map(loads_or_none, lines) if ev is not None]
+    unterminated = False
+    if tail.strip():
+        last = loads_or_none(tail)
+        if last is not None:  # complete JSON without its newline: use it, but re-read it next time
+            events.append(last)
+            unterminated = True
+    return [ev for ev in events if isinstance(ev, dict)], end, unterminated
+
+
+@contextlib.contextmanager
+def paused_gc(freeze: bool = False) -> Iterator[None]:
+    """Pause the cyclic GC while parsing: fresh dicts by the million make it rescan the heap
+    over and over, which costs more than the parsing itself.
+
+    freeze=True also moves everything alive into the collector's permanent generation on the
+    way out, so the objects just built are never scanned (they hold no cycles; refcounting
+    still frees them). Only for short-lived CLI commands, where that scan (at the next
+    collection, or at interpreter exit) costs a tenth of the command."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def loads_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def read_jsonl(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int, bool]:
+    """parse_jsonl over a file from `offset`; a missing file reads as empty."""
+    try:
+        with open(path, "rb") as fh:
+            if offset:
+                fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset, False
+    events, consumed, unterminated = parse_jsonl(data)
+    return events, offset + consumed, unterminated
+
+
+def tail_text(path: Path | str, lines: int, max_bytes: int = 65536) -> list[str]:
+    """The last `lines` lines of a text file (reading at most its last `max_bytes`)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except (FileNotFoundError, IsADirectoryError):
+        return []
+    text = data.decode("utf-8", errors="replace")
+    return text.splitlines()[-lines:] if lines > 0 else []

@@ -1,0 +1,145 @@
+"""A sweep's summary: hparam sets ranked by the primary metric (mean ± std over repeats, best
+run), and a plot of the metric against each swept hparam.
+
+Each run is scored by its best value of the metric (or its last, with use="last"); runs that
+never logged a finite value are counted but not scored. Repeats are runs whose hparams differ
+only in repeat keys such as `seed`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from singkit.environment import Environment
+from singkit.exceptions import UsageError
+from singkit.reports import plotdata, rowsets, runstate
+from singkit.reports.model import Run, StoreReader
+from singkit.reports.plots import FORMATS, new_figure, report_dir, save_figure
+from singkit.reports.prefs import MetricPrefs, metric_prefs
+from singkit.reports.render import format_cell
+from singkit.reports.tables import Table
+
+
+@dataclass
+class Summary:
+    job: str
+    metric: str
+    maximize: bool
+    use: str
+    keys: list[str]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[tuple[Run, float | None]] = field(default_factory=list)
+
+
+def score(run: Run, metric: str, maximize: bool, use: str) -> float | None:
+    stats = run.metrics.get(metric)
+    if not stats:
+        return None
+    value = stats[runstate.LAST] if use == "last" else stats[runstate.MAX if maximize else runstate.MIN]
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def pick_metric(runs: list[Run], prefs: MetricPrefs, job: str) -> str:
+    known = rowsets.metric_names(runs, prefs)
+    if prefs.primary:
+        if prefs.primary not in known:
+            raise UsageError(f"no run of {job} logged the primary metric `{prefs.primary}`; "
+                             f"pass --metric, one of: {', '.join(known) or '(no metrics yet)'}")
+        return prefs.primary
+    if len(known) == 1:
+        return known[0]
+    raise UsageError(f"which metric ranks {job}? pass --metric (one of: {', '.join(known) or 'none logged yet'}) "
+                     "or set general.primary-metric in configs/singkit.yaml")
+
+
+def summarize(env: Environment, job: str, metric: str | None = None, maximize: bool | None = None,
+              use: str = "best", prefs: MetricPrefs | None = None) -> Summary:
+    if use not in ("best", "last"):
+        raise UsageError(f"--use `{use}`: choose best or last")
+    prefs = prefs or metric_prefs(env, primary=metric, maximize=maximize)
+    with StoreReader(env) as reader:
+        job = reader.layout.check_job(job)
+        runs = reader.runs(job)
+    if not runs:
+        raise UsageError(f"{job} has no runs to summarize")
+    metric = pick_metric(runs, prefs, job)
+    higher = prefs.higher_is_better(metric)
+    keys = plotdata.varying(runs, skip_repeats=True)
+    summary = Summary(job, metric, higher, use, keys)
+    summary.scores = [(r, score(r, metric, higher, use)) for r in runs]
+    buckets: dict[tuple, list[tuple[Run, float | None]]] = {}
+    for run, value in summary.scores:
+        buckets.setdefault(tuple(format_cell(run.hparams.get(k)) for k in keys), []).append((run, value))
+    for members in buckets.values():
+        values = [v for _, v in members if v is not None]
+        best = (max if higher else min)(members, key=lambda m: m[1] if m[1] is not None else (-math.inf if higher else math.inf))
+        summary.groups.append({
+            **{f"hparams.{k}": members[0][0].hparams.get(k) for k in keys},
+            "runs": len(members), "scored": len(values),
+            "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "best": best[1], "best_run": best[0].run if best[1] is not None else None,
+            "values": values,
+        })
+    sign = -1 if higher else 1
+    summary.groups.sort(key=lambda g: (g["mean"] is None, sign * g["mean"] if g["mean"] is not None else 0))
+    for rank, group in enumerate(summary.groups, start=1):
+        group["rank"] = rank if group["mean"] is not None else None
+    return summary
+
+
+def summary_table(summary: Summary) -> Table:
+    columns = ["rank", *(f"hparams.{k}" for k in summary.keys), "runs", "mean", "std", "best", "best_run"]
+    what = f"{summary.use} {summary.metric}"
+    labels = {f"hparams.{k}": k for k in summary.keys}
+    labels.update({"mean": f"mean {what}", "std": "± std", "best": f"best {summary.metric}", "best_run": "best run"})
+    return Table(columns, summary.groups, labels=labels)
+
+
+def headline(summary: Summary) -> str:
+    direction = "higher" if summary.maximize else "lower"
+    scored = sum(1 for _, v in summary.scores if v is not None)
+    return (f"{summary.job}: {len(summary.groups)} hparam set(s), {len(summary.scores)} run(s) "
+            f"({scored} with {summary.metric}); ranked by the {summary.use} {summary.metric}, {direction} is better")
+
+
+def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int = 100) -> Path | None:
+    """The metric against each swept hparam (one panel each); None when nothing was swept."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format `{fmt}`: choose png or svg")
+    if not summary.keys:
+        return None
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    scored = [(r, v) for r, v in summary.scores if v is not None]
+    if not scored:
+        return None
+    rows, cols = (1, len(summary.keys)) if len(summary.keys) <= 3 else (math.ceil(len(summary.keys) / 3), 3)
+    fig, axes = new_figure(rows, cols, 0)
+    for ax, key in zip(axes, summary.keys):
+        values = [r.hparams.get(key) for r, _ in scored]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        frame = pd.DataFrame({"x": values if numeric else [format_cell(v) for v in values],
+                              "y": [v for _, v in scored]})
+        if numeric:
+            sns.scatterplot(data=frame, x="x", y="y", ax=ax, color="0.55", s=18, legend=False)
+            sns.lineplot(data=frame, x="x", y="y", ax=ax, estimator="mean", errorbar="sd", marker="o")
+            positive = frame["x"] > 0
+            if positive.all() and frame["x"].max() / frame["x"].min() >= 100:
+                ax.set_xscale("log")  # lr-style sweeps span decades
+        else:
+            order = sorted(set(frame["x"]))
+            sns.stripplot(data=frame, x="x", y="y", ax=ax, color="0.55", size=4, order=order)
+            sns.pointplot(data=frame, x="x", y="y", ax=ax, estimator=np.mean, errorbar="sd", order=order)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{summary.use} {summary.metric}")
+    for ax in axes[len(summary.keys):]:
+        ax.remove()
+    fig.suptitle(f"{summary.job}: {summary.use} {summary.metric} by hparam (mean ± std over runs)", fontsize="medium")
+    return save_figure(fig, report_dir(env, summary.job) / f"{summary.job}-summary.{fmt}", fmt, dpi)

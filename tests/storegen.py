@@ -1,0 +1,148 @@
+"""Generated job stores for report tests and benchmarks, written in the store's fixed layout.
+
+Nothing here calls singkit: the files are written the way the store and the in-job metrics
+API write them (job.yaml, runs/<run>/run.log JSONL, stdout.log, stderr.log, events.jsonl),
+so the reports are tested against the contract, not against our own reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+T0 = 1_732_450_000.0  # 2024-11-24, a fixed epoch so tables are reproducible
+
+
+@dataclass
+class RunSpec:
+    hparams: dict[str, Any] = field(default_factory=dict)
+    # (step, {metric: value}) lines; None means the run logged no metrics at all
+    metrics: list[tuple[int | None, dict[str, Any]]] | None = None
+    status: str | None = "completed"     # last status line; None: no status line at all
+    reason: str | None = None
+    exit_code: int | None = None
+    stderr: str = ""
+    stdout: str = ""
+    log: bool = True                     # False: queued, no run folder yet
+    log_hparams: bool = True             # also write the hparams event into run.log
+    torn: bool = False                   # append half a line, as a writer killed mid-write leaves
+    nodes: int = 0                       # >0: status and metrics lines carry "node"
+    duration: float = 600.0
+
+
+def curve(steps: int, start: float, end: float, every: int = 1, **extra: float) -> list[tuple[int, dict]]:
+    """A smooth metric curve from start to end: loss falls, acc rises (acc = 1 - loss/2)."""
+    out = []
+    for i in range(0, steps, every):
+        frac = i / max(1, steps - 1)
+        loss = start + (end - start) * (1 - math.exp(-4 * frac)) / (1 - math.exp(-4))
+        out.append((i, {"loss": round(loss, 6), "acc": round(1 - loss / 2, 6), **extra}))
+    return out
+
+
+def write_job(home: Path, job: str, runs: list[RunSpec], target: str = "local", service: str = "local",
+              created: float = T0, **spec: Any) -> Path:
+    """jobs/<job>/job.yaml plus one folder per logged run; returns the job folder."""
+    folder = home / "jobs" / job
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"job: {job}", f"target: {target}", f"service: {service}",
+             "command: python train.py --epochs 3", f"created: {created}"]
+    for key, value in spec.items():
+        lines.append(f"{key}: {json.dumps(value)}")
+    lines.append("runs:")
+    for k, run in enumerate(runs, start=1):
+        lines.append(f"- run: {job}.{k}")
+        lines.append(f"  hparams: {json.dumps(run.hparams)}")
+    (folder / "job.yaml").write_text("\n".join(lines) + "\n")
+    for k, run in enumerate(runs, start=1):
+        if run.log:
+            write_run(folder / "runs" / f"{job}.{k}", run, created + 10 * k)
+    return folder
+
+
+def write_run(folder: Path, run: RunSpec, t0: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    nodes = list(range(run.nodes)) if run.nodes else [None]
+    out: list[str] = []
+
+    def event(t: float, node: int | None, **body: Any) -> None:
+        if node is not None:
+            body["node"] = node
+        out.append(json.dumps({"t": round(t, 3), **body}))
+
+    for node in nodes:
+        event(t0, node, event="status", status="queued")
+        event(t0 + 1, node, event="status", status="running")
+    if run.log_hparams and run.hparams:
+        event(t0 + 2, None, event="hparams", hparams=run.hparams)
+    points = run.metrics or []
+    for i, (step, values) in enumerate(points):
+        t = t0 + 2 + run.duration * (i + 1) / (len(points) + 1)
+        for node in nodes:
+            body: dict[str, Any] = {"event": "metrics", "metrics": values}
+            if step is not None:
+                body["step"] = step
+            event(t, node, **body)
+    if run.status and run.status not in ("queued", "running"):
+        for node in nodes:
+            extra: dict[str, Any] = {}
+            if run.reason is not None:
+                extra["reason"] = run.reason
+            if run.exit_code is not None:
+                extra["exit_code"] = run.exit_code
+            event(t0 + 1 + run.duration, node, event="status", status=run.status, **extra)
+    if run.nodes and run.status and run.status not in ("queued", "running"):
+        event(t0 + 1 + run.duration, None, event="status", status=run.status)
+    text = "\n".join(out) + "\n"
+    if run.torn:
+        text += '{"t": 1, "event": "metrics", "metr'
+    (folder / "run.log").write_text(text)
+    (folder / "stdout.log").write_text(run.stdout)
+    (folder / "stderr.log").write_text(run.stderr)
+
+
+def write_events(home: Path, events: list[dict[str, Any]]) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "events.jsonl", "a") as fh:
+        for ev in events:
+            fh.write(json.dumps(ev) + "\n")
+
+
+def sweep_job(home: Path, job: str = "job1", lrs=(0.1, 0.01, 0.001), seeds=(1, 2), steps: int = 50,
+              **spec: Any) -> list[RunSpec]:
+    """A grid sweep: lr × seed, with a final loss that depends on lr (0.01 is best)."""
+    runs = []
+    for lr in lrs:
+        for seed in seeds:
+            final = {0.1: 0.6, 0.01: 0.2, 0.001: 0.4}.get(lr, 0.5) + 0.01 * seed
+            runs.append(RunSpec(hparams={"lr": lr, "seed": seed}, metrics=curve(steps, 2.0, final)))
+    write_job(home, job, runs, **spec)
+    return runs
+
+
+def fast_metrics_log(path: Path, steps: int, metrics: tuple[str, ...] = ("loss", "acc"),
+                     t0: float = T0, seed: int = 0) -> None:
+    """A big run.log written quickly (benchmarks): status lines around `steps` metric lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = [f'{{"t": {t0}, "event": "status", "status": "running"}}']
+    phase = seed * 0.37
+    for i in range(steps):
+        frac = i / steps
+        vals = ", ".join(f'"{m}": {((1 - frac) * (j + 1) + 0.05 * math.sin(i / 50 + phase + j)):.6f}'
+                         for j, m in enumerate(metrics))
+        parts.append(f'{{"t": {t0 + i}, "event": "metrics", "step": {i}, "metrics": {{{vals}}}}}')
+    parts.append(f'{{"t": {t0 + steps}, "event": "status", "status": "completed", "exit_code": 0}}')
+    path.write_text("\n".join(parts) + "\n")
+
+
+def make_env(root: Path, **environ: str):
+    """An Environment over `root` (project root) with its store in root/.singkit and no user config."""
+    import io
+
+    from singkit.environment import Environment
+
+    env = {"SINGKIT_HOME": str(root / ".singkit"), "HOME": str(root / "home"), **environ}
+    return Environment(project_root=root, environ=env, stdout=io.StringIO(), stderr=io.StringIO())

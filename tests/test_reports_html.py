@@ -1,0 +1,102 @@
+"""report.html: one self-contained page per job whose images exist, rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+import storegen
+from storegen import RunSpec, curve
+from singkit.reports.html import write_html
+
+
+class Page(HTMLParser):
+    def __init__(self, text: str):
+        super().__init__()
+        self.images: list[str] = []
+        self.external: list[str] = []
+        self.rows = 0
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag in ("script", "img", "link", "iframe") and re.match(r"(https?:)?//", attrs.get("src") or attrs.get("href") or ""):
+            self.external.append(attrs.get("src") or attrs.get("href"))
+        if tag == "tr":
+            self.rows += 1
+
+
+def decode_png(src: str) -> tuple[int, int]:
+    assert src.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as image:
+        image.verify()
+        return image.size
+
+
+@pytest.fixture
+def store(tmp_path):
+    home = tmp_path / ".singkit"
+    runs = [RunSpec({"lr": lr, "seed": s}, curve(30, 2.0, 0.3 + lr)) for lr in (0.1, 0.01) for s in (1, 2)]
+    runs.append(RunSpec({"lr": 1.0, "seed": 1}, None, status="failed", exit_code=1,
+                        stderr="Traceback (most recent call last):\nFloatingPointError: loss is <nan> & diverged\n"))
+    storegen.write_job(home, "job1", runs, target="eus-v100", **{"price-per-hour": 2.5})
+    storegen.write_job(home, "job2", [RunSpec({"lr": 0.1}, None, status="queued", log=False)])
+    return storegen.make_env(tmp_path)
+
+
+def test_page_is_self_contained_and_its_images_exist(store, tmp_path):
+    path, images = write_html(store, "job1", metric="loss")
+    assert path == tmp_path / "reports" / "job1" / "job1.html"
+    text = path.read_text()
+    page = Page(text)
+    assert page.external == [] and "<link" not in text
+    assert len(page.images) == 2 == len(images)               # the metrics plot and the sweep summary plot
+    for src, file in zip(page.images, images):
+        width, height = decode_png(src)
+        assert width > 100 and height > 100
+        assert file.is_file() and file.parent == path.parent  # the same images, also beside the page
+    assert page.rows >= 1 + 5 + 1 + 2                        # run table header + runs, summary table
+    assert "eus-v100" in text and "job1.5" in text and "Sweep summary" in text
+    assert "FloatingPointError: loss is &lt;nan&gt; &amp; diverged" in text   # escaped, never raw
+
+
+def test_page_without_metrics_still_has_job_and_runs(store):
+    path, images = write_html(store, "job2")
+    text = path.read_text()
+    assert images == [] and Page(text).images == []
+    assert "no metrics to plot yet" in text and "job2.1" in text
+
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  document.body.setAttribute("data-images", imgs.length);
+  document.body.setAttribute("data-broken", imgs.filter(i => !i.complete || i.naturalWidth === 0).length);
+  document.body.setAttribute("data-rows", document.querySelectorAll("table.sortable tbody tr").length);
+});
+</script>"""
+
+
+def test_chromium_renders_the_page_with_no_broken_image(store, chromium, tmp_path):
+    path, images = write_html(store, "job1", metric="loss")
+    # a copy with a probe script that records, once loaded, how many images decoded
+    probe = path.with_name("probe.html")
+    probe.write_text(path.read_text().replace("</body>", PROBE + "</body>"))
+    dom = chromium.dump_dom(probe.as_uri())
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:500]
+    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', body.group(1)))
+    assert attrs.get("images") == str(len(images)) == "2", attrs
+    assert attrs.get("broken") == "0"
+    assert int(attrs.get("rows", 0)) >= 5
+    shot = chromium.screenshot(path.as_uri(), tmp_path / "page.png", width=1300, height=1800)
+    with Image.open(shot) as image:
+        colors = image.convert("L").getextrema()
+    assert colors[0] < 100 and colors[1] > 200               # drawn: dark text and lines on white

@@ -1,0 +1,141 @@
+"""Reading the store's files: torn lines, job.yaml shapes, and the summary cache staying right."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+import storegen
+from storegen import RunSpec, curve
+from singkit.reports import runstate
+from singkit.reports.cache import CACHE_NAME
+from singkit.reports.model import StoreReader
+from singkit.reports.source import natural_key, parse_jsonl
+
+
+def test_parse_jsonl_skips_torn_and_foreign_lines():
+    data = b'{"a": 1}\nnot json\n[1, 2]\n\n{"b": NaN}\n{"c": 3'
+    events, consumed, unterminated = parse_jsonl(data)
+    assert [list(e) for e in events] == [["a"], ["b"]]
+    assert consumed == data.rfind(b"\n") + 1 and not unterminated
+    events, consumed, unterminated = parse_jsonl(b'{"a": 1}\n{"b": 2}')
+    assert len(events) == 2 and consumed == 9 and unterminated   # complete JSON, no newline yet
+
+
+def test_natural_order():
+    assert sorted(["job10", "job2", "job1.10", "job1.2"], key=natural_key) == ["job1.2", "job1.10", "job2", "job10"]
+
+
+def test_first_final_status_wins_and_preempted_runs_can_resume():
+    state = runstate.fold(runstate.new_state(), [
+        {"t": 1, "event": "status", "status": "running"},
+        {"t": 5, "event": "status", "status": "preempted", "reason": "low priority"},
+        {"t": 9, "event": "status", "status": "running"},
+        {"t": 20, "event": "status", "status": "failed", "exit_code": 3, "reason": "boom"},
+        {"t": 21, "event": "status", "status": "completed", "exit_code": 0},
+    ])
+    assert runstate.run_status(state) == "failed" and state["exit_code"] == 3
+    assert runstate.run_times(state, now=100) == (1, 20, 19)
+    stopped = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "running"},
+                                                   {"t": 4, "event": "status", "status": "preempted"}])
+    assert runstate.run_times(stopped, now=100) == (1, 4, 3)
+
+
+def _env_with_job(tmp_path, runs):
+    storegen.write_job(tmp_path / ".singkit", "job1", runs)
+    return storegen.make_env(tmp_path)
+
+
+def _load(env):
+    with StoreReader(env) as reader:
+        return {r.run: r for r in reader.runs()}
+
+
+def test_cache_follows_appends_rewrites_and_deletion(tmp_path):
+    env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), status="running")])
+    log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
+    first = _load(env)["job1.1"]
+    assert first.status == "running" and first.state["metric_lines"] == 3
+    assert (tmp_path / ".singkit" / CACHE_NAME).is_file()
+
+    with open(log, "a") as fh:  # the job goes on: the cache folds only the new lines
+        fh.write(json.dumps({"t": storegen.T0 + 900, "event": "metrics", "step": 3, "metrics": {"loss": 0.1}}) + "\n")
+        fh.write(json.dumps({"t": storegen.T0 + 901, "event": "status", "status": "completed", "exit_code": 0}) + "\n")
+    grown = _load(env)["job1.1"]
+    assert grown.status == "completed" and grown.state["metric_lines"] == 4
+    assert grown.metrics["loss"][runstate.LAST] == 0.1 and grown.metrics["loss"][runstate.MIN] == 0.1
+
+    # a rewritten log (same size or not) is read again from the start
+    log.write_text(json.dumps({"t": 1.0, "event": "status", "status": "failed", "exit_code": 9}) + "\n")
+    rewritten = _load(env)["job1.1"]
+    assert rewritten.status == "failed" and rewritten.metrics == {}
+
+    (tmp_path / ".singkit" / CACHE_NAME).unlink()  # the cache is rebuildable
+    assert _load(env)["job1.1"].status == "failed"
+
+
+def test_torn_line_is_read_once_it_is_complete(tmp_path):
+    env = _env_with_job(tmp_path, [RunSpec({}, curve(2, 2.0, 1.0), status="running", torn=True)])
+    log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
+    assert _load(env)["job1.1"].state["metric_lines"] == 2
+    with open(log, "a") as fh:  # the writer finishes its line
+        fh.write('ics": {"loss": 0.5}, "step": 7}\n')
+    assert _load(env)["job1.1"].state["metric_lines"] == 3
+
+
+def test_unusable_cache_still_reports(tmp_path):
+    env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(2, 2.0, 1.0))])
+    (tmp_path / ".singkit" / CACHE_NAME).write_bytes(b"this is not sqlite" * 100)
+    assert _load(env)["job1.1"].status == "completed"
+
+
+def test_old_cache_schema_is_dropped(tmp_path):
+    env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(2, 2.0, 1.0))])
+    _load(env)
+    db = sqlite3.connect(tmp_path / ".singkit" / CACHE_NAME)
+    db.execute("UPDATE bundles SET bundle = '{\"bogus\": 1}'")
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    db.close()
+    assert _load(env)["job1.1"].state["metric_lines"] == 2
+
+
+def test_job_yaml_shapes_runs_without_folders_and_folders_without_spec(tmp_path):
+    home = tmp_path / ".singkit"
+    job = home / "jobs" / "job4"
+    (job / "runs" / "job4.2").mkdir(parents=True)
+    (job / "runs" / "job4.10").mkdir(parents=True)
+    (job / "job.yaml").write_text(
+        "job: job4\ncreated: 2024-11-24T12:00:00Z\n"
+        "target: {name: eus-v100, vm-size: ND40rs_v2, nodes: 2}\n"
+        "service: {name: ws, type: singularity}\nprice-per-hour: 10\n"
+        "runs:\n- run: job4.1\n  hparams: {lr: 0.1}\n  repeat: 1\n- run: 2\n  hparams: {lr: 0.2}\n")
+    (job / "runs" / "job4.2" / "run.log").write_text(
+        '{"t": 1000, "event": "status", "status": "running"}\n'
+        '{"t": 1000, "event": "hparams", "hparams": {"lr": 0.25, "extra": true}}\n'
+        '{"t": 4600, "event": "status", "status": "completed", "exit_code": 0}\n')
+    env = storegen.make_env(tmp_path)
+    runs = _load(env)
+    assert list(runs) == ["job4.1", "job4.2", "job4.10"]
+    assert runs["job4.1"].status == "queued" and runs["job4.1"].hparams == {"lr": 0.1}
+    assert runs["job4.2"].hparams == {"lr": 0.25, "extra": True}     # what the run logged wins
+    assert runs["job4.2"].cost == pytest.approx(10 * 1 * 2)          # price × hours × nodes
+    from singkit.reports import views
+
+    jobs = views.list_table(env, "jobs", columns="job,created,target,service,sku")
+    assert jobs.rows[0]["target"] == "eus-v100" and jobs.rows[0]["service"] == "ws"
+    assert jobs.rows[0]["sku"] == "ND40rs_v2" and jobs.rows[0]["created"] == 1732449600.0
+
+
+def test_report_modules_import_no_heavy_libraries():
+    code = ("import sys, singkit.tasks, singkit.reports.views, singkit.reports.plots, singkit.reports.html, "
+            "singkit.reports.summary, singkit.reports.errors; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'numpy', 'seaborn', 'matplotlib', 'tabulate', 'jinja2'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == "[]"
