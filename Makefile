@@ -13,7 +13,7 @@ HP     ?=
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup submit wrap monitor status logs cancel list report plot html summary errors test bench clean
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal summary errors test bench clean
 
 help:
 	@echo "make setup                      create .venv with singkit and its dev tools"
@@ -22,6 +22,7 @@ help:
 	@echo "make monitor|status|logs|cancel JOB=jobN"
 	@echo "make list                        list jobs"
 	@echo "make report|plot|html JOB=jobN   run table, seaborn plots, HTML page under reports/"
+	@echo "make portal JOB=jobN [ARGS=--browse]   Azure ML studio page of a Singularity job"
 	@echo "make summary JOB=jobN | make errors [JOB=jobN]   sweep ranking; failed runs by error"
 	@echo "make test | make bench"
 
@@ -52,6 +53,8 @@ plot: $(STAMP)
 	$(INVOKE) report.plot --job=$(JOB) $(ARGS)
 html: $(STAMP)
 	$(INVOKE) report.html --job=$(JOB) $(ARGS)
+portal: $(STAMP)
+	$(INVOKE) job.portal --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
 summary: $(STAMP)
 	$(INVOKE) report.summary --job=$(JOB) $(ARGS)
 errors: $(STAMP)

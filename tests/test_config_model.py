@@ -170,3 +170,11 @@ def test_cli_start_imports_nothing_heavy(argv):
     ) % (argv, HEAVY)
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "HEAVY=\n" in result.stderr, result.stderr[-2000:]
+
+
+def test_user_skus_refine_the_shipped_catalog_whatever_the_spelling(tmp_path):
+    write(tmp_path / "configs" / "singkit.yaml",
+          "skus:\n  Singularity.nd40rs_v2:\n    price-per-hour: 1.5\n  MyBox_v1:\n    gpus: 2\n")
+    skus = load_config(make_env(tmp_path)).skus
+    assert skus["ND40rs_v2"]["price-per-hour"] == 1.5 and skus["ND40rs_v2"]["gpus"] == 8
+    assert "Singularity.nd40rs_v2" not in skus and skus["MyBox_v1"] == {"gpus": 2}

@@ -114,8 +114,10 @@ class Config:
         from singkit.config.catalog import shipped_skus
 
         merged = {name: dict(rec) for name, rec in shipped_skus().items()}
+        by_key = {_sku_key(name): name for name in merged}
         for name, rec in self._records["skus"].items():
-            merged.setdefault(name, {}).update(rec)
+            # `nd40rs_v2:` or `Singularity.ND40rs_v2:` refines the shipped ND40rs_v2, field by field
+            merged.setdefault(by_key.get(_sku_key(name), name), {}).update(rec)
         return merged
 
     def _get(self, section: str, name: str, what: str) -> dict[str, Any]:
@@ -291,6 +293,11 @@ def _matching_dumper(text: str) -> Any:
     yaml = yaml_rt()
     yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
+
+
+def _sku_key(name: str) -> str:
+    name = name.strip()
+    return name[len("singularity."):].lower() if name.lower().startswith("singularity.") else name.lower()
 
 
 def _find_key(node: Any, name: str) -> Any:

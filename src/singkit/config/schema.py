@@ -101,6 +101,7 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "interactive": _bool,
     "image-version": _str,
     "scale-policy": {"type": "object"},
+    "ai-super-computer": _with("raw resources.properties.AISuperComputer overrides (checked by singkit)", {"type": "object"}),
     "code-dirs": _str_list,
     "code-omit": _str_list,
     "description": _str,

@@ -1,0 +1,17 @@
+"""The Singularity backend: Azure ML command jobs on a virtual cluster, through azure-ai-ml.
+
+    spec.py     target + run → CLI v2 job YAML (and the SDK entity), offline checks
+    skus.py     vm-size names against the catalog (src/singkit/data/skus.yaml + config `skus:`)
+    aisc.py     resources.properties.AISuperComputer keys and values
+    client.py   MLClient, credential, cloud, retries, one-line errors
+    status.py   Azure ML states → singkit statuses
+    logs.py     following user logs with node/rank prefixes
+    mirror.py   the jobs' Blob mirror of run.log/stdout (written by scripts/blob_sync.py)
+    backend.py  SingularityBackend (the singkit.backends.base interface)
+
+Nothing here imports azure.* at module level.
+"""
+
+from singkit.backends.singularity.backend import SingularityBackend
+
+__all__ = ["SingularityBackend"]

@@ -1,0 +1,150 @@
+"""`resources.properties.AISuperComputer`: the Singularity knobs azure-ai-ml passes through unchecked.
+
+`load_job(...)._validate()` accepts any mapping under `resources.properties`, and the service
+only complains after the job is queued, so singkit checks keys and values here. The key set is
+the one azure-ai-ml's own internal AISuperComputerConfiguration knows (1.35); we write them in
+the camelCase the Singularity docs use and accept any case, hyphens or underscores on input.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+AISC = "AISuperComputer"
+
+KEYS = (
+    "instanceType", "instanceTypes", "imageVersion", "location", "locations",
+    "aiSuperComputerStorageData", "interactive", "scalePolicy", "virtualClusterArmId",
+    "tensorboardLogDirectory", "sshPublicKey", "sshPublicKeys", "enableAzmlInt", "priority",
+    "slaTier", "suspendOnIdleTimeHours", "userAlias",
+)
+SCALE_POLICY_KEYS = (
+    "autoScaleInstanceTypeCountSet", "autoScaleIntervalInSec", "maxInstanceTypeCount", "minInstanceTypeCount",
+)
+STORAGE_REFERENCE_KEYS = ("containerName", "relativePath")
+
+# singkit's lower-case config values → the service's spelling
+SLA_TIERS = {"premium": "Premium", "standard": "Standard", "basic": "Basic"}
+PRIORITIES = {"low": "Low", "medium": "Medium", "high": "High"}
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "interactive": bool, "enableAzmlInt": bool, "imageVersion": str, "location": str, "userAlias": str,
+    "tensorboardLogDirectory": str, "sshPublicKey": str, "instanceType": str, "virtualClusterArmId": str,
+    "locations": list, "instanceTypes": list, "sshPublicKeys": list, "suspendOnIdleTimeHours": (int, float),
+    "scalePolicy": dict, "aiSuperComputerStorageData": dict,
+}
+
+
+def _squash(key: str) -> str:
+    return str(key).replace("-", "").replace("_", "").lower()
+
+
+def canonical(key: str, known: tuple[str, ...] = KEYS) -> str | None:
+    """`image-version`, `image_version`, `ImageVersion` → `imageVersion`; None if unknown."""
+    by_squash = {_squash(k): k for k in known}
+    return by_squash.get(_squash(key))
+
+
+def _unknown(key: str, known: tuple[str, ...], where: str) -> str:
+    close = difflib.get_close_matches(_squash(key), [_squash(k) for k in known], n=1, cutoff=0.6)
+    hint = f"did you mean `{canonical(close[0], known)}`?" if close else "known keys: " + ", ".join(known)
+    return f"unknown key `{key}` in {where}; {hint}"
+
+
+def normalize(properties: Mapping[str, Any], where: str = AISC) -> tuple[dict[str, Any], list[str]]:
+    """Canonical-keyed copy of an AISuperComputer mapping, and one message per mistake in it."""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in properties.items():
+        name = canonical(key)
+        if name is None:
+            problems.append(_unknown(key, KEYS, where))
+            continue
+        expected = _TYPES.get(name)
+        if expected and value is not None and not isinstance(value, expected):
+            problems.append(f"`{key}` in {where} must be {_type_name(expected)}, not {type(value).__name__}")
+            continue
+        if name == "scalePolicy" and value:
+            value, more = _normalize_scale_policy(value, f"{where}.scalePolicy")
+            problems.extend(more)
+        elif name == "slaTier" and value is not None:
+            value, more = _enum(value, SLA_TIERS, f"{where}.slaTier")
+            problems.extend(more)
+        elif name == "priority" and value is not None:
+            value, more = _enum(value, PRIORITIES, f"{where}.priority")
+            problems.extend(more)
+        elif name == "aiSuperComputerStorageData" and value:
+            value, more = _normalize_storage(value, f"{where}.aiSuperComputerStorageData")
+            problems.extend(more)
+        out[name] = value
+    return out, problems
+
+
+def _normalize_scale_policy(policy: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    out, problems = {}, []
+    for key, value in policy.items():
+        name = canonical(key, SCALE_POLICY_KEYS)
+        if name is None:
+            problems.append(_unknown(key, SCALE_POLICY_KEYS, where))
+            continue
+        if name == "autoScaleInstanceTypeCountSet":
+            if not (isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value) and value == sorted(value)):
+                problems.append(f"`{key}` in {where} must be an ascending list of positive integers, e.g. [2, 4, 8]")
+                continue
+        elif not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            problems.append(f"`{key}` in {where} must be a whole number, not {value!r}")
+            continue
+        out[name] = value
+    low, high = out.get("minInstanceTypeCount"), out.get("maxInstanceTypeCount")
+    if low is not None and high is not None and low > high:
+        problems.append(f"{where}: minInstanceTypeCount ({low}) is above maxInstanceTypeCount ({high})")
+    return out, problems
+
+
+def _normalize_storage(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    out, problems = {}, []
+    for mount, ref in data.items():
+        if not isinstance(ref, Mapping):
+            problems.append(f"`{mount}` in {where} must be a mapping with containerName and relativePath")
+            continue
+        fixed = {}
+        for key, value in ref.items():
+            name = canonical(key, STORAGE_REFERENCE_KEYS)
+            if name is None:
+                problems.append(_unknown(key, STORAGE_REFERENCE_KEYS, f"{where}.{mount}"))
+            else:
+                fixed[name] = value
+        out[mount] = fixed
+    return out, problems
+
+
+def _enum(value: Any, choices: dict[str, str], where: str) -> tuple[Any, list[str]]:
+    spelled = choices.get(str(value).lower())
+    if spelled:
+        return spelled, []
+    return value, [f"`{value}` is not a valid {where}; expected one of: " + ", ".join(choices)]
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {bool: "true or false", str: "a string", list: "a list", dict: "a mapping", int: "a number", float: "a number"}
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(dict.fromkeys(names[k] for k in kinds))
+
+
+def check_sla(value: Any) -> str | None:
+    """A problem message for a bad `sla`, else None."""
+    if value is None or str(value).lower() in SLA_TIERS:
+        return None
+    close = difflib.get_close_matches(str(value).lower(), list(SLA_TIERS), n=1)
+    hint = f"did you mean `{close[0]}`?" if close else "expected premium, standard or basic"
+    return f"sla `{value}` is not a Singularity SLA tier; {hint}"
+
+
+def check_priority(value: Any) -> str | None:
+    if value is None or str(value).lower() in PRIORITIES:
+        return None
+    close = difflib.get_close_matches(str(value).lower(), list(PRIORITIES), n=1)
+    hint = f"did you mean `{close[0]}`?" if close else "expected low, medium or high"
+    return f"priority `{value}` is not a Singularity priority; {hint}"

@@ -1,0 +1,255 @@
+"""Talking to Azure ML: the MLClient, its credential and cloud, retries, and errors as one line.
+
+Credentials, in order:
+  1. `SINGKIT_AZURE_TOKEN` — a bearer token for Azure Resource Manager, e.g. from
+     `az account get-access-token --query accessToken -o tsv` (for CI). Jobs that run as a
+     user identity also need `SINGKIT_AZURE_ML_TOKEN` (`--resource https://ml.azure.com`).
+  2. `DefaultAzureCredential` (environment service principal, workload identity, managed
+     identity, Azure CLI, azd, PowerShell, VS Code) — without the interactive browser.
+Clouds: the service record's `cloud:` (AzureCloud, AzureChinaCloud, AzureUSGovernment, or a
+name the ARM metadata lists), and the SDK's own `ARM_CLOUD_METADATA_URL` for custom clouds.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from singkit.exceptions import ServiceError, SingkitError, UsageError
+
+T = TypeVar("T")
+TOKEN_VAR = "SINGKIT_AZURE_TOKEN"
+ML_TOKEN_VAR = "SINGKIT_AZURE_ML_TOKEN"
+METADATA_VAR = "ARM_CLOUD_METADATA_URL"
+CLOUD_VAR = "AZUREML_CURRENT_CLOUD"
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+AUTHORITIES = {"AzureChinaCloud": "login.chinacloudapi.cn", "AzureUSGovernment": "login.microsoftonline.us"}
+
+
+def quiet_sdk() -> None:
+    """azure-ai-ml sets its logger to INFO with its own stderr handler and warns about
+    'experimental' classes on every use; singkit reports on its own, so keep them to errors."""
+    for name in ("azure", "azure.ai.ml", "azure.core", "azure.identity", "azure.storage", "msal", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("azure.") and isinstance(logger, logging.Logger) and logger.level and logger.level < logging.ERROR:
+            logger.setLevel(logging.ERROR)
+
+
+def import_sdk() -> Any:
+    """`azure.ai.ml`, imported (about a second) and quieted.
+
+    Its import evaluates a default argument that fetches ARM_CLOUD_METADATA_URL (three times)
+    and writes AZUREML_CURRENT_CLOUD; neither is needed to build or validate a spec, so the
+    import runs without them — a dry run stays off the network."""
+    import sys
+
+    if "azure.ai.ml" not in sys.modules:
+        with _ENV_LOCK:
+            saved = {name: os.environ.pop(name, None) for name in (METADATA_VAR, CLOUD_VAR)}
+            try:
+                quiet_sdk()
+                import azure.ai.ml  # noqa: F401
+            finally:
+                for name, value in saved.items():
+                    os.environ.pop(name, None)
+                    if value is not None:
+                        os.environ[name] = value
+    quiet_sdk()  # its __init__ set its logger back to INFO
+    return sys.modules["azure.ai.ml"]
+
+
+# -- credentials ------------------------------------------------------------------------------
+def _jwt_claims(token: str) -> dict[str, Any]:
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+class StaticTokenCredential:
+    """A TokenCredential over tokens handed in through the environment; never refreshes.
+
+    Given several tokens, it answers each scope with the one whose audience matches.
+    """
+
+    def __init__(self, tokens: Mapping[str, str]):
+        self._tokens = [(var, tok, _jwt_claims(tok)) for var, tok in tokens.items() if tok]
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+        from azure.core.exceptions import ClientAuthenticationError
+
+        resource = (scopes[0] if scopes else "").removesuffix("/.default").rstrip("/")
+        chosen = next((t for t in self._tokens if str(t[2].get("aud", "")).rstrip("/") == resource), self._tokens[0])
+        var, token, claims = chosen
+        expires = int(claims.get("exp") or time.time() + 3600)
+        if expires <= time.time():
+            raise ClientAuthenticationError(message=f"the token in {var} expired at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expires))}; get a fresh one with `az account get-access-token`")
+        return AccessToken(token, expires)
+
+    def close(self) -> None:
+        pass
+
+
+def credential_from(environ: Mapping[str, str], cloud: str | None = None, authority: str | None = None) -> Any:
+    """The credential singkit uses: tokens from the environment, else DefaultAzureCredential."""
+    if environ.get(TOKEN_VAR):
+        return StaticTokenCredential({TOKEN_VAR: environ[TOKEN_VAR], ML_TOKEN_VAR: environ.get(ML_TOKEN_VAR, "")})
+    from azure.identity import DefaultAzureCredential
+
+    authority = authority or AUTHORITIES.get(cloud or "")
+    kwargs: dict[str, Any] = {"exclude_interactive_browser_credential": True}
+    if authority:
+        kwargs["authority"] = authority
+    return DefaultAzureCredential(**kwargs)
+
+
+# -- the SDK's process-wide cloud settings ----------------------------------------------------
+_ENV_LOCK = threading.RLock()
+_ENV_DEPTH = 0
+_ENV_SAVED: dict[str, str | None] = {}
+
+
+@contextlib.contextmanager
+def sdk_environ(environ: Mapping[str, str]) -> Iterator[None]:
+    """Run SDK code with the command's ARM_CLOUD_METADATA_URL, and put AZUREML_CURRENT_CLOUD
+    back afterwards: the SDK reads both from os.environ and MLClient() sets the latter.
+    Re-entrant and thread-safe (job.monitor follows logs and refreshes on several threads):
+    the outermost entry saves, the last exit restores."""
+    global _ENV_DEPTH
+    with _ENV_LOCK:
+        if _ENV_DEPTH == 0:
+            _ENV_SAVED.clear()
+            _ENV_SAVED.update({name: os.environ.get(name) for name in (METADATA_VAR, CLOUD_VAR)})
+            if environ.get(METADATA_VAR):
+                os.environ[METADATA_VAR] = environ[METADATA_VAR]
+        _ENV_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            _ENV_DEPTH -= 1
+            if _ENV_DEPTH == 0:
+                for name, value in _ENV_SAVED.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+
+def _cloud_from_metadata(url: str, wanted: str | None) -> tuple[str, dict[str, str]] | None:
+    """(name, endpoints) of the cloud an ARM metadata URL describes (the one serving the URL,
+    or `wanted`). Registered over any stale entry so a new endpoint always wins."""
+    from azure.ai.ml import _azure_environments as clouds
+
+    listed = clouds._get_clouds_by_metadata_url(url)
+    if not listed:
+        raise ServiceError(f"cannot reach Azure: no cloud metadata from {METADATA_VAR}={url}; check the network and the URL")
+    if wanted and wanted not in listed:
+        raise UsageError(f"cloud `{wanted}` is not among the clouds {url} lists ({', '.join(listed)}); fix `cloud:` in the service record")
+    name = wanted or next(
+        (n for n, c in listed.items() if c[clouds.EndpointURLS.RESOURCE_MANAGER_ENDPOINT].rstrip("/") in url), None)
+    if name is None:
+        raise UsageError(f"none of the clouds {url} lists ({', '.join(listed)}) is served from it; set `cloud:` in the service record")
+    clouds._environments[name] = listed[name]
+    return name, listed[name]
+
+
+def ml_client(workspace: Any, environ: Mapping[str, str], credential: Any = None) -> Any:
+    """An MLClient for a Workspace (see spec.workspace_for); call inside `sdk_environ(environ)`."""
+    MLClient = import_sdk().MLClient
+    # singkit retries whole operations itself (bounded, one clear error after): no retries underneath
+    kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False, "retry_total": 0}
+    authority = None
+    if environ.get(METADATA_VAR):
+        name, endpoints = _cloud_from_metadata(environ[METADATA_VAR], workspace.cloud)
+        kwargs["cloud"] = name
+        authority = endpoints.get("active_directory", "").removeprefix("https://").rstrip("/") or None
+    elif workspace.cloud:
+        kwargs["cloud"] = workspace.cloud
+    if credential is None:
+        credential = credential_from(environ, kwargs.get("cloud"), authority)
+    try:
+        return MLClient(credential, workspace.subscription_id, workspace.resource_group, workspace.name, **kwargs)
+    except Exception as error:  # MlException for an unknown cloud, ValueError for bad ids
+        raise ServiceError(f"cannot set up Azure ML client for workspace {workspace.name}: {one_line(error)}") from None
+
+
+# -- errors and retries -----------------------------------------------------------------------
+def one_line(error: BaseException | str, limit: int = 240) -> str:
+    """The first line of an error (azure-core repeats `Code:`/`Message:` on the next ones)."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    text = " ".join((lines[0] if lines else type(error).__name__).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def status_of(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    code = getattr(error, "status_code", None) or getattr(response, "status_code", None)
+    return int(code) if code else None
+
+
+def _retry_after(error: BaseException) -> float | None:
+    headers = getattr(getattr(error, "response", None), "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceError:
+    """One line saying what failed and what would fix it."""
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+
+    where = f" (workspace {workspace.name}, subscription {workspace.subscription_id})" if workspace else ""
+    status = status_of(error)
+    if isinstance(error, ClientAuthenticationError) and status is None:
+        return ServiceError(f"{what}: no usable Azure credential: {one_line(error, 160).rstrip('.')}; run `az login`, or set {TOKEN_VAR} for CI")
+    if status == 401:
+        return ServiceError(f"{what}: Azure refused the credential (401){where}; it may have expired — run `az login` again or refresh {TOKEN_VAR}")
+    if status == 403:
+        return ServiceError(f"{what}: access denied (403){where}; your identity needs a role such as AzureML Data Scientist on the workspace")
+    if status == 404:
+        return ServiceError(f"{what}: not found (404){where}; check subscription-id, resource-group and workspace in the service record, and the target's compute: {one_line(error, 120)}")
+    if status in RETRY_STATUSES:
+        return ServiceError(f"{what}: Azure ML kept answering {status} after retries{where}; try again later: {one_line(error, 120)}")
+    if isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
+        return ServiceError(f"{what}: cannot reach Azure ML: {one_line(error, 160)}; check the network")
+    return ServiceError(f"{what}: Azure ML error{f' {status}' if status else ''}: {one_line(error)}")
+
+
+def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int = 5,
+         base_delay: float = 1.0, max_delay: float = 20.0, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run one SDK call; retry 408/429/5xx and dropped connections with capped exponential
+    backoff (honouring Retry-After), then raise a one-line ServiceError."""
+    from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except SingkitError:
+            raise
+        except (AzureError, ConnectionError, TimeoutError) as error:
+            transient = status_of(error) in RETRY_STATUSES or (
+                status_of(error) is None and isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)))
+            if not transient or attempt == attempts:
+                raise explain(error, what, workspace) from None
+            delay = _retry_after(error) or min(max_delay, base_delay * 2 ** (attempt - 1))
+            sleep(min(max_delay, delay) * (0.8 + 0.4 * random.random()))
+        except Exception as error:  # the SDK wraps some HTTP errors in its own exception types
+            inner = error.__cause__ or error.__context__
+            if inner is not None and isinstance(inner, AzureError):
+                raise explain(inner, what, workspace) from None
+            raise ServiceError(f"{what}: {one_line(error)}") from None
+    raise AssertionError("unreachable")

@@ -1,0 +1,188 @@
+"""The Blob mirror of remote runs: where a job's scripts/blob_sync.py appends, and reading it back.
+
+A Singularity run cannot write into the user's local store, so the job appends its run.log,
+stdout.log and stderr.log to append blobs `jobs/<jobN>/runs/<jobN.K>/...` in the container of
+the storage record `general.store` names; `pull` copies what is new into the local store's
+same files, so reports read remote runs exactly like local ones.
+
+Credentials for the job: a SAS it receives as a secret environment variable (minted here from
+the record's connection string — write-only, short-lived — or the record's own `sas`), else the
+job's managed identity. Nothing secret is written to disk or printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import ServiceError, SingkitError
+from singkit.fsutil import atomic_write
+
+# run.log first: the job appends it last, so output read after it is at least as complete
+FILES = ("run.log", "stdout.log", "stderr.log")
+SAS_LIFETIME = dt.timedelta(days=14)  # Singularity jobs can queue and run for days
+
+
+@dataclass(frozen=True)
+class Mirror:
+    record: str          # the storage record's name
+    container_url: str   # https://<account>.blob.core.windows.net/<container> (no secret)
+    container: str
+
+    def prefix(self, job_id: str, run_id: str) -> str:
+        return f"jobs/{job_id}/runs/{run_id}"
+
+
+def _conn_parts(connection_string: str) -> dict[str, str]:
+    parts = {}
+    for item in connection_string.split(";"):
+        key, sep, value = item.partition("=")
+        if sep:
+            parts[key.strip().lower()] = value.strip()
+    return parts
+
+
+def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True) -> tuple[Mirror, dict[str, str]] | None:
+    """(the mirror, secret env vars for the job) when `general.store` names a storage record.
+
+    With secrets=False nothing secret is resolved (a dry run needs only the public URL)."""
+    name = (cfg.general or {}).get("store")
+    if not name:
+        return None
+    from singkit.config import resolve_secret
+
+    record = cfg.service(name)
+    container = str(record["container"])
+    secret_env: dict[str, str] = {}
+    if record.get("connection-string") and not secrets:
+        url = _url_from_connection_string(record, container, environ)
+    elif record.get("connection-string"):
+        service = _service_client(record, environ)
+        url = service.get_container_client(container).url
+        key = _conn_parts(resolve_secret(record["connection-string"], environ) or "").get("accountkey")
+        if key:
+            from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+            # add/create/write only: the job can append its logs, not read or delete anything
+            secret_env["SINGKIT_BLOB_SAS"] = generate_container_sas(
+                service.account_name, container, account_key=key,
+                permission=ContainerSasPermissions(add=True, create=True, write=True),
+                expiry=dt.datetime.now(dt.timezone.utc) + SAS_LIFETIME)
+        elif record.get("sas"):
+            secret_env["SINGKIT_BLOB_SAS"] = (resolve_secret(record["sas"], environ) or "").lstrip("?")
+    else:
+        url = f"{str(record.get('account-url') or '').rstrip('/')}/{container}"
+        if record.get("sas") and secrets:
+            secret_env["SINGKIT_BLOB_SAS"] = (resolve_secret(record["sas"], environ) or "").lstrip("?")
+    if not url.startswith("http") and (secrets or url):
+        raise SingkitError(f"storage record `{name}` needs a connection-string or an account-url")
+    return Mirror(name, url.split("?")[0], container), secret_env
+
+
+def _url_from_connection_string(record: Mapping[str, Any], container: str, environ: Mapping[str, str]) -> str:
+    """The container URL a connection string implies, when its secret is at hand; else ''
+    — a dry run must not fail for a secret it does not need."""
+    from singkit.config import resolve_secret
+
+    try:
+        text = resolve_secret(record["connection-string"], environ) or ""
+    except SingkitError:
+        return ""
+    parts = _conn_parts(text)
+    if parts.get("blobendpoint"):
+        return f"{parts['blobendpoint'].rstrip('/')}/{container}"
+    return f"{parts.get('defaultendpointsprotocol', 'https')}://{parts.get('accountname', '')}.blob.{parts.get('endpointsuffix', 'core.windows.net')}/{container}"
+
+
+def _service_client(record: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    from singkit.config import resolve_secret
+
+    if record.get("connection-string"):
+        return BlobServiceClient.from_connection_string(resolve_secret(record["connection-string"], environ) or "")
+    url = str(record.get("account-url") or "").rstrip("/")
+    if record.get("sas"):
+        return BlobServiceClient(url, credential=(resolve_secret(record["sas"], environ) or "").lstrip("?"))
+    from singkit.backends.singularity.client import credential_from
+
+    return BlobServiceClient(url, credential=credential_from(environ))
+
+
+@contextlib.contextmanager
+def _locked(run: Any) -> Iterator[None]:
+    """One reader of a run's mirror at a time, across processes (status in one terminal while
+    monitor runs in another must not copy the same bytes twice)."""
+    import fcntl
+
+    with open(Path(run.dir) / ".mirror.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pull(cfg: Any, environ: Mapping[str, str], info: Mapping[str, Any], run: Any) -> bool:
+    """Append what is new in the run's mirrored blobs to its local files; True if anything was.
+
+    The byte offsets already copied live in the run's mirror.json. run.log only takes whole
+    lines, so a local status line never lands in the middle of a remote one.
+    """
+    mirror = info.get("mirror")
+    if not mirror:
+        return False
+    try:
+        record = cfg.service(mirror["record"])
+    except SingkitError:
+        return False
+    with _locked(run):
+        state_path = Path(run.dir) / "mirror.json"
+        try:
+            offsets: dict[str, int] = json.loads(state_path.read_text())
+        except (FileNotFoundError, ValueError):
+            offsets = {}
+        try:
+            changed = _copy_new(_service_client(record, environ).get_container_client(record["container"]),
+                                mirror["prefix"], offsets, Path(run.dir))
+        finally:
+            atomic_write(state_path, json.dumps(offsets, indent=1))
+    return changed
+
+
+def _copy_new(container: Any, prefix: str, offsets: dict[str, int], folder: Path) -> bool:
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    changed = False
+    try:
+        names = [f"{prefix}/{f}" for f in FILES]
+        names += sorted(b.name for b in container.list_blobs(name_starts_with=f"{prefix}/ranks/"))
+        for blob in names:
+            rel = blob[len(prefix) + 1:]
+            start = offsets.get(rel, 0)
+            try:
+                data = container.download_blob(blob, offset=start).readall() if start else container.download_blob(blob).readall()
+            except ResourceNotFoundError:
+                continue
+            except AzureError as error:
+                if getattr(error, "status_code", None) == 416:  # nothing past the offset yet
+                    continue
+                raise
+            if rel.endswith("run.log"):
+                data = data[: data.rfind(b"\n") + 1]
+            if not data:
+                continue
+            local = folder / rel
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with open(local, "ab") as handle:  # one write: O_APPEND keeps lines whole
+                handle.write(data)
+            offsets[rel] = start + len(data)
+            changed = True
+    except AzureError as error:
+        raise ServiceError(f"reading the Blob mirror ({container.container_name}/{prefix}): {' '.join(str(error).split())[:200]}") from None
+    return changed

@@ -1,0 +1,76 @@
+"""Azure ML job states → singkit's six run statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, PREEMPTED = (
+    "queued", "running", "completed", "failed", "cancelled", "preempted")
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, PREEMPTED})
+
+_MAP = {
+    "notstarted": QUEUED, "queued": QUEUED, "preparing": QUEUED, "provisioning": QUEUED,
+    "starting": QUEUED, "paused": QUEUED, "unknown": QUEUED,
+    "running": RUNNING, "finalizing": RUNNING,
+    "completed": COMPLETED,
+    "failed": FAILED, "notresponding": FAILED,
+    "canceled": CANCELLED, "cancelled": CANCELLED, "cancelrequested": CANCELLED,
+}
+# Words Singularity uses in a job's error when the platform, not the user, ended it.
+_PREEMPTION_WORDS = ("preempt", "evict", "spotinterruption", "lowpriorityvm")
+
+
+def map_status(azure_status: str | None, error: Mapping[str, Any] | str | None = None,
+               was_running: bool = False) -> str:
+    """singkit's status for an Azure ML state.
+
+    `preempted` is what the service says while the job lives on: requeued after it had been
+    running, or still going with a preemption notice. A job that *ended* because of a
+    preemption is `failed` (singkit's `preempted` is not final; the reason says preempted)."""
+    status = _MAP.get(str(azure_status or "unknown").replace(" ", "").lower(), QUEUED)
+    if status in (QUEUED, RUNNING) and (was_running and status == QUEUED or (error and is_preemption(error))):
+        return PREEMPTED
+    return status
+
+
+def transition(azure_status: str | None, error: Any = None, was_running: bool = False) -> tuple[str, str | None] | None:
+    """The status line to record for what Azure ML says — (status, reason) — or None for
+    nothing yet (a cancel is only recorded once Azure ML confirms it)."""
+    key = str(azure_status or "unknown").replace(" ", "").lower()
+    if key == "cancelrequested":
+        return None
+    status = map_status(azure_status, error if key not in ("failed", "notresponding", "canceled") else None, was_running)
+    if status == FAILED:
+        reason = error_reason(error) or f"Azure ML status {azure_status}"
+        return FAILED, (f"preempted: {reason}" if error and is_preemption(error) else reason)
+    if status == CANCELLED:
+        return CANCELLED, "cancelled in Azure ML"
+    if status == PREEMPTED:
+        return PREEMPTED, error_reason(error) or f"Azure ML requeued the job ({azure_status})"
+    return status, None
+
+
+def is_preemption(error: Mapping[str, Any] | str) -> bool:
+    text = (str(error) if not isinstance(error, Mapping) else " ".join(str(v) for v in _walk(error))).lower().replace(" ", "")
+    return any(word in text for word in _PREEMPTION_WORDS)
+
+
+def _walk(node: Any) -> list[Any]:
+    if isinstance(node, Mapping):
+        return [x for v in node.values() for x in _walk(v)]
+    if isinstance(node, list):
+        return [x for v in node for x in _walk(v)]
+    return [node]
+
+
+def error_reason(error: Any) -> str:
+    """One line from an Azure ML error object (code: message), or ''."""
+    if not error:
+        return ""
+    if isinstance(error, Mapping):
+        inner = error.get("error", error)
+        if isinstance(inner, Mapping):
+            code, message = inner.get("code"), inner.get("message")
+            return " ".join(f"{code}: {message}".split()) if code else " ".join(str(message or inner).split())
+    return " ".join(str(error).split())[:300]

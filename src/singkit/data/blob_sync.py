@@ -1,0 +1,1 @@
+../../../scripts/blob_sync.py
