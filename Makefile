@@ -13,14 +13,15 @@ HP     ?=
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal summary errors test bench clean
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors test bench clean
 
 help:
 	@echo "make setup                      create .venv with singkit and its dev tools"
-	@echo "make submit [TARGET=local] [CMD=...] [HP='lr=0.1,0.01 bs=32']   submit a job"
+	@echo "make submit [TARGET=local] [CMD=...] [HP='lr=0.1,0.01 bs=32'] [DETACH=1]   submit a job and follow it"
 	@echo "make wrap DOCKER=pytorch         render, build, validate, push and pin an image"
 	@echo "make monitor|status|logs|cancel JOB=jobN"
 	@echo "make list                        list jobs"
+	@echo "make rerun JOB=jobN | make extract JOB=jobN [DEST=dir]"
 	@echo "make report|plot|html JOB=jobN   run table, seaborn plots, HTML page under reports/"
 	@echo "make portal JOB=jobN [ARGS=--browse]   Azure ML studio page of a Singularity job"
 	@echo "make summary JOB=jobN | make errors [JOB=jobN]   sweep ranking; failed runs by error"
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 submit: $(STAMP)
-	$(INVOKE) job.submit --target=$(TARGET) $(if $(CMD),--cmd="$(CMD)") $(foreach h,$(HP),--hp=$(h)) $(ARGS)
+	$(INVOKE) job.submit --target=$(TARGET) $(if $(CMD),--cmd="$(CMD)") $(foreach h,$(HP),--hp=$(h)) $(if $(DETACH),,--follow) $(ARGS)
 wrap: $(STAMP)
 	$(INVOKE) image.wrap --docker=$(DOCKER) $(ARGS)
 monitor: $(STAMP)
@@ -45,6 +46,10 @@ logs: $(STAMP)
 	$(INVOKE) job.logs --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
 cancel: $(STAMP)
 	$(INVOKE) job.cancel --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
+rerun: $(STAMP)
+	$(INVOKE) job.rerun --job=$(JOB) $(ARGS)
+extract: $(STAMP)
+	$(INVOKE) job.extract --job=$(JOB) --dest=$(or $(DEST),extracted/$(JOB)) $(ARGS)
 list: $(STAMP)
 	$(INVOKE) job.list $(ARGS)
 report: $(STAMP)

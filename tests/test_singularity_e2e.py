@@ -416,3 +416,25 @@ def test_cloud_from_the_service_record_and_the_metadata_url(world):
     config.write_text(original.replace(f"    resource-group: {si.resource_group}\n", f"    resource-group: {si.resource_group}\n    cloud: AzureMars\n", 1))
     with pytest.raises(UsageError, match=rf"cloud `AzureMars` is not among the clouds .* lists \({si.cloud_name}\)"):
         submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+
+
+def test_unpinned_image_is_refused_at_submit_unless_allowed(tmp_path):
+    from clirunner import run_singkit
+
+    class Nowhere:
+        workspace, subscription_id, resource_group = "ws", "00000000-0000-4000-8000-00000000beef", "rg"
+
+    root = project(tmp_path, Nowhere, None)
+    config = root / "configs" / "singkit.yaml"
+    config.write_text(config.read_text().replace(f"    sha256: {DIGEST}\n", ""))
+    environ = {"ARM_CLOUD_METADATA_URL": "https://127.0.0.1:9/metadata/endpoints", "SINGKIT_AZURE_TOKEN": "",
+               "HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")}
+    refused = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run"], cwd=root, env=environ)
+    assert refused.returncode == 2 and "image.wrap --docker=torch" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    allowed = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run", "--allow-unpinned"],
+                          cwd=root, env=environ)
+    assert allowed.returncode == 0, allowed.stderr
+    job_id = allowed.stdout.strip()
+    spec = (root / ".singkit" / "jobs" / job_id / "azureml" / f"{job_id}.1.yaml").read_text()
+    assert "singkit.azurecr.io/research/torch:2.1" in spec

@@ -1,0 +1,201 @@
+"""The `docker` target: each run is a container of the target's docker record, on the local engine.
+
+The image is the record's (the wrapped one when `sing-wrap: true`, pinned by digest when the
+record has `sha256:`), resolved to an image id at submit so every run uses the same bytes.
+Nothing in singkit runs inside the container (the image needs no Python): the runner on the
+host creates the container, streams its output into stdout.log/stderr.log, writes the status
+lines, and removes the container once its logs are saved. Inside:
+
+    /singkit/code          the job's code snapshot, read-only (the working directory)
+    /singkit/lib           singkit_metrics.py (on PYTHONPATH), read-only
+    /singkit/run/outputs   the run's outputs/ ($SINGKIT_OUTPUTS)
+    /singkit/run/run.log   the run's run.log ($SINGKIT_RUN_LOG): metrics go straight there
+
+No network unless the target says `network: true`; all GPUs when the engine has the NVIDIA
+runtime; the container runs as the calling user so the files it writes are theirs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from singkit.backends.embedded import EmbeddedBackend, user_spec
+from singkit.exceptions import SingkitError, UsageError
+from singkit.jobs import procs
+from singkit.jobs.workdir import RunPaths, run_command, run_environment
+
+if TYPE_CHECKING:
+    from singkit.store import Job, Run
+
+INSIDE = RunPaths(run_dir="/singkit/run", run_log="/singkit/run/run.log", outputs="/singkit/run/outputs",
+                  code="/singkit/code", lib="/singkit/lib")
+
+
+class DockerBackend(EmbeddedBackend):
+    name = "docker"
+
+    def _client(self) -> Any:
+        from singkit.images.engine import connect
+
+        return connect(self.env)
+
+    # -- submit side (in the CLI) ------------------------------------------------------------
+    def _references(self, record: dict[str, Any]) -> list[str]:
+        from singkit.images.refs import normalize_digest, target_reference
+
+        registry = None
+        if record.get("registry") and self.cfg is not None:
+            registry = self.cfg.service(record["registry"])
+        ref = target_reference(record, registry)
+        digest = normalize_digest(record.get("sha256")) if not record.get("sing-wrap") else None
+        return [ref.pinned(digest), ref.tagged] if digest else [ref.tagged]
+
+    def prepare(self, job: Job) -> None:
+        """Find (or pull) the image and pin the job to its id."""
+        from singkit.images.engine import ensure_image, has_image
+
+        spec = job.spec
+        record = spec.get("docker")
+        if not record:
+            name = spec["target"]["name"]
+            raise UsageError(f"target `{name}` runs on docker but names no image; add `docker: <record>` to compute-targets.{name}")
+        client = self._client()
+        try:
+            known = (spec.get("image") or {}).get("id")  # a rerun keeps the image it ran in
+            candidates = ([known] if known else []) + self._references(record)
+            ref = next((c for c in candidates if has_image(client, c)), None)
+            if ref is None:
+                if self.cfg is None:
+                    raise SingkitError(f"image {candidates[-1]} is not on this engine; pull it or run `invoke image.wrap --docker={record['name']}`")
+                ref = candidates[-1] if len(candidates) == 1 else candidates[-2]
+                ensure_image(self.env, self.cfg, client, ref, "job")
+            image_id = client.api.inspect_image(ref)["Id"]
+        finally:
+            client.close()
+        spec["image"] = {"ref": ref, "id": image_id}
+        job.write_spec(spec)
+
+    # -- runner side ---------------------------------------------------------------------------
+    def container_name(self, run: Run) -> str:
+        store = hashlib.sha256(str(run.job.store.root.resolve()).encode()).hexdigest()[:8]
+        return f"singkit-{store}-{run.id.replace('.', '-')}"
+
+    def execute(self, job: Job, run: Run) -> None:
+        import docker
+
+        client = self._client()
+        try:
+            spec = job.spec
+            environment = run_environment(run, INSIDE, {"HOME": "/tmp"}, self.env.environ)
+            kwargs: dict[str, Any] = {}
+            if not spec["target"].get("network"):
+                kwargs["network_mode"] = "none"
+            if "nvidia" in (client.info().get("Runtimes") or {}):
+                kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            if user_spec():
+                kwargs["user"] = user_spec()
+            volumes = {
+                str(job.dir / "code"): {"bind": INSIDE.code, "mode": "ro"},
+                str(job.dir / "lib"): {"bind": INSIDE.lib, "mode": "ro"},
+                str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
+                str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
+            }
+            container = client.containers.create(
+                spec["image"]["id"], command=["/bin/sh", "-c", run_command(run)], name=self.container_name(run),
+                labels={"singkit.job": job.id, "singkit.run": run.id, "singkit.store": str(job.store.root)},
+                environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
+            run.write_backend_info({"kind": "container", "container": container.id, "name": container.name,
+                                    "image": spec["image"]["id"]})
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            run.set_status("running", container=container.short_id)
+            if run.hparams:
+                run.append("hparams", hparams=run.hparams)
+            container.start()
+            with open(run.stdout_path, "ab", buffering=0) as out, open(run.stderr_path, "ab", buffering=0) as err:
+                for chunk_out, chunk_err in stream:
+                    if chunk_out:
+                        out.write(chunk_out)
+                    if chunk_err:
+                        err.write(chunk_err)
+            self._finish(run, container)
+        except docker.errors.APIError as error:
+            raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
+        finally:
+            client.close()
+
+    def _finish(self, run: Run, container: Any) -> None:
+        """Remove the container (its logs are saved by now), then record its outcome: a job
+        that reads as ended has nothing of it left on the engine."""
+        result = container.wait()
+        code = int(result.get("StatusCode", -1))
+        container.reload()
+        oom = (container.attrs.get("State") or {}).get("OOMKilled")
+        try:
+            container.remove(force=True)
+        finally:
+            if code == 0:
+                run.set_status("completed", exit_code=0)
+            elif oom:
+                run.set_status("failed", exit_code=code, reason="killed: out of memory")
+            else:
+                reason = {137: "killed by SIGKILL", 143: "terminated by SIGTERM"}.get(code, f"exit code {code}")
+                run.set_status("failed", exit_code=code, reason=reason)
+
+    # -- reconcile / cancel ----------------------------------------------------------------------
+    def _container(self, client: Any, run: Run) -> Any | None:
+        import docker
+
+        info = run.backend_info()
+        if not info.get("container"):
+            return None
+        try:
+            return client.containers.get(info["container"])
+        except docker.errors.NotFound:
+            return None
+
+    def _collect(self, run: Run, container: Any) -> None:
+        """Save the logs of a container its runner stopped following (it died part-way), then
+        finish it. The engine kept the whole output, so it replaces what the runner saved."""
+        from singkit.fsutil import atomic_write
+
+        for path, (out, err) in ((run.stdout_path, (True, False)), (run.stderr_path, (False, True))):
+            atomic_write(path, container.logs(stdout=out, stderr=err))
+        self._finish(run, container)
+
+    def run_alive(self, job: Job, run: Run) -> bool:
+        client = self._client()
+        try:
+            container = self._container(client, run)
+            if container is None:
+                return False
+            if container.status in ("running", "restarting", "paused"):
+                return True
+            if container.status == "created":  # its runner died before starting it
+                container.remove(force=True)
+                return False
+            self._collect(run, container)  # exited while its runner was gone: read its outcome
+            return False
+        finally:
+            client.close()
+
+    def stop(self, job: Job, runs: list[Run]) -> None:
+        import docker
+
+        runner_alive = procs.alive(job.runner_info())
+        client = self._client()
+        try:
+            for run in runs:
+                container = self._container(client, run)
+                if container is None:
+                    continue
+                try:
+                    if container.status == "running":
+                        container.kill()
+                    if not runner_alive:  # nobody will save its logs and remove it: do it here
+                        container.reload()
+                        self._collect(run, container)
+                except docker.errors.APIError:
+                    continue  # already gone or stopping: the cancel is recorded either way
+        finally:
+            client.close()

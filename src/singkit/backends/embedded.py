@@ -1,0 +1,125 @@
+"""What the two embedded backends (local, docker) share: a detached runner process per job.
+
+`submit` starts `python -m singkit.jobs.runner <job dir>` in a session of its own, so the job
+outlives the CLI; the runner starts up to `parallel` runs at once through `execute` and
+follows each to its end. `refresh` reconciles runs whose runner died; `cancel` records
+`cancelled` first, then stops the runs (and, for the whole job, the runner).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from singkit.backends.base import Backend
+from singkit.jobs import procs
+from singkit.store import events
+
+if TYPE_CHECKING:
+    from singkit.store import Job, Run
+
+# A job whose runner.json is missing this long after creation never got its runner.
+RUNNER_GRACE = 60.0
+CANCEL_GRACE = 5.0   # seconds between SIGTERM and SIGKILL
+RUNNER_DRAIN = 15.0  # how long a job cancel waits for the runner to save logs and exit
+
+
+class EmbeddedBackend(Backend):
+    @abc.abstractmethod
+    def execute(self, job: Job, run: Run) -> None:
+        """Run one run to its end (called by the runner, in a thread); record its outcome."""
+
+    @abc.abstractmethod
+    def run_alive(self, job: Job, run: Run) -> bool:
+        """Is the run's process/container still going without its runner? (May record the
+        outcome it finds, e.g. a container that exited while nobody followed it.)"""
+
+    @abc.abstractmethod
+    def stop(self, job: Job, runs: list[Run]) -> None:
+        """End the given runs' processes or containers."""
+
+    def submit(self, job: Job) -> None:
+        argv = [sys.executable, "-m", "singkit.jobs.runner", str(job.dir)]
+        with open(job.dir / "runner.log", "ab") as log:
+            popen = subprocess.Popen(argv, cwd=job.dir, env=dict(self.env.environ), stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log, start_new_session=True, close_fds=True)
+        job.write_runner_info({**procs.identity(popen.pid), "argv": argv})
+
+    def refresh(self, job: Job) -> None:
+        states = job.states()
+        if all(s.terminal for s in states.values()):
+            return
+        runner = job.runner_info()
+        if procs.alive(runner):
+            return  # the runner owns its runs and records their outcomes
+        if not runner and time.time() - float(job.spec.get("created") or 0) < RUNNER_GRACE:
+            return  # being submitted right now
+        for run in job.runs:
+            if states[run.id].terminal or self.run_alive(job, run):
+                continue
+            state = run.state()  # again: the run may have recorded its end just now
+            if state.terminal:
+                continue
+            if not runner:
+                reason = "no runner was ever started for this job (the submit was interrupted)"
+            elif state.status == "queued":
+                reason = (f"the job's runner (pid {runner.get('pid')}) ended before this run started "
+                          "(killed, or the machine restarted)")
+            else:
+                reason = (f"the run's process and the job's runner (pid {runner.get('pid')}) are gone "
+                          "without recording an outcome (killed, or the machine restarted)")
+            if run.set_status("failed", reason=reason):
+                events.record(self.env, "reconcile", job=job.id, run=run.id, reason=reason)
+
+    def cancel(self, job: Job, run: str | None = None) -> None:
+        runs = [job.run(run)] if run else job.runs
+        active = [r for r in runs if not r.state().terminal]
+        for r in active:  # recorded before anything is killed: the first terminal status wins
+            r.set_status("cancelled", reason="cancelled by the user")
+        self.stop(job, active)
+        if run is None:
+            self._stop_runner(job)
+            # a run the runner was starting while we looked would have escaped the first pass
+            self.stop(job, [r for r in job.runs if r.backend_info()])
+
+    def _stop_runner(self, job: Job) -> None:
+        runner = job.runner_info()
+        deadline = time.monotonic() + RUNNER_DRAIN
+        while procs.alive(runner) and time.monotonic() < deadline:
+            time.sleep(0.05)  # let it save logs and remove containers of the runs it followed
+        if procs.alive(runner):
+            procs.terminate(procs.family([int(runner["pid"])]), CANCEL_GRACE)
+
+
+def stop_processes(infos: list[dict], grace: float = CANCEL_GRACE) -> set[int]:
+    """End every process tree whose leader `infos` describe (only the very processes recorded)."""
+    leaders = [int(i["pid"]) for i in infos if procs.alive(i)]
+    if not leaders:
+        return set()
+    return procs.terminate(procs.family(leaders), grace)
+
+
+def exit_reason(code: int) -> tuple[str, str | None, int]:
+    """(status, reason, exit code) for a process exit code (negative: killed by that signal)."""
+    import signal
+
+    if code == 0:
+        return "completed", None, 0
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return "failed", f"killed by {name}", 128 - code
+    return "failed", f"exit code {code}", code
+
+
+def user_spec() -> str | None:
+    """uid:gid to run containers as, so files they write are the user's (None on Windows)."""
+    if hasattr(os, "getuid"):
+        return f"{os.getuid()}:{os.getgid()}"
+    return None

@@ -1,0 +1,1 @@
+../../../scripts/singkit_entry.py

@@ -1,0 +1,149 @@
+"""Looking at and steering submitted jobs: status, list, cancel, extract, monitor.
+
+Every read first refreshes the jobs that are not finished (through their backend, which
+reconciles runs whose process died), so nothing stays `running` after its runner is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from singkit.backends.base import Backend, backend_for_job
+from singkit.environment import Environment
+from singkit.exceptions import JobCancelled, JobFailed, SingkitError, UsageError
+from singkit.store import Job, Store, events, runlog
+
+FINISHED = {"completed", "failed", "cancelled", "dry-run"}
+
+
+def open_job(env: Environment, job_ref: str) -> tuple[Store, Job, Backend]:
+    store = Store.of(env)
+    job = store.job(job_ref)
+    return store, job, backend_for_job(job, env)
+
+
+def refresh(env: Environment, store: Store, job: Job, backend: Backend | None = None) -> dict[str, Any]:
+    """Bring one job up to date and return its summary (as indexed)."""
+    if not job.spec.get("dry_run") and job.status() not in FINISHED:
+        try:
+            (backend or backend_for_job(job, env)).refresh(job)
+        except SingkitError as error:
+            env.err(f"warning: could not refresh {job.id}: {error}")
+    return store.save(job)
+
+
+def status(env: Environment, job_ref: str) -> dict[str, Any]:
+    """The job's summary with its runs, each with status, reason, exit code, hparams, times."""
+    store, job, backend = open_job(env, job_ref)
+    summary = refresh(env, store, job, backend)
+    _, runs = job.summary()
+    return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
+
+
+def list_jobs(env: Environment, status: str | None = None, target: str | None = None,
+              last: int | None = None) -> list[dict[str, Any]]:
+    if status and status not in (*runlog.STATUSES, "dry-run"):
+        raise UsageError(f"--status={status} is not one of {', '.join(runlog.STATUSES)}, dry-run")
+    if last is not None and last < 1:
+        raise UsageError(f"--last={last}: give 1 or more")
+    store = Store.of(env)
+    store.sync_index()
+    for job_id, cached in store.index.statuses().items():
+        if cached not in FINISHED:
+            try:
+                refresh(env, store, store.job(job_id))
+            except SingkitError:
+                continue
+    return store.index.summaries(status=status, target=target, last=last)
+
+
+def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
+    """Cancel the job (or one run); the runs that were still going (empty: nothing to do)."""
+    store, job, backend = open_job(env, job_ref)
+    runs = [job.run(run)] if run else job.runs
+    active = [r.id for r in runs if not r.state().terminal]
+    if active:
+        backend.cancel(job, runs[0].id if run else None)
+        events.record(env, "cancel", job=job.id, runs=active)
+    store.save(job)
+    return active
+
+
+def extract(env: Environment, job_ref: str, dest: Path, what: str = "all") -> Path:
+    _store, job, backend = open_job(env, job_ref)
+    backend.download(job, dest, what)
+    return dest
+
+
+def outcome(status: str, job_id: str) -> None:
+    """Raise the exception whose exit code says how the job ended (nothing if it completed)."""
+    if status == "failed":
+        raise JobFailed(f"{job_id} failed; see `invoke job.status {job_id}` and `invoke job.logs {job_id}`")
+    if status == "cancelled":
+        raise JobCancelled(f"{job_id} was cancelled")
+
+
+class LiveLine:
+    """One status line on stderr, redrawn in place on a terminal, printed on change otherwise."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.shown = ""
+
+    def __call__(self, text: str) -> None:
+        if self.tty:
+            if text != self.shown:
+                self.stream.write("\r\033[K" + text)
+                self.stream.flush()
+                self.shown = text
+        elif text and text.split(" · ")[0] != self.shown.split(" · ")[0]:
+            self.stream.write(text.split(" · ")[0] + "\n")  # no clock: only real changes
+            self.stream.flush()
+            self.shown = text
+
+    def close(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = False) -> str:
+    """Follow every run's output until the job ends; its final status. Ctrl-C propagates
+    (KeyboardInterrupt) and leaves the job running. With json_out the job's stdout goes to
+    stderr too, keeping stdout for the JSON printed afterwards."""
+    from singkit.jobs.follow import JobFollower, status_counts
+
+    store, job, backend = open_job(env, job_ref)
+    line = LiveLine(env.stderr) if live else None
+    started = time.time()
+    try:
+        out = env.stderr if json_out else env.stdout
+        states = JobFollower(job, backend, out, env.stderr, status_line=line).follow()
+    finally:
+        if line:
+            line.close()
+    summary = store.save(job)
+    env.err(f"{job.id} {summary['status']}: {status_counts(states)} in {time.time() - started:.1f}s")
+    for run_id, state in states.items():
+        if state.status == "failed" and state.reason:
+            env.err(f"  {run_id}: {state.reason}")
+    return summary["status"]
+
+
+def detach_hint(job_id: str) -> str:
+    return (f"detached from {job_id}; it keeps running. Cancel it with `invoke job.cancel {job_id}` "
+            f"(make cancel JOB={job_id}), follow it again with `invoke job.monitor {job_id}`")
+
+
+def next_steps(job_id: str) -> str:
+    return "\n".join([
+        f"  monitor: invoke job.monitor {job_id}    (make monitor JOB={job_id})",
+        f"  logs:    invoke job.logs {job_id}       (make logs JOB={job_id})",
+        f"  status:  invoke job.status {job_id}     (make status JOB={job_id})",
+        f"  cancel:  invoke job.cancel {job_id}     (make cancel JOB={job_id})",
+        f"  report:  invoke report.list --runs --job={job_id}  (make report JOB={job_id})",
+    ])
+

@@ -1,0 +1,138 @@
+"""Following runs: tailing their output files, and watching a whole job (job.monitor).
+
+Output files are read by byte offset; a line is only passed on once its newline is there
+(or the run has ended). Run states are read incrementally from run.log the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+from singkit.store import runlog
+
+if TYPE_CHECKING:
+    from singkit.backends.base import Backend
+    from singkit.store import Job, Run
+
+POLL = 0.05
+
+
+class StateWatcher:
+    """A run's state, brought up to date from the bytes appended to run.log since last time."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.state = runlog.RunState()
+        self.offset = 0
+
+    def poll(self) -> runlog.RunState:
+        records, self.offset = runlog.read(self.run.log_path, self.offset)
+        for record in records:
+            self.state.apply(record)
+        return self.state
+
+
+def last_lines(path: Any, count: int) -> tuple[list[str], int]:
+    """The last `count` complete lines of a file and the file size they end at."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return [], 0
+    end = data.rfind(b"\n") + 1
+    lines = data[:end].decode("utf-8", "replace").splitlines(keepends=True)
+    return (lines[-count:] if count else []), end
+
+
+def follow_lines(run: Run, stream: str = "stdout", follow: bool = False, tail: int | None = None,
+                 poll: float = POLL) -> Iterator[str]:
+    """Lines of a run's stdout/stderr file; with follow, keep going until the run has ended."""
+    path = run.stdout_path if stream == "stdout" else run.stderr_path
+    offset = 0
+    if tail is not None:
+        lines, offset = last_lines(path, tail)
+        yield from lines
+    watcher = StateWatcher(run)
+    pending = b""
+    while True:
+        ended = watcher.poll().terminal  # before reading: whatever the run wrote is then in the file
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            chunk = b""
+        offset += len(chunk)
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", "replace") + "\n"
+        if not follow or ended:
+            if pending:
+                yield pending.decode("utf-8", "replace") + "\n"
+            return
+        if not chunk:
+            time.sleep(poll)
+
+
+def status_counts(states: dict[str, runlog.RunState]) -> str:
+    counts = collections.Counter(s.status for s in states.values())
+    order = ["running", "queued", "preempted", "completed", "failed", "cancelled"]
+    return ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class JobFollower:
+    """Print every run's output as it comes (prefixed by the run id when there are several):
+    stdout lines to `out`, stderr lines to `err`. Runs one thread per (run, stream); the
+    caller's thread refreshes the backend (which reconciles dead runs) and shows status."""
+
+    def __init__(self, job: Job, backend: Backend, out: TextIO, err: TextIO, runs: list[Run] | None = None,
+                 tail: int | None = None, status_line: Callable[[str], None] | None = None):
+        self.job, self.backend, self.out, self.err = job, backend, out, err
+        self.runs = runs if runs is not None else job.runs
+        self.tail = tail
+        self.status_line = status_line
+        self.lock = threading.Lock()
+        self.prefix = len(job.runs) > 1
+
+    def _pump(self, run: Run, stream: str) -> None:
+        sink = self.out if stream == "stdout" else self.err
+        prefix = f"[{run.id}] " if self.prefix else ""
+        for line in self.backend.logs(self.job, run.id, follow=True, stream=stream, tail=self.tail):
+            with self.lock:
+                if self.status_line:
+                    self.status_line("")  # clear the live line before output goes over it
+                sink.write(prefix + line)
+                sink.flush()
+
+    def follow(self, refresh_every: float = 2.0, tick: float = 0.2) -> dict[str, runlog.RunState]:
+        threads = [threading.Thread(target=self._pump, args=(run, stream), daemon=True)
+                   for run in self.runs for stream in ("stdout", "stderr")]
+        for thread in threads:
+            thread.start()
+        watchers = [StateWatcher(r) for r in self.runs]
+        started = time.time()
+        last_refresh = 0.0
+        while True:
+            states = {w.run.id: w.poll() for w in watchers}
+            if all(s.terminal for s in states.values()) and not any(t.is_alive() for t in threads):
+                return states
+            if time.monotonic() - last_refresh > refresh_every:
+                last_refresh = time.monotonic()
+                self.backend.refresh(self.job)
+            if self.status_line:
+                with self.lock:
+                    self.status_line(f"{self.job.id}: {status_counts(states)} · {clock(time.time() - started)}")
+            for thread in threads:
+                thread.join(timeout=tick / max(1, len(threads)))

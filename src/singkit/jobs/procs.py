@@ -1,0 +1,126 @@
+"""Processes by identity, not just by pid: a pid is reused after its process dies (or after a
+reboot), so a process is recorded as (pid, start time, boot id) and only that one counts as
+alive. Linux reads /proc; elsewhere only the pid is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+PROC = Path("/proc")
+
+
+def boot_id() -> str | None:
+    try:
+        return (PROC / "sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is [0], ppid [1], ...)."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat: starttime in clock ticks
+
+
+def identity(pid: int) -> dict[str, Any]:
+    """What to record about a process so that `alive` can recognise it later."""
+    return {"pid": pid, "start": start_time(pid), "boot_id": boot_id(), "host": socket.gethostname()}
+
+
+def alive(info: dict[str, Any] | None) -> bool:
+    """Is the very process `info` describes still running (zombies count as ended)?"""
+    if not info or not info.get("pid"):
+        return False
+    pid = int(info["pid"])
+    if info.get("boot_id") and boot_id() and info["boot_id"] != boot_id():
+        return False
+    if PROC.is_dir():
+        fields = _stat(pid)
+        if fields is None or fields[0] in ("Z", "X"):
+            return False
+        return info.get("start") is None or int(fields[19]) == int(info["start"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _all() -> list[tuple[int, int, int]]:
+    """(pid, ppid, session id) of every process we can see."""
+    found = []
+    for entry in PROC.iterdir() if PROC.is_dir() else ():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields:
+                found.append((int(entry.name), int(fields[1]), int(fields[3])))
+    return found
+
+
+def family(leaders: list[int]) -> set[int]:
+    """The leaders, everything in their sessions, and all their descendants (even ones that
+    started a session of their own): the whole tree a cancel has to end."""
+    table = _all()
+    members = {p for p in leaders if p > 1}
+    members |= {pid for pid, _ppid, sid in table if sid in members}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid, _sid in table:
+            if ppid in members and pid not in members:
+                members.add(pid)
+                grew = True
+    members.discard(os.getpid())
+    return members
+
+
+def terminate(pids: set[int], grace: float = 5.0) -> set[int]:
+    """SIGTERM every pid, wait up to `grace` seconds, SIGKILL what is left; the pids signalled."""
+    signalled = set()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            signalled.add(pid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + grace
+    remaining = set(signalled)
+    while remaining and time.monotonic() < deadline:
+        remaining = {p for p in remaining if _running(p)}
+        if remaining:
+            time.sleep(0.05)
+    for pid in remaining:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return signalled
+
+
+def _running(pid: int) -> bool:
+    fields = _stat(pid)
+    if fields is not None:
+        return fields[0] not in ("Z", "X")
+    if PROC.is_dir():
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False

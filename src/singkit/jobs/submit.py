@@ -1,0 +1,104 @@
+"""The submit pipeline, as plain steps:
+
+    load config → resolve target → build spec → snapshot → allocate + record → prepare → submit
+
+`--dry-run` stops after prepare: the job folder then holds job.yaml, the code and whatever the
+backend renders (the Azure ML job YAML for singularity targets), and nothing runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from singkit.backends.base import Backend, backend_for, service_record
+from singkit.environment import Environment
+from singkit.exceptions import SingkitError
+from singkit.jobs.spec import SubmitRequest, build_spec, number_runs
+from singkit.snapshot import Snapshot, take
+from singkit.store import Job, Store, events
+
+
+def load(env: Environment) -> Any:
+    from singkit.config import load_config
+
+    return load_config(env)
+
+
+def snapshot(env: Environment, cfg: Any, target: dict[str, Any], store: Store) -> Snapshot:
+    general = cfg.general
+    code_dirs = target.get("code-dirs") or general.get("code-dirs") or ["."]
+    omit = [*(general.get("code-omit") or []), *(target.get("code-omit") or [])]
+    snap = take(env.project_root, code_dirs, omit, store.snapshots_dir, exclude=[store.root])
+    if snap.bytes > 200 * 1024 * 1024:
+        env.err(f"warning: the code snapshot is {snap.bytes / 2**20:.0f} MB; "
+                "leave data and checkpoints out with general.code-omit or .gitignore")
+    return snap
+
+
+def code_record(snap: Snapshot) -> dict[str, Any]:
+    return {"sha256": snap.sha256, "files": snap.files, "bytes": snap.bytes,
+            "archive": f"snapshots/{snap.path.name}"}
+
+
+def record_and_start(env: Environment, store: Store, backend: Backend, spec: dict[str, Any],
+                     code_archive: Any) -> Job:
+    """Allocate the id, write the job folder, let the backend prepare and (unless dry) submit."""
+    job = store.allocate()
+    number_runs(spec, job.id)
+    job.link_code(code_archive)
+    job.write_spec(spec)
+    try:
+        backend.prepare(job)
+        if not spec.get("dry_run"):
+            for run in job.runs:
+                run.create()
+            backend.submit(job)
+    except BaseException as error:
+        # the job exists now: give every run an outcome so it never looks pending
+        reason = f"submit failed: {error}" if isinstance(error, SingkitError) else f"submit failed: {type(error).__name__}: {error}"
+        for run in job.runs:
+            if not run.dir.exists():
+                run.create()
+            run.set_status("failed", reason=reason[:500])
+        store.save(job)
+        raise
+    store.save(job)
+    events.record(env, "submit", job=job.id, target=spec["target"]["name"], runs=len(spec["runs"]),
+                  code=spec["code"]["sha256"], dry_run=bool(spec.get("dry_run")),
+                  **({"rerun_of": spec["rerun_of"]} if spec.get("rerun_of") else {}))
+    return job
+
+
+def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> Job:
+    cfg = cfg if cfg is not None else load(env)                    # load config
+    target = cfg.target(request.target)                            # resolve target
+    service = service_record(target, cfg)
+    backend = backend_for(target, env, cfg, service=service)
+    spec = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
+    store = Store.of(env)
+    snap = snapshot(env, cfg, target, store)                       # snapshot
+    spec["code"] = code_record(snap)
+    return record_and_start(env, store, backend, spec, snap.path)  # record, prepare, submit
+
+
+def rerun(env: Environment, job_ref: str, parallel: int | None = None) -> Job:
+    """A new job with the same target, command, runs and code snapshot as an earlier one."""
+    store = Store.of(env)
+    old = store.job(job_ref)
+    spec = copy.deepcopy(old.spec)
+    spec.update(job=None, created=round(time.time(), 3), dry_run=False, rerun_of=old.id)
+    if parallel is not None:
+        spec["parallel"] = parallel
+    for run in spec["runs"]:
+        run["run"] = None
+    try:
+        cfg = load(env)  # for registry credentials if an image must be pulled again
+    except SingkitError:
+        cfg = None
+    backend = backend_for(spec["target"], env, cfg, service=spec["service"])
+    archive = store.root / spec["code"]["archive"]
+    if not archive.exists():
+        archive = old.code_archive
+    return record_and_start(env, store, backend, spec, archive)

@@ -1,0 +1,101 @@
+"""What a run sees: the job's code folder, the in-job files on PYTHONPATH, its environment.
+
+    jobs/<jobN>/code/                 the snapshot, extracted once per job (the runs' working dir)
+    jobs/<jobN>/lib/singkit_metrics.py   singkit.metrics, importable as `singkit_metrics`
+    jobs/<jobN>/lib/singkit_entry.py     the entry wrapper (scripts/singkit_entry.py)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import SingkitError
+from singkit.jobs.spec import hp_environment
+from singkit.snapshot import safe_extract
+from singkit.store import Job, Run
+
+METRICS_MODULE = "singkit_metrics.py"
+ENTRY_SCRIPT = "singkit_entry.py"
+
+
+def entry_script() -> Path:
+    """scripts/singkit_entry.py: packaged as singkit/data/ in a wheel, beside src/ in a checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "data" / ENTRY_SCRIPT, package.parent.parent / "scripts" / ENTRY_SCRIPT):
+        if candidate.is_file():
+            return candidate
+    raise SingkitError(f"cannot find {ENTRY_SCRIPT} (looked in singkit/data and scripts/); reinstall singkit")
+
+
+def prepare(job: Job) -> tuple[Path, Path]:
+    """Extract the code and place the in-job files; (code dir, lib dir). Idempotent."""
+    code, lib = job.dir / "code", job.dir / "lib"
+    if not (code / ".singkit-extracted").exists():
+        safe_extract(job.code_archive, code)
+        (code / ".singkit-extracted").touch()
+    lib.mkdir(exist_ok=True)
+    package = Path(__file__).resolve().parent.parent
+    shutil.copyfile(package / "metrics.py", lib / METRICS_MODULE)
+    shutil.copyfile(entry_script(), lib / ENTRY_SCRIPT)
+    return code, lib
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run's files are as the run itself sees them (host paths, or container paths)."""
+
+    run_dir: str
+    run_log: str
+    outputs: str
+    code: str
+    lib: str
+
+
+def host_paths(run: Run) -> RunPaths:
+    job_dir = run.job.dir
+    return RunPaths(str(run.dir), str(run.log_path), str(run.outputs_dir), str(job_dir / "code"), str(job_dir / "lib"))
+
+
+def resolve_env(values: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """The job's env with `$env:NAME` secrets looked up now (never written anywhere)."""
+    if not any(str(v).startswith("$env:") for v in values.values()):
+        return {str(k): "" if v is None else str(v) for k, v in values.items()}
+    from singkit.config import resolve_secret  # only then: it loads the config machinery
+
+    return {str(k): (resolve_secret(v, environ) or "") for k, v in values.items()}
+
+
+def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_from: Mapping[str, str]) -> dict[str, str]:
+    """`base` (the host's environment for local runs, empty for containers), then the job's env,
+    then singkit's variables, which always win."""
+    spec = run.job.spec
+    entry = next((r for r in spec["runs"] if r["run"] == run.id), {})
+    env = dict(base)
+    env.update(resolve_env(spec.get("env") or {}, secrets_from))
+    env.update(hp_environment(run.hparams))
+    env.update({
+        "SINGKIT_JOB": run.job.id,
+        "SINGKIT_RUN": run.id,
+        "SINGKIT_REPEAT": str(entry.get("repeat", 1)),
+        "SINGKIT_TARGET": str((spec.get("target") or {}).get("name", "")),
+        "SINGKIT_EXPERIMENT": str(spec.get("experiment") or ""),
+        "SINGKIT_RUN_DIR": paths.run_dir,
+        "SINGKIT_RUN_LOG": paths.run_log,
+        "SINGKIT_OUTPUTS": paths.outputs,
+        "SINGKIT_CODE": paths.code,
+        "PYTHONUNBUFFERED": "1",
+    })
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (paths.lib, base.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_command(run: Run) -> str:
+    """The shell command a run executes: the setup's steps, then the command with its hparams."""
+    spec = run.job.spec
+    entry = next((r for r in spec["runs"] if r["run"] == run.id), {})
+    return (spec.get("setup_prefix") or "") + (entry.get("command") or spec["command"])

@@ -1,0 +1,36 @@
+"""The store's audit log: $SINGKIT_HOME/events.jsonl, one JSON object per line.
+
+    {"t": 1732450000.12, "event": "submit", "job": "job3", "target": "local", "runs": 4}
+
+Events used so far: build, push, pin (images), submit, cancel, rerun, reconcile. Each line is
+one write on an O_APPEND descriptor, so concurrent writers never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def record(env: Any, event: str, **fields: Any) -> dict[str, Any]:
+    """Append one audit event under env.home (an Environment, or anything with .home)."""
+    home = Path(env.home)
+    home.mkdir(parents=True, exist_ok=True)
+    entry = {"t": round(time.time(), 3), "event": event, **fields}
+    line = (json.dumps(entry, default=str) + "\n").encode()
+    fd = os.open(home / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return entry
+
+
+def read(env: Any) -> list[dict[str, Any]]:
+    """Every complete event (a torn last line is skipped)."""
+    from singkit.store import runlog
+
+    return runlog.events(Path(env.home) / "events.jsonl")

@@ -1,0 +1,295 @@
+"""The local job store: job folders (the truth) and the SQLite index (a cache over them).
+
+    <root>/jobs/<jobN>/job.yaml                  resolved spec
+    <root>/jobs/<jobN>/code.tar.gz               the code snapshot (hard link to snapshots/<sha>.tar.gz)
+    <root>/jobs/<jobN>/runner.json               the detached runner: pid, start time, boot id
+    <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
+    <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import SingkitError, UsageError
+from singkit.fsutil import atomic_write
+from singkit.store import runlog
+from singkit.store.index import Index
+
+JOB_ID = re.compile(r"^job(\d+)$")
+# A job folder without job.yaml is being created by a concurrent submit; after this long it
+# is taken as abandoned (the submit died) and ignored.
+ABANDONED_AFTER = 300.0
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # keep the order the spec was built in
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; the job was never fully created") from None
+    try:
+        import yaml  # PyYAML's C loader when present: fast for specs with many runs
+
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except ImportError:
+        from ruamel.yaml import YAML
+
+        data = YAML(typ="safe", pure=True).load(text)
+    except Exception as error:  # noqa: BLE001 - any parser error means the same here
+        raise SingkitError(f"{path}: not valid YAML ({type(error).__name__}); the store may be damaged") from None
+    if not isinstance(data, dict):
+        raise SingkitError(f"{path}: not a job spec (expected a mapping); the store may be damaged")
+    return data
+
+
+class Run:
+    """One run's folder: jobs/<jobN>/runs/<jobN.K>/."""
+
+    def __init__(self, job: Job, run_id: str, hparams: dict[str, Any] | None = None):
+        self.job = job
+        self.id = run_id
+        self.hparams = hparams or {}
+        self.dir = job.dir / "runs" / run_id
+        self.log_path = self.dir / "run.log"
+        self.stdout_path = self.dir / "stdout.log"
+        self.stderr_path = self.dir / "stderr.log"
+        self.outputs_dir = self.dir / "outputs"
+        self.backend_path = self.dir / "backend.json"
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r})"
+
+    @property
+    def num(self) -> int:
+        return int(self.id.rsplit(".", 1)[1])
+
+    def create(self) -> None:
+        """Make the folder and record the run as queued."""
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.stdout_path, self.stderr_path):
+            path.touch()
+        self.append("status", status="queued")
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        return runlog.append(self.log_path, event, **fields)
+
+    def state(self) -> runlog.RunState:
+        return runlog.state(self.log_path)
+
+    def set_status(self, status: str, reason: str | None = None, exit_code: int | None = None,
+                   **fields: Any) -> bool:
+        """Append a status line unless the run already ended; True if it was appended.
+
+        Two writers can still race past the check; readers keep the first terminal line."""
+        if status not in runlog.STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if self.state().terminal:
+            return False
+        extra = {k: v for k, v in (("reason", reason), ("exit_code", exit_code)) if v is not None}
+        self.append("status", status=status, **extra, **fields)
+        return True
+
+    def backend_info(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.backend_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def write_backend_info(self, info: dict[str, Any]) -> None:
+        atomic_write(self.backend_path, json.dumps(info, indent=1, default=str))
+
+    def summary(self, state: runlog.RunState | None = None) -> dict[str, Any]:
+        state = state or self.state()
+        data = {"run": self.id, **state.to_dict()}
+        data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
+        data["sweep"] = dict(self.hparams)
+        return data
+
+
+class Job:
+    """One job folder: jobs/<jobN>/."""
+
+    def __init__(self, store: Store, job_id: str):
+        self.store = store
+        self.id = job_id
+        self.num = int(JOB_ID.match(job_id).group(1))  # type: ignore[union-attr]
+        self.dir = store.jobs_dir / job_id
+        self.spec_path = self.dir / "job.yaml"
+        self.code_archive = self.dir / "code.tar.gz"
+        self.runner_path = self.dir / "runner.json"
+        self._spec: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        if self._spec is None:
+            self._spec = load_yaml(self.spec_path)
+        return self._spec
+
+    def write_spec(self, spec: dict[str, Any]) -> None:
+        atomic_write(self.spec_path, dump_yaml(spec))
+        self._spec = spec
+
+    @property
+    def runs(self) -> list[Run]:
+        return [Run(self, r["run"], r.get("hparams")) for r in self.spec.get("runs") or []]
+
+    def run(self, ref: str) -> Run:
+        """A run by `jobN.K`, `N.K` or `K`; UsageError listing the runs if unknown."""
+        runs = {r.id: r for r in self.runs}
+        for candidate in (ref, f"{self.id}.{ref}", f"job{ref}"):
+            if candidate in runs:
+                return runs[candidate]
+        raise UsageError(f"no run `{ref}` in {self.id}; its runs are {', '.join(runs) or '(none)'}")
+
+    def link_code(self, archive: Path) -> None:
+        """Give the job its code snapshot: a hard link to the deduped archive (a copy across devices)."""
+        try:
+            os.link(archive, self.code_archive)
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copy2(archive, self.code_archive)
+
+    def runner_info(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.runner_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def write_runner_info(self, info: dict[str, Any]) -> None:
+        atomic_write(self.runner_path, json.dumps(info, indent=1))
+
+    def states(self) -> dict[str, runlog.RunState]:
+        return {r.id: r.state() for r in self.runs}
+
+    def status(self) -> str:
+        if self.spec.get("dry_run"):
+            return "dry-run"
+        return runlog.job_status([s.status for s in self.states().values()])
+
+    def summary(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(job summary, run summaries) as listed and indexed."""
+        spec = self.spec
+        runs = [r.summary() for r in self.runs]
+        statuses = [r["status"] for r in runs]
+        status = "dry-run" if spec.get("dry_run") else runlog.job_status(statuses)
+        started = [r["started"] for r in runs if r.get("started")]
+        ended = [r["ended"] for r in runs if r.get("ended")]
+        target = spec.get("target") or {}
+        summary = {
+            "job": self.id, "num": self.num, "target": target.get("name"),
+            "service": (spec.get("service") or {}).get("name"), "status": status,
+            "runs_total": len(runs), "runs_done": sum(s in runlog.TERMINAL for s in statuses),
+            "created": spec.get("created"), "started": min(started) if started else None,
+            "ended": max(ended) if ended and all(s in runlog.TERMINAL for s in statuses) else None,
+            "command": spec.get("command"),
+        }
+        return summary, runs
+
+
+class Store:
+    """One local store root ($SINGKIT_HOME, default <project>/.singkit)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.jobs_dir = self.root / "jobs"
+        self.snapshots_dir = self.root / "snapshots"
+        self.events_path = self.root / "events.jsonl"
+        self.index = Index(self.root / "index.sqlite")
+
+    @classmethod
+    def of(cls, env: Any) -> Store:
+        return cls(env.home)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def job_ids(self) -> list[str]:
+        """Job folders that hold a spec (or are being created just now), in id order."""
+        try:
+            entries = list(os.scandir(self.jobs_dir))
+        except FileNotFoundError:
+            return []
+        ids = []
+        for entry in entries:
+            if not JOB_ID.match(entry.name) or not entry.is_dir():
+                continue
+            if not os.path.exists(os.path.join(entry.path, "job.yaml")):
+                try:
+                    if time.time() - entry.stat().st_mtime > ABANDONED_AFTER:
+                        continue
+                except FileNotFoundError:
+                    continue
+            ids.append(entry.name)
+        return sorted(ids, key=lambda j: int(j[3:]))
+
+    def allocate(self) -> Job:
+        """A new, empty job folder with the next free id. mkdir is atomic, so concurrent
+        submits (threads or processes) can never get the same id."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        taken = [int(m.group(1)) for name in os.listdir(self.jobs_dir) if (m := JOB_ID.match(name))]
+        num = max(taken, default=0) + 1
+        while True:
+            try:
+                os.mkdir(self.jobs_dir / f"job{num}")
+                return Job(self, f"job{num}")
+            except FileExistsError:
+                num += 1
+
+    def job(self, ref: str) -> Job:
+        """A job by `jobN` or `N`; UsageError naming the closest jobs if unknown."""
+        job_id = f"job{ref}" if ref.isdigit() else ref
+        if JOB_ID.match(job_id) and (self.jobs_dir / job_id / "job.yaml").is_file():
+            return Job(self, job_id)
+        import difflib
+
+        known = self.job_ids()
+        if not known:
+            raise UsageError(f"no job `{ref}`: the store {self.root} has no jobs yet; submit one with `invoke job.submit`")
+        close = difflib.get_close_matches(job_id, known, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"the newest are {', '.join(known[-3:])}"
+        raise UsageError(f"no job `{ref}` in {self.root}; {hint} (see `invoke job.list`)")
+
+    def save(self, job: Job) -> dict[str, Any]:
+        """Write the job's current summary into the index; return it."""
+        summary, runs = job.summary()
+        self.index.upsert(summary, runs)
+        return summary
+
+    def sync_index(self) -> None:
+        """Index job folders the index does not know (a fresh/damaged index, a crashed submit)."""
+        known = self.index.statuses()
+        for job_id in self.job_ids():
+            if job_id not in known:
+                try:
+                    self.save(Job(self, job_id))
+                except (UsageError, SingkitError):
+                    continue  # still being created, or damaged: skip it, never fail a listing
+
+    def rebuild_index(self) -> int:
+        """Drop and refill the index from the job folders; the number of jobs indexed."""
+        for job_id in self.index.statuses():
+            self.index.remove(job_id)
+        self.sync_index()
+        return len(self.index.statuses())

@@ -1,0 +1,131 @@
+"""run.log: one JSON object per line, appended by the job, its wrapper, the runner and cancel.
+
+    {"t": 1732450000.12, "event": "status", "status": "running", "reason": "...", "exit_code": 0}
+    {"t": ..., "event": "hparams", "hparams": {"lr": 0.1}}
+    {"t": ..., "event": "metrics", "step": 10, "metrics": {"loss": 0.52}}
+
+Optional "node": int on any line. Writers append each line with ONE write on an O_APPEND
+descriptor, so lines from several processes never interleave. Readers skip any line that is
+not a JSON object (a torn last line while a writer is mid-way). A terminal status is final:
+the first completed/failed/cancelled line wins and later status lines are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted")
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+ACTIVE = frozenset({"queued", "running", "preempted"})
+
+
+def append(path: Path | str, event: str, **fields: Any) -> dict[str, Any]:
+    """Append one event line (with "t" = now) and return it."""
+    record = {"t": round(time.time(), 3), "event": event, **fields}
+    line = (json.dumps(record, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return record
+
+
+def read(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Complete event lines from byte `offset` on, and the offset after the last complete line."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a line without its newline yet is still being written
+    events = []
+    for raw in data[:end].splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            events.append(record)
+    return events, offset + end
+
+
+def events(path: Path | str) -> list[dict[str, Any]]:
+    return read(path)[0]
+
+
+@dataclass
+class RunState:
+    """What a run's events say about it."""
+
+    status: str = "queued"
+    reason: str | None = None
+    exit_code: int | None = None
+    queued: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    last_step: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def apply(self, record: dict[str, Any]) -> None:
+        kind = record.get("event")
+        if kind == "status":
+            status = record.get("status")
+            if status not in STATUSES or self.terminal:
+                return
+            self.status = status
+            t = record.get("t")
+            if status == "queued" and self.queued is None:
+                self.queued = t
+            if status == "running" and self.started is None:
+                self.started = t
+            if status in TERMINAL:
+                self.ended = t
+                self.reason = record.get("reason")
+                self.exit_code = record.get("exit_code")
+            elif status == "preempted":
+                self.reason = record.get("reason")
+        elif kind == "hparams" and isinstance(record.get("hparams"), dict):
+            self.hparams.update(record["hparams"])
+        elif kind == "metrics" and isinstance(record.get("metrics"), dict):
+            self.last_metrics.update(record["metrics"])
+            if record.get("step") is not None:
+                self.last_step = record["step"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "exit_code": self.exit_code,
+                "queued": self.queued, "started": self.started, "ended": self.ended,
+                "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step}
+
+
+def state(path: Path | str) -> RunState:
+    result = RunState()
+    for record in events(path):
+        result.apply(record)
+    return result
+
+
+def job_status(statuses: list[str]) -> str:
+    """One status for a job from its runs': still going while any run is; then the worst outcome."""
+    if not statuses:
+        return "queued"
+    if "running" in statuses:
+        return "running"
+    if any(s in ACTIVE for s in statuses):
+        # some queued/preempted runs and the rest finished: the job is under way
+        return "running" if any(s in TERMINAL for s in statuses) else ("preempted" if "preempted" in statuses else "queued")
+    for outcome in ("failed", "cancelled"):
+        if outcome in statuses:
+            return outcome
+    return "completed"

@@ -1,0 +1,233 @@
+"""`job` tasks: submit, status, list, logs, monitor, cancel, extract, rerun.
+
+Every task that takes a job accepts it as a word (`job3`, `JOB=job3`) or as `--job=job3`.
+`--json` prints JSON alone on stdout. Exit codes: 0 ok/completed, 1 failed, 2 usage or
+config error, 3 cancelled, 4 a service (e.g. the Docker Engine) is unavailable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json as _json
+import time
+from pathlib import Path
+from typing import Any
+
+from invoke.exceptions import Exit
+
+from singkit.tasks._edge import job_arg, task
+
+JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
+
+
+def _dump(env: Any, data: Any) -> None:
+    env.out(_json.dumps(data, indent=2, default=str))
+
+
+def _when(t: float | None) -> str:
+    return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _duration(start: float | None, end: float | None) -> str:
+    from singkit.jobs.follow import clock
+
+    if not start:
+        return "-"
+    return clock((end or time.time()) - start)
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+@task(iterable=["hp"], help={
+    "target": "compute target from configs/ (default: local)",
+    "cmd": "the command to run (default: python examples/train.py)",
+    "runs": "repeats of each hparam set (default 1)",
+    "hp": "sweep NAME=V1,V2 (repeatable; runs = product x --runs); each run gets `--NAME V` appended "
+          "to the command (or put at {hparams}) and $SINGKIT_HP_NAME",
+    "parallel": "runs at once (default: 1 on local/docker, all on Singularity)",
+    "dry-run": "write the job folder and spec, do not run anything",
+    "follow": "stay and follow the job like job.monitor (exit code = outcome)",
+    "json": "print the job as JSON on stdout",
+    "allow-unpinned": "Singularity: accept a docker image not pinned by digest (not reproducible)",
+})
+def submit(c, env, target="local", cmd=None, runs=1, hp=None, parallel=None, dry_run=False,
+           follow=False, json=False, allow_unpinned=False):
+    """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
+    from singkit.jobs import control
+    from singkit.jobs.spec import SubmitRequest
+    from singkit.jobs.submit import submit as submit_job
+
+    request = SubmitRequest(target=target or "local", command=cmd, runs=int(runs), hp=list(hp or []),
+                            parallel=int(parallel) if parallel not in (None, "") else None, dry_run=dry_run,
+                            allow_unpinned=allow_unpinned)
+    job = submit_job(env, request)
+    spec = job.spec
+    if not json:
+        env.out(job.id)
+        what = "written (dry run, nothing started)" if dry_run else "submitted"
+        env.err(f"{job.id} {what}: {len(spec['runs'])} run(s) on {spec['target']['name']}, "
+                f"parallel {spec['parallel']}, code {spec['code']['sha256'][:12]} ({spec['code']['files']} files)")
+        if not dry_run and not follow:
+            env.err(control.next_steps(job.id))
+    if follow and not dry_run:
+        _follow(env, job.id, json)
+    elif json:
+        _dump(env, control.status(env, job.id))
+
+
+def _follow(env, job_id: str, as_json: bool) -> None:
+    from singkit.jobs import control
+
+    try:
+        final = control.monitor(env, job_id, live=not as_json, json_out=as_json)
+    except KeyboardInterrupt:
+        env.err(control.detach_hint(job_id))
+        raise Exit(code=130) from None
+    if as_json:
+        _dump(env, control.status(env, job_id))
+    control.outcome(final, job_id)
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "json": "print the job and its runs as JSON"})
+def status(c, env, job=None, json=False):
+    """Show a job's status and each run's status, reason, exit code and hparams."""
+    from singkit.jobs import control
+
+    data = control.status(env, job_arg(job))
+    if json:
+        _dump(env, data)
+        return
+    env.out(f"{data['job']}  {data['status']}  target {data['target']}  runs {data['runs_done']}/{data['runs_total']} done"
+            f"  created {_when(data['created'])}  took {_duration(data['started'], data['ended'])}")
+    rows = [[r["run"], r["status"], r.get("exit_code") if r.get("exit_code") is not None else "-",
+             _duration(r.get("started"), r.get("ended")),
+             " ".join(f"{k}={v}" for k, v in (r.get("sweep") or {}).items()) or "-",
+             r.get("reason") or ""] for r in data["runs"]]
+    env.out(_table(rows, ["run", "status", "exit", "took", "sweep", "reason"]))
+
+
+@task(name="list", help={"status": "only jobs with this status", "target": "only jobs on this target",
+            "last": "only the newest N jobs", "json": "print the jobs as JSON"})
+def list_jobs(c, env, status=None, target=None, last=None, json=False):
+    """List jobs: target, status, runs done/total, created, duration."""
+    from singkit.jobs import control
+
+    jobs = control.list_jobs(env, status=status, target=target, last=int(last) if last else None)
+    if json:
+        _dump(env, jobs)
+        return
+    if not jobs:
+        env.err("no jobs yet; submit one with `invoke job.submit` (make submit)")
+        return
+    rows = [[j["job"], j.get("target"), j["status"], f"{j['runs_done']}/{j['runs_total']}",
+             _when(j.get("created")), _duration(j.get("started"), j.get("ended"))] for j in jobs]
+    env.out(_table(rows, ["job", "target", "status", "runs", "created", "duration"]))
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "run": "one run (jobN.K or K); default: every run",
+                                "tail": "only the last N lines of each log", "follow": "keep printing until the runs end"})
+def logs(c, env, job=None, run=None, tail=None, follow=False):
+    """Print a run's output: its stdout on stdout, its stderr on stderr (prefixed when several runs)."""
+    from singkit.jobs import control
+    from singkit.jobs.follow import JobFollower
+
+    _store, stored, backend = control.open_job(env, job_arg(job))
+    runs = [stored.run(job_arg(run))] if run else stored.runs
+    tail_n = int(tail) if tail not in (None, "") else None
+    if follow:
+        try:
+            JobFollower(stored, backend, env.stdout, env.stderr, runs=runs, tail=tail_n).follow()
+        except KeyboardInterrupt:
+            env.err(control.detach_hint(stored.id))
+            raise Exit(code=130) from None
+        return
+    several = len(runs) > 1
+    for r in runs:
+        for stream, sink in (("stdout", env.stdout), ("stderr", env.stderr)):
+            for line in backend.logs(stored, r.id, follow=False, stream=stream, tail=tail_n):
+                sink.write((f"[{r.id}] " if several else "") + line)
+        env.stdout.flush()
+
+
+@task(positional=["job"], help={"job": JOB_HELP})
+def monitor(c, env, job=None):
+    """Follow every run's output with a live status line; exit 0 completed, 1 failed, 3 cancelled.
+    Ctrl-C detaches (the job keeps running)."""
+    from singkit.jobs import control
+
+    _follow(env, job_arg(job), False)
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "run": "cancel only this run (jobN.K or K)"})
+def cancel(c, env, job=None, run=None):
+    """Cancel a job (or one run): ends every process or container; safe to repeat."""
+    from singkit.jobs import control
+
+    job_id = job_arg(job)
+    cancelled = control.cancel(env, job_id, run=job_arg(run, required=False))
+    if cancelled:
+        env.err(f"cancelled {', '.join(cancelled)}")
+    else:
+        env.err(f"nothing to cancel: {'run ' + run if run else job_id} has already ended")
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "dest": "folder to extract into (created)",
+                                "what": "code | logs | outputs | all (default all)"})
+def extract(c, env, job=None, dest=None, what="all"):
+    """Copy a job's code, logs and/or outputs out of the store into --dest (store layout)."""
+    from singkit.exceptions import UsageError
+    from singkit.jobs import control
+
+    job_id = job_arg(job)
+    if not dest:
+        raise UsageError("no --dest given: pass --dest=DIR (the folder to extract into)")
+    out = control.extract(env, job_id, Path(dest), what or "all")
+    env.err(f"extracted {what} of {job_id} into {out}")
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "parallel": "runs at once (default: as before)",
+                                "follow": "stay and follow the new job", "json": "print the new job as JSON"})
+def rerun(c, env, job=None, parallel=None, follow=False, json=False):
+    """Run a job again: same target, command, hparams and code snapshot, as a new job."""
+    from singkit.jobs import control
+    from singkit.jobs.submit import rerun as rerun_job
+
+    new = rerun_job(env, job_arg(job), parallel=int(parallel) if parallel not in (None, "") else None)
+    if not json:
+        env.out(new.id)
+        env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}")
+        if not follow:
+            env.err(control.next_steps(new.id))
+    if follow:
+        _follow(env, new.id, json)
+    elif json:
+        _dump(env, control.status(env, new.id))
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "run": "only this run (jobN.K or K)",
+                                "browse": "open the page(s) in the web browser"})
+def portal(c, env, job=None, run=None, browse=False):
+    """Print the Azure ML studio URL of a Singularity job's runs; --browse opens them."""
+    from singkit.backends.singularity.backend import portal_urls
+    from singkit.exceptions import UsageError
+    from singkit.store import Store
+
+    stored = Store.of(env).job(job_arg(job))
+    urls = portal_urls(stored)
+    if run:
+        wanted = stored.run(job_arg(run)).id
+        if wanted not in urls:
+            raise UsageError(f"{wanted} has no Azure ML job (its submit did not reach Azure ML)")
+        urls = {wanted: urls[wanted]}
+    for run_id, url in urls.items():
+        env.out(f"{run_id}  {url}" if len(urls) > 1 else url)
+    if browse:
+        import webbrowser
+
+        for url in urls.values():
+            if not webbrowser.open(url):
+                env.err(f"no web browser to open here; open {url} yourself")

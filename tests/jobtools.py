@@ -1,0 +1,95 @@
+"""Helpers for the job tests: a throwaway project with its own store, and waiting on jobs.
+
+Waits poll a condition with a generous deadline (a slow machine waits longer, nothing is
+asserted about how long anything took).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from singkit.environment import Environment
+from singkit.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOCAL_CONFIG = """\
+general:
+  experiment: test
+  code-omit: ["data/*"]
+compute-targets:
+  local:
+    service: local
+"""
+
+
+def make_project(tmp_path: Path, config: str = LOCAL_CONFIG, with_example: bool = False) -> Path:
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "singkit.yaml").write_text(config)
+    (project / "job.sh").write_text("echo job script\n")
+    if with_example:
+        (project / "examples").mkdir()
+        shutil.copy(ROOT / "examples" / "train.py", project / "examples" / "train.py")
+    return project
+
+
+def make_env(project: Path, **environ: str) -> Environment:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SINGKIT_")}
+    base.update(HOME=str(project.parent / "home"), SINGKIT_HOME=str(project / ".singkit"), **environ)
+    return Environment(project_root=project, environ=base, stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def wait_done(env: Environment, job_id: str, timeout: float = 90.0) -> str:
+    """Wait until every run of the job has ended; the job's status."""
+    from singkit.jobs import control
+
+    def done() -> str | None:
+        status = control.status(env, job_id)["status"]
+        return status if status in ("completed", "failed", "cancelled") else None
+
+    return wait_for(done, timeout, f"{job_id} to end")
+
+
+def pid_gone(pid: int) -> bool:
+    """No such process, or only its zombie (an exited child nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+        return int(text) if text else None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def run_cli(args: list[str], project: Path, env: Environment, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m singkit ARGS` in the project, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "singkit", *args], cwd=project, env=dict(env.environ),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def store_of(env: Environment) -> Store:
+    return Store.of(env)
