@@ -13,8 +13,6 @@ the first completed/failed/cancelled line wins and later status lines are ignore
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +23,11 @@ ACTIVE = frozenset({"queued", "running", "preempted"})
 
 
 def append(path: Path | str, event: str, **fields: Any) -> dict[str, Any]:
-    """Append one event line (with "t" = now) and return it."""
-    record = {"t": round(time.time(), 3), "event": event, **fields}
-    line = (json.dumps(record, default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    """Append one event line (with "t" = now) and return it: the same writer jobs use."""
+    from singkit.metrics import emit
+
+    record = emit(event, path=path, **fields)
+    assert record is not None  # a path was given, so a line was written
     return record
 
 
