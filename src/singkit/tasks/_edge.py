@@ -34,8 +34,12 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     context, _env, *rest = params  # body(c, env, ...)
     verbose = inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False)
 
+    made: list[invoke.Task] = []
+
     @functools.wraps(body)
     def run(c: invoke.Context, *a: Any, verbose: bool = False, **kw: Any) -> None:
+        if any(v in HELP_WORDS for v in (*a, *kw.values()) if isinstance(v, str)):
+            return _print_help(made[0])  # invoke fed `--help` to a missing positional argument
         env = Environment.from_os(verbose=verbose)
         try:
             body(c, env, *a, **kw)
@@ -53,7 +57,18 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     options = dict(options)
     options.setdefault("help", {})
     options["help"] = {"verbose": VERBOSE_HELP, **options["help"]}
-    return invoke.task(**options)(run)
+    made.append(invoke.task(**options)(run))
+    return made[0]
+
+
+HELP_WORDS = {"-h", "--help"}
+
+
+def _print_help(made: invoke.Task) -> None:
+    """The help invoke prints for `invoke --help TASK`, for a task whose positional took `--help`."""
+    from invoke import Collection, Program
+
+    Program(namespace=Collection(made), binary="invoke").run(["invoke", "--help", made.name], exit=False)
 
 
 def job_arg(value: str | None, *, required: bool = True) -> str | None:
