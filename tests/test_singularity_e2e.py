@@ -438,3 +438,6 @@ def test_unpinned_image_is_refused_at_submit_unless_allowed(tmp_path):
     job_id = allowed.stdout.strip()
     spec = (root / ".singkit" / "jobs" / job_id / "azureml" / f"{job_id}.1.yaml").read_text()
     assert "singkit.azurecr.io/research/torch:2.1" in spec
+    listed = run_singkit(["job.list", "--json"], cwd=root, env=environ)
+    statuses = {j["job"]: j["status"] for j in json.loads(listed.stdout)}
+    assert sorted(statuses.values()) == ["dry-run", "failed"], statuses  # the refused one says so

@@ -184,16 +184,14 @@ class Job:
         return {r.id: r.state() for r in self.runs}
 
     def status(self) -> str:
-        if self.spec.get("dry_run"):
-            return "dry-run"
-        return runlog.job_status([s.status for s in self.states().values()])
+        return overall_status(self.spec, [s.status for s in self.states().values()])
 
     def summary(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(job summary, run summaries) as listed and indexed."""
         spec = self.spec
         runs = [r.summary() for r in self.runs]
         statuses = [r["status"] for r in runs]
-        status = "dry-run" if spec.get("dry_run") else runlog.job_status(statuses)
+        status = overall_status(spec, statuses)
         started = [r["started"] for r in runs if r.get("started")]
         ended = [r["ended"] for r in runs if r.get("ended")]
         target = spec.get("target") or {}
@@ -293,3 +291,10 @@ class Store:
             self.index.remove(job_id)
         self.sync_index()
         return len(self.index.statuses())
+
+
+def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
+    """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
+    if spec.get("dry_run") and "failed" not in statuses:
+        return "dry-run"
+    return runlog.job_status(statuses)
