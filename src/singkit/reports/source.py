@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import difflib
 import gc
 import json
 import os
@@ -81,12 +80,9 @@ class StoreLayout:
             job = f"job{job}"
         if self.job_dir(job).is_dir():
             return job
-        names = self.job_names()
-        if not names:
-            raise UsageError(f"no job `{job}`: the store {self.root} has no jobs yet; submit one with `invoke job.submit`")
-        close = difflib.get_close_matches(job, names, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known jobs: {', '.join(names[-5:])}"
-        raise UsageError(f"no job `{job}` in {self.root}; {hint}")
+        from singkit.store.model import no_such_job
+
+        raise no_such_job(job, self.job_names(), self.root)
 
     def run_names(self, job: str) -> list[str]:
         """Run folders present under jobs/<job>/runs/ (a queued run may have none yet), unsorted."""

@@ -260,14 +260,7 @@ class Store:
         job_id = f"job{ref}" if ref.isdigit() else ref
         if JOB_ID.match(job_id) and (self.jobs_dir / job_id / "job.yaml").is_file():
             return Job(self, job_id)
-        import difflib
-
-        known = self.job_ids()
-        if not known:
-            raise UsageError(f"no job `{ref}`: the store {self.root} has no jobs yet; submit one with `invoke job.submit`")
-        close = difflib.get_close_matches(job_id, known, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"the newest are {', '.join(known[-3:])}"
-        raise UsageError(f"no job `{ref}` in {self.root}; {hint} (see `invoke job.list`)")
+        raise no_such_job(ref, self.job_ids(), self.root)
 
     def save(self, job: Job) -> dict[str, Any]:
         """Write the job's current summary into the index; return it."""
@@ -298,3 +291,15 @@ def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
     if spec.get("dry_run") and "failed" not in statuses:
         return "dry-run"
     return runlog.job_status(statuses)
+
+
+def no_such_job(ref: str, known: list[str], root: Path) -> UsageError:
+    """The error for an unknown job id, naming the closest known ones."""
+    import difflib
+
+    if not known:
+        return UsageError(f"no job `{ref}`: the store {root} has no jobs yet; submit one with `invoke job.submit`")
+    job_id = f"job{ref}" if ref.isdigit() else ref
+    close = difflib.get_close_matches(job_id, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else f"the newest are {', '.join(known[-3:])}"
+    return UsageError(f"no job `{ref}` in {root}; {hint} (see `invoke job.list`)")
