@@ -138,3 +138,10 @@ def test_a_config_that_passed_once_is_checked_again_after_an_edit(tmp_path):
     config.write_text(GOOD.replace("service: local", "service: local\n    sla: gold"))
     result = run_singkit(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and "`gold` is not a valid sla" in result.stderr
+
+
+def test_literal_token_in_a_committed_env_map_is_refused(tmp_path):
+    write_project(tmp_path, GOOD + "    env:\n      WANDB_API_KEY: abc123\n      LOG_LEVEL: info\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("configs/singkit.yaml:19:22: `WANDB_API_KEY` holds a literal secret")

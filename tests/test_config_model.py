@@ -178,3 +178,19 @@ def test_user_skus_refine_the_shipped_catalog_whatever_the_spelling(tmp_path):
     skus = load_config(make_env(tmp_path)).skus
     assert skus["ND40rs_v2"]["price-per-hour"] == 1.5 and skus["ND40rs_v2"]["gpus"] == 8
     assert "Singularity.nd40rs_v2" not in skus and skus["MyBox_v1"] == {"gpus": 2}
+
+
+def test_secret_env_values_from_the_user_layer_are_masked(tmp_path):
+    write(tmp_path / "configs" / "singkit.yaml", "setups:\n  s:\n    env: {LOG_LEVEL: info, HF_TOKEN: $env:HF_TOKEN}\n")
+    write(tmp_path / "home" / ".config" / "singkit" / "config.yaml", "setups:\n  s:\n    env: {LOG_LEVEL: info, HF_TOKEN: hf_literal}\n")
+    shown = load_config(make_env(tmp_path)).provenance("setups", "s")["env"][0]
+    assert shown == {"LOG_LEVEL": "info", "HF_TOKEN": "******"}
+
+
+def test_write_back_follows_a_symlinked_config(tmp_path):
+    real = write(tmp_path / "dotfiles" / "singkit.yaml", "dockers:\n  d: {image: 'busybox:1'}\n")
+    link = tmp_path / "home" / ".config" / "singkit" / "config.yaml"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    load_config(make_env(tmp_path)).write_back("dockers", "d", "sha256", "sha256:" + "1" * 64)
+    assert link.is_symlink() and "sha256:" + "1" * 64 in real.read_text()

@@ -8,8 +8,10 @@ from pathlib import Path
 
 
 def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
+    """Write `data` to a temp file beside `path`, fsync it, then rename it over `path`.
+
+    A symlink is followed, so writing into a linked config updates the file it points at."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None and path.exists():
         mode = path.stat().st_mode & 0o7777

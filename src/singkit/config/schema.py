@@ -22,6 +22,16 @@ PRIORITY_VALUES = ("low", "medium", "high")
 # Keys whose values are secrets: a committed (project) config must reference them as `$env:NAME`.
 SECRET_KEYS = frozenset({"password", "connection-string", "sas", "sas-token", "account-key", "client-secret", "token"})
 
+# Environment variables (in `env:` maps) whose names say they hold a secret.
+SECRET_ENV_NAME = r"(?i)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|ACCOUNT_?KEY|PRIVATE_?KEY|SAS|CONNECTION_?STRING|CREDENTIALS?)$"
+
+
+def is_secret_env(name: str) -> bool:
+    import re
+
+    return re.search(SECRET_ENV_NAME, str(name)) is not None
+
+
 DEFAULT_INSTALLER = "singularitybase.azurecr.io/installer/base/singularity-installer:20220218T112740648"
 DEFAULT_VALIDATOR = "singularitybase.azurecr.io/validations/base/singularity-tests:20220309T233405410"
 

@@ -57,7 +57,13 @@ def resolve_secret(value: object, env_or_environ: object) -> str | None:
 
 
 def masked(key: str, value: object, secret_keys: frozenset[str]) -> object:
-    """How a value may be shown: references as written, literal secrets as ******."""
+    """How a value may be shown: references as written, literal secrets as ******.
+
+    In an `env:` map, variables whose names say they are secrets are masked too."""
+    from singkit.config.schema import is_secret_env
+
+    if key == "env" and isinstance(value, dict):
+        return {k: MASK if is_secret_env(k) and v is not None and not is_env_ref(v) else v for k, v in value.items()}
     if key in secret_keys and value is not None and not is_env_ref(value):
         return MASK
     return value

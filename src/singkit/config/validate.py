@@ -130,10 +130,15 @@ def _check_secrets(layer: Layer) -> list[Problem]:
             out.append(Problem(layer.path, line, col, f"`{value}` is not a valid reference; write `$env:NAME` with NAME made of letters, digits and _"))
         elif value.strip() == "$vault":
             out.append(Problem(layer.path, line, col, f"`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)"))
-        elif canonical in schema.SECRET_KEYS and layer.committed and not is_env_ref(value):
+        elif layer.committed and not is_env_ref(value) and _holds_secret(path, key, canonical):
             out.append(Problem(layer.path, line, col,
                                f"`{key}` holds a literal secret in a committed file; write `$env:NAME` and export NAME, or move it to ~/.config/singkit/config.yaml"))
     return out
+
+
+def _holds_secret(path: list[Any], key: Any, canonical: str) -> bool:
+    in_env_map = bool(path) and schema.canonical_key(str(path[-1])) == "env"
+    return schema.is_secret_env(str(key)) if in_env_map else canonical in schema.SECRET_KEYS
 
 
 def _walk(node: Any, path: list[Any]):
