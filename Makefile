@@ -12,6 +12,9 @@ CMD    ?=
 HP     ?=
 ARGS   ?=
 
+# CMD goes to the shell single-quoted and unexpanded, so quotes and $VARS reach the job as typed.
+quoted_cmd = '$(subst ','\'',$(value CMD))'
+
 .DEFAULT_GOAL := help
 .PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors test bench clean
 
@@ -35,7 +38,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 submit: $(STAMP)
-	$(INVOKE) job.submit --target=$(TARGET) $(if $(CMD),--cmd="$(CMD)") $(foreach h,$(HP),--hp=$(h)) $(if $(DETACH),,--follow) $(ARGS)
+	$(INVOKE) job.submit --target=$(TARGET) $(if $(value CMD),--cmd=$(quoted_cmd)) $(foreach h,$(HP),--hp=$(h)) $(if $(DETACH),,--follow) $(ARGS)
 wrap: $(STAMP)
 	$(INVOKE) image.wrap --docker=$(DOCKER) $(ARGS)
 monitor: $(STAMP)

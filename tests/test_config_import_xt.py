@@ -38,6 +38,18 @@ def test_import_2022_spellings(tmp_path):
     assert "SINGKIT_XTSANDBOXCR_PASSWORD" in messages and "SINGKIT_XTSANDBOXCR_PASSWORD" in text.splitlines()[2]
     assert "philly" in messages  # what did not carry over is said
     assert text.startswith("# yaml-language-server: $schema=singkit.schema.json")
+    assert config["general"] == {"experiment": "exper5"} and "general.workspace: not used" in messages
+
+
+def test_import_does_not_overwrite_without_force(tmp_path):
+    out = tmp_path / "configs" / "singkit.yaml"
+    out.parent.mkdir(parents=True)
+    out.write_text("# mine\n")
+    args = ["config.import-xt", str(DATA / "xt_config_2024.yaml"), f"--out={out}"]
+    refused = run_singkit(args, cwd=tmp_path)
+    assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "# mine\n"
+    assert run_singkit([*args, "--force"], cwd=tmp_path).returncode == 0
+    assert "sandboxcr" in out.read_text()
 
 
 def test_import_2024_spellings(tmp_path):

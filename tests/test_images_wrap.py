@@ -268,3 +268,12 @@ def test_push_with_wrong_credentials_is_refused(tmp_path, docker_host, auth_regi
                                  f"(username {auth_registry.username}, password from $TEST_REGISTRY_PASSWORD) "
                                  f"pushing {Reference.parse(auth_registry.host + '/private/push-refused:1').tagged}; check them")
     assert auth_registry.manifest_digest("private/push-refused", "1") is None
+
+
+def test_validate_or_push_before_build_is_a_usage_error(tmp_path, docker_host, registry, standins):
+    write_project(tmp_path, project_yaml(registry_host=registry.host, standins=standins, wrapped="wrapped/unbuilt:1"))
+    env = environ(tmp_path, docker_host)
+    for task in ("validate", "push"):
+        proc = run_cli(tmp_path, env, f"image.{task}", "--docker=tiny")
+        assert proc.returncode == 2, (task, proc.stderr)
+        assert proc.stderr == f"error: no local image {registry.host}/wrapped/unbuilt:1; run `invoke image.build --docker=tiny` first\n"

@@ -20,6 +20,10 @@ from singkit.config.layers import plain, read_layer
 _SERVICE_TYPES = {t: t for t in schema.SERVICE_TYPES} | {"vc": "virtual_cluster", "virtual-cluster": "virtual_cluster"}
 
 
+# XT `general` keys that mean the same in singkit.
+_GENERAL_CARRIED = {"experiment", "primary-metric", "maximize", "step-name"}
+
+
 @dataclass
 class XtImport:
     text: str  # the singkit config, as YAML with a header
@@ -84,6 +88,12 @@ def import_xt(path: Path) -> XtImport:
     if targets:
         out["compute-targets"] = targets
     out.update(_section(doc, "setups", schema.SETUP_FIELDS, skipped, _setup_fix))
+    general = {k: v for k, v in (doc.get("general") or {}).items() if schema.canonical_key(k) in _GENERAL_CARRIED}
+    for key in (doc.get("general") or {}):
+        if key not in general:
+            skipped.append(f"general.{key}: not used by singkit")
+    if general:
+        out["general"] = {schema.canonical_key(k): v for k, v in general.items()}
     return XtImport(_render(out, path, variables), sorted(set(variables)), skipped)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from singkit.exceptions import ServiceError, SingkitError
 from singkit.images.progress import LayerProgress
-from singkit.images.refs import Reference
+from singkit.images.refs import DOCKER_HUB, Reference
 from singkit.images.registry import auth_config, credentials_for
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -88,6 +88,9 @@ def pull_error(ref: Reference, role: str, creds: Any, message: str) -> SingkitEr
         if "not found" not in lowered and "does not exist" not in lowered:
             return ServiceError(f"registry {ref.registry_host} refused {creds.describe()} pulling the {role} image {ref}; check them")
     if any(m in lowered for m in ("connection refused", "no such host", "i/o timeout", "dial tcp", "network is unreachable")):
+        if ref.registry_host in (DOCKER_HUB, "index.docker.io"):
+            return ServiceError(f"Docker Hub is unreachable pulling the {role} image {ref}; this machine cannot pull it — "
+                                "set the docker record's `image:` to one your engine or your own registry has")
         return ServiceError(f"registry {ref.registry_host} is unreachable pulling the {role} image {ref}; check that it runs")
     if any(m in lowered for m in ("not found", "manifest unknown", "does not exist", "pull access denied")):
         return SingkitError(f"{role} image {ref} is not in registry {ref.registry_host}; push it there or fix the reference")

@@ -23,7 +23,7 @@ def push(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cli
         raise UsageError(f"dockers.{name} names no registry to push to; add `registry: <a type: registry record>`")
     client = client or connect(env)
     if not has_image(client, ref.tagged):
-        raise SingkitError(f"no local image {ref.tagged}; run `invoke image.build --docker={name}` first")
+        raise UsageError(f"no local image {ref.tagged}; run `invoke image.build --docker={name}` first")
     creds = credentials_for(cfg, ref.registry_host)
     env.err(f"push {ref.tagged}")
     progress = LayerProgress(env, "push")

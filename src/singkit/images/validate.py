@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from singkit.exceptions import SingkitError
+from singkit.exceptions import SingkitError, UsageError
 from singkit.images.engine import connect, engine_error, has_image
 from singkit.images.render import DOCKER_LABEL, VALIDATOR_SCRIPT, Rendered, wrapped_image
 
@@ -38,7 +38,7 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
     accelerator = rendered.accelerator if rendered else str(cfg.docker(name)["accelerator"])
     client = client or connect(env)
     if not has_image(client, image):
-        raise SingkitError(f"no local image {image}; run `invoke image.build --docker={name}` first")
+        raise UsageError(f"no local image {image}; run `invoke image.build --docker={name}` first")
     env.err(f"validate {image} ({VALIDATOR_SCRIPT}, no network)")
     lines: list[str] = []
     tail: deque[str] = deque(maxlen=TAIL_LINES)

@@ -89,12 +89,16 @@ def schema(c, env, out=None):
 @task(name="import-xt", positional=["path"], help={
     "path": "the XT config file (xt_config.yaml)",
     "out": "write the singkit config here (default: print it)",
+    "force": "overwrite --out if it exists",
 })
-def import_xt(c, env, path, out=None):
+def import_xt(c, env, path, out=None, force=False):
     """Convert an XT config (2022 or 2024 spellings) into a singkit config; `$vault` becomes `$env:`."""
     from singkit.config.xt_import import import_xt as convert
+    from singkit.exceptions import UsageError
     from singkit.fsutil import atomic_write
 
+    if out and Path(out).exists() and not force:
+        raise UsageError(f"{out} exists; pass --force to replace it, or --out=another.yaml and add it to SINGKIT_CONFIG")
     result = convert(Path(path))
     if out:
         atomic_write(Path(out), result.text)
