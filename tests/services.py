@@ -348,7 +348,8 @@ def start_azurite(workdir: Path) -> Azurite:
 
 @dataclass
 class Chromium:
-    """Headless Chromium. `path` is the binary; the helpers add the flags this machine needs."""
+    """Headless Chromium. `path` is the binary; the helpers add the flags this machine needs and
+    give it a HOME and XDG folders under `workdir`: nothing it writes lands in the real home."""
     path: str
     workdir: Path
 
@@ -357,14 +358,24 @@ class Chromium:
         udd = user_data_dir or self.workdir / "profile"
         flags = [self.path, "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={udd}"]
+                 "--disable-sync", "--disable-dev-shm-usage", "--disable-crash-reporter",
+                 "--disable-breakpad", f"--user-data-dir={udd}"]
         if os.geteuid() == 0:
             flags.append("--no-sandbox")
         return flags
 
+    def environ(self) -> dict[str, str]:
+        """The environment to run it in: ours, with HOME and the XDG folders under workdir."""
+        home = self.workdir / "home"
+        dirs = {"HOME": home, "XDG_CONFIG_HOME": home / ".config", "XDG_CACHE_HOME": home / ".cache",
+                "XDG_DATA_HOME": home / ".local/share", "XDG_STATE_HOME": home / ".local/state"}
+        for folder in dirs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        return {**os.environ, **{k: str(v) for k, v in dirs.items()}}
+
     def run(self, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([*self.args(), *extra], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL, env=self.environ())
 
     def screenshot(self, url: str, png: Path, width: int = 1280, height: int = 800) -> Path:
         """Render url (e.g. Path(...).as_uri()) to a PNG file."""
@@ -386,9 +397,10 @@ def find_chromium(workdir: Path) -> Chromium:
     path = find_tool("SINGKIT_TEST_CHROMIUM", "chromium", "chromium-browser", "google-chrome")
     if path is None:
         require_service("chromium", "no chromium binary (Debian package chromium)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    chromium = Chromium(path, workdir)
     try:
-        subprocess.run([path, "--version"], check=True, capture_output=True, timeout=30)
+        subprocess.run([path, "--version"], check=True, capture_output=True, timeout=30, env=chromium.environ())
     except (subprocess.SubprocessError, OSError) as e:
         require_service("chromium", f"{path} --version failed: {e}")
-    workdir.mkdir(parents=True, exist_ok=True)
-    return Chromium(path, workdir)
+    return chromium

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, run_cli, wait_done, wait_for
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest

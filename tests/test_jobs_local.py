@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, pid_gone, read_pid, run_cli, wait_done, wait_for
 from singkit.exceptions import UsageError
 from singkit.jobs import control

@@ -47,9 +47,27 @@ class DockerBackend(EmbeddedBackend):
         registry = None
         if record.get("registry") and self.cfg is not None:
             registry = self.cfg.service(record["registry"])
-        ref = target_reference(record, registry)
-        digest = normalize_digest(record.get("sha256")) if not record.get("sing-wrap") else None
+        try:
+            ref = target_reference(record, registry)
+            digest = normalize_digest(record.get("sha256")) if not record.get("sing-wrap") else None
+        except ValueError as error:  # a malformed image: or sha256: in the docker record
+            raise self._record_problem(record, error) from None
         return [ref.pinned(digest), ref.tagged] if digest else [ref.tagged]
+
+    def _record_problem(self, record: dict[str, Any], error: ValueError) -> SingkitError:
+        """A config error at the docker record's image line (or a usage error for a stored job)."""
+        from singkit.exceptions import ConfigError, Problem
+
+        name = record.get("name", "?")
+        text = (f"dockers.{name}: {error}; write `image: host/name:tag` (e.g. `image: python:3.11-slim`) "
+                "and `sha256: sha256:<64 hex>` if pinned")
+        where = None
+        if self.cfg is not None:
+            key = "sha256" if "digest" in str(error) else "image"
+            where = self.cfg.where("dockers", name, key) or self.cfg.where("dockers", name)
+        if where is None:
+            return UsageError(text if self.cfg is not None else f"{text} (in the job's stored docker record)")
+        return ConfigError(Problem(where.file, where.line, where.col, text))
 
     def prepare(self, job: Job) -> None:
         """Find (or pull) the image and pin the job to its id."""
@@ -60,10 +78,10 @@ class DockerBackend(EmbeddedBackend):
         if not record:
             name = spec["target"]["name"]
             raise UsageError(f"target `{name}` runs on docker but names no image; add `docker: <record>` to compute-targets.{name}")
+        known = (spec.get("image") or {}).get("id")  # a rerun keeps the image it ran in
+        candidates = ([known] if known else []) + self._references(record)  # a bad record fails here
         client = self._client()
         try:
-            known = (spec.get("image") or {}).get("id")  # a rerun keeps the image it ran in
-            candidates = ([known] if known else []) + self._references(record)
             ref = next((c for c in candidates if has_image(client, c)), None)
             if ref is None:
                 if self.cfg is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from singkit.backends.embedded import EmbeddedBackend, exit_reason, stop_processes
 from singkit.jobs import procs
+from singkit.jobs.spec import SECRET_PREFIX
 from singkit.jobs.workdir import ENTRY_SCRIPT, host_paths, run_command, run_environment
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class LocalBackend(EmbeddedBackend):
 
     def execute(self, job: Job, run: Run) -> None:
         paths = host_paths(run)
-        base = dict(self.env.environ)
+        # the runner's environment, less the literal secrets it carries for `$env:` references
+        base = {k: v for k, v in self.env.environ.items() if not k.startswith(SECRET_PREFIX)}
         base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", os.defpath)])
         environ = run_environment(run, paths, base, self.env.environ)
         argv = [sys.executable, os.path.join(paths.lib, ENTRY_SCRIPT), "--run-dir", paths.run_dir,

@@ -49,14 +49,29 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
     if last is not None and last < 1:
         raise UsageError(f"--last={last}: give 1 or more")
     store = Store.of(env)
-    store.sync_index()
+
+    def skip(job_id: str, error: Exception) -> None:
+        env.err(f"warning: skipped {job_id}: {why(error)}")
+
+    store.sync_index(on_error=skip)
     for job_id, cached in store.index.statuses().items():
         if cached not in FINISHED:
             try:
                 refresh(env, store, store.job(job_id))
-            except SingkitError:
-                continue
+            except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
+                skip(job_id, error)
     return store.index.summaries(status=status, target=target, last=last)
+
+
+def why(error: Exception) -> str:
+    """An error as the one line a warning shows."""
+    if isinstance(error, SingkitError):
+        text = str(error)
+    elif isinstance(error, OSError) and error.strerror:
+        text = error.strerror + (f": {error.filename}" if error.filename is not None else "")
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())[:500]
 
 
 def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:

@@ -118,8 +118,9 @@ def setup_prefix(setup: dict[str, Any] | None) -> str:
 
 
 def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, Any],
-               request: SubmitRequest, default_parallel: int | None) -> dict[str, Any]:
-    """The job spec without its id, code and runs' ids (the pipeline fills those)."""
+               request: SubmitRequest, default_parallel: int | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The job spec without its id, code and runs' ids (the pipeline fills those), and the
+    literal secrets it references as `$env:SINGKIT_SECRET_*` (for the runner's environment only)."""
     command = (request.command or "").strip() or DEFAULT_COMMAND
     grid = parse_hp(request.hp)
     plan = expand(grid, request.runs)
@@ -129,8 +130,17 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     docker = cfg.docker(target["docker"]) if target.get("docker") else None
     setup = cfg.setup(target["setup"]) if target.get("setup") else None
     general = cfg.general
-    job_env = {**(setup or {}).get("env", {}), **(target.get("env") or {})}
-    return plain({
+    setup_env, setup_secrets = seal_secrets((setup or {}).get("env") or {})
+    target_env, target_secrets = seal_secrets(target.get("env") or {})
+    job_env = {**setup_env, **target_env}
+    secrets = {**setup_secrets, **target_secrets}
+    if not request.dry_run:  # a missing `$env:` variable is said now, at its config line
+        check_env_refs(job_env, {**env.environ, **secrets})
+    if setup and "env" in setup:
+        setup = {**setup, "env": setup_env}
+    if "env" in target:
+        target = {**target, "env": target_env}
+    spec = plain({
         "job": None,
         "created": round(time.time(), 3),
         "experiment": general.get("experiment"),
@@ -151,6 +161,57 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         "runs": [{"run": None, "hparams": hp, "repeat": repeat, "command": run_command(command, hp)}
                  for hp, repeat in plan],
     })
+    return spec, secrets
+
+
+SECRET_PREFIX = "SINGKIT_SECRET_"
+
+
+def seal_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """An `env:` map whose literal secrets (names like HF_TOKEN, API_KEY; possible only in the
+    user's own config) are replaced by `$env:SINGKIT_SECRET_<NAME>`, and those variables' values.
+
+    job.yaml and every store file then hold the reference only; the value travels in the
+    runner's process environment, where `$env:` references are resolved at the moment of use."""
+    from singkit.config.schema import is_secret_env
+    from singkit.config.secrets import ENV_PREFIX, is_env_ref
+
+    sealed: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    for key, value in values.items():
+        if value is not None and is_secret_env(str(key)) and not is_env_ref(value):
+            variable = SECRET_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", str(key)).upper()
+            secrets[variable] = str(value)
+            value = ENV_PREFIX + variable
+        sealed[key] = value
+    return sealed, secrets
+
+
+def check_env_refs(values: dict[str, Any], environ: Any, source: Any = None) -> None:
+    """ConfigError (at the line that names it) for an `$env:NAME` whose variable is not set.
+
+    `source` is the job.yaml a rerun copies its env from; config values know their own line."""
+    from singkit.config.secrets import EnvRef, is_env_ref, resolve_secret
+
+    for value in values.values():
+        if not is_env_ref(value):
+            continue
+        if not isinstance(value, EnvRef) and source is not None:
+            line, col = _locate(source, str(value))
+            value = EnvRef.at(str(value), str(source), line, col)
+        resolve_secret(value, environ)
+
+
+def _locate(path: Any, text: str) -> tuple[int, int]:
+    """1-based line and column of the first `text` in a file (0, 0 when not found)."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError:
+        return 0, 0
+    for number, line in enumerate(lines, start=1):
+        if text in line:
+            return number, line.index(text) + 1
+    return 0, 0
 
 
 def number_runs(spec: dict[str, Any], job_id: str) -> None:

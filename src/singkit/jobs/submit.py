@@ -9,13 +9,14 @@ backend renders (the Azure ML job YAML for singularity targets), and nothing run
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
 from singkit.backends.base import Backend, backend_for, service_record
 from singkit.environment import Environment
 from singkit.exceptions import SingkitError
-from singkit.jobs.spec import SubmitRequest, build_spec, number_runs
+from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, number_runs
 from singkit.snapshot import Snapshot, take
 from singkit.store import Job, Store, events
 
@@ -44,22 +45,28 @@ def code_record(snap: Snapshot) -> dict[str, Any]:
 
 def record_and_start(env: Environment, store: Store, backend: Backend, spec: dict[str, Any],
                      code_archive: Any) -> Job:
-    """Allocate the id, write the job folder, let the backend prepare and (unless dry) submit."""
+    """Allocate the id, write the job folder, let the backend prepare and (unless dry) submit.
+
+    job.yaml is the commit point: the code and every run's folder (recorded `queued`) exist
+    before it is written, so a submit killed at any moment leaves either a folder without
+    job.yaml (ignored, see Store.job_ids) or a whole job whose runs `refresh` can reconcile."""
     job = store.allocate()
     number_runs(spec, job.id)
     job.link_code(code_archive)
+    job.use_spec(spec)  # the runs are known (in memory) before job.yaml exists
+    if not spec.get("dry_run"):
+        for run in job.runs:
+            run.create()
     job.write_spec(spec)
     try:
         backend.prepare(job)
         if not spec.get("dry_run"):
-            for run in job.runs:
-                run.create()
             backend.submit(job)
     except BaseException as error:
         # the job exists now: give every run an outcome so it never looks pending
         reason = f"submit failed: {error}" if isinstance(error, SingkitError) else f"submit failed: {type(error).__name__}: {error}"
         for run in job.runs:
-            if not run.dir.exists():
+            if not run.dir.exists():  # a dry run's runs: give them their folder now
                 run.create()
             run.set_status("failed", reason=reason[:500])
         store.save(job)
@@ -71,16 +78,24 @@ def record_and_start(env: Environment, store: Store, backend: Backend, spec: dic
     return job
 
 
+def with_secrets(backend: Backend, secrets: dict[str, str]) -> Backend:
+    """Hand literal secrets to the backend through its process environment only: the runner
+    (and the Azure ML submit) resolve job.yaml's `$env:SINGKIT_SECRET_*` references from it."""
+    if secrets:
+        backend.env = dataclasses.replace(backend.env, environ={**backend.env.environ, **secrets})
+    return backend
+
+
 def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> Job:
     cfg = cfg if cfg is not None else load(env)                    # load config
     target = cfg.target(request.target)                            # resolve target
     service = service_record(target, cfg)
     backend = backend_for(target, env, cfg, service=service)
-    spec = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
+    spec, secrets = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
     store = Store.of(env)
     snap = snapshot(env, cfg, target, store)                       # snapshot
     spec["code"] = code_record(snap)
-    return record_and_start(env, store, backend, spec, snap.path)  # record, prepare, submit
+    return record_and_start(env, store, with_secrets(backend, secrets), spec, snap.path)  # record, prepare, submit
 
 
 def rerun(env: Environment, job_ref: str, parallel: int | None = None) -> Job:
@@ -93,6 +108,7 @@ def rerun(env: Environment, job_ref: str, parallel: int | None = None) -> Job:
         spec["parallel"] = parallel
     for run in spec["runs"]:
         run["run"] = None
+    check_env_refs(spec.get("env") or {}, env.environ, old.spec_path)
     try:
         cfg = load(env)  # for registry credentials if an image must be pulled again
     except SingkitError:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import SingkitError, UsageError
+from singkit.exceptions import UsageError
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -104,24 +104,14 @@ class StoreLayout:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A job.yaml as plain data. libyaml's C loader when present (a job with 10,000 runs parses
-    in a blink); ruamel's safe loader otherwise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """A job.yaml as plain data ({} when missing or not a mapping); a file that does not parse
+    is a one-line SingkitError naming it (singkit.store.yamlio, shared with the store)."""
+    from singkit.store.yamlio import parse_yaml, read_text
+
+    text = read_text(path)
+    if text is None:
         return {}
-    except OSError as error:
-        raise SingkitError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        import yaml  # PyYAML, present through azure-ai-ml; optional
-
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except ImportError:
-        from ruamel.yaml import YAML
-
-        data = YAML(typ="safe", pure=True).load(text)
-    except Exception as error:  # noqa: BLE001 - any parser error means the same to the user
-        raise SingkitError(f"{path}: not valid YAML ({type(error).__name__}); the store may be damaged") from None
+    data = parse_yaml(text, path)
     return _plain(data) if isinstance(data, dict) else {}
 
 

@@ -9,19 +9,20 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import SingkitError, UsageError
+from singkit.exceptions import UsageError
 from singkit.fsutil import atomic_write
 from singkit.store import runlog
 from singkit.store.index import Index
+from singkit.store.yamlio import dump_yaml, load_mapping
 
 JOB_ID = re.compile(r"^job(\d+)$")
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
@@ -29,34 +30,11 @@ JOB_ID = re.compile(r"^job(\d+)$")
 ABANDONED_AFTER = 300.0
 
 
-def dump_yaml(data: dict[str, Any]) -> str:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # keep the order the spec was built in
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    return buffer.getvalue()
-
-
 def load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path} is missing; the job was never fully created") from None
-    try:
-        import yaml  # PyYAML's C loader when present: fast for specs with many runs
-
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except ImportError:
-        from ruamel.yaml import YAML
-
-        data = YAML(typ="safe", pure=True).load(text)
-    except Exception as error:  # noqa: BLE001 - any parser error means the same here
-        raise SingkitError(f"{path}: not valid YAML ({type(error).__name__}); the store may be damaged") from None
-    if not isinstance(data, dict):
-        raise SingkitError(f"{path}: not a job spec (expected a mapping); the store may be damaged")
+    """A job.yaml (or another store YAML file) as data; one-line errors naming the file."""
+    data = load_mapping(path)
+    if data is None:
+        raise UsageError(f"{path} is missing; the job was never fully created")
     return data
 
 
@@ -89,7 +67,16 @@ class Run:
         self.append("status", status="queued")
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
-        return runlog.append(self.log_path, event, **fields)
+        try:
+            return runlog.append(self.log_path, event, **fields)
+        except FileNotFoundError:
+            # the run's folder is missing (a submit killed mid-way by an older singkit, or
+            # removed by hand): recreate it so the run can still be given its outcome. Not
+            # when the whole job folder is gone: that job was deleted, not damaged.
+            if not self.job.dir.is_dir():
+                raise
+            self.dir.mkdir(parents=True, exist_ok=True)
+            return runlog.append(self.log_path, event, **fields)
 
     def state(self) -> runlog.RunState:
         return runlog.state(self.log_path)
@@ -148,6 +135,10 @@ class Job:
 
     def write_spec(self, spec: dict[str, Any]) -> None:
         atomic_write(self.spec_path, dump_yaml(spec))
+        self._spec = spec
+
+    def use_spec(self, spec: dict[str, Any]) -> None:
+        """Work with `spec` before it is written (submit creates the runs' folders first)."""
         self._spec = spec
 
     @property
@@ -268,15 +259,21 @@ class Store:
         self.index.upsert(summary, runs)
         return summary
 
-    def sync_index(self) -> None:
-        """Index job folders the index does not know (a fresh/damaged index, a crashed submit)."""
+    def sync_index(self, on_error: Callable[[str, Exception], None] | None = None) -> None:
+        """Index job folders the index does not know (a fresh/damaged index, a crashed submit).
+
+        A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
+        one still being created (no job.yaml yet) is skipped silently."""
         known = self.index.statuses()
         for job_id in self.job_ids():
-            if job_id not in known:
-                try:
-                    self.save(Job(self, job_id))
-                except (UsageError, SingkitError):
-                    continue  # still being created, or damaged: skip it, never fail a listing
+            if job_id in known:
+                continue
+            job = Job(self, job_id)
+            try:
+                self.save(job)
+            except Exception as error:  # noqa: BLE001 - one damaged job must not hide the others
+                if on_error is not None and job.spec_path.exists():
+                    on_error(job_id, error)
 
     def rebuild_index(self) -> int:
         """Drop and refill the index from the job folders; the number of jobs indexed."""

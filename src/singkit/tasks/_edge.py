@@ -2,19 +2,24 @@
 
 A task body receives the invoke Context and an Environment, raises singkit exceptions, and
 returns nothing. The edge prints the exception as one line on stderr and ends with its exit
-code; with --verbose it shows the traceback too.
+code; with --verbose it shows the traceback too. What was not raised on purpose still ends
+as one line: an OSError names the file, an SQLite error says so, anything else is an
+`internal error` (exit 1) that points at --verbose.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import invoke
-from invoke.exceptions import Exit
+from invoke.exceptions import Exit, Failure, ParseError
 
 from singkit.environment import Environment
 from singkit.exceptions import ConfigError, SingkitError, UsageError
@@ -43,15 +48,17 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
         env = Environment.from_os(verbose=verbose)
         try:
             body(c, env, *a, **kw)
-        except SingkitError as error:
-            if verbose:
-                traceback.print_exc(file=env.stderr)
-            # config problems already read `file:line:col: message`; anything else gets a prefix
-            env.err(str(error) if isinstance(error, ConfigError) else f"error: {error}")
-            raise Exit(code=error.exit_code) from None
+        except (Exit, Failure, ParseError):
+            raise  # invoke's own: it reports them
         except KeyboardInterrupt:
             env.err("interrupted")
             raise Exit(code=130) from None
+        except Exception as error:  # noqa: BLE001 - the edge: nothing leaves as a traceback
+            if verbose:
+                traceback.print_exc(file=env.stderr)
+            message, code = describe(error, env, verbose)
+            env.err(message)
+            raise Exit(code=code) from None
 
     run.__signature__ = inspect.Signature([context, *rest, verbose])  # type: ignore[attr-defined]
     options = dict(options)
@@ -62,6 +69,62 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
 
 
 HELP_WORDS = {"-h", "--help"}
+VERBOSE_HINT = "(run again with --verbose for the traceback)"
+
+
+def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple[str, int]:
+    """The one line (and exit code) an error that reached the edge is shown as."""
+    if isinstance(error, SingkitError):
+        # config problems already read `file:line:col: message`; anything else gets a prefix
+        return (str(error) if isinstance(error, ConfigError) else f"error: {error}"), error.exit_code
+    if isinstance(error, OSError):
+        return f"error: {os_error_text(error)}{_store_hint(error, env)}", 1
+    hint = "" if verbose else f" {VERBOSE_HINT}"
+    sqlite3 = sys.modules.get("sqlite3")  # only loaded when something used SQLite
+    if sqlite3 is not None and isinstance(error, sqlite3.Error):
+        return f"error: SQLite: {one_line(error)}{hint}", 1
+    return f"internal error: {type(error).__name__}: {one_line(error)}{hint}", 1
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:500] + ("…" if len(text) > 500 else "")
+
+
+def os_error_text(error: OSError) -> str:
+    """`<strerror>: <filename>` (and ` -> <filename2>` for a rename), as a user reads it."""
+    text = error.strerror or one_line(error) or type(error).__name__
+    if error.filename is not None:
+        text += f": {os.fsdecode(error.filename)}"
+        if getattr(error, "filename2", None) is not None:
+            text += f" -> {os.fsdecode(error.filename2)}"
+    return text
+
+
+def _store_hint(error: OSError, env: Environment) -> str:
+    """Say so when the file is the job store itself (or on the way to it): SINGKIT_HOME is wrong."""
+    if error.filename is None:
+        return ""
+    try:
+        path, home = Path(os.fsdecode(error.filename)).absolute(), env.home.absolute()
+    except (OSError, ValueError):
+        return ""
+    if path == home or home in path.parents or path in home.parents:
+        return f" (the job store {home} must be a folder you can write; set SINGKIT_HOME to one)"
+    return ""
+
+
+def int_arg(value: str | int | None, flag: str, minimum: int | None = None) -> int | None:
+    """A whole-number option (`--last=5`); None when not given; UsageError for anything else."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{flag} takes a whole number, not `{value}`") from None
+    if minimum is not None and number < minimum:
+        raise UsageError(f"--{flag}={number}: give {minimum} or more")
+    return number
 
 
 def _print_help(made: invoke.Task) -> None:

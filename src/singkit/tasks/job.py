@@ -15,7 +15,7 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from singkit.tasks._edge import job_arg, task
+from singkit.tasks._edge import int_arg, job_arg, task
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
 
@@ -54,15 +54,15 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "json": "print the job as JSON on stdout",
     "allow-unpinned": "Singularity: accept a docker image not pinned by digest (not reproducible)",
 })
-def submit(c, env, target="local", cmd=None, runs=1, hp=None, parallel=None, dry_run=False,
+def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, dry_run=False,
            follow=False, json=False, allow_unpinned=False):
     """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
     from singkit.jobs import control
     from singkit.jobs.spec import SubmitRequest
     from singkit.jobs.submit import submit as submit_job
 
-    request = SubmitRequest(target=target or "local", command=cmd, runs=int(runs), hp=list(hp or []),
-                            parallel=int(parallel) if parallel not in (None, "") else None, dry_run=dry_run,
+    request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
+                            hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
                             allow_unpinned=allow_unpinned)
     job = submit_job(env, request)
     spec = job.spec
@@ -116,7 +116,7 @@ def list_jobs(c, env, status=None, target=None, last=None, json=False):
     """List jobs: target, status, runs done/total, created, duration."""
     from singkit.jobs import control
 
-    jobs = control.list_jobs(env, status=status, target=target, last=int(last) if last else None)
+    jobs = control.list_jobs(env, status=status, target=target, last=int_arg(last, "last", minimum=1))
     if json:
         _dump(env, jobs)
         return
@@ -135,9 +135,9 @@ def logs(c, env, job=None, run=None, tail=None, follow=False):
     from singkit.jobs import control
     from singkit.jobs.follow import JobFollower
 
+    tail_n = int_arg(tail, "tail", minimum=0)
     _store, stored, backend = control.open_job(env, job_arg(job))
     runs = [stored.run(job_arg(run))] if run else stored.runs
-    tail_n = int(tail) if tail not in (None, "") else None
     if follow:
         try:
             JobFollower(stored, backend, env.stdout, env.stderr, runs=runs, tail=tail_n).follow()
@@ -196,7 +196,7 @@ def rerun(c, env, job=None, parallel=None, follow=False, json=False):
     from singkit.jobs import control
     from singkit.jobs.submit import rerun as rerun_job
 
-    new = rerun_job(env, job_arg(job), parallel=int(parallel) if parallel not in (None, "") else None)
+    new = rerun_job(env, job_arg(job), parallel=int_arg(parallel, "parallel", minimum=1))
     if not json:
         env.out(new.id)
         env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}")

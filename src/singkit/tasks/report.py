@@ -10,6 +10,7 @@ from pathlib import Path
 
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
+from singkit.tasks._edge import int_arg as _int
 from singkit.tasks._edge import job_arg, task
 
 FILTER_HELP = 'keep rows where COLUMN OP VALUE holds, e.g. "metrics.acc>0.8" (OP: = != > >= < <= ~ !~); repeatable'
@@ -23,15 +24,6 @@ COMMON_HELP = {
     "export": "write the table to FILE.csv, .tsv or .json instead of printing it",
     "json": "print JSON alone on stdout",
 }
-
-
-def _int(value: str | int | None, flag: str) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--{flag} takes a whole number, not `{value}`") from None
 
 
 def _float(value: str | float | None, flag: str, default: float) -> float:

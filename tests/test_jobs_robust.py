@@ -1,0 +1,163 @@
+"""A submit killed at the worst moment, a damaged job among good ones, and literal secrets
+from the user's own config: the store stays listable and the secrets stay out of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
+from jobtools import make_env, make_project, run_cli, wait_done
+from singkit.exceptions import ConfigError
+from singkit.jobs import control
+from singkit.jobs.spec import SubmitRequest
+from singkit.jobs.submit import rerun, submit
+from singkit.store import Store
+
+# Runs `singkit ARGS` and SIGKILLs itself at the first audited operation after job.yaml is
+# renamed into place: the state a `kill -9` right after the commit point leaves behind.
+KILL_AFTER_COMMIT = textwrap.dedent("""
+    import os, signal, sys
+    committed, killing = [], []
+    def hook(event, args):
+        if committed and not killing:
+            killing.append(True)  # os.kill is audited too
+            os.kill(os.getpid(), signal.SIGKILL)
+        if event == "os.rename" and str(args[1]).endswith("job.yaml"):
+            committed.append(True)
+    sys.addaudithook(hook)
+    sys.argv = ["singkit", *sys.argv[1:]]
+    from singkit.cli import main
+    main()
+""")
+
+
+def _age(job, seconds: float = 3600.0) -> None:
+    """Make the job look submitted long ago (past the runner's start-up grace)."""
+    spec = dict(job.spec)
+    spec["created"] = time.time() - seconds
+    job.write_spec(spec)
+
+
+def test_job_yaml_without_run_folders_is_listed_not_a_traceback(tmp_path: Path) -> None:
+    """What a submit killed between job.yaml and the run folders left behind (older singkit)."""
+    project = make_project(tmp_path)
+    env = make_env(project)
+    job = submit(env, SubmitRequest(command="true", hp=["k=1,2"], dry_run=True))
+    spec = dict(job.spec)
+    spec["dry_run"] = False
+    job.write_spec(spec)
+    _age(job)
+    Store.of(env).save(job)  # the index as the submit would have left it: queued
+    assert not (job.dir / "runs").exists()
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert [(j["job"], j["status"]) for j in json.loads(listed.stdout)] == [(job.id, "failed")]
+    runs = control.status(env, job.id)["runs"]
+    assert [r["status"] for r in runs] == ["failed", "failed"]
+    assert all("no runner was ever started" in r["reason"] for r in runs)
+
+
+def test_submit_killed_right_after_job_yaml_leaves_a_whole_job(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    env = make_env(project)
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_COMMIT, "job.submit", "--cmd", "true", "--runs=2"],
+                            cwd=project, env=dict(env.environ), capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    job = Store.of(env).job("job1")
+    assert [r.state().status for r in job.runs] == ["queued", "queued"]  # the folders came first
+    assert not job.runner_path.exists()
+    _age(job)
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)[0]["status"] == "failed"
+    assert "no runner was ever started" in control.status(env, job.id)["runs"][0]["reason"]
+
+
+def test_list_skips_a_damaged_job_with_one_warning_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    env = make_env(project)
+    good = submit(env, SubmitRequest(command="true"))
+    wait_done(env, good.id)
+    store = Store.of(env)
+    for spec in ({"job": "job2", "runs": [{"hparams": {}}]},):  # valid YAML, not a job spec
+        bad = store.allocate()
+        bad.write_spec(spec)
+    unparsable = store.allocate()
+    unparsable.spec_path.write_text("job: [unclosed\nruns: {\n")
+    (env.home / "index.sqlite").unlink()  # a fresh index: every folder is read again
+    for suffix in ("-wal", "-shm"):
+        Path(f"{env.home / 'index.sqlite'}{suffix}").unlink(missing_ok=True)
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert listed.returncode == 0, listed.stderr
+    assert [j["job"] for j in json.loads(listed.stdout)] == [good.id]
+    warnings = listed.stderr.splitlines()
+    assert len(warnings) == 2 and "Traceback" not in listed.stderr, listed.stderr
+    assert warnings[0].startswith("warning: skipped job2: KeyError")
+    assert warnings[1].startswith("warning: skipped job3: ") and "job3/job.yaml:2: not valid YAML" in warnings[1]
+
+
+USER_SECRETS = """\
+compute-targets:
+  local:
+    env:
+      HF_TOKEN: hf_literal_value_123
+setups:
+  s:
+    env:
+      API_KEY: ak_literal_456
+      PLAIN: visible
+"""
+PROJECT = "general:\n  experiment: test\ncompute-targets:\n  local:\n    service: local\n    setup: s\n"
+# prints digests, never the values: the command and stdout.log are store files too
+CHECK = ('printf %s "$HF_TOKEN" | sha256sum; printf %s "$API_KEY" | sha256sum; '
+         'echo "plain=$PLAIN"; env | grep -c "^SINGKIT_SECRET_" || true')
+EXPECTED = "".join(f"{hashlib.sha256(v).hexdigest()}  -\n" for v in (b"hf_literal_value_123", b"ak_literal_456"))
+
+
+@pytest.fixture
+def secret_project(tmp_path: Path) -> Path:
+    project = make_project(tmp_path, PROJECT)
+    user = tmp_path / "home" / ".config" / "singkit" / "config.yaml"  # make_env's HOME
+    user.parent.mkdir(parents=True)
+    user.write_text(USER_SECRETS)
+    return project
+
+
+def _files_holding(home: Path, *secrets: bytes) -> list[str]:
+    return [str(p.relative_to(home)) for p in sorted(home.rglob("*"))
+            if p.is_file() and any(s in p.read_bytes() for s in secrets)]
+
+
+def test_user_layer_literal_secrets_reach_the_run_but_no_store_file(secret_project: Path) -> None:
+    env = make_env(secret_project)
+    job = submit(env, SubmitRequest(command=CHECK))
+    assert wait_done(env, job.id) == "completed"
+    assert job.runs[0].stdout_path.read_text() == EXPECTED + "plain=visible\n0\n"
+    assert _files_holding(env.home, b"hf_literal_value_123", b"ak_literal_456") == []
+    spec = job.spec_path.read_text()
+    assert "HF_TOKEN: $env:SINGKIT_SECRET_HF_TOKEN" in spec and "API_KEY: $env:SINGKIT_SECRET_API_KEY" in spec
+    assert "PLAIN: visible" in spec  # only secret-named variables are sealed
+
+
+def test_rerun_without_the_secret_variable_fails_in_one_line(secret_project: Path) -> None:
+    env = make_env(secret_project)
+    job = submit(env, SubmitRequest(command=CHECK))
+    wait_done(env, job.id)
+    with pytest.raises(ConfigError, match="environment variable SINGKIT_SECRET_(HF_TOKEN|API_KEY) is not set"):
+        rerun(env, job.id)  # a later shell: the literal was never stored anywhere
+    done = run_cli(["job.rerun", job.id], secret_project, env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "job.yaml:" in done.stderr and "is not set; export SINGKIT_SECRET_" in done.stderr
+    assert len(Store.of(env).job_ids()) == 1  # refused before anything was allocated
+    again = make_env(secret_project, SINGKIT_SECRET_HF_TOKEN="hf_literal_value_123", SINGKIT_SECRET_API_KEY="ak_literal_456")
+    second = rerun(again, job.id)
+    assert wait_done(again, second.id) == "completed"
+    assert second.runs[0].stdout_path.read_text().startswith(EXPECTED)
