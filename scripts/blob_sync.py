@@ -37,7 +37,7 @@ import urllib.request
 
 API_VERSION = "2021-12-02"
 MAX_BLOCK = 4 * 1024 * 1024  # an append block holds at most 4 MiB
-# run.log last: once the local store sees the run's final status line, its output is complete
+# run.log last: once the local store sees a rank's `exit` line, that rank's output is complete
 FILES = ("stdout.log", "stderr.log", "run.log")
 
 
@@ -78,6 +78,10 @@ class AppendBlobs:
     def create(self, blob: str) -> None:
         """Create the append blob unless it exists (a restarted job keeps appending)."""
         status = self._send("PUT", self._url(blob), b"", {"x-ms-blob-type": "AppendBlob", "If-None-Match": "*", "Content-Length": "0"})
+        if status == 403 and self.sas:
+            # singkit's SAS may create but not write: for a blob that exists already (a requeued
+            # job starting again) that is a 403, not a 409. The append that follows tells.
+            return
         if status not in (201, 409, 412):
             raise OSError(f"creating blob {blob}: HTTP {status}")
 
@@ -130,9 +134,13 @@ class Mirror:
                 continue
             try:
                 self._sync_file(name, path, final)
-            except OSError as error:  # never let the mirror take the job down
+            except Exception as error:  # noqa: BLE001 - never let the mirror take the job down
+                # OSError/URLError, http.client.HTTPException (a garbled answer), KeyError or
+                # ValueError from a managed-identity endpoint's reply...: one line, then go on
                 if not self.warned:
-                    print(f"singkit blob_sync: cannot mirror logs to blob storage: {error}", file=sys.stderr, flush=True)
+                    why = str(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
+                    print(f"singkit blob_sync: cannot mirror logs to blob storage: {' '.join(why.split())[:300]}",
+                          file=sys.stderr, flush=True)
                     self.warned = True
 
     def _sync_file(self, name: str, path: str, final: bool) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """singkit's in-job entry wrapper. Python standard library only: it runs in any image.
 
-    python singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] -- COMMAND [ARG...]
+    python singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] -- COMMAND [ARG...]
 
 It sets up the run's environment, runs COMMAND, captures its stdout/stderr into the run's
 files, and writes the run's status lines into run.log (the JSONL protocol of
@@ -11,6 +11,15 @@ singkit_metrics / singkit.store.runlog):
     {"t": ..., "event": "hparams", "hparams": {...}}          (from $SINGKIT_HPARAMS, if any)
     {"t": ..., "event": "status", "status": "completed", "exit_code": 0}
     {"t": ..., "event": "status", "status": "failed", "exit_code": 2, "reason": "exit code 2"}
+
+--exit-event (or SINGKIT_EXIT_EVENT=1) replaces that final status line with a non-final
+
+    {"t": ..., "event": "exit", "exit_code": 2, "reason": "exit code 2", "node": 1, "rank": 9}
+
+for platforms where this process is one of many (every rank of a distributed Azure ML job
+runs its own wrapper) and the platform, not one rank, decides the run's outcome: the
+Singularity backend records `completed`/`failed`/`cancelled` from Azure ML's state. A rank
+finishing first, or one killed by a cancel, must not end the run in the store.
 
 --run-dir (or $SINGKIT_RUN_DIR) gives the defaults: DIR/run.log, DIR/stdout.log,
 DIR/stderr.log, DIR/outputs/ (exported as $SINGKIT_RUN_LOG and $SINGKIT_OUTPUTS).
@@ -47,14 +56,15 @@ def emit(path: str, event: str, **fields: object) -> None:
 
 def parse(argv: list[str]) -> tuple[dict[str, object], list[str]]:
     if "--" not in argv:
-        sys.exit("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] -- COMMAND [ARG...]")
+        sys.exit("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] -- COMMAND [ARG...]")
     split = argv.index("--")
-    options: dict[str, object] = {"run_dir": os.environ.get("SINGKIT_RUN_DIR") or ".", "cwd": None, "tee": False}
+    options: dict[str, object] = {"run_dir": os.environ.get("SINGKIT_RUN_DIR") or ".", "cwd": None, "tee": False,
+                                  "exit_event": os.environ.get("SINGKIT_EXIT_EVENT", "") not in ("", "0")}
     flags = argv[:split]
     while flags:
         flag = flags.pop(0)
-        if flag == "--tee":
-            options["tee"] = True
+        if flag in ("--tee", "--exit-event"):
+            options[flag[2:].replace("-", "_")] = True
         elif flag in ("--run-dir", "--cwd") and flags:
             options[flag[2:].replace("-", "_")] = flags.pop(0)
         else:
@@ -85,6 +95,17 @@ def describe(code: int, received: int | None) -> tuple[str, str | None]:
             name = f"signal {-code}"
         return "failed", f"killed by {name}"
     return "failed", f"exit code {code}"
+
+
+def finish(run_log: str, exit_event: bool, status: str, **fields: object) -> None:
+    """The run's last line: its outcome, or (--exit-event) only this process's exit."""
+    if exit_event:
+        rank = os.environ.get("RANK")
+        if rank and rank.isdigit():
+            fields["rank"] = int(rank)
+        emit(run_log, "exit", **fields)
+    else:
+        emit(run_log, "status", status=status, **fields)
 
 
 def main(argv: list[str]) -> int:
@@ -123,7 +144,7 @@ def main(argv: list[str]) -> int:
                                  stderr=subprocess.PIPE if tee else err)
     except OSError as error:
         err.write(f"singkit: cannot start {command[0]}: {error}\n".encode())
-        emit(run_log, "status", status="failed", exit_code=127, reason=f"cannot start {command[0]}: {error.strerror}")
+        finish(run_log, bool(options["exit_event"]), "failed", exit_code=127, reason=f"cannot start {command[0]}: {error.strerror}")
         return 127
     pumps = []
     if tee:
@@ -140,7 +161,7 @@ def main(argv: list[str]) -> int:
     fields: dict[str, object] = {"exit_code": code if code >= 0 else 128 - code}
     if reason:
         fields["reason"] = reason
-    emit(run_log, "status", status=status, **fields)
+    finish(run_log, bool(options["exit_event"]), status, **fields)
     return int(fields["exit_code"])  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +170,204 @@ def test_blob_sync_never_fails_the_job_when_storage_is_unreachable(tmp_path):
                              sys.executable, "-c", "print('still trained')"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "still trained" in result.stdout
     assert result.stderr.count("cannot mirror logs") == 1 and "sig=y" not in result.stderr
+
+
+# -- the in-job wrapper on a platform that decides the outcome itself (Singularity) ----------
+@pytest.mark.parametrize("flag, env", [(["--exit-event"], {}), ([], {"SINGKIT_EXIT_EVENT": "1"})])
+def test_entry_with_exit_event_writes_no_final_status(tmp_path, flag, env):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "singkit_entry.py"), "--run-dir", str(tmp_path), *flag,
+                             "--", sys.executable, "-c", "raise SystemExit(3)"],
+                            env={**os.environ, "SINGKIT_NODE": "1", "RANK": "9", **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    events = [json.loads(line) for line in (tmp_path / "run.log").read_text().splitlines()]
+    assert [(e["event"], e.get("status")) for e in events] == [("status", "running"), ("exit", None)]
+    assert events[-1]["exit_code"] == 3 and events[-1]["node"] == 1 and events[-1]["rank"] == 9
+    assert events[-1]["reason"] == "exit code 3"
+
+
+def test_entry_without_it_still_ends_the_run(tmp_path):
+    """local and docker runs: the wrapper's final status line is the run's outcome, as before."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "singkit_entry.py"), "--run-dir", str(tmp_path),
+                    "--", sys.executable, "-c", "pass"], env={k: v for k, v in os.environ.items() if k != "SINGKIT_EXIT_EVENT"},
+                   check=True, timeout=60)
+    last = json.loads((tmp_path / "run.log").read_text().splitlines()[-1])
+    assert (last["event"], last["status"], last["exit_code"]) == ("status", "completed", 0)
+
+
+LOGS = {
+    "ranks ending one by one": [{"event": "status", "status": "queued"},
+                                {"event": "status", "status": "running", "node": 0},
+                                {"event": "status", "status": "running", "node": 1},
+                                {"event": "status", "status": "completed", "node": 0, "exit_code": 0},
+                                {"event": "status", "status": "failed", "node": 1, "exit_code": 1, "reason": "exit code 1"}],
+    "exit events, then the backend": [{"event": "status", "status": "queued"},
+                                      {"event": "status", "status": "running", "node": 0},
+                                      {"event": "exit", "exit_code": 0, "node": 0},
+                                      {"event": "status", "status": "failed", "reason": "Azure ML status Failed"}],
+    "preempted and back": [{"event": "status", "status": "queued"}, {"event": "status", "status": "running", "node": 1},
+                           {"event": "status", "status": "preempted", "reason": "requeued"},
+                           {"event": "status", "status": "running", "node": 0}],
+    "node line only": [{"event": "status", "status": "cancelled", "node": 2, "reason": "x"},
+                       {"event": "status", "status": "completed"}],
+}
+
+
+@pytest.mark.parametrize("name", list(LOGS))
+def test_reports_fold_a_run_log_as_the_store_does(tmp_path, name):
+    """report.list (reports.runstate) and job.status (store.runlog) agree on every run."""
+    from singkit.reports import runstate
+    from singkit.store import runlog
+
+    path = tmp_path / "run.log"
+    path.write_text("".join(json.dumps({"t": 100.0 + i, **e}) + "\n" for i, e in enumerate(LOGS[name])))
+    store = runlog.state(path)
+    folded = runstate.fold(runstate.new_state(), runlog.events(path))
+    assert runstate.run_status(folded) == store.status
+    assert (folded["reason"], folded["exit_code"]) == (store.reason, store.exit_code)
+
+
+# -- the Blob mirror read back: a pull killed half-way ---------------------------------------
+PULL = """\
+import io, json, os, sys
+from pathlib import Path
+from typing import Any
+from singkit.backends.singularity import mirror
+from singkit.config import load_config
+from singkit.environment import Environment
+from singkit.store import Store
+root, home, job_id, info = sys.argv[1:5]
+env = Environment(project_root=Path(root), environ=dict(os.environ), stdout=io.StringIO(), stderr=sys.stderr)
+mirror.pull(load_config(env), env.environ, json.loads(info), Store(Path(home)).job(job_id).runs[0])
+"""
+
+
+def test_a_pull_killed_between_two_files_copies_nothing_twice(azurite, azurite_container, tmp_path):
+    import select
+
+    from singkit.backends.singularity import mirror
+    from singkit.config import load_config
+    from singkit.environment import Environment
+    from singkit.store import Store
+
+    root, home = tmp_path / "proj", tmp_path / "proj" / ".singkit"
+    (root / "configs").mkdir(parents=True)
+    (root / "configs" / "singkit.yaml").write_text(
+        "general:\n  store: mirror\nexternal-services:\n  mirror:\n    type: storage\n"
+        f"    connection-string: $env:TEST_STORE_CONNECTION\n    container: {azurite_container.container_name}\n")
+    environ = {**os.environ, "TEST_STORE_CONNECTION": azurite.connection_string, "HOME": str(tmp_path / "home")}
+    job = Store(home).allocate()
+    job.write_spec({"job": job.id, "runs": [{"run": f"{job.id}.1", "hparams": {}}]})
+    run = job.runs[0]
+    run.create()
+    prefix = f"jobs/{job.id}/runs/{run.id}"
+    remote_log = "".join(json.dumps({"t": i, "event": "metrics", "step": i, "metrics": {"loss": 1 / (i + 1)}}) + "\n" for i in range(50))
+    stdout = b"x" * (1 << 20)  # more than a pipe holds: the pull blocks writing it
+    for name, data in (("run.log", remote_log.encode()), ("stdout.log", stdout)):
+        azurite_container.get_blob_client(f"{prefix}/{name}").upload_blob(data, blob_type="AppendBlob")
+    info = {"mirror": {"record": "mirror", "prefix": prefix}}
+    local_before = run.log_path.read_text()
+
+    run.stdout_path.unlink()
+    os.mkfifo(run.stdout_path)  # the second file: the pull stops in it until killed
+    reader = os.open(run.stdout_path, os.O_RDONLY | os.O_NONBLOCK)
+    proc = subprocess.Popen([sys.executable, "-c", PULL, str(root), str(home), job.id, json.dumps(info)],
+                            env=environ, stderr=subprocess.PIPE, text=True)
+    try:
+        got = b""
+        while not got and proc.poll() is None:  # the pull has reached stdout.log once it writes there
+            select.select([reader], [], [], 1.0)
+            try:
+                got = os.read(reader, 1)
+            except BlockingIOError:
+                pass
+            if not got:
+                time.sleep(0.01)
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(reader)
+    assert got, err
+    run.stdout_path.unlink()
+
+    env = Environment(project_root=root, environ=environ)
+    mirror.pull(load_config(env), environ, info, run)
+    assert run.log_path.read_text() == local_before + remote_log  # each remote line once
+    assert run.stdout_path.read_bytes() == stdout
+
+
+# -- blob_sync never fails the job it wraps ---------------------------------------------------
+def _serve(answer: bytes) -> tuple[str, Any]:
+    """A loopback TCP server giving every connection `answer` after reading its request."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+                except OSError:
+                    pass
+
+    threading.Thread(target=loop, daemon=True).start()
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", sock
+
+
+def _http(body: bytes, ctype: str = "application/json") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype.encode() + b"\r\nContent-Length: " + str(len(body)).encode() + \
+        b"\r\nConnection: close\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("case", ["identity answers {}", "identity answers html", "storage answers garbage"])
+def test_blob_sync_survives_any_error_of_the_mirror(tmp_path, case):
+    """KeyError/ValueError from a managed-identity reply, http.client.HTTPException from a
+    garbled answer: one line on stderr; the training runs and its exit code is the job's."""
+    answer = {"identity answers {}": _http(b"{}"), "identity answers html": _http(b"<html>sign in</html>", "text/html"),
+              "storage answers garbage": b"garbage\r\n\r\n"}[case]
+    url, sock = _serve(answer)
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("SINGKIT_BLOB_SAS", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")}
+        env.update(SINGKIT_BLOB_URL=f"{url}/acct/c", SINGKIT_BLOB_PREFIX="p", SINGKIT_SYNC_INTERVAL="0.05")
+        if case.startswith("identity"):
+            env.update(IDENTITY_ENDPOINT=f"{url}/token", IDENTITY_HEADER="h")
+        else:
+            env["SINGKIT_BLOB_SAS"] = "sv=x&sig=y"
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "blob_sync.py"), "--dir", str(tmp_path), "--",
+                                 sys.executable, str(ROOT / "scripts" / "singkit_entry.py"), "--tee", "--",
+                                 sys.executable, "-c", "print('still trained'); raise SystemExit(5)"],
+                                env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        sock.close()
+    assert result.returncode == 5 and "still trained" in result.stdout
+    assert result.stderr.count("cannot mirror logs") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "sig=y" not in result.stderr
+
+
+def test_a_registry_token_that_is_not_json_is_one_line_service_error():
+    from singkit.exceptions import ServiceError
+    from singkit.images.refs import Reference
+    from singkit.images.registry import RegistryClient
+
+    token_url, token_sock = _serve(_http(b"<html>corporate proxy login</html>", "text/html"))
+    challenge = f'Bearer realm="{token_url}/token",service="registry"'.encode()
+    registry_url, registry_sock = _serve(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: " + challenge +
+                                         b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    try:
+        host = registry_url.removeprefix("http://")
+        with pytest.raises(ServiceError) as caught:
+            RegistryClient(host).digest(Reference.parse(f"{host}/team/app:1"))
+    finally:
+        token_sock.close()
+        registry_sock.close()
+    message = str(caught.value)
+    assert "\n" not in message and "not a JSON object (text/html)" in message and host in message

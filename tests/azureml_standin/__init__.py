@@ -40,8 +40,12 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .append_log(name, text, file="user_logs/std_log.txt")   (also written to Azurite)
   .put_output(name, "outputs/x.json", data)               (what jobs.download fetches)
   .script(name, ["Queued", ("Running", "log text"), "Completed"])  one step per status read
-  .fail_next(route_regex, status, times=1 | None (forever), retry_after=None, body=None)
-      regex searched in "METHOD /path", e.g. r"^GET .*/jobs/", "startPendingUpload"
+  .fail_next(route_regex, status, times=1 | None (forever), retry_after=None, body=None, handled=False)
+      regex searched in "METHOD /path", e.g. r"^GET .*/jobs/", "startPendingUpload";
+      handled=True carries the request out first (the job exists) and then fails it
+  .hold(route_regex, handled=True) -> Hold (.arrived Event, .release()): the next matching
+      request waits until released — handled=True after being carried out (its answer waits),
+      handled=False before, and is then dropped unanswered (for killing a client mid-request)
   .azurite              .names(container), .get(container, blob), .public_url(...)
 ml_client(retry_total=2, retry_backoff_factor=0.01) keeps 5xx-forever tests fast.
 

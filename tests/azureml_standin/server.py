@@ -82,7 +82,17 @@ class _Handler(BaseHTTPRequestHandler):
                 body = raw
         headers = {k.lower(): v for k, v in self.headers.items()}
         entry = si.state.record(self.command, path, query, body, headers)
+        hold = si.state.take_hold(self.command, path)
+        if hold is not None and not hold.handled:
+            hold.arrived.set()
+            hold.released.wait()
+            entry.route, self.close_connection = "held-and-dropped", True
+            return  # no answer, nothing done: the client (if still there) sees the connection close
         fault = si.state.take_fault(self.command, path)
+        if fault is not None and fault.handled:
+            found = find(self.command, path)
+            if found is not None:
+                found[1](si, Req(self.command, path, query, body, headers), found[2])
         if fault is not None:
             reply = Reply(fault.status, fault.body or {"error": {
                 "code": {401: "AuthenticationFailed", 403: "AuthorizationFailed", 404: "ResourceNotFound",
@@ -109,6 +119,9 @@ class _Handler(BaseHTTPRequestHandler):
                     si.state.unhandled.append(f"crash in {entry.route}: {self.command} {self.path}")
                     reply = Reply(500, {"error": {"code": "StandinCrash", "message": traceback.format_exc()}})
         entry.status = reply.status
+        if hold is not None:  # carried out; the answer waits
+            hold.arrived.set()
+            hold.released.wait()
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
@@ -183,6 +196,9 @@ class StandIn:
         return self
 
     def stop(self) -> None:
+        with self.state.lock:  # let held requests go, or shutdown waits on them
+            for hold in self.state.holds:
+                hold.release()
         for srv in (self._proxy, self._server):
             if srv is not None:
                 srv.shutdown()
@@ -260,8 +276,13 @@ class StandIn:
         self.state.append_log(name, text, file)
 
     def fail_next(self, route_pattern: str, status: int, times: Optional[int] = 1,
-                  retry_after: Optional[float] = None, body: Optional[dict] = None) -> None:
-        self.state.fail_next(route_pattern, status, times, retry_after, body)
+                  retry_after: Optional[float] = None, body: Optional[dict] = None,
+                  handled: bool = False) -> None:
+        self.state.fail_next(route_pattern, status, times, retry_after, body, handled)
+
+    def hold(self, route_pattern: str, handled: bool = True):
+        """Hold the next matching request until ``.release()`` (see state.Hold)."""
+        return self.state.hold(route_pattern, handled)
 
     def script(self, name: str, steps: list) -> None:
         self.state.script(name, steps)

@@ -59,6 +59,25 @@ class Fault:
     remaining: Optional[int]  # None: forever
     retry_after: Optional[str]
     body: Optional[dict]
+    handled: bool = False  # carry the request out first, then answer the fault (a lost answer)
+
+
+@dataclass
+class Hold:
+    """Requests matching `pattern` wait until `release()`; `arrived` is set when one does.
+
+    handled=True: the request is carried out first, then its answer waits (the client never
+    learns that its PUT landed if it dies meanwhile). handled=False: the request waits, then
+    the connection is closed with no answer and nothing done."""
+
+    pattern: re.Pattern
+    handled: bool
+    taken: bool = False
+    arrived: threading.Event = field(default_factory=threading.Event)  # the request is waiting now
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -90,6 +109,7 @@ class State:
         self.jobs: dict[str, JobState] = {}
         self.assets: dict[str, dict] = {}  # ARM path (lowercase) -> stored resource
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.cancel_polls_default = 1
         self.on_log: Optional[Callable[[str, str, str], None]] = None  # (job, file, whole text)
 
@@ -110,17 +130,35 @@ class State:
 
     # --- faults --------------------------------------------------------------
     def fail_next(self, route_pattern: str, status: int, times: Optional[int] = 1,
-                  retry_after: Optional[float] = None, body: Optional[dict] = None) -> None:
+                  retry_after: Optional[float] = None, body: Optional[dict] = None,
+                  handled: bool = False) -> None:
         """Answer ``status`` to the next ``times`` requests matching ``route_pattern``.
 
         The regex is searched in "METHOD /path" (no query), e.g. ``r"PUT .*/jobs/"``
         or just ``"/jobs/"``. ``times=None`` fails forever. ``retry_after`` adds a
         Retry-After header (seconds; fractions allowed, the SDK sleeps that long).
+        ``handled=True`` carries the request out first (the job is created), then fails it.
         """
         ra = None if retry_after is None else (str(int(retry_after)) if float(retry_after).is_integer()
                                                  else str(retry_after))
         with self.lock:
-            self.faults.append(Fault(re.compile(route_pattern), status, times, ra, body))
+            self.faults.append(Fault(re.compile(route_pattern), status, times, ra, body, handled))
+
+    def hold(self, route_pattern: str, handled: bool = True) -> Hold:
+        """Hold the next request matching ``route_pattern`` (see Hold); once only."""
+        hold = Hold(re.compile(route_pattern), handled)
+        with self.lock:
+            self.holds.append(hold)
+        return hold
+
+    def take_hold(self, method: str, path: str) -> Optional[Hold]:
+        key = f"{method} {path}"
+        with self.lock:
+            for hold in self.holds:
+                if not hold.taken and hold.pattern.search(key):
+                    hold.taken = True  # once only; stays listed so StandIn.stop() can release it
+                    return hold
+        return None
 
     def take_fault(self, method: str, path: str) -> Optional[Fault]:
         key = f"{method} {path}"

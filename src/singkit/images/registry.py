@@ -134,7 +134,7 @@ class RegistryClient:
         blob = self._request("GET", repo, f"/v2/{repo}/blobs/{config_digest}")
         if blob.status != 200:
             raise self._unexpected(blob, f"config blob of {ref}")
-        config = json.loads(blob.body or b"{}")
+        config = self._json(blob, f"the config blob of {ref}")
         labels = (config.get("config") or {}).get("Labels") or {}
         return RemoteImage(digest, {str(k): str(v) for k, v in labels.items()})
 
@@ -222,7 +222,7 @@ class RegistryClient:
             raise self._refused(repo)
         if resp.status != 200:
             raise self._unexpected(resp, "token")
-        body = json.loads(resp.body or b"{}")
+        body = self._json(resp, f"a token for {repo}")
         token = body.get("token") or body.get("access_token")
         if not token:
             raise SingkitError(f"registry {self.host} gave no token for {repo}")
@@ -239,6 +239,18 @@ class RegistryClient:
         if not self.creds.username:
             return ServiceError(f"registry {self.host} refused anonymous access to {repo}; add a `type: registry` record with login-server: {self.host}, username and password")
         return ServiceError(f"registry {self.host} refused {self.creds.describe()} for {repo}; check the username and password")
+
+    def _json(self, resp: _Response, what: str) -> dict[str, Any]:
+        """A 200's JSON object body; a proxy's or portal's HTML page there is a one-line ServiceError."""
+        try:
+            body = json.loads(resp.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            kind = resp.header("Content-Type").split(";")[0].strip() or "no content type"
+            raise ServiceError(f"registry {self.host} answered {what} with something that is not a JSON object ({kind}); "
+                               "check login-server (a proxy or login page may be answering)")
+        return body
 
     def _unexpected(self, resp: _Response, what: str) -> SingkitError:
         text = resp.body[:200].decode("utf-8", "replace").strip().replace("\n", " ")

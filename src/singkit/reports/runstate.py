@@ -12,8 +12,10 @@ import math
 from typing import Any
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted")
-# As in the store (singkit.store.runlog): the first completed/failed/cancelled line is final and
-# later status lines are ignored. A preempted run stops but may be requeued and run again.
+# As in the store (singkit.store.runlog.RunState.apply), so report.list and job.status agree:
+# a run's status is its status lines in file order, whatever "node" they carry; the first
+# completed/failed/cancelled line is final and later status lines are ignored. A preempted
+# run stops but may be requeued and run again. Per-node records are kept for the nodes table.
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 STOPPED = TERMINAL | {"preempted"}
 
@@ -66,18 +68,21 @@ def fold(state: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
             status = ev.get("status")
             if status not in STATUSES:
                 continue
-            target = nrec if nrec is not None else state
-            if target["status"] in TERMINAL:
-                continue  # the first final status wins
-            target["status"] = status
-            if status == "running" and target["started"] is None:
-                target["started"] = t
-            target["ended"] = t if status in STOPPED else None  # requeued after preemption: going again
-            if nrec is None and (status in STOPPED or "reason" in ev or "exit_code" in ev):
+            applies = state["status"] not in TERMINAL
+            for target in (nrec, state):
+                if target is None or target["status"] in TERMINAL:
+                    continue  # the first final status wins
+                target["status"] = status
+                if status == "running" and target["started"] is None:
+                    target["started"] = t
+                target["ended"] = t if status in STOPPED else None  # requeued after preemption: going again
+            if applies and (status in STOPPED or "reason" in ev or "exit_code" in ev):
                 state["reason"] = ev.get("reason")
                 state["exit_code"] = ev.get("exit_code")
-            elif status == "running" and state["started"] is None:
-                state["started"] = t
+        elif kind == "exit" and nrec is not None and nrec["status"] not in TERMINAL:
+            # a remote rank's process ended (scripts/singkit_entry.py --exit-event): the node
+            # stops there, and shows the run's outcome, which only the backend records
+            nrec["status"], nrec["ended"] = None, t
         elif kind == "hparams":
             values = ev.get("hparams")
             if isinstance(values, dict):
@@ -104,16 +109,10 @@ def _fold_metric(metrics: dict[str, list], name: str, value: Any, step: Any) -> 
 
 
 def run_status(state: dict[str, Any] | None) -> str:
-    """The run's status: its own last status line, else what its nodes say, else queued."""
+    """The run's status as the store folds it: its status lines (see fold), else queued."""
     if not state:
         return "queued"
-    if state["status"]:
-        return state["status"]
-    statuses = {n["status"] for n in state["nodes"].values() if n["status"]}
-    for status in ("failed", "running", "queued", "preempted", "cancelled", "completed"):
-        if status in statuses:
-            return status
-    return "running" if state["metric_lines"] else "queued"
+    return state["status"] or "queued"
 
 
 def run_times(state: dict[str, Any] | None, now: float) -> tuple[float | None, float | None, float | None]:
@@ -123,9 +122,6 @@ def run_times(state: dict[str, Any] | None, now: float) -> tuple[float | None, f
     started = state["started"]
     status = run_status(state)
     ended = state["ended"]
-    if ended is None and not state["status"] and state["nodes"] and status in STOPPED:
-        ends = [n["ended"] for n in state["nodes"].values() if n["ended"] is not None]
-        ended = max(ends) if ends else None
     if ended is None and status in STOPPED:
         ended = state["last_t"]
     stop = ended if ended is not None else now

@@ -7,6 +7,7 @@
     status.py   Azure ML states → singkit statuses
     logs.py     following user logs with node/rank prefixes
     mirror.py   the jobs' Blob mirror of run.log/stdout (written by scripts/blob_sync.py)
+    staging.py  the uploaded code with the in-job scripts, the job's command and environment
     backend.py  SingularityBackend (the singkit.backends.base interface)
 
 Nothing here imports azure.* at module level.

@@ -133,18 +133,19 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names[k] for k in kinds))
 
 
-def check_sla(value: Any) -> str | None:
-    """A problem message for a bad `sla`, else None."""
-    if value is None or str(value).lower() in SLA_TIERS:
-        return None
-    close = difflib.get_close_matches(str(value).lower(), list(SLA_TIERS), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else "expected premium, standard or basic"
-    return f"sla `{value}` is not a Singularity SLA tier; {hint}"
+# target key → (the service's spellings, what the message calls the value)
+CHOICES: dict[str, tuple[dict[str, str], str]] = {
+    "sla": (SLA_TIERS, "Singularity SLA tier"),
+    "priority": (PRIORITIES, "Singularity priority"),
+}
 
 
-def check_priority(value: Any) -> str | None:
-    if value is None or str(value).lower() in PRIORITIES:
+def check_choice(key: str, value: Any) -> str | None:
+    """A problem message for a bad `sla` or `priority` value (None: fine or unset)."""
+    choices, what = CHOICES[key]
+    if value is None or str(value).lower() in choices:
         return None
-    close = difflib.get_close_matches(str(value).lower(), list(PRIORITIES), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else "expected low, medium or high"
-    return f"priority `{value}` is not a Singularity priority; {hint}"
+    close = difflib.get_close_matches(str(value).lower(), list(choices), n=1)
+    names = list(choices)
+    hint = f"did you mean `{close[0]}`?" if close else f"expected {', '.join(names[:-1])} or {names[-1]}"
+    return f"{key} `{value}` is not a {what}; {hint}"

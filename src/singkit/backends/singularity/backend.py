@@ -2,9 +2,12 @@
 
     prepare  stage the code (+ the in-job scripts) and write jobs/<jobN>/azureml/<jobN.K>.yaml
              — a standard CLI v2 job YAML, validated offline with azure.ai.ml.load_job
-    submit   load those YAMLs, add the secrets (never written), create the jobs; record each
-             Azure ML name and studio URL in the run's backend.json
-    refresh  pull the Blob mirror of each run into the store, then map the Azure ML state
+    submit   load those YAMLs, add the secrets (never written), create the jobs; the run's
+             backend.json names the Azure ML job BEFORE the create (`submitting`), then gets
+             its studio URL — so a submit that dies half-way leaves a job singkit can find
+    refresh  pull the Blob mirror of each run into the store, then map the Azure ML state:
+             only Azure ML's state ends a run (the ranks' wrappers write `exit` events only);
+             a `submitting` run is looked up by name — adopted, or failed after a grace period
     logs     follow the user logs, with node/rank prefixes on distributed runs
     cancel   cancel and wait until Azure ML confirms, then record `cancelled`
     download fetch the mirror and Azure ML's logs and outputs into the store, then copy out
@@ -13,8 +16,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
-import shlex
 import shutil
 import tempfile
 import threading
@@ -24,32 +27,44 @@ from pathlib import Path
 from typing import Any
 
 from singkit.backends.base import Backend
-from singkit.backends.singularity import client as azure, mirror as blob, spec as specs, status as states
+from singkit.backends.singularity import client as aml, mirror as blob, spec as specs, staging, status as states
 from singkit.exceptions import ServiceError, SingkitError, UsageError
-from singkit.store import events
+from singkit.store import events, runlog
 
 STAGE = "azureml"
-IN_JOB = "_singkit"  # singkit's scripts inside the uploaded code (a dot folder, or .singkit, is often .gitignored — and Azure ML honours .gitignore)
+SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
+# How long a run may stay `submitting` with no such job in Azure ML before it counts as failed:
+# the submitting process may still be uploading code or retrying (bounded, well under this).
+SUBMIT_GRACE = 1800.0
 
 
-def _script(name: str) -> Path:
-    """An in-job script: packaged under singkit/data in a wheel, in scripts/ in a checkout."""
-    package = Path(__file__).resolve().parents[2]
-    for candidate in (package / "data" / name, package.parent.parent / "scripts" / name):
-        if candidate.is_file():
-            return candidate
-    raise SingkitError(f"cannot find {name} (looked in singkit/data and scripts/); reinstall singkit")
+def _missing(ml: Any, name: str) -> Any:
+    """ml.jobs.get(name), or None when Azure ML has no such job."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return ml.jobs.get(name)
+    except ResourceNotFoundError:
+        return None
 
 
-def _status_text(value: Any) -> str:
-    """Azure ML states arrive as str or as an enum (JobStatus.RUNNING): the service's word."""
-    return str(getattr(value, "value", value) or "Unknown")
+def _tracked(info: dict[str, Any]) -> bool:
+    """A run with an Azure ML job known to exist (not one whose submit is unsettled)."""
+    return bool(info.get("azureml_name")) and not info.get("submitting") and not info.get("never_created")
 
 
-def _is_secret(value: Any) -> bool:
-    from singkit.config.secrets import is_env_ref
-
-    return is_env_ref(value)
+def _exit_code(run: Any, status: str) -> int | None:
+    """The exit code to record with Azure ML's verdict, from the ranks' `exit` events (None
+    when none arrived): 0 for completed (an earlier, preempted attempt may have said 143);
+    for failed, the latest non-zero one."""
+    if status not in ("completed", "failed"):
+        return None
+    codes = [e.get("exit_code") for e in runlog.events(run.log_path) if e.get("event") == "exit"]
+    codes = [c for c in codes if isinstance(c, int) and not isinstance(c, bool)]
+    if status == "completed":
+        return 0 if codes else None
+    failed = [c for c in codes if c]
+    return failed[-1] if failed else None
 
 
 class SingularityBackend(Backend):
@@ -80,14 +95,14 @@ class SingularityBackend(Backend):
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
         """An MLClient, with the process environment the SDK reads set for this command."""
-        with azure.sdk_environ(self.env.environ):
+        with aml.sdk_environ(self.env.environ):
             with self._lock:  # monitor asks from several threads at once: build one client
                 if self._client is None:
-                    self._client = azure.ml_client(self.workspace, self.env.environ)
+                    self._client = aml.ml_client(self.workspace, self.env.environ)
             yield self._client
 
     def call(self, what: str, fn: Any) -> Any:
-        return azure.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay)
+        return aml.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay)
 
     @staticmethod
     def spec_path(job: Any, run_id: str) -> Path:
@@ -96,118 +111,101 @@ class SingularityBackend(Backend):
     # -- prepare: the YAML a dry run stops at ----------------------------------------------
     def prepare(self, job: Any) -> None:
         cfg = self.config()
-        code = job.dir / STAGE / "code"
-        self._stage_code(job, code)
+        code = staging.stage_code(job)
         spec = job.spec
-        target = {k: v for k, v in self.target.items() if k != "env"}  # job env comes resolved below
+        target = {k: v for k, v in self.target.items() if k != "env"}  # job env comes via run_variables
         mirror = blob.mirror_for(cfg, self.env.environ, secrets=False)
         for run in job.runs:
-            entry = next(r for r in spec["runs"] if r["run"] == run.id)
-            env = {k: v for k, v in (spec.get("env") or {}).items() if not _is_secret(v)}
-            env.update(self._run_env(job, run, entry))
+            env = staging.run_variables(run, int(self.target.get("nodes") or 1))
             if mirror and mirror[0].container_url:  # unknown until its secret is at hand: set at submit
                 env.update(SINGKIT_BLOB_URL=mirror[0].container_url, SINGKIT_BLOB_PREFIX=mirror[0].prefix(job.id, run.id))
+            path = self.spec_path(job, run.id)
             document = specs.build_spec(
-                cfg, target, job_id=job.id, run_id=run.id, command=self._command(job, entry),
-                name=self._name(job, run), code="code", extra_env=env,
+                cfg, target, job_id=job.id, run_id=run.id, command=staging.command(run),
+                name=self._name(job, run), code=os.path.relpath(code, path.parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
                 docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"))
-            path = specs.write_spec(self.spec_path(job, run.id), document)
+            specs.write_spec(path, document)
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 
-    def _stage_code(self, job: Any, code: Path) -> None:
-        from singkit.snapshot import safe_extract
-
-        marker = code.parent / ".staged"  # outside the folder Azure ML uploads
-        if not marker.exists():
-            if code.exists():
-                shutil.rmtree(code)
-            safe_extract(job.code_archive, code)
-            lib = code / IN_JOB
-            lib.mkdir(exist_ok=True)
-            shutil.copyfile(Path(__file__).resolve().parents[2] / "metrics.py", lib / "singkit_metrics.py")
-            for name in ("singkit_entry.py", "blob_sync.py"):
-                shutil.copyfile(_script(name), lib / name)
-            marker.touch()
-
     def _name(self, job: Any, run: Any) -> str:
-        """Keep the name a YAML already has (a retried submit stays idempotent); else a new one."""
+        """The name the YAML already has (a retried submit stays idempotent); else a new one."""
         path = self.spec_path(job, run.id)
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.startswith("name: "):
-                    return line[6:].strip()
-        return f"singkit-{job.id}-{run.num}-{secrets.token_hex(4)}"
-
-    def _run_env(self, job: Any, run: Any, entry: dict[str, Any]) -> dict[str, str]:
-        from singkit.jobs.spec import hp_environment
-
-        return {**hp_environment(run.hparams), "SINGKIT_JOB": job.id, "SINGKIT_RUN": run.id,
-                "SINGKIT_REPEAT": str(entry.get("repeat", 1)), "SINGKIT_TARGET": str(self.target.get("name", "")),
-                "SINGKIT_EXPERIMENT": str(job.spec.get("experiment") or ""), "SINGKIT_NODES": str(self.target.get("nodes") or 1),
-                "PYTHONUNBUFFERED": "1"}
-
-    @staticmethod
-    def _command(job: Any, entry: dict[str, Any]) -> str:
-        """blob_sync (mirror) → singkit_entry (status lines, files, console) → the run's shell command."""
-        inner = (job.spec.get("setup_prefix") or "") + (entry.get("command") or job.spec["command"])
-        # python3 where an image has only that; the scripts need nothing beyond the standard library
-        return ('PY="$(command -v python3 || command -v python)" && '
-                f'PYTHONPATH="$PWD/{IN_JOB}${{PYTHONPATH:+:$PYTHONPATH}}" SINGKIT_OUTPUTS="$PWD/outputs" '
-                f'"$PY" {IN_JOB}/blob_sync.py -- "$PY" {IN_JOB}/singkit_entry.py --tee -- sh -c {shlex.quote(inner)}')
+        name = self._yaml(job, run.id).get("name") if path.exists() else None
+        return str(name) if name else f"singkit-{job.id}-{run.num}-{secrets.token_hex(4)}"
 
     # -- submit ---------------------------------------------------------------------------
-    def _secret_env(self, job: Any) -> tuple[dict[str, str], Any]:
-        """The job env's `$env:` secrets, resolved now, and the Blob mirror with its SAS."""
-        from singkit.config import resolve_secret
-
-        out = {k: resolve_secret(v, self.env.environ) or "" for k, v in (job.spec.get("env") or {}).items() if _is_secret(v)}
-        found = blob.mirror_for(self.config(), self.env.environ, secrets=True)
-        return out, found
-
     def _entity(self, job: Any, run: Any, extra: dict[str, str]) -> Any:
         entity = specs.load_spec(self.spec_path(job, run.id))
         entity.environment_variables = {**(entity.environment_variables or {}), **extra}
         return entity
 
     def submit(self, job: Any) -> None:
-        secret_env, found = self._secret_env(job)
+        secret_env = staging.secret_variables(job, self.env.environ)
+        found = blob.mirror_for(self.config(), self.env.environ, secrets=True)
         done: list[tuple[Any, str]] = []
         with self.session() as ml:
             for run in job.runs:
+                name = self._name(job, run)
                 extra = dict(secret_env)
                 info: dict[str, Any] = {}
                 if found:
                     mirror, sas = found
                     extra.update(sas, SINGKIT_BLOB_URL=mirror.container_url, SINGKIT_BLOB_PREFIX=mirror.prefix(job.id, run.id))
                     info["mirror"] = {"record": mirror.record, "url": mirror.container_url, "prefix": mirror.prefix(job.id, run.id)}
+                # before the create: if this process dies before Azure ML answers, refresh finds the job by name
+                run.write_backend_info({**info, "azureml_name": name, "submitting": True, "submit_started": round(time.time(), 3)})
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
                                         lambda run=run, extra=extra: ml.jobs.create_or_update(self._entity(job, run, extra)))
-                except SingkitError:
+                except BaseException:  # Ctrl-C too: the create may have reached Azure ML all the same
+                    self._settle(ml, run, name)
                     self._withdraw(ml, done)
                     raise
-                document = self._yaml(job, run.id)
-                dist = document.get("distribution") or {}
-                info.update(azureml_name=created.name, studio_url=created.studio_url, workspace=self.workspace.name,
-                            subscription=self.workspace.subscription_id, resource_group=self.workspace.resource_group,
-                            experiment=document.get("experiment_name"), nodes=document["resources"]["instance_count"],
-                            per_node=dist.get("process_count_per_instance", 1), azure_status=_status_text(created.status),
-                            submitted=round(time.time(), 3))
-                run.write_backend_info(info)
+                self._record(run, created, info)
                 events.record(self.env, "azureml-submit", job=job.id, run=run.id, name=created.name,
                               workspace=self.workspace.name, subscription=self.workspace.subscription_id)
                 done.append((run, created.name))
                 self.env.err(f"{run.id}: submitted as Azure ML job {created.name}: {created.studio_url}")
+                if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
+                    self._withdraw(ml, [(run, created.name)])
+
+    def _record(self, run: Any, remote: Any, info: dict[str, Any]) -> None:
+        """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""
+        document = self._yaml(run.job, run.id)
+        dist = document.get("distribution") or {}
+        info.update(azureml_name=remote.name, studio_url=remote.studio_url, workspace=self.workspace.name,
+                    subscription=self.workspace.subscription_id, resource_group=self.workspace.resource_group,
+                    experiment=document.get("experiment_name"), nodes=document["resources"]["instance_count"],
+                    per_node=dist.get("process_count_per_instance", 1), azure_status=states.text(remote.status),
+                    submitted=round(time.time(), 3))
+        for key in ("submitting", "submit_started"):
+            info.pop(key, None)
+        run.write_backend_info(info)
+
+    def _settle(self, ml: Any, run: Any, name: str) -> None:
+        """The create of `name` failed: forget it if Azure ML has no such job, cancel it if it
+        has one after all (the answer was lost). Unsure (Azure ML unreachable): the
+        `submitting` record stays for refresh to settle. One try each, no retries."""
+        try:
+            remote = _missing(ml, name)
+        except Exception:  # noqa: BLE001 - cannot tell; the error being raised matters more
+            return
+        if remote is None:
+            run.backend_path.unlink(missing_ok=True)
+            return
+        self._withdraw(ml, [(run, name)])
 
     def _withdraw(self, ml: Any, done: list[tuple[Any, str]]) -> None:
-        """A later run failed to submit: cancel the earlier ones, so the failed job the store
-        records is not still running (best effort; the error being raised says what failed)."""
+        """Cancel Azure ML jobs the store has given up on (a later run failed to submit, or the
+        submit failed after all): the failed job the store records must not still run (best
+        effort; the error being raised says what failed)."""
         for run, name in done:
             try:
                 ml.jobs.begin_cancel(name)
-                run.write_backend_info({**run.backend_info(), "withdrawn": True})
+                info = {k: v for k, v in run.backend_info().items() if k not in ("submitting", "submit_started")}
+                run.write_backend_info({**info, "azureml_name": name, "withdrawn": True})
             except Exception:  # noqa: BLE001 - best effort, the original error matters more
                 self.env.err(f"{run.id}: could not cancel Azure ML job {name}; cancel it in the studio")
 
@@ -224,7 +222,34 @@ class SingularityBackend(Backend):
             return
         with self.session() as ml:
             for run, info in pending:
+                if info.get("submitting") and not self._adopt(ml, run, info):
+                    continue
                 self._refresh_run(ml, run, info)
+
+    def _adopt(self, ml: Any, run: Any, info: dict[str, Any]) -> bool:
+        """A run whose submit did not finish: look its job up by name. True when there is one to
+        follow (recorded now); else the run waits out the grace period, then fails."""
+        name = info["azureml_name"]
+        remote = self.call(f"looking up {run.id} ({name}), whose submit did not finish", lambda: _missing(ml, name))
+        if remote is not None:
+            self._record(run, remote, info)
+            events.record(self.env, "azureml-adopt", job=run.job.id, run=run.id, name=name, workspace=self.workspace.name)
+            if run.state().terminal:  # the store failed it already: an orphan using quota
+                self._withdraw(ml, [(run, name)])
+                return False
+            self.env.err(f"{run.id}: found Azure ML job {name}, whose submit was cut short; following it")
+            return True
+        if run.state().terminal:  # its submit failed and never reached Azure ML: nothing to follow
+            run.backend_path.unlink(missing_ok=True)
+            return False
+        grace = float(self.env.environ.get(SUBMIT_GRACE_VAR) or SUBMIT_GRACE)
+        waited = time.time() - float(info.get("submit_started") or 0)
+        if waited >= grace:
+            run.set_status("failed", reason=(
+                f"its submit never reached Azure ML: no job {name} in workspace {self.workspace.name} "
+                f"{waited / 60:.0f} min after singkit began submitting it (the submitting process stopped?); submit it again"))
+            run.write_backend_info({**info, "submitting": False, "final": True, "never_created": True})
+        return False
 
     def _refresh_run(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
         name = info["azureml_name"]
@@ -236,16 +261,16 @@ class SingularityBackend(Backend):
                     self._mirror_warned = True
                     self.env.err(f"warning: {error}")
         remote = self.call(f"reading the status of {run.id} ({name})", lambda: ml.jobs.get(name))
-        azure_status = _status_text(remote.status)
+        azure_status = states.text(remote.status)
         error = None
         if azure_status.lower() in ("failed", "notresponding"):
             error = self._error(ml, name)
         was_running = info.get("azure_status", "").lower() in ("running", "finalizing") or run.state().status == "preempted"
         change = states.transition(azure_status, error, was_running)
         if change and change[0] != run.state().status:
-            run.set_status(change[0], reason=change[1])
+            run.set_status(change[0], reason=change[1], exit_code=_exit_code(run, change[0]))
         info["azure_status"] = azure_status
-        info["final"] = azure_status.lower() in ("completed", "failed", "canceled", "notresponding")
+        info["final"] = states.is_final(azure_status)
         run.write_backend_info(info)
 
     def _error(self, ml: Any, name: str) -> Any:
@@ -261,7 +286,7 @@ class SingularityBackend(Backend):
         """stdout: Azure ML's user logs (node/rank prefixes on distributed runs); stderr: the
         store's file, which the Blob mirror fills (Azure ML folds stderr into its logs)."""
         info = job.run(run).backend_info()
-        if not info.get("azureml_name") or stream != "stdout":
+        if not _tracked(info) or stream != "stdout":
             return super().logs(job, run, follow=follow, stream=stream, tail=tail)
         return self._follow(job, run, info, follow, tail)
 
@@ -285,22 +310,27 @@ class SingularityBackend(Backend):
             return
         with self.session() as ml:
             for r, info in todo:
-                if not info.get("azureml_name"):
+                name = info.get("azureml_name")
+                remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if info.get("submitting") else True
+                if not name or remote is None:
+                    # a submit still under way withdraws its job once it sees this (see submit)
                     r.set_status("cancelled", reason="cancelled before it reached Azure ML")
                     continue
+                if info.get("submitting"):
+                    self._record(r, remote, info)
                 self._cancel_one(ml, r, info)
 
     def _cancel_one(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
         name = info["azureml_name"]
         current = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(name))
-        if _status_text(current.status).lower() not in ("completed", "failed", "canceled", "notresponding"):
+        if not states.is_final(current.status):
             poller = self.call(f"cancelling {run.id} ({name})", lambda: ml.jobs.begin_cancel(name))
             self.call(f"cancelling {run.id} ({name})", poller.result)
         deadline = time.monotonic() + float(self.env.environ.get("SINGKIT_CANCEL_TIMEOUT", "900"))
         while True:  # Azure ML accepts a cancel long before the nodes stop: wait for its word
             current = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(name))
-            status = _status_text(current.status)
-            if status.lower() in ("completed", "failed", "canceled", "notresponding"):
+            status = states.text(current.status)
+            if states.is_final(status):
                 break
             if time.monotonic() > deadline:
                 raise ServiceError(f"{run.id}: Azure ML accepted the cancel of {name} but still reports {status}; check `invoke job.status` later")
@@ -317,15 +347,15 @@ class SingularityBackend(Backend):
         with self.session() as ml:
             for run in job.runs:
                 info = run.backend_info()
-                if not info.get("azureml_name"):
+                if not _tracked(info):
                     continue
                 if info.get("mirror"):
                     blob.pull(self.config(), self.env.environ, info, run)
                 if what == "code":
                     continue
                 remote = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(info["azureml_name"]))
-                if _status_text(remote.status).lower() not in ("completed", "failed", "canceled", "notresponding"):
-                    self.env.err(f"{run.id}: still {_status_text(remote.status)} in Azure ML; its logs and outputs can be fetched once it ends")
+                if not states.is_final(remote.status):
+                    self.env.err(f"{run.id}: still {states.text(remote.status)} in Azure ML; its logs and outputs can be fetched once it ends")
                     continue
                 self._fetch_artifacts(ml, run, info["azureml_name"])
         super().download(job, dest, what)

@@ -13,8 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from singkit.backends.singularity.status import AZURE_FINAL
+
 USER_LOG = re.compile(r"^user_logs/std_log.*\.txt$")
-AZURE_TERMINAL = frozenset({"completed", "failed", "canceled", "notresponding", "paused"})
+# a paused job stops writing too: stop following it
+AZURE_TERMINAL = AZURE_FINAL | {"paused"}
 _NUMBER = {"node": re.compile(r"node_?(\d+)"), "rank": re.compile(r"(?:process|rank|worker)_?(\d+)")}
 
 

@@ -5,9 +5,18 @@ stdout.log and stderr.log to append blobs `jobs/<jobN>/runs/<jobN.K>/...` in the
 the storage record `general.store` names; `pull` copies what is new into the local store's
 same files, so reports read remote runs exactly like local ones.
 
-Credentials for the job: a SAS it receives as a secret environment variable (minted here from
-the record's connection string — write-only, short-lived — or the record's own `sas`), else the
-job's managed identity. Nothing secret is written to disk or printed.
+Credentials for the job, in order of preference:
+  * the job's managed identity: a storage record with `account-url` and no `sas` hands the job
+    no credential at all (blob_sync asks the identity endpoint; give the identity the
+    Storage Blob Data Contributor role on the container). Prefer this where it is set up.
+  * a SAS in SINGKIT_BLOB_SAS, minted here from the record's connection string: add + create
+    on the container only (append to and create blobs; no read, overwrite, list or delete),
+    valid SINGKIT_BLOB_SAS_HOURS hours (default 72: long enough for a queued job to start
+    and run for days, short enough to age out), or else the record's own `sas`.
+Azure ML `environment_variables` are part of the job's definition: ANYONE WITH READ ACCESS TO
+THE WORKSPACE (the Reader role included) can see them in the studio or through the API. So
+the SAS is only as private as the workspace, which is why it is narrow and short-lived.
+Nothing secret is written to the store, to disk, or printed.
 """
 
 from __future__ import annotations
@@ -15,17 +24,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import ServiceError, SingkitError
+from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.fsutil import atomic_write
 
 # run.log first: the job appends it last, so output read after it is at least as complete
 FILES = ("run.log", "stdout.log", "stderr.log")
-SAS_LIFETIME = dt.timedelta(days=14)  # Singularity jobs can queue and run for days
+SAS_HOURS_VAR = "SINGKIT_BLOB_SAS_HOURS"
+SAS_HOURS = 72.0  # default lifetime of a minted SAS: see the module docstring
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,12 @@ def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True) -> tu
         if key:
             from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-            # add/create/write only: the job can append its logs, not read or delete anything
+            # add + create: blob_sync creates append blobs (If-None-Match: *) and appends blocks;
+            # without write it cannot overwrite or truncate a blob someone else wrote
             secret_env["SINGKIT_BLOB_SAS"] = generate_container_sas(
                 service.account_name, container, account_key=key,
-                permission=ContainerSasPermissions(add=True, create=True, write=True),
-                expiry=dt.datetime.now(dt.timezone.utc) + SAS_LIFETIME)
+                permission=ContainerSasPermissions(add=True, create=True),
+                expiry=dt.datetime.now(dt.timezone.utc) + sas_lifetime(environ))
         elif record.get("sas"):
             secret_env["SINGKIT_BLOB_SAS"] = (resolve_secret(record["sas"], environ) or "").lstrip("?")
     else:
@@ -82,6 +93,18 @@ def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True) -> tu
     if not url.startswith("http") and (secrets or url):
         raise SingkitError(f"storage record `{name}` needs a connection-string or an account-url")
     return Mirror(name, url.split("?")[0], container), secret_env
+
+
+def sas_lifetime(environ: Mapping[str, str]) -> dt.timedelta:
+    """How long a minted SAS is valid: SINGKIT_BLOB_SAS_HOURS (default 72)."""
+    text = environ.get(SAS_HOURS_VAR) or str(SAS_HOURS)
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours <= 24 * 365:
+        raise UsageError(f"{SAS_HOURS_VAR}={text} is not a number of hours between 0 and 8760; e.g. {SAS_HOURS_VAR}=72")
+    return dt.timedelta(hours=hours)
 
 
 def _url_from_connection_string(record: Mapping[str, Any], container: str, environ: Mapping[str, str]) -> str:
@@ -147,15 +170,14 @@ def pull(cfg: Any, environ: Mapping[str, str], info: Mapping[str, Any], run: Any
             offsets: dict[str, int] = json.loads(state_path.read_text())
         except (FileNotFoundError, ValueError):
             offsets = {}
-        try:
-            changed = _copy_new(_service_client(record, environ).get_container_client(record["container"]),
-                                mirror["prefix"], offsets, Path(run.dir))
-        finally:
-            atomic_write(state_path, json.dumps(offsets, indent=1))
-    return changed
+        return _copy_new(_service_client(record, environ).get_container_client(record["container"]),
+                         mirror["prefix"], offsets, Path(run.dir),
+                         lambda: atomic_write(state_path, json.dumps(offsets, indent=1)))
 
 
-def _copy_new(container: Any, prefix: str, offsets: dict[str, int], folder: Path) -> bool:
+def _copy_new(container: Any, prefix: str, offsets: dict[str, int], folder: Path, save: Callable[[], None]) -> bool:
+    """Append each blob's new bytes to its local file, saving the offsets right after each
+    append: a pull killed between two files must not copy the first one's bytes again."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
     changed = False
@@ -182,6 +204,7 @@ def _copy_new(container: Any, prefix: str, offsets: dict[str, int], folder: Path
             with open(local, "ab") as handle:  # one write: O_APPEND keeps lines whole
                 handle.write(data)
             offsets[rel] = start + len(data)
+            save()
             changed = True
     except AzureError as error:
         raise ServiceError(f"reading the Blob mirror ({container.container_name}/{prefix}): {' '.join(str(error).split())[:200]}") from None

@@ -125,8 +125,8 @@ def resolve_sku(cfg: Any, target: Mapping[str, Any], problems: _Problems) -> tup
 def ai_super_computer(target: Mapping[str, Any], nodes: int, problems: _Problems) -> dict[str, Any]:
     """The AISuperComputer block: defaults, then the target's knobs, then its raw overrides."""
     name = target.get("name", "?")
-    for key, check in (("sla", aisc.check_sla), ("priority", aisc.check_priority)):
-        message = check(target.get(key))
+    for key in aisc.CHOICES:
+        message = aisc.check_choice(key, target.get(key))
         if message:
             problems.add("compute-targets", name, key, message)
     block: dict[str, Any] = {

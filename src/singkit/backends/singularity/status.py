@@ -7,7 +7,8 @@ from typing import Any
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, PREEMPTED = (
     "queued", "running", "completed", "failed", "cancelled", "preempted")
-TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, PREEMPTED})
+# Azure ML states (lower case) after which a job never changes again
+AZURE_FINAL = frozenset({"completed", "failed", "canceled", "notresponding"})
 
 _MAP = {
     "notstarted": QUEUED, "queued": QUEUED, "preparing": QUEUED, "provisioning": QUEUED,
@@ -19,6 +20,15 @@ _MAP = {
 }
 # Words Singularity uses in a job's error when the platform, not the user, ended it.
 _PREEMPTION_WORDS = ("preempt", "evict", "spotinterruption", "lowpriorityvm")
+
+
+def text(value: Any) -> str:
+    """Azure ML states arrive as str or as an enum (JobStatus.RUNNING): the service's word."""
+    return str(getattr(value, "value", value) or "Unknown")
+
+
+def is_final(azure_status: Any) -> bool:
+    return text(azure_status).replace(" ", "").lower() in AZURE_FINAL
 
 
 def map_status(azure_status: str | None, error: Mapping[str, Any] | str | None = None,

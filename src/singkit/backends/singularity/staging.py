@@ -1,0 +1,83 @@
+"""What goes into a run's Azure ML job besides the YAML's resources: the code folder with the
+in-job scripts, the command that runs them, and the environment — secrets kept apart.
+
+The job's code, singkit_metrics and singkit_entry are laid out by singkit.jobs.workdir exactly
+as for local runs; only the Blob mirror (scripts/blob_sync.py) is Singularity's own. The
+in-job files go in a plain folder inside the uploaded code: Azure ML honours .gitignore, which
+often lists dot folders and .singkit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from singkit.exceptions import SingkitError
+
+IN_JOB = "_singkit"
+SYNC_SCRIPT = "blob_sync.py"
+# RunPaths placeholder: a rank's run folder, log and outputs are chosen inside the job
+# (blob_sync.child_environ, one folder per rank), so the YAML must not fix them
+_IN_JOB_PATH = "\x00set inside the job"
+
+
+def is_secret(name: Any, value: Any) -> bool:
+    """A job env variable that goes to Azure ML only at submit, never into a file: a `$env:`
+    reference, or a variable whose name says secret (API_KEY, ..._TOKEN) whatever its value —
+    a literal one can come from the user's own config layer."""
+    from singkit.config.schema import is_secret_env
+    from singkit.config.secrets import is_env_ref
+
+    return is_env_ref(value) or is_secret_env(str(name))
+
+
+def stage_code(job: Any) -> Path:
+    """The job's code folder (workdir.prepare) with the in-job scripts in IN_JOB; idempotent."""
+    from singkit.jobs.workdir import entry_script, prepare
+
+    code, lib = prepare(job)
+    sync = entry_script().parent / SYNC_SCRIPT  # packaged beside singkit_entry.py
+    if not sync.is_file():
+        raise SingkitError(f"cannot find {SYNC_SCRIPT} beside {entry_script()}; reinstall singkit")
+    shutil.copytree(lib, code / IN_JOB, dirs_exist_ok=True)
+    shutil.copyfile(sync, code / IN_JOB / SYNC_SCRIPT)
+    return code
+
+
+def run_variables(run: Any, nodes: int) -> dict[str, str]:
+    """The run's environment as the YAML holds it: workdir.run_environment (the one list of
+    singkit's variables, after the job's env) without secrets and without host paths."""
+    from singkit.jobs.workdir import RunPaths, run_environment
+
+    spec_env = run.job.spec.get("env") or {}
+    # `$env:` references resolve to a placeholder here and are dropped below: no secret is read
+    placeholders = {str(v)[5:]: _IN_JOB_PATH for v in spec_env.values() if str(v).startswith("$env:")}
+    paths = RunPaths(**{f.name: _IN_JOB_PATH for f in dataclasses.fields(RunPaths)})
+    env = run_environment(run, paths, {}, placeholders)
+    secret = {str(k) for k, v in spec_env.items() if is_secret(k, v)}
+    out = {k: v for k, v in env.items() if k not in secret and _IN_JOB_PATH not in v}
+    out["SINGKIT_NODES"] = str(nodes)
+    return out
+
+
+def secret_variables(job: Any, environ: Mapping[str, str]) -> dict[str, str]:
+    """The job env's secret variables, resolved now (for the entity sent, never a file)."""
+    from singkit.config import resolve_secret
+
+    return {str(k): resolve_secret(v, environ) or "" for k, v in (job.spec.get("env") or {}).items() if is_secret(k, v)}
+
+
+def command(run: Any) -> str:
+    """blob_sync (mirror) → singkit_entry (files, console, an `exit` event per rank: Azure ML's
+    state, not a rank, decides the outcome) → the run's shell command (workdir.run_command)."""
+    from singkit.jobs.workdir import run_command
+
+    # python3 where an image has only that; the scripts need nothing beyond the standard library
+    return ('PY="$(command -v python3 || command -v python)" && '
+            f'PYTHONPATH="$PWD/{IN_JOB}${{PYTHONPATH:+:$PYTHONPATH}}" SINGKIT_OUTPUTS="$PWD/outputs" '
+            f'"$PY" {IN_JOB}/{SYNC_SCRIPT} -- "$PY" {IN_JOB}/singkit_entry.py --tee --exit-event -- '
+            f'sh -c {shlex.quote(run_command(run))}')

@@ -1,0 +1,210 @@
+"""Singularity submit faults against the Azure ML stand-in and Azurite: refusals and outages
+as one-line exit-4 errors, nothing half recorded — and the Azure ML jobs a submit can leave
+behind when it fails or dies between sending the create and hearing back (orphans using
+quota): recorded by name before the create, then adopted, withdrawn or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
+from test_singularity_e2e import make_env, only_job, world  # noqa: F401  (world: the fixture)
+
+from singkit.environment import Environment
+from singkit.exceptions import ServiceError
+from singkit.jobs import control
+from singkit.jobs.spec import SubmitRequest
+from singkit.jobs.submit import submit
+from singkit.store import Store
+
+def count(si, method: str, pattern: str) -> int:
+    import re
+
+    return sum(1 for r in si.requests if r.method == method and re.search(pattern, r.path))
+
+
+
+def assert_nothing_half_recorded(env: Environment, si=None) -> None:
+    """A refused submit leaves a job whose runs all failed, with no Azure ML job recorded —
+    or, when Azure ML could not even be asked whether the create landed (auth refused), the
+    name it was being submitted under (`submitting`), which the stand-in does not have."""
+    store = Store.of(env)
+    (job_id,) = store.job_ids()
+    job = store.job(job_id)
+    for run in job.runs:
+        info = run.backend_info()
+        if si is None:
+            assert info == {}
+        else:
+            assert info == {} or (info["submitting"] and info["azureml_name"] not in si.jobs), info
+        state = run.state()
+        assert state.status == "failed" and state.reason.startswith("submit failed:")
+
+
+def test_401_is_one_line_exit_4(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 401, times=None)
+    with pytest.raises(ServiceError) as caught:
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    message = str(caught.value)
+    assert "\n" not in message and "401" in message and "az login" in message, message
+    assert count(si, "PUT", r"/jobs/") == 1  # an auth failure is not retried
+    assert_nothing_half_recorded(env, si)
+
+
+def test_429_then_success_is_retried(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 429, times=2, retry_after=0.01)
+    job = submit(env, SubmitRequest(target="sing", command="python train.py"))
+    assert count(si, "PUT", r"/jobs/") == 3
+    assert job.runs[0].backend_info()["azureml_name"] == only_job(si)
+
+
+def test_500_forever_is_bounded_and_one_line(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 500, times=None)
+    with pytest.raises(ServiceError) as caught:
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    message = str(caught.value)
+    assert "\n" not in message and "500" in message and "after retries" in message, message
+    assert caught.value.exit_code == 4
+    assert count(si, "PUT", r"/jobs/") == 5  # bounded
+    assert_nothing_half_recorded(env)
+
+
+def test_unknown_workspace_is_404(world):
+    si, azurite, root = world
+    config = root / "configs" / "singkit.yaml"
+    config.write_text(config.read_text().replace(f"  {si.workspace}:\n", "  no-such-ws:\n")
+                      .replace(f"service: {si.workspace}", "service: no-such-ws"))
+    env = make_env(root, si, azurite)
+    with pytest.raises(ServiceError) as caught:
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    assert "404" in str(caught.value) and "workspace no-such-ws" in str(caught.value)
+    assert_nothing_half_recorded(env)
+
+
+def test_expired_token_is_one_line(world):
+    si, azurite, root = world
+    import jwt
+
+    expired = jwt.encode({"aud": si.url, "tid": si.tenant_id, "exp": 1_600_000_000}, "k", algorithm="HS256")
+    env = make_env(root, si, azurite, SINGKIT_AZURE_TOKEN=expired)
+    with pytest.raises(ServiceError, match=r"SINGKIT_AZURE_TOKEN expired at 2020-09-13.*az account get-access-token"):
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    assert not si.jobs
+    assert_nothing_half_recorded(env, si)
+
+
+def test_missing_credential_is_one_line(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite, SINGKIT_AZURE_TOKEN="")  # DefaultAzureCredential finds nothing here
+    with pytest.raises(ServiceError, match=r"no usable Azure credential: .*; run `az login`, or set SINGKIT_AZURE_TOKEN"):
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    assert not si.jobs
+    assert_nothing_half_recorded(env, si)
+
+
+def test_network_down_on_cancel(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    job = submit(env, SubmitRequest(target="sing", command="python train.py"))
+    si.stop()
+    with pytest.raises(ServiceError) as caught:
+        control.cancel(env, job.id)
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 4
+    assert job.runs[0].state().status == "queued"  # not recorded as cancelled
+
+
+
+
+
+def test_a_create_that_landed_despite_the_error_is_withdrawn(world):
+    """Azure ML created the job but every answer was lost (500 after the fact): the submit
+    fails, and the job it does not know about must not keep running."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 500, times=None, handled=True)
+    with pytest.raises(ServiceError):
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    name = only_job(si)
+    assert si.jobs[name].cancel_requests == 1
+    (job_id,) = Store.of(env).job_ids()
+    run = Store.of(env).job(job_id).runs[0]
+    assert run.backend_info()["azureml_name"] == name and run.backend_info()["withdrawn"]
+    assert run.state().status == "failed"
+
+
+SUBMIT = """\
+import io, os, sys
+from pathlib import Path
+from singkit.environment import Environment
+from singkit.jobs.spec import SubmitRequest
+from singkit.jobs.submit import submit
+env = Environment(project_root=Path(sys.argv[1]), environ=dict(os.environ), stdout=io.StringIO(), stderr=sys.stderr)
+submit(env, SubmitRequest(target="sing", command="python train.py"))
+"""
+
+
+def submit_killed_at_the_create(env: Environment, si, root, handled: bool) -> tuple[str, dict]:
+    """`job.submit` in a process killed (SIGKILL: no cleanup runs) while its job PUT is held:
+    after Azure ML carried it out (handled) or before it did. (job id, its run's backend.json)"""
+    hold = si.hold(r"PUT .*/jobs/", handled=handled)
+    proc = subprocess.Popen([sys.executable, "-c", SUBMIT, str(root)], env=dict(env.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        arrived = hold.arrived.wait(120)
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        hold.release()
+    assert arrived, err
+    (job_id,) = Store.of(env).job_ids()
+    run = Store.of(env).job(job_id).runs[0]
+    assert run.state().status == "queued"
+    return job_id, run.backend_info()
+
+
+def test_a_submit_killed_after_azure_ml_created_the_job_is_adopted(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    job_id, info = submit_killed_at_the_create(env, si, root, handled=True)
+    name = only_job(si)
+    assert info["azureml_name"] == name and info["submitting"]  # written before the create
+
+    si.set_status(name, "Running")
+    assert control.status(env, job_id)["runs"][0]["status"] == "running"  # found by name, followed
+    assert f"found Azure ML job {name}" in env.stderr.getvalue()
+    run = Store.of(env).job(job_id).runs[0]
+    adopted = run.backend_info()
+    assert adopted["studio_url"] and "submitting" not in adopted and adopted["mirror"]["prefix"].endswith(run.id)
+    events = [json.loads(line) for line in (root / ".singkit" / "events.jsonl").read_text().splitlines()]
+    assert [e["name"] for e in events if e["event"] == "azureml-adopt"] == [name]
+    # and singkit can cancel it: no quota left behind
+    assert control.cancel(env, job_id) == [run.id]
+    assert si.jobs[name].status == "Canceled" and run.state().status == "cancelled"
+
+
+def test_a_submit_killed_before_azure_ml_saw_it_fails_after_the_grace_period(world):
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    job_id, info = submit_killed_at_the_create(env, si, root, handled=False)
+    assert not si.jobs and info["submitting"]
+
+    # within the grace period the submit may still be under way elsewhere: wait
+    assert control.status(env, job_id)["runs"][0]["status"] == "queued"
+    assert Store.of(env).job(job_id).runs[0].backend_info()["submitting"]
+
+    later = make_env(root, si, azurite, SINGKIT_SUBMIT_GRACE="0")
+    run = control.status(later, job_id)["runs"][0]
+    assert run["status"] == "failed" and "never reached Azure ML" in run["reason"] and info["azureml_name"] in run["reason"]
+    assert control.status(later, job_id)["status"] == "failed"  # settled: no further lookups
+    assert not si.jobs
