@@ -145,3 +145,22 @@ def test_literal_token_in_a_committed_env_map_is_refused(tmp_path):
     result = run_singkit(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("configs/singkit.yaml:19:22: `WANDB_API_KEY` holds a literal secret")
+
+
+def test_singularity_vm_size_is_checked_against_the_sku_catalog(tmp_path):
+    write_project(tmp_path, """\
+external-services:
+  ws: {type: aml, subscription-id: s, resource-group: r}
+compute-targets:
+  eus:
+    service: ws
+    compute: vc
+    vm-size: ND40rs_v9
+  ok:
+    service: ws
+    compute: vc
+    vm-size: Singularity.nd40rs_v2
+""")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "configs/singkit.yaml:7:14: vm-size `ND40rs_v9` is not in the SKU catalog; did you mean `ND40rs_v2`, `ND40s_v3`, `NC24rs_v3`?"

@@ -71,11 +71,6 @@ compute-targets:
     vm-size: singularity.nd40rs_v2
     docker: pytorch
     scale-policy: {{maxInstanceCount: 4}}
-  bad-size:
-    service: msrresrchws
-    compute: msrresrchvc
-    vm-size: ND40r_v2
-    docker: pytorch
   loose:
     service: msrresrchws
     compute: msrresrchvc
@@ -155,9 +150,12 @@ def test_compute_beside_the_workspace_and_size_in_any_spelling(cfg):
     assert s["distribution"]["process_count_per_instance"] == 8  # one node, 8 GPUs
 
 
-def test_unknown_vm_size_names_the_closest(cfg):
-    with pytest.raises(ConfigError) as caught:
-        build(cfg, "bad-size")
+def test_unknown_vm_size_names_the_closest(tmp_path):
+    bad = CONFIG + "  bad-size:\n    service: msrresrchws\n    compute: msrresrchvc\n    vm-size: ND40r_v2\n    docker: pytorch\n"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "singkit.yaml").write_text(bad)
+    with pytest.raises(ConfigError) as caught:  # config.validate and every task that loads the config say so
+        load_config(Environment(project_root=tmp_path, environ={"HOME": str(tmp_path)}))
     message = str(caught.value)
     assert "vm-size `ND40r_v2` is not in the SKU catalog; did you mean `ND40rs_v2`" in message
     assert "singkit.yaml:" in message  # located at the key in the user's file

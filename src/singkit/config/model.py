@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,7 @@ class Config:
                 problems.append(Problem(origin.file, origin.line, origin.col,
                                         f"`service: {target['service']}` in compute-targets.{name} is a {service.get('type')} record; a target's service must be local, docker, or a singularity/aml record"))
         problems += self._service_problems()
+        problems += self._vm_size_problems()
         registries = {n: r for n, r in self.services.items() if r.get("type") == "registry"}
         for name, docker in self.dockers.items():
             check("dockers", name, "registry", docker.get("registry") or None, registries, "registry record (type: registry)")
@@ -232,6 +234,22 @@ class Config:
         if store:
             storages = {n: r for n, r in self.services.items() if r.get("type") == "storage"}
             check("general", "", "store", store, storages, "storage record")
+        return problems
+
+    def _vm_size_problems(self) -> list[Problem]:
+        """A Singularity target's vm-size must be in the SKU catalog (the SDK does not check it)."""
+        problems = []
+        known = {_sku_key(name): name for name in self.skus}
+        for name, target in self.targets.items():
+            service = self.services.get(target.get("service") or "", {})
+            size = target.get("vm-size")
+            if service.get("type") not in ("singularity", "aml") or not size or _sku_key(str(size)) in known:
+                continue
+            origin = self._origins[("compute-targets", name, "vm-size")]
+            close = difflib.get_close_matches(_sku_key(str(size)), list(known), n=3, cutoff=0.5)
+            hint = ("; did you mean " + ", ".join(f"`{known[c]}`" for c in close) + "?") if close else \
+                "; add it under `skus:` (gpus, gpu-type, memory-gb, price-per-hour) if it is a new size"
+            problems.append(Problem(origin.file, origin.line, origin.col, f"vm-size `{size}` is not in the SKU catalog{hint}"))
         return problems
 
     def _service_problems(self) -> list[Problem]:
