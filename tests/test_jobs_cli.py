@@ -79,3 +79,19 @@ def test_submit_follow_json_keeps_stdout_for_json(tmp_path: Path) -> None:
     assert "noisy" in done.stderr
     index = wait_for(lambda: (env.home / "index.sqlite").exists(), what="the index")
     assert index
+
+
+def test_list_says_when_filters_match_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "compute-targets:\n  local:\n    service: local\n  other:\n    service: local\n")
+    env = make_env(project)
+    empty = run_cli(["job.list"], project, env)
+    assert empty.returncode == 0 and empty.stderr.startswith("no jobs yet")
+    submit(env, SubmitRequest(command="true", dry_run=True))
+    submit(env, SubmitRequest(target="other", command="true", dry_run=True))
+    nope = run_cli(["job.list", "--target", "nope"], project, env)
+    assert nope.returncode == 0 and nope.stdout == ""
+    assert nope.stderr == "no jobs match --target nope (targets in the store: local, other)\n"
+    both = run_cli(["job.list", "--status=failed", "--target=local"], project, env)
+    assert both.returncode == 0 and both.stderr == ("no jobs match --status failed --target local "
+                                                    "(statuses in the store: dry-run; targets in the store: local, other)\n")
+    assert json.loads(run_cli(["job.list", "--target=nope", "--json"], project, env).stdout) == []

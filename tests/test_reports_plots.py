@@ -144,3 +144,27 @@ def test_summary_needs_a_metric_unless_configured(store, tmp_path):
     assert configured.metric == "acc" and configured.maximize
     failed = sweep.summarize(store, "job3")
     assert [g["hparams.lr"] for g in failed.groups][-1] in (0.3, 0.4) and failed.groups[-1]["rank"] is None
+
+
+def svg_texts(path) -> list[str]:
+    """The texts matplotlib drew (it writes each as a comment before its glyphs)."""
+    return re.findall(r"<!-- (.*?) -->", path.read_text())
+
+
+def test_break_on_value_is_not_repeated_in_the_title(store):
+    per_lr = plot_job(store, "job1", PlotOptions(break_on="lr", fmt="svg"))
+    title = next(t for t in svg_texts(per_lr[0].path) if t.startswith("job1"))
+    assert title == "job1 on local · lr=0.001"
+
+
+def test_a_filtered_plot_does_not_overwrite_the_unfiltered_one(store, tmp_path):
+    [whole] = plot_job(store, "job1", PlotOptions())
+    [some] = plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"]))
+    [other] = plot_job(store, "job1", PlotOptions(filters=["hparams.lr<0.1"]))
+    assert whole.path.name == "job1-metrics.png"
+    assert len({whole.path, some.path, other.path}) == 3
+    assert re.fullmatch(r"job1-metrics-filter-[0-9a-f]{8}\.png", some.path.name), some.path.name
+    assert plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"]))[0].path == some.path  # stable name
+    assert whole.lines != some.lines and whole.path.exists() and some.path.exists()
+    [drawn] = plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"], fmt="svg"))
+    assert "job1 on local · where hparams.lr=0.1 · lr=0.1" in svg_texts(drawn.path)  # the title says which runs

@@ -228,3 +228,15 @@ def test_table_ops_on_plain_tables():
     assert tables.last(table, 0).rows == []
     with pytest.raises(UsageError):
         tables.last(table, -1)
+
+
+def test_mean_of_an_unknown_name_suggests_metric_columns_only(store):
+    with pytest.raises(UsageError) as unknown:
+        views.list_table(store, "runs", "job1", mean="nosuch")
+    assert str(unknown.value) == ("no metric column `nosuch`; metric columns are: metrics.loss, metrics.loss.best, "
+                                  "metrics.acc, metrics.acc.best")
+    with pytest.raises(UsageError, match=r"^no metric column `los`; did you mean metrics.loss\?"):
+        views.list_table(store, "runs", "job1", mean="los")
+    with pytest.raises(UsageError, match=r"^no metric column `acc.bset`; did you mean metrics.acc.best\?"):
+        views.list_table(store, "runs", "job1", group="hparams", mean="acc.bset")
+    assert views.list_table(store, "runs", "job1", mean="loss").footer  # a real one still works

@@ -57,3 +57,16 @@ def test_store_and_reports_read_through_the_same_helper(tmp_path: Path, loader: 
     job.spec_path.write_text("job: job1\nruns: []\ncreated: 2024-11-24 12:00:00\n")
     assert read_yaml(job.spec_path)["created"] == 1732449600.0  # reports still get epoch seconds
     assert Store.of(env).job(job.id).spec["runs"] == []
+
+
+def test_strings_read_back_as_written_by_either_parser(loader: str, tmp_path: Path) -> None:
+    """`no`, `on`, `1:20` are booleans and numbers to a YAML 1.1 parser (PyYAML): written
+    unquoted they came back as False, True, 80 (an --hp flag=no reached the run as `False`)."""
+    from singkit.store.yamlio import dump_yaml, load_mapping
+
+    data = {"text": ["no", "yes", "on", "Off", "y", "n", "1:20", "1_000", "010", "0o10", "007", "1.10", "1e-3",
+                     "true", "null", "~", ".inf", "2024-01-01"],
+            "typed": [True, False, None, 3, 0.001, 1.5e-07]}
+    path = tmp_path / "job.yaml"
+    path.write_text(dump_yaml(data))
+    assert load_mapping(path) == data

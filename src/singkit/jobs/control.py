@@ -6,7 +6,6 @@ reconciles runs whose process died), so nothing stays `running` after its runner
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,20 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
     return store.index.summaries(status=status, target=target, last=last)
 
 
+def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str:
+    """Why job.list shows nothing: the store has no jobs, or the filters exclude every one."""
+    everything = Store.of(env).index.summaries()
+    if not everything or not (status or target):
+        return "no jobs yet; submit one with `invoke job.submit` (make submit)"
+    given = " ".join(f"--{flag} {value}" for flag, value in (("status", status), ("target", target)) if value)
+    known = []
+    if status:
+        known.append("statuses in the store: " + ", ".join(sorted({str(j["status"]) for j in everything})))
+    if target:
+        known.append("targets in the store: " + ", ".join(sorted({str(j.get("target")) for j in everything})))
+    return f"no jobs match {given} ({'; '.join(known)})"
+
+
 def why(error: Exception) -> str:
     """An error as the one line a warning shows."""
     if isinstance(error, SingkitError):
@@ -74,10 +87,20 @@ def why(error: Exception) -> str:
     return " ".join(text.split())[:500]
 
 
+def dry_run_note(job: Job) -> str:
+    """What following a dry run says: there is nothing to wait for."""
+    return (f"{job.id} is a dry run: nothing was started, so there is no output to follow; "
+            f"its spec is {job.spec_path} (run it for real with `invoke job.rerun {job.id}`)")
+
+
 def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
-    """Cancel the job (or one run); the runs that were still going (empty: nothing to do)."""
+    """Cancel the job (or one run); the runs that were still going (empty: nothing to do).
+
+    A dry run has nothing to cancel: no backend is asked (a Singularity one would call Azure ML)."""
     store, job, backend = open_job(env, job_ref)
     runs = [job.run(run)] if run else job.runs
+    if job.spec.get("dry_run"):
+        return []
     active = [r.id for r in runs if not r.state().terminal]
     if active:
         backend.cancel(job, runs[0].id if run else None)
@@ -129,11 +152,13 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
     """Follow every run's output until the job ends; its final status. Ctrl-C propagates
     (KeyboardInterrupt) and leaves the job running. With json_out the job's stdout goes to
     stderr too, keeping stdout for the JSON printed afterwards."""
-    from singkit.jobs.follow import JobFollower, status_counts
+    from singkit.jobs.follow import JobFollower, status_counts, took
 
     store, job, backend = open_job(env, job_ref)
+    if job.spec.get("dry_run"):
+        env.err(dry_run_note(job))
+        return store.save(job)["status"]
     line = LiveLine(env.stderr) if live else None
-    started = time.time()
     try:
         out = env.stderr if json_out else env.stdout
         states = JobFollower(job, backend, out, env.stderr, status_line=line).follow()
@@ -141,7 +166,9 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
         if line:
             line.close()
     summary = store.save(job)
-    env.err(f"{job.id} {summary['status']}: {status_counts(states)} in {time.time() - started:.1f}s")
+    # the job's own time, from its first run's start to its last run's end (not how long we watched)
+    when = f"in {took(summary['started'], summary['ended'])}" if summary.get("started") else "before any run started"
+    env.err(f"{job.id} {summary['status']}: {status_counts(states)} {when}")
     for run_id, state in states.items():
         if state.status == "failed" and state.reason:
             env.err(f"  {run_id}: {state.reason}")

@@ -92,6 +92,14 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def took(start: float | None, end: float | None) -> str:
+    """How long something took, as a person reads it: `4.2s` under a minute, else `m:ss`."""
+    if start is None or end is None:
+        return "-"
+    seconds = max(0.0, end - start)
+    return f"{seconds:.1f}s" if seconds < 60 else clock(seconds)
+
+
 class JobFollower:
     """Print every run's output as it comes (prefixed by the run id when there are several):
     stdout lines to `out`, stderr lines to `err`. Runs one thread per (run, stream); the
@@ -105,16 +113,22 @@ class JobFollower:
         self.status_line = status_line
         self.lock = threading.Lock()
         self.prefix = len(job.runs) > 1
+        self.broken: BrokenPipeError | None = None  # a reader went away (`| head`): raised by follow()
 
     def _pump(self, run: Run, stream: str) -> None:
         sink = self.out if stream == "stdout" else self.err
         prefix = f"[{run.id}] " if self.prefix else ""
-        for line in self.backend.logs(self.job, run.id, follow=True, stream=stream, tail=self.tail):
-            with self.lock:
-                if self.status_line:
-                    self.status_line("")  # clear the live line before output goes over it
-                sink.write(prefix + line)
-                sink.flush()
+        try:
+            for line in self.backend.logs(self.job, run.id, follow=True, stream=stream, tail=self.tail):
+                if self.broken:
+                    return
+                with self.lock:
+                    if self.status_line:
+                        self.status_line("")  # clear the live line before output goes over it
+                    sink.write(prefix + line)
+                    sink.flush()
+        except BrokenPipeError as error:  # not a thread traceback: the caller's edge ends quietly
+            self.broken = error
 
     def follow(self, refresh_every: float = 2.0, tick: float = 0.2) -> dict[str, runlog.RunState]:
         threads = [threading.Thread(target=self._pump, args=(run, stream), daemon=True)
@@ -125,6 +139,8 @@ class JobFollower:
         started = time.time()
         last_refresh = 0.0
         while True:
+            if self.broken:
+                raise self.broken
             states = {w.run.id: w.poll() for w in watchers}
             if all(s.terminal for s in states.values()) and not any(t.is_alive() for t in threads):
                 return states

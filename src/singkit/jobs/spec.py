@@ -29,22 +29,30 @@ class SubmitRequest:
     allow_unpinned: bool = False        # Singularity: run an image not pinned by digest
 
 
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?[0-9]+[eE][+-]?[0-9]+")
+
+
 def parse_value(text: str) -> Any:
-    """`0.1` → 0.1, `32` → 32, `true` → True, anything else stays text."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text.strip()
+    """The typed value a swept hparam is recorded with (job.yaml, run.log, reports): `0.1` → 0.1,
+    `32` → 32, `true` → True, anything else stays text (`007`, `1_000`, `nan`, `v2`).
+
+    Only the record is typed: the command line and $SINGKIT_HP_* get the text as the user
+    wrote it (`1.10` stays `1.10`, `1e-3` stays `1e-3`), see parse_hp_text."""
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
 
 
-def parse_hp(specs: list[str]) -> dict[str, list[Any]]:
-    """`--hp lr=0.1,0.01 --hp bs=32` → {"lr": [0.1, 0.01], "bs": [32]} (order kept)."""
-    grid: dict[str, list[Any]] = {}
+def parse_hp_text(specs: list[str]) -> dict[str, list[str]]:
+    """`--hp lr=0.1,1e-3 --hp bs=32` → {"lr": ["0.1", "1e-3"], "bs": ["32"]}: the values as typed
+    (order kept), each name checked once."""
+    grid: dict[str, list[str]] = {}
     for spec in specs or []:
         for item in spec.split():  # `HP="lr=0.1 bs=32"` arrives as one word from some shells
             name, sep, values = item.partition("=")
@@ -55,10 +63,19 @@ def parse_hp(specs: list[str]) -> dict[str, list[Any]]:
                 raise UsageError(f"--hp name {name!r} must be letters, digits, _ . - (e.g. lr, batch_size)")
             if name in grid:
                 raise UsageError(f"--hp {name} is given twice; list its values once: {name}=a,b,c")
-            grid[name] = [parse_value(v) for v in values.split(",") if v.strip() != ""]
+            grid[name] = [v.strip() for v in values.split(",") if v.strip() != ""]
             if not grid[name]:
                 raise UsageError(f"--hp {name}= has no values; e.g. --hp {name}=0.1,0.01")
     return grid
+
+
+def typed(hparams: dict[str, str]) -> dict[str, Any]:
+    return {name: parse_value(text) for name, text in hparams.items()}
+
+
+def parse_hp(specs: list[str]) -> dict[str, list[Any]]:
+    """`--hp lr=0.1,0.01 --hp bs=32` → {"lr": [0.1, 0.01], "bs": [32]} (typed, order kept)."""
+    return {name: [parse_value(v) for v in values] for name, values in parse_hp_text(specs).items()}
 
 
 def expand(grid: dict[str, list[Any]], repeats: int) -> list[tuple[dict[str, Any], int]]:
@@ -71,7 +88,8 @@ def expand(grid: dict[str, list[Any]], repeats: int) -> list[tuple[dict[str, Any
 
 
 def hp_arguments(hparams: dict[str, Any]) -> str:
-    """The hparams as command-line flags: ` --lr 0.1 --bs 32`."""
+    """The hparams as command-line flags: ` --lr 0.1 --bs 32` (give the text as typed: a
+    value is passed as str(value), quoted for the shell only when it must be)."""
     return "".join(f" --{name} {shlex.quote(str(value))}" for name, value in hparams.items())
 
 
@@ -88,11 +106,14 @@ def run_command(command: str, hparams: dict[str, Any]) -> str:
     return command + hp_arguments(hparams)
 
 
-def hp_environment(hparams: dict[str, Any]) -> dict[str, str]:
-    """The hparams as environment: SINGKIT_HPARAMS (JSON) and SINGKIT_HP_<NAME> each."""
+def hp_environment(hparams: dict[str, Any], text: dict[str, str] | None = None) -> dict[str, str]:
+    """The hparams as environment: SINGKIT_HPARAMS (JSON of the typed values: the entry wrapper
+    records it in run.log) and SINGKIT_HP_<NAME> each, as typed on the command line (`text`;
+    jobs stored before it was kept have only the typed values)."""
     env = {"SINGKIT_HPARAMS": json.dumps(hparams)}
+    text = text or {}
     for name, value in hparams.items():
-        env["SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()] = str(value)
+        env["SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()] = str(text.get(name, value))
     return env
 
 
@@ -122,8 +143,8 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     """The job spec without its id, code and runs' ids (the pipeline fills those), and the
     literal secrets it references as `$env:SINGKIT_SECRET_*` (for the runner's environment only)."""
     command = (request.command or "").strip() or DEFAULT_COMMAND
-    grid = parse_hp(request.hp)
-    plan = expand(grid, request.runs)
+    text_grid = parse_hp_text(request.hp)
+    plan = expand(text_grid, request.runs)
     parallel = request.parallel if request.parallel is not None else (default_parallel or len(plan))
     if parallel < 1:
         raise UsageError(f"--parallel={parallel}: give 1 or more")
@@ -154,12 +175,13 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         "env": job_env,
         "parallel": min(parallel, len(plan)),
         "repeats": request.runs,
-        "hp": grid,
+        "hp": {name: [parse_value(v) for v in values] for name, values in text_grid.items()},
         "dry_run": bool(request.dry_run),
         "allow_unpinned": bool(request.allow_unpinned),
         "code": None,
-        "runs": [{"run": None, "hparams": hp, "repeat": repeat, "command": run_command(command, hp)}
-                 for hp, repeat in plan],
+        # hparams: typed, for the record; hparams_text: as typed, what the run is given
+        "runs": [{"run": None, "hparams": typed(hp), "hparams_text": hp, "repeat": repeat,
+                  "command": run_command(command, hp)} for hp, repeat in plan],
     })
     return spec, secrets
 

@@ -4,10 +4,15 @@
 
 `--dry-run` stops after prepare: the job folder then holds job.yaml, the code and whatever the
 backend renders (the Azure ML job YAML for singularity targets), and nothing runs.
+
+A job the backend refuses in prepare (nothing started anywhere) is removed again, its id kept
+taken and the attempt recorded as `submit-refused`; a failure in submit (something may have
+started) keeps the job, its runs `failed`. Submit and rerun need a project (configs/singkit.yaml).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import time
@@ -15,7 +20,7 @@ from typing import Any
 
 from singkit.backends.base import Backend, backend_for, service_record
 from singkit.environment import Environment
-from singkit.exceptions import SingkitError
+from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, number_runs
 from singkit.snapshot import Snapshot, take
 from singkit.store import Job, Store, events
@@ -60,22 +65,53 @@ def record_and_start(env: Environment, store: Store, backend: Backend, spec: dic
     job.write_spec(spec)
     try:
         backend.prepare(job)
+    except BaseException as error:
+        # refused (an unpinned image, a pull refused, ...) before anything started anywhere:
+        # no job is left behind; the audit log keeps the attempt, and the id stays taken
+        refused(env, store, job, spec, error)
+        raise
+    try:
         if not spec.get("dry_run"):
             backend.submit(job)
     except BaseException as error:
-        # the job exists now: give every run an outcome so it never looks pending
-        reason = f"submit failed: {error}" if isinstance(error, SingkitError) else f"submit failed: {type(error).__name__}: {error}"
-        for run in job.runs:
-            if not run.dir.exists():  # a dry run's runs: give them their folder now
-                run.create()
-            run.set_status("failed", reason=reason[:500])
-        store.save(job)
+        # something may have started: the job stays, every run given an outcome so it never looks pending
+        give_up(store, job, error)
         raise
     store.save(job)
     events.record(env, "submit", job=job.id, target=spec["target"]["name"], runs=len(spec["runs"]),
                   code=spec["code"]["sha256"], dry_run=bool(spec.get("dry_run")),
                   **({"rerun_of": spec["rerun_of"]} if spec.get("rerun_of") else {}))
     return job
+
+
+def refused(env: Environment, store: Store, job: Job, spec: dict[str, Any], error: BaseException) -> None:
+    """Discard a job whose backend refused it in prepare, and record `submit-refused` (or
+    `submit-abandoned` for an interruption or an unexpected error) in events.jsonl."""
+    if isinstance(error, SingkitError):
+        event, reason = "submit-refused", " ".join(str(error).split())
+    elif isinstance(error, KeyboardInterrupt):
+        event, reason = "submit-abandoned", "interrupted"
+    else:
+        event, reason = "submit-abandoned", f"{type(error).__name__}: {' '.join(str(error).split())}"
+    try:
+        store.discard(job, reason[:500])
+    except Exception as problem:  # noqa: BLE001 - the refusal is what the user must read
+        env.err(f"warning: could not remove {job.dir} ({problem}); it is kept as a failed job")
+        with contextlib.suppress(Exception):
+            give_up(store, job, error)
+    with contextlib.suppress(OSError):
+        events.record(env, event, job=job.id, target=spec["target"]["name"], reason=reason[:500],
+                      dry_run=bool(spec.get("dry_run")))
+
+
+def give_up(store: Store, job: Job, error: BaseException) -> None:
+    """Record every run of a job whose submit failed as `failed`, with the error as reason."""
+    reason = f"submit failed: {error}" if isinstance(error, SingkitError) else f"submit failed: {type(error).__name__}: {error}"
+    for run in job.runs:
+        if not run.dir.exists():  # a dry run's runs: give them their folder now
+            run.create()
+        run.set_status("failed", reason=reason[:500])
+    store.save(job)
 
 
 def with_secrets(backend: Backend, secrets: dict[str, str]) -> Backend:
@@ -86,7 +122,17 @@ def with_secrets(backend: Backend, secrets: dict[str, str]) -> Backend:
     return backend
 
 
+def require_project(env: Environment, what: str) -> None:
+    """Refuse to submit from a folder that is not in a project: its code would be a stranger's
+    folder (a home or /tmp, thousands of files), snapshotted and shipped."""
+    if not env.project_config.is_file():
+        raise UsageError(f"{what} needs a singkit project: no configs/singkit.yaml in {env.project_root} or any folder "
+                         f"above it; cd into your project, or make {env.project_root} one by creating "
+                         f"{env.project_config} (e.g. `general: {{experiment: NAME}}`)")
+
+
 def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> Job:
+    require_project(env, "job.submit")
     cfg = cfg if cfg is not None else load(env)                    # load config
     target = cfg.target(request.target)                            # resolve target
     service = service_record(target, cfg)
@@ -100,6 +146,7 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
 
 def rerun(env: Environment, job_ref: str, parallel: int | None = None) -> Job:
     """A new job with the same target, command, runs and code snapshot as an earlier one."""
+    require_project(env, "job.rerun")
     store = Store.of(env)
     old = store.job(job_ref)
     spec = copy.deepcopy(old.spec)

@@ -77,7 +77,7 @@ def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_
     entry = next((r for r in spec["runs"] if r["run"] == run.id), {})
     env = dict(base)
     env.update(resolve_env(spec.get("env") or {}, secrets_from))
-    env.update(hp_environment(run.hparams))
+    env.update(hp_environment(run.hparams, entry.get("hparams_text")))
     env.update({
         "SINGKIT_JOB": run.job.id,
         "SINGKIT_RUN": run.id,

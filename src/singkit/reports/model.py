@@ -135,8 +135,10 @@ class StoreReader:
             if state and state["hparams"]:
                 hparams = {**hparams, **state["hparams"]}  # what the run logged wins
             started, ended, duration = runstate.run_times(state, now)
-            item.runs.append(Run(item.job, run, ref, item.spec, hparams, state, runstate.run_status(state),
-                                 started, ended, duration))
+            status = runstate.run_status(state)
+            if status == "queued" and item.spec.get("dry_run"):
+                status = "dry-run"  # as job.status says: nothing was started, nothing will be
+            item.runs.append(Run(item.job, run, ref, item.spec, hparams, state, status, started, ended, duration))
         return jobs
 
     def runs(self, job: str | None = None) -> list[Run]:

@@ -244,17 +244,31 @@ def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs |
         lines.sort(key=lambda line: line.sort_value or ())
         fig, axes = new_figure(rows, cols, len({line.key for line in lines}))
         draw_lines(fig, axes, metrics, lines, x_label, scale)
-        fig.suptitle(_title(job, members, name, how, opts.smooth), fontsize="medium")
-        stem = f"{job}-metrics" + (f"-{safe_name(name)}" if name else "")
+        fig.suptitle(_title(job, members, name, how, opts.smooth, break_key, opts.filters), fontsize="medium")
+        stem = f"{job}-metrics" + filter_tag(opts.filters) + (f"-{safe_name(name)}" if name else "")
         path = save_figure(fig, report_dir(env, job) / f"{stem}.{opts.fmt}", opts.fmt, opts.dpi)
         outputs.append(PlotFile(path, list(metrics), list(dict.fromkeys(line.key for line in lines))))
     return outputs
 
 
-def _title(job: str, runs: list[Run], name: str, how: str | None, smooth: float) -> str:
+def filter_tag(filters: list[str] | None) -> str:
+    """`-filter-<8 hex>` for a plot of filtered runs, so it never overwrites the unfiltered one
+    (or another filter's); the same filters always give the same name."""
+    if not filters:
+        return ""
+    import hashlib
+
+    return "-filter-" + hashlib.sha256("\n".join(filters).encode()).hexdigest()[:8]
+
+
+def _title(job: str, runs: list[Run], name: str, how: str | None, smooth: float, break_key: str | None = None,
+           filters: list[str] | None = None) -> str:
     target = target_name(runs[0].spec) if runs else None
-    fixed = {k: v for k, v in runs[0].hparams.items() if all(r.hparams.get(k) == v for r in runs)} if runs else {}
+    fixed = {k: v for k, v in runs[0].hparams.items()
+             if k != break_key and all(r.hparams.get(k) == v for r in runs)} if runs else {}  # break value: in `name`
     parts = [job + (f" on {target}" if target else ""), name]
+    if filters:
+        parts.append("where " + " and ".join(filters))  # the file name only has their hash
     if fixed and len(runs) > 1:
         parts.append(plotdata.hparam_label(fixed, list(fixed)))
     if how:

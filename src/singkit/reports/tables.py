@@ -38,8 +38,9 @@ class Table:
 
 
 # -- column names --------------------------------------------------------------------------------
-def resolve(name: str, columns: list[str]) -> str:
-    """The full column `name` stands for; UsageError with the closest names if none or several."""
+def resolve(name: str, columns: list[str], suggest: list[str] | None = None, what: str = "column") -> str:
+    """The full column `name` stands for; UsageError with the closest names if none or several.
+    `suggest`: the only columns to name in the hint (e.g. the metric columns, for --mean)."""
     name = name.strip()
     if name in columns:
         return name
@@ -54,9 +55,33 @@ def resolve(name: str, columns: list[str]) -> str:
         return hits[0]
     if len(hits) > 1:
         raise UsageError(f"column `{name}` is ambiguous: say {' or '.join(hits)}")
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"columns are: {', '.join(columns[:30])}"
-    raise UsageError(f"no column `{name}`; {hint}")
+    if suggest is None:
+        close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
+    else:
+        close = closest_columns(name, suggest)
+    pool = columns if suggest is None else suggest
+    hint = f"did you mean {', '.join(close)}?" if close else f"{what}s are: {', '.join(pool[:30]) or '(none)'}"
+    raise UsageError(f"no {what} `{name}`; {hint}")
+
+
+def closest_columns(name: str, columns: list[str]) -> list[str]:
+    """The columns nearest to `name`, compared by full name and by the name after its
+    `metrics.`/`hparams.` prefix (`los` → metrics.loss)."""
+    by_short: dict[str, str] = {}
+    for column in columns:
+        by_short.setdefault(column, column)
+        by_short.setdefault(column.split(".", 1)[1] if column.startswith(("metrics.", "hparams.")) else column, column)
+    close = difflib.get_close_matches(name, list(by_short), n=6, cutoff=0.6)
+    return list(dict.fromkeys(by_short[c] for c in close))[:3]
+
+
+def metric_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c.startswith("metrics.")]
+
+
+def resolve_mean(name: str, columns: list[str]) -> str:
+    """A --mean column: any column may be named, but only metric columns are suggested."""
+    return resolve(name, columns, suggest=metric_columns(columns), what="metric column")
 
 
 def select(table: Table, spec: str | None) -> Table:
@@ -226,7 +251,7 @@ def group(table: Table, by: str, means: list[str] | None) -> Table:
         keys = sweep_keys(table.names, table.rows)
     else:
         keys = [resolve(c, table.names) for c in by.split(",") if c.strip()]
-    cols = [resolve(m, table.names) for m in means] if means else default_means(table.columns)
+    cols = [resolve_mean(m, table.names) for m in means] if means else default_means(table.columns)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in table.rows:
         groups.setdefault(tuple(_text(row.get(k)) if row.get(k) is not None else None for k in keys), []).append(row)
@@ -245,7 +270,7 @@ def group(table: Table, by: str, means: list[str] | None) -> Table:
 
 def mean_footer(table: Table, means: list[str]) -> Table:
     """The table with a last row holding the mean of each named column over the rows shown."""
-    cols = [resolve(m, table.names) for m in means]
+    cols = [resolve_mean(m, table.names) for m in means]
     first = table.columns[0] if table.columns else "run"
     row: dict[str, Any] = {first: "mean"}
     for c in cols:

@@ -18,13 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import UsageError
+from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.store import runlog
 from singkit.store.index import Index
 from singkit.store.yamlio import dump_yaml, load_mapping
 
 JOB_ID = re.compile(r"^job(\d+)$")
+# jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
+# The file keeps the id taken (events.jsonl names it) and says why.
+REFUSED = ".refused"
+TAKEN_ID = re.compile(r"^job(\d+)(?:\.refused)?$")
+DRY_RUN = "dry-run"  # the status of a dry run and of its runs (never written into run.log)
+SETTLED = runlog.TERMINAL | {DRY_RUN}
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
 # is taken as abandoned (the submit died) and ignored.
 ABANDONED_AFTER = 300.0
@@ -181,6 +187,10 @@ class Job:
         """(job summary, run summaries) as listed and indexed."""
         spec = self.spec
         runs = [r.summary() for r in self.runs]
+        if spec.get("dry_run"):  # nothing was started, nothing ever will be: settled, not queued
+            for r in runs:
+                if r["status"] == "queued":
+                    r["status"] = DRY_RUN
         statuses = [r["status"] for r in runs]
         status = overall_status(spec, statuses)
         started = [r["started"] for r in runs if r.get("started")]
@@ -189,7 +199,7 @@ class Job:
         summary = {
             "job": self.id, "num": self.num, "target": target.get("name"),
             "service": (spec.get("service") or {}).get("name"), "status": status,
-            "runs_total": len(runs), "runs_done": sum(s in runlog.TERMINAL for s in statuses),
+            "runs_total": len(runs), "runs_done": sum(s in SETTLED for s in statuses),
             "created": spec.get("created"), "started": min(started) if started else None,
             "ended": max(ended) if ended and all(s in runlog.TERMINAL for s in statuses) else None,
             "command": spec.get("command"),
@@ -235,23 +245,53 @@ class Store:
 
     def allocate(self) -> Job:
         """A new, empty job folder with the next free id. mkdir is atomic, so concurrent
-        submits (threads or processes) can never get the same id."""
+        submits (threads or processes) can never get the same id; ids of discarded jobs
+        (their `jobN.refused` files) count as taken, so an id is never given out twice."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        taken = [int(m.group(1)) for name in os.listdir(self.jobs_dir) if (m := JOB_ID.match(name))]
+        taken = [int(m.group(1)) for name in os.listdir(self.jobs_dir) if (m := TAKEN_ID.match(name))]
         num = max(taken, default=0) + 1
         while True:
             try:
                 os.mkdir(self.jobs_dir / f"job{num}")
-                return Job(self, f"job{num}")
             except FileExistsError:
                 num += 1
+                continue
+            if not (self.jobs_dir / f"job{num}{REFUSED}").exists():
+                return Job(self, f"job{num}")
+            # created and discarded by another submit since we listed: the marker is written
+            # before its folder goes, so seeing no marker here means the id was never used
+            os.rmdir(self.jobs_dir / f"job{num}")
+            num += 1
 
     def job(self, ref: str) -> Job:
         """A job by `jobN` or `N`; UsageError naming the closest jobs if unknown."""
         job_id = f"job{ref}" if ref.isdigit() else ref
         if JOB_ID.match(job_id) and (self.jobs_dir / job_id / "job.yaml").is_file():
             return Job(self, job_id)
+        if JOB_ID.match(job_id):
+            try:
+                reason = " ".join((self.jobs_dir / (job_id + REFUSED)).read_text().split())
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            else:
+                raise UsageError(f"{job_id} was refused at submit and nothing was started ({reason[:300]}); "
+                                 f"see `invoke report.events --job={job_id}`")
         raise no_such_job(ref, self.job_ids(), self.root)
+
+    def discard(self, job: Job, reason: str) -> None:
+        """Remove a job nothing was started for (its submit was refused), keeping its id taken.
+
+        The `jobN.refused` file is written before the folder goes: an allocator that lists the
+        folder after it is gone still sees the id taken (see allocate). job.yaml goes first,
+        so a removal cut short leaves a folder every reader ignores (see job_ids)."""
+        atomic_write(self.jobs_dir / (job.id + REFUSED), reason.strip() + "\n")
+        job.spec_path.unlink(missing_ok=True)
+        shutil.rmtree(job.dir, ignore_errors=True)
+        if self.index.path.exists():
+            try:
+                self.index.remove(job.id)  # a concurrent listing may have indexed it meanwhile
+            except SingkitError:
+                pass  # busy: the next listing drops the row of a folder that is gone (sync_index)
 
     def save(self, job: Job) -> dict[str, Any]:
         """Write the job's current summary into the index; return it."""
@@ -265,6 +305,9 @@ class Store:
         A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
         one still being created (no job.yaml yet) is skipped silently."""
         known = self.index.statuses()
+        for job_id in known:
+            if not (self.jobs_dir / job_id).exists():
+                self.index.remove(job_id)  # discarded (or deleted by hand) since it was indexed
         for job_id in self.job_ids():
             if job_id in known:
                 continue
@@ -286,7 +329,7 @@ class Store:
 def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
     if spec.get("dry_run") and "failed" not in statuses:
-        return "dry-run"
+        return DRY_RUN
     return runlog.job_status(statuses)
 
 

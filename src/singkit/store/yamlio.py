@@ -20,6 +20,10 @@ def dump_yaml(data: dict[str, Any]) -> str:
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=True)
+    # Written as YAML 1.1 (with its `%YAML 1.1` header): strings that 1.1 readers (PyYAML, and so
+    # parse_yaml and azure-ai-ml) take for other types — `no`, `on`, `1:20`, `1_000` — are
+    # quoted, so a value reads back as what was written whichever parser reads it.
+    yaml.version = (1, 1)
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False  # keep the order the spec was built in
     buffer = io.StringIO()

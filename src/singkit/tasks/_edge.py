@@ -47,18 +47,9 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
             return _print_help(made[0])  # invoke fed `--help` to a missing positional argument
         env = Environment.from_os(verbose=verbose)
         try:
-            body(c, env, *a, **kw)
-        except (Exit, Failure, ParseError):
-            raise  # invoke's own: it reports them
-        except KeyboardInterrupt:
-            env.err("interrupted")
-            raise Exit(code=130) from None
-        except Exception as error:  # noqa: BLE001 - the edge: nothing leaves as a traceback
-            if verbose:
-                traceback.print_exc(file=env.stderr)
-            message, code = describe(error, env, verbose)
-            env.err(message)
-            raise Exit(code=code) from None
+            _run_body(body, c, env, verbose, a, kw)
+        except BrokenPipeError:  # telling the user failed too: stderr is the closed pipe (2>&1 | head)
+            raise Exit(code=pipe_closed(env)) from None
 
     run.__signature__ = inspect.Signature([context, *rest, verbose])  # type: ignore[attr-defined]
     options = dict(options)
@@ -68,8 +59,87 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     return made[0]
 
 
+def _run_body(body: Callable[..., Any], c: invoke.Context, env: Environment, verbose: bool,
+              a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+    try:
+        body(c, env, *a, **kw)
+        env.stdout.flush()  # a reader gone away shows here, not as a traceback at exit
+    except (Exit, Failure, ParseError):
+        raise  # invoke's own: it reports them
+    except BrokenPipeError as error:
+        if reader_gone(env.stdout):
+            raise Exit(code=pipe_closed(env)) from None
+        raise Exit(code=_report(error, env, verbose)) from None  # some other pipe: a real error
+    except KeyboardInterrupt:
+        env.err("interrupted")
+        raise Exit(code=130) from None
+    except Exception as error:  # noqa: BLE001 - the edge: nothing leaves as a traceback
+        raise Exit(code=_report(error, env, verbose)) from None
+
+
+def _report(error: Exception, env: Environment, verbose: bool) -> int:
+    """Tell the user in one line (after the traceback with --verbose); the exit code."""
+    if verbose:
+        traceback.print_exc(file=env.stderr)
+    message, code = describe(error, env, verbose)
+    env.err(message)
+    return code
+
+
 HELP_WORDS = {"-h", "--help"}
 VERBOSE_HINT = "(run again with --verbose for the traceback)"
+# What a command killed by SIGPIPE ends with (128 + 13): `singkit job.list | head -1` ends as
+# `git log | head -1` does, and `set -o pipefail` scripts can tell it from a real failure.
+SIGPIPE_EXIT = 141
+
+
+def reader_gone(stream: Any) -> bool:
+    """Is `stream` a pipe (or socket) whose reading end is closed? poll() says POLLERR then."""
+    fd = _fd(stream)
+    if fd is None:
+        return False
+    try:
+        import select
+
+        poller = select.poll()
+    except (ImportError, AttributeError):
+        return True  # no poll() here (Windows): a broken pipe while we ran is most likely stdout
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+
+
+def pipe_closed(env: Environment) -> int:
+    """The reader of stdout went away (`| head -1`): say nothing and end with SIGPIPE's code.
+
+    stdout (and stderr when it is that same pipe: `2>&1 | head`) is pointed at /dev/null
+    first, as the Python docs recommend, so the interpreter's final flush cannot fail."""
+    out = _fd(env.stdout)
+    if out is None:
+        return SIGPIPE_EXIT
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        err = _fd(env.stderr)
+        if err is not None and _same_file(out, err):
+            os.dup2(devnull, err)
+        os.dup2(devnull, out)
+    finally:
+        os.close(devnull)
+    return SIGPIPE_EXIT
+
+
+def _fd(stream: Any) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None  # not a real file (a test's StringIO)
+
+
+def _same_file(a: int, b: int) -> bool:
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple[str, int]:
@@ -143,6 +213,8 @@ def job_arg(value: str | None, *, required: bool = True) -> str | None:
     head, sep, tail = value.partition("=")
     if sep and head.lower() in {"job", "run"}:
         value = tail
+    if value.startswith("-"):  # invoke hands an unknown flag to a missing positional argument
+        raise UsageError(f"unknown option {value.partition('=')[0]}; `--help` after the task lists its options")
     if not value:
         raise UsageError("no job given: pass JOB=jobN or --job=jobN")
     return value

@@ -121,7 +121,7 @@ def list_jobs(c, env, status=None, target=None, last=None, json=False):
         _dump(env, jobs)
         return
     if not jobs:
-        env.err("no jobs yet; submit one with `invoke job.submit` (make submit)")
+        env.err(control.nothing_listed(env, status=status, target=target))
         return
     rows = [[j["job"], j.get("target"), j["status"], f"{j['runs_done']}/{j['runs_total']}",
              _when(j.get("created")), _duration(j.get("started"), j.get("ended"))] for j in jobs]
@@ -138,6 +138,9 @@ def logs(c, env, job=None, run=None, tail=None, follow=False):
     tail_n = int_arg(tail, "tail", minimum=0)
     _store, stored, backend = control.open_job(env, job_arg(job))
     runs = [stored.run(job_arg(run))] if run else stored.runs
+    if stored.spec.get("dry_run"):
+        env.err(control.dry_run_note(stored))
+        return
     if follow:
         try:
             JobFollower(stored, backend, env.stdout, env.stderr, runs=runs, tail=tail_n).follow()
@@ -167,10 +170,14 @@ def cancel(c, env, job=None, run=None):
     """Cancel a job (or one run): ends every process or container; safe to repeat."""
     from singkit.jobs import control
 
+    from singkit.store import Store
+
     job_id = job_arg(job)
     cancelled = control.cancel(env, job_id, run=job_arg(run, required=False))
     if cancelled:
         env.err(f"cancelled {', '.join(cancelled)}")
+    elif (stored := Store.of(env).job(job_id)).spec.get("dry_run"):
+        env.err(f"nothing to cancel: {stored.id} is a dry run (nothing was started)")
     else:
         env.err(f"nothing to cancel: {'run ' + run if run else job_id} has already ended")
 
