@@ -50,12 +50,16 @@ def _closed_pipe_run(args: list[str], project: Path, env) -> subprocess.Complete
 def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     env = make_env(project)
-    job = submit(env, SubmitRequest(command="echo out; echo err >&2", hp=["k=1,2"]))
+    # nothing on the run's stderr: `--follow` relays it from its own thread, which may legitimately
+    # print before the stdout thread finds the pipe closed
+    job = submit(env, SubmitRequest(command="echo out", hp=["k=1,2"]))
     assert wait_done(env, job.id) == "completed"
     for args in (["job.list"], ["job.status", job.id], ["job.logs", job.id], ["job.logs", job.id, "--follow"],
                  ["job.list", "--json"], ["report.list"], ["job.monitor", job.id]):
         done = _closed_pipe_run(args, project, env)
-        assert (done.returncode, done.stderr) == (SIGPIPE_EXIT, ""), args
+        # monitor's own progress line may reach stderr before its first stdout write fails
+        progress = {f"{job.id}: 2 completed\n"} if args[0] == "job.monitor" else set()
+        assert done.returncode == SIGPIPE_EXIT and done.stderr in {"", *progress}, (args, done.stderr)
 
 
 def test_head_dash_1_through_a_real_pipeline(tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ class JobFollower:
                 raise self.broken
             states = {w.run.id: w.poll() for w in watchers}
             if all(s.terminal for s in states.values()) and not any(t.is_alive() for t in threads):
+                if self.broken:  # a pump may have hit the closed pipe after the check above
+                    raise self.broken
                 return states
             if time.monotonic() - last_refresh > refresh_every:
                 last_refresh = time.monotonic()
