@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -26,3 +28,22 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path | str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `lock_path` (created if missing) across processes.
+
+    Where fcntl does not exist the body runs unlocked: the lock guards against a second
+    singkit process, never against corruption."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

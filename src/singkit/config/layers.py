@@ -111,7 +111,7 @@ def plain(value: Any) -> Any:
     """Deep copy of a ruamel node as plain dicts, lists and scalars."""
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, str):
         return str(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from singkit.config.layers import Layer, locate, plain, position, yaml_rt
 from singkit.config.secrets import EnvRef, is_env_ref, masked
 from singkit.config.validate import suggest
 from singkit.exceptions import ConfigError, Problem, UsageError, shown_path
-from singkit.fsutil import atomic_write
+from singkit.fsutil import atomic_write, file_lock
 
 BUILTIN = Path("<built-in>")
 BUILTIN_TARGETS = {
@@ -278,7 +277,7 @@ class Config:
     def write_back(self, section: str, name: str, key: str, value: Any) -> Path:
         """Set `key` of a record in the file that defines it, keeping comments, order and quoting."""
         path = self.origin(section, name, key)
-        with _file_lock(path):
+        with file_lock(path.with_name(f".{path.name}.lock")):
             text = path.read_text(encoding="utf-8")
             yaml = _matching_dumper(text)
             doc = yaml.load(text)
@@ -330,15 +329,3 @@ def _find(node: Any, name: str) -> Any:
             return node[key]
     return None
 
-
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    import fcntl
-
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

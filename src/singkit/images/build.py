@@ -13,7 +13,7 @@ from singkit.exceptions import SingkitError
 from singkit.images.audit import audit
 from singkit.images.engine import connect, engine_error, ensure_image
 from singkit.images.progress import LayerProgress
-from singkit.images.render import Rendered, render
+from singkit.images.render import Rendered, render, short_text
 
 TAIL_LINES = 5
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -89,7 +89,7 @@ class BuildFollower:
         if match:
             self.step, self.instruction = match.groups()
             self.tail.clear()
-            self.env.err(f"[{self.docker}] Step {self.step} : {_short(self.instruction, 200)}")
+            self.env.err(f"[{self.docker}] Step {self.step} : {short_text(self.instruction, 200)}")
         elif line.startswith(" ---> Using cache"):
             self.env.err("  (cached)")
         elif line.startswith(_QUIET) or not line.strip():
@@ -101,13 +101,13 @@ class BuildFollower:
     def failure(self, message: str, code: Any = None) -> SingkitError:
         message = " ".join(message.split())
         nonzero = _NONZERO.search(message)
-        where = f"step {self.step} `{_short(self.instruction, 80)}`" if self.step else "the start"
+        where = f"step {self.step} `{short_text(self.instruction, 80)}`" if self.step else "the start"
         if nonzero:
-            tail = " | ".join(_short(line, 120) for line in self.tail) or "(no output)"
+            tail = " | ".join(short_text(line, 120) for line in self.tail) or "(no output)"
             what = "the Singularity installer or validator" if "_singularity/" in self.instruction else "the step"
             return SingkitError(f"build of dockers.{self.docker} failed at {where}: {what} exited {nonzero.group(1)}; "
                                 f"last output: {tail}")
-        return SingkitError(f"build of dockers.{self.docker} failed at {where}: {_short(message, 300)}")
+        return SingkitError(f"build of dockers.{self.docker} failed at {where}: {short_text(message, 300)}")
 
 
 def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, client: Any = None,
@@ -136,9 +136,4 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
     env.err(f"built {tag} ({image_id[:19]})")
     audit(env, "build", docker=name, image=tag, id=image_id, inputs=rendered.inputs_hash)
     return BuildResult(name, image_id, tag, rendered.inputs_hash)
-
-
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -10,7 +10,7 @@ from singkit.exceptions import ConfigError, SingkitError
 from singkit.images.audit import audit
 from singkit.images.refs import Reference, normalize_digest, target_reference
 from singkit.images.registry import RemoteImage, client_for
-from singkit.images.render import BASE_LABEL, INPUTS_LABEL, origin_problem, registry_record
+from singkit.images.render import BASE_LABEL, INPUTS_LABEL, origin_problem, registry_record, relative_to_project
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def pin(env: Any, cfg: Any, name: str, remote: RemoteImage | None = None, *,
         if value and _same(record.get(key)) != value:
             written = cfg.write_back("dockers", name, key, value)
     if written:
-        env.err(f"pinned dockers.{name} to {digest} in {_shown(env, written)}")
+        env.err(f"pinned dockers.{name} to {digest} in {relative_to_project(env, written)}")
         audit(env, "pin", docker=name, image=ref.tagged, digest=digest, file=str(written))
     return Pin(name, ref.pinned(digest), digest, written)
 
@@ -63,10 +63,3 @@ def _same(value: Any) -> str | None:
         return normalize_digest(value)
     except ValueError:  # a hand-edited malformed pin gets overwritten
         return None
-
-
-def _shown(env: Any, path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path(env.project_root).resolve()))
-    except ValueError:
-        return str(path)

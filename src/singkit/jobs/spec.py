@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 
 DEFAULT_COMMAND = "python examples/train.py"
@@ -115,17 +116,6 @@ def hp_environment(hparams: dict[str, Any], text: dict[str, str] | None = None) 
     for name, value in hparams.items():
         env["SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()] = str(text.get(name, value))
     return env
-
-
-def plain(value: Any) -> Any:
-    """Config values as plain YAML-able data (`$env:` references stay references, as text)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def setup_prefix(setup: dict[str, Any] | None) -> str:

@@ -8,25 +8,17 @@ one write on an O_APPEND descriptor, so concurrent writers never interleave.
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 
 def record(env: Any, event: str, **fields: Any) -> dict[str, Any]:
     """Append one audit event under env.home (an Environment, or anything with .home)."""
+    from singkit.store import runlog
+
     home = Path(env.home)
     home.mkdir(parents=True, exist_ok=True)
-    entry = {"t": round(time.time(), 3), "event": event, **fields}
-    line = (json.dumps(entry, default=str) + "\n").encode()
-    fd = os.open(home / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-    return entry
+    return runlog.append(home / "events.jsonl", event, **fields)
 
 
 def read(env: Any) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import SingkitError
+from singkit.fsutil import file_lock
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
@@ -138,20 +139,9 @@ class Index:
             os.replace(new, self.path)
             return self._connect()
 
-    @contextlib.contextmanager
-    def _rebuild_lock(self) -> Iterator[None]:
-        """One rebuild at a time per store (an advisory lock; none where fcntl is missing)."""
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _rebuild_lock(self):
+        """One rebuild at a time per store."""
+        return file_lock(self.path.with_name(self.path.name + ".lock"))
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

@@ -21,16 +21,15 @@ Nothing secret is written to the store, to disk, or printed.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import ServiceError, SingkitError, UsageError
-from singkit.fsutil import atomic_write
+from singkit.fsutil import atomic_write, file_lock
 
 # run.log first: the job appends it last, so output read after it is at least as complete
 FILES = ("run.log", "stdout.log", "stderr.log")
@@ -137,18 +136,10 @@ def _service_client(record: Mapping[str, Any], environ: Mapping[str, str]) -> An
     return BlobServiceClient(url, credential=credential_from(environ))
 
 
-@contextlib.contextmanager
-def _locked(run: Any) -> Iterator[None]:
+def _locked(run: Any):
     """One reader of a run's mirror at a time, across processes (status in one terminal while
     monitor runs in another must not copy the same bytes twice)."""
-    import fcntl
-
-    with open(Path(run.dir) / ".mirror.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(Path(run.dir) / ".mirror.lock")
 
 
 def pull(cfg: Any, environ: Mapping[str, str], info: Mapping[str, Any], run: Any) -> bool:
