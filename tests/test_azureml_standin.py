@@ -22,7 +22,7 @@ def make_job(si, code_dir: Path | None = None, **overrides):
 
     args = dict(
         command="python train.py --lr 0.1", environment=Environment(image=DIGEST_IMAGE),
-        compute=si.virtual_cluster_id("eus-v100"), instance_count=2, instance_type="Singularity.ND40rs_v2",
+        compute=si.virtual_cluster_id(), instance_count=2, instance_type="Singularity.ND40rs_v2",
         distribution={"type": "pytorch", "process_count_per_instance": 8},
         environment_variables={"SINGKIT_RUN": "job1.1"}, tags={"singkit.job": "job1"},
         experiment_name="singkit-exp", display_name="job1",
@@ -89,7 +89,7 @@ def test_submit_command_job_with_local_code(azureml_standin, code_dir):
     assert routes(si) == ["asset_list", "start_pending_upload", "asset_put", "asset_put", "job_put"]
     body = si.job_body(created.name)["properties"]
     assert body["jobType"] == "Command"
-    assert body["computeId"] == si.virtual_cluster_id("eus-v100")
+    assert body["computeId"] == si.virtual_cluster_id()
     assert body["resources"] == {"instanceCount": 2, "instanceType": "Singularity.ND40rs_v2",
                                  "properties": {"AISuperComputer": {"slaTier": "Premium", "priority": "High"}}}
     assert body["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 8}
@@ -274,6 +274,7 @@ def test_user_identity_job_sends_an_aml_token(azureml_standin):
 
 def test_long_azureml_virtual_cluster_form_is_resolved_over_management_azure_com(azureml_standin):
     si = azureml_standin
+    si.add_virtual_cluster("vc2", {"NDv2": {"Standard": 8}})
     compute = f"azureml://subscriptions/{si.subscription_id}/resourceGroups/{si.resource_group}/virtualclusters/vc2"
     name = si.ml_client().jobs.create_or_update(make_job(si, compute=compute)).name
     assert si.job_body(name)["properties"]["computeId"] == si.virtual_cluster_id("vc2")
@@ -294,3 +295,60 @@ def test_unknown_routes_answer_404_and_are_logged(azureml_standin, caplog):
     assert si.state.unhandled == [f"GET {si.workspace_id}/onlineEndpoints?api-version=1999-01-01"]
     ok = requests.get(f"{si.url}{si.workspace_id}?api-version=1999-01-01", timeout=10)
     assert ok.status_code == 200  # any api-version is accepted
+
+
+# -- the stand-in says no where the service does ----------------------------------------------------
+def test_a_second_put_of_a_job_name_is_refused_as_the_service_does(azureml_standin):
+    from azure.core.exceptions import HttpResponseError
+
+    si = azureml_standin
+    ml = si.ml_client()
+    name = ml.jobs.create_or_update(make_job(si, name="fixed-name")).name
+    with pytest.raises(HttpResponseError) as caught:
+        ml.jobs.create_or_update(make_job(si, name="fixed-name", command="python other.py"))
+    assert caught.value.status_code == 400 and "A job with this name already exists" in str(caught.value)
+    assert si.job_body(name)["properties"]["command"] == "python train.py --lr 0.1"  # not overwritten
+
+
+def test_a_job_on_an_unknown_virtual_cluster_or_without_aisupercomputer_is_refused(azureml_standin):
+    from azure.core.exceptions import HttpResponseError
+
+    si = azureml_standin
+    ml = si.ml_client()
+    with pytest.raises(HttpResponseError, match="The virtual cluster does not exist"):
+        ml.jobs.create_or_update(make_job(si, compute=si.virtual_cluster_id("nowhere")))
+    job = make_job(si)
+    job.resources.properties = {}
+    with pytest.raises(HttpResponseError, match="needs resources.properties.AISuperComputer"):
+        ml.jobs.create_or_update(job)
+    assert si.jobs == {}
+
+
+def test_an_instance_type_the_cluster_does_not_offer_fails_the_job(azureml_standin):
+    si = azureml_standin
+    si.add_virtual_cluster("v100only", {"NDv2": {"Premium": 16}, "NDH100v5": {"Premium": 0}})
+    ml = si.ml_client()
+    ok = ml.jobs.create_or_update(make_job(si, compute=si.virtual_cluster_id("v100only")))
+    assert si.jobs[ok.name].status == "NotStarted"
+    bad = ml.jobs.create_or_update(make_job(si, compute=si.virtual_cluster_id("v100only"), instance_type="Singularity.ND96r_H100_v5"))
+    assert si.jobs[bad.name].status == "Failed" and "instanceType is invalid" in si.jobs[bad.name].error["message"]
+
+
+def test_virtual_cluster_and_instance_type_series_answers(azureml_standin):
+    import requests
+
+    si = azureml_standin
+    si.add_virtual_cluster("two-regions", {"NDAMv4": {"Premium": 8, "Basic": 32}}, locations=["eastus", "westus3"])
+    token = si.credential().get_token(si.url + "/.default").token
+    auth = {"Authorization": f"Bearer {token}"}
+    vc = requests.get(f"{si.url}{si.virtual_cluster_id('two-regions')}?api-version=2021-03-01-preview",
+                      headers=auth, timeout=10, verify=si.ca_bundle).json()
+    managed = vc["properties"]["managed"]
+    assert managed["locations"] == ["eastus", "westus3"]
+    assert {(x["id"], x["slaTier"], x["limit"]) for x in managed["quotas"]["westus3"]["limits"]} == {
+        ("NDAMv4", "Premium", 8), ("NDAMv4", "Basic", 32)}
+    rows = requests.get(f"{si.url}/subscriptions/{si.subscription_id}/providers/Microsoft.MachineLearningServices/"
+                        "locations/eastus/instanceTypeSeries?api-version=2021-03-01-preview",
+                        headers=auth, timeout=10, verify=si.ca_bundle).json()["value"]
+    assert {"name": "Singularity.ND96amrs_A100_v4", "instanceTypeSeriesId": "NDAMv4"}.items() <= next(
+        r for r in rows if r["name"] == "Singularity.ND96amrs_A100_v4").items()

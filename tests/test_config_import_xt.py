@@ -11,13 +11,16 @@ from clirunner import run_singkit
 DATA = Path(__file__).parent / "data"
 
 
-def convert(tmp_path: Path, name: str):
+def convert(tmp_path: Path, name: str, problem: str | None = None):
     out = tmp_path / "configs" / "singkit.yaml"
     out.parent.mkdir(parents=True)
     result = run_singkit(["config.import-xt", str(DATA / name), f"--out={out}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     validated = run_singkit(["config.validate"], cwd=tmp_path)
-    assert validated.returncode == 0, validated.stderr + out.read_text()
+    if problem is None:
+        assert validated.returncode == 0 and "warning" not in validated.stderr, validated.stderr + out.read_text()
+    else:  # exactly that one problem
+        assert validated.returncode == 2 and validated.stderr.count("\n") == 1 and problem in validated.stderr, validated.stderr
     return YAML(typ="safe").load(out.read_text()), out.read_text(), result.stderr
 
 
@@ -53,9 +56,12 @@ def test_import_does_not_overwrite_without_force(tmp_path):
 
 
 def test_import_2024_spellings(tmp_path):
-    config, _text, messages = convert(tmp_path, "xt_config_2024.yaml")
+    # XT runs a target with no docker record in Singularity's default container; the import does not
+    # say which one yet (the XT-import issue), so validate names the one thing left to fill in
+    config, _text, messages = convert(tmp_path, "xt_config_2024.yaml",
+                                      problem=":33:5: target `any-a100` has no `docker:` record and no `image-version:`")
     target = config["compute-targets"]["wus3-a100"]
-    assert target["vm-size"] == "ND96asr_v4" and target["location"] == "westus3" and target["sla"] == "standard"
+    assert target["vm-size"] == "ND96amr_A100_v4" and target["location"] == "westus3" and target["sla"] == "standard"
     assert config["compute-targets"]["any-a100"]["locations"] == ["westus3", "eastus"]
     assert config["dockers"]["sing-torch2"]["post-sing-steps"] == ["RUN pip install torch==2.1"]
     assert config["external-services"]["sandboxcr"]["password"] == "$env:SINGKIT_SANDBOXCR_PASSWORD"

@@ -38,7 +38,7 @@ compute-targets:
   sing:
     service: ws
     compute: vc
-    vm-size: NC6s_v3
+    vm-size: NC6_v3
     nodes: 1
     sla: premium
     priority: high

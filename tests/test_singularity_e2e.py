@@ -29,7 +29,7 @@ DIGEST = "ab" * 32
 STORE_CONTAINER = "singkit-store"
 
 
-def project(tmp_path: Path, si, azurite, *, nodes: int = 1, vm_size: str = "NC6s_v3") -> Path:
+def project(tmp_path: Path, si, azurite, *, nodes: int = 1, vm_size: str = "NC6_v3", per_node: str = "1") -> Path:
     root = tmp_path / "proj"
     (root / "configs").mkdir(parents=True)
     (root / "train.py").write_text("print('training')\n")
@@ -67,6 +67,7 @@ compute-targets:
     compute: singkit-vc
     vm-size: {vm_size}
     nodes: {nodes}
+    processes-per-node: {per_node}
     sla: premium
     priority: high
     docker: torch
@@ -128,7 +129,7 @@ def test_submit_monitor_cancel_extract(world, tmp_path):
     body = si.job_body(name)["properties"]
     assert body["jobType"] == "Command"
     assert body["computeId"] == si.virtual_cluster_id("singkit-vc")
-    assert body["resources"]["instanceType"] == "Singularity.NC6s_v3"
+    assert body["resources"]["instanceType"] == "Singularity.NC6_v3"
     assert body["resources"]["instanceCount"] == 1
     aisc = body["resources"]["properties"]["AISuperComputer"]
     assert (aisc["slaTier"], aisc["priority"]) == ("Premium", "High")
@@ -182,13 +183,13 @@ def test_submit_monitor_cancel_extract(world, tmp_path):
 
 def test_two_nodes_of_eight_gpus_and_per_node_log_prefixes(world, tmp_path):
     si, azurite, root = world
-    root = project(tmp_path / "multi", si, azurite, nodes=2, vm_size="Singularity.ND96amsr_A100_v4")
+    root = project(tmp_path / "multi", si, azurite, nodes=2, vm_size="Singularity.ND96amrs_A100_v4", per_node="gpus")
     env = make_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     body = si.job_body(name)["properties"]
     assert body["resources"]["instanceCount"] == 2
-    assert body["resources"]["instanceType"] == "Singularity.ND96amsr_A100_v4"
+    assert body["resources"]["instanceType"] == "Singularity.ND96amrs_A100_v4"
     assert body["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 8}
     scale = body["resources"]["properties"]["AISuperComputer"]["scalePolicy"]
     assert scale["minInstanceTypeCount"] == scale["maxInstanceTypeCount"] == 2
@@ -249,7 +250,7 @@ def test_dry_run_writes_a_loadable_spec_without_network(tmp_path):
         "import sys; from azure.ai.ml import load_job; j = load_job(sys.argv[1]); "
         "r = j._validate(); print(r.passed, j.resources.instance_type, j.compute)"), str(spec)],
         capture_output=True, text=True, timeout=120)
-    assert check.stdout.split()[:2] == ["True", "Singularity.NC6s_v3"], check.stderr
+    assert check.stdout.split()[:2] == ["True", "Singularity.NC6_v3"], check.stderr
     # and the portal has nothing to show for a dry run
     portal = run_singkit(["job.portal", job_id], cwd=root, env={"HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
     assert portal.returncode == 2 and "dry run" in portal.stderr

@@ -22,17 +22,30 @@ class UsageError(SingkitError):
     exit_code = 2
 
 
+Record = tuple[str, str]  # (config section, record name), e.g. ("compute-targets", "eus-v100")
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One mistake in a config file, at a 1-based line and column."""
+    """One mistake in a config file, at a 1-based line and column.
+
+    `records` names the config records the mistake is about (empty: the whole file, e.g.
+    broken YAML): a command that uses none of them is not blocked by it. A `warning` never
+    blocks on its own (config.validate --strict makes it an error).
+    """
 
     file: Path | str
     line: int
     col: int
     message: str
+    records: tuple[Record, ...] = ()
+    warning: bool = False
 
     def __str__(self) -> str:
         return f"{shown_path(self.file)}:{self.line}:{self.col}: {self.message}"
+
+    def as_error(self) -> "Problem":
+        return Problem(self.file, self.line, self.col, self.message, self.records, False)
 
 
 def shown_path(file: Path | str) -> str:
@@ -48,10 +61,8 @@ class ConfigError(SingkitError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem] | Problem | str):
-        if isinstance(problems, str):
-            problems = [Problem("<config>", 0, 0, problems)]
-        elif isinstance(problems, Problem):
+    def __init__(self, problems: list[Problem] | Problem):
+        if isinstance(problems, Problem):
             problems = [problems]
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))

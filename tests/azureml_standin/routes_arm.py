@@ -7,6 +7,7 @@ docstring for the list of calls each SDK operation makes.
 from __future__ import annotations
 
 import copy
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -189,16 +190,6 @@ def start_pending_upload(si: "StandIn", req: Req, m) -> Reply:
     })
 
 
-@route("GET", RG + r"/virtualclusters/(?P<vc>[^/]+)")
-def virtual_cluster(si: "StandIn", req: Req, m) -> Reply:
-    return Reply(200, {
-        "id": f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/"
-              f"Microsoft.MachineLearningServices/virtualclusters/{m['vc']}",
-        "name": m["vc"], "type": "Microsoft.MachineLearningServices/virtualclusters",
-        "location": si.location, "properties": {"managed": {"enabled": True}},
-    })
-
-
 # --- jobs -----------------------------------------------------------------------
 def job_resource(si: "StandIn", job: JobState) -> dict:
     """The job as GET answers it: what was PUT plus the service-owned fields."""
@@ -228,6 +219,45 @@ def _new_resource(si: "StandIn", name: str, body: dict, now: float) -> dict:
     return res
 
 
+# What the service answers a PUT of a job name that exists (jobs are immutable): 400 UserError
+# (MicrosoftDocs/azure-docs#122250, Azure/azure-cli#26857; inner code JobPropertyImmutable per
+# Azure/azure-sdk-for-python PR #47389).
+ALREADY_EXISTS = ("A job with this name already exists. If you are trying to create a new job, use a different name. "
+                  "If you are trying to update an existing job, the existing job's Settings,  Inputs,  Outputs,  Jobs,  "
+                  "InputBindings,  OutputBindings cannot be changed. Only description, tags, displayName, properties, "
+                  "and isArchived can be updated.")
+# The recorded answer to a job on a virtual cluster that does not exist (Azure/azure-sdk-assets,
+# python/sdk/ml/azure-ai-ml/tests/recordings/command_job/e2etests/test_command_job.pyTestCommandJobtest_command_job_with_singularity.json).
+NO_VC = ("The virtual cluster does not exist. Please ensure that you submitted a job to a virtual cluster which exists in "
+         "the same cloud. A virtualcluster created in one Cloud cannot be used to submit jobs to another cloud.")
+VC_ID = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+                   r"Microsoft\.MachineLearningServices/virtualclusters/(?P<vc>[^/]+)$", re.I)
+
+
+def _singularity_refusal(si: "StandIn", props: dict) -> Reply | None:
+    """A job on a virtual cluster: the cluster must exist and the job must carry its AISuperComputer block."""
+    found = VC_ID.match(str(props.get("computeId") or ""))
+    if found is None:
+        return None
+    if si.find_virtual_cluster(found["sub"], found["rg"], found["vc"]) is None:
+        return arm_error(400, "UserError", NO_VC)
+    resources = props.get("resources") or {}
+    if "AISuperComputer" not in (resources.get("properties") or {}):
+        return arm_error(400, "UserError", "A job on a virtual cluster needs resources.properties.AISuperComputer "
+                                           "(azureml-standin, after the issue's account of the service).")
+    return None
+
+
+def _offered(si: "StandIn", props: dict) -> bool:
+    """Is the job's instance type one its virtual cluster offers? (Public evidence is that the
+    service accepts the PUT and the job fails with "instanceType is invalid": see routes_vc.)"""
+    found = VC_ID.match(str(props.get("computeId") or ""))
+    if found is None:
+        return True
+    vc = si.find_virtual_cluster(found["sub"], found["rg"], found["vc"])
+    return str((props.get("resources") or {}).get("instanceType")) in vc.offers()
+
+
 @route("PUT", WS + r"/jobs/(?P<name>[^/]+)")
 def job_put(si: "StandIn", req: Req, m) -> Reply:
     if (bad := _check_ws(si, m)) is not None:
@@ -235,17 +265,21 @@ def job_put(si: "StandIn", req: Req, m) -> Reply:
     name, body = m["name"], req.body or {}
     if not isinstance(body.get("properties"), dict) or "jobType" not in body["properties"]:
         return arm_error(400, "UserError", "The job body has no properties.jobType (azureml-standin).")
+    if (refused := _singularity_refusal(si, body["properties"])) is not None:
+        return refused
     now = time.time()
     with si.state.lock:
-        existing = si.state.jobs.get(name)
-        if existing is None:
-            job = JobState(name=name, body=copy.deepcopy(body), resource=_new_resource(si, name, body, now),
-                           cancel_polls=si.state.cancel_polls_default)
-            si.state.jobs[name] = job
-        else:
-            existing.body = copy.deepcopy(body)
-            job = existing
-        return Reply(200 if existing else 201, job_resource(si, job))
+        if name in si.state.jobs:
+            reply = arm_error(400, "UserError", ALREADY_EXISTS)
+            reply.body["error"]["innerError"] = {"code": "Immutable", "innerError": {"code": "JobPropertyImmutable"}}
+            return reply
+        job = JobState(name=name, body=copy.deepcopy(body), resource=_new_resource(si, name, body, now),
+                       cancel_polls=si.state.cancel_polls_default)
+        si.state.jobs[name] = job
+        if not _offered(si, body["properties"]):
+            size = body["properties"]["resources"].get("instanceType")
+            si.state.set_status(name, "Failed", error=f"instanceType is invalid: {size} is not offered by this virtual cluster")
+        return Reply(201, job_resource(si, job))
 
 
 @route("GET", WS + r"/jobs/(?P<name>[^/]+)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import routes_arm, routes_data  # noqa: F401  (registers the routes)
+from . import routes_arm, routes_data, routes_vc  # noqa: F401  (registers the routes)
 from .blob import AZURITE_ACCOUNT, AZURITE_KEY, STORAGE_SUFFIX, Azurite, ConnectProxy, start_proxy
 from .certs import make_tls_files
 from .credential import TENANT_ID, StandinCredential
@@ -166,6 +166,10 @@ class StandIn:
         self.azurite = Azurite(blob_endpoint, account_name, account_key)
         self.state = State()
         self.state.on_log = self._mirror_log
+        self.virtual_clusters: dict[tuple[str, str, str], Any] = {}
+        # the default cluster holds quota in every series the stand-in's catalog has
+        self.add_virtual_cluster("singkit-vc", {series: {"Premium": 64, "Standard": 64, "Basic": 64}
+                                               for series in dict.fromkeys(row[1] for row in routes_vc.INSTANCE_TYPES)})
         self.started_at = time.time()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azureml-standin-"))
@@ -256,9 +260,24 @@ class StandIn:
         return MLClient(credential or self.credential(), self.subscription_id, self.resource_group,
                         self.workspace, **kwargs)
 
-    def virtual_cluster_id(self, name: str = "singkit-vc") -> str:
-        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+    def virtual_cluster_id(self, name: str = "singkit-vc", subscription_id: str = "", resource_group: str = "") -> str:
+        return (f"/subscriptions/{subscription_id or self.subscription_id}/resourceGroups/{resource_group or self.resource_group}"
                 f"/providers/Microsoft.MachineLearningServices/virtualclusters/{name}")
+
+    def add_virtual_cluster(self, name: str, quota: dict[str, dict[str, int]], locations: Optional[list[str]] = None,
+                            subscription_id: str = "", resource_group: str = "", user_cap: Optional[dict[str, int]] = None):
+        """A virtual cluster holding `quota` ({series: {"Premium": n, ...}}) in `locations`
+        (default: the stand-in's location); it offers the instance types of those series."""
+        vc = routes_vc.VirtualCluster(name, list(locations or [self.location]), quota,
+                                      subscription_id or self.subscription_id, resource_group or self.resource_group,
+                                      dict(user_cap or {}))
+        with self.state.lock:
+            self.virtual_clusters[(vc.subscription_id.lower(), vc.resource_group.lower(), name.lower())] = vc
+        return vc
+
+    def find_virtual_cluster(self, subscription_id: str, resource_group: str, name: str):
+        with self.state.lock:
+            return self.virtual_clusters.get((subscription_id.lower(), resource_group.lower(), name.lower()))
 
     # --- state, for tests --------------------------------------------------------
     @property

@@ -111,6 +111,7 @@ class State:
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
         self.cancel_polls_default = 1
+        self.vc_reads = 0  # GETs of a virtual cluster (its quota and regions)
         self.on_log: Optional[Callable[[str, str, str], None]] = None  # (job, file, whole text)
 
     # --- recording -----------------------------------------------------------

@@ -25,7 +25,11 @@ def config_files(env: Environment) -> list[tuple[Path, bool]]:
 
 
 def load_config(env: Environment) -> Config:
-    """Read and check every layer; raise one ConfigError that lists every problem found."""
+    """Read and check every layer against the schema.
+
+    Raises one ConfigError listing every problem that concerns no single record (broken YAML,
+    an unreadable file, an unknown section). Problems inside a record are kept in
+    `Config.layer_problems`: singkit.configcheck decides which commands they block."""
     files = config_files(env)
     seal = _ValidatedSeal(env, files)
     layers: list[Layer] = []
@@ -36,17 +40,17 @@ def load_config(env: Environment) -> Config:
         except ConfigError as error:
             problems.extend(error.problems)
             continue
-        layer_problems = [] if seal.valid else _check(layer)
-        problems.extend(layer_problems)
-        if not layer_problems:
-            layers.append(layer)
-    if problems:
-        raise ConfigError(problems)
+        if seal.problems is None:
+            problems.extend(_check(layer))
+        layers.append(layer)
+    if seal.problems is not None:
+        problems = seal.problems
+    blocking = [p for p in problems if not p.records and not p.warning]
+    if blocking:
+        raise ConfigError(blocking)
     config = Config(layers)
-    problems = config.reference_problems()
-    if problems:
-        raise ConfigError(problems)
-    seal.record()
+    config.layer_problems = problems
+    seal.record(problems)
     return config
 
 
@@ -57,8 +61,8 @@ def _check(layer: Layer) -> list[Problem]:
 
 
 class _ValidatedSeal:
-    """Remembers (in the user's cache folder) the exact layer contents that last passed the
-    schema, so an unchanged config skips loading jsonschema — most of a command's start-up."""
+    """Remembers (in the user's cache folder) the schema problems of the exact layer contents
+    last checked, so an unchanged config skips loading jsonschema — most of a command's start-up."""
 
     def __init__(self, env: Environment, files: list[tuple[Path, bool]]):
         import hashlib
@@ -77,12 +81,32 @@ class _ValidatedSeal:
                 digest.update(b"<unreadable>")
         cache = env.environ.get("XDG_CACHE_HOME") or str(Path(env.environ.get("HOME", "~")) / ".cache")
         self.path = Path(cache).expanduser() / "singkit" / "validated" / digest.hexdigest()
-        self.valid = self.path.exists()
+        self.problems: list[Problem] | None = self._read()
 
-    def record(self) -> None:
-        if not self.valid:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.path.touch()
-            except OSError:
-                pass  # a read-only home only costs the next start-up the full check
+    def _read(self) -> list[Problem] | None:
+        import json
+
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        try:  # an empty seal (singkit 0.1) means: no problems
+            return [Problem(d["file"], d["line"], d["col"], d["message"], tuple(tuple(r) for r in d["records"]),
+                            d["warning"]) for d in (json.loads(text) if text.strip() else [])]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def record(self, problems: list[Problem]) -> None:
+        if self.problems is not None:
+            return
+        import json
+
+        from singkit.fsutil import atomic_write
+
+        payload = [{"file": str(p.file), "line": p.line, "col": p.col, "message": p.message,
+                    "records": [list(r) for r in p.records], "warning": p.warning} for p in problems]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(payload))
+        except OSError:
+            pass  # a read-only home only costs the next start-up the full check

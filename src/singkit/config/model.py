@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import difflib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ class Origin:
 class Config:
     def __init__(self, layers: list[Layer]):
         self.layers = layers
+        self.layer_problems: list[Problem] = []  # schema problems inside records (load_config sets them)
         self._records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in RECORD_SECTIONS}
         self._origins: dict[tuple[str, ...], Origin] = {}
         self._defined_in: dict[tuple[str, str], list[Layer]] = {}
@@ -65,16 +66,23 @@ class Config:
             if not body:
                 continue
             if section == "general":
+                if not isinstance(body, dict):
+                    continue
                 for key, value in body.items():
                     canonical = schema.canonical_key(str(key))
                     self.general[canonical] = self._value(layer, [raw_section, key], value)
                     self._origins[("general", canonical)] = self._origin(layer, body, key)
                 continue
+            if section not in self._records or not isinstance(body, dict):
+                continue  # reported by the layer's schema check
             for name, record in body.items():
                 name = str(name)
                 merged = self._records[section].setdefault(name, {})
                 self._defined_in.setdefault((section, name), []).append(layer)
-                for key, value in (record or {}).items():
+                self._origins.setdefault((section, name), self._origin(layer, body, name))
+                if not isinstance(record, dict):
+                    continue  # reported by the layer's schema check, scoped to this record
+                for key, value in record.items():
                     canonical = schema.canonical_key(str(key))
                     merged[canonical] = self._value(layer, [raw_section, name, key], value)
                     self._origins[(section, name, canonical)] = self._origin(layer, record, key)
@@ -108,12 +116,13 @@ class Config:
     def setups(self) -> dict[str, dict[str, Any]]:
         return self._records["setups"]
 
-    @property
+    @functools.cached_property
     def skus(self) -> dict[str, dict[str, Any]]:
-        """The vm-size catalog: the shipped one, with the config's `skus:` records over it."""
-        from singkit.config.catalog import shipped_skus
+        """The instance-type catalog: the shipped one (singkit.singularity.catalog), with the
+        config's `skus:` records over it, field by field."""
+        from singkit.singularity.catalog import shipped
 
-        merged = {name: dict(rec) for name, rec in shipped_skus().items()}
+        merged = {name: dict(rec) for name, rec in shipped().items()}
         by_key = {_sku_key(name): name for name in merged}
         for name, rec in self._records["skus"].items():
             # `nd40rs_v2:` or `Singularity.ND40rs_v2:` refines the shipped ND40rs_v2, field by field
@@ -139,7 +148,6 @@ class Config:
         record.setdefault("post-sing-steps", [])
         record.setdefault("installer-image", self.general["installer-image"])
         record.setdefault("validator-image", self.general["validator-image"])
-        record.setdefault("accelerator", "NVIDIA")
         record.setdefault("build-args", {})
         record["name"] = name
         return record
@@ -206,72 +214,10 @@ class Config:
 
     # -- checking -------------------------------------------------------------------------
     def reference_problems(self) -> list[Problem]:
-        problems: list[Problem] = []
+        """Broken references and service records, each scoped to the record it is in."""
+        from singkit.config.references import reference_problems
 
-        def check(section: str, name: str, key: str, value: Any, choices: dict, what: str, extra: tuple = ()) -> None:
-            if value is None or value in choices or value in extra:
-                return
-            origin = self._origins.get((section, name, key))
-            file, line, col = (origin.file, origin.line, origin.col) if origin else (BUILTIN, 0, 0)
-            problems.append(Problem(file, line, col, f"`{key}: {value}` in {section}.{name} names no {what}{suggest(str(value), [*choices, *extra])}"))
-
-        for name, target in self.targets.items():
-            check("compute-targets", name, "service", target.get("service"), self.services, "external service", schema.BUILTIN_SERVICES)
-            check("compute-targets", name, "docker", target.get("docker"), self.dockers, "docker record")
-            check("compute-targets", name, "setup", target.get("setup"), self.setups, "setup")
-            service = self.services.get(target.get("service") or "")
-            if service and service.get("type") not in ("singularity", "aml"):
-                origin = self._origins[("compute-targets", name, "service")]
-                problems.append(Problem(origin.file, origin.line, origin.col,
-                                        f"`service: {target['service']}` in compute-targets.{name} is a {service.get('type')} record; a target's service must be local, docker, or a singularity/aml record"))
-        problems += self._service_problems()
-        problems += self._vm_size_problems()
-        registries = {n: r for n, r in self.services.items() if r.get("type") == "registry"}
-        for name, docker in self.dockers.items():
-            check("dockers", name, "registry", docker.get("registry") or None, registries, "registry record (type: registry)")
-        store = self.general.get("store")
-        if store:
-            storages = {n: r for n, r in self.services.items() if r.get("type") == "storage"}
-            check("general", "", "store", store, storages, "storage record")
-        return problems
-
-    def _vm_size_problems(self) -> list[Problem]:
-        """A Singularity target's vm-size must be in the SKU catalog (the SDK does not check it)."""
-        problems = []
-        known = {_sku_key(name): name for name in self.skus}
-        for name, target in self.targets.items():
-            service = self.services.get(target.get("service") or "", {})
-            size = target.get("vm-size")
-            if service.get("type") not in ("singularity", "aml") or not size or _sku_key(str(size)) in known:
-                continue
-            origin = self._origins[("compute-targets", name, "vm-size")]
-            close = difflib.get_close_matches(_sku_key(str(size)), list(known), n=3, cutoff=0.5)
-            hint = ("; did you mean " + ", ".join(f"`{known[c]}`" for c in close) + "?") if close else \
-                "; add it under `skus:` (gpus, gpu-type, memory-gb, price-per-hour) if it is a new size"
-            problems.append(Problem(origin.file, origin.line, origin.col, f"vm-size `{size}` is not in the SKU catalog{hint}"))
-        return problems
-
-    def _service_problems(self) -> list[Problem]:
-        """What only the merged record shows: a missing `type` or required key, or a key of another type."""
-        problems = []
-        for name, record in self.services.items():
-            first = self._defined_in[("external-services", name)][0]
-            line, col = locate(first.doc, [_find_key(first.doc, "external-services"), name])
-            kind = record.get("type")
-            if kind not in schema.SERVICE_FIELDS:
-                if kind is None:
-                    problems.append(Problem(first.path, line, col, f"`external-services.{name}` needs `type` (one of: {', '.join(schema.SERVICE_TYPES)})"))
-                continue
-            for key in schema.SERVICE_REQUIRED[kind]:
-                if key not in record:
-                    problems.append(Problem(first.path, line, col, f"`external-services.{name}` (type {kind}) needs `{key}`"))
-            allowed = schema.SERVICE_FIELDS[kind]
-            for key in record:
-                if key != "type" and key not in allowed:
-                    origin = self._origins[("external-services", name, key)]
-                    problems.append(Problem(origin.file, origin.line, origin.key_col,
-                                            f"unknown key `{key}` for a {kind} record{suggest(key, allowed)}"))
-        return problems
+        return reference_problems(self)
 
     # -- writing --------------------------------------------------------------------------
     def write_back(self, section: str, name: str, key: str, value: Any) -> Path:
@@ -315,10 +261,6 @@ def _matching_dumper(text: str) -> Any:
 def _sku_key(name: str) -> str:
     name = name.strip()
     return name[len("singularity."):].lower() if name.lower().startswith("singularity.") else name.lower()
-
-
-def _find_key(node: Any, name: str) -> Any:
-    return next((k for k in node if schema.canonical_key(str(k)) == name), name)
 
 
 def _find(node: Any, name: str) -> Any:

@@ -6,6 +6,7 @@ what is wrong and what would be right.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 from collections.abc import Iterable
@@ -49,9 +50,20 @@ def check_layer(layer: Layer) -> list[Problem]:
         return []
     problems: list[Problem] = []
     for error in _validator().iter_errors(_as_json(layer.doc)):
-        problems.extend(_explain(layer, error))
+        scope = record_of(list(error.absolute_path))
+        problems.extend(dataclasses.replace(p, records=scope) for p in _explain(layer, error))
     problems.extend(_check_secrets(layer))
     return sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
+
+
+def record_of(path: list[Any]) -> tuple[tuple[str, str], ...]:
+    """The record a problem at `path` is in (none for a whole section or the top level)."""
+    if len(path) < 2:
+        return ()
+    section = schema.canonical_key(str(path[0]))
+    if section == "general":
+        return ()
+    return ((section, str(path[1])),) if section in schema.SECTIONS else ()
 
 
 def _as_json(node: Any) -> Any:
@@ -127,12 +139,13 @@ def _check_secrets(layer: Layer) -> list[Problem]:
             continue
         line, col = locate(layer.doc, [*path, key], of_value=True)
         if bad_env_name(value):
-            out.append(Problem(layer.path, line, col, f"`{value}` is not a valid reference; write `$env:NAME` with NAME made of letters, digits and _"))
+            out.append(Problem(layer.path, line, col, f"`{value}` is not a valid reference; write `$env:NAME` with NAME made of letters, digits and _", record_of([*path, key])))
         elif value.strip() == "$vault":
-            out.append(Problem(layer.path, line, col, f"`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)"))
+            out.append(Problem(layer.path, line, col, f"`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)", record_of([*path, key])))
         elif layer.committed and not is_env_ref(value) and _holds_secret(path, key, canonical):
             out.append(Problem(layer.path, line, col,
-                               f"`{key}` holds a literal secret in a committed file; write `$env:NAME` and export NAME, or move it to ~/.config/singkit/config.yaml"))
+                               f"`{key}` holds a literal secret in a committed file; write `$env:NAME` and export NAME, or move it to ~/.config/singkit/config.yaml",
+                               record_of([*path, key])))
     return out
 
 

@@ -226,6 +226,9 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
             raise ConfigError(origin_problem(cfg, name, "image", f"base image {base} is not in registry {base.registry_host}; "
                                                                  f"push it there or fix `image:`"))
     base = base.with_digest(digest)
+    from singkit.singularity.target import accelerator
+
+    record["accelerator"] = accelerator(cfg, name)  # in the record too: it is part of the inputs hash
     values = {
         "docker": name, "record": record, "base": base.tagged if base.tag else base.name,
         "base_pinned": base.pinned(), "installer": refs["installer-image"], "validator": refs["validator-image"],

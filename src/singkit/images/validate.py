@@ -35,7 +35,12 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
     import requests
 
     image = (rendered.image if rendered else wrapped_image(cfg, name)).tagged
-    accelerator = rendered.accelerator if rendered else str(cfg.docker(name)["accelerator"])
+    if rendered:
+        accelerator = rendered.accelerator
+    else:
+        from singkit.singularity.target import accelerator as accelerator_for
+
+        accelerator = accelerator_for(cfg, name)
     client = client or connect(env)
     if not has_image(client, image):
         raise UsageError(f"no local image {image}; run `invoke image.build --docker={name}` first")

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from singkit.backends.base import Backend, backend_for, service_record
+from singkit.configcheck import require
 from singkit.environment import Environment
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, number_runs
@@ -135,6 +136,7 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     require_project(env, "job.submit")
     cfg = cfg if cfg is not None else load(env)                    # load config
     target = cfg.target(request.target)                            # resolve target
+    require(cfg, env.err, "compute-targets", target["name"])      # its problems block it; others warn
     service = service_record(target, cfg)
     backend = backend_for(target, env, cfg, service=service)
     spec, secrets = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec

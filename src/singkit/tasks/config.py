@@ -10,25 +10,35 @@ from singkit.tasks._edge import task
 SECTION_OF = {"target": "compute-targets", "docker": "dockers", "service": "external-services", "setup": "setups"}
 
 
-@task(help={"secrets": "also check that every `$env:` variable the config names is set"})
-def validate(c, env, secrets=False):
-    """Check every config layer and every reference; one line per problem, exit 2 if any."""
+@task(help={"secrets": "also check that every `$env:` variable the config names is set",
+            "strict": "treat warnings (e.g. an instance type singkit does not know) as errors"})
+def validate(c, env, secrets=False, strict=False):
+    """Check every record as submit would; one line per problem (file:line:col), exit 2 on errors.
+
+    Warnings alone exit 0 (`--strict`: 2). A command that uses one target is blocked only by
+    errors in that target and the records it references."""
     from singkit.config import config_files, load_config
     from singkit.config.secrets import resolve_secret
+    from singkit.configcheck import all_problems
     from singkit.exceptions import ConfigError
 
     config = load_config(env)
+    problems = all_problems(config)
     if secrets:
-        problems = []
         for ref in config.env_refs():
             try:
                 resolve_secret(ref, env)
             except ConfigError as error:
                 problems.extend(error.problems)
-        if problems:
-            raise ConfigError(problems)
+    errors = [p for p in problems if strict or not p.warning]
+    for problem in problems:
+        if problem not in errors:
+            env.err(f"warning: {problem}")
+    if errors:
+        raise ConfigError([p.as_error() for p in errors])
     files = ", ".join(str(p) for p, _ in config_files(env)) or "no config files (built-in targets only)"
-    env.err(f"config ok: {files}")
+    warned = f" ({len(problems)} warning(s))" if problems else ""
+    env.err(f"config ok{warned}: {files}")
 
 
 @task(help={

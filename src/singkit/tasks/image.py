@@ -25,7 +25,13 @@ def _load(env: Any, docker: str | None) -> tuple[Any, str]:
     if not name:
         known = ", ".join(sorted(cfg.dockers)) or "none defined yet"
         raise UsageError(f"no docker record given: pass --docker=NAME (records: {known})")
-    cfg.docker(name)  # unknown names fail here, with the closest match
+    record = cfg.docker(name)  # unknown names fail here, with the closest match
+    if str(record.get("image") or "").startswith("azureml:"):
+        raise UsageError(f"docker record `{name}` names a registered Azure ML environment ({record['image']}): "
+                         "Azure ML versions it, so there is nothing to render, build, push or pin")
+    from singkit.configcheck import require
+
+    require(cfg, env.err, "dockers", name)
     return cfg, name
 
 

@@ -77,10 +77,7 @@ class SingularityBackend(Backend):
         self._client: Any = None
         self._mirror_warned = False
         self._lock = threading.Lock()
-        self.workspace = specs.Workspace(
-            subscription_id=str(service.get("subscription-id")), resource_group=str(service.get("resource-group")),
-            name=str(service.get("workspace") or service.get("name")), service=str(service.get("name")),
-            user_identity_id=service.get("user-identity-id"), cloud=service.get("cloud"))
+        self.workspace = specs.Workspace.of(service)
         self.poll = float(env.environ.get("SINGKIT_POLL_INTERVAL", "5"))
         self.retry_delay = float(env.environ.get("SINGKIT_RETRY_BASE_DELAY", "1"))
 
@@ -158,7 +155,7 @@ class SingularityBackend(Backend):
                 run.write_backend_info({**info, "azureml_name": name, "submitting": True, "submit_started": round(time.time(), 3)})
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
-                                        lambda run=run, extra=extra: ml.jobs.create_or_update(self._entity(job, run, extra)))
+                                        lambda run=run, extra=extra, name=name: self._create(ml, job, run, extra, name))
                 except BaseException:  # Ctrl-C too: the create may have reached Azure ML all the same
                     self._settle(ml, run, name)
                     self._withdraw(ml, done)
@@ -170,6 +167,24 @@ class SingularityBackend(Backend):
                 self.env.err(f"{run.id}: submitted as Azure ML job {created.name}: {created.studio_url}")
                 if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
                     self._withdraw(ml, [(run, created.name)])
+
+    def _create(self, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str) -> Any:
+        """Create the run's Azure ML job. Azure ML refuses a second PUT of a job name (400
+        "A job with this name already exists", MicrosoftDocs/azure-docs#122250): when a retry
+        after a lost answer gets that, the first attempt landed — it is this run's job
+        (same singkit.run tag) and is followed, not withdrawn."""
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            return ml.jobs.create_or_update(self._entity(job, run, extra))
+        except HttpResponseError as error:
+            if aml.status_of(error) != 400 or "already exists" not in str(error):
+                raise
+            remote = _missing(ml, name)
+            if remote is None or (remote.tags or {}).get("singkit.run") != run.id:
+                raise
+            self.env.err(f"{run.id}: Azure ML job {name} was created by an earlier attempt whose answer was lost; following it")
+            return remote
 
     def _record(self, run: Any, remote: Any, info: dict[str, Any]) -> None:
         """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""

@@ -14,79 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from singkit.backends.singularity import aisc, skus
-from singkit.exceptions import ConfigError, Problem, UsageError
+from singkit.exceptions import ConfigError, UsageError
 from singkit.fsutil import atomic_write
+from singkit.singularity import target as targets
+from singkit.singularity.target import Workspace
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json"
-VC_PROVIDER = "Microsoft.MachineLearningServices/virtualclusters"
-DEFAULT_SLA = "standard"  # the service's own default tier
-DEFAULT_PRIORITY = "medium"
-DEFAULT_SCALE_INTERVAL = 120
+UAI_VARIABLE = "_AZUREML_SINGULARITY_JOB_UAI"
+AISC = "AISuperComputer"
+# The image Azure ML validates when Singularity picks the real one from AISuperComputer.imageVersion
+# (HSPK/azure_jobs, src/azure_jobs/core/submit/_environment.py: _SING_DUMMY_IMAGE).
+CURATED_PLACEHOLDER = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"
 
-
-@dataclass(frozen=True)
-class Workspace:
-    """Where a Singularity target submits: the Azure ML workspace the virtual cluster is attached to."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-    service: str  # the external-services record's name
-    user_identity_id: str | None = None
-    cloud: str | None = None
-
-
-class _Problems:
-    """Collects config mistakes, each located at the key it is about when the config knows it."""
-
-    def __init__(self, cfg: Any):
-        self.cfg, self.items = cfg, []
-
-    def add(self, section: str, name: str, key: str | None, message: str) -> None:
-        where = getattr(self.cfg, "where", None)
-        origin = where(section, name, key) if where and key else None
-        if origin is None and where:
-            origin = where(section, name)
-        file, line, col = (origin.file, origin.line, origin.col) if origin else ("<config>", 0, 0)
-        self.items.append(Problem(file, line, col, message))
-
-    def raise_any(self) -> None:
-        if self.items:
-            raise ConfigError(self.items)
-
-
-def workspace_for(cfg: Any, target: Mapping[str, Any]) -> Workspace:
-    """The singularity/aml service record a target names, as a Workspace."""
-    service = cfg.service(target["service"])
-    if service.get("type") not in ("singularity", "aml"):
-        raise UsageError(f"target `{target.get('name')}` uses service `{target['service']}`, a {service.get('type')} record; a Singularity target needs a singularity/aml record")
-    return Workspace(
-        subscription_id=str(service["subscription-id"]), resource_group=str(service["resource-group"]),
-        name=str(service.get("workspace") or service["name"]), service=service["name"],
-        user_identity_id=service.get("user-identity-id"), cloud=service.get("cloud"),
-    )
-
-
-def compute_id(cfg: Any, target: Mapping[str, Any], workspace: Workspace) -> str:
-    """The virtual cluster's full ARM id.
-
-    `compute` may be a full id, the name of a `virtual_cluster` record (its subscription and
-    resource group are used), or a bare cluster name living beside the workspace.
-    """
-    compute = str(target.get("compute") or "").strip()
-    if compute.startswith("/subscriptions/"):
-        return compute
-    if compute.startswith("azureml:"):
-        # the azureml://virtualclusters/... forms resolve through hosts no cloud override reaches
-        raise UsageError(f"compute `{compute}`: write the virtual cluster's name or its full ARM id (/subscriptions/.../virtualclusters/NAME)")
-    records = getattr(cfg, "services", {}) or {}
-    record = records.get(compute)
-    if record and record.get("type") in ("virtual_cluster", "singularity", "aml"):
-        sub, rg = record["subscription-id"], record["resource-group"]
-    else:
-        sub, rg = workspace.subscription_id, workspace.resource_group
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{VC_PROVIDER}/{compute}"
+__all__ = ["Workspace", "build_spec", "image_reference", "load_spec", "write_spec"]
 
 
 def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False) -> str:
@@ -106,67 +46,6 @@ def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = 
     if allow_unpinned:
         return ref.tagged
     raise UsageError(f"docker record `{name}` is not pinned by digest (no sha256); run `invoke image.wrap --docker={name}` to build, push and pin it, or pass --allow-unpinned")
-
-
-def resolve_sku(cfg: Any, target: Mapping[str, Any], problems: _Problems) -> tuple[str, dict[str, Any]]:
-    name = target.get("name", "?")
-    vm_size = target.get("vm-size")
-    catalog = getattr(cfg, "skus", {}) or {}
-    if not vm_size:
-        problems.add("compute-targets", name, "vm-size", f"target `{name}` has no vm-size; set one, e.g. `vm-size: ND40rs_v2`")
-        return "", {}
-    found = skus.find_sku(catalog, vm_size)
-    if not found:
-        problems.add("compute-targets", name, "vm-size", skus.unknown_size_message(catalog, vm_size))
-        return "", {}
-    return found
-
-
-def ai_super_computer(target: Mapping[str, Any], nodes: int, problems: _Problems) -> dict[str, Any]:
-    """The AISuperComputer block: defaults, then the target's knobs, then its raw overrides."""
-    name = target.get("name", "?")
-    for key in aisc.CHOICES:
-        message = aisc.check_choice(key, target.get(key))
-        if message:
-            problems.add("compute-targets", name, key, message)
-    block: dict[str, Any] = {
-        "interactive": bool(target.get("interactive", False)),
-        "imageVersion": str(target.get("image-version") or ""),
-        "slaTier": aisc.SLA_TIERS.get(str(target.get("sla") or DEFAULT_SLA).lower(), "Standard"),
-        "priority": aisc.PRIORITIES.get(str(target.get("priority") or DEFAULT_PRIORITY).lower(), "Medium"),
-        # fixed size unless the target asks for elasticity
-        "scalePolicy": {"autoScaleIntervalInSec": DEFAULT_SCALE_INTERVAL, "maxInstanceTypeCount": nodes, "minInstanceTypeCount": nodes},
-    }
-    locations = list(target.get("locations") or []) or ([target["location"]] if target.get("location") else [])
-    if locations:
-        block["locations"] = locations
-    if target.get("scale-policy"):
-        policy, more = aisc.normalize({"scalePolicy": target["scale-policy"]}, "scale-policy")
-        for message in more:
-            problems.add("compute-targets", name, "scale-policy", message.replace("scale-policy.scalePolicy", "scale-policy"))
-        block["scalePolicy"].update(policy.get("scalePolicy") or {})
-    raw = target.get("ai-super-computer") or {}
-    if not isinstance(raw, Mapping):
-        problems.add("compute-targets", name, "ai-super-computer", "ai-super-computer must be a mapping of AISuperComputer properties")
-    elif raw:
-        extra, more = aisc.normalize(raw, "ai-super-computer")
-        for message in more:
-            problems.add("compute-targets", name, "ai-super-computer", message)
-        policy = extra.pop("scalePolicy", None)
-        block.update(extra)
-        if policy:
-            block["scalePolicy"].update(policy)
-    return block
-
-
-_FROM_CONFIG: Any = object()  # "look the record up in the config by the target's name for it"
-
-
-def _record(cfg: Any, target: Mapping[str, Any], kind: str, given: Any) -> dict[str, Any] | None:
-    if given is not _FROM_CONFIG:
-        return dict(given) if given else None
-    name = target.get(kind)
-    return (cfg.setup(name) if kind == "setup" else cfg.docker(name)) if name else None
 
 
 def environment_variables(setup: Mapping[str, Any] | None, target: Mapping[str, Any],
@@ -197,76 +76,72 @@ def setup_command(setup: Mapping[str, Any] | None, command: str) -> str:
 
 def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
                name: str, code: str = "code", extra_env: Mapping[str, Any] | None = None,
-               allow_unpinned: bool = False, docker: Any = _FROM_CONFIG, setup: Any = _FROM_CONFIG,
-               experiment: str | None = None) -> dict[str, Any]:
+               allow_unpinned: bool = False, docker: Any = None, setup: Mapping[str, Any] | None = None,
+               experiment: str | None = None, identity: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The CLI v2 command-job mapping for one run of a job on a Singularity target.
 
     `command` is what runs on each process (the in-job wrapper around the user's command);
     `name` is the Azure ML job name, chosen by the caller so a retried PUT stays idempotent;
     `code` is the folder to upload, relative to where the YAML will be written;
-    `docker` and `setup` records default to the config's for the target's names (a stored job
-    passes its own); a setup's pre-commands and pip installs are prefixed to `command`.
-    """
-    problems = _Problems(cfg)
-    tname = target.get("name", "?")
-    workspace = workspace_for(cfg, target)
-    nodes = int(target.get("nodes") or 1)
-    sku_name, sku = resolve_sku(cfg, target, problems)
-    block = ai_super_computer(target, nodes, problems)
-    if not target.get("compute"):
-        problems.add("compute-targets", tname, "compute", f"target `{tname}` has no compute; set the virtual cluster's name")
-    docker = _record(cfg, target, "docker", docker)
-    setup = _record(cfg, target, "setup", setup)
-    if not docker:
-        problems.add("compute-targets", tname, "docker", f"target `{tname}` has no docker record; Singularity jobs run in an image pinned by digest — set `docker:`")
-    problems.raise_any()
-    image = image_reference(cfg, docker, allow_unpinned)
-
+    `docker`: the stored job's docker record (default: the config's for the target's name);
+    a `setup`'s pre-commands and pip installs are prefixed to `command`; `identity`: the
+    user-assigned identity as resolved online ({"id", "client_id"}), else the record's value.
+    Raises ConfigError (file:line:col) for what singkit.singularity.target finds wrong."""
+    resolved = targets.resolve(cfg, target, docker=docker)
+    if resolved.errors:
+        raise ConfigError(resolved.errors)
     spec: dict[str, Any] = {
         "$schema": SCHEMA,
         "type": "command",
         "name": name,
         "display_name": run_id,
         "experiment_name": str(experiment or cfg.general.get("experiment") or "singkit"),
-        "description": f"singkit {run_id} on {tname}",
-        "tags": {"singkit.job": job_id, "singkit.run": run_id, "singkit.target": str(tname)},
+        "description": f"singkit {run_id} on {resolved.name}",
+        "tags": {"singkit.job": job_id, "singkit.run": run_id, "singkit.target": resolved.name},
         "code": code,
         "command": setup_command(setup, command),
-        "environment": {"image": image},
+        "environment": _environment(cfg, resolved, allow_unpinned),
         "environment_variables": environment_variables(setup, target, extra_env) or None,
-        "compute": compute_id(cfg, target, workspace),
+        "compute": resolved.compute,
         "resources": {
-            "instance_count": nodes,
-            "instance_type": skus.instance_type(sku_name),
-            "properties": {aisc.AISC: block},
+            "instance_count": resolved.nodes,
+            "instance_type": resolved.instance_type,
+            **({"locations": resolved.locations} if resolved.locations else {}),
+            "properties": {AISC: resolved.aisc},
         },
-        "queue_settings": {"job_tier": block["slaTier"].lower(), "priority": block["priority"].lower()},
+        "queue_settings": {"job_tier": resolved.aisc["slaTier"].lower(), "priority": resolved.aisc["priority"].lower()},
+        "distribution": resolved.distribution,
     }
     spec = {k: v for k, v in spec.items() if v is not None}
-    gpus = skus.gpu_count(sku)
-    if gpus > 1 or nodes > 1:
-        spec["distribution"] = {"type": "pytorch", "process_count_per_instance": max(gpus, 1)}
-    spec.update(identity_settings(workspace.user_identity_id, spec.setdefault("environment_variables", {})))
-    if not spec["environment_variables"]:
+    variables = spec.setdefault("environment_variables", {})
+    variables.update(identity_variables(resolved.identity, identity))
+    if not variables:
         del spec["environment_variables"]
     return spec
 
 
-def identity_settings(identity: str | None, env: dict[str, str]) -> dict[str, Any]:
-    """The job's managed identity from the service record's `user-identity-id`.
+def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool) -> Any:
+    """`azureml:NAME:VERSION` (a registered environment), the pinned image, or — with no docker
+    record — the SDK's curated placeholder: the image comes from AISuperComputer.imageVersion."""
+    if resolved.environment:
+        return resolved.environment
+    if resolved.docker:
+        return {"image": image_reference(cfg, resolved.docker, allow_unpinned)}
+    return {"image": CURATED_PLACEHOLDER}
 
-    A full ARM id of a user-assigned identity goes where Singularity looks for it
-    (`_AZUREML_SINGULARITY_JOB_UAI`); a client id becomes the job's `identity:`. Either way
-    the in-job blob mirror can use it when no SAS is given.
-    """
-    if not identity:
+
+def identity_variables(record_value: str | None, online: Mapping[str, str] | None) -> dict[str, str]:
+    """Where Singularity looks for the job's user-assigned identity (`_AZUREML_SINGULARITY_JOB_UAI`,
+    its ARM id), and its client id for SDKs inside the job (DEFAULT_IDENTITY_CLIENT_ID,
+    AZURE_CLIENT_ID, read by azure-identity's DefaultAzureCredential / ManagedIdentityCredential)."""
+    if not record_value and not online:
         return {}
-    identity = str(identity)
-    if identity.lower().startswith("/subscriptions/"):
-        env["_AZUREML_SINGULARITY_JOB_UAI"] = identity
-        return {}
-    env["SINGKIT_BLOB_CLIENT_ID"] = identity
-    return {"identity": {"type": "managed", "client_id": identity}}
+    arm_id = (online or {}).get("id") or str(record_value)
+    out = {UAI_VARIABLE: arm_id}
+    client_id = (online or {}).get("client_id")
+    if client_id:
+        out.update(DEFAULT_IDENTITY_CLIENT_ID=client_id, AZURE_CLIENT_ID=client_id)
+    return out
 
 
 def write_spec(path: Path, spec: Mapping[str, Any]) -> Path:

@@ -1,9 +1,12 @@
 """`resources.properties.AISuperComputer`: the Singularity knobs azure-ai-ml passes through unchecked.
 
 `load_job(...)._validate()` accepts any mapping under `resources.properties`, and the service
-only complains after the job is queued, so singkit checks keys and values here. The key set is
-the one azure-ai-ml's own internal AISuperComputerConfiguration knows (1.35); we write them in
-the camelCase the Singularity docs use and accept any case, hyphens or underscores on input.
+only complains after the job is queued, so singkit checks the values of the keys it knows.
+The known key set is the one azure-ai-ml's own internal AISuperComputerConfiguration has
+(1.35, azure/ai/ml/_restclient/.../models: AISuperComputerConfiguration); keys are written in
+the camelCase the Singularity docs use, accepted in any case, with hyphens or underscores.
+Singularity knows more keys than the SDK (e.g. `groupPolicyName`, used in public job files),
+so an unknown key passes through to the service with a warning.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ KEYS = (
     "instanceType", "instanceTypes", "imageVersion", "location", "locations",
     "aiSuperComputerStorageData", "interactive", "scalePolicy", "virtualClusterArmId",
     "tensorboardLogDirectory", "sshPublicKey", "sshPublicKeys", "enableAzmlInt", "priority",
-    "slaTier", "suspendOnIdleTimeHours", "userAlias",
+    "slaTier", "suspendOnIdleTimeHours", "userAlias", "groupPolicyName",
 )
+# target key → AISuperComputer key it sets (the SDK's names above; groupPolicyName: see GROUP_POLICY)
+TARGET_KNOBS = {
+    "group-policy": "groupPolicyName",
+    "tensorboard-log-dir": "tensorboardLogDirectory",
+    "enable-azml-int": "enableAzmlInt",
+}
 SCALE_POLICY_KEYS = (
     "autoScaleInstanceTypeCountSet", "autoScaleIntervalInSec", "maxInstanceTypeCount", "minInstanceTypeCount",
 )
@@ -32,6 +41,7 @@ PRIORITIES = {"low": "Low", "medium": "Medium", "high": "High"}
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "interactive": bool, "enableAzmlInt": bool, "imageVersion": str, "location": str, "userAlias": str,
     "tensorboardLogDirectory": str, "sshPublicKey": str, "instanceType": str, "virtualClusterArmId": str,
+    "groupPolicyName": str,
     "locations": list, "instanceTypes": list, "sshPublicKeys": list, "suspendOnIdleTimeHours": (int, float),
     "scalePolicy": dict, "aiSuperComputerStorageData": dict,
 }
@@ -53,14 +63,19 @@ def _unknown(key: str, known: tuple[str, ...], where: str) -> str:
     return f"unknown key `{key}` in {where}; {hint}"
 
 
-def normalize(properties: Mapping[str, Any], where: str = AISC) -> tuple[dict[str, Any], list[str]]:
-    """Canonical-keyed copy of an AISuperComputer mapping, and one message per mistake in it."""
+def normalize(properties: Mapping[str, Any], where: str = AISC) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(canonical-keyed copy of an AISuperComputer mapping, errors, warnings): a bad value of a
+    known key is an error; an unknown key is kept as written, with a warning."""
     out: dict[str, Any] = {}
     problems: list[str] = []
+    warnings: list[str] = []
     for key, value in properties.items():
         name = canonical(key)
         if name is None:
-            problems.append(_unknown(key, KEYS, where))
+            close = difflib.get_close_matches(_squash(key), [_squash(k) for k in KEYS], n=1, cutoff=0.75)
+            hint = f" (did you mean `{canonical(close[0])}`?)" if close else ""
+            warnings.append(f"`{key}` in {where} is not an AISuperComputer key azure-ai-ml knows{hint}; it is sent to Singularity as written")
+            out[str(key)] = value
             continue
         expected = _TYPES.get(name)
         if expected and value is not None and not isinstance(value, expected):
@@ -79,7 +94,7 @@ def normalize(properties: Mapping[str, Any], where: str = AISC) -> tuple[dict[st
             value, more = _normalize_storage(value, f"{where}.aiSuperComputerStorageData")
             problems.extend(more)
         out[name] = value
-    return out, problems
+    return out, problems, warnings
 
 
 def _normalize_scale_policy(policy: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:

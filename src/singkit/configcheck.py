@@ -1,0 +1,107 @@
+"""Every problem of a merged config, and which of them block a command.
+
+`all_problems` is what `config.validate` reports: the layers' schema problems, broken
+references, service records, and every Singularity target resolved exactly as submit
+resolves it (singkit.singularity.target). `require` is what a command that uses one target
+or docker record calls: errors in that record and the records it references block it;
+problems known elsewhere are handed to `warn`, never raised. Broken YAML (a problem with no
+record) blocks everything and is raised by load_config itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from singkit.exceptions import ConfigError, Problem, Record
+from singkit.singularity import target as sing
+
+SHOWN_ELSEWHERE = 5  # problems in unrelated records listed one by one; beyond, a count
+
+
+def all_problems(cfg: Any) -> list[Problem]:
+    """Every problem, errors and warnings, in file order."""
+    found = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg),
+             *sing.accelerator_problems(cfg)]
+    singular = [n for n, t in cfg.targets.items() if sing.is_singularity(cfg, t)]
+    for name in singular:
+        found += sing.resolve(cfg, cfg.target(name)).problems
+    found += _experiment(cfg, singular)
+    return _unique(found)
+
+
+def _experiment(cfg: Any, singular: list[str]) -> list[Problem]:
+    if not singular:
+        return []
+    problem = sing.experiment_problem(cfg, cfg.general.get("experiment"))
+    if problem is None:
+        return []
+    scope = tuple(("compute-targets", n) for n in singular)
+    return [Problem(problem.file, problem.line, problem.col, problem.message, scope)]
+
+
+def closure(cfg: Any, section: str, name: str) -> set[Record]:
+    """The records a command using `section.name` reads: a target's service, virtual cluster,
+    docker record and its registry, setup, its size's `skus:` record and the Blob store."""
+    out: set[Record] = {(section, name)}
+    if section == "dockers":
+        registry = (cfg.dockers.get(name) or {}).get("registry")
+        if registry:
+            out.add(("external-services", str(registry)))
+        return out
+    if section != "compute-targets":
+        return out
+    target = cfg.targets.get(name) or {}
+    for key, kind in (("service", "external-services"), ("setup", "setups")):
+        if target.get(key):
+            out.add((kind, str(target[key])))
+    if target.get("docker"):
+        out |= closure(cfg, "dockers", str(target["docker"]))
+    compute = str(target.get("compute") or "")
+    cluster = compute.rsplit("/", 1)[-1]
+    if cluster in cfg.services:
+        out.add(("external-services", cluster))
+    size = str(target.get("vm-size") or "").lower().removeprefix("singularity.")
+    out |= {("skus", n) for n in cfg._records["skus"] if n.lower().removeprefix("singularity.") == size}
+    if sing.is_singularity(cfg, target) and cfg.general.get("store"):
+        out.add(("external-services", str(cfg.general["store"])))
+    return out
+
+
+def require(cfg: Any, warn: Callable[[str], None], section: str, name: str) -> list[Problem]:
+    """Raise ConfigError with the errors in `section.name`'s closure; pass its warnings, and a
+    word on problems elsewhere, to `warn`. Returns the warnings. Costs what the one record
+    costs to resolve, not the size of the config (other targets are not resolved)."""
+    scope = closure(cfg, section, name)
+    known = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg)]
+    own: list[Problem] = [p for p in known if _touches(p, scope)]
+    if section == "compute-targets" and sing.is_singularity(cfg, cfg.targets.get(name) or {}):
+        own += sing.resolve(cfg, cfg.target(name)).problems
+        own += [p for p in _experiment(cfg, [name])]
+    elif section == "dockers":
+        own += [p for p in sing.accelerator_problems(cfg) if _touches(p, scope)]
+    own = _unique(own)
+    errors = [p for p in own if not p.warning]
+    if errors:
+        raise ConfigError(errors)
+    elsewhere = [p for p in _unique(known) if not _touches(p, scope)]
+    warnings = [p for p in own if p.warning]
+    for problem in warnings:
+        warn(f"warning: {problem}")
+    for problem in elsewhere[:SHOWN_ELSEWHERE]:
+        warn(f"warning: {problem} (does not affect this command)")
+    if len(elsewhere) > SHOWN_ELSEWHERE:
+        warn(f"warning: {len(elsewhere) - SHOWN_ELSEWHERE} more problem(s) in records this command does not use; "
+             "see `invoke config.validate`")
+    return warnings
+
+
+def _touches(problem: Problem, scope: set[Record]) -> bool:
+    return not problem.records or any(r in scope for r in problem.records)
+
+
+def _unique(problems: Iterable[Problem]) -> list[Problem]:
+    seen: dict[tuple[Any, ...], Problem] = {}
+    for p in problems:
+        seen.setdefault((str(p.file), p.line, p.col, p.message), p)
+    return sorted(seen.values(), key=lambda p: (str(p.file), p.line, p.col, p.message))

@@ -1,0 +1,3 @@
+"""What singkit knows about Singularity itself, with no azure import: the instance-type
+catalog (catalog.py), the AISuperComputer keys (aisc.py) and how a target resolves into what
+a job sends (target.py). config.validate and the Singularity backend both build on it."""

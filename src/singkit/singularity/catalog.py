@@ -1,0 +1,198 @@
+"""Singularity instance types: the names a target's `vm-size` uses, and what each one is.
+
+The name after `Singularity.` in `resources.instance_type` is Singularity's own instance-type
+name (`ND12_H100_v5`, `ND96amrs_A100_v4`, `NC6_v3`, `ND40s_v2g1`), not an Azure VM size.
+The shipped catalog (src/singkit/data/instance_types.yaml, each family citing its public
+source) is merged with the config's `skus:` section by `Config.skus`. Singularity adds sizes
+faster than any shipped list, so an unknown name is a warning offline; only the virtual
+cluster's own list (online, see singkit.singularity.offers) can refuse one.
+
+A catalog record: {gpus: int, gpu-type: str, vendor: NVIDIA|AMD|none, gpu-memory-gb,
+family, source, ...}; names are matched with or without the prefix, in any case.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+PREFIX = "Singularity."
+DATA = Path(__file__).resolve().parent.parent / "data" / "instance_types.yaml"
+VENDORS = ("NVIDIA", "AMD", "none")
+
+# GPU model tokens in instance-type names → vendor (amlt/XT names: ..._A100_v4, ..._MI300X_v5).
+_TOKEN = re.compile(r"_(A100|A10|H100|H200|GB200|B200|T4|V100|K80|P40|P100|MI\d+X?)(?:_|$)", re.I)
+_NUMBER = re.compile(r"^[A-Za-z]+?(\d+)")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped() -> dict[str, dict[str, Any]]:
+    """The shipped catalog: name → record (plain dicts; read once per process).
+
+    Parsing the YAML with pure-Python ruamel costs ~70 ms, so the parsed catalog is kept as
+    JSON in the user's cache folder, keyed by the file's content hash."""
+    raw = DATA.read_bytes()
+    cache = _cache_dir() / f"instance_types-{hashlib.sha256(raw).hexdigest()[:16]}.json"
+    try:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    found = parse(raw.decode("utf-8"))
+    try:
+        from singkit.fsutil import atomic_write
+
+        atomic_write(cache, json.dumps(found))
+    except OSError:
+        pass  # a read-only home: parse again next time
+    return found
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "singkit"
+
+
+def parse(text: str) -> dict[str, dict[str, Any]]:
+    """The catalog file's families flattened: name → {family fields, size fields, family}."""
+    from ruamel.yaml import YAML
+
+    doc = YAML(typ="safe", pure=True).load(text) or {}
+    out: dict[str, dict[str, Any]] = {}
+    for family, body in (doc.get("families") or {}).items():
+        shared = {k: v for k, v in body.items() if k != "sizes"}
+        for name, fields in (body.get("sizes") or {}).items():
+            out[str(name)] = {**shared, **(fields or {}), "family": str(family)}
+    return out
+
+
+def bare(vm_size: str) -> str:
+    """`Singularity.ND40rs_v2` and `ND40rs_v2` both → `ND40rs_v2` (prefix in any case)."""
+    text = str(vm_size).strip()
+    if text.lower().startswith(PREFIX.lower()):
+        text = text[len(PREFIX):]
+    return text
+
+
+def instance_type(name: str) -> str:
+    """The `resources.instance_type` value: `Singularity.` + the size as named."""
+    return PREFIX + bare(name)
+
+
+def find(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> tuple[str, dict[str, Any]] | None:
+    """(catalog spelling, record) for a size written with or without the prefix, in any case."""
+    wanted = bare(vm_size)
+    if wanted in catalog:
+        return wanted, dict(catalog[wanted])
+    name = next((n for n in catalog if bare(n).lower() == wanted.lower()), None)
+    return (name, dict(catalog[name])) if name else None
+
+
+def gpus(record: Mapping[str, Any]) -> int:
+    return int(record.get("gpus") or 0)
+
+
+def vendor(record: Mapping[str, Any] | None, name: str = "") -> str | None:
+    """NVIDIA, AMD or none (no GPU) for a record; for an unknown name, what its spelling says
+    (`MI…` → AMD, another GPU token → NVIDIA), else None."""
+    if record:
+        given = record.get("vendor")
+        if given:
+            return str(given)
+        return "none" if not gpus(record) else "NVIDIA"
+    token = gpu_token(name)
+    if token:
+        return "AMD" if token.upper().startswith("MI") else "NVIDIA"
+    return None
+
+
+def gpu_token(name: str) -> str | None:
+    found = _TOKEN.search(bare(name))
+    return found.group(1).upper() if found else None
+
+
+def _number(name: str) -> str | None:
+    found = _NUMBER.match(bare(name))
+    return found.group(1) if found else None
+
+
+def nearest(catalog: Mapping[str, Mapping[str, Any]], vm_size: str, n: int = 3) -> list[str]:
+    """Catalog names close to an unknown size, never of another GPU model, GPU count or vendor
+    than the typed one unless nothing of the same kind is close.
+
+    What the typed name says: its GPU token (`_H100_`, `_MI300X_`) and its leading number
+    (vCPUs, which within a family scale with the GPU count: ND12 = 1 H100, ND96 = 8)."""
+    wanted = bare(vm_size)
+    low = wanted.lower().removeprefix("standard_")
+    names = list(catalog)
+    token, number = gpu_token(wanted), _number(low)
+    kind = vendor(None, wanted)
+
+    def same_model(name: str) -> bool:
+        return token is None or gpu_token(name) == token
+
+    def same_vendor(name: str) -> bool:
+        return kind is None or vendor(catalog[name], name) == kind
+
+    tiers = [
+        [m for m in names if same_model(m) and _number(m) == number],
+        [m for m in names if same_model(m) and same_vendor(m)],
+        [m for m in names if same_vendor(m)],
+        names,
+    ]
+    import difflib
+
+    for pool in tiers:
+        by_lower = {bare(m).lower(): m for m in pool}
+        hits = difflib.get_close_matches(low, list(by_lower), n=n, cutoff=0.6)
+        if hits:
+            return [by_lower[h] for h in hits]
+    return []
+
+
+def unknown_message(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> str:
+    close = nearest(catalog, vm_size)
+    hint = ("nearest known: " + ", ".join(f"`{c}`" for c in close)) if close else \
+        "add it under `skus:` (gpus, gpu-type, vendor) if it is a new size"
+    return (f"vm-size `{vm_size}` is not in singkit's instance-type catalog; {hint} "
+            "(the virtual cluster decides: `invoke config.skus --target=…` asks it)")
+
+
+def describe(name: str, record: Mapping[str, Any]) -> str:
+    """One line for people: `ND40rs_v2: 8 x V100 32GB (NVIDIA)`."""
+    count = gpus(record)
+    if not count:
+        what = "no GPU"
+    else:
+        memory = f" {float(record['gpu-memory-gb']):g}GB" if record.get("gpu-memory-gb") else ""
+        what = f"{count} x {record.get('gpu-type', 'GPU')}{memory} ({vendor(record)})"
+    parts = [what]
+    if record.get("cpus"):
+        parts.append(f"{record['cpus']} CPUs")
+    if record.get("memory-gb"):
+        parts.append(f"{float(record['memory-gb']):g} GB")
+    return f"{name}: " + ", ".join(parts)
+
+
+def families(catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """family → names, in catalog order (sizes from `skus:` without a family under `config`)."""
+    out: dict[str, list[str]] = {}
+    for name, record in catalog.items():
+        out.setdefault(str(record.get("family") or "config"), []).append(name)
+    return out
+
+
+def vendors_of(catalog: Mapping[str, Mapping[str, Any]], sizes: Iterable[str]) -> set[str]:
+    """The GPU vendors of the given sizes that say one (unknown and CPU sizes left out)."""
+    found = set()
+    for size in sizes:
+        hit = find(catalog, size)
+        kind = vendor(hit[1] if hit else None, size)
+        if kind in ("NVIDIA", "AMD"):
+            found.add(kind)
+    return found

@@ -1,0 +1,368 @@
+"""A Singularity target resolved from the merged config: what submit sends, and every mistake.
+
+`resolve` is the one place that decides a target's compute id, instance type, node and
+process counts, AISuperComputer block, locations, environment and identity. config.validate
+and job.submit both call it, so validate reports exactly what submit would refuse. It
+imports no azure module: a dry run, a validate and a submit build the same values offline.
+
+Service facts, with their public sources:
+- compute is the virtual cluster's ARM id (`/subscriptions/S/resourceGroups/R/providers/
+  Microsoft.MachineLearningServices/virtualclusters/N`); the SDK's own Singularity test uses
+  `azureml://subscriptions/S/resourceGroups/R/virtualclusters/N` (Azure/azure-sdk-for-python,
+  sdk/ml/azure-ai-ml/tests/test_configs/command_job/command_job_singularity_test.yml);
+- `resources.locations` is a field of azure-ai-ml's JobResourceConfiguration (1.35,
+  azure/ai/ml/entities/_job/job_resource_configuration.py), sent as `locations`;
+- a subscription id is a GUID (Azure Resource Manager resource ids);
+- an experiment name starts with a letter or digit and holds only letters, digits, `_` and
+  `-` (azureml-core `Experiment` class reference, "Azure Machine Learning SDK for Python").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from singkit.exceptions import Problem
+from singkit.singularity import aisc, catalog
+
+VC_PROVIDER = "Microsoft.MachineLearningServices/virtualclusters"
+WORKSPACE_TYPES = ("singularity", "aml")
+DEFAULT_SLA = "standard"
+DEFAULT_PRIORITY = "medium"
+DEFAULT_SCALE_INTERVAL = 120
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+EXPERIMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+ARM_VC = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+                    r"Microsoft\.MachineLearningServices/virtualclusters/(?P<vc>[^/]+)$", re.I)
+AZUREML_ARM_VC = re.compile(r"^azureml://subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/"
+                            r"(?:providers/Microsoft\.MachineLearningServices/)?virtualclusters/(?P<vc>[^/]+)$", re.I)
+AZUREML_VC_NAME = re.compile(r"^azureml:(?://)?virtualclusters/(?P<vc>[^/]+)$", re.I)
+UAI_ARM = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                     r"Microsoft\.ManagedIdentity/userAssignedIdentities/(?P<name>[^/]+)$", re.I)
+ENVIRONMENT = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[^:@/]+)|@(?P<label>latest))$")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a Singularity target submits: the Azure ML workspace the virtual cluster is attached to."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    service: str  # the external-services record's name
+    user_identity_id: str | None = None
+    cloud: str | None = None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> "Workspace":
+        return cls(subscription_id=str(record.get("subscription-id")), resource_group=str(record.get("resource-group")),
+                   name=str(record.get("workspace") or record.get("name")), service=str(record.get("name")),
+                   user_identity_id=record.get("user-identity-id"), cloud=record.get("cloud"))
+
+
+@dataclass
+class Resolved:
+    """What a Singularity target sends (see the module docstring for each value's source)."""
+
+    name: str
+    workspace: Workspace | None = None
+    compute: str = ""  # the virtual cluster's ARM id
+    vm_size: str = ""  # the name after `Singularity.`: the catalog's spelling, else as written
+    sku: dict[str, Any] | None = None  # catalog record; None for a size singkit does not know
+    nodes: int = 1
+    per_node: int = 1  # processes per node
+    aisc: dict[str, Any] = field(default_factory=dict)
+    locations: list[str] = field(default_factory=list)
+    docker: dict[str, Any] | None = None
+    environment: str | None = None  # `azureml:NAME:VERSION` of a registered environment
+    identity: str | None = None  # user-assigned identity: ARM id, or a name resolved online
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def instance_type(self) -> str:
+        return catalog.instance_type(self.vm_size)
+
+    @property
+    def distribution(self) -> dict[str, Any] | None:
+        """PyTorch distribution only when more than one process runs in all (Azure ML then
+        starts `per_node` processes per node and sets RANK, WORLD_SIZE, MASTER_ADDR...)."""
+        if self.nodes * self.per_node <= 1:
+            return None
+        return {"type": "pytorch", "process_count_per_instance": self.per_node}
+
+
+class Collector:
+    """Problems located at the key they are about, in the file that set it."""
+
+    def __init__(self, cfg: Any, out: list[Problem]):
+        self.cfg, self.out = cfg, out
+
+    def add(self, section: str, name: str, key: str | None, message: str, *, warning: bool = False,
+            records: tuple[tuple[str, str], ...] = ()) -> None:
+        where = getattr(self.cfg, "where", None)
+        origin = None
+        if where is not None:
+            origin = (where(section, name, key) if key else None) or where(section, name)
+        file, line, col = (origin.file, origin.line, origin.col) if origin else (f"{section}.{name}", 1, 1)
+        self.out.append(Problem(file, line, col, message, records or ((section, name),), warning))
+
+
+def is_singularity(cfg: Any, target: Mapping[str, Any]) -> bool:
+    service = (getattr(cfg, "services", {}) or {}).get(str(target.get("service") or ""))
+    return bool(service) and service.get("type") in WORKSPACE_TYPES
+
+
+def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_config_docker: bool = True) -> Resolved:
+    """Resolve a Singularity target record (cfg.target(name), or the one a stored job holds).
+
+    `docker`: the docker record to use (a stored job passes its own); by default the config's
+    record the target names. Never raises for config mistakes: they are in `.problems`."""
+    name = str(target.get("name") or "?")
+    out = Resolved(name=name)
+    note = Collector(cfg, out.problems)
+    section = "compute-targets"
+    service = (getattr(cfg, "services", {}) or {}).get(str(target.get("service") or ""))
+    if not service or service.get("type") not in WORKSPACE_TYPES:
+        note.add(section, name, "service", f"target `{name}` needs `service:` naming a singularity/aml workspace record")
+        return out
+    out.workspace = Workspace.of({**service, "name": target.get("service"), "workspace": service.get("workspace") or target.get("service")})
+    out.compute = _compute(cfg, target, out.workspace, note)
+    _instance_type(cfg, target, out, note)
+    out.nodes = _whole(target.get("nodes"), 1)
+    out.per_node = _processes(target, out, note)
+    out.aisc = _ai_super_computer(target, out.nodes, note)
+    locations = list(target.get("locations") or []) or ([target["location"]] if target.get("location") else [])
+    out.locations = [str(x) for x in locations]
+    _environment(cfg, target, out, note, docker, use_config_docker)
+    out.identity = str(service["user-identity-id"]) if service.get("user-identity-id") else None
+    return out
+
+
+def _whole(value: Any, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _compute(cfg: Any, target: Mapping[str, Any], workspace: Workspace, note: Collector) -> str:
+    """The virtual cluster's ARM id from the forms public job files use:
+    `/subscriptions/...` (also after `azureml:`), `azureml://subscriptions/S/resourceGroups/R/
+    virtualclusters/N`, `azureml://virtualclusters/N` or `azureml:virtualClusters/N` (the
+    virtual_cluster record N), or a bare name (a record, else a cluster beside the workspace)."""
+    name = str(target.get("name") or "?")
+    compute = str(target.get("compute") or "").strip()
+    if not compute:
+        note.add("compute-targets", name, "compute" if target.get("compute") is not None else None,
+                 f"target `{name}` has no `compute`; set the virtual cluster's name (a virtual_cluster record) or its ARM id")
+        return ""
+    if compute.lower().startswith("azureml:/subscriptions/"):
+        compute = compute[len("azureml:"):]
+    if compute.startswith("/subscriptions/"):
+        return compute
+    found = AZUREML_ARM_VC.match(compute)
+    if found:
+        return f"/subscriptions/{found['sub']}/resourceGroups/{found['rg']}/providers/{VC_PROVIDER}/{found['vc']}"
+    found = AZUREML_VC_NAME.match(compute)
+    records = getattr(cfg, "services", {}) or {}
+    if found or compute.startswith("azureml:"):
+        cluster = found["vc"] if found else ""
+        record = records.get(cluster)
+        if not record or record.get("type") != "virtual_cluster":
+            known = [n for n, r in records.items() if r.get("type") == "virtual_cluster"]
+            hint = f"define `external-services.{cluster}` (type: virtual_cluster, subscription-id, resource-group)" if cluster else \
+                "write `azureml://virtualclusters/NAME` with NAME a virtual_cluster record, or the cluster's ARM id"
+            more = f" (virtual_cluster records: {', '.join(known)})" if known else ""
+            note.add("compute-targets", name, "compute", f"compute `{compute}` names no virtual_cluster record; {hint}{more}")
+            return ""
+        compute = cluster
+    record = records.get(compute)
+    if record and record.get("type") in ("virtual_cluster", *WORKSPACE_TYPES):
+        sub, rg = record.get("subscription-id"), record.get("resource-group")
+    else:
+        sub, rg = workspace.subscription_id, workspace.resource_group
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{VC_PROVIDER}/{compute}"
+
+
+def _instance_type(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector) -> None:
+    name = out.name
+    size = target.get("vm-size")
+    if not size or not str(size).strip():
+        note.add("compute-targets", name, "vm-size" if size is not None else None,
+                 f"target `{name}` has no `vm-size`; set a Singularity instance type, e.g. `vm-size: ND12_H100_v5`")
+        return
+    skus = getattr(cfg, "skus", None) or catalog.shipped()
+    found = catalog.find(skus, str(size))
+    if found:
+        out.vm_size, out.sku = found[0], found[1]
+        out.vm_size = catalog.bare(out.vm_size)
+        return
+    out.vm_size = catalog.bare(str(size))
+    note.add("compute-targets", name, "vm-size", catalog.unknown_message(skus, str(size)), warning=True)
+
+
+def _processes(target: Mapping[str, Any], out: Resolved, note: Collector) -> int:
+    """`processes-per-node`: a whole number ≥ 1, or `gpus` (one per GPU of the size). Default 1:
+    XT, Amulet (`process_count_per_node`) and the SDK's Singularity test start one per node."""
+    value = target.get("processes-per-node")
+    if value is None:
+        return 1
+    if isinstance(value, str) and value.strip().lower() == "gpus":
+        if out.sku is None:
+            if out.vm_size:
+                note.add("compute-targets", out.name, "processes-per-node",
+                         f"`processes-per-node: gpus` needs to know how many GPUs `{out.vm_size}` has; "
+                         "write the number, or add the size under `skus:` with `gpus:`")
+            return 1
+        return max(catalog.gpus(out.sku), 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        note.add("compute-targets", out.name, "processes-per-node",
+                 f"`processes-per-node` must be a whole number of at least 1 or `gpus`, not `{value}`")
+        return 1
+    return value
+
+
+def _ai_super_computer(target: Mapping[str, Any], nodes: int, note: Collector) -> dict[str, Any]:
+    """The AISuperComputer block: defaults, then the target's knobs, then its raw overrides
+    (unknown raw keys pass through with a warning: the service knows more keys than the SDK)."""
+    name = str(target.get("name") or "?")
+    for key in aisc.CHOICES:
+        message = aisc.check_choice(key, target.get(key))
+        if message:
+            note.add("compute-targets", name, key, message)
+    block: dict[str, Any] = {
+        "interactive": bool(target.get("interactive", False)),
+        "imageVersion": str(target.get("image-version") or ""),
+        "slaTier": aisc.SLA_TIERS.get(str(target.get("sla") or DEFAULT_SLA).lower(), "Standard"),
+        "priority": aisc.PRIORITIES.get(str(target.get("priority") or DEFAULT_PRIORITY).lower(), "Medium"),
+        # fixed size unless the target asks for elasticity
+        "scalePolicy": {"autoScaleIntervalInSec": DEFAULT_SCALE_INTERVAL, "maxInstanceTypeCount": nodes,
+                        "minInstanceTypeCount": nodes},
+    }
+    for key, wire in aisc.TARGET_KNOBS.items():
+        if target.get(key) is not None:
+            block[wire] = target[key]
+    if target.get("scale-policy"):
+        policy, errors, _ = aisc.normalize({"scalePolicy": target["scale-policy"]}, "scale-policy")
+        for message in errors:
+            note.add("compute-targets", name, "scale-policy", message.replace("scale-policy.scalePolicy", "scale-policy"))
+        block["scalePolicy"].update(policy.get("scalePolicy") or {})
+    raw = target.get("ai-super-computer") or {}
+    if not isinstance(raw, Mapping):
+        note.add("compute-targets", name, "ai-super-computer", "ai-super-computer must be a mapping of AISuperComputer properties")
+    elif raw:
+        extra, errors, warnings = aisc.normalize(raw, "ai-super-computer")
+        for message in errors:
+            note.add("compute-targets", name, "ai-super-computer", message)
+        for message in warnings:
+            note.add("compute-targets", name, "ai-super-computer", message, warning=True)
+        policy = extra.pop("scalePolicy", None)
+        block.update(extra)
+        if policy:
+            block["scalePolicy"].update(policy)
+    return block
+
+
+def _environment(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector, docker: Any,
+                 use_config_docker: bool) -> None:
+    """A docker record (an image pinned by digest, or a registered `azureml:` environment), or
+    none with `image-version` (Singularity's curated image: "If your XT target does not specify
+    a named docker record, your job will run in the default Singularity container", XT guide)."""
+    name = out.name
+    if docker is None and use_config_docker and target.get("docker"):
+        dockers = getattr(cfg, "dockers", {}) or {}
+        if target["docker"] not in dockers:
+            return  # an unknown reference: reported by the config's reference check
+        docker = cfg.docker(str(target["docker"]))
+    out.docker = dict(docker) if docker else None
+    if out.docker:
+        image = str(out.docker.get("image") or "")
+        if image.startswith("azureml:"):
+            if not ENVIRONMENT.match(image):
+                note.add("dockers", str(out.docker.get("name")), "image",
+                         f"`{image}` is not a registered Azure ML environment reference; write `azureml:NAME:VERSION` or `azureml:NAME@latest`",
+                         records=(("dockers", str(out.docker.get("name"))), ("compute-targets", name)))
+            out.environment = image
+        return
+    if not str(target.get("image-version") or "").strip():
+        note.add("compute-targets", name, None,
+                 f"target `{name}` has no `docker:` record and no `image-version:`; Singularity jobs run in an image "
+                 "pinned by digest (set `docker:`), a registered environment (a docker record with `image: azureml:NAME:VERSION`), "
+                 "or Singularity's curated image (set `image-version:`)")
+
+
+def service_problems(cfg: Any) -> list[Problem]:
+    """Workspace and virtual-cluster records whose ids Azure would refuse (e.g. XT's `notused`)."""
+    out: list[Problem] = []
+    note = Collector(cfg, out)
+    for name, record in (getattr(cfg, "services", {}) or {}).items():
+        if record.get("type") not in (*WORKSPACE_TYPES, "virtual_cluster"):
+            continue
+        value = record.get("subscription-id")
+        if value is not None and not str(value).startswith("$env:") and not GUID.match(str(value)):
+            note.add("external-services", name, "subscription-id",
+                     f"subscription-id must be a GUID such as 00000000-0000-0000-0000-000000000000, not `{value}` "
+                     "(`az account show --query id` prints yours)")
+        identity = record.get("user-identity-id")
+        if identity and str(identity).startswith("/") and not UAI_ARM.match(str(identity)):
+            note.add("external-services", name, "user-identity-id",
+                     "user-identity-id must be a user-assigned identity's ARM id (/subscriptions/S/resourceGroups/R/providers/"
+                     "Microsoft.ManagedIdentity/userAssignedIdentities/NAME) or its name")
+    return out
+
+
+def experiment_problem(cfg: Any, experiment: Any) -> Problem | None:
+    text = str(experiment)
+    if EXPERIMENT.match(text):
+        return None
+    where = cfg.where("general", "experiment") if hasattr(cfg, "where") else None
+    file, line, col = (where.file, where.line, where.col) if where else ("general.experiment", 1, 1)
+    return Problem(file, line, col, f"experiment `{text}` is a name Azure ML refuses: start with a letter or digit and use "
+                   "only letters, digits, `_` and `-` (at most 255)")
+
+
+def users_of(cfg: Any, docker_name: str) -> list[str]:
+    """The Singularity targets that run in a docker record."""
+    return [n for n, t in (getattr(cfg, "targets", {}) or {}).items()
+            if t.get("docker") == docker_name and is_singularity(cfg, t)]
+
+
+def accelerator(cfg: Any, docker_name: str) -> str:
+    """`SINGULARITY_IMAGE_ACCELERATOR` for a wrap: the record's `accelerator:` when set, else
+    the GPU vendor of the Singularity targets that use it (AMD for MI200/MI300X sizes), else
+    NVIDIA (the value in Singularity's published wrap recipe, as the XT guide quotes it)."""
+    record = (getattr(cfg, "dockers", {}) or {}).get(docker_name) or {}
+    if record.get("accelerator"):
+        return str(record["accelerator"])
+    skus = getattr(cfg, "skus", None) or catalog.shipped()
+    sizes = [str(cfg.targets[n].get("vm-size") or "") for n in users_of(cfg, docker_name)]
+    vendors = catalog.vendors_of(skus, sizes)
+    return "AMD" if vendors == {"AMD"} else "NVIDIA"
+
+
+def accelerator_problems(cfg: Any) -> list[Problem]:
+    """A docker record without `accelerator:` that targets of both GPU vendors use: one wrap
+    cannot be validated for both (warning)."""
+    out: list[Problem] = []
+    note = Collector(cfg, out)
+    skus = getattr(cfg, "skus", None) or catalog.shipped()
+    for name, record in (getattr(cfg, "dockers", {}) or {}).items():
+        if record.get("accelerator") or not record.get("sing-wrap"):
+            continue
+        users = users_of(cfg, name)
+        by_vendor: dict[str, list[str]] = {}
+        for user in users:
+            for kind in catalog.vendors_of(skus, [str(cfg.targets[user].get("vm-size") or "")]):
+                by_vendor.setdefault(kind, []).append(user)
+        if len(by_vendor) > 1:
+            said = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(by_vendor.items()))
+            note.add("dockers", name, None, f"docker record `{name}` is wrapped for one accelerator but used by targets of "
+                     f"both GPU vendors ({said}); it is wrapped for NVIDIA — set `accelerator:` or use one record per vendor",
+                     warning=True)
+    return out
