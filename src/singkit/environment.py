@@ -21,6 +21,12 @@ def find_project_root(start: Path) -> Path:
     return start
 
 
+def cache_dir(environ: Mapping[str, str]) -> Path:
+    """singkit's folder in the user's cache (derived data only: safe to delete)."""
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")) / ".cache")
+    return Path(base).expanduser() / "singkit"
+
+
 @dataclass
 class Environment:
     project_root: Path
@@ -38,6 +44,10 @@ class Environment:
         """Root of the local job store."""
         configured = self.environ.get("SINGKIT_HOME")
         return Path(configured).expanduser() if configured else self.project_root / ".singkit"
+
+    @property
+    def cache_dir(self) -> Path:
+        return cache_dir(self.environ)
 
     @property
     def project_config(self) -> Path:

@@ -63,8 +63,10 @@ def workspace(si: "StandIn", req: Req, m) -> Reply:
     return Reply(200, {
         "id": si.workspace_id, "name": si.workspace, "type": "Microsoft.MachineLearningServices/workspaces",
         "location": si.location, "kind": "Default", "tags": {},
-        "identity": {"type": "SystemAssigned", "principalId": str(uuid.UUID(int=1)),
-                     "tenantId": si.tenant_id},
+        "identity": {"type": "SystemAssigned,UserAssigned" if si.user_identities else "SystemAssigned",
+                     "principalId": str(uuid.UUID(int=1)), "tenantId": si.tenant_id,
+                     **({"userAssignedIdentities": {arm: {"principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, arm)), "clientId": client}
+                                                    for arm, client in si.user_identities.items()}} if si.user_identities else {})},
         "sku": {"name": "Basic", "tier": "Basic"},
         "systemData": system_data(si.started_at),
         "properties": {

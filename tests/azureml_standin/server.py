@@ -167,6 +167,7 @@ class StandIn:
         self.state = State()
         self.state.on_log = self._mirror_log
         self.virtual_clusters: dict[tuple[str, str, str], Any] = {}
+        self.user_identities: dict[str, str] = {}  # user-assigned identity ARM id -> client id (workspace GET)
         # the default cluster holds quota in every series the stand-in's catalog has
         self.add_virtual_cluster("singkit-vc", {series: {"Premium": 64, "Standard": 64, "Basic": 64}
                                                for series in dict.fromkeys(row[1] for row in routes_vc.INSTANCE_TYPES)})
@@ -274,6 +275,13 @@ class StandIn:
         with self.state.lock:
             self.virtual_clusters[(vc.subscription_id.lower(), vc.resource_group.lower(), name.lower())] = vc
         return vc
+
+    def add_user_identity(self, name: str, client_id: str) -> str:
+        """Attach a user-assigned identity to the workspace; returns its ARM id."""
+        arm = (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+               f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
+        self.user_identities[arm] = client_id
+        return arm
 
     def find_virtual_cluster(self, subscription_id: str, resource_group: str, name: str):
         with self.state.lock:

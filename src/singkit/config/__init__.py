@@ -36,7 +36,7 @@ def load_config(env: Environment) -> Config:
     problems: list[Problem] = []
     for path, committed in files:
         try:
-            layer = read_layer(path, committed)
+            layer = read_layer(path, committed, cache=env.cache_dir / "parsed")
         except ConfigError as error:
             problems.extend(error.problems)
             continue
@@ -79,8 +79,7 @@ class _ValidatedSeal:
                 digest.update(path.read_bytes())
             except OSError:
                 digest.update(b"<unreadable>")
-        cache = env.environ.get("XDG_CACHE_HOME") or str(Path(env.environ.get("HOME", "~")) / ".cache")
-        self.path = Path(cache).expanduser() / "singkit" / "validated" / digest.hexdigest()
+        self.path = env.cache_dir / "validated" / digest.hexdigest()
         self.problems: list[Problem] | None = self._read()
 
     def _read(self) -> list[Problem] | None:

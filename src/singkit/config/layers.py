@@ -26,20 +26,63 @@ def yaml_rt():
     return yaml
 
 
-def read_layer(path: Path, committed: bool = False) -> Layer:
+def read_layer(path: Path, committed: bool = False, cache: Path | None = None) -> Layer:
+    """One config file, parsed with ruamel's round-trip loader (positions kept for messages).
+
+    `cache`: a folder for parsed documents keyed by the file's content hash. Pure-Python
+    ruamel parses ~4,000 lines a second; a cached parse loads in milliseconds."""
     from ruamel.yaml.error import MarkedYAMLError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except OSError as error:
         raise ConfigError(Problem(path, 1, 1, f"cannot read config file: {error.strerror}")) from None
+    cached = _parsed(cache, raw)
+    if cached is not None:
+        return Layer(path, cached, committed)
     try:
         doc = yaml_rt().load(text)
     except MarkedYAMLError as error:
         raise ConfigError(_yaml_problem(path, error)) from None
     if doc is not None and not hasattr(doc, "lc"):
         raise ConfigError(Problem(path, 1, 1, "a config file must be a mapping of sections (external-services, dockers, compute-targets, setups, general)"))
+    _keep_parsed(cache, raw, doc)
     return Layer(path, doc, committed)
+
+
+def _parsed_path(cache: Path, raw: bytes) -> Path:
+    import hashlib
+
+    import ruamel.yaml
+
+    key = hashlib.sha256(ruamel.yaml.__version__.encode() + b"\0" + raw).hexdigest()
+    return cache / f"{key[:32]}.pickle"
+
+
+def _parsed(cache: Path | None, raw: bytes) -> Any:
+    """A parse of exactly these bytes kept earlier in the user's own cache folder, or None."""
+    if cache is None:
+        return None
+    import pickle
+
+    try:
+        return pickle.loads(_parsed_path(cache, raw).read_bytes())
+    except Exception:  # noqa: BLE001 - missing, truncated or from another ruamel: parse again
+        return None
+
+
+def _keep_parsed(cache: Path | None, raw: bytes, doc: Any) -> None:
+    if cache is None or doc is None:
+        return
+    import pickle
+
+    from singkit.fsutil import atomic_write
+
+    try:
+        atomic_write(_parsed_path(cache, raw), pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - a cache: a read-only home only costs the next parse
+        pass
 
 
 def _yaml_problem(path: Path, error: Any) -> Problem:

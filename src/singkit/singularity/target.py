@@ -54,12 +54,14 @@ class Workspace:
     service: str  # the external-services record's name
     user_identity_id: str | None = None
     cloud: str | None = None
+    credential: str | None = None  # general.credential: default, cli, managed-identity, ...
+    credential_used: str | None = None  # how error messages name it
 
     @classmethod
-    def of(cls, record: Mapping[str, Any]) -> "Workspace":
+    def of(cls, record: Mapping[str, Any], credential: str | None = None) -> "Workspace":
         return cls(subscription_id=str(record.get("subscription-id")), resource_group=str(record.get("resource-group")),
                    name=str(record.get("workspace") or record.get("name")), service=str(record.get("name")),
-                   user_identity_id=record.get("user-identity-id"), cloud=record.get("cloud"))
+                   user_identity_id=record.get("user-identity-id"), cloud=record.get("cloud"), credential=credential)
 
 
 @dataclass
@@ -366,3 +368,16 @@ def accelerator_problems(cfg: Any) -> list[Problem]:
                      f"both GPU vendors ({said}); it is wrapped for NVIDIA — set `accelerator:` or use one record per vendor",
                      warning=True)
     return out
+
+
+def located(cfg: Any, section: str, name: str, key: str | None, message: str) -> Exception:
+    """A ConfigError at `section.name.key` in the file that set it; a UsageError when the
+    config no longer has that record (a stored job's target)."""
+    from singkit.exceptions import ConfigError, UsageError
+
+    out: list[Problem] = []
+    where = getattr(cfg, "where", None)
+    if where is None or (where(section, name, key) if key else None) is None and where(section, name) is None:
+        return UsageError(message)
+    Collector(cfg, out).add(section, name, key, message)
+    return ConfigError(out)

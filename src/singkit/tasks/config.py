@@ -119,3 +119,62 @@ def import_xt(c, env, path, out=None, force=False):
         env.err(f"note: {line}")
     if result.variables:
         env.err("export these before use: " + " ".join(f"{v}=…" for v in result.variables))
+
+
+@task(help={
+    "target": "a Singularity target: its size, and what its virtual cluster offers (asked online, cached a day)",
+    "refresh": "ask the virtual cluster again instead of using the day-old answer",
+    "json": "print JSON only",
+})
+def skus(c, env, target=None, refresh=False, json_=False):
+    """Singularity instance types: singkit's catalog, or (--target) the virtual cluster's own list with quota per SLA tier."""
+    from singkit.config import load_config
+    from singkit.singularity import catalog
+
+    cfg = load_config(env)
+    if target:
+        return _cluster_skus(env, cfg, target, refresh, json_)
+    rows = [(name, catalog.gpus(r), r.get("gpu-type", ""), catalog.vendor(r), r.get("family", ""), r.get("evidence", "config"))
+            for name, r in cfg.skus.items()]
+    if json_:
+        env.out(json.dumps([dict(zip(("name", "gpus", "gpu-type", "vendor", "family", "evidence"), row)) for row in rows], indent=2))
+        return
+    from tabulate import tabulate
+
+    env.out(tabulate(rows, headers=["instance type", "GPUs", "GPU", "vendor", "family", "seen in"], tablefmt="plain"))
+    env.err(f"{len(rows)} instance types (singkit's catalog + your `skus:`); `--target=T` asks T's virtual cluster for its own list")
+
+
+def _cluster_skus(env, cfg, name, refresh, json_):
+    from singkit.backends.base import backend_for, service_record
+    from singkit.configcheck import require
+    from singkit.exceptions import UsageError
+    from singkit.singularity import target as targets
+
+    record = cfg.target(name)
+    if not targets.is_singularity(cfg, record):
+        raise UsageError(f"target `{name}` is not a Singularity target; config.skus --target asks a virtual cluster")
+    require(cfg, env.err, "compute-targets", name)
+    resolved = targets.resolve(cfg, record)
+    backend = backend_for(record, env, cfg, service=service_record(record, cfg))
+    with backend.session() as ml:
+        found = backend.cluster_offers(ml, resolved.compute, refresh=refresh)
+    seen = {t for o in found.offers for t in o.quota}
+    tiers = [t for t in ("Premium", "Standard", "Basic") if t in seen] + sorted(seen - {"Premium", "Standard", "Basic"})
+    cluster = resolved.compute.rsplit("/", 1)[-1]
+    if json_:
+        env.out(json.dumps({"cluster": resolved.compute, "locations": found.locations, "fetched": found.fetched,
+                            "target-size": resolved.vm_size, "offered": found.find(resolved.vm_size) is not None,
+                            "offers": [vars(o) for o in found.offers]}, indent=2))
+        return
+    from tabulate import tabulate
+
+    rows = [("*" if o.name.lower() == resolved.vm_size.lower() else "", o.name, o.gpus, o.series,
+             *(o.quota.get(t, 0) for t in tiers)) for o in found.offers]
+    env.out(tabulate(rows, headers=["", "instance type", "GPUs", "series", *(f"{t} quota" for t in tiers)], tablefmt="plain"))
+    import time
+
+    age = time.time() - found.fetched
+    said = f"cached {age / 60:.0f} min ago; --refresh asks again" if found.from_cache else "asked just now"
+    verdict = "offers" if found.find(resolved.vm_size) else "does NOT offer"
+    env.err(f"virtual cluster {cluster} ({', '.join(found.locations)}; {said}) {verdict} `{resolved.vm_size}` (target {name})")

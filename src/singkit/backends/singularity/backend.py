@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -86,7 +87,7 @@ class SingularityBackend(Backend):
         if self._cfg is None:
             from singkit.config import load_config
 
-            self._cfg = load_config(self.env)
+            self._cfg = getattr(self, "cfg", None) or load_config(self.env)  # the submit's own, when it has one
         return self._cfg
 
     @contextlib.contextmanager
@@ -95,8 +96,17 @@ class SingularityBackend(Backend):
         with aml.sdk_environ(self.env.environ):
             with self._lock:  # monitor asks from several threads at once: build one client
                 if self._client is None:
+                    kind = self._credential_kind()
+                    self.workspace = dataclasses.replace(self.workspace, credential=kind,
+                                                         credential_used=aml.credential_name(self.env.environ, kind))
                     self._client = aml.ml_client(self.workspace, self.env.environ)
             yield self._client
+
+    def _credential_kind(self) -> str | None:
+        try:
+            return self.config().general.get("credential")
+        except SingkitError:  # a job is followed even when today's config is broken
+            return None
 
     def call(self, what: str, fn: Any) -> Any:
         return aml.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay)
@@ -111,6 +121,9 @@ class SingularityBackend(Backend):
         code = staging.stage_code(job)
         spec = job.spec
         target = {k: v for k, v in self.target.items() if k != "env"}  # job env comes via run_variables
+        identity = None if spec.get("dry_run") else self._online_checks(cfg, target, spec.get("docker"))
+        if spec.get("dry_run"):
+            self._offline_notes(target)
         mirror = blob.mirror_for(cfg, self.env.environ, secrets=False)
         for run in job.runs:
             env = staging.run_variables(run, int(self.target.get("nodes") or 1))
@@ -121,10 +134,75 @@ class SingularityBackend(Backend):
                 cfg, target, job_id=job.id, run_id=run.id, command=staging.command(run),
                 name=self._name(job, run), code=os.path.relpath(code, path.parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
-                docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"))
+                docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity)
             specs.write_spec(path, document)
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
+
+    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any) -> dict[str, str] | None:
+        """Before anything is queued: the virtual cluster must offer the size (its own list,
+        cached a day), and a user-assigned identity given by name or client id is looked up
+        among the workspace's identities. Returns that identity ({"id", "client_id"})."""
+        from singkit.singularity import target as targets
+
+        resolved = targets.resolve(cfg, target, docker=docker)
+        if resolved.errors:
+            return None  # build_spec raises them, located
+        with self.session() as ml:
+            self._check_offered(ml, cfg, resolved)
+            return self._identity(ml, resolved.identity)
+
+    def cluster_offers(self, ml: Any, compute: str, *, refresh: bool = False, want: str | None = None) -> Any:
+        """What the target's virtual cluster offers (offers.ClusterOffers; cached a day)."""
+        from singkit.backends.singularity import offers
+
+        cluster = compute.rsplit("/", 1)[-1]
+        return self.call(f"asking virtual cluster {cluster} which instance types it offers",
+                         lambda: offers.offers_for(lambda path, api: aml.arm_get(ml, path, api), self.env.environ,
+                                                   compute, refresh=refresh, want=want))
+
+    def _check_offered(self, ml: Any, cfg: Any, resolved: Any) -> None:
+        from singkit.singularity import target as targets
+
+        cluster = resolved.compute.rsplit("/", 1)[-1]
+        try:
+            found = self.cluster_offers(ml, resolved.compute, want=resolved.vm_size)
+        except ServiceError as error:  # reading the cluster may need a role submitting does not
+            self.env.err(f"warning: {error}; submitting without checking the instance type")
+            return
+        if found.find(resolved.vm_size) is None:
+            names = found.names
+            listed = ", ".join(names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "") if names else "none (no quota)"
+            raise targets.located(cfg, "compute-targets", resolved.name, "vm-size",
+                                  f"virtual cluster `{cluster}` does not offer `{resolved.vm_size}`; it offers: {listed} "
+                                  f"(`invoke config.skus --target={resolved.name}` shows its quota per SLA tier)")
+
+    def _identity(self, ml: Any, value: str | None) -> dict[str, str] | None:
+        """{"id": ARM id, "client_id"} of the workspace's user-assigned identity that `value` (an
+        ARM id, a name or a client id) names. The client id is what SDKs inside the job need
+        (HSPK/azure_jobs _resolve_sing_identity: workspace identity → DEFAULT_IDENTITY_CLIENT_ID)."""
+        if not value:
+            return None
+        workspace = self.call(f"reading workspace {self.workspace.name}", lambda: ml.workspaces.get(self.workspace.name))
+        identities = list(getattr(getattr(workspace, "identity", None), "user_assigned_identities", None) or [])
+        wanted = value.strip().lower().rstrip("/")
+        for item in identities:
+            arm = str(getattr(item, "resource_id", "") or "")
+            # azure-ai-ml 1.35 copies the REST model's camelCase keys onto the entity and leaves client_id None
+            client = str(getattr(item, "client_id", None) or getattr(item, "clientId", None) or "")
+            if wanted in (arm.lower().rstrip("/"), arm.lower().rsplit("/", 1)[-1], client.lower()):
+                return {"id": arm, "client_id": client}
+        if value.startswith("/subscriptions/"):
+            return {"id": value}  # not attached to the workspace: Singularity still gets the id
+        known = ", ".join(str(getattr(i, "resource_id", "")).rsplit("/", 1)[-1] for i in identities) or "none"
+        raise UsageError(f"user-identity-id `{value}` names no user-assigned identity of workspace {self.workspace.name} "
+                         f"(its identities: {known}); write the identity's ARM id or its name")
+
+    def _offline_notes(self, target: dict[str, Any]) -> None:
+        identity = str(self.workspace.user_identity_id or "")
+        if identity and not identity.startswith("/subscriptions/"):
+            self.env.err(f"note: user-identity-id `{identity}` is resolved to its ARM id through workspace "
+                         f"{self.workspace.name} when the job is submitted (a dry run stays offline)")
 
     def _name(self, job: Any, run: Any) -> str:
         """The name the YAML already has (a retried submit stays idempotent); else a new one."""

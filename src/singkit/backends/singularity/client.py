@@ -4,8 +4,10 @@ Credentials, in order:
   1. `SINGKIT_AZURE_TOKEN` — a bearer token for Azure Resource Manager, e.g. from
      `az account get-access-token --query accessToken -o tsv` (for CI). Jobs that run as a
      user identity also need `SINGKIT_AZURE_ML_TOKEN` (`--resource https://ml.azure.com`).
-  2. `DefaultAzureCredential` (environment service principal, workload identity, managed
-     identity, Azure CLI, azd, PowerShell, VS Code) — without the interactive browser.
+  2. `general.credential` (CREDENTIALS below): `default` is DefaultAzureCredential
+     (environment service principal, workload identity, managed identity, Azure CLI, azd,
+     PowerShell — without the interactive browser; on an Azure VM its managed identity is
+     taken before `az login`), `cli` is `az login` only, and so on.
 Clouds: the service record's `cloud:` (AzureCloud, AzureChinaCloud, AzureUSGovernment, or a
 name the ARM metadata lists), and the SDK's own `ARM_CLOUD_METADATA_URL` for custom clouds.
 """
@@ -101,17 +103,43 @@ class StaticTokenCredential:
         pass
 
 
-def credential_from(environ: Mapping[str, str], cloud: str | None = None, authority: str | None = None) -> Any:
-    """The credential singkit uses: tokens from the environment, else DefaultAzureCredential."""
+# general.credential → the azure-identity class (public azure.identity API)
+CREDENTIALS = {
+    "default": "DefaultAzureCredential", "cli": "AzureCliCredential", "managed-identity": "ManagedIdentityCredential",
+    "environment": "EnvironmentCredential", "workload-identity": "WorkloadIdentityCredential",
+    "azd": "AzureDeveloperCliCredential", "powershell": "AzurePowerShellCredential",
+}
+
+
+def credential_name(environ: Mapping[str, str], kind: str | None = None) -> str:
+    """What a 401/403 message calls the credential used."""
+    if environ.get(TOKEN_VAR):
+        return f"the token in {TOKEN_VAR}"
+    return CREDENTIALS.get(kind or "default", "DefaultAzureCredential")
+
+
+def _credential_hint(used: str) -> str:
+    if used.startswith("DefaultAzureCredential"):
+        return ("; DefaultAzureCredential takes environment variables, workload identity and a VM's managed identity "
+                "before `az login` — set `general.credential: cli` to use az login only")
+    return ""
+
+
+def credential_from(environ: Mapping[str, str], cloud: str | None = None, authority: str | None = None,
+                    kind: str | None = None) -> Any:
+    """The credential singkit uses: tokens from the environment, else the `general.credential` kind."""
     if environ.get(TOKEN_VAR):
         return StaticTokenCredential({TOKEN_VAR: environ[TOKEN_VAR], ML_TOKEN_VAR: environ.get(ML_TOKEN_VAR, "")})
-    from azure.identity import DefaultAzureCredential
+    import azure.identity
 
     authority = authority or AUTHORITIES.get(cloud or "")
-    kwargs: dict[str, Any] = {"exclude_interactive_browser_credential": True}
-    if authority:
+    name = CREDENTIALS.get(kind or "default", "DefaultAzureCredential")
+    kwargs: dict[str, Any] = {}
+    if name == "DefaultAzureCredential":
+        kwargs["exclude_interactive_browser_credential"] = True
+    if authority and name in ("DefaultAzureCredential", "EnvironmentCredential", "WorkloadIdentityCredential"):
         kwargs["authority"] = authority
-    return DefaultAzureCredential(**kwargs)
+    return getattr(azure.identity, name)(**kwargs)
 
 
 # -- the SDK's process-wide cloud settings ----------------------------------------------------
@@ -178,7 +206,7 @@ def ml_client(workspace: Any, environ: Mapping[str, str], credential: Any = None
     elif workspace.cloud:
         kwargs["cloud"] = workspace.cloud
     if credential is None:
-        credential = credential_from(environ, kwargs.get("cloud"), authority)
+        credential = credential_from(environ, kwargs.get("cloud"), authority, getattr(workspace, "credential", None))
     try:
         return MLClient(credential, workspace.subscription_id, workspace.resource_group, workspace.name, **kwargs)
     except Exception as error:  # MlException for an unknown cloud, ValueError for bad ids
@@ -213,13 +241,17 @@ def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceEr
     from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 
     where = f" (workspace {workspace.name}, subscription {workspace.subscription_id})" if workspace else ""
+    used = getattr(workspace, "credential_used", None) or ""
+    said = f", {used}" if used else ""
     status = status_of(error)
     if isinstance(error, ClientAuthenticationError) and status is None:
         return ServiceError(f"{what}: no usable Azure credential: {one_line(error, 160).rstrip('.')}; run `az login`, or set {TOKEN_VAR} for CI")
     if status == 401:
-        return ServiceError(f"{what}: Azure refused the credential (401){where}; it may have expired — run `az login` again or refresh {TOKEN_VAR}")
+        return ServiceError(f"{what}: Azure refused the credential (401{said}){where}; it may have expired — run `az login` "
+                            f"again or refresh {TOKEN_VAR}{_credential_hint(used)}")
     if status == 403:
-        return ServiceError(f"{what}: access denied (403){where}; your identity needs a role such as AzureML Data Scientist on the workspace")
+        return ServiceError(f"{what}: access denied (403{said}){where}; that identity needs a role such as AzureML Data "
+                            f"Scientist on the workspace{_credential_hint(used)}")
     if status == 404:
         return ServiceError(f"{what}: not found (404){where}; check subscription-id, resource-group and workspace in the service record, and the target's compute: {one_line(error, 120)}")
     if status in RETRY_STATUSES:
@@ -253,3 +285,20 @@ def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int
                 raise explain(inner, what, workspace) from None
             raise ServiceError(f"{what}: {one_line(error)}") from None
     raise AssertionError("unreachable")
+
+
+# -- plain ARM reads --------------------------------------------------------------------------
+def arm_get(ml: Any, path: str, api_version: str) -> Any:
+    """GET an ARM resource with the MLClient's own cloud endpoint and credential (azure-core's
+    public PipelineClient). The two MLClient attributes read here are private: this is the one
+    place that reads them (tests/test_singularity_units.py fails when they move)."""
+    from azure.core import PipelineClient
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+    from azure.core.rest import HttpRequest
+
+    base = str(ml._base_url).rstrip("/")
+    policies = [RetryPolicy(retry_total=0), BearerTokenCredentialPolicy(ml._credential, base + "/.default")]
+    with PipelineClient(base_url=base, policies=policies) as client:
+        response = client.send_request(HttpRequest("GET", base + path, params={"api-version": api_version}))
+        response.raise_for_status()
+        return response.json()
