@@ -52,8 +52,12 @@ def resolve_secret(value: object, env_or_environ: object) -> str | None:
     name = text[len(ENV_PREFIX):]
     if name in environ and environ[name] != "":
         return environ[name]
-    file, line, col = (value.file, value.line, value.col) if isinstance(value, EnvRef) else ("<config>", 0, 0)
-    raise ConfigError(Problem(file, line, col, f"environment variable {name} is not set; export {name}=… (the value is never printed)"))
+    message = f"environment variable {name} is not set; export {name}=… (the value is never printed)"
+    if not isinstance(value, EnvRef) or not value.line:  # kept in a job's spec, not read from a config file
+        from singkit.exceptions import UsageError
+
+        raise UsageError(message)
+    raise ConfigError(Problem(value.file, value.line, value.col, message))
 
 
 def masked(key: str, value: object, secret_keys: frozenset[str]) -> object:

@@ -155,11 +155,11 @@ class Rendered:
 
 def origin_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
     """A Problem at `dockers.<name>.<key>` (else the record's `image:`) in whichever file set it."""
-    for k in (key, "image"):
-        where = cfg.where("dockers", name, k) if hasattr(cfg, "where") else None
+    for parts in ((name, key), (name, "image"), (name,)):
+        where = cfg.where("dockers", *parts) if hasattr(cfg, "where") else None
         if where is not None:
-            return Problem(where.file, where.line, where.col, message)
-    return Problem("<config>", 0, 0, f"dockers.{name}: {message}")
+            return Problem(where.file, where.line, where.col, message, (("dockers", name),))
+    return Problem(f"dockers.{name}", 1, 1, message, (("dockers", name),))
 
 
 def registry_record(cfg: Any, record: dict[str, Any]) -> dict[str, Any] | None:
