@@ -512,3 +512,13 @@ def test_validate_cli_lists_every_problem_and_the_dry_run_of_a_good_target_still
     refused = run_singkit(["job.submit", "--target=nodocker", "--cmd=python train.py", "--dry-run"], cwd=project,
                           env={"SINGKIT_HOME": str(project / ".singkit")})
     assert refused.returncode == 2 and "has no `docker:` record" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_wrap_of_an_amd_image_says_amd(project):
+    from singkit.images.render import plan
+
+    env, cfg = env_for(project), config_of(project)
+    rendered = plan(env, cfg, "rocm", base_digest="sha256:" + "e" * 64, text=True)
+    assert rendered.accelerator == "AMD" and "ENV SINGULARITY_IMAGE_ACCELERATOR=AMD" in rendered.text
+    nvidia = CONFIG.replace("  rocm:\n    image: research/rocm:6.1\n", "  rocm:\n    image: research/rocm:6.1\n    accelerator: NVIDIA\n")
+    assert plan(env, config_of(project, nvidia), "rocm", base_digest="sha256:" + "e" * 64).accelerator == "NVIDIA"
