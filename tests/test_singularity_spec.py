@@ -447,6 +447,7 @@ def test_accelerator_follows_the_targets_that_use_the_image(project):
     cfg = config_of(project, both)
     [warning] = [p for p in configcheck.all_problems(cfg) if "both GPU vendors" in p.message]
     assert warning.warning and "(AMD: mi300; NVIDIA: eus-v100, a100x2, h100x2)" in warning.message
+    assert targets.accelerator(cfg, "pytorch") == "NVIDIA"  # mixed: NVIDIA, as the warning says
 
 
 def test_user_identity_goes_where_singularity_reads_it(cfg):
