@@ -1,8 +1,9 @@
 """The Singularity backend: Azure ML command jobs on a virtual cluster, through azure-ai-ml.
 
-    spec.py     target + run → CLI v2 job YAML (and the SDK entity), offline checks
-    skus.py     vm-size names against the catalog (src/singkit/data/skus.yaml + config `skus:`)
-    aisc.py     resources.properties.AISuperComputer keys and values
+    spec.py     target + run → CLI v2 job YAML (and the SDK entity); the values come from
+                singkit.singularity.target (catalog, AISuperComputer, compute forms: no azure)
+    offers.py   what a virtual cluster offers: its instance types and quota (asked online, cached)
+    preflight.py  before anything queues: the size against the cluster's list, the identity
     client.py   MLClient, credential, cloud, retries, one-line errors
     status.py   Azure ML states → singkit statuses
     logs.py     following user logs with node/rank prefixes

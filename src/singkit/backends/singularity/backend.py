@@ -140,17 +140,17 @@ class SingularityBackend(Backend):
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 
     def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any) -> dict[str, str] | None:
-        """Before anything is queued: the virtual cluster must offer the size (its own list,
-        cached a day), and a user-assigned identity given by name or client id is looked up
-        among the workspace's identities. Returns that identity ({"id", "client_id"})."""
+        """Before anything is queued (see preflight): the size against the cluster's own list,
+        and the user-assigned identity as the workspace knows it. Returns that identity."""
+        from singkit.backends.singularity import preflight
         from singkit.singularity import target as targets
 
         resolved = targets.resolve(cfg, target, docker=docker)
         if resolved.errors:
             return None  # build_spec raises them, located
         with self.session() as ml:
-            self._check_offered(ml, cfg, resolved)
-            return self._identity(ml, resolved.identity)
+            preflight.check_offered(self, ml, cfg, resolved)
+            return preflight.user_identity(self, ml, resolved.identity)
 
     def cluster_offers(self, ml: Any, compute: str, *, refresh: bool = False, want: str | None = None) -> Any:
         """What the target's virtual cluster offers (offers.ClusterOffers; cached a day)."""
@@ -160,43 +160,6 @@ class SingularityBackend(Backend):
         return self.call(f"asking virtual cluster {cluster} which instance types it offers",
                          lambda: offers.offers_for(lambda path, api: aml.arm_get(ml, path, api), self.env.environ,
                                                    compute, refresh=refresh, want=want))
-
-    def _check_offered(self, ml: Any, cfg: Any, resolved: Any) -> None:
-        from singkit.singularity import target as targets
-
-        cluster = resolved.compute.rsplit("/", 1)[-1]
-        try:
-            found = self.cluster_offers(ml, resolved.compute, want=resolved.vm_size)
-        except ServiceError as error:  # reading the cluster may need a role submitting does not
-            self.env.err(f"warning: {error}; submitting without checking the instance type")
-            return
-        if found.find(resolved.vm_size) is None:
-            names = found.names
-            listed = ", ".join(names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "") if names else "none (no quota)"
-            raise targets.located(cfg, "compute-targets", resolved.name, "vm-size",
-                                  f"virtual cluster `{cluster}` does not offer `{resolved.vm_size}`; it offers: {listed} "
-                                  f"(`invoke config.skus --target={resolved.name}` shows its quota per SLA tier)")
-
-    def _identity(self, ml: Any, value: str | None) -> dict[str, str] | None:
-        """{"id": ARM id, "client_id"} of the workspace's user-assigned identity that `value` (an
-        ARM id, a name or a client id) names. The client id is what SDKs inside the job need
-        (HSPK/azure_jobs _resolve_sing_identity: workspace identity → DEFAULT_IDENTITY_CLIENT_ID)."""
-        if not value:
-            return None
-        workspace = self.call(f"reading workspace {self.workspace.name}", lambda: ml.workspaces.get(self.workspace.name))
-        identities = list(getattr(getattr(workspace, "identity", None), "user_assigned_identities", None) or [])
-        wanted = value.strip().lower().rstrip("/")
-        for item in identities:
-            arm = str(getattr(item, "resource_id", "") or "")
-            # azure-ai-ml 1.35 copies the REST model's camelCase keys onto the entity and leaves client_id None
-            client = str(getattr(item, "client_id", None) or getattr(item, "clientId", None) or "")
-            if wanted in (arm.lower().rstrip("/"), arm.lower().rsplit("/", 1)[-1], client.lower()):
-                return {"id": arm, "client_id": client}
-        if value.startswith("/subscriptions/"):
-            return {"id": value}  # not attached to the workspace: Singularity still gets the id
-        known = ", ".join(str(getattr(i, "resource_id", "")).rsplit("/", 1)[-1] for i in identities) or "none"
-        raise UsageError(f"user-identity-id `{value}` names no user-assigned identity of workspace {self.workspace.name} "
-                         f"(its identities: {known}); write the identity's ARM id or its name")
 
     def _offline_notes(self, target: dict[str, Any]) -> None:
         identity = str(self.workspace.user_identity_id or "")
