@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """singkit's in-job entry wrapper. Python standard library only: it runs in any image.
 
-    python singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] -- COMMAND [ARG...]
+    python singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event]
+                            [--setup CMD] [--procs N] [--grace SECONDS] -- COMMAND [ARG...]
 
 It sets up the run's environment, runs COMMAND, captures its stdout/stderr into the run's
 files, and writes the run's status lines into run.log (the JSONL protocol of
@@ -21,6 +22,20 @@ runs its own wrapper) and the platform, not one rank, decides the run's outcome:
 Singularity backend records `completed`/`failed`/`cancelled` from Azure ML's state. A rank
 finishing first, or one killed by a cancel, must not end the run in the store.
 
+--setup CMD runs the shell command CMD once per node before COMMAND; what it exports and the
+folder it ends in carry over to COMMAND, as when it was written `CMD && COMMAND`. If it fails,
+COMMAND never starts and the run fails with its exit code. Where the platform starts one
+wrapper per process (Azure ML: LOCAL_RANK set), the one with LOCAL_RANK 0 runs CMD and the
+others wait for it (a marker file in the node's temp dir, keyed by AZUREML_RUN_ID, SINGKIT_RUN
+and the folder), then carry on or fail exactly as it did.
+
+--procs N starts N copies of COMMAND on this machine, as Azure ML's PyTorch distribution does
+on a node: RANK and LOCAL_RANK 0..N-1, WORLD_SIZE=N, NODE_RANK=0, MASTER_ADDR=127.0.0.1 and
+MASTER_PORT (a free port). Rank 0 writes to the run's files as a single process would; the
+other ranks' lines go to the same files prefixed `[rank K] `. The run completes when every
+rank exits 0; when one fails, the others get SIGTERM, then SIGKILL after --grace seconds
+(default 30, as torchrun), and the run fails with that rank's exit code.
+
 --run-dir (or $SINGKIT_RUN_DIR) gives the defaults: DIR/run.log, DIR/stdout.log,
 DIR/stderr.log, DIR/outputs/ (exported as $SINGKIT_RUN_LOG and $SINGKIT_OUTPUTS).
 --tee also copies the job's output to this process's own stdout/stderr (for platforms that
@@ -30,14 +45,28 @@ The wrapper exits with COMMAND's exit code (128+N when killed by signal N).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import queue
+import shlex
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from typing import Any
+
+USAGE = ("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] [--setup CMD] [--procs N] "
+         "[--grace SECONDS] -- COMMAND [ARG...]")
+GRACE = 30.0  # seconds between SIGTERM and SIGKILL for the other ranks: torchrun's default
+DRAIN = 5.0   # seconds the ranks' output may still flow once all ended (a child they left may hold a pipe)
+# Run after the setup in its shell: what the setup exported and where it ended, for the ranks
+DUMP = "import json, os, sys; json.dump({'env': dict(os.environ), 'cwd': os.getcwd()}, open(sys.argv[1], 'w'))"
+# Variables the shell and the dump set themselves: not the setup's doing, never carried over
+NOT_SETUP = {"_", "SHLVL", "OLDPWD", "PWD", "PYTHONCOERCECLOCALE"}
 
 
 def emit(path: str, event: str, **fields: object) -> None:
@@ -54,33 +83,51 @@ def emit(path: str, event: str, **fields: object) -> None:
         os.close(fd)
 
 
-def parse(argv: list[str]) -> tuple[dict[str, object], list[str]]:
+def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     if "--" not in argv:
-        sys.exit("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] -- COMMAND [ARG...]")
+        sys.exit(USAGE)
     split = argv.index("--")
-    options: dict[str, object] = {"run_dir": os.environ.get("SINGKIT_RUN_DIR") or ".", "cwd": None, "tee": False,
-                                  "exit_event": os.environ.get("SINGKIT_EXIT_EVENT", "") not in ("", "0")}
+    options: dict[str, Any] = {"run_dir": os.environ.get("SINGKIT_RUN_DIR") or ".", "cwd": None, "tee": False,
+                                  "exit_event": os.environ.get("SINGKIT_EXIT_EVENT", "") not in ("", "0"),
+                                  "setup": None, "procs": None, "grace": GRACE}
     flags = argv[:split]
     while flags:
         flag = flags.pop(0)
         if flag in ("--tee", "--exit-event"):
             options[flag[2:].replace("-", "_")] = True
-        elif flag in ("--run-dir", "--cwd") and flags:
+        elif flag in ("--run-dir", "--cwd", "--setup", "--procs", "--grace") and flags:
             options[flag[2:].replace("-", "_")] = flags.pop(0)
         else:
             sys.exit(f"singkit_entry.py: unknown option {flag}")
     command = argv[split + 1:]
     if not command:
         sys.exit("singkit_entry.py: no command after --")
+    if options["procs"] is not None:
+        procs = str(options["procs"])
+        if not procs.isdigit() or int(procs) < 1:
+            sys.exit(f"singkit_entry.py: --procs takes a whole number of at least 1, not {procs}")
+        options["procs"] = int(procs)
+    try:
+        options["grace"] = float(options["grace"])
+    except ValueError:
+        sys.exit(f"singkit_entry.py: --grace takes seconds, not {options['grace']}")
     return options, command
 
 
-def pump(source, *sinks) -> None:
-    """Copy a pipe to files as it arrives (used with --tee only)."""
-    for chunk in iter(lambda: source.read1(65536), b""):
-        for sink in sinks:
-            sink.write(chunk)
-            sink.flush()
+def pump(source, prefix: bytes, *sinks) -> None:
+    """Copy a pipe to files as it arrives; with a prefix, whole lines, each one prefixed (a
+    line is one write, so lines of several ranks in one file never tear each other)."""
+    if prefix:
+        chunks = (prefix + line + (b"" if line.endswith(b"\n") else b"\n") for line in iter(source.readline, b""))
+    else:
+        chunks = iter(lambda: source.read1(65536), b"")
+    try:
+        for chunk in chunks:
+            for sink in sinks:
+                sink.write(chunk)
+                sink.flush()
+    except (OSError, ValueError):
+        pass  # the run's files are closed: the run is over, and what a leftover child says goes nowhere
 
 
 def describe(code: int, received: int | None) -> tuple[str, str | None]:
@@ -97,6 +144,11 @@ def describe(code: int, received: int | None) -> tuple[str, str | None]:
     return "failed", f"exit code {code}"
 
 
+def exit_code(code: int) -> int:
+    """A Popen return code as a shell reports it (128+N when killed by signal N)."""
+    return code if code >= 0 else 128 - code
+
+
 def finish(run_log: str, exit_event: bool, status: str, **fields: object) -> None:
     """The run's last line: its outcome, or (--exit-event) only this process's exit."""
     if exit_event:
@@ -108,6 +160,235 @@ def finish(run_log: str, exit_event: bool, status: str, **fields: object) -> Non
         emit(run_log, "status", status=status, **fields)
 
 
+class Children:
+    """What runs now (the setup, or the ranks): signals received are passed on to all of it."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.running: list[tuple[subprocess.Popen, bool]] = []  # (process, leads a group of its own)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self.forward)
+
+    def forward(self, signum: int, _frame: object) -> None:
+        self.received.append(signum)
+        self.signal(signum)
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to every child not yet reaped (to its whole group when it has one)."""
+        for child, grouped in list(self.running):
+            if child.returncode is not None:
+                continue  # reaped: its pid may belong to another process by now
+            try:
+                os.killpg(child.pid, signum) if grouped else child.send_signal(signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def groups(self, signum: int) -> bool:
+        """Send `signum` (0: just look) to every rank's process group that still has members,
+        also once its first process ended: what that started may not have. True if any had."""
+        found = False
+        for child, grouped in self.running:
+            try:
+                if grouped:
+                    os.killpg(child.pid, signum)
+                    found = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        return found
+
+
+def own_group() -> dict[str, Any]:
+    """Popen arguments for a process group of its own: a rank (or the setup) is stopped whole,
+    even when its shell does not exec the last command; it stays in the wrapper's session, so
+    a cancel that ends the session still reaches it."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}
+
+
+def start(children: Children, command: list[str], cwd: str | None, env: dict[str, str] | None, files: tuple,
+          tee: bool, rank: int | None = None) -> tuple[subprocess.Popen, list[threading.Thread]]:
+    """Start one process writing to the run's files (`rank`: one of --procs, in a group of its
+    own; ranks above 0 have their lines prefixed); the threads that copy its pipes, if any."""
+    out, err = files
+    prefix = f"[rank {rank}] ".encode() if rank else b""
+    piped = tee or bool(prefix)
+    child = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE if piped else out, stderr=subprocess.PIPE if piped else err,
+                             **(own_group() if rank is not None else {}))
+    children.running.append((child, rank is not None))
+    pumps = []
+    if piped:
+        console = (sys.stdout.buffer, sys.stderr.buffer) if tee else ()
+        for source, sinks in ((child.stdout, (out, *console[:1])), (child.stderr, (err, *console[1:]))):
+            pumps.append(threading.Thread(target=pump, args=(source, prefix, *sinks), daemon=True))
+    for thread in pumps:
+        thread.start()
+    return child, pumps
+
+
+# -- the setup, once per node ----------------------------------------------------------------
+def marker_path() -> str:
+    """Where local rank 0 leaves the setup's outcome for the other ranks of this node."""
+    key = "|".join((os.environ.get("AZUREML_RUN_ID", ""), os.environ.get("SINGKIT_RUN", ""), os.getcwd(), node_epoch()))
+    return os.path.join(tempfile.gettempdir(), f"singkit-setup-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
+
+
+def node_epoch() -> str:
+    """The boot and the start of this container's PID 1: the same for every rank of one node,
+    new when a requeued job lands on a reused machine, so no rank reads an older marker."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/1/stat"):
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        parts.append(text[text.rfind(")") + 2:].split()[19] if path.endswith("stat") else text.strip())
+    return "|".join(parts)
+
+
+def write_private(path: str, data: dict[str, object]) -> None:
+    """Write JSON readable by this user only (the setup may export secrets), in one rename."""
+    partial = f"{path}.{os.getpid()}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(partial, path)
+
+
+def run_setup(children: Children, setup: str, cwd: str | None, files: tuple, tee: bool) -> dict[str, Any]:
+    """Run the setup in a shell; {"exit_code", "env": what it changed, "unset", "cwd"}."""
+    fd, state = tempfile.mkstemp(prefix="singkit-setup-", suffix=".json")
+    os.close(fd)
+    script = (f"{{ {setup}\n}} && PYTHONCOERCECLOCALE=0 {shlex.quote(sys.executable)} "
+              f"-c {shlex.quote(DUMP)} {shlex.quote(state)}")
+    try:
+        try:
+            child, pumps = start(children, ["/bin/sh", "-c", script], cwd, None, files, tee, rank=0)
+        except OSError as error:  # as a shell would say it; the other ranks must hear of it too
+            files[1].write(f"singkit: cannot start the setup: {error}\n".encode())
+            return {"exit_code": 127}
+        code = child.wait()
+        for thread in pumps:
+            thread.join()
+        children.running.clear()
+        if code != 0:
+            return {"exit_code": exit_code(code)}
+        with open(state) as handle:
+            after = json.load(handle)
+    finally:
+        os.unlink(state)
+    changed = {k: v for k, v in after["env"].items() if k not in NOT_SETUP and os.environ.get(k) != v}
+    unset = [k for k in os.environ if k not in after["env"] and k not in NOT_SETUP]
+    return {"exit_code": 0, "env": changed, "unset": unset, "cwd": after["cwd"]}
+
+
+def await_setup(children: Children, path: str, err) -> dict[str, Any] | None:
+    """Wait for local rank 0's setup outcome (None: a signal ended the wait)."""
+    err.write(b"singkit: waiting for the setup on local rank 0\n")
+    while not os.path.exists(path):
+        if children.received:
+            return None
+        time.sleep(0.1)
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def setup_outcome(children: Children, options: dict[str, Any], files: tuple, tee: bool) -> dict[str, Any] | None:
+    """The setup's outcome on this node: run here, or (another rank's wrapper runs it) awaited."""
+    setup, local_rank = str(options["setup"]), os.environ.get("LOCAL_RANK")
+    if options["procs"] is None and local_rank not in (None, "", "0"):
+        return await_setup(children, marker_path(), files[1])
+    outcome = run_setup(children, setup, options["cwd"] or None, files, tee)
+    if options["procs"] is None and local_rank == "0":
+        write_private(marker_path(), outcome)
+    return outcome
+
+
+def environment_after(outcome: dict[str, Any]) -> dict[str, str]:
+    """This process's environment as the setup left it."""
+    env = dict(os.environ)
+    env.update(outcome.get("env") or {})
+    for name in outcome.get("unset") or []:
+        env.pop(name, None)
+    return env
+
+
+# -- the command: one process, or --procs ranks ------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rank_environment(base: dict[str, str], rank: int, procs: int, port: int) -> dict[str, str]:
+    """What Azure ML's PyTorch distribution sets for a process, torch.distributed's env:// init reads."""
+    return {**base, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(procs), "NODE_RANK": "0",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+
+
+def supervise(children: Children, ranks: list[subprocess.Popen], grace: float, err) -> tuple[int, int | None]:
+    """Wait for every rank; on the first failure stop the others (SIGTERM, then SIGKILL after
+    `grace`), as torchrun does. (the return code to report, the failing rank or None)."""
+    ended: queue.Queue = queue.Queue()
+    for rank, child in enumerate(ranks):
+        threading.Thread(target=lambda r=rank, c=child: ended.put((r, c.wait())), daemon=True).start()
+    codes: dict[int, int] = {}
+    first: int | None = None
+    kill_at: float | None = None
+    while len(codes) < len(ranks):
+        try:
+            rank, code = ended.get(timeout=None if kill_at is None else max(0.0, kill_at - time.monotonic()))
+        except queue.Empty:  # the grace is over: what still runs is killed
+            children.groups(signal.SIGKILL)
+            kill_at = None
+            continue
+        codes[rank] = code
+        if code != 0 and first is None:
+            first = rank
+            if not children.received:  # (a cancel's signal reached every rank already)
+                err.write(f"singkit: rank {rank} ended ({describe(code, None)[1]}); stopping the other ranks\n".encode())
+            children.groups(signal.SIGTERM)
+            kill_at = time.monotonic() + grace
+    if first is None:
+        return 0, None
+    end_stragglers(children, kill_at or time.monotonic())
+    return codes[first], first
+
+
+def end_stragglers(children: Children, kill_at: float) -> None:
+    """What the stopped ranks started may outlive them (and hold their pipes): it gets the
+    rest of the grace, then SIGKILL."""
+    while children.groups(0) and time.monotonic() < kill_at:
+        time.sleep(0.1)
+    children.groups(signal.SIGKILL)
+
+
+def run_command(children: Children, command: list[str], cwd: str | None, env: dict[str, str] | None,
+                options: dict[str, Any], files: tuple) -> tuple[int, int | None]:
+    """Run COMMAND (--procs: as that many ranks) to its end: (return code, failing rank)."""
+    tee, procs = bool(options["tee"]), options["procs"]
+    if procs is None:
+        child, pumps = start(children, command, cwd, env, files, tee)
+        code, failed = child.wait(), None
+    else:
+        port, base = free_port(), env if env is not None else dict(os.environ)
+        started = []
+        try:
+            for k in range(procs):
+                started.append(start(children, command, cwd, rank_environment(base, k, procs, port), files, tee, rank=k))
+        except OSError:
+            children.signal(signal.SIGKILL)  # no half-started world left behind
+            raise
+        pumps = [t for _child, threads in started for t in threads]
+        code, failed = supervise(children, [c for c, _t in started], options["grace"], files[1])
+    drained = None if procs is None else time.monotonic() + DRAIN
+    for thread in pumps:
+        thread.join(None if drained is None else max(0.0, drained - time.monotonic()))
+    return code, failed
+
+
 def main(argv: list[str]) -> int:
     options, command = parse(argv)
     run_dir = os.path.abspath(str(options["run_dir"]))
@@ -115,6 +396,7 @@ def main(argv: list[str]) -> int:
     run_log = os.environ.setdefault("SINGKIT_RUN_LOG", os.path.join(run_dir, "run.log"))
     os.environ.setdefault("SINGKIT_OUTPUTS", os.path.join(run_dir, "outputs"))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
+    exit_event = bool(options["exit_event"])
 
     emit(run_log, "status", status="running", pid=os.getpid(), host=socket.gethostname())
     hparams = os.environ.get("SINGKIT_HPARAMS")
@@ -124,45 +406,42 @@ def main(argv: list[str]) -> int:
         except ValueError:
             pass
 
-    received: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        received.append(signum)
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-
-    child: subprocess.Popen | None = None
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
-
-    tee = bool(options["tee"])
-    out = open(os.path.join(run_dir, "stdout.log"), "ab", buffering=0)
-    err = open(os.path.join(run_dir, "stderr.log"), "ab", buffering=0)
+    children = Children()
+    files = (open(os.path.join(run_dir, "stdout.log"), "ab", buffering=0),
+             open(os.path.join(run_dir, "stderr.log"), "ab", buffering=0))
+    cwd = str(options["cwd"]) if options["cwd"] else None
+    env: dict[str, str] | None = None  # None: this process's own environment, as before --setup
     try:
-        child = subprocess.Popen(command, cwd=options["cwd"] or None, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE if tee else out,
-                                 stderr=subprocess.PIPE if tee else err)
+        if options["setup"]:
+            outcome = setup_outcome(children, options, files, bool(options["tee"]))
+            if outcome is None or children.received or outcome["exit_code"] != 0:
+                return setup_failed(run_log, exit_event, outcome, children.received)
+            env, cwd = environment_after(outcome), str(outcome.get("cwd") or cwd or os.getcwd())
+        code, failed = run_command(children, command, cwd, env, options, files)
     except OSError as error:
-        err.write(f"singkit: cannot start {command[0]}: {error}\n".encode())
-        finish(run_log, bool(options["exit_event"]), "failed", exit_code=127, reason=f"cannot start {command[0]}: {error.strerror}")
+        files[1].write(f"singkit: cannot start {command[0]}: {error}\n".encode())
+        finish(run_log, exit_event, "failed", exit_code=127, reason=f"cannot start {command[0]}: {error.strerror}")
         return 127
-    pumps = []
-    if tee:
-        pumps = [threading.Thread(target=pump, args=(child.stdout, out, sys.stdout.buffer), daemon=True),
-                 threading.Thread(target=pump, args=(child.stderr, err, sys.stderr.buffer), daemon=True)]
-        for thread in pumps:
-            thread.start()
-    code = child.wait()
-    for thread in pumps:
-        thread.join()
-    out.close()
-    err.close()
-    status, reason = describe(code, received[0] if received else None)
-    fields: dict[str, object] = {"exit_code": code if code >= 0 else 128 - code}
+    finally:
+        for handle in files:
+            handle.close()
+    status, reason = describe(code, children.received[0] if children.received else None)
+    fields: dict[str, Any] = {"exit_code": exit_code(code)}
     if reason:
-        fields["reason"] = reason
-    finish(run_log, bool(options["exit_event"]), status, **fields)
-    return int(fields["exit_code"])  # type: ignore[arg-type]
+        fields["reason"] = reason if failed is None or children.received else f"rank {failed}: {reason}"
+    finish(run_log, exit_event, status, **fields)
+    return int(fields["exit_code"])
+
+
+def setup_failed(run_log: str, exit_event: bool, outcome: dict[str, Any] | None, received: list[int]) -> int:
+    """Record the end of a run whose setup failed (or whose wait for it was interrupted)."""
+    if received:
+        code, reason = 128 + received[0], f"terminated: the run received {signal.Signals(received[0]).name}"
+    else:
+        code = int(outcome["exit_code"]) if outcome else 1
+        reason = f"the setup failed (exit code {code}); the command did not start"
+    finish(run_log, exit_event, "failed", exit_code=code, reason=reason)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ lines, and removes the container once its logs are saved. Inside:
 
 No network unless the target says `network: true`; all GPUs when the engine has the NVIDIA
 runtime; the container runs as the calling user so the files it writes are theirs.
+
+With `processes-per-node` N > 1 (`gpus`: the GPUs the container gets) the one container runs
+RANKS_SH instead: the setup once, then N ranks of the command with Azure ML's PyTorch
+variables (MASTER_ADDR=127.0.0.1 inside the container, MASTER_PORT picked on the host), the
+lines of ranks above 0 prefixed `[rank K] `. The container ends with the first failing rank's
+exit code (after the others got SIGTERM and up to RANK_GRACE seconds), so the outcome, cancel
+and reconcile work on it exactly as for one process.
 """
 
 from __future__ import annotations
@@ -20,16 +27,87 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from singkit.backends.embedded import EmbeddedBackend, user_spec
+from singkit.backends.embedded import (RANK_GRACE, EmbeddedBackend, free_port, gpu_count, processes, user_spec,
+                                      world_variables)
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
-from singkit.jobs.workdir import RunPaths, run_command, run_environment
+from singkit.jobs.workdir import RunPaths, run_command, run_environment, setup_command, user_command
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
 
 INSIDE = RunPaths(run_dir="/singkit/run", run_log="/singkit/run/run.log", outputs="/singkit/run/outputs",
                   code="/singkit/code", lib="/singkit/lib")
+
+# The ranks of one container, in plain POSIX sh (the image may have no Python):
+#   sh -c RANKS_SH singkit-ranks SETUP COMMAND N GRACE
+# The setup runs in this shell, so what it exports (and where it cd's) reaches every rank.
+# Each rank is a background job that records "<rank> <exit code>" in $_sk_dir/exits as soon as
+# its command ends and wakes the loop (USR1); the first non-zero line is the failing rank: it
+# goes to run.log as an `exit` line for the run's reason (so does a failed setup), everything
+# else in the container's process group gets SIGTERM, and after GRACE seconds the shell exits
+# with that rank's code. Once all ranks ended, their prefixed output gets up to 5 s to drain
+# (a child a rank left behind may hold its pipe). The shell is the container's PID 1, so its
+# exit ends whatever still runs. Our own helpers catch (':') or ignore SIGTERM so they outlive
+# the stop long enough to record and copy out the ranks' last words; the ranks' commands start
+# with the default action (a caught signal is reset on exec, an ignored one would not be).
+RANKS_SH = r"""_sk_setup=$1 _sk_cmd=$2 _sk_n=$3 _sk_grace=$4
+_sk_note() { printf '{"t": %s, "event": "exit", %s}\n' "$(date +%s 2>/dev/null || echo 0)" "$1" >> "${SINGKIT_RUN_LOG:-/dev/null}"; }
+if [ -n "$_sk_setup" ]; then
+  eval "$_sk_setup" || {
+    _sk_c=$?; _sk_r="the setup failed (exit code $_sk_c); the command did not start"
+    echo "singkit: $_sk_r" >&2; _sk_note "\"exit_code\": $_sk_c, \"reason\": \"$_sk_r\""; exit "$_sk_c"
+  }
+fi
+_sk_dir=$(mktemp -d 2>/dev/null) || { _sk_dir=/tmp/singkit-ranks.$$ && mkdir -p "$_sk_dir"; } || exit 1
+_sk_prefix() {
+  trap '' TERM
+  while IFS= read -r _sk_line || [ -n "$_sk_line" ]; do printf '[rank %s] %s\n' "$1" "$_sk_line"; done
+}
+_sk_ended() { echo "$1 $2" >> "$_sk_dir/exits"; kill -USR1 $$ 2>/dev/null; }
+_sk_rank() {
+  trap ':' TERM
+  RANK=$1 LOCAL_RANK=$1 && export RANK LOCAL_RANK
+  if [ "$1" = 0 ]; then
+    sh -c "$_sk_cmd"; _sk_ended "$1" $?
+  else
+    { trap ':' TERM; { trap ':' TERM; sh -c "$_sk_cmd"; _sk_ended "$1" $?; } 2>&1 1>&3 3>&- | _sk_prefix "$1" >&2; } 3>&1 | _sk_prefix "$1"
+  fi
+  : > "$_sk_dir/drained.$1"
+  kill -USR1 $$ 2>/dev/null
+}
+trap ':' USR1 TERM
+_sk_k=0
+while [ "$_sk_k" -lt "$_sk_n" ]; do _sk_rank "$_sk_k" & _sk_k=$((_sk_k + 1)); done
+_sk_failed= _sk_waited=0 _sk_drain=0
+while :; do
+  _sk_done=0 _sk_drained=0
+  if [ -f "$_sk_dir/exits" ]; then
+    while read -r _sk_r _sk_c; do
+      _sk_done=$((_sk_done + 1))
+      if [ -z "$_sk_failed" ] && [ "$_sk_c" != 0 ]; then _sk_failed="$_sk_r $_sk_c"; fi
+    done < "$_sk_dir/exits"
+  fi
+  if [ -n "$_sk_failed" ]; then
+    if [ "$_sk_waited" = 0 ]; then
+      echo "singkit: rank ${_sk_failed% *} ended (exit code ${_sk_failed#* }); stopping the other ranks" >&2
+      _sk_note "\"rank\": ${_sk_failed% *}, \"exit_code\": ${_sk_failed#* }"
+      kill -TERM 0 2>/dev/null
+    fi
+    [ "$_sk_waited" -ge "$_sk_grace" ] && break
+    _sk_waited=$((_sk_waited + 1))
+  fi
+  for _sk_f in "$_sk_dir"/drained.*; do [ -e "$_sk_f" ] && _sk_drained=$((_sk_drained + 1)); done
+  if [ "$_sk_done" -ge "$_sk_n" ]; then
+    [ "$_sk_drained" -ge "$_sk_n" ] || [ "$_sk_drain" -ge 5 ] && break
+    _sk_drain=$((_sk_drain + 1))
+  fi
+  sleep 1 & wait $!
+done
+rm -rf "$_sk_dir"
+[ -n "$_sk_failed" ] && exit "${_sk_failed#* }"
+exit 0
+"""
 
 
 class DockerBackend(EmbeddedBackend):
@@ -109,8 +187,14 @@ class DockerBackend(EmbeddedBackend):
             kwargs: dict[str, Any] = {}
             if not spec["target"].get("network"):
                 kwargs["network_mode"] = "none"
-            if "nvidia" in (client.info().get("Runtimes") or {}):
+            gpus = "nvidia" in (client.info().get("Runtimes") or {})
+            if gpus:
                 kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            # `gpus`: the container gets them all, less what the job's CUDA_VISIBLE_DEVICES hides
+            count = processes(run, lambda: gpu_count(self.env.environ.get("PATH"), environment.get("CUDA_VISIBLE_DEVICES"))
+                              if gpus else 0)
+            if count > 1:
+                environment.update(world_variables(count, free_port()))
             if user_spec():
                 kwargs["user"] = user_spec()
             volumes = {
@@ -120,11 +204,11 @@ class DockerBackend(EmbeddedBackend):
                 str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
             }
             container = client.containers.create(
-                spec["image"]["id"], command=["/bin/sh", "-c", run_command(run)], name=self.container_name(run),
+                spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),
                 labels={"singkit.job": job.id, "singkit.run": run.id, "singkit.store": str(job.store.root)},
                 environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
             run.write_backend_info({"kind": "container", "container": container.id, "name": container.name,
-                                    "image": spec["image"]["id"]})
+                                    "image": spec["image"]["id"], "processes": count})
             stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
             run.set_status("running", container=container.short_id)
             if run.hparams:
@@ -142,6 +226,13 @@ class DockerBackend(EmbeddedBackend):
         finally:
             client.close()
 
+    @staticmethod
+    def _command(run: Run, count: int) -> list[str]:
+        """One process: the setup's steps and the command in one shell, as always; N: RANKS_SH."""
+        if count == 1:
+            return ["/bin/sh", "-c", run_command(run)]
+        return ["/bin/sh", "-c", RANKS_SH, "singkit-ranks", setup_command(run), user_command(run), str(count), str(RANK_GRACE)]
+
     def _finish(self, run: Run, container: Any) -> None:
         """Remove the container (its logs are saved by now), then record its outcome: a job
         that reads as ended has nothing of it left on the engine."""
@@ -158,7 +249,7 @@ class DockerBackend(EmbeddedBackend):
                 run.set_status("failed", exit_code=code, reason="killed: out of memory")
             else:
                 reason = {137: "killed by SIGKILL", 143: "terminated by SIGTERM"}.get(code, f"exit code {code}")
-                run.set_status("failed", exit_code=code, reason=reason)
+                run.set_status("failed", exit_code=code, reason=ranks_reason(run, reason))
 
     # -- reconcile / cancel ----------------------------------------------------------------------
     def _container(self, client: Any, run: Run) -> Any | None:
@@ -217,3 +308,18 @@ class DockerBackend(EmbeddedBackend):
                     continue  # already gone or stopping: the cancel is recorded either way
         finally:
             client.close()
+
+
+def ranks_reason(run: Run, reason: str) -> str:
+    """A failed run's reason, told by RANKS_SH's `exit` line in run.log on runs of several
+    processes: the first rank to fail (`rank 2: exit code 5`), or the setup that failed."""
+    from singkit.store import runlog
+
+    if int(run.backend_info().get("processes") or 1) == 1:
+        return reason
+    note = next((e for e in runlog.events(run.log_path) if e.get("event") == "exit"), None)
+    if note is None:
+        return reason
+    if isinstance(note.get("rank"), int):
+        return f"rank {note['rank']}: {reason}"
+    return str(note.get("reason") or reason)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import abc
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from singkit.backends.base import Backend
 from singkit.jobs import procs
+from singkit.jobs.workdir import processes_per_node
 from singkit.store import events
 
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 RUNNER_GRACE = 60.0
 CANCEL_GRACE = 5.0   # seconds between SIGTERM and SIGKILL
 RUNNER_DRAIN = 15.0  # how long a job cancel waits for the runner to save logs and exit
+RANK_GRACE = 30      # seconds the other ranks get after one failed, before SIGKILL (torchrun's default)
 
 
 class EmbeddedBackend(Backend):
@@ -123,3 +128,60 @@ def user_spec() -> str | None:
     if hasattr(os, "getuid"):
         return f"{os.getuid()}:{os.getgid()}"
     return None
+
+
+# -- processes per node (`processes-per-node`), as Azure ML's PyTorch distribution starts them --
+def processes(run: Run, count_gpus: Callable[[], int]) -> int:
+    """How many processes the run starts: the target's number, or for `gpus` what `count_gpus`
+    finds (asked only then; at least 1, and with no GPU the run's stderr.log says so, since
+    the researcher asked for one process per GPU)."""
+    value = processes_per_node(run.job.spec)
+    if value != "gpus":
+        return int(value)
+    gpus = count_gpus()
+    if gpus > 0:
+        return gpus
+    with open(run.stderr_path, "ab") as err:
+        err.write(b"singkit: processes-per-node: gpus, but no GPU is visible here; starting 1 process\n")
+    return 1
+
+
+def gpu_count(path: str | None, cuda_visible_devices: str | None) -> int:
+    """GPUs a process would see: the `GPU ...` lines of `nvidia-smi -L` (nvidia-smi looked up
+    on `path`; none: 0), restricted by CUDA_VISIBLE_DEVICES when that is set."""
+    smi = shutil.which("nvidia-smi", path=path)
+    if smi is None:
+        return 0
+    try:
+        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    total = sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU ")) if listed.returncode == 0 else 0
+    return visible_gpus(total, cuda_visible_devices)
+
+
+def visible_gpus(total: int, cuda_visible_devices: str | None) -> int:
+    """How many of `total` GPUs CUDA_VISIBLE_DEVICES leaves visible: CUDA reads the list up to
+    its first entry that names no device ("" or -1 hide them all)."""
+    if cuda_visible_devices is None:
+        return total
+    count = 0
+    for item in cuda_visible_devices.split(","):
+        item = item.strip()
+        if not ((item.isdigit() and int(item) < total) or item.startswith(("GPU-", "MIG-"))):
+            break
+        count += 1
+    return min(count, total)
+
+
+def free_port() -> int:
+    """A TCP port free on this host right now, for MASTER_PORT (as torchrun picks one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def world_variables(count: int, port: int) -> dict[str, str]:
+    """The variables Azure ML's PyTorch distribution gives every process of a one-node run,
+    less RANK/LOCAL_RANK, which the launcher sets per process (torch.distributed's env://)."""
+    return {"WORLD_SIZE": str(count), "NODE_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}

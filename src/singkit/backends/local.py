@@ -4,6 +4,10 @@ The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE -- /bin/
 in a session of its own (so a run is cancelled as one process group), with the run's
 environment; the wrapper records running/completed/failed in run.log. The interpreter's
 folder comes first on PATH, so `python` in a command is the one singkit runs with.
+
+With `processes-per-node` N > 1 (`gpus`: the GPUs visible here) the wrapper gets
+`--procs N --setup SETUP`: it runs the setup once, then N ranks of CMD, as Azure ML would
+on one node; they all stay in the run's session, so a cancel still ends every one.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from singkit.backends.embedded import EmbeddedBackend, exit_reason, stop_processes
+from singkit.backends.embedded import RANK_GRACE, EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
 from singkit.jobs import procs
 from singkit.jobs.spec import SECRET_PREFIX
-from singkit.jobs.workdir import ENTRY_SCRIPT, host_paths, run_command, run_environment
+from singkit.jobs.workdir import ENTRY_SCRIPT, host_paths, run_command, run_environment, setup_command, user_command
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -31,17 +35,29 @@ class LocalBackend(EmbeddedBackend):
         base = {k: v for k, v in self.env.environ.items() if not k.startswith(SECRET_PREFIX)}
         base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", os.defpath)])
         environ = run_environment(run, paths, base, self.env.environ)
+        # `gpus`: those the run's own environment sees (its PATH's nvidia-smi, its CUDA_VISIBLE_DEVICES)
+        count = processes(run, lambda: gpu_count(environ.get("PATH"), environ.get("CUDA_VISIBLE_DEVICES")))
         argv = [sys.executable, os.path.join(paths.lib, ENTRY_SCRIPT), "--run-dir", paths.run_dir,
-                "--cwd", paths.code, "--", "/bin/sh", "-c", run_command(run)]
+                "--cwd", paths.code, *self._rank_options(run, count), "--", "/bin/sh", "-c",
+                run_command(run) if count == 1 else user_command(run)]
         with open(run.stderr_path, "ab") as stderr:  # the wrapper's own complaints, if any
             popen = subprocess.Popen(argv, env=environ, stdin=subprocess.DEVNULL, stdout=stderr,
                                      stderr=stderr, start_new_session=True, close_fds=True)
-        run.write_backend_info({"kind": "process", **procs.identity(popen.pid)})
+        run.write_backend_info({"kind": "process", **procs.identity(popen.pid), "processes": count})
         code = popen.wait()
         if not run.state().terminal:
             _status, reason, exit_code = exit_reason(code)
             run.set_status("failed", exit_code=exit_code,
                            reason=f"the entry wrapper ended ({reason or 'exit code 0'}) without recording an outcome")
+
+    @staticmethod
+    def _rank_options(run: Run, count: int) -> list[str]:
+        """The wrapper's options for N ranks: none for one process (its setup stays a prefix of
+        the command, as it always was), else --procs, and the setup to run once before them."""
+        if count == 1:
+            return []
+        setup = setup_command(run)
+        return ["--procs", str(count), "--grace", str(RANK_GRACE), *(["--setup", setup] if setup else [])]
 
     def run_alive(self, job: Job, run: Run) -> bool:
         return procs.alive(run.backend_info())

@@ -21,6 +21,7 @@ from singkit.store import Job, Run
 
 METRICS_MODULE = "singkit_metrics.py"
 ENTRY_SCRIPT = "singkit_entry.py"
+SETUP_JOIN = " && "  # how singkit.jobs.spec.setup_prefix ends each step
 
 
 def entry_script() -> Path:
@@ -94,8 +95,35 @@ def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_
     return env
 
 
-def run_command(run: Run) -> str:
-    """The shell command a run executes: the setup's steps, then the command with its hparams."""
+def user_command(run: Run) -> str:
+    """The run's own shell command: the job's command with its hparams."""
     spec = run.job.spec
     entry = next((r for r in spec["runs"] if r["run"] == run.id), {})
-    return (spec.get("setup_prefix") or "") + (entry.get("command") or spec["command"])
+    return str(entry.get("command") or spec["command"])
+
+
+def setup_command(run: Run) -> str:
+    """The setup's steps (pre-commands, pip install) as one shell command; "" without a setup.
+
+    Stored as a prefix (`a && b && `), the form a single process per node runs it in."""
+    prefix = str(run.job.spec.get("setup_prefix") or "")
+    return prefix[:-len(SETUP_JOIN)] if prefix.endswith(SETUP_JOIN) else prefix.strip()
+
+
+def run_command(run: Run) -> str:
+    """The shell command of a run with one process per node: the setup's steps, then the
+    command with its hparams. (With more processes the setup runs apart, once per node:
+    singkit_entry.py --setup.)"""
+    return str(run.job.spec.get("setup_prefix") or "") + user_command(run)
+
+
+def processes_per_node(spec: Mapping[str, Any]) -> int | str:
+    """The target's `processes-per-node`: a whole number (default 1), or "gpus" (one per GPU).
+    Validated when the config is loaded; a value this cannot read counts as 1."""
+    value = (spec.get("target") or {}).get("processes-per-node")
+    if isinstance(value, str) and value.strip().lower() == "gpus":
+        return "gpus"
+    try:
+        return max(1, int(value)) if value is not None and not isinstance(value, bool) else 1
+    except (TypeError, ValueError):
+        return 1

@@ -121,21 +121,27 @@ class SingularityBackend(Backend):
         code = staging.stage_code(job)
         spec = job.spec
         target = {k: v for k, v in self.target.items() if k != "env"}  # job env comes via run_variables
-        identity = None if spec.get("dry_run") else self._online_checks(cfg, target, spec.get("docker"))
-        if spec.get("dry_run"):
-            self._offline_notes(target)
         mirror = blob.mirror_for(cfg, self.env.environ, secrets=False)
-        for run in job.runs:
+
+        def document(run: Any, identity: dict[str, str] | None) -> dict[str, Any]:
             env = staging.run_variables(run, int(self.target.get("nodes") or 1))
             if mirror and mirror[0].container_url:  # unknown until its secret is at hand: set at submit
                 env.update(SINGKIT_BLOB_URL=mirror[0].container_url, SINGKIT_BLOB_PREFIX=mirror[0].prefix(job.id, run.id))
-            path = self.spec_path(job, run.id)
-            document = specs.build_spec(
+            return specs.build_spec(
                 cfg, target, job_id=job.id, run_id=run.id, command=staging.command(run),
-                name=self._name(job, run), code=os.path.relpath(code, path.parent), extra_env=env,
+                name=self._name(job, run), code=os.path.relpath(code, self.spec_path(job, run.id).parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
                 docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity)
-            specs.write_spec(path, document)
+
+        documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
+        if spec.get("dry_run"):
+            self._offline_notes(target)
+        else:
+            identity = self._online_checks(cfg, target, spec.get("docker"))
+            if identity:
+                documents = {run.id: document(run, identity) for run in job.runs}
+        for run in job.runs:
+            path = specs.write_spec(self.spec_path(job, run.id), documents[run.id])
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 

@@ -73,11 +73,17 @@ def secret_variables(job: Any, environ: Mapping[str, str]) -> dict[str, str]:
 
 def command(run: Any) -> str:
     """blob_sync (mirror) → singkit_entry (files, console, an `exit` event per rank: Azure ML's
-    state, not a rank, decides the outcome) → the run's shell command (workdir.run_command)."""
-    from singkit.jobs.workdir import run_command
+    state, not a rank, decides the outcome) → the run's shell command (workdir.run_command).
 
+    With more than one process per node Azure ML runs this very line once per process, so the
+    setup goes to the wrapper (`--setup`): LOCAL_RANK 0 runs it, the node's other ranks wait
+    for its outcome; with one, it stays a prefix of the command (one process per node)."""
+    from singkit.jobs.workdir import processes_per_node, run_command, setup_command, user_command
+
+    setup = setup_command(run) if processes_per_node(run.job.spec) != 1 else ""
+    options = f"--setup {shlex.quote(setup)} " if setup else ""
     # python3 where an image has only that; the scripts need nothing beyond the standard library
     return ('PY="$(command -v python3 || command -v python)" && '
             f'PYTHONPATH="$PWD/{IN_JOB}${{PYTHONPATH:+:$PYTHONPATH}}" SINGKIT_OUTPUTS="$PWD/outputs" '
-            f'"$PY" {IN_JOB}/{SYNC_SCRIPT} -- "$PY" {IN_JOB}/singkit_entry.py --tee --exit-event -- '
-            f'sh -c {shlex.quote(run_command(run))}')
+            f'"$PY" {IN_JOB}/{SYNC_SCRIPT} -- "$PY" {IN_JOB}/singkit_entry.py --tee --exit-event {options}-- '
+            f'sh -c {shlex.quote(user_command(run) if setup else run_command(run))}')
