@@ -31,8 +31,8 @@ and the folder), then carry on or fail exactly as it did.
 
 --procs N starts N copies of COMMAND on this machine, as Azure ML's PyTorch distribution does
 on a node: RANK and LOCAL_RANK 0..N-1, WORLD_SIZE=N, NODE_RANK=0, MASTER_ADDR=127.0.0.1 and
-MASTER_PORT (a free port). Rank 0 writes to the run's files as a single process would; the
-other ranks' lines go to the same files prefixed `[rank K] `. The run completes when every
+MASTER_PORT (a free port). Rank 0's lines go to the run's files as a single process's would;
+the other ranks' lines go to the same files prefixed `[rank K] `; each line is one write. The run completes when every
 rank exits 0; when one fails, the others get SIGTERM, then SIGKILL after --grace seconds
 (default 30, as torchrun), and the run fails with that rank's exit code.
 
@@ -114,10 +114,10 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     return options, command
 
 
-def pump(source, prefix: bytes, *sinks) -> None:
-    """Copy a pipe to files as it arrives; with a prefix, whole lines, each one prefixed (a
-    line is one write, so lines of several ranks in one file never tear each other)."""
-    if prefix:
+def pump(source, prefix: bytes | None, *sinks) -> None:
+    """Copy a pipe to files as it arrives; with a prefix (b"" for rank 0), whole lines, each one
+    prefixed (a line is one write, so lines of several ranks in one file never tear each other)."""
+    if prefix is not None:
         chunks = (prefix + line + (b"" if line.endswith(b"\n") else b"\n") for line in iter(source.readline, b""))
     else:
         chunks = iter(lambda: source.read1(65536), b"")
@@ -211,8 +211,9 @@ def start(children: Children, command: list[str], cwd: str | None, env: dict[str
     """Start one process writing to the run's files (`rank`: one of --procs, in a group of its
     own; ranks above 0 have their lines prefixed); the threads that copy its pipes, if any."""
     out, err = files
-    prefix = f"[rank {rank}] ".encode() if rank else b""
-    piped = tee or bool(prefix)
+    # every rank is copied line by line (rank 0 without a prefix), so no line is torn by another's
+    prefix = None if rank is None else f"[rank {rank}] ".encode() if rank else b""
+    piped = tee or prefix is not None
     child = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE if piped else out, stderr=subprocess.PIPE if piped else err,
                              **(own_group() if rank is not None else {}))

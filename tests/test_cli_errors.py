@@ -62,6 +62,13 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         assert done.returncode == SIGPIPE_EXIT and done.stderr in {"", *progress}, (args, done.stderr)
 
 
+@pytest.mark.parametrize("args", [["config.skus", "-h"], ["--list"], ["--help"]])
+def test_invokes_own_output_to_a_closed_pipe_ends_quietly(tmp_path: Path, args: list[str]) -> None:
+    project = make_project(tmp_path)
+    done = _closed_pipe_run(args, project, make_env(project))
+    assert done.returncode == SIGPIPE_EXIT and done.stderr == "", done.stderr
+
+
 def test_head_dash_1_through_a_real_pipeline(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     env = make_env(project)

@@ -48,6 +48,16 @@ CASES = [
     ("xt vault", GOOD.replace("$env:REG_PASSWORD", "$vault"), 6, 15, ["`$vault`", "import-xt"]),
     ("bad sha256", "dockers:\n  py:\n    image: a\n    sha256: abc\n", 4, 13, ["`sha256` must be `sha256:`"]),
     ("minimum", "compute-targets:\n  eus:\n    service: local\n    nodes: 0\n", 4, 12, ["at least 1"]),
+    # submit would refuse each of these; validate says so first (issue 9: validates exactly when it submits)
+    ("docker record without image", "dockers:\n  py:\n    sing-wrap: false\n", 3, 5, ["`dockers.py` needs `image:`"]),
+    ("unreadable image", "dockers:\n  py:\n    image: \"Not An::Image\"\n", 3, 12, ["`Not An::Image` is not an image reference"]),
+    ("docker target without docker", "compute-targets:\n  a:\n    service: docker\n", 3, 14, ["runs on docker but names no image", "`docker: <a record in dockers>`"]),
+    ("zero processes", "compute-targets:\n  a:\n    service: local\n    processes-per-node: 0\n", 4, 25, ["whole number of at least 1 or `gpus`, not `0`"]),
+    ("negative processes", "compute-targets:\n  a:\n    service: docker\n    docker: py\n    processes-per-node: -1\n"
+     "dockers:\n  py:\n    image: python:3.11\n", 5, 25, ["not `-1`"]),
+    ("processes in words", "compute-targets:\n  a:\n    service: local\n    processes-per-node: lots\n", 4, 25, ["not `lots`"]),
+    ("quoted processes", "compute-targets:\n  a:\n    service: local\n    processes-per-node: \"3\"\n", 4, 25, ["quoted text", "without quotes"]),
+    ("no choices to list", "dockers:\n  py:\n    image: a\n    registry: acr\n", 4, 15, ["names no registry record (type: registry)"]),
 ]
 
 
@@ -170,3 +180,52 @@ compute-targets:
     assert warned.stderr.splitlines()[1].startswith("config ok (1 warning(s)): ")
     strict = run_singkit(["config.validate", "--strict"], cwd=tmp_path)
     assert strict.returncode == 2 and strict.stderr.strip() == line
+
+
+def test_no_choices_means_no_empty_list(tmp_path):
+    write_project(tmp_path, "dockers:\n  py:\n    image: a\n    registry: acr\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2 and "expected one of" not in result.stderr, result.stderr
+
+
+def test_cloud_keys_without_a_service_warn_that_the_target_runs_here(tmp_path):
+    write_project(tmp_path, "compute-targets:\n  a:\n    vm-size: ND40rs_v2\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: configs/singkit.yaml:3:14: compute-targets.a has `vm-size:` but no `service:`")
+    assert run_singkit(["config.validate", "--strict"], cwd=tmp_path).returncode == 2
+    write_project_again = tmp_path / "configs" / "singkit.yaml"
+    write_project_again.write_text("compute-targets:\n  a:\n    service: local\n    vm-size: ND40rs_v2\n")
+    quiet = run_singkit(["config.validate"], cwd=tmp_path)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
+
+
+def test_the_built_in_docker_target_is_not_a_mistake(tmp_path):
+    write_project(tmp_path, "general:\n  experiment: e\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "lots", '"3"'])
+def test_a_local_submit_refuses_what_validate_refuses(tmp_path, value):
+    write_project(tmp_path, f"compute-targets:\n  a:\n    service: local\n    processes-per-node: {value}\n")
+    result = run_singkit(["job.submit", "--target=a", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("configs/singkit.yaml:4:25: "), result.stderr
+
+
+def test_a_general_key_blocks_only_the_commands_that_read_it(tmp_path):
+    """A bad `credential:` is Singularity's; an unknown key in general blocks nothing; validate lists every one."""
+    write_project(tmp_path, "general:\n  credential: bogus\n  nonsense: 1\ncompute-targets:\n  a:\n    service: local\n    sla: gold\n")
+    checked = run_singkit(["config.validate"], cwd=tmp_path)
+    assert checked.returncode == 2 and [ln.split(":")[1] for ln in checked.stderr.splitlines()] == ["2", "3", "7"]
+    local = run_singkit(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    assert local.returncode == 0 and "`bogus` is not a valid credential" in local.stderr, local.stderr
+    assert "(does not affect this command)" in local.stderr
+    blocked = run_singkit(["job.submit", "--target=a", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    assert blocked.returncode == 2 and blocked.stderr.startswith("configs/singkit.yaml:7:10: `gold`"), blocked.stderr
+
+
+def test_a_general_key_every_command_reads_blocks_every_submit(tmp_path):
+    write_project(tmp_path, "general:\n  code-dirs: src\n")
+    result = run_singkit(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("configs/singkit.yaml:2:14: "), result.stderr

@@ -11,6 +11,7 @@ cancel stops every rank; N == 1 is what it always was.
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -268,6 +269,27 @@ def test_entry_a_child_left_by_a_finished_rank_does_not_hold_the_run(tmp_path: P
 
 
 # -- docker (busybox: no Python in the image) ------------------------------------------------------
+# Each rank writes every line in two pieces, a moment apart: a line torn by another rank's shows.
+HALF_LINES = 'i=0; while [ $i -lt 25 ]; do printf "r$RANK-$i-a"; sleep 0.01; printf "b\\n"; i=$((i+1)); done'
+
+
+def assert_untorn(text: str, ranks: int) -> None:
+    seen = {k: 0 for k in range(ranks)}
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\[rank (\d)\] )?r(\d)-(\d+)-ab", line)
+        assert match, f"torn line: {line!r}"
+        rank = int(match.group(3))
+        assert (match.group(2) or "0") == str(rank), line
+        seen[rank] += 1
+    assert seen == {k: 25 for k in range(ranks)}
+
+
+def test_entry_no_rank_tears_another_ranks_line(tmp_path: Path) -> None:
+    result = run_entry(tmp_path, HALF_LINES)
+    assert result.returncode == 0, result.stderr
+    assert_untorn((tmp_path / "stdout.log").read_text(), 2)
+
+
 DOCKER_CONFIG = """\
 general:
   experiment: test
@@ -331,6 +353,13 @@ def test_docker_three_ranks_in_one_container(docker_project: Path, docker_client
     assert sorted(run.stderr_path.read_text().splitlines()) == ["[rank 1] err 1", "[rank 2] err 2", "err 0"]
     assert run.state().exit_code == 0
     assert containers_of(docker_client, job) == []
+
+
+def test_docker_no_rank_tears_another_ranks_line(docker_project: Path, docker_client: Any) -> None:
+    env = make_env(docker_project)
+    job = submit(env, SubmitRequest(target="three", command=HALF_LINES))
+    assert wait_done(env, job.id) == "completed"
+    assert_untorn(job.runs[0].stdout_path.read_text(), 3)
 
 
 def test_docker_failing_rank_fails_the_run_and_stops_the_others(docker_project: Path, docker_client: Any) -> None:

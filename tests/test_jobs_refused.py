@@ -15,16 +15,9 @@ from singkit.jobs.submit import submit
 from singkit.store import Store, events
 from test_jobs_dryrun import NOWHERE, SINGULARITY
 
-# a docker target that names no image: refused by the docker backend's prepare, before any engine call
-NO_IMAGE = """\
-general:
-  experiment: test
-compute-targets:
-  local:
-    service: local
-  bare:
-    service: docker
-"""
+# a Singularity target whose image is not pinned by digest: refused by the backend's prepare,
+# before anything reaches Azure (submit --allow-unpinned would take it, so validate cannot)
+UNPINNED = SINGULARITY.replace("    sha256: " + "ab" * 32 + "\n", "")
 
 
 def _ids_in_events(env) -> list[tuple[str, str]]:
@@ -32,19 +25,19 @@ def _ids_in_events(env) -> list[tuple[str, str]]:
 
 
 def test_refused_at_prepare_leaves_no_job_and_the_id_is_not_reused(tmp_path: Path) -> None:
-    project = make_project(tmp_path, NO_IMAGE)
-    env = make_env(project)
-    refused = run_cli(["job.submit", "--target=bare", "--cmd", "true"], project, env)
+    project = make_project(tmp_path, UNPINNED)
+    env = make_env(project, **NOWHERE)
+    refused = run_cli(["job.submit", "--target=sing", "--cmd", "true"], project, env)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
-    assert "names no image" in refused.stderr
+    assert "not pinned by digest" in refused.stderr
     store = Store.of(env)
     assert store.job_ids() == [] and not (store.jobs_dir / "job1").exists()
     assert run_cli(["job.list", "--json"], project, env).stdout.strip() == "[]"
     [event] = events.read(env)
-    assert event["event"] == "submit-refused" and event["job"] == "job1" and event["target"] == "bare"
-    assert "names no image" in event["reason"]
+    assert event["event"] == "submit-refused" and event["job"] == "job1" and event["target"] == "sing"
+    assert "not pinned by digest" in event["reason"]
     shown = run_cli(["report.events"], project, env)
-    assert "submit-refused" in shown.stdout and "names no image" in shown.stdout
+    assert "submit-refused" in shown.stdout and "not pinned by digest" in shown.stdout
     status = run_cli(["job.status", "job1"], project, env)
     assert status.returncode == 2 and "job1 was refused at submit" in status.stderr, status.stderr
     ok = run_cli(["job.submit", "--cmd", "true"], project, env)
@@ -54,7 +47,7 @@ def test_refused_at_prepare_leaves_no_job_and_the_id_is_not_reused(tmp_path: Pat
 
 
 def test_an_unpinned_singularity_image_is_refused_without_a_trace(tmp_path: Path) -> None:
-    project = make_project(tmp_path, SINGULARITY.replace("    sha256: " + "ab" * 32 + "\n", ""))
+    project = make_project(tmp_path, UNPINNED)
     env = make_env(project, **NOWHERE)
     for extra in ([], ["--dry-run"]):
         refused = run_cli(["job.submit", "--target=sing", "--cmd=python train.py", *extra], project, env)
@@ -64,10 +57,10 @@ def test_an_unpinned_singularity_image_is_refused_without_a_trace(tmp_path: Path
 
 
 def test_concurrent_refused_and_accepted_submits_never_share_an_id(tmp_path: Path) -> None:
-    project = make_project(tmp_path, NO_IMAGE)
-    env = make_env(project)
+    project = make_project(tmp_path, UNPINNED)
+    env = make_env(project, **NOWHERE)
     argv = [sys.executable, "-m", "singkit", "job.submit", "--cmd", "true"]
-    procs = [subprocess.Popen(argv + (["--target=bare"] if i % 2 else ["--dry-run"]), cwd=project, env=dict(env.environ),
+    procs = [subprocess.Popen(argv + (["--target=sing"] if i % 2 else ["--dry-run"]), cwd=project, env=dict(env.environ),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(12)]
     for proc in procs:
         proc.communicate(timeout=120)

@@ -300,6 +300,38 @@ def test_compute_forms_become_the_arm_id(cfg, compute, expected):
     assert resolved.errors == [] and resolved.compute == expected
 
 
+@pytest.mark.parametrize("compute, expected", [
+    ("MsrResrchVC", VC.replace("msrresrchvc", "MsrResrchVC")),  # ARM matches names without regard to case
+    ("azureml://virtualclusters/msrresrchvc/", VC),
+    (VC + "/", VC),
+])
+def test_compute_spellings_that_name_the_same_cluster(cfg, compute, expected):
+    resolved = targets.resolve(cfg, {**cfg.target("eus-v100"), "compute": compute})
+    assert resolved.problems == [] and resolved.compute == expected
+
+
+@pytest.mark.parametrize("compute, words", [
+    ("myacr", "names a registry record; name a virtual_cluster record (msrresrchvc"),
+    ("msrresrchvc?x=1", "is neither a virtual cluster's name"),
+    ("azureml://subscriptions/notused/resourceGroups/rg/virtualclusters/vc", "must be a GUID"),
+    ("/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/rg/providers/Microsoft.MachineLearningServices/"
+     "workspaces/ws", "is not a virtual cluster's ARM id"),
+])
+def test_compute_that_cannot_be_a_virtual_cluster_is_an_error(cfg, compute, words):
+    resolved = targets.resolve(cfg, {**cfg.target("eus-v100"), "compute": compute})
+    assert [words in p.message for p in resolved.errors] == [True], resolved.problems
+
+
+def test_a_bare_name_with_no_record_warns_and_suggests(cfg):
+    resolved = targets.resolve(cfg, {**cfg.target("eus-v100"), "compute": "msrresrchv"})
+    [warning] = resolved.problems
+    assert warning.warning and "did you mean `msrresrchvc`?" in warning.message
+    assert "in the workspace's resource group, gcr-singularity-resrch" in warning.message
+    elsewhere = targets.resolve(cfg, {**cfg.target("eus-v100"), "compute": "gpu-cluster-7"})
+    assert elsewhere.problems == [] and elsewhere.compute.endswith("/gcr-singularity-resrch/providers/"
+                                                                    "Microsoft.MachineLearningServices/virtualclusters/gpu-cluster-7")
+
+
 def test_a_virtual_cluster_name_with_no_record_is_located(project):
     text = CONFIG.replace("compute: msrresrchvc\n    vm-size: NC6_v3", "compute: azureml://virtualclusters/vc\n    vm-size: NC6_v3")
     problems = configcheck.all_problems(config_of(project, text))
@@ -399,7 +431,23 @@ def test_a_malformed_environment_reference_is_located(project):
     problems = configcheck.all_problems(config_of(project, text))
     [problem] = [p for p in problems if "registered Azure ML environment" in p.message]
     assert problem.line == text.splitlines().index('    image: "azureml:AzureML-sklearn"') + 1
-    assert "`azureml:NAME:VERSION` or `azureml:NAME@latest`" in problem.message
+    assert "`azureml:NAME:VERSION`, `azureml:NAME@latest` or `azureml://registries/" in problem.message
+
+
+@pytest.mark.parametrize("image", ["azureml://registries/azureml/environments/sklearn-1.5/versions/34",
+                                   "azureml://registries/azureml/environments/acpt-pytorch-2.2-cuda12.1/labels/latest"])
+def test_an_environment_in_an_azure_ml_registry_is_written_as_is(project, image):
+    cfg = config_of(project, CONFIG.replace('"azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33"', f'"{image}"'))
+    assert not [p for p in configcheck.all_problems(cfg) if "sklearn-env" in p.message or "environment" in p.message]
+    assert build(cfg, "sklearn")["environment"] == image
+
+
+def test_azureml_in_capitals_is_refused_at_its_line(project):
+    text = CONFIG.replace('"azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33"', '"AzureML:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33"')
+    problems = configcheck.all_problems(config_of(project, text))
+    [problem] = [p for p in problems if "lower case" in p.message]
+    assert not problem.warning and problem.line == text.splitlines().index(
+        '    image: "AzureML:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33"') + 1
 
 
 def test_image_version_without_docker_runs_in_the_curated_image(cfg):
@@ -523,3 +571,52 @@ def test_the_wrap_of_an_amd_image_says_amd(project):
     assert rendered.accelerator == "AMD" and "ENV SINGULARITY_IMAGE_ACCELERATOR=AMD" in rendered.text
     nvidia = CONFIG.replace("  rocm:\n    image: research/rocm:6.1\n", "  rocm:\n    image: research/rocm:6.1\n    accelerator: NVIDIA\n")
     assert plan(env, config_of(project, nvidia), "rocm", base_digest="sha256:" + "e" * 64).accelerator == "NVIDIA"
+
+
+def test_more_processes_than_gpus_is_a_warning_at_that_line(project):
+    text = CONFIG.replace("    processes-per-node: gpus\n", "    processes-per-node: 16\n")
+    cfg = config_of(project, text)
+    line = text.splitlines().index("    processes-per-node: 16") + 1
+    said = [p for p in targets.resolve(cfg, cfg.target("a100x2")).problems if "processes-per-node" in p.message]
+    assert [(p.line, p.warning) for p in said] == [(line, True)]
+    assert "than `ND96amrs_A100_v4` has GPUs (8)" in said[0].message
+    eight = config_of(project, CONFIG.replace("    processes-per-node: gpus\n", "    processes-per-node: 8\n"))
+    assert not [p for p in targets.resolve(eight, eight.target("a100x2")).problems if "processes-per-node" in p.message]
+
+
+def test_a_bad_credential_blocks_singularity_targets_only(project):
+    text = CONFIG.replace("general:\n", "general:\n  credential: bogus\n", 1)
+    assert text != CONFIG
+    cfg = config_of(project, text)
+    said: list[str] = []
+    configcheck.require(cfg, said.append, "compute-targets", "local")
+    assert any("`bogus` is not a valid credential" in s and "does not affect this command" in s for s in said)
+    with pytest.raises(ConfigError, match="`bogus` is not a valid credential"):
+        configcheck.require(cfg, said.append, "compute-targets", "eus-v100")
+
+
+def test_conflicting_keys_are_said(cfg):
+    base = cfg.target("eus-v100")
+    both = targets.resolve(cfg, {**base, "location": "eastus", "locations": ["westus3"]})
+    assert [p.warning for p in both.problems if "`location: eastus` is not used" in p.message] == [True]
+    assert both.locations == ["westus3"]
+    agreeing = targets.resolve(cfg, {**base, "location": "eastus", "locations": ["westus3", "eastus"]})
+    assert not [p for p in agreeing.problems if "location" in p.message]
+    sla = targets.resolve(cfg, {**base, "sla": "premium", "ai-super-computer": {"slaTier": "Basic"}})
+    [said] = [p for p in sla.problems if "overrides" in p.message]
+    assert said.warning and "ai-super-computer.slaTier: Basic overrides `sla: premium`" in said.message
+    assert sla.aisc["slaTier"] == "Basic"
+    same = targets.resolve(cfg, {**base, "sla": "premium", "ai-super-computer": {"slaTier": "Premium"}})
+    assert not [p for p in same.problems if "overrides" in p.message]
+    scale = targets.resolve(cfg, {**base, "nodes": 4, "scale-policy": {"maxInstanceTypeCount": 2}})
+    assert [p.warning for p in scale.problems if "maxInstanceTypeCount (2) is below minInstanceTypeCount (4)" in p.message] == [False]
+    fine = targets.resolve(cfg, {**base, "nodes": 4, "scale-policy": {"minInstanceTypeCount": 2, "maxInstanceTypeCount": 4}})
+    assert fine.problems == []
+
+
+def test_amulet_shorthand_is_an_error_and_a_doubled_prefix_is_one_prefix(cfg):
+    base = cfg.target("eus-v100")
+    amulet = targets.resolve(cfg, {**base, "vm-size": "G8"})
+    assert [p.warning for p in amulet.problems if "Amulet's sku shorthand" in p.message] == [False]
+    doubled = targets.resolve(cfg, {**base, "vm-size": "Singularity.Singularity.ND40rs_v2"})
+    assert doubled.problems == [] and doubled.vm_size == "ND40rs_v2"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from singkit.backends.singularity import client, logs, status
+from singkit.singularity import catalog
 from singkit.exceptions import ServiceError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -371,3 +372,17 @@ def test_a_registry_token_that_is_not_json_is_one_line_service_error():
         registry_sock.close()
     message = str(caught.value)
     assert "\n" not in message and "not a JSON object (text/html)" in message and host in message
+
+
+# -- hints for sizes singkit does not know -------------------------------------------------------------
+@pytest.mark.parametrize("typed, words", [
+    ("NC4as_T4_v3", "no size in singkit's catalog has T4 GPUs"),  # never a V100 size for a T4
+    ("NC24rs_v3", "nearest known: `NC24r_v3`, `NC24_v3` ("),  # the NC series first, not ND24_v4
+    ("80G8-A100-NvLink", "Amulet's sku shorthand (8 x A100 80GB per node)"),
+    ("2x40G4-A100", "sizes with that: `ND48_v4`; its `2x` is `nodes: 2`"),
+    ("1xC1", "(CPU only per node)"),
+])
+def test_unknown_size_hints(typed, words):
+    message = catalog.unknown_message(catalog.shipped(), typed)
+    assert words in message, message
+

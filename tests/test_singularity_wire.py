@@ -35,6 +35,7 @@ CASES = {
                                       "torchrun --nnodes 2 --nproc_per_node 8 train.py"),
     "amd-mi300x": ("vm-size: ND96isr_MI300X_v5\n    docker: rocm\n    sla: basic", "python train.py"),
     "registered-environment": ("vm-size: D4_v3\n    docker: registered", "python train.py"),
+    "registry-environment": ("vm-size: D4_v3\n    docker: curated", "python train.py"),
     "group-policy": ("vm-size: ND12_H100_v5\n    group-policy: gp-research\n    locations: [eastus, westus3]\n"
                      "    tensorboard-log-dir: /scratch/tensorboard_logs", "python train.py"),
 }
@@ -74,6 +75,8 @@ dockers:
     sha256: {DIGEST}
   registered:
     image: azureml:research-torch:3
+  curated:
+    image: azureml://registries/azureml/environments/sklearn-1.5/versions/34
 compute-targets:
   sing:
     service: ws

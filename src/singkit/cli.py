@@ -113,4 +113,10 @@ program = SingkitProgram(name="singkit", binary="singkit", version=__version__, 
 
 
 def main() -> None:
-    program.run()
+    try:
+        program.run()
+    except BrokenPipeError:  # invoke's own output (help, --list) to a reader that went away
+        from singkit.environment import Environment
+        from singkit.tasks._edge import pipe_closed
+
+        raise SystemExit(pipe_closed(Environment.from_os())) from None

@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from singkit.config import schema
 from singkit.exceptions import ConfigError, Problem, Record
 from singkit.singularity import target as sing
 
+# `general` keys only some commands read; every other `general` key is read by every command
+GENERAL_FOR = {"credential": "singularity", "installer-image": "dockers", "validator-image": "dockers"}
 SHOWN_ELSEWHERE = 5  # problems in unrelated records listed one by one; beyond, a count
 
 
 def all_problems(cfg: Any) -> list[Problem]:
     """Every problem, errors and warnings, in file order."""
     found = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg),
-             *sing.accelerator_problems(cfg)]
+             *sing.accelerator_problems(cfg), *image_problems(cfg)]
     singular = [n for n, t in cfg.targets.items() if sing.is_singularity(cfg, t)]
     for name in singular:
         found += sing.resolve(cfg, cfg.target(name)).problems
@@ -40,15 +43,36 @@ def _experiment(cfg: Any, singular: list[str]) -> list[Problem]:
     return [Problem(problem.file, problem.line, problem.col, problem.message, scope)]
 
 
+def image_problems(cfg: Any, names: Iterable[str] | None = None) -> list[Problem]:
+    """A docker record whose `image:` or `sha256:` cannot be read, at that key (submit and
+    image.wrap would refuse it; validate says so first)."""
+    from singkit.images import refs
+
+    out = []
+    said = {r for p in cfg.layer_problems for r in p.records}  # the schema's line says it already
+    for name in cfg.dockers if names is None else names:
+        if ("dockers", name) in said:
+            continue
+        record = cfg.dockers.get(name) or {}
+        registry = cfg.services.get(str(record.get("registry") or ""))
+        error = refs.check_record(record, registry if (registry or {}).get("type") == "registry" else None)
+        if error is None:
+            continue
+        where = cfg.where("dockers", name, refs.record_problem_key(error)) or cfg.where("dockers", name)
+        if where is not None:
+            out.append(Problem(where.file, where.line, where.col, refs.record_problem_text(name, error), (("dockers", name),)))
+    return out
+
+
 def closure(cfg: Any, section: str, name: str) -> set[Record]:
     """The records a command using `section.name` reads: a target's service, virtual cluster,
     docker record and its registry, setup, its size's `skus:` record and the Blob store."""
-    out: set[Record] = {(section, name)}
+    out: set[Record] = {(section, name)} | {("general", k) for k in schema.GENERAL_FIELDS if k not in GENERAL_FOR}
     if section == "dockers":
         registry = (cfg.dockers.get(name) or {}).get("registry")
         if registry:
             out.add(("external-services", str(registry)))
-        return out
+        return out | {("general", k) for k, used_by in GENERAL_FOR.items() if used_by == "dockers"}
     if section != "compute-targets":
         return out
     target = cfg.targets.get(name) or {}
@@ -57,14 +81,14 @@ def closure(cfg: Any, section: str, name: str) -> set[Record]:
             out.add((kind, str(target[key])))
     if target.get("docker"):
         out |= closure(cfg, "dockers", str(target["docker"]))
-    compute = str(target.get("compute") or "")
-    cluster = compute.rsplit("/", 1)[-1]
-    if cluster in cfg.services:
-        out.add(("external-services", cluster))
+    cluster = str(target.get("compute") or "").rstrip("/").rsplit("/", 1)[-1].lower()
+    out |= {("external-services", n) for n in cfg.services if n.lower() == cluster}
     size = str(target.get("vm-size") or "").lower().removeprefix("singularity.")
     out |= {("skus", n) for n in cfg._records["skus"] if n.lower().removeprefix("singularity.") == size}
-    if sing.is_singularity(cfg, target) and cfg.general.get("store"):
-        out.add(("external-services", str(cfg.general["store"])))
+    if sing.is_singularity(cfg, target):
+        out |= {("general", k) for k, used_by in GENERAL_FOR.items() if used_by == "singularity"}
+        if cfg.general.get("store"):
+            out.add(("external-services", str(cfg.general["store"])))
     return out
 
 
@@ -80,6 +104,7 @@ def require(cfg: Any, warn: Callable[[str], None], section: str, name: str) -> l
         own += [p for p in _experiment(cfg, [name])]
     elif section == "dockers":
         own += [p for p in sing.accelerator_problems(cfg) if _touches(p, scope)]
+    own += [p for p in image_problems(cfg, [r[1] for r in scope if r[0] == "dockers"])]
     own = _unique(own)
     errors = [p for p in own if not p.warning]
     if errors:

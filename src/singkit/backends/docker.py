@@ -16,9 +16,9 @@ runtime; the container runs as the calling user so the files it writes are their
 
 With `processes-per-node` N > 1 (`gpus`: the GPUs the container gets) the one container runs
 RANKS_SH instead: the setup once, then N ranks of the command with Azure ML's PyTorch
-variables (MASTER_ADDR=127.0.0.1 inside the container, MASTER_PORT picked on the host), the
-lines of ranks above 0 prefixed `[rank K] `. The container ends with the first failing rank's
-exit code (after the others got SIGTERM and up to RANK_GRACE seconds), so the outcome, cancel
+variables (MASTER_ADDR=127.0.0.1 inside the container, MASTER_PORT picked on the host), every
+rank's output copied line by line (no line torn by another rank's), ranks above 0 prefixed
+`[rank K] `. The container ends with the first failing rank's exit code (after the others got SIGTERM and up to RANK_GRACE seconds), so the outcome, cancel
 and reconcile work on it exactly as for one process.
 """
 
@@ -62,17 +62,14 @@ fi
 _sk_dir=$(mktemp -d 2>/dev/null) || { _sk_dir=/tmp/singkit-ranks.$$ && mkdir -p "$_sk_dir"; } || exit 1
 _sk_prefix() {
   trap '' TERM
-  while IFS= read -r _sk_line || [ -n "$_sk_line" ]; do printf '[rank %s] %s\n' "$1" "$_sk_line"; done
+  _sk_p=; [ "$1" = 0 ] || _sk_p="[rank $1] "
+  while IFS= read -r _sk_line || [ -n "$_sk_line" ]; do printf '%s%s\n' "$_sk_p" "$_sk_line"; done
 }
 _sk_ended() { echo "$1 $2" >> "$_sk_dir/exits"; kill -USR1 $$ 2>/dev/null; }
 _sk_rank() {
   trap ':' TERM
   RANK=$1 LOCAL_RANK=$1 && export RANK LOCAL_RANK
-  if [ "$1" = 0 ]; then
-    sh -c "$_sk_cmd"; _sk_ended "$1" $?
-  else
-    { trap ':' TERM; { trap ':' TERM; sh -c "$_sk_cmd"; _sk_ended "$1" $?; } 2>&1 1>&3 3>&- | _sk_prefix "$1" >&2; } 3>&1 | _sk_prefix "$1"
-  fi
+  { trap ':' TERM; { trap ':' TERM; sh -c "$_sk_cmd"; _sk_ended "$1" $?; } 2>&1 1>&3 3>&- | _sk_prefix "$1" >&2; } 3>&1 | _sk_prefix "$1"
   : > "$_sk_dir/drained.$1"
   kill -USR1 $$ 2>/dev/null
 }
@@ -135,13 +132,13 @@ class DockerBackend(EmbeddedBackend):
     def _record_problem(self, record: dict[str, Any], error: ValueError) -> SingkitError:
         """A config error at the docker record's image line (or a usage error for a stored job)."""
         from singkit.exceptions import ConfigError, Problem
+        from singkit.images.refs import record_problem_key, record_problem_text
 
         name = record.get("name", "?")
-        text = (f"dockers.{name}: {error}; write `image: host/name:tag` (e.g. `image: python:3.11-slim`) "
-                "and `sha256: sha256:<64 hex>` if pinned")
+        text = record_problem_text(name, error)
         where = None
         if self.cfg is not None:
-            key = "sha256" if "digest" in str(error) else "image"
+            key = record_problem_key(error)
             where = self.cfg.where("dockers", name, key) or self.cfg.where("dockers", name)
         if where is None:
             return UsageError(text if self.cfg is not None else f"{text} (in the job's stored docker record)")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from singkit.config import schema
 from singkit.config.layers import locate
+from singkit.config.model import BUILTIN
 from singkit.config.validate import suggest
 from singkit.exceptions import Problem
 
@@ -20,13 +21,14 @@ if TYPE_CHECKING:
 def reference_problems(cfg: "Config") -> list[Problem]:
     problems: list[Problem] = []
 
-    def at(section: str, name: str, key: str | None, message: str) -> None:
+    def at(section: str, name: str, key: str | None, message: str, warning: bool = False) -> None:
         origin = cfg.where(section, name, key) if key else None
-        origin = origin or cfg.where(section, name)
+        if origin is None or origin.file == BUILTIN:
+            origin = cfg.where(section, name)
         record = ((section, name),) if section != "general" else ()
-        if origin is None:  # a built-in record: no file to point at
+        if origin is None or origin.file == BUILTIN:  # a built-in record as shipped: no file to point at
             return
-        problems.append(Problem(origin.file, origin.line, origin.col, message, record))
+        problems.append(Problem(origin.file, origin.line, origin.col, message, record, warning=warning))
 
     def check(section: str, name: str, key: str, value: Any, choices: Any, what: str, extra: tuple = ()) -> None:
         if value is None or value in choices or value in extra:
@@ -41,18 +43,57 @@ def reference_problems(cfg: "Config") -> list[Problem]:
         if service and service.get("type") not in ("singularity", "aml"):
             at("compute-targets", name, "service", f"`service: {target['service']}` in compute-targets.{name} is a "
                f"{service.get('type')} record; a target's service must be local, docker, or a singularity/aml record")
+    _target_problems(cfg, at)
     problems += _service_problems(cfg)
     registries = {n: r for n, r in cfg.services.items() if r.get("type") == "registry"}
     for name, docker in cfg.dockers.items():
         if str(docker.get("image") or "").startswith("azureml:"):
             continue  # a registered Azure ML environment: no registry is involved
         check("dockers", name, "registry", docker.get("registry") or None, registries, "registry record (type: registry)")
+    for name, docker in cfg.dockers.items():
+        if not str(docker.get("image") or "").strip():
+            at("dockers", name, "image", f"`dockers.{name}` needs `image:`: the image to run, as `name:tag` "
+               "(e.g. `pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime`) or a registered Azure ML "
+               "environment (`azureml:NAME:VERSION`)")
     store = cfg.general.get("store")
     if store:
         storages = {n: r for n, r in cfg.services.items() if r.get("type") == "storage"}
         if store not in storages:
             at("general", "store", None, f"`store: {store}` in general names no storage record{suggest(str(store), storages)}")
     return problems
+
+
+# Keys that only mean something to a cloud target: without `service:` the target runs here.
+CLOUD_KEYS = ("compute", "vm-size", "sla", "location", "locations", "ai-super-computer")
+
+
+def per_node_problem(value: Any) -> str | None:
+    """What is wrong with a `processes-per-node` value (None when it is fine): a whole number
+    of at least 1, or `gpus`. The same rule on every target, so a config that runs here
+    also submits to Singularity."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "gpus"):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return f"`processes-per-node: \"{value}\"` is quoted text; write the number without quotes"
+    return f"`processes-per-node` must be a whole number of at least 1 or `gpus`, not `{value}`"
+
+
+def _target_problems(cfg: "Config", at: Any) -> None:
+    for name, target in cfg.targets.items():
+        message = per_node_problem(target.get("processes-per-node"))
+        if message:
+            at("compute-targets", name, "processes-per-node", f"{message} (compute-targets.{name})")
+        if target.get("service") == "docker" and not target.get("docker"):
+            at("compute-targets", name, "service", f"compute-targets.{name} runs on docker but names no image; "
+               "add `docker: <a record in dockers>`")
+        if target.get("service") is None:
+            cloud = [k for k in CLOUD_KEYS if target.get(k) is not None]
+            if cloud:
+                at("compute-targets", name, cloud[0], f"compute-targets.{name} has `{cloud[0]}:` but no `service:`; "
+                   "add `service: <your singularity record>` (without it the target runs on this machine)",
+                   warning=True)
 
 
 def _service_problems(cfg: "Config") -> list[Problem]:

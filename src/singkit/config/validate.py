@@ -33,6 +33,8 @@ def _validator():
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`; did you mean `x`?` for the nearest choice, else the list of valid ones."""
     choices = sorted(set(choices))
+    if not choices:
+        return ""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
         return f"; did you mean `{close[0]}`?"
@@ -57,11 +59,13 @@ def check_layer(layer: Layer) -> list[Problem]:
 
 
 def record_of(path: list[Any]) -> tuple[tuple[str, str], ...]:
-    """The record a problem at `path` is in (none for a whole section or the top level)."""
-    if len(path) < 2:
-        return ()
-    section = schema.canonical_key(str(path[0]))
+    """The record a problem at `path` is in (none for a whole section or the top level). A key
+    of `general` is a record of its own, (`general`, key), so a bad `credential:` blocks only
+    the commands that use it; `general` as a whole (an unknown key in it) blocks nothing."""
+    section = schema.canonical_key(str(path[0])) if path else ""
     if section == "general":
+        return (("general", schema.canonical_key(str(path[1])) if len(path) > 1 else ""),)
+    if len(path) < 2:
         return ()
     return ((section, str(path[1])),) if section in schema.SECTIONS else ()
 

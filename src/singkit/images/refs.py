@@ -145,3 +145,30 @@ def pinned_reference(cfg: Any, name: str) -> str:
     ref = target_reference(record, registry)
     digest = normalize_digest(record.get("sha256"))
     return ref.pinned(digest) if digest else ref.tagged
+
+
+def record_problem_text(name: str, error: ValueError) -> str:
+    """One line for a docker record whose `image:` or `sha256:` cannot be read."""
+    return (f"dockers.{name}: {error}; write `image: host/name:tag` (e.g. `image: python:3.11-slim`) "
+            "and `sha256: sha256:<64 hex>` if pinned")
+
+
+def record_problem_key(error: ValueError) -> str:
+    """Which key of the record `error` is about: `sha256` or `image`."""
+    return "sha256" if "digest" in str(error) else "image"
+
+
+def check_record(record: dict[str, Any], registry: dict[str, Any] | None) -> ValueError | None:
+    """The error reading a docker record's image and pin would raise, or None. A registered
+    Azure ML environment (`azureml:NAME:VERSION`) is not an image reference and is not checked."""
+    image = str(record.get("image") or "")
+    if image.startswith("azureml:") or not image:
+        return None
+    if image.lower().startswith("azureml:"):
+        return ValueError(f"`{image}`: a registered Azure ML environment is written with `azureml:` in lower case")
+    try:
+        target_reference(record, registry)
+        normalize_digest(record.get("sha256"))
+    except ValueError as error:
+        return error
+    return None

@@ -74,7 +74,7 @@ def parse(text: str) -> dict[str, dict[str, Any]]:
 def bare(vm_size: str) -> str:
     """`Singularity.ND40rs_v2` and `ND40rs_v2` both → `ND40rs_v2` (prefix in any case)."""
     text = str(vm_size).strip()
-    if text.lower().startswith(PREFIX.lower()):
+    while text.lower().startswith(PREFIX.lower()):  # `Singularity.Singularity.X` too: one prefix is written
         text = text[len(PREFIX):]
     return text
 
@@ -140,6 +140,7 @@ def nearest(catalog: Mapping[str, Mapping[str, Any]], vm_size: str, n: int = 3) 
         return kind is None or vendor(catalog[name], name) == kind
 
     tiers = [
+        [m for m in names if same_model(m) and _number(m) == number and _series(m) == _series(low)],
         [m for m in names if same_model(m) and _number(m) == number],
         [m for m in names if same_model(m) and same_vendor(m)],
         [m for m in names if same_vendor(m)],
@@ -155,10 +156,52 @@ def nearest(catalog: Mapping[str, Mapping[str, Any]], vm_size: str, n: int = 3) 
     return []
 
 
+def _series(name: str) -> tuple[str, str]:
+    """(letters before the number, version suffix): `NC24rs_v3` → ("nc", "_v3")."""
+    low = bare(name).lower()
+    letters = re.match(r"^[a-z]+", low)
+    version = re.search(r"_v\d+$", low)
+    return (letters.group(0) if letters else "", version.group(0) if version else "")
+
+
+# Amulet's sku shorthand, `[NODESx][MEMORY](G|C)[COUNT][-MODEL][-NvLink][-IB]` (`G8`,
+# `1x80G8-A100-NvLink`, `1xC1`), as parsed by HSPK/azure_jobs src/azure_jobs/core/sku.py.
+_AMULET = re.compile(r"^(?:(?P<nodes>\d+)\s*x)?\s*(?P<memory>\d+)?(?P<kind>[CG])(?P<count>\d+)?(?:-(?P<rest>.+))?$", re.I)
+
+
+def amulet_hint(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> str | None:
+    """For an Amulet sku (`G8`, `80G8-A100`): what it asks for and the catalog sizes that
+    have it; None when the name is not one."""
+    found = _AMULET.match(bare(vm_size))
+    if not found:
+        return None
+    count = int(found["count"] or 1)
+    models = [p.upper() for p in (found["rest"] or "").split("-") if p and p.upper() not in ("NVLINK", "IB")]
+    memory = int(found["memory"]) if found["memory"] else None
+    if found["kind"].upper() == "C":
+        what, sizes = "CPU only", [n for n, r in catalog.items() if not gpus(r)]
+    else:
+        what = f"{count} x {' '.join(models) or 'GPU'}" + (f" {memory}GB" if memory else "")
+        sizes = [n for n, r in catalog.items() if gpus(r) == count
+                 and (not models or str(r.get("gpu-type", "")).upper() in models)
+                 and (memory is None or float(r.get("gpu-memory-gb") or 0) == memory)]
+    nodes = f"; its `{found['nodes']}x` is `nodes: {found['nodes']}`" if found["nodes"] else ""
+    offer = ("sizes with that: " + ", ".join(f"`{n}`" for n in sizes[:4])) if sizes else "no size in singkit's catalog has that"
+    return f"`{vm_size}` is Amulet's sku shorthand ({what} per node); Singularity names an instance type — {offer}{nodes}"
+
+
 def unknown_message(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> str:
-    close = nearest(catalog, vm_size)
-    hint = ("nearest known: " + ", ".join(f"`{c}`" for c in close)) if close else \
-        "add it under `skus:` (gpus, gpu-type, vendor) if it is a new size"
+    amulet = amulet_hint(catalog, vm_size)
+    if amulet:
+        return amulet + " (`invoke config.skus` lists them)"
+    token = gpu_token(vm_size)
+    if token and not any(gpu_token(n) == token for n in catalog) and \
+            not any(str(r.get("gpu-type", "")).upper() == token for r in catalog.values()):
+        hint = f"no size in singkit's catalog has {token} GPUs; add it under `skus:` (gpus, gpu-type, vendor) if the cluster offers it"
+    else:
+        close = nearest(catalog, vm_size)
+        hint = ("nearest known: " + ", ".join(f"`{c}`" for c in close)) if close else \
+            "add it under `skus:` (gpus, gpu-type, vendor) if it is a new size"
     return (f"vm-size `{vm_size}` is not in singkit's instance-type catalog; {hint} "
             "(the virtual cluster decides: `invoke config.skus --target=…` asks it)")
 

@@ -19,6 +19,7 @@ Service facts, with their public sources:
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,10 +39,15 @@ ARM_VC = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+
                     r"Microsoft\.MachineLearningServices/virtualclusters/(?P<vc>[^/]+)$", re.I)
 AZUREML_ARM_VC = re.compile(r"^azureml://subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/"
                             r"(?:providers/Microsoft\.MachineLearningServices/)?virtualclusters/(?P<vc>[^/]+)$", re.I)
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 AZUREML_VC_NAME = re.compile(r"^azureml:(?://)?virtualclusters/(?P<vc>[^/]+)$", re.I)
 UAI_ARM = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
                      r"Microsoft\.ManagedIdentity/userAssignedIdentities/(?P<name>[^/]+)$", re.I)
 ENVIRONMENT = re.compile(r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[^:@/]+)|@(?P<label>latest))$")
+# an environment in an Azure ML registry, as public CLI v2 job files write it (e.g. the curated
+# `azureml://registries/azureml/environments/sklearn-1.5/versions/34`, or `.../labels/latest`)
+REGISTRY_ENVIRONMENT = re.compile(r"^azureml://registries/[A-Za-z0-9][A-Za-z0-9_-]*/environments/[A-Za-z0-9][A-Za-z0-9._-]*"
+                                  r"/(?:versions/[^/]+|labels/latest)$")
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,9 @@ def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_conf
     out.aisc = _ai_super_computer(target, out.nodes, note)
     locations = list(target.get("locations") or []) or ([target["location"]] if target.get("location") else [])
     out.locations = [str(x) for x in locations]
+    if target.get("location") and target.get("locations") and str(target["location"]) not in out.locations:
+        note.add(section, name, "location", f"`location: {target['location']}` is not used beside `locations: "
+                 f"[{', '.join(out.locations)}]`; add it there or drop one of the two", warning=True)
     _environment(cfg, target, out, note, docker, use_config_docker)
     out.identity = str(service["user-identity-id"]) if service.get("user-identity-id") else None
     return out
@@ -157,39 +166,75 @@ def _compute(cfg: Any, target: Mapping[str, Any], workspace: Workspace, note: Co
     """The virtual cluster's ARM id from the forms public job files use:
     `/subscriptions/...` (also after `azureml:`), `azureml://subscriptions/S/resourceGroups/R/
     virtualclusters/N`, `azureml://virtualclusters/N` or `azureml:virtualClusters/N` (the
-    virtual_cluster record N), or a bare name (a record, else a cluster beside the workspace)."""
+    virtual_cluster record N), or a bare name (a record, else a cluster beside the workspace;
+    a warning when a record has a close name). ARM matches resource names without regard to
+    case, and so does this."""
     name = str(target.get("name") or "?")
-    compute = str(target.get("compute") or "").strip()
+    compute = str(target.get("compute") or "").strip().rstrip("/")
     if not compute:
         note.add("compute-targets", name, "compute" if target.get("compute") is not None else None,
                  f"target `{name}` has no `compute`; set the virtual cluster's name (a virtual_cluster record) or its ARM id")
         return ""
     if compute.lower().startswith("azureml:/subscriptions/"):
         compute = compute[len("azureml:"):]
-    if compute.startswith("/subscriptions/"):
-        return compute
-    found = AZUREML_ARM_VC.match(compute)
-    if found:
-        return f"/subscriptions/{found['sub']}/resourceGroups/{found['rg']}/providers/{VC_PROVIDER}/{found['vc']}"
-    found = AZUREML_VC_NAME.match(compute)
+    found = ARM_VC.match(compute) or AZUREML_ARM_VC.match(compute)
+    if compute.startswith("/subscriptions/") or found:
+        if not found:
+            note.add("compute-targets", name, "compute", f"compute `{compute}` is not a virtual cluster's ARM id; write "
+                     f"/subscriptions/S/resourceGroups/R/providers/{VC_PROVIDER}/NAME")
+            return ""
+        return _arm_id(found["sub"], found["rg"], found["vc"], name, note)
     records = getattr(cfg, "services", {}) or {}
+    clusters = [n for n, r in records.items() if r.get("type") == "virtual_cluster"]
+    found = AZUREML_VC_NAME.match(compute)
     if found or compute.startswith("azureml:"):
         cluster = found["vc"] if found else ""
-        record = records.get(cluster)
-        if not record or record.get("type") != "virtual_cluster":
-            known = [n for n, r in records.items() if r.get("type") == "virtual_cluster"]
+        record_name = _record_named(clusters, cluster)
+        if record_name is None:
             hint = f"define `external-services.{cluster}` (type: virtual_cluster, subscription-id, resource-group)" if cluster else \
                 "write `azureml://virtualclusters/NAME` with NAME a virtual_cluster record, or the cluster's ARM id"
-            more = f" (virtual_cluster records: {', '.join(known)})" if known else ""
+            more = f" (virtual_cluster records: {', '.join(clusters)})" if clusters else ""
             note.add("compute-targets", name, "compute", f"compute `{compute}` names no virtual_cluster record; {hint}{more}")
             return ""
-        compute = cluster
-    record = records.get(compute)
+        compute = record_name
+    elif not CLUSTER_NAME.match(compute):
+        note.add("compute-targets", name, "compute", f"compute `{compute}` is neither a virtual cluster's name (letters, digits, "
+                 "`-`, `_`, `.`) nor its ARM id (/subscriptions/…) nor azureml://virtualclusters/NAME")
+        return ""
+    record_name = _record_named(list(records), compute)
+    record = records.get(record_name) if record_name else None
     if record and record.get("type") in ("virtual_cluster", *WORKSPACE_TYPES):
         sub, rg = record.get("subscription-id"), record.get("resource-group")
+    elif record:
+        note.add("compute-targets", name, "compute", f"compute `{compute}` names a {record.get('type')} record; name a "
+                 f"virtual_cluster record{' (' + ', '.join(clusters) + ')' if clusters else ''} or the cluster's ARM id")
+        return ""
     else:
+        # A cluster beside the workspace, as other public submitters assume too (a VC's own
+        # subscription and group default to the workspace's); the online check finds it or not.
+        close = difflib.get_close_matches(compute, clusters, n=1, cutoff=0.6)
+        if close:
+            note.add("compute-targets", name, "compute",
+                     f"compute `{compute}` names no virtual_cluster record; did you mean `{close[0]}`? (taken as a virtual "
+                     f"cluster `{compute}` in the workspace's resource group, {workspace.resource_group})", warning=True)
         sub, rg = workspace.subscription_id, workspace.resource_group
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{VC_PROVIDER}/{compute}"
+
+
+def _arm_id(sub: str, rg: str, cluster: str, name: str, note: Collector) -> str:
+    if not GUID.match(sub) and not sub.startswith("$env:"):
+        note.add("compute-targets", name, "compute", f"the subscription in compute must be a GUID such as "
+                 f"00000000-0000-0000-0000-000000000000, not `{sub}`")
+    if not CLUSTER_NAME.match(cluster):
+        note.add("compute-targets", name, "compute", f"`{cluster}` is not a virtual cluster name (letters, digits, `-`, `_`, `.`)")
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{VC_PROVIDER}/{cluster}"
+
+
+def _record_named(names: list[str], wanted: str) -> str | None:
+    """The record called `wanted`, matched as ARM matches names (case-insensitively)."""
+    if wanted in names:
+        return wanted
+    return next((n for n in names if n.lower() == wanted.lower()), None)
 
 
 def _instance_type(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector) -> None:
@@ -206,7 +251,8 @@ def _instance_type(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Col
         out.vm_size = catalog.bare(out.vm_size)
         return
     out.vm_size = catalog.bare(str(size))
-    note.add("compute-targets", name, "vm-size", catalog.unknown_message(skus, str(size)), warning=True)
+    amulet = catalog.amulet_hint(skus, str(size))  # never an instance type: the service would refuse it
+    note.add("compute-targets", name, "vm-size", catalog.unknown_message(skus, str(size)), warning=amulet is None)
 
 
 def _processes(target: Mapping[str, Any], out: Resolved, note: Collector) -> int:
@@ -224,9 +270,12 @@ def _processes(target: Mapping[str, Any], out: Resolved, note: Collector) -> int
             return 1
         return max(catalog.gpus(out.sku), 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return 1  # reported for every target, Singularity or not: config.references.per_node_problem
+    gpus = catalog.gpus(out.sku) if out.sku is not None else 0
+    if gpus and value > gpus:
         note.add("compute-targets", out.name, "processes-per-node",
-                 f"`processes-per-node` must be a whole number of at least 1 or `gpus`, not `{value}`")
-        return 1
+                 f"`processes-per-node: {value}` starts more processes than `{out.vm_size}` has GPUs ({gpus}); "
+                 "several would share a GPU", warning=True)
     return value
 
 
@@ -265,10 +314,32 @@ def _ai_super_computer(target: Mapping[str, Any], nodes: int, note: Collector) -
         for message in warnings:
             note.add("compute-targets", name, "ai-super-computer", message, warning=True)
         policy = extra.pop("scalePolicy", None)
+        _overridden(target, block, extra, note)
         block.update(extra)
         if policy:
             block["scalePolicy"].update(policy)
+    low, high = block["scalePolicy"].get("minInstanceTypeCount"), block["scalePolicy"].get("maxInstanceTypeCount")
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        note.add("compute-targets", name, "scale-policy" if target.get("scale-policy") else "ai-super-computer",
+                 f"scalePolicy maxInstanceTypeCount ({high}) is below minInstanceTypeCount ({low}); "
+                 "the most nodes cannot be fewer than the least")
     return block
+
+
+# the target's own keys that ai-super-computer's raw keys of the same meaning override
+KNOB_OF_WIRE = {"slaTier": "sla", "priority": "priority", "imageVersion": "image-version", "interactive": "interactive",
+                **{wire: knob for knob, wire in aisc.TARGET_KNOBS.items()}}
+
+
+def _overridden(target: Mapping[str, Any], block: Mapping[str, Any], raw: Mapping[str, Any], note: Collector) -> None:
+    """A raw AISuperComputer key that overrides a different value of the target's own key (warning)."""
+    name = str(target.get("name") or "?")
+    for wire, value in raw.items():
+        knob = KNOB_OF_WIRE.get(wire)
+        if knob and target.get(knob) is not None and block.get(wire) != value:
+            note.add("compute-targets", name, "ai-super-computer",
+                     f"ai-super-computer.{wire}: {value} overrides `{knob}: {target[knob]}` (sent: {wire} {value}); "
+                     "keep one of them", warning=True)
 
 
 def _environment(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector, docker: Any,
@@ -286,9 +357,10 @@ def _environment(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Colle
     if out.docker:
         image = str(out.docker.get("image") or "")
         if image.startswith("azureml:"):
-            if not ENVIRONMENT.match(image):
+            if not ENVIRONMENT.match(image) and not REGISTRY_ENVIRONMENT.match(image):
                 note.add("dockers", str(out.docker.get("name")), "image",
-                         f"`{image}` is not a registered Azure ML environment reference; write `azureml:NAME:VERSION` or `azureml:NAME@latest`",
+                         f"`{image}` is not a registered Azure ML environment reference; write `azureml:NAME:VERSION`, "
+                         "`azureml:NAME@latest` or `azureml://registries/REGISTRY/environments/NAME/versions/VERSION`",
                          records=(("dockers", str(out.docker.get("name"))), ("compute-targets", name)))
             out.environment = image
         return
