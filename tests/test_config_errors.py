@@ -229,3 +229,26 @@ def test_a_general_key_every_command_reads_blocks_every_submit(tmp_path):
     write_project(tmp_path, "general:\n  code-dirs: src\n")
     result = run_singkit(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("configs/singkit.yaml:2:14: "), result.stderr
+
+
+@pytest.mark.parametrize("where", ["target", "setup"])
+def test_an_unset_variable_in_an_env_map_is_found_by_validate_and_located(tmp_path, where):
+    env_map = "    env:\n      HF_TOKEN: $env:MY_HF_TOKEN\n"
+    if where == "target":
+        text, line = "compute-targets:\n  a:\n    service: local\n" + env_map, 5
+    else:
+        text, line = "compute-targets:\n  a:\n    service: local\n    setup: s\nsetups:\n  s:\n" + env_map, 8
+    write_project(tmp_path, text)
+    expected = f"configs/singkit.yaml:{line}:17: environment variable MY_HF_TOKEN is not set"
+    checked = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"MY_HF_TOKEN": ""})
+    assert checked.returncode == 2 and checked.stderr.startswith(expected), checked.stderr
+    submitted = run_singkit(["job.submit", "--target=a", "--cmd=true"], cwd=tmp_path, env={"MY_HF_TOKEN": ""})
+    assert submitted.returncode == 2 and submitted.stderr.startswith(expected), submitted.stderr
+    ok = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"MY_HF_TOKEN": "hf-secret-value"})
+    assert ok.returncode == 0 and "hf-secret-value" not in ok.stderr + ok.stdout
+
+
+def test_sla_and_priority_in_azures_own_case_are_fine(tmp_path):
+    write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: Premium\n    priority: HIGH\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr

@@ -484,7 +484,19 @@ def test_known_aisupercomputer_keys_are_still_checked(cfg):
     assert "`gold` is not a valid ai-super-computer.slaTier" in str(caught.value)
     fixed, errors, warnings = aisc.normalize({"image_version": "x", "SLATier": "premium", "slaTeir": "Basic"})
     assert fixed == {"imageVersion": "x", "slaTier": "Premium", "slaTeir": "Basic"} and errors == []
-    assert warnings and "did you mean `slaTier`?" in warnings[0]
+    assert warnings and warnings[0][0] == "slaTeir" and "did you mean `slaTier`?" in warnings[0][1]
+
+
+def test_aisupercomputer_problems_point_at_their_own_key(project):
+    text = CONFIG.replace("ai-super-computer: {{enableAzmlInt: false, mysteryKnob: 3}}".replace("{{", "{").replace("}}", "}"),
+                          "ai-super-computer:\n      enableAzmlInt: false\n      slaTier: gold\n      interactive: maybe")
+    assert text != CONFIG
+    problems = configcheck.all_problems(config_of(project, text))
+    lines = text.splitlines()
+    for needle, words in (("      slaTier: gold", "`gold` is not a valid ai-super-computer.slaTier"),
+                          ("      interactive: maybe", "must be true or false, not the quoted text `\"maybe\"`")):
+        [problem] = [p for p in problems if words in p.message]
+        assert (problem.line, problem.col) == (lines.index(needle) + 1, len(needle) - len(needle.split(": ")[1]) + 1)
 
 
 def test_accelerator_follows_the_targets_that_use_the_image(project):
@@ -514,13 +526,15 @@ def test_a_malformed_identity_arm_id_is_located(project):
     assert problem.line == text.splitlines().index("    user-identity-id: /subscriptions/x/identities/y") + 1
 
 
-def test_wrong_sla_and_priority_are_refused(cfg):
-    target = cfg.target("a100x2")
-    target.update(sla="premum", priority="urgent")
+def test_wrong_sla_and_priority_are_refused_once(project):
+    text = CONFIG.replace("    sla: standard\n    priority: high\n", "    sla: premum\n    priority: urgent\n", 1)
+    assert text != CONFIG
+    cfg = config_of(project, text)
     with pytest.raises(ConfigError) as caught:
-        spec.build_spec(cfg, target, job_id="job1", run_id="job1.1", command="true", name="n")
-    assert "sla `premum` is not a Singularity SLA tier; did you mean `premium`?" in str(caught.value)
-    assert "priority `urgent` is not a Singularity priority; expected low, medium or high" in str(caught.value)
+        configcheck.require(cfg, lambda _: None, "compute-targets", "a100x2")
+    said = [str(p) for p in caught.value.problems]
+    assert [s.split(": ", 1)[1] for s in said] == ["`premum` is not a valid sla; did you mean `premium`?",
+                                                   "`urgent` is not a valid priority; expected one of: `low`, `medium`, `high`"]
 
 
 def test_wrapped_images_are_the_ones_image_wrap_pushes(cfg):

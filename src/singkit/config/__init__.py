@@ -60,6 +60,10 @@ def _check(layer: Layer) -> list[Problem]:
     return check_layer(layer)
 
 
+# the modules whose rules decide a layer's problems
+CHECKERS = tuple(Path(__file__).with_name(n) for n in ("validate.py", "secrets.py", "schema.py", "layers.py"))
+
+
 class _ValidatedSeal:
     """Remembers (in the user's cache folder) the schema problems of the exact layer contents
     last checked, so an unchanged config skips loading jsonschema — most of a command's start-up."""
@@ -73,6 +77,8 @@ class _ValidatedSeal:
         from singkit.config.schema import json_schema
 
         digest = hashlib.sha256(__version__.encode() + json.dumps(json_schema(), sort_keys=True).encode())
+        for checker in CHECKERS:  # a changed rule (an editable install between versions) is a new seal
+            digest.update(checker.read_bytes())
         for path, committed in files:
             digest.update(f"\0{path}\0{committed}\0".encode())
             try:

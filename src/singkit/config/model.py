@@ -86,6 +86,9 @@ class Config:
                     canonical = schema.canonical_key(str(key))
                     merged[canonical] = self._value(layer, [raw_section, name, key], value)
                     self._origins[(section, name, canonical)] = self._origin(layer, record, key)
+                    if isinstance(value, dict):  # e.g. ai-super-computer: its keys have lines of their own
+                        for inner in value:
+                            self._origins[(section, name, canonical, str(inner))] = self._origin(layer, value, inner)
 
     @staticmethod
     def _origin(layer: Layer, node: Any, key: Any) -> Origin:
@@ -97,6 +100,10 @@ class Config:
         if isinstance(value, str) and is_env_ref(value):
             line, col = locate(layer.doc, path, of_value=True)
             return EnvRef.at(str(value), str(layer.path), line, col)
+        if isinstance(value, dict):  # `env:` maps: each reference knows its own line
+            return {str(k): Config._value(layer, [*path, k], v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [Config._value(layer, [*path, i], v) for i, v in enumerate(value)]
         return plain(value)
 
     # -- reading --------------------------------------------------------------------------
@@ -178,8 +185,9 @@ class Config:
             raise UsageError(f"`{name}` is not defined in any config file under {section}")
         return layers[0].path
 
-    def where(self, section: str, name: str | None = None, key: str | None = None) -> Origin | None:
-        parts = tuple(p for p in (section, name, key) if p is not None)
+    def where(self, section: str, name: str | None = None, key: str | None = None, sub: str | None = None) -> Origin | None:
+        """Where a record, a key of it, or (`sub`) a key inside that key's mapping was written."""
+        parts = tuple(p for p in (section, name, key, sub) if p is not None)
         return self._origins.get(parts)
 
     def provenance(self, section: str, name: str | None, record: dict[str, Any] | None = None) -> dict[str, tuple[Any, str]]:

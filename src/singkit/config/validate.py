@@ -30,6 +30,10 @@ def _validator():
     return Draft202012Validator(schema.json_schema())
 
 
+# enums whose readers compare without regard to case (singkit.singularity.aisc lower-cases them)
+CASE_FREE = frozenset({"sla", "priority"})
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`; did you mean `x`?` for the nearest choice, else the list of valid ones."""
     choices = sorted(set(choices))
@@ -93,8 +97,12 @@ def _explain(layer: Layer, error: Any) -> list[Problem]:
     line, col = locate(layer.doc, path, of_value=True)
     key = str(path[-1]) if path else "config"
     if kind == "enum":
-        valid = ", ".join(f"`{v}`" for v in error.validator_value)
-        return [Problem(layer.path, line, col, f"`{error.instance}` is not a valid {key}; expected one of: {valid}")]
+        if key in CASE_FREE and str(error.instance).lower() in {str(v).lower() for v in error.validator_value}:
+            return []  # `sla: Premium` is Azure's own spelling (slaTier), and XT's
+        values = [str(v) for v in error.validator_value]
+        close = difflib.get_close_matches(str(error.instance).lower(), values, n=1, cutoff=0.7)
+        hint = f"did you mean `{close[0]}`?" if close else "expected one of: " + ", ".join(f"`{v}`" for v in values)
+        return [Problem(layer.path, line, col, f"`{error.instance}` is not a valid {key}; {hint}")]
     if kind == "const":
         return []  # only the `if` of a service-type branch; the enum reports the real mistake
     if kind == "type":

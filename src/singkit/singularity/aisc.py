@@ -57,42 +57,48 @@ def canonical(key: str, known: tuple[str, ...] = KEYS) -> str | None:
     return by_squash.get(_squash(key))
 
 
+Keyed = tuple[str, str]  # (a key as written, a message about it)
+
+
 def _unknown(key: str, known: tuple[str, ...], where: str) -> str:
     close = difflib.get_close_matches(_squash(key), [_squash(k) for k in known], n=1, cutoff=0.6)
     hint = f"did you mean `{canonical(close[0], known)}`?" if close else "known keys: " + ", ".join(known)
     return f"unknown key `{key}` in {where}; {hint}"
 
 
-def normalize(properties: Mapping[str, Any], where: str = AISC) -> tuple[dict[str, Any], list[str], list[str]]:
-    """(canonical-keyed copy of an AISuperComputer mapping, errors, warnings): a bad value of a
-    known key is an error; an unknown key is kept as written, with a warning."""
+def normalize(properties: Mapping[str, Any], where: str = AISC) -> tuple[dict[str, Any], list[Keyed], list[Keyed]]:
+    """(canonical-keyed copy of an AISuperComputer mapping, errors, warnings), each problem as
+    (the key as written, message): a bad value of a known key is an error; an unknown key is
+    kept as written, with a warning."""
     out: dict[str, Any] = {}
-    problems: list[str] = []
-    warnings: list[str] = []
+    problems: list[Keyed] = []
+    warnings: list[Keyed] = []
     for key, value in properties.items():
         name = canonical(key)
         if name is None:
             close = difflib.get_close_matches(_squash(key), [_squash(k) for k in KEYS], n=1, cutoff=0.75)
             hint = f" (did you mean `{canonical(close[0])}`?)" if close else ""
-            warnings.append(f"`{key}` in {where} is not an AISuperComputer key azure-ai-ml knows{hint}; it is sent to Singularity as written")
+            warnings.append((str(key), f"`{key}` in {where} is not an AISuperComputer key azure-ai-ml knows{hint}; "
+                             "it is sent to Singularity as written"))
             out[str(key)] = value
             continue
         expected = _TYPES.get(name)
         if expected and value is not None and not isinstance(value, expected):
-            problems.append(f"`{key}` in {where} must be {_type_name(expected)}, not {type(value).__name__}")
+            shown = f'the quoted text `"{value}"`' if isinstance(value, str) else f"`{value}`"
+            problems.append((str(key), f"`{key}` in {where} must be {_type_name(expected)}, not {shown}"))
             continue
         if name == "scalePolicy" and value:
             value, more = _normalize_scale_policy(value, f"{where}.scalePolicy")
-            problems.extend(more)
+            problems.extend((str(key), m) for m in more)
         elif name == "slaTier" and value is not None:
             value, more = _enum(value, SLA_TIERS, f"{where}.slaTier")
-            problems.extend(more)
+            problems.extend((str(key), m) for m in more)
         elif name == "priority" and value is not None:
             value, more = _enum(value, PRIORITIES, f"{where}.priority")
-            problems.extend(more)
+            problems.extend((str(key), m) for m in more)
         elif name == "aiSuperComputerStorageData" and value:
             value, more = _normalize_storage(value, f"{where}.aiSuperComputerStorageData")
-            problems.extend(more)
+            problems.extend((str(key), m) for m in more)
         out[name] = value
     return out, problems, warnings
 
@@ -109,13 +115,10 @@ def _normalize_scale_policy(policy: Mapping[str, Any], where: str) -> tuple[dict
                 problems.append(f"`{key}` in {where} must be an ascending list of positive integers, e.g. [2, 4, 8]")
                 continue
         elif not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            problems.append(f"`{key}` in {where} must be a whole number, not {value!r}")
+            problems.append(f"`{key}` in {where} must be a whole number, not `{value}`")
             continue
         out[name] = value
-    low, high = out.get("minInstanceTypeCount"), out.get("maxInstanceTypeCount")
-    if low is not None and high is not None and low > high:
-        problems.append(f"{where}: minInstanceTypeCount ({low}) is above maxInstanceTypeCount ({high})")
-    return out, problems
+    return out, problems  # min above max is judged on the whole block (singkit.singularity.target)
 
 
 def _normalize_storage(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
@@ -146,21 +149,3 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     names = {bool: "true or false", str: "a string", list: "a list", dict: "a mapping", int: "a number", float: "a number"}
     kinds = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join(dict.fromkeys(names[k] for k in kinds))
-
-
-# target key → (the service's spellings, what the message calls the value)
-CHOICES: dict[str, tuple[dict[str, str], str]] = {
-    "sla": (SLA_TIERS, "Singularity SLA tier"),
-    "priority": (PRIORITIES, "Singularity priority"),
-}
-
-
-def check_choice(key: str, value: Any) -> str | None:
-    """A problem message for a bad `sla` or `priority` value (None: fine or unset)."""
-    choices, what = CHOICES[key]
-    if value is None or str(value).lower() in choices:
-        return None
-    close = difflib.get_close_matches(str(value).lower(), list(choices), n=1)
-    names = list(choices)
-    hint = f"did you mean `{close[0]}`?" if close else f"expected {', '.join(names[:-1])} or {names[-1]}"
-    return f"{key} `{value}` is not a {what}; {hint}"

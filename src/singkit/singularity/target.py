@@ -112,11 +112,14 @@ class Collector:
         self.cfg, self.out = cfg, out
 
     def add(self, section: str, name: str, key: str | None, message: str, *, warning: bool = False,
-            records: tuple[tuple[str, str], ...] = ()) -> None:
+            records: tuple[tuple[str, str], ...] = (), sub: str | None = None) -> None:
+        """A problem at `section.name.key` (`sub`: a key inside that key's mapping), else the
+        nearest of those the config knows the line of."""
         where = getattr(self.cfg, "where", None)
         origin = None
         if where is not None:
-            origin = (where(section, name, key) if key else None) or where(section, name)
+            origin = (where(section, name, key, sub) if key and sub else None) or \
+                (where(section, name, key) if key else None) or where(section, name)
         file, line, col = (origin.file, origin.line, origin.col) if origin else (f"{section}.{name}", 1, 1)
         self.out.append(Problem(file, line, col, message, records or ((section, name),), warning))
 
@@ -283,10 +286,7 @@ def _ai_super_computer(target: Mapping[str, Any], nodes: int, note: Collector) -
     """The AISuperComputer block: defaults, then the target's knobs, then its raw overrides
     (unknown raw keys pass through with a warning: the service knows more keys than the SDK)."""
     name = str(target.get("name") or "?")
-    for key in aisc.CHOICES:
-        message = aisc.check_choice(key, target.get(key))
-        if message:
-            note.add("compute-targets", name, key, message)
+    # `sla` and `priority` values are the schema's to judge (any case, as here)
     block: dict[str, Any] = {
         "interactive": bool(target.get("interactive", False)),
         "imageVersion": str(target.get("image-version") or ""),
@@ -301,7 +301,7 @@ def _ai_super_computer(target: Mapping[str, Any], nodes: int, note: Collector) -
             block[wire] = target[key]
     if target.get("scale-policy"):
         policy, errors, _ = aisc.normalize({"scalePolicy": target["scale-policy"]}, "scale-policy")
-        for message in errors:
+        for _key, message in errors:
             note.add("compute-targets", name, "scale-policy", message.replace("scale-policy.scalePolicy", "scale-policy"))
         block["scalePolicy"].update(policy.get("scalePolicy") or {})
     raw = target.get("ai-super-computer") or {}
@@ -309,10 +309,10 @@ def _ai_super_computer(target: Mapping[str, Any], nodes: int, note: Collector) -
         note.add("compute-targets", name, "ai-super-computer", "ai-super-computer must be a mapping of AISuperComputer properties")
     elif raw:
         extra, errors, warnings = aisc.normalize(raw, "ai-super-computer")
-        for message in errors:
-            note.add("compute-targets", name, "ai-super-computer", message)
-        for message in warnings:
-            note.add("compute-targets", name, "ai-super-computer", message, warning=True)
+        for key, message in errors:
+            note.add("compute-targets", name, "ai-super-computer", message, sub=key)
+        for key, message in warnings:
+            note.add("compute-targets", name, "ai-super-computer", message, warning=True, sub=key)
         policy = extra.pop("scalePolicy", None)
         _overridden(target, block, extra, note)
         block.update(extra)
