@@ -15,7 +15,7 @@ from singkit.environment import Environment
 from singkit.exceptions import ConfigError, SingkitError, UsageError
 from singkit.images import inputs_hash, pinned_reference, plan, render, render_dockerfile
 from singkit.images.build import BuildFollower
-from singkit.images.refs import Reference, base_reference, normalize_digest, wrapped_reference
+from singkit.imageref import Reference, base_reference, normalize_digest, wrapped_reference
 from singkit.images.render import INPUTS_LABEL, check_post_steps
 
 D1 = "sha256:" + "1" * 64

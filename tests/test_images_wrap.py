@@ -16,7 +16,7 @@ from singkit.config import load_config
 from singkit.environment import Environment
 from singkit.exceptions import ServiceError, SingkitError
 from singkit.images import wrap
-from singkit.images.refs import Reference
+from singkit.imageref import Reference
 
 
 @pytest.fixture(scope="module")

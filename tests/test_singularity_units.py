@@ -356,7 +356,7 @@ def test_blob_sync_survives_any_error_of_the_mirror(tmp_path, case):
 
 def test_a_registry_token_that_is_not_json_is_one_line_service_error():
     from singkit.exceptions import ServiceError
-    from singkit.images.refs import Reference
+    from singkit.imageref import Reference
     from singkit.images.registry import RegistryClient
 
     token_url, token_sock = _serve(_http(b"<html>corporate proxy login</html>", "text/html"))

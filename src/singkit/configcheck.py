@@ -46,7 +46,7 @@ def _experiment(cfg: Any, singular: list[str]) -> list[Problem]:
 def image_problems(cfg: Any, names: Iterable[str] | None = None) -> list[Problem]:
     """A docker record whose `image:` or `sha256:` cannot be read, at that key (submit and
     image.wrap would refuse it; validate says so first)."""
-    from singkit.images import refs
+    from singkit import imageref as refs
 
     out = []
     said = {r for p in cfg.layer_problems for r in p.records}  # the schema's line says it already

@@ -117,7 +117,7 @@ class DockerBackend(EmbeddedBackend):
 
     # -- submit side (in the CLI) ------------------------------------------------------------
     def _references(self, record: dict[str, Any]) -> list[str]:
-        from singkit.images.refs import normalize_digest, target_reference
+        from singkit.imageref import normalize_digest, target_reference
 
         registry = None
         if record.get("registry") and self.cfg is not None:
@@ -132,7 +132,7 @@ class DockerBackend(EmbeddedBackend):
     def _record_problem(self, record: dict[str, Any], error: ValueError) -> SingkitError:
         """A config error at the docker record's image line (or a usage error for a stored job)."""
         from singkit.exceptions import ConfigError, Problem
-        from singkit.images.refs import record_problem_key, record_problem_text
+        from singkit.imageref import record_problem_key, record_problem_text
 
         name = record.get("name", "?")
         text = record_problem_text(name, error)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from singkit.images.build import BuildResult, build
 from singkit.images.pin import Pin, pin
 from singkit.images.push import push
-from singkit.images.refs import Reference, pinned_reference, target_reference
+from singkit.imageref import Reference, pinned_reference, target_reference
 from singkit.images.registry import RegistryClient, RemoteImage
 from singkit.images.render import INPUTS_LABEL, Rendered, inputs_hash, plan, render, render_dockerfile
 from singkit.images.validate import Validation, validate

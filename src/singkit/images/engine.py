@@ -9,7 +9,7 @@ from typing import Any
 
 from singkit.exceptions import ServiceError, SingkitError
 from singkit.images.progress import LayerProgress
-from singkit.images.refs import DOCKER_HUB, Reference
+from singkit.imageref import DOCKER_HUB, Reference
 from singkit.images.registry import auth_config, credentials_for
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"

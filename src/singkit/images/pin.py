@@ -8,7 +8,7 @@ from typing import Any
 
 from singkit.exceptions import ConfigError, SingkitError
 from singkit.images.audit import audit
-from singkit.images.refs import Reference, normalize_digest, target_reference
+from singkit.imageref import Reference, normalize_digest, target_reference
 from singkit.images.registry import RemoteImage, client_for
 from singkit.images.render import BASE_LABEL, INPUTS_LABEL, origin_problem, registry_record, relative_to_project
 

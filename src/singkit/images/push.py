@@ -8,7 +8,7 @@ from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.images.audit import audit
 from singkit.images.engine import connect, engine_error, has_image
 from singkit.images.progress import LayerProgress
-from singkit.images.refs import Reference
+from singkit.imageref import Reference
 from singkit.images.registry import Credentials, auth_config, client_for, credentials_for
 from singkit.images.render import Rendered, wrapped_image
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from singkit.exceptions import ServiceError, SingkitError
-from singkit.images.refs import Reference, login_server
+from singkit.imageref import Reference, login_server
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import ConfigError, Problem, UsageError
-from singkit.images.refs import Reference, base_reference, normalize_digest, wrapped_reference
+from singkit.imageref import Reference, base_reference, normalize_digest, wrapped_reference
 
 TEMPLATE_NAME = "wrap.Dockerfile.j2"
 INPUTS_LABEL = "singkit.inputs-hash"

@@ -17,7 +17,7 @@ from singkit.images.pin import pin
 from singkit.images.push import push
 from singkit.images.registry import RemoteImage, client_for
 from singkit.images.render import INPUTS_LABEL, dockerfile_current, plan, registry_record, write_dockerfile
-from singkit.images.refs import base_reference
+from singkit.imageref import base_reference
 from singkit.images.validate import validate
 
 UP_TO_DATE = "up to date"  # nothing to do; the YAML already pinned the registry's image

@@ -1,7 +1,8 @@
 """Image references (`host/repo:tag@sha256:…`) and the ones a docker record stands for.
 
-Pure string work, no I/O: render, build, push and the job backends all agree on what
-`image:` plus `registry:` mean through this module.
+Pure string work, no I/O: render, build, push, the job backends and the config check all agree
+on what `image:` plus `registry:` mean through this module. It lives outside singkit.images so a
+config check does not load the image pipeline.
 """
 
 from __future__ import annotations
