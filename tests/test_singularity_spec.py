@@ -20,7 +20,7 @@ from singkit.backends.singularity import spec
 from singkit.config import load_config
 from singkit.environment import Environment
 from singkit.exceptions import ConfigError, UsageError
-from singkit.singularity import aisc, catalog, target as targets
+from singkit.singularity import accelerator as accelerators, aisc, catalog, target as targets
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "singularity"
 DIGEST = "0123456789abcdef" * 4
@@ -501,13 +501,13 @@ def test_aisupercomputer_problems_point_at_their_own_key(project):
 
 def test_accelerator_follows_the_targets_that_use_the_image(project):
     cfg = config_of(project)
-    assert targets.accelerator(cfg, "rocm") == "AMD"  # used by the MI300X target only
-    assert targets.accelerator(cfg, "pytorch") == "NVIDIA"
+    assert accelerators.accelerator(cfg, "rocm") == "AMD"  # used by the MI300X target only
+    assert accelerators.accelerator(cfg, "pytorch") == "NVIDIA"
     both = CONFIG.replace("    docker: rocm\n", "    docker: pytorch\n").replace("    registry: myacr\n    sha256:", "    registry: myacr\n    sing-wrap: true\n    sha256:")
     cfg = config_of(project, both)
     [warning] = [p for p in configcheck.all_problems(cfg) if "both GPU vendors" in p.message]
     assert warning.warning and "(AMD: mi300; NVIDIA: eus-v100, a100x2, h100x2)" in warning.message
-    assert targets.accelerator(cfg, "pytorch") == "NVIDIA"  # mixed: NVIDIA, as the warning says
+    assert accelerators.accelerator(cfg, "pytorch") == "NVIDIA"  # mixed: NVIDIA, as the warning says
 
 
 def test_user_identity_goes_where_singularity_reads_it(cfg):

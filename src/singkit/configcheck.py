@@ -15,6 +15,7 @@ from typing import Any
 
 from singkit.config import schema
 from singkit.exceptions import ConfigError, Problem, Record
+from singkit.singularity import accelerator as accelerators
 from singkit.singularity import target as sing
 
 # `general` keys only some commands read; every other `general` key is read by every command
@@ -25,7 +26,7 @@ SHOWN_ELSEWHERE = 5  # problems in unrelated records listed one by one; beyond, 
 def all_problems(cfg: Any) -> list[Problem]:
     """Every problem, errors and warnings, in file order."""
     found = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg),
-             *sing.accelerator_problems(cfg), *image_problems(cfg)]
+             *accelerators.accelerator_problems(cfg), *image_problems(cfg)]
     singular = [n for n, t in cfg.targets.items() if sing.is_singularity(cfg, t)]
     for name in singular:
         found += sing.resolve(cfg, cfg.target(name)).problems
@@ -103,7 +104,7 @@ def require(cfg: Any, warn: Callable[[str], None], section: str, name: str) -> l
         own += sing.resolve(cfg, cfg.target(name)).problems
         own += [p for p in _experiment(cfg, [name])]
     elif section == "dockers":
-        own += [p for p in sing.accelerator_problems(cfg) if _touches(p, scope)]
+        own += [p for p in accelerators.accelerator_problems(cfg) if _touches(p, scope)]
     own += [p for p in image_problems(cfg, [r[1] for r in scope if r[0] == "dockers"])]
     own = _unique(own)
     errors = [p for p in own if not p.warning]

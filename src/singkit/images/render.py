@@ -226,7 +226,7 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
             raise ConfigError(origin_problem(cfg, name, "image", f"base image {base} is not in registry {base.registry_host}; "
                                                                  f"push it there or fix `image:`"))
     base = base.with_digest(digest)
-    from singkit.singularity.target import accelerator
+    from singkit.singularity.accelerator import accelerator
 
     record["accelerator"] = accelerator(cfg, name)  # in the record too: it is part of the inputs hash
     values = {

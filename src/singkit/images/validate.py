@@ -38,7 +38,7 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
     if rendered:
         accelerator = rendered.accelerator
     else:
-        from singkit.singularity.target import accelerator as accelerator_for
+        from singkit.singularity.accelerator import accelerator as accelerator_for
 
         accelerator = accelerator_for(cfg, name)
     client = client or connect(env)
