@@ -48,10 +48,17 @@ CASES = [
     ("xt vault", GOOD.replace("$env:REG_PASSWORD", "$vault"), 6, 15, ["`$vault`", "import-xt"]),
     ("bad sha256", "dockers:\n  py:\n    image: a\n    sha256: abc\n", 4, 13, ["`sha256` must be `sha256:`"]),
     ("minimum", "compute-targets:\n  eus:\n    service: local\n    nodes: 0\n", 4, 12, ["at least 1"]),
+    ("both spellings of a key", "compute-targets:\n  a:\n    service: local\n    vm-size: ND40rs_v2\n    vm_size: NC6_v3\n",
+     5, 5, ["`vm_size` and `vm-size` are one key", "keep one"]),
+    ("both spellings of a section", "compute-targets:\n  a:\n    service: local\ncompute_targets:\n  b:\n    service: local\n",
+     4, 1, ["`compute_targets` and `compute-targets` are one key"]),
     # submit would refuse each of these; validate says so first (issue 9: validates exactly when it submits)
     ("docker record without image", "dockers:\n  py:\n    sing-wrap: false\n", 3, 5, ["`dockers.py` needs `image:`"]),
     ("unreadable image", "dockers:\n  py:\n    image: \"Not An::Image\"\n", 3, 12, ["`Not An::Image` is not an image reference"]),
     ("docker target without docker", "compute-targets:\n  a:\n    service: docker\n", 3, 14, ["runs on docker but names no image", "`docker: <a record in dockers>`"]),
+    ("registered environment on docker", "compute-targets:\n  a:\n    service: docker\n    docker: env\n"
+     "dockers:\n  env:\n    image: azureml:sklearn:3\n", 4, 13, ["is a registered Azure ML environment, which only a Singularity"]),
+    ("boolean processes", "compute-targets:\n  a:\n    service: local\n    processes-per-node: true\n", 4, 25, ["not `true`"]),
     ("zero processes", "compute-targets:\n  a:\n    service: local\n    processes-per-node: 0\n", 4, 25, ["whole number of at least 1 or `gpus`, not `0`"]),
     ("negative processes", "compute-targets:\n  a:\n    service: docker\n    docker: py\n    processes-per-node: -1\n"
      "dockers:\n  py:\n    image: python:3.11\n", 5, 25, ["not `-1`"]),
@@ -252,3 +259,26 @@ def test_sla_and_priority_in_azures_own_case_are_fine(tmp_path):
     write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: Premium\n    priority: HIGH\n")
     result = run_singkit(["config.validate"], cwd=tmp_path)
     assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command, warned", [
+    ("torchrun --nproc_per_node 8 train.py", True),
+    ("NCCL_DEBUG=INFO python -m torch.distributed.run --nproc_per_node 8 train.py", True),
+    ("/opt/conda/bin/accelerate launch train.py", True),
+    ("python train.py", False),
+])
+def test_a_launcher_with_several_processes_per_node_is_warned(tmp_path, command, warned):
+    write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    processes-per-node: 2\n  one:\n    service: local\n")
+    result = run_singkit(["job.submit", "--target=a", f"--cmd={command}", "--dry-run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ("warning: `" in result.stderr and "processes-per-node: 2 starts that many" in result.stderr) is warned, result.stderr
+    single = run_singkit(["job.submit", "--target=one", f"--cmd={command}", "--dry-run"], cwd=tmp_path)
+    assert "starts its own workers" not in single.stderr
+
+
+def test_a_service_hint_names_only_what_a_target_can_run_on(tmp_path):
+    write_project(tmp_path, "external-services:\n  vc:\n    type: virtual_cluster\n    subscription-id: "
+                  "11111111-2222-4333-8444-555555555555\n    resource-group: rg\ncompute-targets:\n  a:\n    service: singularity\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.rstrip().endswith(
+        "names no external service; expected one of: `docker`, `local`"), result.stderr

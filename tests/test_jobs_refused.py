@@ -37,7 +37,7 @@ def test_refused_at_prepare_leaves_no_job_and_the_id_is_not_reused(tmp_path: Pat
     assert event["event"] == "submit-refused" and event["job"] == "job1" and event["target"] == "sing"
     assert "not pinned by digest" in event["reason"]
     shown = run_cli(["report.events"], project, env)
-    assert "submit-refused" in shown.stdout and "not pinned by digest" in shown.stdout
+    assert "submit-refused" in shown.stdout and "docker record `torch` is not" in shown.stdout
     status = run_cli(["job.status", "job1"], project, env)
     assert status.returncode == 2 and "job1 was refused at submit" in status.stderr, status.stderr
     ok = run_cli(["job.submit", "--cmd", "true"], project, env)

@@ -291,6 +291,7 @@ def test_config_skus_refine_the_catalog_field_by_field(project):
     ("azureml://subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/gcr-singularity/virtualclusters/msrresrchvc", VC),
     ("azureml://virtualclusters/msrresrchvc", VC),
     ("azureml:virtualClusters/msrresrchvc", VC),
+    ("azureml:msrresrchvc", VC),  # CLI v2's spelling of a compute by name
     ("msrresrchvc", VC),
     ("othervc", "/subscriptions/22da88f6-1210-4de2-a5a3-da4c7c2a1213/resourceGroups/gcr-singularity-resrch/providers/"
                 "Microsoft.MachineLearningServices/virtualclusters/othervc"),
@@ -313,6 +314,8 @@ def test_compute_spellings_that_name_the_same_cluster(cfg, compute, expected):
 @pytest.mark.parametrize("compute, words", [
     ("myacr", "names a registry record; name a virtual_cluster record (msrresrchvc"),
     ("msrresrchvc?x=1", "is neither a virtual cluster's name"),
+    ("azureml://virtualclusters/msrresrchvc/extra", "is not a virtual cluster form singkit reads"),
+    ("azureml://locations/eastus/workspaces/ws/computes/myvc", "is not a virtual cluster form singkit reads"),
     ("azureml://subscriptions/notused/resourceGroups/rg/virtualclusters/vc", "must be a GUID"),
     ("/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/rg/providers/Microsoft.MachineLearningServices/"
      "workspaces/ws", "is not a virtual cluster's ARM id"),
@@ -459,8 +462,12 @@ def test_image_version_without_docker_runs_in_the_curated_image(cfg):
 
 
 def test_unpinned_image_is_refused_unless_allowed(cfg):
-    with pytest.raises(UsageError, match=r"not pinned by digest.*invoke image.wrap --docker=unpinned.*--allow-unpinned"):
+    with pytest.raises(ConfigError, match=r"not pinned by digest.*invoke image.wrap --docker=unpinned.*--allow-unpinned") as caught:
         build(cfg, "loose")
+    [problem] = caught.value.problems
+    assert problem.line == CONFIG.splitlines().index("  unpinned:") + 2  # its image: line
+    warned = [p for p in configcheck.all_problems(cfg) if "`unpinned` is not pinned by digest yet" in p.message]
+    assert [(p.line, p.warning) for p in warned] == [(problem.line, True)]  # validate says so first
     assert build(cfg, "loose", allow_unpinned=True)["environment"]["image"] == "myacr.azurecr.io/research/pytorch:2.1"
 
 
@@ -634,3 +641,13 @@ def test_amulet_shorthand_is_an_error_and_a_doubled_prefix_is_one_prefix(cfg):
     assert [p.warning for p in amulet.problems if "Amulet's sku shorthand" in p.message] == [False]
     doubled = targets.resolve(cfg, {**base, "vm-size": "Singularity.Singularity.ND40rs_v2"})
     assert doubled.problems == [] and doubled.vm_size == "ND40rs_v2"
+
+
+def test_an_env_reference_in_an_id_is_refused_at_its_line(project):
+    text = CONFIG.replace("resource-group: gcr-singularity-resrch\n", "resource-group: $env:MY_RG\n", 1)
+    assert text != CONFIG
+    cfg = config_of(project, text)
+    [problem] = [p for p in configcheck.all_problems(cfg) if "`resource-group` is read as written" in p.message]
+    assert not problem.warning and problem.line == text.splitlines().index("    resource-group: $env:MY_RG") + 1
+    arm = targets.resolve(cfg, {**cfg.target("eus-v100"), "compute": "azureml://subscriptions/$env:SUB/resourceGroups/rg/virtualclusters/vc"})
+    assert [p for p in arm.errors if "must be a GUID" in p.message]

@@ -377,7 +377,11 @@ def test_a_registry_token_that_is_not_json_is_one_line_service_error():
 # -- hints for sizes singkit does not know -------------------------------------------------------------
 @pytest.mark.parametrize("typed, words", [
     ("NC4as_T4_v3", "no size in singkit's catalog has T4 GPUs"),  # never a V100 size for a T4
-    ("NC24rs_v3", "nearest known: `NC24r_v3`, `NC24_v3` ("),  # the NC series first, not ND24_v4
+    ("NC24rs_v3", "Azure VM size name; Singularity's instance type for that machine is `NC24r_v3` (4 x V100"),
+    ("NC24rx_v3", "nearest known: `NC24r_v3`, `NC24_v3` ("),  # the NC series first, not ND24_v4
+    ("ND96isr_H100_v5", "Azure VM size name; Singularity's instance type for that machine is `ND96r_H100_v5` (8 x H100"),
+    ("Standard_ND12_H100_v5", "have no `Standard_` prefix; nearest known: `ND12_H100_v5`"),
+    ("Standard_NC4as_T4_v3", "no size in singkit's catalog has T4 GPUs"),
     ("80G8-A100-NvLink", "Amulet's sku shorthand (8 x A100 80GB per node)"),
     ("2x40G4-A100", "sizes with that: `ND48_v4`; its `2x` is `nodes: 2`"),
     ("1xC1", "(CPU only per node)"),

@@ -31,7 +31,24 @@ def all_problems(cfg: Any) -> list[Problem]:
     for name in singular:
         found += sing.resolve(cfg, cfg.target(name)).problems
     found += _experiment(cfg, singular)
+    found += _unpinned(cfg, singular)
     return _unique(found)
+
+
+def _unpinned(cfg: Any, singular: list[str]) -> list[Problem]:
+    """Docker records Singularity targets run but nobody pinned yet: submit refuses them
+    (without --allow-unpinned), so validate says so first, as a warning (image.wrap pins)."""
+    out = []
+    for name in sorted({str(cfg.targets[t].get("docker")) for t in singular if cfg.targets[t].get("docker")}):
+        record = cfg.dockers.get(name)
+        if not record or record.get("sha256") or str(record.get("image") or "").startswith("azureml:") or "@sha256:" in str(record.get("image") or ""):
+            continue
+        where = cfg.where("dockers", name, "image") or cfg.where("dockers", name)
+        if where is not None:
+            out.append(Problem(where.file, where.line, where.col, f"docker record `{name}` is not pinned by digest yet: a "
+                               f"Singularity submit refuses it until `invoke image.wrap --docker={name}` pins it (or with "
+                               "--allow-unpinned)", (("dockers", name),), warning=True))
+    return out
 
 
 def _experiment(cfg: Any, singular: list[str]) -> list[Problem]:

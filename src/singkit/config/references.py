@@ -36,7 +36,11 @@ def reference_problems(cfg: "Config") -> list[Problem]:
         at(section, name, key, f"`{key}: {value}` in {section}.{name} names no {what}{suggest(str(value), [*choices, *extra])}")
 
     for name, target in cfg.targets.items():
-        check("compute-targets", name, "service", target.get("service"), cfg.services, "external service", schema.BUILTIN_SERVICES)
+        service_name = target.get("service")
+        if service_name is not None and service_name not in cfg.services and service_name not in schema.BUILTIN_SERVICES:
+            usable = [*schema.BUILTIN_SERVICES, *(n for n, r in cfg.services.items() if r.get("type") in ("singularity", "aml"))]
+            at("compute-targets", name, "service", f"`service: {service_name}` in compute-targets.{name} names no external "
+               f"service{suggest(str(service_name), usable)}")
         check("compute-targets", name, "docker", target.get("docker"), cfg.dockers, "docker record")
         check("compute-targets", name, "setup", target.get("setup"), cfg.setups, "setup")
         service = cfg.services.get(target.get("service") or "")
@@ -77,7 +81,8 @@ def per_node_problem(value: Any) -> str | None:
         return None
     if isinstance(value, str) and value.strip().isdigit():
         return f"`processes-per-node: \"{value}\"` is quoted text; write the number without quotes"
-    return f"`processes-per-node` must be a whole number of at least 1 or `gpus`, not `{value}`"
+    shown = str(value).lower() if isinstance(value, bool) or value is None else value
+    return f"`processes-per-node` must be a whole number of at least 1 or `gpus`, not `{shown}`"
 
 
 def _target_problems(cfg: "Config", at: Any) -> None:
@@ -88,8 +93,14 @@ def _target_problems(cfg: "Config", at: Any) -> None:
         if target.get("service") == "docker" and not target.get("docker"):
             at("compute-targets", name, "service", f"compute-targets.{name} runs on docker but names no image; "
                "add `docker: <a record in dockers>`")
+        record = cfg.dockers.get(str(target.get("docker") or "")) or {}
+        if target.get("service") == "docker" and str(record.get("image") or "").startswith("azureml:"):
+            at("compute-targets", name, "docker", f"`docker: {target['docker']}` is a registered Azure ML environment, "
+               "which only a Singularity target runs; give this docker target a record with an image (name:tag)")
+        # (cloud keys on a local/docker target are fine: a Singularity target switched to `local`
+        # to try it here first keeps them)
+        cloud = [k for k in CLOUD_KEYS if target.get(k) is not None]
         if target.get("service") is None:
-            cloud = [k for k in CLOUD_KEYS if target.get(k) is not None]
             if cloud:
                 at("compute-targets", name, cloud[0], f"compute-targets.{name} has `{cloud[0]}:` but no `service:`; "
                    "add `service: <your singularity record>` (without it the target runs on this machine)",

@@ -101,7 +101,8 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "location": _str,
     "locations": _str_list,
     "nodes": {"type": "integer", "minimum": 1},
-    "processes-per-node": {"type": ["integer", "string"], "description": "processes started on each node: a number, or `gpus` (one per GPU); default 1"},
+    # no "type": the value is judged on the merged config (config.references.per_node_problem), once
+    "processes-per-node": {"description": "processes started on each node: a number, or `gpus` (one per GPU); default 1"},
     "group-policy": _with("Singularity group policy (AISuperComputer.groupPolicyName)", _str),
     "tensorboard-log-dir": _with("AISuperComputer.tensorboardLogDirectory, e.g. /scratch/tensorboard_logs", _str),
     "enable-azml-int": _with("AISuperComputer.enableAzmlInt", _bool),

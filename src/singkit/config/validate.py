@@ -59,7 +59,40 @@ def check_layer(layer: Layer) -> list[Problem]:
         scope = record_of(list(error.absolute_path))
         problems.extend(dataclasses.replace(p, records=scope) for p in _explain(layer, error))
     problems.extend(_check_secrets(layer))
+    problems.extend(_check_spellings(layer))
     return sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
+
+
+def _check_spellings(layer: Layer) -> list[Problem]:
+    """One key written in both spellings (`vm-size` and XT's `vm_size`) in one mapping: the
+    later would silently win, so neither does."""
+    out: list[Problem] = []
+
+    def check(node: Any, path: list[Any]) -> None:
+        seen: dict[str, Any] = {}
+        for key in node:
+            canonical = schema.canonical_key(str(key))
+            if canonical in seen:
+                line, col = locate(layer.doc, [*path, key])
+                out.append(Problem(layer.path, line, col, f"`{key}` and `{seen[canonical]}` are one key (XT's spelling and "
+                                   f"singkit's) in {_where(path)}; keep one", record_of([*path, key])))
+            else:
+                seen[canonical] = key
+
+    doc = layer.doc
+    if not isinstance(doc, dict):
+        return out
+    check(doc, [])
+    for section, body in doc.items():
+        if not isinstance(body, dict):
+            continue
+        if schema.canonical_key(str(section)) == "general":
+            check(body, [section])
+            continue
+        for name, record in body.items():
+            if isinstance(record, dict):
+                check(record, [section, name])
+    return out
 
 
 def record_of(path: list[Any]) -> tuple[tuple[str, str], ...]:

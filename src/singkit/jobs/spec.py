@@ -230,3 +230,33 @@ def number_runs(spec: dict[str, Any], job_id: str) -> None:
     spec["job"] = job_id
     for i, run in enumerate(spec["runs"], start=1):
         run["run"] = f"{job_id}.{i}"
+
+
+# Commands that start their own workers on each node (torchrun's own `--nproc_per_node`, ...):
+# with Azure ML starting several of them per node too, the processes multiply.
+LAUNCHERS = ("torchrun", "accelerate", "deepspeed", "tune", "mpirun", "horovodrun")
+LAUNCHER_MODULES = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands.launch", "deepspeed.launcher.runner")
+
+
+def launcher_warning(command: str, per_node: int | str) -> str | None:
+    """A warning when a launcher command would run as several processes per node (None: fine)."""
+    import shlex
+
+    if per_node == 1:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    while words and "=" in words[0] and not words[0].startswith("-"):  # leading VAR=value
+        words.pop(0)
+    if not words:
+        return None
+    program = words[0].rsplit("/", 1)[-1]
+    launcher = program if program in LAUNCHERS else None
+    if program.startswith("python") and len(words) > 2 and words[1] == "-m" and words[2] in LAUNCHER_MODULES:
+        launcher = f"python -m {words[2]}"
+    if launcher is None:
+        return None
+    return (f"`{launcher}` starts its own workers, and processes-per-node: {per_node} starts that many `{launcher}`s on each "
+            "node; with a launcher set processes-per-node: 1")

@@ -22,7 +22,8 @@ from singkit.backends.base import Backend, backend_for, service_record
 from singkit.configcheck import require
 from singkit.environment import Environment
 from singkit.exceptions import SingkitError, UsageError
-from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, number_runs
+from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, launcher_warning, number_runs
+from singkit.jobs.workdir import processes_per_node
 from singkit.snapshot import Snapshot, take
 from singkit.store import Job, Store, events
 
@@ -140,6 +141,9 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     service = service_record(target, cfg)
     backend = backend_for(target, env, cfg, service=service)
     spec, secrets = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
+    said = launcher_warning(str(spec.get("command") or ""), processes_per_node(spec))
+    if said:
+        env.err(f"warning: {said}")
     store = Store.of(env)
     snap = snapshot(env, cfg, target, store)                       # snapshot
     spec["code"] = code_record(snap)

@@ -94,7 +94,10 @@ def find(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> tuple[str, d
 
 
 def gpus(record: Mapping[str, Any]) -> int:
-    return int(record.get("gpus") or 0)
+    """The record's GPU count; 0 when it has none, or a value that is no count (the schema
+    reports that one at its line)."""
+    value = record.get("gpus")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def vendor(record: Mapping[str, Any] | None, name: str = "") -> str | None:
@@ -190,20 +193,54 @@ def amulet_hint(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> str |
     return f"`{vm_size}` is Amulet's sku shorthand ({what} per node); Singularity names an instance type — {offer}{nodes}"
 
 
+# Azure VM size names people write for Singularity, and Singularity's name of the same kind of
+# machine (same GPU model, count and memory): Azure's names from Microsoft Learn "Sizes for virtual
+# machines in Azure" (ND H100 v5, NDm A100 v4, ND A100 v4, NCv3, NC A100 v4 series); Singularity's
+# from HSPK/azure_jobs src/azure_jobs/core/sku.py _FAMILY_MAP (NDH100v5 8 → ND96r_H100_v5, NDAMv4 8 →
+# ND96amrs_A100_v4) and this catalog's families (NDv4, NCv3, NC_A100_v4).
+AZURE_SPELLINGS = {
+    "ND96isr_H100_v5": "ND96r_H100_v5",
+    "ND96amsr_A100_v4": "ND96amrs_A100_v4",
+    "ND96asr_v4": "ND96rs_v4",
+    "NC6s_v3": "NC6_v3",
+    "NC12s_v3": "NC12_v3",
+    "NC24s_v3": "NC24_v3",
+    "NC24rs_v3": "NC24r_v3",
+    "NC24ads_A100_v4": "NC24ad_A100_v4",
+}
+
+
+def azure_spelling(vm_size: str) -> str | None:
+    """Singularity's name for an Azure VM size name in AZURE_SPELLINGS (with or without `Standard_`)."""
+    plain = _unstandard(bare(vm_size))
+    return next((v for k, v in AZURE_SPELLINGS.items() if k.lower() == plain.lower()), None)
+
+
+def _unstandard(name: str) -> str:
+    return name[len("Standard_"):] if name.lower().startswith("standard_") else name
+
+
 def unknown_message(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> str:
     amulet = amulet_hint(catalog, vm_size)
     if amulet:
         return amulet + " (`invoke config.skus` lists them)"
-    token = gpu_token(vm_size)
+    tail = " (the virtual cluster decides: `invoke config.skus --target=…` asks it)"
+    match = azure_spelling(vm_size)
+    if match and match in catalog:
+        return (f"`{vm_size}` is an Azure VM size name; Singularity's instance type for that machine is `{match}` "
+                f"({describe(match, catalog[match]).split(': ', 1)[1]}){tail}")
+    plain = _unstandard(bare(vm_size))
+    said = (f"`{vm_size}` is an Azure VM size name; Singularity's instance types have no `Standard_` prefix"
+            if plain != bare(vm_size) else f"vm-size `{vm_size}` is not in singkit's instance-type catalog")
+    token = gpu_token(plain)
     if token and not any(gpu_token(n) == token for n in catalog) and \
             not any(str(r.get("gpu-type", "")).upper() == token for r in catalog.values()):
         hint = f"no size in singkit's catalog has {token} GPUs; add it under `skus:` (gpus, gpu-type, vendor) if the cluster offers it"
     else:
-        close = nearest(catalog, vm_size)
+        close = nearest(catalog, plain)
         hint = ("nearest known: " + ", ".join(f"`{c}`" for c in close)) if close else \
             "add it under `skus:` (gpus, gpu-type, vendor) if it is a new size"
-    return (f"vm-size `{vm_size}` is not in singkit's instance-type catalog; {hint} "
-            "(the virtual cluster decides: `invoke config.skus --target=…` asks it)")
+    return f"{said}; {hint}{tail}"
 
 
 def describe(name: str, record: Mapping[str, Any]) -> str:

@@ -30,6 +30,8 @@ from singkit.singularity import aisc, catalog
 
 VC_PROVIDER = "Microsoft.MachineLearningServices/virtualclusters"
 WORKSPACE_TYPES = ("singularity", "aml")
+# keys that go into ARM ids and URLs as written (never resolved from `$env:`)
+ID_KEYS = ("subscription-id", "resource-group", "workspace")
 DEFAULT_SLA = "standard"
 DEFAULT_PRIORITY = "medium"
 DEFAULT_SCALE_INTERVAL = 120
@@ -190,17 +192,21 @@ def _compute(cfg: Any, target: Mapping[str, Any], workspace: Workspace, note: Co
     records = getattr(cfg, "services", {}) or {}
     clusters = [n for n, r in records.items() if r.get("type") == "virtual_cluster"]
     found = AZUREML_VC_NAME.match(compute)
-    if found or compute.startswith("azureml:"):
-        cluster = found["vc"] if found else ""
-        record_name = _record_named(clusters, cluster)
+    if compute.startswith("azureml:") and CLUSTER_NAME.match(compute[len("azureml:"):]):
+        compute = compute[len("azureml:"):]  # CLI v2's `azureml:NAME`: the name, as a bare one
+    elif found:
+        record_name = _record_named(clusters, found["vc"])
         if record_name is None:
-            hint = f"define `external-services.{cluster}` (type: virtual_cluster, subscription-id, resource-group)" if cluster else \
-                "write `azureml://virtualclusters/NAME` with NAME a virtual_cluster record, or the cluster's ARM id"
             more = f" (virtual_cluster records: {', '.join(clusters)})" if clusters else ""
-            note.add("compute-targets", name, "compute", f"compute `{compute}` names no virtual_cluster record; {hint}{more}")
+            note.add("compute-targets", name, "compute", f"compute `{compute}` names no virtual_cluster record; define "
+                     f"`external-services.{found['vc']}` (type: virtual_cluster, subscription-id, resource-group){more}")
             return ""
         compute = record_name
-    elif not CLUSTER_NAME.match(compute):
+    elif compute.startswith("azureml:"):
+        note.add("compute-targets", name, "compute", f"compute `{compute}` is not a virtual cluster form singkit reads; write "
+                 "`azureml://virtualclusters/NAME` (NAME a virtual_cluster record), `azureml:NAME` or the cluster's ARM id")
+        return ""
+    if not CLUSTER_NAME.match(compute):
         note.add("compute-targets", name, "compute", f"compute `{compute}` is neither a virtual cluster's name (letters, digits, "
                  "`-`, `_`, `.`) nor its ARM id (/subscriptions/…) nor azureml://virtualclusters/NAME")
         return ""
@@ -225,7 +231,7 @@ def _compute(cfg: Any, target: Mapping[str, Any], workspace: Workspace, note: Co
 
 
 def _arm_id(sub: str, rg: str, cluster: str, name: str, note: Collector) -> str:
-    if not GUID.match(sub) and not sub.startswith("$env:"):
+    if not GUID.match(sub):
         note.add("compute-targets", name, "compute", f"the subscription in compute must be a GUID such as "
                  f"00000000-0000-0000-0000-000000000000, not `{sub}`")
     if not CLUSTER_NAME.match(cluster):
@@ -271,7 +277,15 @@ def _processes(target: Mapping[str, Any], out: Resolved, note: Collector) -> int
                          f"`processes-per-node: gpus` needs to know how many GPUs `{out.vm_size}` has; "
                          "write the number, or add the size under `skus:` with `gpus:`")
             return 1
-        return max(catalog.gpus(out.sku), 1)
+        if catalog.gpus(out.sku) == 0:
+            if "gpus" not in out.sku:
+                note.add("compute-targets", out.name, "processes-per-node",
+                         f"`processes-per-node: gpus` but `{out.vm_size}` under `skus:` has no `gpus:`; add it, or write the number")
+            else:
+                note.add("compute-targets", out.name, "processes-per-node",
+                         f"`processes-per-node: gpus` on `{out.vm_size}`, which has no GPU: one process per node", warning=True)
+            return 1
+        return catalog.gpus(out.sku)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return 1  # reported for every target, Singularity or not: config.references.per_node_problem
     gpus = catalog.gpus(out.sku) if out.sku is not None else 0
@@ -378,6 +392,12 @@ def service_problems(cfg: Any) -> list[Problem]:
     for name, record in (getattr(cfg, "services", {}) or {}).items():
         if record.get("type") not in (*WORKSPACE_TYPES, "virtual_cluster"):
             continue
+        for key in ID_KEYS:
+            if str(record.get(key) or "").startswith("$env:"):
+                note.add("external-services", name, key,
+                         f"`{key}` is read as written, not from the environment: `$env:` is for secrets (password, "
+                         "connection-string, ...); write the value here, or in ~/.config/singkit/config.yaml to keep it "
+                         "out of the committed file")
         value = record.get("subscription-id")
         if value is not None and not str(value).startswith("$env:") and not GUID.match(str(value)):
             note.add("external-services", name, "subscription-id",

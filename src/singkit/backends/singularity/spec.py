@@ -45,7 +45,12 @@ def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = 
         return ref.pinned(digest)
     if allow_unpinned:
         return ref.tagged
-    raise UsageError(f"docker record `{name}` is not pinned by digest (no sha256); run `invoke image.wrap --docker={name}` to build, push and pin it, or pass --allow-unpinned")
+    raise targets.located(cfg, "dockers", name, "image", unpinned_message(name))
+
+
+def unpinned_message(name: str) -> str:
+    return (f"docker record `{name}` is not pinned by digest (no sha256); run `invoke image.wrap --docker={name}` "
+            "to build, push and pin it, or pass --allow-unpinned")
 
 
 def environment_variables(setup: Mapping[str, Any] | None, target: Mapping[str, Any],
