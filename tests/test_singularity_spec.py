@@ -651,3 +651,13 @@ def test_an_env_reference_in_an_id_is_refused_at_its_line(project):
     assert not problem.warning and problem.line == text.splitlines().index("    resource-group: $env:MY_RG") + 1
     arm = targets.resolve(cfg, {**cfg.target("eus-v100"), "compute": "azureml://subscriptions/$env:SUB/resourceGroups/rg/virtualclusters/vc"})
     assert [p for p in arm.errors if "must be a GUID" in p.message]
+
+
+def test_gpus_on_a_size_without_a_gpu_count(project):
+    text = CONFIG.replace("vm-size: Singularity.ND96amrs_A100_v4", "vm-size: NoCount_v1") + "skus:\n  NoCount_v1: {gpu-type: A100}\n"
+    cfg = config_of(project, text)
+    said = [p for p in targets.resolve(cfg, cfg.target("a100x2")).problems if "processes-per-node" in p.message]
+    assert [(p.warning, "`NoCount_v1` under `skus:` has no `gpus:`" in p.message) for p in said] == [(False, True)]
+    cpu = targets.resolve(cfg, {**cfg.target("a100x2"), "vm-size": "D4_v3"})
+    assert [(p.warning, "which has no GPU: one process per node" in p.message) for p in cpu.problems] == [(True, True)]
+    assert cpu.per_node == 1
