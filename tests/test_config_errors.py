@@ -282,3 +282,24 @@ def test_a_service_hint_names_only_what_a_target_can_run_on(tmp_path):
     result = run_singkit(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.rstrip().endswith(
         "names no external service; expected one of: `docker`, `local`"), result.stderr
+
+
+def test_validate_json_lists_errors_and_warnings_and_keeps_the_exit_code(tmp_path):
+    import json
+
+    write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: gold\n  b:\n    vm-size: ND40rs_v2\n")
+    result = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    assert result.returncode == 2
+    shown = json.loads(result.stdout)  # JSON alone on stdout
+    assert shown["ok"] is False
+    assert [(p["line"], p["severity"]) for p in shown["problems"]] == [(4, "error"), (6, "warning")]
+    assert shown["problems"][0]["file"] == "configs/singkit.yaml" and shown["problems"][0]["records"] == [["compute-targets", "a"]]
+    write_project_again = tmp_path / "configs" / "singkit.yaml"
+    write_project_again.write_text("compute-targets:\n  b:\n    vm-size: ND40rs_v2\n")
+    fine = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    assert fine.returncode == 0 and json.loads(fine.stdout)["ok"] is True
+    strict = run_singkit(["config.validate", "--json", "--strict"], cwd=tmp_path)
+    assert strict.returncode == 2 and [p["severity"] for p in json.loads(strict.stdout)["problems"]] == ["error"]
+    write_project_again.write_text("compute-targets: {a: [\n")
+    broken = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    assert broken.returncode == 2 and "invalid YAML" in json.loads(broken.stdout)["problems"][0]["message"]

@@ -11,18 +11,25 @@ SECTION_OF = {"target": "compute-targets", "docker": "dockers", "service": "exte
 
 
 @task(help={"secrets": "also check that every `$env:` variable the config names is set",
-            "strict": "treat warnings (e.g. an instance type singkit does not know) as errors"})
-def validate(c, env, secrets=False, strict=False):
+            "strict": "treat warnings (e.g. an instance type singkit does not know) as errors",
+            "json": "print the problems as JSON on stdout (the exit code is the same)"})
+def validate(c, env, secrets=False, strict=False, json_=False):
     """Check every record as submit would; one line per problem (file:line:col), exit 2 on errors.
 
     Warnings alone exit 0 (`--strict`: 2). A command that uses one target is blocked only by
-    errors in that target and the records it references."""
+    errors in that target and the records it references. `--json`: {"ok": bool, "problems":
+    [{"file", "line", "col", "message", "severity": "error"|"warning", "records": [[section, name]]}]}."""
     from singkit.config import config_files, load_config
     from singkit.config.secrets import resolve_secret
     from singkit.configcheck import all_problems
     from singkit.exceptions import ConfigError
 
-    config = load_config(env)
+    try:
+        config = load_config(env)
+    except ConfigError as error:  # broken YAML: nothing else can be checked
+        if json_:
+            _problems_json(env, error.problems, strict=True)
+        raise
     problems = all_problems(config)
     if secrets:
         for ref in config.env_refs():
@@ -31,6 +38,8 @@ def validate(c, env, secrets=False, strict=False):
             except ConfigError as error:
                 problems.extend(error.problems)
     errors = [p for p in problems if strict or not p.warning]
+    if json_:
+        _problems_json(env, problems, strict)
     for problem in problems:
         if problem not in errors:
             env.err(f"warning: {problem}")
@@ -39,6 +48,15 @@ def validate(c, env, secrets=False, strict=False):
     files = ", ".join(str(p) for p, _ in config_files(env)) or "no config files (built-in targets only)"
     warned = f" ({len(problems)} warning(s))" if problems else ""
     env.err(f"config ok{warned}: {files}")
+
+
+def _problems_json(env, problems, strict: bool) -> None:
+    from singkit.exceptions import shown_path
+
+    rows = [{"file": shown_path(p.file), "line": p.line, "col": p.col, "message": p.message,
+             "severity": "warning" if p.warning and not strict else "error",
+             "records": [list(r) for r in p.records]} for p in problems]
+    env.out(json.dumps({"ok": not any(r["severity"] == "error" for r in rows), "problems": rows}, indent=2))
 
 
 @task(help={
