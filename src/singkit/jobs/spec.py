@@ -12,6 +12,7 @@ from typing import Any
 
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
+from singkit.mounts import plan as data_plan
 
 DEFAULT_COMMAND = "python examples/train.py"
 _HP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -163,6 +164,7 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         "command": command,
         "setup_prefix": setup_prefix(setup),
         "env": job_env,
+        "data": data_plan(target, cfg.datastores, env.project_root),  # inputs/outputs: singkit.mounts
         "parallel": min(parallel, len(plan)),
         "repeats": request.runs,
         "hp": {name: [parse_value(v) for v in values] for name, values in text_grid.items()},

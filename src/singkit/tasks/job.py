@@ -197,16 +197,19 @@ def extract(c, env, job=None, dest=None, what="all"):
 
 
 @task(positional=["job"], help={"job": JOB_HELP, "parallel": "runs at once (default: as before)",
-                                "follow": "stay and follow the new job", "json": "print the new job as JSON"})
-def rerun(c, env, job=None, parallel=None, follow=False, json=False):
-    """Run a job again: same target, command, hparams and code snapshot, as a new job."""
+                                "follow": "stay and follow the new job", "json": "print the new job as JSON",
+                                "resume": "each run writes the earlier run's output folders (its checkpoints are there)"})
+def rerun(c, env, job=None, parallel=None, follow=False, json=False, resume=False):
+    """Run a job again: same target, command, hparams and code snapshot, as a new job
+    (--resume: in the earlier runs' output folders)."""
     from singkit.jobs import control
     from singkit.jobs.submit import rerun as rerun_job
 
-    new = rerun_job(env, job_arg(job), parallel=int_arg(parallel, "parallel", minimum=1))
+    new = rerun_job(env, job_arg(job), parallel=int_arg(parallel, "parallel", minimum=1), resume=resume)
     if not json:
         env.out(new.id)
-        env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}")
+        resumed = " resuming from its output folders" if resume else ""
+        env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}{resumed}")
         if not follow:
             env.err(control.next_steps(new.id))
     if follow:
