@@ -16,6 +16,7 @@ from singkit.config import load_config
 from singkit.exceptions import UsageError
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import rerun, submit
+from singkit.store import Store
 
 CONFIG = """\
 general:
@@ -138,3 +139,32 @@ def test_validate_points_at_unknown_datastores_and_missing_folders(tmp_path: Pat
     done = run_cli(["job.submit", "--target", "nodata", "--cmd", "true"], project, make_env(project))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "singkit.yaml:26:13: input `data`" in done.stderr
+
+
+def test_submit_options_and_resume_through_the_cli(tmp_path: Path) -> None:
+    """`job.submit --input/--output` over and beside the target's own, then `job.rerun --resume`, as a user types them."""
+    project = project_with_data(tmp_path)
+    (project / "store" / "training" / "other").mkdir()
+    (project / "store" / "training" / "other" / "train.txt").write_text("other data\n")
+    env = make_env(project)
+    # the target's own `ckpt` stays the first output ($SINGKIT_OUTPUT_DIR): this job keeps its step in `runs`
+    cmd = JOB.replace("$SINGKIT_OUTPUT_CKPT", "$SINGKIT_OUTPUT_RUNS").replace("$SINGKIT_OUTPUT_DIR", "$SINGKIT_OUTPUT_RUNS")
+    done = run_cli(["job.submit", "--target", "local", "--cmd", cmd, "--follow",
+                    "--input", "data=azureml://datastores/training/paths/other",
+                    "--output", "runs=azureml://datastores/training/paths/runs"], project, env)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.split()[0]
+    job = Store.of(env).job(job_id)
+    assert ran(job) == ["other data", "step 1"]  # --input over the target's own `data`
+    assert os.listdir(project / "store" / "training" / "runs") == [f"{job_id}.1"]
+    done = run_cli(["job.rerun", job_id, "--resume", "--follow"], project, env)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from its output folders" in done.stderr
+    assert ran(Store.of(env).job(done.stdout.split()[0]))[-1] == "step 2"
+
+    bad = run_cli(["job.submit", "--cmd", "true", "--input", "data=azureml://datastores/trainin/paths/x"], project, env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].endswith("is not in `datastores:`; map it to a local folder there; "
+                                                         "did you mean `training`?")
+    bad = run_cli(["job.submit", "--cmd", "true", "--output", "ckpt"], project, env)
+    assert bad.returncode == 2 and "--output ckpt is not NAME=URI" in bad.stderr

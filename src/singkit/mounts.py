@@ -197,61 +197,94 @@ def config_root(cfg: Any) -> Path:
     return Path.cwd()
 
 
+def item_problem(kind: str, io: str, uri: str, stores: Mapping[str, Mapping[str, Any]], root: Path,
+                 here: bool, where: str) -> tuple[str, bool] | None:
+    """What is wrong with one input/output (`kind` "inputs"|"outputs", name `io`, value `uri`) on
+    a target that runs here (local/docker) or not: (message, is-a-warning), or None."""
+    from singkit.config.validate import suggest
+
+    if not NAME.match(io):
+        return (f"`{io}` ({where}) must be a letter or _ then letters, digits, _ (it becomes ${{{{{kind}.NAME}}}} "
+                "and an environment variable)", False)
+    location = parse(uri)
+    if location is None:
+        return f"`{uri}` ({where}) is not {EXAMPLE}", False
+    if kind == "outputs" and location.datastore is None:
+        return (f"{where} is a blob URI; Azure ML writes outputs through a datastore: register the container as one "
+                "and write azureml://datastores/NAME/paths/PATH", False)
+    if location.datastore is not None and location.datastore not in stores:
+        if here:
+            return (f"datastore `{location.datastore}` ({where}) is not in `datastores:`; map it to a local folder "
+                    f"there{suggest(location.datastore, stores)}", False)
+        hint = suggest(location.datastore, [*stores, *WORKSPACE_STORES])
+        if hint.startswith("; did"):  # a workspace may well have a datastore singkit never heard of
+            return f"datastore `{location.datastore}` ({where}) is not in `datastores:` nor one every workspace has{hint}", True
+        return None
+    if not here:
+        return None
+    folder = local_folder(location, stores, root)
+    if folder is None:
+        return (f"no `datastores:` record has `url: {location.url}` ({where}); add one with the local `path:` that "
+                "stands for that container", False)
+    if kind == "inputs" and not folder.is_dir():
+        return (f"input `{io}` ({where}) is {folder} on this machine, which is not a folder; create it or correct "
+                "`datastores:`", False)
+    return None
+
+
+def runs_here(target: Mapping[str, Any]) -> bool:
+    """Does the target run on this machine (local or docker), reading `datastores:` folders?"""
+    return str(target.get("service") or "local") in ("local", "docker")
+
+
 def problems(cfg: Any, root: Path | None = None) -> list[Any]:
     """config.validate's findings about `inputs:`/`outputs:` and `datastores:`, each a Problem at
     the value's line: a name that cannot be a variable, a value in neither form, a blob URI as
     an output, an unknown datastore (an error where the target runs here, a did-you-mean warning
     on Singularity, whose workspace may have it), an input whose local folder is missing."""
-    from singkit.config.validate import suggest
     from singkit.exceptions import Problem
 
     found: list[Problem] = []
     stores = cfg.datastores
     root = root or config_root(cfg)
 
-    def say(section: str, name: str, key: str, sub: str | None, message: str, warning: bool = False,
-            extra: tuple[Any, ...] = ()) -> None:
+    def say(section: str, name: str, key: str, sub: str | None, message: str, warning: bool = False) -> None:
         origin = cfg.where(section, name, key, sub) or cfg.where(section, name, key) or cfg.where(section, name)
         if origin is not None and origin.line:
-            found.append(Problem(origin.file, origin.line, origin.col, message, ((section, name), *extra), warning))
+            found.append(Problem(origin.file, origin.line, origin.col, message, ((section, name),), warning))
 
     for store, record in stores.items():
         if not str(record.get("path") or "").strip():
             say("datastores", store, "path", None, f"`datastores.{store}` needs `path:`: the local folder that stands "
                 "for it on the local and docker targets")
     for name, target in cfg.targets.items():
-        here = str(target.get("service") or "local") in ("local", "docker")
-        for kind in ("inputs", "outputs"):
-            for io, uri in declared(target)[0 if kind == "inputs" else 1].items():
-                where = f"compute-targets.{name}.{kind}.{io}"
-                if not NAME.match(io):
-                    say("compute-targets", name, kind, io, f"`{io}` in {where[:-len(io) - 1]} must be a letter or _ then "
-                        "letters, digits, _ (it becomes ${{" + kind + ".NAME}} and an environment variable)")
-                    continue
-                location = parse(uri)
-                if location is None:
-                    say("compute-targets", name, kind, io, f"`{uri}` ({where}) is not {EXAMPLE}")
-                    continue
-                if kind == "outputs" and location.datastore is None:
-                    say("compute-targets", name, kind, io, f"{where} is a blob URI; Azure ML writes outputs through a "
-                        "datastore: register the container as one and write azureml://datastores/NAME/paths/PATH")
-                    continue
-                if location.datastore is not None and location.datastore not in stores:
-                    if here:
-                        say("compute-targets", name, kind, io, f"datastore `{location.datastore}` ({where}) is not in "
-                            f"`datastores:`; map it to a local folder there{suggest(location.datastore, stores)}")
-                    elif (hint := suggest(location.datastore, [*stores, *WORKSPACE_STORES])).startswith("; did"):
-                        say("compute-targets", name, kind, io, f"datastore `{location.datastore}` ({where}) is not "
-                            f"in `datastores:` nor one every workspace has{hint}", warning=True)
-                    continue
-                if not here:
-                    continue
-                folder = local_folder(location, stores, root)
-                if folder is None:
-                    say("compute-targets", name, kind, io, f"no `datastores:` record has `url: {location.url}` "
-                        f"({where}); add one with the local `path:` that stands for that container")
-                elif kind == "inputs" and not folder.is_dir():
-                    say("compute-targets", name, kind, io, f"input `{io}` ({where}) is {folder} on this machine, which "
-                        "is not a folder; create it or correct `datastores:`",
-                        extra=((("datastores", location.datastore),) if location.datastore else ()))
+        for index, kind in enumerate(("inputs", "outputs")):
+            for io, uri in declared(target)[index].items():
+                said = item_problem(kind, io, uri, stores, root, runs_here(target), f"compute-targets.{name}.{kind}.{io}")
+                if said:
+                    say("compute-targets", name, kind, io, *said)
     return found
+
+
+def with_options(target: Mapping[str, Any], inputs: list[str], outputs: list[str],
+                 stores: Mapping[str, Mapping[str, Any]], root: Path) -> dict[str, Any]:
+    """The target with `job.submit --input NAME=URI` / `--output NAME=URI` added (over its own
+    of the same name), each checked as config.validate checks the target's; UsageError else."""
+    from singkit.exceptions import UsageError
+
+    out = dict(target)
+    for kind, options in (("inputs", inputs), ("outputs", outputs)):
+        if not options:
+            continue
+        merged = dict(declared(target)[0 if kind == "inputs" else 1])
+        for option in options:
+            io, sep, uri = str(option).partition("=")
+            flag = f"--{kind[:-1]} {option}"
+            if not sep or not io.strip() or not uri.strip():
+                raise UsageError(f"{flag} is not NAME=URI; e.g. --{kind[:-1]} data=azureml://datastores/NAME/paths/PATH")
+            said = item_problem(kind, io.strip(), uri.strip(), stores, root, runs_here(target), flag)
+            if said and not said[1]:
+                raise UsageError(said[0])
+            merged[io.strip()] = uri.strip()
+        out[kind] = merged
+    return out

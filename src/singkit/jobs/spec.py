@@ -13,6 +13,7 @@ from typing import Any
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 from singkit.mounts import plan as data_plan
+from singkit.mounts import with_options as with_data_options
 
 DEFAULT_COMMAND = "python examples/train.py"
 _HP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -29,6 +30,8 @@ class SubmitRequest:
     parallel: int | None = None         # None: the backend's default
     dry_run: bool = False
     allow_unpinned: bool = False        # Singularity: run an image not pinned by digest
+    inputs: list[str] = field(default_factory=list)   # ["data=azureml://datastores/S/paths/P"] (singkit.mounts)
+    outputs: list[str] = field(default_factory=list)
 
 
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
@@ -139,6 +142,8 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     parallel = request.parallel if request.parallel is not None else (default_parallel or len(plan))
     if parallel < 1:
         raise UsageError(f"--parallel={parallel}: give 1 or more")
+    if request.inputs or request.outputs:
+        target = with_data_options(target, request.inputs, request.outputs, cfg.datastores, env.project_root)
     docker = cfg.docker(target["docker"]) if target.get("docker") else None
     setup = cfg.setup(target["setup"]) if target.get("setup") else None
     general = cfg.general

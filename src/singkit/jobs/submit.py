@@ -141,6 +141,9 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     service = service_record(target, cfg)
     backend = backend_for(target, env, cfg, service=service)
     spec, secrets = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
+    for key in ("inputs", "outputs"):  # `--input`/`--output` reach the backend's own copy of the target
+        if key in spec["target"]:
+            backend.target = {**backend.target, key: spec["target"][key]}
     said = launcher_warning(str(spec.get("command") or ""), processes_per_node(spec))
     if said:
         env.err(f"warning: {said}")

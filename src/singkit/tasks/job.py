@@ -42,7 +42,7 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-@task(iterable=["hp"], help={
+@task(iterable=["hp", "input", "output"], help={
     "target": "compute target from configs/ (default: local)",
     "cmd": "the command to run (default: python examples/train.py)",
     "runs": "repeats of each hparam set (default 1)",
@@ -53,9 +53,11 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "follow": "stay and follow the job like job.monitor (exit code = outcome)",
     "json": "print the job as JSON on stdout",
     "allow-unpinned": "Singularity: accept a docker image not pinned by digest (not reproducible)",
+    "input": "NAME=URI: a data folder mounted read-only ($SINGKIT_INPUT_NAME), over the target's `inputs:` (repeatable)",
+    "output": "NAME=URI: a folder mounted read-write, one sub-folder per run ($SINGKIT_OUTPUT_NAME), over the target's `outputs:`",
 })
 def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, dry_run=False,
-           follow=False, json=False, allow_unpinned=False):
+           follow=False, json=False, allow_unpinned=False, input=None, output=None):
     """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
     from singkit.jobs import control
     from singkit.jobs.spec import SubmitRequest
@@ -63,7 +65,7 @@ def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, 
 
     request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
                             hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
-                            allow_unpinned=allow_unpinned)
+                            allow_unpinned=allow_unpinned, inputs=list(input or []), outputs=list(output or []))
     job = submit_job(env, request)
     spec = job.spec
     if not json:
