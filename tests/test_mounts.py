@@ -168,3 +168,15 @@ def test_submit_options_and_resume_through_the_cli(tmp_path: Path) -> None:
                                                          "did you mean `training`?")
     bad = run_cli(["job.submit", "--cmd", "true", "--output", "ckpt"], project, env)
     assert bad.returncode == 2 and "--output ckpt is not NAME=URI" in bad.stderr
+
+
+def test_a_datastore_without_its_folder(tmp_path: Path) -> None:
+    project = project_with_data(tmp_path)
+    config = project / "configs" / "singkit.yaml"
+    config.write_text(config.read_text().replace("  training:\n    path: store/training\n",
+                                                 "  training:\n    description: no path\n"))
+    found = problems(project)
+    assert "singkit.yaml:5:5: `datastores.training` needs `path:`: the local folder that stands for it on the local " \
+           "and docker targets" in found
+    assert "singkit.yaml:13:13: datastore `training` (compute-targets.local.inputs.data) has no `path:` under " \
+           "`datastores:`" in found

@@ -111,9 +111,13 @@ def test_singularity_job_reads_its_data_and_resume_finds_its_checkpoint(world, t
 def test_a_datastore_the_workspace_lacks_is_refused_before_it_queues(world):
     si, azurite, root = world
     config = root / "configs" / "singkit.yaml"
-    config.write_text(config.read_text() + TARGETS.format(ws=si.workspace))
+    # `training` is known here (for the local targets), `trainingdata` neither here nor in the workspace
+    config.write_text(config.read_text() + TARGETS.format(ws=si.workspace) + "datastores:\n  training:\n    path: data\n")
     si.add_datastore("training")
     env = make_env(root, si, azurite)
     with pytest.raises(SingkitError, match="Could not find datastore: trainingdata"):
         submit(env, SubmitRequest(target="sing-nostore", command="python train.py"))
     assert si.jobs == {}
+    # offline, singkit could only guess (a workspace has datastores it never heard of): a close name warns
+    assert "datastore `trainingdata` (compute-targets.sing-nostore.outputs.ckpt) is not in `datastores:` nor one " \
+           "every workspace has; did you mean `training`?" in env.stderr.getvalue()

@@ -223,6 +223,8 @@ def item_problem(kind: str, io: str, uri: str, stores: Mapping[str, Mapping[str,
     if not here:
         return None
     folder = local_folder(location, stores, root)
+    if folder is None and location.datastore is not None:
+        return f"datastore `{location.datastore}` ({where}) has no `path:` under `datastores:`", False
     if folder is None:
         return (f"no `datastores:` record has `url: {location.url}` ({where}); add one with the local `path:` that "
                 "stands for that container", False)
