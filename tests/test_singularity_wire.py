@@ -38,6 +38,10 @@ CASES = {
     "registry-environment": ("vm-size: D4_v3\n    docker: curated", "python train.py"),
     "group-policy": ("vm-size: ND12_H100_v5\n    group-policy: gp-research\n    locations: [eastus, westus3]\n"
                      "    tensorboard-log-dir: /scratch/tensorboard_logs", "python train.py"),
+    # singkit.mounts: CLI v2 inputs/outputs, uri_folder, ro_mount / rw_mount; one output folder per run
+    "data-inputs-outputs": ("vm-size: NC6_v3\n    inputs:\n      data: azureml://datastores/training/paths/mnist\n"
+                            "      extra: https://singkitdata.blob.core.windows.net/corpora/wiki\n"
+                            "    outputs:\n      ckpt: azureml://datastores/training/paths/checkpoints", "python train.py"),
 }
 
 
@@ -94,12 +98,15 @@ def normalized(body: dict, command: str) -> dict:
         props["codeId"] = re.sub(r"/codes/[^/]+/versions/", "/codes/<upload>/versions/", props["codeId"])
     props["properties"] = {k: v for k, v in (props.get("properties") or {}).items()
                            if not k.startswith(("mlflow.source.git", "azureml.git"))}
+    for output in (props.get("outputs") or {}).values():  # a run's folder is named after its (random) job name
+        output["uri"] = re.sub(r"/singkit-job\d+-\d+-[0-9a-f]{8}$", "/<job name>", output["uri"])
     return body
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_wire_json(azureml_standin, tmp_path, case):  # noqa: F811
     si = azureml_standin
+    si.add_datastore("training")
     root = project(tmp_path / "proj", si, case)
     token = si.credential().get_token(si.url + "/.default").token
     environ = {**os.environ, "HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit"),
@@ -110,6 +117,10 @@ def test_wire_json(azureml_standin, tmp_path, case):  # noqa: F811
     submit(env, SubmitRequest(target="sing", command=command))
     [name] = list(si.jobs)
     assert si.jobs[name].status != "Failed", si.jobs[name].error  # the stand-in's cluster offers the size
+    if "inputs:" in CASES[case][0]:  # the mount paths reach the program through the command, which Azure ML substitutes
+        assert si.job_body(name)["properties"]["command"].startswith(
+            'export SINGKIT_INPUT_DATA="${{inputs.data}}" SINGKIT_DATA_DIR="${{inputs.data}}" SINGKIT_INPUT_EXTRA="${{inputs.extra}}" '
+            'SINGKIT_OUTPUT_CKPT="${{outputs.ckpt}}" SINGKIT_OUTPUT_DIR="${{outputs.ckpt}}" && ')
     body = json.dumps(normalized(si.job_body(name), command), indent=2, sort_keys=True) + "\n"
     golden = GOLDEN / f"{case}.json"
     if os.environ.get("SINGKIT_UPDATE_GOLDEN"):

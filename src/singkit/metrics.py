@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 RUN_LOG_ENV = "SINGKIT_RUN_LOG"
 OUTPUTS_ENV = "SINGKIT_OUTPUTS"
+OUTPUT_DIR_ENV = "SINGKIT_OUTPUT_DIR"  # the target's first `outputs:` folder (mounted storage)
 NODE_ENV = "SINGKIT_NODE"
 
 __all__ = ["emit", "log_hparams", "log_metrics", "outputs_dir", "run_log_path"]
@@ -72,8 +73,10 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
 
 
 def outputs_dir() -> Path:
-    """The run's output folder ($SINGKIT_OUTPUTS; ./outputs outside a job), created if needed."""
-    path = Path(os.environ.get(OUTPUTS_ENV) or "outputs")
+    """The run's output folder, created if needed: the target's first `outputs:` folder
+    ($SINGKIT_OUTPUT_DIR: mounted storage, so checkpoints outlive the container and a
+    `job.rerun --resume` finds them), else the run's own ($SINGKIT_OUTPUTS), else ./outputs."""
+    path = Path(os.environ.get(OUTPUT_DIR_ENV) or os.environ.get(OUTPUTS_ENV) or "outputs")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -46,6 +46,9 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .hold(route_regex, handled=True) -> Hold (.arrived Event, .release()): the next matching
       request waits until released — handled=True after being carried out (its answer waits),
       handled=False before, and is then dropped unanswered (for killing a client mid-request)
+  .add_datastore(name, container="")  a blob datastore on an Azurite container of its own (GET/list
+      answer it beside workspaceblobstore/workspaceartifactstore); a job PUT whose inputs/outputs
+      name a datastore the workspace lacks is refused: 400 UserError "Could not find datastore: NAME."
   .azurite              .names(container), .get(container, blob), .public_url(...)
 ml_client(retry_total=2, retry_backoff_factor=0.01) keeps 5xx-forever tests fast.
 
@@ -90,8 +93,8 @@ jobs.download: GET job; GET {WS}; GET discovery; POST /history/v1.0{WS}/rundata 
 create_or_update of a fetched job (metadata only): GET job twice, then
   PATCH /history/v1.0{WS}/experiments/<exp>/runs/<name> [v1.0] {displayName, description, tags, properties}.
 
-Known gaps: no pipelines/sweeps/registries/endpoints/computes; no real validation of job
-bodies beyond jobType; ``azureml://virtualclusters/<vc>`` short form unsupported (see above);
+Known gaps: no pipelines/sweeps/registries/endpoints/computes; job bodies are judged only on
+jobType, the virtual cluster (+ AISuperComputer) and the datastores/modes of inputs and outputs; ``azureml://virtualclusters/<vc>`` short form unsupported (see above);
 every request is authorized (use fail_next for 401/403); api-versions are accepted, not checked.
 """
 

@@ -92,7 +92,8 @@ def discovery(si: "StandIn", req: Req, m) -> Reply:
 
 # --- datastores ---------------------------------------------------------------
 def datastore_body(si: "StandIn", name: str) -> dict | None:
-    containers = {"workspaceblobstore": si.blobstore_container, "workspaceartifactstore": ARTIFACT_CONTAINER}
+    containers = {"workspaceblobstore": si.blobstore_container, "workspaceartifactstore": ARTIFACT_CONTAINER,
+                  **si.datastores}
     if name not in containers:
         return None
     return {
@@ -111,7 +112,7 @@ def datastore_body(si: "StandIn", name: str) -> dict | None:
 
 @route("GET", WS + r"/datastores")
 def datastores_list(si: "StandIn", req: Req, m) -> Reply:
-    items = [datastore_body(si, n) for n in ("workspaceblobstore", "workspaceartifactstore")]
+    items = [datastore_body(si, n) for n in ("workspaceblobstore", "workspaceartifactstore", *si.datastores)]
     if req.query.get("isDefault", "").lower() == "true":
         items = [d for d in items if d["properties"]["isDefault"]]
     return Reply(200, {"value": items})
@@ -250,6 +251,26 @@ def _singularity_refusal(si: "StandIn", props: dict) -> Reply | None:
     return None
 
 
+# What the service answers a job whose data names a datastore the workspace does not have: 400
+# UserError "Could not find datastore: NAME" (the service's answer quoted in
+# Azure/MachineLearningNotebooks#789). The path forms: Microsoft Learn, how-to-read-write-data-v2.
+DATASTORE_IN_URI = re.compile(r"^azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?"
+                              r"datastores/(?P<name>[^/]+)/paths/", re.I)
+
+
+def _data_refusal(si: "StandIn", props: dict) -> Reply | None:
+    """An input or output on a datastore the workspace does not have (a bad mode too)."""
+    for kind, modes in (("inputs", ("ReadOnlyMount", "ReadWriteMount", "Download", "Direct", "EvalMount", "EvalDownload")),
+                        ("outputs", ("ReadWriteMount", "Upload", "Direct"))):
+        for name, item in (props.get(kind) or {}).items():
+            found = DATASTORE_IN_URI.match(str((item or {}).get("uri") or ""))
+            if found and datastore_body(si, found["name"]) is None:
+                return arm_error(400, "UserError", f"Could not find datastore: {found['name']}.")
+            if (item or {}).get("mode") not in (None, *modes):
+                return arm_error(400, "UserError", f"{kind} {name}: mode {item.get('mode')} is not supported (azureml-standin).")
+    return None
+
+
 def _offered(si: "StandIn", props: dict) -> bool:
     """Is the job's instance type one its virtual cluster offers? (Public evidence is that the
     service accepts the PUT and the job fails with "instanceType is invalid": see routes_vc.)"""
@@ -267,7 +288,7 @@ def job_put(si: "StandIn", req: Req, m) -> Reply:
     name, body = m["name"], req.body or {}
     if not isinstance(body.get("properties"), dict) or "jobType" not in body["properties"]:
         return arm_error(400, "UserError", "The job body has no properties.jobType (azureml-standin).")
-    if (refused := _singularity_refusal(si, body["properties"])) is not None:
+    if (refused := _singularity_refusal(si, body["properties"]) or _data_refusal(si, body["properties"])) is not None:
         return refused
     now = time.time()
     with si.state.lock:

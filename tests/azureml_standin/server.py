@@ -168,6 +168,7 @@ class StandIn:
         self.state.on_log = self._mirror_log
         self.virtual_clusters: dict[tuple[str, str, str], Any] = {}
         self.user_identities: dict[str, str] = {}  # user-assigned identity ARM id -> client id (workspace GET)
+        self.datastores: dict[str, str] = {}  # datastores added by tests (add_datastore): name -> blob container
         # the default cluster holds quota in every series the stand-in's catalog has
         self.add_virtual_cluster("singkit-vc", {series: {"Premium": 64, "Standard": 64, "Basic": 64}
                                                for series in dict.fromkeys(row[1] for row in routes_vc.INSTANCE_TYPES)})
@@ -282,6 +283,15 @@ class StandIn:
                f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
         self.user_identities[arm] = client_id
         return arm
+
+    def add_datastore(self, name: str, container: str = "") -> str:
+        """A blob datastore in the workspace (beside workspaceblobstore/workspaceartifactstore), on
+        an Azurite container of its own; a job whose input/output names another is refused."""
+        container = container or f"ds-{name.lower().replace('_', '-')}"[:63]
+        self.azurite.ensure_container(container)
+        with self.state.lock:
+            self.datastores[name] = container
+        return container
 
     def find_virtual_cluster(self, subscription_id: str, resource_group: str, name: str):
         with self.state.lock:

@@ -65,6 +65,13 @@ class Backend(abc.ABC):
     def cancel(self, job: Job, run: str | None = None) -> None:
         """End one run (`run` = "jobN.K") or every run: record `cancelled`, then stop them all."""
 
+    def output_key(self, job: Job, run_id: str) -> str:
+        """The folder under each of the target's `outputs:` a run writes (singkit.mounts): what
+        `job.rerun --resume` hands the new run. Here: the run id, or the one it resumed."""
+        from singkit.mounts import output_key
+
+        return output_key(next((r for r in job.spec["runs"] if r["run"] == run_id), {}), run_id)
+
     def logs(self, job: Job, run: str, follow: bool = False, stream: str = "stdout",
              tail: int | None = None) -> Iterator[str]:
         """Lines (each ending in a newline) of a run's stdout or stderr: the last `tail` lines

@@ -10,6 +10,8 @@ lines, and removes the container once its logs are saved. Inside:
     /singkit/lib           singkit_metrics.py (on PYTHONPATH), read-only
     /singkit/run/outputs   the run's outputs/ ($SINGKIT_OUTPUTS)
     /singkit/run/run.log   the run's run.log ($SINGKIT_RUN_LOG): metrics go straight there
+    /singkit/data/inputs/NAME, /singkit/data/outputs/NAME   the target's inputs (read-only) and
+                           this run's output folders (read-write), from `datastores:` (singkit.mounts)
 
 No network unless the target says `network: true`; all GPUs when the engine has the NVIDIA
 runtime; the container runs as the calling user so the files it writes are theirs.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from singkit.backends.embedded import (RANK_GRACE, EmbeddedBackend, free_port, gpu_count, processes, user_spec,
                                       world_variables)
+from singkit import mounts
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
 from singkit.jobs.workdir import RunPaths, run_command, run_environment, setup_command, user_command
@@ -199,6 +202,8 @@ class DockerBackend(EmbeddedBackend):
                 str(job.dir / "lib"): {"bind": INSIDE.lib, "mode": "ro"},
                 str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
                 str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
+                # inputs read-only, this run's output folders read-write (singkit.mounts)
+                **mounts.docker_volumes(spec, next((r for r in spec["runs"] if r["run"] == run.id), {}), run.id),
             }
             container = client.containers.create(
                 spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),

@@ -20,7 +20,7 @@ BUILTIN_TARGETS = {
     "local": {"service": "local", "description": "processes on this machine"},
     "docker": {"service": "docker", "description": "containers on the local Docker Engine"},
 }
-RECORD_SECTIONS = ("external-services", "dockers", "compute-targets", "setups", "skus")
+RECORD_SECTIONS = ("external-services", "dockers", "compute-targets", "setups", "skus", "datastores")
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,11 @@ class Config:
     @property
     def setups(self) -> dict[str, dict[str, Any]]:
         return self._records["setups"]
+
+    @property
+    def datastores(self) -> dict[str, dict[str, Any]]:
+        """`datastores:` NAME -> {path, url}: local folders standing for Azure ML datastores (singkit.mounts)."""
+        return self._records["datastores"]
 
     @functools.cached_property
     def skus(self) -> dict[str, dict[str, Any]]:

@@ -49,6 +49,9 @@ def reference_problems(cfg: "Config") -> list[Problem]:
                f"{service.get('type')} record; a target's service must be local, docker, or a singularity/aml record")
     _target_problems(cfg, at)
     problems += _service_problems(cfg)
+    from singkit.mounts import problems as data_problems  # inputs/outputs and datastores
+
+    problems += data_problems(cfg)
     registries = {n: r for n, r in cfg.services.items() if r.get("type") == "registry"}
     for name, docker in cfg.dockers.items():
         if str(docker.get("image") or "").startswith("azureml:"):

@@ -11,7 +11,7 @@ from typing import Any
 
 SCHEMA_ID = "https://singkit.dev/schema/config.json"
 
-SECTIONS = ("external-services", "dockers", "compute-targets", "setups", "general", "skus")
+SECTIONS = ("external-services", "dockers", "compute-targets", "setups", "general", "skus", "datastores")
 SECTION_ALIASES = {s.replace("-", "_"): s for s in SECTIONS if "-" in s}
 
 SERVICE_TYPES = ("singularity", "aml", "virtual_cluster", "registry", "storage")
@@ -120,6 +120,18 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "code-dirs": _str_list,
     "code-omit": _str_list,
     "description": _str,
+    # singkit.mounts: NAME -> azureml://datastores/NAME/paths/PATH or a blob URI
+    "inputs": _with("data folders mounted read-only: NAME: azureml://datastores/STORE/paths/PATH (or a blob URI); "
+                    "$SINGKIT_INPUT_<NAME>, the first also $SINGKIT_DATA_DIR", {"type": "object", "additionalProperties": _str}),
+    "outputs": _with("folders mounted read-write, one sub-folder per run: NAME: azureml://datastores/STORE/paths/PATH; "
+                     "$SINGKIT_OUTPUT_<NAME>, the first also $SINGKIT_OUTPUT_DIR", {"type": "object", "additionalProperties": _str}),
+}
+
+DATASTORE_FIELDS: dict[str, dict[str, Any]] = {
+    "path": _with("the local folder that stands for this datastore on the local and docker targets "
+                  "(relative: from the project root)", _str),
+    "url": _with("a blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) whose blob URIs map to `path`", _str),
+    "description": _str,
 }
 
 SETUP_FIELDS: dict[str, dict[str, Any]] = {
@@ -159,7 +171,7 @@ SKU_FIELDS: dict[str, dict[str, Any]] = {
 # XT spellings (and a few common slips) accepted as-is and read as the canonical key.
 ALIASES: dict[str, str] = {
     k.replace("-", "_"): k
-    for fields in (DOCKER_FIELDS, TARGET_FIELDS, SETUP_FIELDS, GENERAL_FIELDS, SKU_FIELDS, *SERVICE_FIELDS.values())
+    for fields in (DOCKER_FIELDS, TARGET_FIELDS, SETUP_FIELDS, DATASTORE_FIELDS, GENERAL_FIELDS, SKU_FIELDS, *SERVICE_FIELDS.values())
     for k in fields
     if "-" in k
 }
@@ -206,6 +218,7 @@ def json_schema() -> dict[str, Any]:
         "setups": _map_of(_record(SETUP_FIELDS)),
         "general": {**_record(GENERAL_FIELDS), "type": ["object", "null"]},
         "skus": _map_of(_record(SKU_FIELDS)),
+        "datastores": _map_of(_record(DATASTORE_FIELDS)),
     }
     for alias, canonical in SECTION_ALIASES.items():
         sections[alias] = {**sections[canonical], "description": f"XT spelling of `{canonical}`"}

@@ -12,6 +12,8 @@ from typing import Any
 
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
+from singkit.mounts import plan as data_plan
+from singkit.mounts import with_options as with_data_options
 
 DEFAULT_COMMAND = "python examples/train.py"
 _HP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -28,6 +30,8 @@ class SubmitRequest:
     parallel: int | None = None         # None: the backend's default
     dry_run: bool = False
     allow_unpinned: bool = False        # Singularity: run an image not pinned by digest
+    inputs: list[str] = field(default_factory=list)   # ["data=azureml://datastores/S/paths/P"] (singkit.mounts)
+    outputs: list[str] = field(default_factory=list)
 
 
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
@@ -138,6 +142,8 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     parallel = request.parallel if request.parallel is not None else (default_parallel or len(plan))
     if parallel < 1:
         raise UsageError(f"--parallel={parallel}: give 1 or more")
+    if request.inputs or request.outputs:
+        target = with_data_options(target, request.inputs, request.outputs, cfg.datastores, env.project_root)
     docker = cfg.docker(target["docker"]) if target.get("docker") else None
     setup = cfg.setup(target["setup"]) if target.get("setup") else None
     general = cfg.general
@@ -163,6 +169,7 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         "command": command,
         "setup_prefix": setup_prefix(setup),
         "env": job_env,
+        "data": data_plan(target, cfg.datastores, env.project_root),  # inputs/outputs: singkit.mounts
         "parallel": min(parallel, len(plan)),
         "repeats": request.runs,
         "hp": {name: [parse_value(v) for v in values] for name, values in text_grid.items()},

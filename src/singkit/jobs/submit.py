@@ -141,6 +141,9 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     service = service_record(target, cfg)
     backend = backend_for(target, env, cfg, service=service)
     spec, secrets = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
+    for key in ("inputs", "outputs"):  # `--input`/`--output` reach the backend's own copy of the target
+        if key in spec["target"]:
+            backend.target = {**backend.target, key: spec["target"][key]}
     said = launcher_warning(str(spec.get("command") or ""), processes_per_node(spec))
     if said:
         env.err(f"warning: {said}")
@@ -150,23 +153,34 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     return record_and_start(env, store, with_secrets(backend, secrets), spec, snap.path)  # record, prepare, submit
 
 
-def rerun(env: Environment, job_ref: str, parallel: int | None = None) -> Job:
-    """A new job with the same target, command, runs and code snapshot as an earlier one."""
+def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: bool = False) -> Job:
+    """A new job with the same target, command, runs and code snapshot as an earlier one;
+    `resume`: each new run writes the earlier run's output folders (singkit.mounts), so it finds
+    the checkpoints that run left there."""
     require_project(env, "job.rerun")
     store = Store.of(env)
     old = store.job(job_ref)
     spec = copy.deepcopy(old.spec)
+    if resume and not (spec.get("data") or {}).get("outputs"):
+        raise UsageError(f"{old.id} has no outputs to resume from: give its target `outputs:` "
+                         "(NAME: azureml://datastores/STORE/paths/PATH), then checkpoints are kept there")
     spec.update(job=None, created=round(time.time(), 3), dry_run=False, rerun_of=old.id)
     if parallel is not None:
         spec["parallel"] = parallel
-    for run in spec["runs"]:
-        run["run"] = None
     check_env_refs(spec.get("env") or {}, env.environ, old.spec_path)
     try:
         cfg = load(env)  # for registry credentials if an image must be pulled again
     except SingkitError:
         cfg = None
     backend = backend_for(spec["target"], env, cfg, service=spec["service"])
+    for run in spec["runs"]:
+        key = backend.output_key(old, run["run"]) if resume else None  # before the id is cleared
+        run.pop("output_key", None)  # a plain rerun writes folders of its own
+        run["run"] = None
+        if key:
+            run["output_key"] = key
+    if resume:
+        spec["resumed_from"] = old.id
     archive = store.root / spec["code"]["archive"]
     if not archive.exists():
         archive = old.code_archive

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from singkit import mounts
 from singkit.exceptions import SingkitError
 from singkit.jobs.spec import hp_environment
 from singkit.snapshot import safe_extract
@@ -79,6 +80,9 @@ def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_
     env = dict(base)
     env.update(resolve_env(spec.get("env") or {}, secrets_from))
     env.update(hp_environment(run.hparams, entry.get("hparams_text")))
+    service = str((spec.get("target") or {}).get("service") or "local")
+    if spec.get("data") and service in ("local", "docker"):  # Singularity: the command exports the mounts
+        env.update(mounts.run_variables(spec, entry, run.id, container=service == "docker"))
     env.update({
         "SINGKIT_JOB": run.job.id,
         "SINGKIT_RUN": run.id,

@@ -42,7 +42,7 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-@task(iterable=["hp"], help={
+@task(iterable=["hp", "input", "output"], help={
     "target": "compute target from configs/ (default: local)",
     "cmd": "the command to run (default: python examples/train.py)",
     "runs": "repeats of each hparam set (default 1)",
@@ -53,9 +53,11 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "follow": "stay and follow the job like job.monitor (exit code = outcome)",
     "json": "print the job as JSON on stdout",
     "allow-unpinned": "Singularity: accept a docker image not pinned by digest (not reproducible)",
+    "input": "NAME=URI: a data folder mounted read-only ($SINGKIT_INPUT_NAME), over the target's `inputs:` (repeatable)",
+    "output": "NAME=URI: a folder mounted read-write, one sub-folder per run ($SINGKIT_OUTPUT_NAME), over the target's `outputs:`",
 })
 def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, dry_run=False,
-           follow=False, json=False, allow_unpinned=False):
+           follow=False, json=False, allow_unpinned=False, input=None, output=None):
     """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
     from singkit.jobs import control
     from singkit.jobs.spec import SubmitRequest
@@ -63,7 +65,7 @@ def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, 
 
     request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
                             hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
-                            allow_unpinned=allow_unpinned)
+                            allow_unpinned=allow_unpinned, inputs=list(input or []), outputs=list(output or []))
     job = submit_job(env, request)
     spec = job.spec
     if not json:
@@ -197,16 +199,19 @@ def extract(c, env, job=None, dest=None, what="all"):
 
 
 @task(positional=["job"], help={"job": JOB_HELP, "parallel": "runs at once (default: as before)",
-                                "follow": "stay and follow the new job", "json": "print the new job as JSON"})
-def rerun(c, env, job=None, parallel=None, follow=False, json=False):
-    """Run a job again: same target, command, hparams and code snapshot, as a new job."""
+                                "follow": "stay and follow the new job", "json": "print the new job as JSON",
+                                "resume": "each run writes the earlier run's output folders (its checkpoints are there)"})
+def rerun(c, env, job=None, parallel=None, follow=False, json=False, resume=False):
+    """Run a job again: same target, command, hparams and code snapshot, as a new job
+    (--resume: in the earlier runs' output folders)."""
     from singkit.jobs import control
     from singkit.jobs.submit import rerun as rerun_job
 
-    new = rerun_job(env, job_arg(job), parallel=int_arg(parallel, "parallel", minimum=1))
+    new = rerun_job(env, job_arg(job), parallel=int_arg(parallel, "parallel", minimum=1), resume=resume)
     if not json:
         env.out(new.id)
-        env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}")
+        resumed = " resuming from its output folders" if resume else ""
+        env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}{resumed}")
         if not follow:
             env.err(control.next_steps(new.id))
     if follow:

@@ -131,7 +131,8 @@ class SingularityBackend(Backend):
                 cfg, target, job_id=job.id, run_id=run.id, command=staging.command(run),
                 name=self._name(job, run), code=os.path.relpath(code, self.spec_path(job, run.id).parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
-                docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity)
+                docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity,
+                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"))
 
         documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
         if spec.get("dry_run"):
@@ -270,6 +271,16 @@ class SingularityBackend(Backend):
                 run.write_backend_info({**info, "azureml_name": name, "withdrawn": True})
             except Exception:  # noqa: BLE001 - best effort, the original error matters more
                 self.env.err(f"{run.id}: could not cancel Azure ML job {name}; cancel it in the studio")
+
+    def output_key(self, job: Any, run_id: str) -> str:
+        """The Azure ML job name the run's outputs were written under (or the one it resumed)."""
+        entry = next((r for r in job.spec["runs"] if r["run"] == run_id), {})
+        if entry.get("output_key"):
+            return str(entry["output_key"])
+        name = self._yaml(job, run_id).get("name") if self.spec_path(job, run_id).exists() else None
+        if not name:
+            raise UsageError(f"{run_id} has no Azure ML job spec, so no output folder to resume from")
+        return str(name)
 
     def _yaml(self, job: Any, run_id: str) -> dict[str, Any]:
         from singkit.store.model import load_yaml

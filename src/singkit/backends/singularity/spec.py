@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from singkit import mounts
 from singkit.exceptions import ConfigError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.singularity import target as targets
@@ -82,7 +83,8 @@ def setup_command(setup: Mapping[str, Any] | None, command: str) -> str:
 def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
                name: str, code: str = "code", extra_env: Mapping[str, Any] | None = None,
                allow_unpinned: bool = False, docker: Any = None, setup: Mapping[str, Any] | None = None,
-               experiment: str | None = None, identity: Mapping[str, str] | None = None) -> dict[str, Any]:
+               experiment: str | None = None, identity: Mapping[str, str] | None = None,
+               output_key: str | None = None) -> dict[str, Any]:
     """The CLI v2 command-job mapping for one run of a job on a Singularity target.
 
     `command` is what runs on each process (the in-job wrapper around the user's command);
@@ -90,7 +92,9 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
     `code` is the folder to upload, relative to where the YAML will be written;
     `docker`: the stored job's docker record (default: the config's for the target's name);
     a `setup`'s pre-commands and pip installs are prefixed to `command`; `identity`: the
-    user-assigned identity as resolved online ({"id", "client_id"}), else the record's value.
+    user-assigned identity as resolved online ({"id", "client_id"}), else the record's value;
+    `output_key`: the folder under each of the target's `outputs:` this run writes (an earlier
+    run's on `--resume`; default `name`, unique on a shared datastore), see singkit.mounts.
     Raises ConfigError (file:line:col) for what singkit.singularity.target finds wrong."""
     resolved = targets.resolve(cfg, target, docker=docker)
     if resolved.errors:
@@ -104,7 +108,8 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
         "description": f"singkit {run_id} on {resolved.name}",
         "tags": {"singkit.job": job_id, "singkit.run": run_id, "singkit.target": resolved.name},
         "code": code,
-        "command": setup_command(setup, command),
+        # the mount paths reach the program through the command: Azure ML substitutes ${{inputs.X}} there
+        "command": mounts.command_exports(target) + setup_command(setup, command),
         "environment": _environment(cfg, resolved, allow_unpinned),
         "environment_variables": environment_variables(setup, target, extra_env) or None,
         "compute": resolved.compute,
@@ -117,7 +122,8 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
         "queue_settings": {"job_tier": resolved.aisc["slaTier"].lower(), "priority": resolved.aisc["priority"].lower()},
         "distribution": resolved.distribution,
     }
-    spec = {k: v for k, v in spec.items() if v is not None}
+    spec["inputs"], spec["outputs"] = mounts.azureml_io(target, output_key or name)
+    spec = {k: v for k, v in spec.items() if v is not None and (v or k not in ("inputs", "outputs"))}
     variables = spec.setdefault("environment_variables", {})
     variables.update(identity_variables(resolved.identity, identity))
     if not variables:
