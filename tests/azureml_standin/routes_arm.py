@@ -308,6 +308,8 @@ def job_cancel(si: "StandIn", req: Req, m) -> Reply:
             return not_found(f"Job {m['name']}")
         job.cancel_requests += 1
         if job.status not in TERMINAL:
+            if job.cancel_requested_at is None:
+                job.cancel_requested_at = time.monotonic()
             si.state.set_status(job.name, "CancelRequested")
     # The SDK deserializes this Retry-After as an int; it does not sleep before the first poll.
     return Reply(202, None, {"Location": f"{si.url}/_standin/operations/cancel/{job.name}", "Retry-After": "0"})
@@ -323,5 +325,6 @@ def job_cancel_poll(si: "StandIn", req: Req, m) -> Reply:
             if job.cancel_polls > 0:
                 job.cancel_polls -= 1
                 return Reply(202, None, {"Location": f"{si.url}{req.path}", "Retry-After": "0.01"})
-            si.state.set_status(job.name, "Canceled")
+            if not si.state.settle_cancel(job):  # a slow cancel: its nodes are still stopping
+                return Reply(202, None, {"Location": f"{si.url}{req.path}", "Retry-After": "0.2"})
     return Reply(200, None)

@@ -314,6 +314,10 @@ class StandIn:
     def script(self, name: str, steps: list) -> None:
         self.state.script(name, steps)
 
+    def slow_cancel(self, name: str, seconds: float) -> None:
+        """The job stays CancelRequested `seconds` after its first cancel request (state.slow_cancel)."""
+        self.state.slow_cancel(name, seconds)
+
     def put_output(self, name: str, path: str, data: bytes | str) -> None:
         """Write a file into the job's run folder (what jobs.download fetches as artifacts)."""
         self.state.job(name)

@@ -50,6 +50,7 @@ class RequestLog:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     status: int = 0  # what the stand-in answered
     route: str = ""  # route name, "" when unhandled
+    at: float = field(default_factory=time.monotonic)  # when it arrived (seconds, monotonic clock)
 
 
 @dataclass
@@ -94,6 +95,8 @@ class JobState:
     script: list[tuple[str, Optional[str]]] = field(default_factory=list)
     cancel_polls: int = 1  # 202 answers to the cancel poll before the job turns Canceled
     cancel_requests: int = 0
+    cancel_delay: float = 0.0  # seconds its nodes take to stop after the first cancel request (slow_cancel)
+    cancel_requested_at: Optional[float] = None  # monotonic time of the first cancel request
 
     @property
     def properties(self) -> dict:
@@ -223,12 +226,32 @@ class State:
         with self.lock:
             self.job(name).script.extend((canonical_status(s), t) for s, t in norm)
 
+    def slow_cancel(self, name: str, seconds: float) -> None:
+        """The job's nodes take `seconds` to stop once cancelled: it stays CancelRequested (the
+        cancel poll answers 202, GET says CancelRequested) that long after the first request."""
+        with self.lock:
+            self.job(name).cancel_delay = float(seconds)
+
+    def settle_cancel(self, job: JobState) -> bool:
+        """A status read of a job being cancelled: Canceled once its cancel polls are used up
+        and its nodes have had `cancel_delay` seconds to stop (the service moves on by itself,
+        the poll does not drive it). True when the job is (now) Canceled."""
+        with self.lock:
+            if job.status != "CancelRequested":
+                return job.status == "Canceled"
+            stopped = time.monotonic() >= (job.cancel_requested_at or 0.0) + job.cancel_delay
+            if job.cancel_polls <= 0 and stopped:
+                self.set_status(job.name, "Canceled")
+                return True
+            return False
+
     def observe(self, name: str) -> Optional[JobState]:
         """A status read: apply the next scripted step, then return the job."""
         with self.lock:
             job = self.jobs.get(name)
             if job is None:
                 return None
+            self.settle_cancel(job)
             if job.script:
                 status, text = job.script.pop(0)
                 if text:

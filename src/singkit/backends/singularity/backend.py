@@ -9,7 +9,7 @@
              only Azure ML's state ends a run (the ranks' wrappers write `exit` events only);
              a `submitting` run is looked up by name — adopted, or failed after a grace period
     logs     follow the user logs, with node/rank prefixes on distributed runs
-    cancel   cancel and wait until Azure ML confirms, then record `cancelled`
+    cancel   send every run's cancel, then wait for all at once until Azure ML confirms (cancel.py)
     download fetch the mirror and Azure ML's logs and outputs into the store, then copy out
 """
 
@@ -366,11 +366,16 @@ class SingularityBackend(Backend):
 
     # -- cancel ---------------------------------------------------------------------------
     def cancel(self, job: Any, run: str | None = None) -> None:
+        """Cancel every run still going (or one): all cancel requests first, then one wait for
+        all (see cancel.py); a run whose submit is unsettled is looked up by name first."""
+        from singkit.backends.singularity.cancel import cancel_runs
+
         runs = [job.run(run)] if run else job.runs
         todo = [(r, r.backend_info()) for r in runs if not r.state().terminal]
         if not todo:
             return
         with self.session() as ml:
+            sent = []
             for r, info in todo:
                 name = info.get("azureml_name")
                 remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if info.get("submitting") else True
@@ -380,29 +385,8 @@ class SingularityBackend(Backend):
                     continue
                 if info.get("submitting"):
                     self._record(r, remote, info)
-                self._cancel_one(ml, r, info)
-
-    def _cancel_one(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
-        name = info["azureml_name"]
-        current = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(name))
-        if not states.is_final(current.status):
-            poller = self.call(f"cancelling {run.id} ({name})", lambda: ml.jobs.begin_cancel(name))
-            self.call(f"cancelling {run.id} ({name})", poller.result)
-        deadline = time.monotonic() + float(self.env.environ.get("SINGKIT_CANCEL_TIMEOUT", "900"))
-        while True:  # Azure ML accepts a cancel long before the nodes stop: wait for its word
-            current = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(name))
-            status = states.text(current.status)
-            if states.is_final(status):
-                break
-            if time.monotonic() > deadline:
-                raise ServiceError(f"{run.id}: Azure ML accepted the cancel of {name} but still reports {status}; check `invoke job.status` later")
-            time.sleep(self.poll)
-        info.update(azure_status=status, final=True)
-        run.write_backend_info(info)
-        if status == "Canceled":
-            run.set_status("cancelled", reason="cancelled by the user")
-        else:  # it ended on its own first
-            self._refresh_run(ml, run, info)
+                sent.append((r, info))
+            cancel_runs(self, ml, sent)
 
     # -- download -------------------------------------------------------------------------
     def download(self, job: Any, dest: Path, what: str = "all") -> None:
