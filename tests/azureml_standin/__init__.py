@@ -44,7 +44,8 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
       request (its nodes stopping), then turns Canceled at the next status read or cancel poll
   .fail_next(route_regex, status, times=1 | None (forever), retry_after=None, body=None, handled=False)
       regex searched in "METHOD /path", e.g. r"^GET .*/jobs/", "startPendingUpload";
-      handled=True carries the request out first (the job exists) and then fails it
+      handled=True carries the request out first (the job exists) and then fails it;
+      status=0 closes the connection with no answer (with handled=True: a create whose answer was lost)
   .hold(route_regex, handled=True) -> Hold (.arrived Event, .release()): the next matching
       request waits until released — handled=True after being carried out (its answer waits),
       handled=False before, and is then dropped unanswered (for killing a client mid-request)

@@ -93,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
             found = find(self.command, path)
             if found is not None:
                 found[1](si, Req(self.command, path, query, body, headers), found[2])
+        if fault is not None and fault.status == 0:  # a connection reset: no answer at all
+            entry.route, self.close_connection = "fault-dropped", True
+            return
         if fault is not None:
             reply = Reply(fault.status, fault.body or {"error": {
                 "code": {401: "AuthenticationFailed", 403: "AuthorizationFailed", 404: "ResourceNotFound",

@@ -142,6 +142,7 @@ class State:
         or just ``"/jobs/"``. ``times=None`` fails forever. ``retry_after`` adds a
         Retry-After header (seconds; fractions allowed, the SDK sleeps that long).
         ``handled=True`` carries the request out first (the job is created), then fails it.
+        ``status=0`` answers nothing: the connection is closed (a reset, as the client sees it).
         """
         ra = None if retry_after is None else (str(int(retry_after)) if float(retry_after).is_integer()
                                                  else str(retry_after))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import secrets
 import shutil
@@ -200,13 +201,17 @@ class SingularityBackend(Backend):
                     info["mirror"] = {"record": mirror.record, "url": mirror.container_url, "prefix": mirror.prefix(job.id, run.id)}
                 # before the create: if this process dies before Azure ML answers, refresh finds the job by name
                 run.write_backend_info({**info, "azureml_name": name, "submitting": True, "submit_started": round(time.time(), 3)})
+                tries = itertools.count(1)
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
-                                        lambda run=run, extra=extra, name=name: self._create(ml, job, run, extra, name))
-                except BaseException:  # Ctrl-C too: the create may have reached Azure ML all the same
-                    self._settle(ml, run, name)
-                    self._withdraw(ml, done)
-                    raise
+                                        lambda run=run, extra=extra, name=name, tries=tries:
+                                        self._create(ml, job, run, extra, name, retry=next(tries) > 1))
+                except BaseException as error:  # Ctrl-C too: the create may have reached Azure ML all the same
+                    adopted = self._settle(ml, run, name, adopt=isinstance(error, ServiceError))
+                    if adopted is None:
+                        self._withdraw(ml, done)
+                        raise
+                    created = adopted
                 self._record(run, created, info)
                 events.record(self.env, "azureml-submit", job=job.id, run=run.id, name=created.name,
                               workspace=self.workspace.name, subscription=self.workspace.subscription_id)
@@ -215,23 +220,37 @@ class SingularityBackend(Backend):
                 if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
                     self._withdraw(ml, [(run, created.name)])
 
-    def _create(self, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str) -> Any:
-        """Create the run's Azure ML job. Azure ML refuses a second PUT of a job name (400
-        "A job with this name already exists", MicrosoftDocs/azure-docs#122250): when a retry
-        after a lost answer gets that, the first attempt landed — it is this run's job
-        (same singkit.run tag) and is followed, not withdrawn."""
+    def _create(self, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str, retry: bool = False) -> Any:
+        """Create the run's Azure ML job — or, when an earlier attempt landed although its answer
+        was lost (a 5xx sent after the job was stored, a connection reset), adopt that job: it
+        is this run's (same name, same `singkit.run` tag), and cancelling it would throw away a
+        queued run. So a retry GETs the name first (a lost answer is what a retry follows), and
+        a PUT answered 400 "A job with this name already exists" (MicrosoftDocs/azure-docs#122250:
+        Azure ML refuses a second PUT of a job name) is settled the same way."""
         from azure.core.exceptions import HttpResponseError
 
+        if retry:
+            remote = _missing(ml, name)
+            if remote is not None:
+                return self._adopted(run, remote, name)
         try:
             return ml.jobs.create_or_update(self._entity(job, run, extra))
         except HttpResponseError as error:
             if aml.status_of(error) != 400 or "already exists" not in str(error):
                 raise
             remote = _missing(ml, name)
-            if remote is None or (remote.tags or {}).get("singkit.run") != run.id:
+            if remote is None:
                 raise
-            self.env.err(f"{run.id}: Azure ML job {name} was created by an earlier attempt whose answer was lost; following it")
-            return remote
+            return self._adopted(run, remote, name)
+
+    def _adopted(self, run: Any, remote: Any, name: str) -> Any:
+        """The Azure ML job `name` found at submit, when it is this run's (its `singkit.run` tag);
+        a job of that name that singkit did not create for this run is an error, never adopted."""
+        if (remote.tags or {}).get("singkit.run") != run.id:
+            raise ServiceError(f"submitting {run.id}: workspace {self.workspace.name} already has a job named {name} "
+                               f"that is not this run's (tag singkit.run={(remote.tags or {}).get('singkit.run')!r}); submit again")
+        self.env.err(f"{run.id}: Azure ML job {name} was created by an earlier attempt whose answer was lost; following it")
+        return remote
 
     def _record(self, run: Any, remote: Any, info: dict[str, Any]) -> None:
         """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""
@@ -246,18 +265,23 @@ class SingularityBackend(Backend):
             info.pop(key, None)
         run.write_backend_info(info)
 
-    def _settle(self, ml: Any, run: Any, name: str) -> None:
-        """The create of `name` failed: forget it if Azure ML has no such job, cancel it if it
-        has one after all (the answer was lost). Unsure (Azure ML unreachable): the
-        `submitting` record stays for refresh to settle. One try each, no retries."""
+    def _settle(self, ml: Any, run: Any, name: str, adopt: bool = False) -> Any:
+        """The create of `name` failed: forget it if Azure ML has no such job of this run's. If it has one after
+        all (the last attempt's answer was lost), return it to be followed when `adopt` (the
+        submit failed on Azure ML's side, not by Ctrl-C) and it is this run's; else cancel it.
+        Unsure (Azure ML unreachable): None, and the `submitting` record stays for refresh to
+        settle. One try each, no retries."""
         try:
             remote = _missing(ml, name)
         except Exception:  # noqa: BLE001 - cannot tell; the error being raised matters more
-            return
-        if remote is None:
+            return None
+        if remote is None or (remote.tags or {}).get("singkit.run") != run.id:  # none, or not ours: leave it be
             run.backend_path.unlink(missing_ok=True)
-            return
+            return None
+        if adopt:
+            return self._adopted(run, remote, name)
         self._withdraw(ml, [(run, name)])
+        return None
 
     def _withdraw(self, ml: Any, done: list[tuple[Any, str]]) -> None:
         """Cancel Azure ML jobs the store has given up on (a later run failed to submit, or the
