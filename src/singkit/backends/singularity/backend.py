@@ -188,7 +188,7 @@ class SingularityBackend(Backend):
 
     def submit(self, job: Any) -> None:
         secret_env = staging.secret_variables(job, self.env.environ)
-        found = blob.mirror_for(self.config(), self.env.environ, secrets=True)
+        found = self._mirror(job)
         done: list[tuple[Any, str]] = []
         with self.session() as ml:
             for run in job.runs:
@@ -219,6 +219,22 @@ class SingularityBackend(Backend):
                 self.env.err(f"{run.id}: submitted as Azure ML job {created.name}: {created.studio_url}")
                 if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
                     self._withdraw(ml, [(run, created.name)])
+
+    def _mirror(self, job: Any) -> tuple[Any, dict[str, str]] | None:
+        """The Blob mirror and what its runs need to write it, for as long as they can live: no
+        secret when the job runs as a managed identity (the UAI variable in its spec), else a
+        SAS covering the longest `limits.timeout` of its runs (or the default) plus queueing."""
+        documents = [self._yaml(job, run.id) for run in job.runs]
+        identity = any(specs.UAI_VARIABLE in (d.get("environment_variables") or {}) for d in documents)
+        limits = [blob.run_limit(d) for d in documents]
+        longest = None if None in limits else max(limits)  # a run without a limit may run the default's
+        found = blob.mirror_for(self.config(), self.env.environ, secrets=True, identity=identity, max_run=longest)
+        if found and "SINGKIT_BLOB_SAS" in found[1] and self.env.environ.get(blob.SAS_HOURS_VAR):
+            given, life = blob.sas_lifetime(self.env.environ), blob.sas_lifetime({}, longest)
+            if given < life:
+                self.env.err(f"warning: {blob.SAS_HOURS_VAR}={self.env.environ[blob.SAS_HOURS_VAR]}: the mirror's SAS expires "
+                             f"before the job may end ({life.days} days with queueing); its logs stop reaching the store then")
+        return found
 
     def _create(self, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str, retry: bool = False) -> Any:
         """Create the run's Azure ML job — or, when an earlier attempt landed although its answer
