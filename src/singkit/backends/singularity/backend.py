@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.backends.base import Backend
-from singkit.backends.singularity import client as aml, mirror as blob, spec as specs, staging, status as states
+from singkit.backends.singularity import client as aml, creating, mirror as blob, spec as specs, staging, status as states
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.store import events, runlog
 
@@ -40,14 +40,7 @@ SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
 SUBMIT_GRACE = 1800.0
 
 
-def _missing(ml: Any, name: str) -> Any:
-    """ml.jobs.get(name), or None when Azure ML has no such job."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return ml.jobs.get(name)
-    except ResourceNotFoundError:
-        return None
+_missing = creating._missing  # one definition: a job by name, or None
 
 
 def _tracked(info: dict[str, Any]) -> bool:
@@ -188,7 +181,7 @@ class SingularityBackend(Backend):
 
     def submit(self, job: Any) -> None:
         secret_env = staging.secret_variables(job, self.env.environ)
-        found = self._mirror(job)
+        found = creating.mirror_credentials(self, job)
         done: list[tuple[Any, str]] = []
         with self.session() as ml:
             for run in job.runs:
@@ -205,9 +198,9 @@ class SingularityBackend(Backend):
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
                                         lambda run=run, extra=extra, name=name, tries=tries:
-                                        self._create(ml, job, run, extra, name, retry=next(tries) > 1))
+                                        creating.create(self, ml, job, run, extra, name, retry=next(tries) > 1))
                 except BaseException as error:  # Ctrl-C too: the create may have reached Azure ML all the same
-                    adopted = self._settle(ml, run, name, adopt=isinstance(error, ServiceError))
+                    adopted = creating.settle(self, ml, run, name, adopt=isinstance(error, ServiceError))
                     if adopted is None:
                         self._withdraw(ml, done)
                         raise
@@ -219,54 +212,6 @@ class SingularityBackend(Backend):
                 self.env.err(f"{run.id}: submitted as Azure ML job {created.name}: {created.studio_url}")
                 if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
                     self._withdraw(ml, [(run, created.name)])
-
-    def _mirror(self, job: Any) -> tuple[Any, dict[str, str]] | None:
-        """The Blob mirror and what its runs need to write it, for as long as they can live: no
-        secret when the job runs as a managed identity (the UAI variable in its spec), else a
-        SAS covering the longest `limits.timeout` of its runs (or the default) plus queueing."""
-        documents = [self._yaml(job, run.id) for run in job.runs]
-        identity = any(specs.UAI_VARIABLE in (d.get("environment_variables") or {}) for d in documents)
-        limits = [blob.run_limit(d) for d in documents]
-        longest = None if None in limits else max(limits)  # a run without a limit may run the default's
-        found = blob.mirror_for(self.config(), self.env.environ, secrets=True, identity=identity, max_run=longest)
-        if found and "SINGKIT_BLOB_SAS" in found[1] and self.env.environ.get(blob.SAS_HOURS_VAR):
-            given, life = blob.sas_lifetime(self.env.environ), blob.sas_lifetime({}, longest)
-            if given < life:
-                self.env.err(f"warning: {blob.SAS_HOURS_VAR}={self.env.environ[blob.SAS_HOURS_VAR]}: the mirror's SAS expires "
-                             f"before the job may end ({life.days} days with queueing); its logs stop reaching the store then")
-        return found
-
-    def _create(self, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str, retry: bool = False) -> Any:
-        """Create the run's Azure ML job — or, when an earlier attempt landed although its answer
-        was lost (a 5xx sent after the job was stored, a connection reset), adopt that job: it
-        is this run's (same name, same `singkit.run` tag), and cancelling it would throw away a
-        queued run. So a retry GETs the name first (a lost answer is what a retry follows), and
-        a PUT answered 400 "A job with this name already exists" (MicrosoftDocs/azure-docs#122250:
-        Azure ML refuses a second PUT of a job name) is settled the same way."""
-        from azure.core.exceptions import HttpResponseError
-
-        if retry:
-            remote = _missing(ml, name)
-            if remote is not None:
-                return self._adopted(run, remote, name)
-        try:
-            return ml.jobs.create_or_update(self._entity(job, run, extra))
-        except HttpResponseError as error:
-            if aml.status_of(error) != 400 or "already exists" not in str(error):
-                raise
-            remote = _missing(ml, name)
-            if remote is None:
-                raise
-            return self._adopted(run, remote, name)
-
-    def _adopted(self, run: Any, remote: Any, name: str) -> Any:
-        """The Azure ML job `name` found at submit, when it is this run's (its `singkit.run` tag);
-        a job of that name that singkit did not create for this run is an error, never adopted."""
-        if (remote.tags or {}).get("singkit.run") != run.id:
-            raise ServiceError(f"submitting {run.id}: workspace {self.workspace.name} already has a job named {name} "
-                               f"that is not this run's (tag singkit.run={(remote.tags or {}).get('singkit.run')!r}); submit again")
-        self.env.err(f"{run.id}: Azure ML job {name} was created by an earlier attempt whose answer was lost; following it")
-        return remote
 
     def _record(self, run: Any, remote: Any, info: dict[str, Any]) -> None:
         """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""
@@ -280,24 +225,6 @@ class SingularityBackend(Backend):
         for key in ("submitting", "submit_started"):
             info.pop(key, None)
         run.write_backend_info(info)
-
-    def _settle(self, ml: Any, run: Any, name: str, adopt: bool = False) -> Any:
-        """The create of `name` failed: forget it if Azure ML has no such job of this run's. If it has one after
-        all (the last attempt's answer was lost), return it to be followed when `adopt` (the
-        submit failed on Azure ML's side, not by Ctrl-C) and it is this run's; else cancel it.
-        Unsure (Azure ML unreachable): None, and the `submitting` record stays for refresh to
-        settle. One try each, no retries."""
-        try:
-            remote = _missing(ml, name)
-        except Exception:  # noqa: BLE001 - cannot tell; the error being raised matters more
-            return None
-        if remote is None or (remote.tags or {}).get("singkit.run") != run.id:  # none, or not ours: leave it be
-            run.backend_path.unlink(missing_ok=True)
-            return None
-        if adopt:
-            return self._adopted(run, remote, name)
-        self._withdraw(ml, [(run, name)])
-        return None
 
     def _withdraw(self, ml: Any, done: list[tuple[Any, str]]) -> None:
         """Cancel Azure ML jobs the store has given up on (a later run failed to submit, or the
