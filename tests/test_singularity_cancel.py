@@ -70,12 +70,12 @@ def test_a_sweep_is_cancelled_at_once_and_the_slow_run_is_reported(world):
     assert statuses == {**{r: "cancelled" for r in names}, slow: "queued"}, statuses  # as the store last saw it
     assert all(si.jobs[n].status == "Canceled" for r, n in names.items() if r != slow)
 
-    # later the slow one has stopped: a second cancel records it, and asks nobody again
+    # later the slow one has stopped: a second cancel asks it alone again and records it
     si.slow_cancel(names[slow], 0)
     assert control.cancel(env, job.id) == [slow]
     assert job.runs[2].state().status == "cancelled"
-    assert len(cancel_posts(si)) == 6
-    assert control.cancel(env, job.id) == [] and len(cancel_posts(si)) == 6  # idempotent
+    assert len(cancel_posts(si)) == 7 and si.jobs[names[slow]].cancel_requests == 2
+    assert control.cancel(env, job.id) == [] and len(cancel_posts(si)) == 7  # idempotent
 
 
 def test_a_refused_cancel_is_reported_and_the_others_still_cancelled(world):
@@ -91,3 +91,34 @@ def test_a_refused_cancel_is_reported_and_the_others_still_cancelled(world):
     assert f"cancelling {refused} ({names[refused]})" in message and "500" in message and "1 of 3 runs" in message, message
     assert {r.id: r.state().status for r in job.runs} == {**{r: "cancelled" for r in names}, refused: "queued"}
     assert len(cancel_posts(si, {names[refused]})) == 5  # retried, bounded
+
+
+def test_a_run_that_ended_meanwhile_is_recorded_as_it_ended(world):
+    """Azure ML refuses to cancel a job that is ending or has ended (400); singkit reads its state
+    instead and records what it ended as — no error, the other run is cancelled."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
+    names = [r.backend_info()["azureml_name"] for r in job.runs]
+    si.set_status(names[0], "Completed")
+    assert control.cancel(env, job.id) == [r.id for r in job.runs]
+    refused = [r for r in cancel_posts(si, {names[0]})]
+    assert [r.status for r in refused] == [400]  # asked once, refused, not retried
+    assert [r.state().status for r in job.runs] == ["completed", "cancelled"]
+
+
+def test_status_reads_use_the_sdks_own_get_without_building_entities(world):
+    """cancel.job_status reads through JobOperations._get_job (private, the GET jobs.get sends):
+    this fails when a new azure-ai-ml moves it, before the fallback silently costs a sweep."""
+    from singkit.backends.singularity.cancel import job_status
+
+    si, azurite, root = world
+    job = submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+    name = job.runs[0].backend_info()["azureml_name"]
+    ml = si.ml_client()
+    assert callable(getattr(ml.jobs, "_get_job", None))
+    si.set_status(name, "Running")
+    start = len(si.state.request_log)
+    assert job_status(ml, name) == "Running" == ml.jobs.get(name).status
+    reads = [r for r in si.state.request_log[start:] if r.route == "job_get"]
+    assert [r.query.get("api-version") for r in reads] == ["2024-01-01-preview"] * 2  # the same request both ways

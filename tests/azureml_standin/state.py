@@ -93,7 +93,7 @@ class JobState:
     error: Optional[dict] = None
     logs: dict[str, str] = field(default_factory=dict)  # "user_logs/std_log.txt" -> text
     script: list[tuple[str, Optional[str]]] = field(default_factory=list)
-    cancel_polls: int = 1  # 202 answers to the cancel poll before the job turns Canceled
+    cancel_polls: int = 1  # status reads (cancel polls or GETs) answered CancelRequested before Canceled
     cancel_requests: int = 0
     cancel_delay: float = 0.0  # seconds its nodes take to stop after the first cancel request (slow_cancel)
     cancel_requested_at: Optional[float] = None  # monotonic time of the first cancel request
@@ -234,17 +234,20 @@ class State:
             self.job(name).cancel_delay = float(seconds)
 
     def settle_cancel(self, job: JobState) -> bool:
-        """A status read of a job being cancelled: Canceled once its cancel polls are used up
-        and its nodes have had `cancel_delay` seconds to stop (the service moves on by itself,
-        the poll does not drive it). True when the job is (now) Canceled."""
+        """A status read (job GET or cancel poll) of a job being cancelled. The service moves a
+        cancelled job on by itself, whether or not anyone polls the cancel operation: each read
+        uses up one of `cancel_polls`; after that, once its nodes have had `cancel_delay` seconds
+        to stop, it is Canceled. True when the job is (now) Canceled."""
         with self.lock:
             if job.status != "CancelRequested":
                 return job.status == "Canceled"
-            stopped = time.monotonic() >= (job.cancel_requested_at or 0.0) + job.cancel_delay
-            if job.cancel_polls <= 0 and stopped:
-                self.set_status(job.name, "Canceled")
-                return True
-            return False
+            if job.cancel_polls > 0:
+                job.cancel_polls -= 1
+                return False
+            if time.monotonic() < (job.cancel_requested_at or 0.0) + job.cancel_delay:
+                return False
+            self.set_status(job.name, "Canceled")
+            return True
 
     def observe(self, name: str) -> Optional[JobState]:
         """A status read: apply the next scripted step, then return the job."""

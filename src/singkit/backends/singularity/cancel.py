@@ -4,14 +4,16 @@ A sweep of N runs is N Azure ML jobs. Cancelling them one after the other, each 
 Azure ML's word, costs N × (the slowest stop) and, on the first run that will not stop in
 time, leaves the rest running. Here:
 
-  1. send    for each run still going: read its state, and POST its cancel
-             (`MLClient.jobs.begin_cancel`, which answers 202 and hands back a poller that polls
-             the operation on its own thread — azure.core.polling.LROPoller). The requests go
-             from a small thread pool, so one slow answer does not hold back the others.
+  1. send    for each run still going, POST its cancel (`MLClient.jobs.begin_cancel`, which
+             answers 202), from a small thread pool, so one slow answer does not hold back the
+             others. `polling=False` (azure-core's LRO convention: the generated begin_cancel
+             takes NoPolling then) — the job's own state is what counts, read below, not the
+             operation's. A cancel Azure ML refuses because the job is ending or has ended
+             ("is an error", Azure/azureml-assets#2496) is settled by reading that state.
   2. wait    one shared deadline (SINGKIT_CANCEL_TIMEOUT, default 900 s, for the whole job —
-             not per run): each round reads the state of every run not yet final, concurrently,
-             then sleeps the poll interval. Azure ML accepts a cancel long before the nodes stop
-             (the job stays CancelRequested), so only a final state counts.
+             not per run): each round sleeps the poll interval, then reads the state of every
+             run not yet final, concurrently (job_status). Azure ML accepts a cancel long before
+             the nodes stop (the job stays CancelRequested), so only a final state counts.
   3. record  runs Azure ML confirms Canceled become `cancelled`; a run that ended on its own
              meanwhile is refreshed to what it ended as.
 
@@ -26,15 +28,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from singkit.backends.singularity import status as states
+from singkit.backends.singularity import client as aml, status as states
 from singkit.exceptions import ServiceError, SingkitError
 
 TIMEOUT_VAR = "SINGKIT_CANCEL_TIMEOUT"
 TIMEOUT = 900.0  # seconds for the whole job to confirm; Singularity's nodes get a grace period to stop
-WORKERS = 16  # requests in flight at once (a sweep of 20 sends in two waves of 16 + 4)
+WORKERS = 8  # requests in flight at once: within requests' pool of 10 connections per host, so reused
 
 
 @dataclass
@@ -46,15 +48,26 @@ class Pending:
     name: str                       # its Azure ML job name
     status: str = ""                # Azure ML's last word ("CancelRequested", "Canceled", ...)
     error: str | None = None        # one line: why its cancel could not be sent or read
-    poller: Any = field(default=None, repr=False)  # the SDK's LROPoller (polls on its own thread)
 
     @property
     def final(self) -> bool:
         return bool(self.status) and states.is_final(self.status)
 
 
+def job_status(ml: Any, name: str) -> str:
+    """Azure ML's state word for job `name`: the same GET as `ml.jobs.get` (api-version
+    2024-01-01-preview), without building the SDK's Job entity from it, which costs twice the
+    request itself in CPU — a sweep's reads share one interpreter. `JobOperations._get_job` is
+    private: when it moves, `ml.jobs.get` is used (tests/test_singularity_cancel.py notices)."""
+    light = getattr(ml.jobs, "_get_job", None)
+    if light is None:
+        return states.text(ml.jobs.get(name).status)
+    return states.text(getattr(getattr(light(name), "properties", None), "status", None))
+
+
 def _each(items: list[Pending], fn: Callable[[Pending], None]) -> None:
-    """fn(item) for every item, at most WORKERS at once; fn records its own errors."""
+    """fn(item) for every item, at most WORKERS at once (the SDK's HTTP calls release the GIL
+    while they wait); fn records its own errors, anything else propagates."""
     if len(items) == 1:
         fn(items[0])
         return
@@ -72,17 +85,28 @@ def cancel_runs(backend: Any, ml: Any, runs: Iterable[tuple[Any, dict[str, Any]]
         return
     timeout = _timeout(backend.env.environ)
 
+    def post(p: Pending) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            ml.jobs.begin_cancel(p.name, polling=False)
+        except HttpResponseError as error:
+            if aml.status_of(error) not in (400, 409):
+                raise
+            current = job_status(ml, p.name)
+            if not (states.is_final(current) or current.lower() == "finalizing"):
+                raise
+            p.status = current  # refused because it is ending on its own: the wait reads it to its end
+
     def send(p: Pending) -> None:
         try:
-            p.status = states.text(backend.call(f"reading the status of {p.run.id}", lambda: ml.jobs.get(p.name)).status)
-            if not p.final:  # idempotent: a job that has ended is not asked again
-                p.poller = backend.call(f"cancelling {p.run.id} ({p.name})", lambda: ml.jobs.begin_cancel(p.name))
+            backend.call(f"cancelling {p.run.id} ({p.name})", lambda: post(p))
         except SingkitError as error:
             p.error = str(error)
 
     def read(p: Pending) -> None:
         try:
-            p.status = states.text(backend.call(f"reading the status of {p.run.id}", lambda: ml.jobs.get(p.name)).status)
+            p.status = backend.call(f"reading the status of {p.run.id}", lambda: job_status(ml, p.name))
         except SingkitError as error:
             p.error = str(error)
 
@@ -90,14 +114,12 @@ def cancel_runs(backend: Any, ml: Any, runs: Iterable[tuple[Any, dict[str, Any]]
     deadline = time.monotonic() + timeout
     waiting = [p for p in pending if p.error is None and not p.final]
     while waiting:  # read each at least once after its cancel, then until final or the deadline
+        time.sleep(backend.poll)  # first: no job stops the instant its cancel is accepted
         _each(waiting, read)
         waiting = [p for p in waiting if p.error is None and not p.final]
-        if not waiting or time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             break
-        time.sleep(backend.poll)
-    for p in pending:
-        if p.final:
-            _record(backend, ml, p)
+    _each([p for p in pending if p.final], lambda p: _record(backend, ml, p))
     unsettled = [p for p in pending if not p.final]
     if unsettled:
         raise ServiceError(_stragglers(unsettled, len(pending), timeout))
