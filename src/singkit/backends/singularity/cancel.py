@@ -79,7 +79,8 @@ def cancel_runs(backend: Any, ml: Any, runs: Iterable[tuple[Any, dict[str, Any]]
     """Cancel these (run, backend info) pairs — runs with an Azure ML job — and wait for all.
 
     Raises ServiceError (one line, every unsettled run named) when some could not be cancelled
-    or did not stop within SINGKIT_CANCEL_TIMEOUT seconds; the others are recorded first."""
+    or did not stop within SINGKIT_CANCEL_TIMEOUT seconds, the others recorded first; UsageError
+    for a SINGKIT_CANCEL_TIMEOUT that is not a number of seconds, before anything is sent."""
     pending = [Pending(run, info, str(info["azureml_name"])) for run, info in runs]
     if not pending:
         return
