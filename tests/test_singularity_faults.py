@@ -182,6 +182,8 @@ def test_a_job_of_the_same_name_that_is_not_the_runs_is_never_adopted(world):
     name = only_job(si)
     assert "already has a job named" in str(caught.value) and "not this run's" in str(caught.value), caught.value
     assert si.jobs[name].cancel_requests == 0
+    run = Store.of(env).job(Store.of(env).job_ids()[0]).runs[0]
+    assert run.backend_info() == {} and run.state().status == "failed"  # the store does not claim it either
 
 
 def test_a_failed_later_run_withdraws_the_runs_already_submitted(world):
