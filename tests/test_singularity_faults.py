@@ -127,18 +127,76 @@ def test_network_down_on_cancel(world):
 
 
 
-def test_a_create_that_landed_despite_the_error_is_withdrawn(world):
-    """Azure ML created the job but every answer was lost (500 after the fact): the submit
-    fails, and the job it does not know about must not keep running."""
+@pytest.mark.parametrize("fault", [500, 0], ids=["500-after-storing", "reset-after-storing"])
+def test_a_create_retried_after_a_lost_answer_adopts_the_job(world, fault):
+    """Azure ML stored the job but its answer was lost (a 500 sent after the fact, or the
+    connection reset): the retry GETs the name first, finds the job carrying this run's tag,
+    and follows it — one PUT, nothing cancelled, the submit succeeds."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", fault, times=None, handled=True)
+    job = submit(env, SubmitRequest(target="sing", command="python train.py"))
+    name = only_job(si)
+    assert count(si, "PUT", r"/jobs/") == 1 and count(si, "GET", rf"/jobs/{name}$") >= 1
+    assert si.jobs[name].cancel_requests == 0 and si.jobs[name].status != "CancelRequested"
+    info = job.runs[0].backend_info()
+    assert info["azureml_name"] == name and info["studio_url"] and "submitting" not in info and "withdrawn" not in info
+    assert job.runs[0].state().status == "queued"
+    assert f"Azure ML job {name} was created by an earlier attempt whose answer was lost" in env.stderr.getvalue()
+
+
+def test_a_retry_that_misses_the_job_and_gets_already_exists_adopts_it(world):
+    """The retry's GET answers 404 (the stored job not yet readable), so the PUT goes again and
+    Azure ML refuses it, 400 "already exists": that job is the run's, and is followed too."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 500, times=1, handled=True)
+    si.fail_next(r"GET .*/jobs/singkit-", 404, times=1)
+    job = submit(env, SubmitRequest(target="sing", command="python train.py"))
+    name = only_job(si)
+    puts = [r for r in si.state.request_log if r.method == "PUT" and r.path.endswith(f"/jobs/{name}")]
+    assert [r.status for r in puts] == [500, 400]  # the second PUT was refused: the first had landed
+    assert job.runs[0].backend_info()["azureml_name"] == name and si.jobs[name].cancel_requests == 0
+
+
+def test_a_job_of_the_same_name_that_is_not_the_runs_is_never_adopted(world):
+    """The retry's GET finds a job of that name whose singkit.run tag is another run's: refused
+    (exit 4) and left alone — singkit never adopts, or cancels, a job it did not submit."""
+    import threading
+
     si, azurite, root = world
     env = make_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 500, times=None, handled=True)
-    with pytest.raises(ServiceError):
+    hold = si.hold(r"PUT .*/jobs/", handled=True)
+
+    def foreign() -> None:  # once the PUT landed, the stored job carries another run's tag
+        hold.arrived.wait(60)
+        with si.state.lock:
+            (stored,) = si.jobs.values()
+            stored.resource["properties"]["tags"] = {"singkit.run": "someone-else.1"}
+        hold.release()
+
+    threading.Thread(target=foreign, daemon=True).start()
+    with pytest.raises(ServiceError) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
+    assert "already has a job named" in str(caught.value) and "not this run's" in str(caught.value), caught.value
+    assert si.jobs[name].cancel_requests == 0
+    run = Store.of(env).job(Store.of(env).job_ids()[0]).runs[0]
+    assert run.backend_info() == {} and run.state().status == "failed"  # the store does not claim it either
+
+
+def test_a_failed_later_run_withdraws_the_runs_already_submitted(world):
+    """Run 2 of a sweep is refused (400, not retried): the submit fails, and run 1's job,
+    which the store now records as failed, must not keep running."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/singkit-job1-2-", 400, times=None, body={"error": {"code": "UserError", "message": "refused"}})
+    with pytest.raises(ServiceError):
+        submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
+    name = only_job(si)
     assert si.jobs[name].cancel_requests == 1
-    (job_id,) = Store.of(env).job_ids()
-    run = Store.of(env).job(job_id).runs[0]
+    run = Store.of(env).job("job1").runs[0]
     assert run.backend_info()["azureml_name"] == name and run.backend_info()["withdrawn"]
     assert run.state().status == "failed"
 

@@ -156,7 +156,7 @@ def status_of(method: str, url: str, headers: dict[str, str] | None = None, data
         return error.code
 
 
-def test_the_job_sas_can_create_and_append_only_and_lives_days_not_weeks(world):
+def test_the_job_sas_can_create_and_append_only_and_lives_as_long_as_the_job(world):
     si, azurite, root = world
     env = make_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -165,7 +165,8 @@ def test_the_job_sas_can_create_and_append_only_and_lives_days_not_weeks(world):
     parts = sas_parts(sas)
     assert set(parts["sp"]) == {"a", "c"}  # no write (overwrite), read, list or delete
     left = dt.datetime.fromisoformat(parts["se"].replace("Z", "+00:00")) - dt.datetime.now(dt.timezone.utc)
-    assert dt.timedelta(hours=71) < left <= dt.timedelta(hours=72)
+    # the job's whole life: Azure ML's 21-day job lifetime plus a week of queueing (mirror.py)
+    assert dt.timedelta(days=28) - dt.timedelta(hours=1) < left <= dt.timedelta(days=28)
 
     # what blob_sync does works with it (create with If-None-Match: *, append blocks) ...
     sys.path.insert(0, str(ROOT / "scripts"))

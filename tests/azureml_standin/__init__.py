@@ -32,7 +32,7 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .url .subscription_id .resource_group .workspace .workspace_id .location .tenant_id
   .credential() .ml_client(**mlclient_kwargs) .virtual_cluster_id(name) .environ()
   .requests             list of (method, path, json body) NamedTuples, in arrival order
-  .state.request_log    the same with .query, .headers (lower-case), .status, .route
+  .state.request_log    the same with .query, .headers (lower-case), .status, .route, .at (arrival, monotonic s)
   .state.unhandled      "METHOD /path?query" the stand-in had no route for (answered 404)
   .state.bodies(method, path_regex) -> bodies;  .job_body(name) -> the job PUT body as sent
   .jobs                 dict name -> JobState (.status, .body, .resource, .logs, .cancel_polls)
@@ -40,9 +40,12 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .append_log(name, text, file="user_logs/std_log.txt")   (also written to Azurite)
   .put_output(name, "outputs/x.json", data)               (what jobs.download fetches)
   .script(name, ["Queued", ("Running", "log text"), "Completed"])  one step per status read
+  .slow_cancel(name, seconds)  the job stays CancelRequested that long after its first cancel
+      request (its nodes stopping), then turns Canceled at the next status read or cancel poll
   .fail_next(route_regex, status, times=1 | None (forever), retry_after=None, body=None, handled=False)
       regex searched in "METHOD /path", e.g. r"^GET .*/jobs/", "startPendingUpload";
-      handled=True carries the request out first (the job exists) and then fails it
+      handled=True carries the request out first (the job exists) and then fails it;
+      status=0 closes the connection with no answer (with handled=True: a create whose answer was lost)
   .hold(route_regex, handled=True) -> Hold (.arrived Event, .release()): the next matching
       request waits until released — handled=True after being carried out (its answer waits),
       handled=False before, and is then dropped unanswered (for killing a client mid-request)

@@ -321,6 +321,11 @@ def job_list(si: "StandIn", req: Req, m) -> Reply:
     return Reply(200, {"value": items})
 
 
+# Cancelling a job that has ended, or is finalizing, "is an error" (Azure/azureml-assets#2496:
+# a CI run failed cancelling a Finalizing job); the stand-in answers it as a UserError.
+NOT_CANCELLABLE = TERMINAL | {"Finalizing"}
+
+
 @route("POST", WS + r"/jobs/(?P<name>[^/]+)/cancel")
 def job_cancel(si: "StandIn", req: Req, m) -> Reply:
     with si.state.lock:
@@ -328,7 +333,11 @@ def job_cancel(si: "StandIn", req: Req, m) -> Reply:
         if job is None:
             return not_found(f"Job {m['name']}")
         job.cancel_requests += 1
-        if job.status not in TERMINAL:
+        if job.status in NOT_CANCELLABLE:
+            return arm_error(400, "UserError", f"Job {job.name} is in state {job.status} and cannot be canceled "
+                                               "(azureml-standin, after Azure/azureml-assets#2496).")
+        if job.status != "CancelRequested":
+            job.cancel_requested_at = time.monotonic()
             si.state.set_status(job.name, "CancelRequested")
     # The SDK deserializes this Retry-After as an int; it does not sleep before the first poll.
     return Reply(202, None, {"Location": f"{si.url}/_standin/operations/cancel/{job.name}", "Retry-After": "0"})
@@ -340,9 +349,7 @@ def job_cancel_poll(si: "StandIn", req: Req, m) -> Reply:
         job = si.state.jobs.get(m["name"])
         if job is None:
             return not_found(f"Cancel operation for {m['name']}")
-        if job.status == "CancelRequested":
-            if job.cancel_polls > 0:
-                job.cancel_polls -= 1
-                return Reply(202, None, {"Location": f"{si.url}{req.path}", "Retry-After": "0.01"})
-            si.state.set_status(job.name, "Canceled")
+        if job.status == "CancelRequested" and not si.state.settle_cancel(job):
+            slow = job.cancel_polls <= 0  # only the nodes' stopping is left: poll less often
+            return Reply(202, None, {"Location": f"{si.url}{req.path}", "Retry-After": "0.2" if slow else "0.01"})
     return Reply(200, None)

@@ -93,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
             found = find(self.command, path)
             if found is not None:
                 found[1](si, Req(self.command, path, query, body, headers), found[2])
+        if fault is not None and fault.status == 0:  # a connection reset: no answer at all
+            entry.route, self.close_connection = "fault-dropped", True
+            return
         if fault is not None:
             reply = Reply(fault.status, fault.body or {"error": {
                 "code": {401: "AuthenticationFailed", 403: "AuthorizationFailed", 404: "ResourceNotFound",
@@ -323,6 +326,10 @@ class StandIn:
 
     def script(self, name: str, steps: list) -> None:
         self.state.script(name, steps)
+
+    def slow_cancel(self, name: str, seconds: float) -> None:
+        """The job stays CancelRequested `seconds` after its first cancel request (state.slow_cancel)."""
+        self.state.slow_cancel(name, seconds)
 
     def put_output(self, name: str, path: str, data: bytes | str) -> None:
         """Write a file into the job's run folder (what jobs.download fetches as artifacts)."""

@@ -50,6 +50,7 @@ class RequestLog:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     status: int = 0  # what the stand-in answered
     route: str = ""  # route name, "" when unhandled
+    at: float = field(default_factory=time.monotonic)  # when it arrived (seconds, monotonic clock)
 
 
 @dataclass
@@ -92,8 +93,10 @@ class JobState:
     error: Optional[dict] = None
     logs: dict[str, str] = field(default_factory=dict)  # "user_logs/std_log.txt" -> text
     script: list[tuple[str, Optional[str]]] = field(default_factory=list)
-    cancel_polls: int = 1  # 202 answers to the cancel poll before the job turns Canceled
+    cancel_polls: int = 1  # status reads (cancel polls or GETs) answered CancelRequested before Canceled
     cancel_requests: int = 0
+    cancel_delay: float = 0.0  # seconds its nodes take to stop after the first cancel request (slow_cancel)
+    cancel_requested_at: Optional[float] = None  # monotonic time of the first cancel request
 
     @property
     def properties(self) -> dict:
@@ -139,6 +142,7 @@ class State:
         or just ``"/jobs/"``. ``times=None`` fails forever. ``retry_after`` adds a
         Retry-After header (seconds; fractions allowed, the SDK sleeps that long).
         ``handled=True`` carries the request out first (the job is created), then fails it.
+        ``status=0`` answers nothing: the connection is closed (a reset, as the client sees it).
         """
         ra = None if retry_after is None else (str(int(retry_after)) if float(retry_after).is_integer()
                                                  else str(retry_after))
@@ -223,12 +227,35 @@ class State:
         with self.lock:
             self.job(name).script.extend((canonical_status(s), t) for s, t in norm)
 
+    def slow_cancel(self, name: str, seconds: float) -> None:
+        """The job's nodes take `seconds` to stop once cancelled: it stays CancelRequested (the
+        cancel poll answers 202, GET says CancelRequested) that long after the first request."""
+        with self.lock:
+            self.job(name).cancel_delay = float(seconds)
+
+    def settle_cancel(self, job: JobState) -> bool:
+        """A status read (job GET or cancel poll) of a job being cancelled. The service moves a
+        cancelled job on by itself, whether or not anyone polls the cancel operation: each read
+        uses up one of `cancel_polls`; after that, once its nodes have had `cancel_delay` seconds
+        to stop, it is Canceled. True when the job is (now) Canceled."""
+        with self.lock:
+            if job.status != "CancelRequested":
+                return job.status == "Canceled"
+            if job.cancel_polls > 0:
+                job.cancel_polls -= 1
+                return False
+            if time.monotonic() < (job.cancel_requested_at or 0.0) + job.cancel_delay:
+                return False
+            self.set_status(job.name, "Canceled")
+            return True
+
     def observe(self, name: str) -> Optional[JobState]:
         """A status read: apply the next scripted step, then return the job."""
         with self.lock:
             job = self.jobs.get(name)
             if job is None:
                 return None
+            self.settle_cancel(job)
             if job.script:
                 status, text = job.script.pop(0)
                 if text:

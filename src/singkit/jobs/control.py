@@ -95,6 +95,8 @@ def dry_run_note(job: Job) -> str:
 
 def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
     """Cancel the job (or one run); the runs that were still going (empty: nothing to do).
+    Raises what the backend raises (e.g. ServiceError naming the runs that did not stop) after
+    saving what did change.
 
     A dry run has nothing to cancel: no backend is asked (a Singularity one would call Azure ML)."""
     store, job, backend = open_job(env, job_ref)
@@ -102,10 +104,16 @@ def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
     if job.spec.get("dry_run"):
         return []
     active = [r.id for r in runs if not r.state().terminal]
-    if active:
-        backend.cancel(job, runs[0].id if run else None)
-        events.record(env, "cancel", job=job.id, runs=active)
-    store.save(job)
+    try:
+        if active:
+            backend.cancel(job, runs[0].id if run else None)
+    finally:
+        # a backend that could stop only some runs (a straggler, a refused cancel) raises after
+        # recording the others: the index and the audit trail show those all the same
+        if active:
+            done = [r.id for r in runs if r.id in active and r.state().status == "cancelled"]
+            events.record(env, "cancel", job=job.id, runs=active, **({} if done == active else {"confirmed": done}))
+        store.save(job)
     return active
 
 

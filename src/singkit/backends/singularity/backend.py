@@ -9,7 +9,7 @@
              only Azure ML's state ends a run (the ranks' wrappers write `exit` events only);
              a `submitting` run is looked up by name — adopted, or failed after a grace period
     logs     follow the user logs, with node/rank prefixes on distributed runs
-    cancel   cancel and wait until Azure ML confirms, then record `cancelled`
+    cancel   send every run's cancel, then wait for all at once until Azure ML confirms (cancel.py)
     download fetch the mirror and Azure ML's logs and outputs into the store, then copy out
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import secrets
 import shutil
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.backends.base import Backend
-from singkit.backends.singularity import client as aml, mirror as blob, spec as specs, staging, status as states
+from singkit.backends.singularity import client as aml, creating, mirror as blob, spec as specs, staging, status as states
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.store import events, runlog
 
@@ -39,14 +40,7 @@ SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
 SUBMIT_GRACE = 1800.0
 
 
-def _missing(ml: Any, name: str) -> Any:
-    """ml.jobs.get(name), or None when Azure ML has no such job."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return ml.jobs.get(name)
-    except ResourceNotFoundError:
-        return None
+_missing = creating._missing  # one definition: a job by name, or None
 
 
 def _tracked(info: dict[str, Any]) -> bool:
@@ -188,7 +182,7 @@ class SingularityBackend(Backend):
 
     def submit(self, job: Any) -> None:
         secret_env = staging.secret_variables(job, self.env.environ)
-        found = blob.mirror_for(self.config(), self.env.environ, secrets=True)
+        found = creating.mirror_credentials(self, job)
         done: list[tuple[Any, str]] = []
         with self.session() as ml:
             for run in job.runs:
@@ -201,13 +195,17 @@ class SingularityBackend(Backend):
                     info["mirror"] = {"record": mirror.record, "url": mirror.container_url, "prefix": mirror.prefix(job.id, run.id)}
                 # before the create: if this process dies before Azure ML answers, refresh finds the job by name
                 run.write_backend_info({**info, "azureml_name": name, "submitting": True, "submit_started": round(time.time(), 3)})
+                tries = itertools.count(1)
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
-                                        lambda run=run, extra=extra, name=name: self._create(ml, job, run, extra, name))
-                except BaseException:  # Ctrl-C too: the create may have reached Azure ML all the same
-                    self._settle(ml, run, name)
-                    self._withdraw(ml, done)
-                    raise
+                                        lambda run=run, extra=extra, name=name, tries=tries:
+                                        creating.create(self, ml, job, run, extra, name, retry=next(tries) > 1))
+                except BaseException as error:  # Ctrl-C too: the create may have reached Azure ML all the same
+                    adopted = creating.settle(self, ml, run, name, adopt=isinstance(error, ServiceError))
+                    if adopted is None:
+                        self._withdraw(ml, done)
+                        raise
+                    created = adopted
                 self._record(run, created, info)
                 events.record(self.env, "azureml-submit", job=job.id, run=run.id, name=created.name,
                               workspace=self.workspace.name, subscription=self.workspace.subscription_id)
@@ -215,24 +213,6 @@ class SingularityBackend(Backend):
                 self.env.err(f"{run.id}: submitted as Azure ML job {created.name}: {created.studio_url}")
                 if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
                     self._withdraw(ml, [(run, created.name)])
-
-    def _create(self, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str) -> Any:
-        """Create the run's Azure ML job. Azure ML refuses a second PUT of a job name (400
-        "A job with this name already exists", MicrosoftDocs/azure-docs#122250): when a retry
-        after a lost answer gets that, the first attempt landed — it is this run's job
-        (same singkit.run tag) and is followed, not withdrawn."""
-        from azure.core.exceptions import HttpResponseError
-
-        try:
-            return ml.jobs.create_or_update(self._entity(job, run, extra))
-        except HttpResponseError as error:
-            if aml.status_of(error) != 400 or "already exists" not in str(error):
-                raise
-            remote = _missing(ml, name)
-            if remote is None or (remote.tags or {}).get("singkit.run") != run.id:
-                raise
-            self.env.err(f"{run.id}: Azure ML job {name} was created by an earlier attempt whose answer was lost; following it")
-            return remote
 
     def _record(self, run: Any, remote: Any, info: dict[str, Any]) -> None:
         """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""
@@ -246,19 +226,6 @@ class SingularityBackend(Backend):
         for key in ("submitting", "submit_started"):
             info.pop(key, None)
         run.write_backend_info(info)
-
-    def _settle(self, ml: Any, run: Any, name: str) -> None:
-        """The create of `name` failed: forget it if Azure ML has no such job, cancel it if it
-        has one after all (the answer was lost). Unsure (Azure ML unreachable): the
-        `submitting` record stays for refresh to settle. One try each, no retries."""
-        try:
-            remote = _missing(ml, name)
-        except Exception:  # noqa: BLE001 - cannot tell; the error being raised matters more
-            return
-        if remote is None:
-            run.backend_path.unlink(missing_ok=True)
-            return
-        self._withdraw(ml, [(run, name)])
 
     def _withdraw(self, ml: Any, done: list[tuple[Any, str]]) -> None:
         """Cancel Azure ML jobs the store has given up on (a later run failed to submit, or the
@@ -377,11 +344,16 @@ class SingularityBackend(Backend):
 
     # -- cancel ---------------------------------------------------------------------------
     def cancel(self, job: Any, run: str | None = None) -> None:
+        """Cancel every run still going (or one): all cancel requests first, then one wait for
+        all (see cancel.py); a run whose submit is unsettled is looked up by name first."""
+        from singkit.backends.singularity.cancel import cancel_runs
+
         runs = [job.run(run)] if run else job.runs
         todo = [(r, r.backend_info()) for r in runs if not r.state().terminal]
         if not todo:
             return
         with self.session() as ml:
+            sent = []
             for r, info in todo:
                 name = info.get("azureml_name")
                 remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if info.get("submitting") else True
@@ -391,29 +363,8 @@ class SingularityBackend(Backend):
                     continue
                 if info.get("submitting"):
                     self._record(r, remote, info)
-                self._cancel_one(ml, r, info)
-
-    def _cancel_one(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
-        name = info["azureml_name"]
-        current = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(name))
-        if not states.is_final(current.status):
-            poller = self.call(f"cancelling {run.id} ({name})", lambda: ml.jobs.begin_cancel(name))
-            self.call(f"cancelling {run.id} ({name})", poller.result)
-        deadline = time.monotonic() + float(self.env.environ.get("SINGKIT_CANCEL_TIMEOUT", "900"))
-        while True:  # Azure ML accepts a cancel long before the nodes stop: wait for its word
-            current = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(name))
-            status = states.text(current.status)
-            if states.is_final(status):
-                break
-            if time.monotonic() > deadline:
-                raise ServiceError(f"{run.id}: Azure ML accepted the cancel of {name} but still reports {status}; check `invoke job.status` later")
-            time.sleep(self.poll)
-        info.update(azure_status=status, final=True)
-        run.write_backend_info(info)
-        if status == "Canceled":
-            run.set_status("cancelled", reason="cancelled by the user")
-        else:  # it ended on its own first
-            self._refresh_run(ml, run, info)
+                sent.append((r, info))
+            cancel_runs(self, ml, sent)
 
     # -- download -------------------------------------------------------------------------
     def download(self, job: Any, dest: Path, what: str = "all") -> None:

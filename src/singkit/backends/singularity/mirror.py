@@ -5,17 +5,21 @@ stdout.log and stderr.log to append blobs `jobs/<jobN>/runs/<jobN.K>/...` in the
 the storage record `general.store` names; `pull` copies what is new into the local store's
 same files, so reports read remote runs exactly like local ones.
 
-Credentials for the job, in order of preference:
-  * the job's managed identity: a storage record with `account-url` and no `sas` hands the job
-    no credential at all (blob_sync asks the identity endpoint; give the identity the
-    Storage Blob Data Contributor role on the container). Prefer this where it is set up.
+Credentials for the job, in order of preference — each lasts as long as the job can:
+  * the job's managed identity: a job that runs as a user-assigned identity (the workspace
+    record's `user-identity-id`), or a storage record with `account-url` and no `sas`, gets no
+    secret at all; blob_sync asks the node's identity endpoint for a token and renews it before
+    it expires (give the identity the Storage Blob Data Contributor role on the container).
   * a SAS in SINGKIT_BLOB_SAS, minted here from the record's connection string: add + create
     on the container only (append to and create blobs; no read, overwrite, list or delete),
-    valid SINGKIT_BLOB_SAS_HOURS hours (default 72: long enough for a queued job to start
-    and run for days, short enough to age out), or else the record's own `sas`.
+    valid for the job's longest possible life — its maximum run time (the job's own
+    `limits.timeout`, else MAX_RUN) plus QUEUE for queueing and requeues after preemption —
+    or SINGKIT_BLOB_SAS_HOURS hours when set; or else the record's own `sas`, as it is.
 Azure ML `environment_variables` are part of the job's definition: ANYONE WITH READ ACCESS TO
 THE WORKSPACE (the Reader role included) can see them in the studio or through the API. So
-the SAS is only as private as the workspace, which is why it is narrow and short-lived.
+the SAS is only as private as the workspace, which is why it is narrow (it can add to the
+container, never read, overwrite or delete), ends with the job's longest possible life, and
+is not minted at all for a job with a managed identity.
 Nothing secret is written to the store, to disk, or printed.
 """
 
@@ -33,8 +37,16 @@ from singkit.fsutil import atomic_write, file_lock
 
 # run.log first: the job appends it last, so output read after it is at least as complete
 FILES = ("run.log", "stdout.log", "stderr.log")
-SAS_HOURS_VAR = "SINGKIT_BLOB_SAS_HOURS"
-SAS_HOURS = 72.0  # default lifetime of a minted SAS: see the module docstring
+SAS_HOURS_VAR = "SINGKIT_BLOB_SAS_HOURS"  # the whole lifetime of a minted SAS, in hours, when set
+# The longest an Azure ML job runs: "Job lifetime | 21 days" — "the duration between when a job
+# starts and when it finishes" (learn.microsoft.com/azure/machine-learning/how-to-manage-quotas,
+# Azure Machine Learning compute limits; MicrosoftDocs/azure-docs articles/machine-learning/
+# how-to-manage-quotas.md). Singularity jobs run up to 14 days (issue 10); no public page states
+# Singularity's own cap, so the documented Azure ML one, which covers it, is used.
+MAX_RUN = dt.timedelta(days=21)
+# Time in the queue before the first start, and again after each preemption: Azure ML documents
+# no maximum; a week is singkit's allowance (SINGKIT_BLOB_SAS_HOURS sets the total instead).
+QUEUE = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -56,10 +68,15 @@ def _conn_parts(connection_string: str) -> dict[str, str]:
     return parts
 
 
-def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True) -> tuple[Mirror, dict[str, str]] | None:
+def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True, *, identity: bool = False,
+               max_run: dt.timedelta | None = None) -> tuple[Mirror, dict[str, str]] | None:
     """(the mirror, secret env vars for the job) when `general.store` names a storage record.
 
-    With secrets=False nothing secret is resolved (a dry run needs only the public URL)."""
+    With secrets=False nothing secret is resolved (a dry run needs only the public URL).
+    identity: the job runs as a managed identity, which writes the mirror — no SAS is minted or
+    sent. max_run: the job's own maximum run time (its `limits.timeout`), else MAX_RUN; a minted
+    SAS lives that long plus QUEUE (see sas_lifetime). Raises SingkitError for a record with
+    neither a connection string nor an account URL, UsageError for a bad SINGKIT_BLOB_SAS_HOURS."""
     name = (cfg.general or {}).get("store")
     if not name:
         return None
@@ -74,7 +91,9 @@ def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True) -> tu
         service = _service_client(record, environ)
         url = service.get_container_client(container).url
         key = _conn_parts(resolve_secret(record["connection-string"], environ) or "").get("accountkey")
-        if key:
+        if identity:
+            pass  # the job's own identity writes the mirror: no secret leaves this machine
+        elif key:
             from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
             # add + create: blob_sync creates append blobs (If-None-Match: *) and appends blocks;
@@ -82,28 +101,45 @@ def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True) -> tu
             secret_env["SINGKIT_BLOB_SAS"] = generate_container_sas(
                 service.account_name, container, account_key=key,
                 permission=ContainerSasPermissions(add=True, create=True),
-                expiry=dt.datetime.now(dt.timezone.utc) + sas_lifetime(environ))
+                expiry=dt.datetime.now(dt.timezone.utc) + sas_lifetime(environ, max_run))
         elif record.get("sas"):
             secret_env["SINGKIT_BLOB_SAS"] = (resolve_secret(record["sas"], environ) or "").lstrip("?")
     else:
         url = f"{str(record.get('account-url') or '').rstrip('/')}/{container}"
-        if record.get("sas") and secrets:
+        if record.get("sas") and secrets and not identity:
             secret_env["SINGKIT_BLOB_SAS"] = (resolve_secret(record["sas"], environ) or "").lstrip("?")
     if not url.startswith("http") and (secrets or url):
         raise SingkitError(f"storage record `{name}` needs a connection-string or an account-url")
     return Mirror(name, url.split("?")[0], container), secret_env
 
 
-def sas_lifetime(environ: Mapping[str, str]) -> dt.timedelta:
-    """How long a minted SAS is valid: SINGKIT_BLOB_SAS_HOURS (default 72)."""
-    text = environ.get(SAS_HOURS_VAR) or str(SAS_HOURS)
+def sas_lifetime(environ: Mapping[str, str], max_run: dt.timedelta | None = None) -> dt.timedelta:
+    """How long a minted SAS is valid: SINGKIT_BLOB_SAS_HOURS when set (0 < hours <= 8760), else
+    the job's maximum run time (`max_run`, else MAX_RUN) plus QUEUE — the whole life of the job."""
+    text = environ.get(SAS_HOURS_VAR)
+    if not text:
+        return (max_run or MAX_RUN) + QUEUE
     try:
         hours = float(text)
     except ValueError:
         hours = -1.0
     if not 0 < hours <= 24 * 365:
-        raise UsageError(f"{SAS_HOURS_VAR}={text} is not a number of hours between 0 and 8760; e.g. {SAS_HOURS_VAR}=72")
+        raise UsageError(f"{SAS_HOURS_VAR}={text} is not a number of hours between 0 and 8760; e.g. {SAS_HOURS_VAR}=672")
     return dt.timedelta(hours=hours)
+
+
+def run_limit(document: Mapping[str, Any]) -> dt.timedelta | None:
+    """A CLI v2 job document's own maximum run time: `limits.timeout`, in seconds (azure-ai-ml
+    CommandJobLimits: "The maximum run duration, in seconds, after which the job will be
+    cancelled"); None when it sets none (or not as a number of seconds)."""
+    timeout = (document.get("limits") or {}).get("timeout") if isinstance(document.get("limits"), Mapping) else None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float, str)):
+        return None
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        return None
+    return dt.timedelta(seconds=seconds) if seconds > 0 else None
 
 
 def _url_from_connection_string(record: Mapping[str, Any], container: str, environ: Mapping[str, str]) -> str:
