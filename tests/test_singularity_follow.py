@@ -138,3 +138,17 @@ def test_job_status_counts_each_runs_preemptions(world):
     header, _, row1, row2 = text.stdout.splitlines()[1:5]  # the job line, then the table
     assert header.split()[:3] == ["run", "status", "preempted"]
     assert row1.split()[:3] == [f"{job.id}.1", "running", "2"] and row2.split()[:3] == [f"{job.id}.2", "queued", "0"]
+
+
+def test_the_monitor_line_counts_preemptions():
+    from singkit.jobs.follow import status_counts
+    from singkit.store import runlog
+
+    states = {}
+    for run, history in {"a": ["running", "preempted", "running", "preempted"], "b": ["running", "preempted", "running"],
+                         "c": ["running"]}.items():
+        states[run] = runlog.RunState()
+        for s in history:
+            states[run].apply({"event": "status", "status": s})
+    assert status_counts(states) == "2 running, 1 preempted (3 preemptions)"
+    assert status_counts({"c": states["c"]}) == "1 running"
