@@ -152,3 +152,28 @@ def test_the_monitor_line_counts_preemptions():
             states[run].apply({"event": "status", "status": s})
     assert status_counts(states) == "2 running, 1 preempted (3 preemptions)"
     assert status_counts({"c": states["c"]}) == "1 running"
+
+
+def test_a_failed_log_read_never_shows_the_sas():
+    from azure.core.exceptions import ServiceRequestError
+
+    from singkit.backends.singularity.logs import sas_safe
+    from singkit.exceptions import ServiceError
+
+    url = "/azureml/ExperimentRun/dcid.x/user_logs/std_log.txt?sv=2021-08-06&se=2026&sr=b&sp=r&sig=c2VjcmV0%3D"
+
+    def fails():
+        raise ServiceRequestError(f"HTTPSConnectionPool(host='a.blob.core.windows.net', port=443): "
+                                  f"Max retries exceeded with url: {url} (Caused by ConnectTimeoutError())")
+
+    with pytest.raises(ServiceError) as caught:
+        sas_safe("reading std_log.txt of x", fails)
+    text = str(caught.value)
+    assert "sig=" not in text and "c2VjcmV0" not in text and "se=2026" not in text
+    assert text.startswith("reading std_log.txt of x: ") and "std_log.txt?<SAS> (Caused by" in text
+
+    def other():
+        raise ValueError("no credential here")
+
+    with pytest.raises(ValueError):  # nothing to hide: the error goes on as it was
+        sas_safe("reading", other)

@@ -121,13 +121,13 @@ class RangeReader:
                 return fresh
         if cursor.offset == 0:  # nothing read yet: nothing to start again
             return b""
-        # a fresh log: start it from its first byte; an old unfinished line ends here
-        flushed = cursor.pending + b"\n" if cursor.pending else b""
-        cursor.offset, cursor.tail, cursor.pending, cursor.created = 0, b"", b"", None
-        cursor.restarts += 1
+        # a fresh log: start it from its first byte; an old unfinished line ends here. Read
+        # before the cursor changes, so a failed read (retried by the caller) starts over whole.
         got = self._get(url, 0)
         data, created = got if got is not None else (b"", None)
-        cursor.created = created
+        flushed = cursor.pending + b"\n" if cursor.pending else b""
+        cursor.offset, cursor.tail, cursor.pending, cursor.created = 0, b"", b"", created
+        cursor.restarts += 1
         self._advance(cursor, data)
         return flushed + data
 
@@ -135,6 +135,24 @@ class RangeReader:
     def _advance(cursor: LogCursor, data: bytes) -> None:
         cursor.offset += len(data)
         cursor.tail = (cursor.tail + data)[-OVERLAP:]
+
+
+_SAS_QUERY = re.compile(r"\?[^\s'\"]*sig=[^\s'\")]*")
+
+
+def sas_safe(what: str, fn: Callable[[], bytes]) -> bytes:
+    """fn(), with any failure whose text holds a SAS query (a connection error quotes the URL it
+    failed on) turned into a ServiceError saying `what`, the query replaced by `?<SAS>`: a
+    SAS is a credential, never shown."""
+    try:
+        return fn()
+    except Exception as error:
+        text = " ".join(str(error).split())
+        if "sig=" not in text:
+            raise
+        from singkit.exceptions import ServiceError
+
+        raise ServiceError(f"{what}: {_SAS_QUERY.sub('?<SAS>', text)[:300]}") from None
 
 
 def _lines(cursor: LogCursor, data: bytes, final: bool) -> list[str]:
@@ -165,7 +183,8 @@ def follow_logs(client: Any, name: str, *, follow: bool, nodes: int = 1, per_nod
             files = {k: v for k, v in (getattr(details, "log_files", None) or {}).items() if USER_LOG.match(k)}
             for file in sorted(files, key=_order):
                 cursor = cursors.setdefault(file, LogCursor())
-                data = call(f"reading {file} of {name}", lambda url=files[file], c=cursor: reader.read(url, c))
+                what = f"reading {file} of {name}"
+                data = call(what, lambda url=files[file], c=cursor, w=what: sas_safe(w, lambda: reader.read(url, c)))
                 prefix = prefix_for(file, nodes, per_node)
                 batch.extend(prefix + (line if line.endswith("\n") else line + "\n")
                              for line in _lines(cursor, data, ended))
