@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ("NotStarted", "queued"), ("Queued", "queued"), ("Preparing", "queued"), ("Provisioning", "queued"),
     ("Starting", "queued"), ("Running", "running"), ("Finalizing", "running"), ("Completed", "completed"),
     ("Failed", "failed"), ("NotResponding", "failed"), ("Canceled", "cancelled"), ("CancelRequested", "cancelled"),
+    # ARM JobStatus Paused and RunHistory RunStatus Pausing (azure-ai-ml 1.35.2 _restclient enums): not over
+    ("Paused", "preempted"), ("Pausing", "preempted"), ("Unapproved", "queued"),
 ])
 def test_status_mapping(azure, ours):
     assert status.map_status(azure) == ours
@@ -40,6 +42,21 @@ def test_preemption_while_alive_and_when_it_ended_the_job():
     assert status.transition("CancelRequested") is None
     assert status.transition("Canceled") == ("cancelled", "cancelled in Azure ML")
     assert status.transition("Running", was_running=True) == ("running", None)
+    assert status.transition("Paused") == ("preempted", "Azure ML paused the job (Paused)")
+    assert not status.is_final("Paused")
+
+
+def test_run_state_counts_preemptions_and_preempted_is_not_final():
+    from singkit.store import runlog
+
+    state = runlog.RunState()
+    for s in ("queued", "running", "preempted", "preempted", "running", "preempted", "queued", "running"):
+        state.apply({"event": "status", "status": s, "t": 1.0})
+        assert not state.terminal
+    assert state.preemptions == 2 and state.to_dict()["preemptions"] == 2
+    state.apply({"event": "status", "status": "completed", "t": 2.0})
+    state.apply({"event": "status", "status": "preempted", "t": 3.0})  # after the final status: ignored
+    assert state.status == "completed" and state.preemptions == 2
 
 
 @pytest.mark.parametrize("name, nodes, per_node, prefix", [

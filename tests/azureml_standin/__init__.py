@@ -37,9 +37,16 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .state.bodies(method, path_regex) -> bodies;  .job_body(name) -> the job PUT body as sent
   .jobs                 dict name -> JobState (.status, .body, .resource, .logs, .cancel_polls)
   .set_status(name, "queued"|"Running"|"completed"|"failed"|"cancelled"..., error=None)
-  .append_log(name, text, file="user_logs/std_log.txt")   (also written to Azurite)
+  .append_log(name, text, file="user_logs/std_log.txt")   (also appended to an append blob in Azurite)
+  .preempt(name, "Queued"|"Paused")  a running job is preempted: requeued (Queued) or Paused, not final
+  .requeue(name, text="", file=...)  it runs again: every log blob replaced by a fresh one (deleted,
+                        recreated: new creation time), `text` the first of the new log; Running
+  .blob_requests        (method, path, range) of each request that reached Azurite through the proxy
+                        (path without the SAS query; range = the x-ms-range/Range header or None)
+  .blob_bytes_down      bytes Azurite sent back through the proxy (headers and bodies)
   .put_output(name, "outputs/x.json", data)               (what jobs.download fetches)
-  .script(name, ["Queued", ("Running", "log text"), "Completed"])  one step per status read
+  .script(name, ["Queued", ("Running", "log text"), "Completed"])  one step per status read;
+                        also "Preempt" / ("Preempt", "Paused") and ("Requeue", "first new log text")
   .slow_cancel(name, seconds)  the job stays CancelRequested that long after its first cancel
       request (its nodes stopping), then turns Canceled at the next status read or cancel poll
   .fail_next(route_regex, status, times=1 | None (forever), retry_after=None, body=None, handled=False)
@@ -88,6 +95,8 @@ jobs.stream: GET job; GET {WS}; GET discoveryUrl (-> {"api": ..., "history": ...
   GET {WS}/datastores/workspaceartifactstore + POST .../listSecrets [2024-10-01-preview]
   (because the job's outputs.default is a uri_folder); then GET /history/v1.0{WS}/runs/<name>/details
   [v1.0] per poll and blob list/GET of <artifact container>/ExperimentRun/dcid.<name>/user_logs/.
+  Run details' logFiles are blob SAS URLs (sr=b, sp=r) on those blobs; Azurite serves Range reads
+  on them (x-ms-range; 416 past the end), as Blob storage does.
 jobs.download: GET job; GET {WS}; GET discovery; POST /history/v1.0{WS}/rundata [v1.0]
   {"runId": ...}; GET job; GET {WS}/datastores?isDefault=true&count=30&orderByAsc=false;
   GET {WS}/datastores/workspaceartifactstore; POST .../listSecrets; blob list + GETs under

@@ -28,6 +28,7 @@ log = logging.getLogger("azureml_standin")
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's documented well-known development key (public, not a secret).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+APPEND_BLOCK = 4 * 1024 * 1024  # the Append Block size limit of older service versions (and Azurite's)
 STORAGE_SUFFIX = "core.standin.test"  # must contain "core." for azure-storage-blob to find the account
 
 
@@ -63,6 +64,21 @@ class Azurite:
     def put(self, container: str, blob: str, data: bytes | str) -> None:
         self.service.get_blob_client(container, blob).upload_blob(data, overwrite=True)
 
+    def append(self, container: str, blob: str, data: bytes | str, fresh: bool = False) -> None:
+        """Append to an append blob; `fresh` first replaces it (delete, create: a new creation time)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self.service.get_blob_client(container, blob)
+        if fresh:
+            try:
+                client.delete_blob()
+            except ResourceNotFoundError:
+                pass
+            client.create_append_blob()
+        data = data.encode() if isinstance(data, str) else data
+        for start in range(0, len(data), APPEND_BLOCK):
+            client.append_block(data[start:start + APPEND_BLOCK])
+
     def get(self, container: str, blob: str) -> bytes:
         return self.service.get_blob_client(container, blob).download_blob().readall()
 
@@ -91,8 +107,48 @@ class Azurite:
         return f"https://{self.public_host}/{container}" + (f"/{blob}" if blob else "")
 
 
-def _relay(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways until either side closes (single thread: safe for SSL sockets)."""
+class RequestTap:
+    """Reads the HTTP/1.1 requests in a client's byte stream to the blob host (the tunnel is
+    TLS-terminated here, so they are plain text): method, path and Range header of each, to
+    `on_request`. Bodies are skipped by Content-Length; a chunked body ends the tap (the
+    storage SDK sends Content-Length; nothing the tests read uses chunked uploads)."""
+
+    def __init__(self, on_request: Callable[[str, str, "str | None"], None]) -> None:
+        self.on_request = on_request
+        self.buffer = b""
+        self.skip = 0  # body bytes of the current request still to come
+        self.off = False
+
+    def feed(self, data: bytes) -> None:
+        if self.off:
+            return
+        self.buffer += data
+        while True:
+            if self.skip:
+                taken = min(self.skip, len(self.buffer))
+                self.skip -= taken
+                self.buffer = self.buffer[taken:]
+                if self.skip:
+                    return
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4:]
+            line, *fields = head.split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+            method, _, rest = line.partition(" ")
+            path = rest.rsplit(" ", 1)[0].split("?", 1)[0]
+            self.on_request(method, path, headers.get("x-ms-range") or headers.get("range"))
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                self.off = True
+                return
+            self.skip = int(headers.get("content-length") or 0)
+
+
+def _relay(a: socket.socket, b: socket.socket, tap: "RequestTap | None" = None,
+           count_down: "Callable[[int], None] | None" = None) -> None:
+    """Copy bytes both ways until either side closes (single thread: safe for SSL sockets).
+    `tap` sees what `a` (the client) sends; `count_down` counts what `b` sends back."""
     socks = [a, b]
     try:
         while True:
@@ -105,6 +161,10 @@ def _relay(a: socket.socket, b: socket.socket) -> None:
                 data = src.recv(65536)
                 if not data:
                     return
+                if src is a and tap is not None:
+                    tap.feed(data)
+                elif src is b and count_down is not None:
+                    count_down(len(data))
                 (b if src is a else a).sendall(data)
     except (OSError, ssl.SSLError):
         return
@@ -117,7 +177,10 @@ class ConnectProxy(ThreadingHTTPServer):
 
     def __init__(self, blob_suffix: str, blob_upstream: tuple[str, int], tls: ssl.SSLContext,
                  self_upstream: Callable[[], tuple[str, int]], self_hosts: set[str],
-                 on_refused: Callable[[str], None]) -> None:
+                 on_refused: Callable[[str], None],
+                 on_blob_request: "Callable[[str, str, str | None], None] | None" = None,
+                 on_blob_bytes: "Callable[[int], None] | None" = None) -> None:
+        self.on_blob_request, self.on_blob_bytes = on_blob_request, on_blob_bytes
         self.blob_suffix = "." + blob_suffix.lower()
         self.blob_upstream = blob_upstream
         self.tls = tls
@@ -157,7 +220,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         try:
             if terminate:
                 client = srv.tls.wrap_socket(self.connection, server_side=True)
-            _relay(client, up)
+                tap = RequestTap(srv.on_blob_request) if srv.on_blob_request else None
+                _relay(client, up, tap, srv.on_blob_bytes)
+            else:
+                _relay(client, up)
         except (OSError, ssl.SSLError) as exc:
             log.debug("proxy tunnel to %s ended: %s", host, exc)
         finally:

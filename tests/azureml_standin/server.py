@@ -196,7 +196,8 @@ class StandIn:
         self.cloud_name = f"AzureMLStandin{port}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), name="azureml-standin", daemon=True).start()
         self._proxy = ConnectProxy(STORAGE_SUFFIX, self.azurite.address, tls,
-                                   lambda: ("127.0.0.1", port), HARDCODED_ARM_HOSTS, self._refused)
+                                   lambda: ("127.0.0.1", port), HARDCODED_ARM_HOSTS, self._refused,
+                                   self.state.record_blob, self.state.count_blob_bytes)
         start_proxy(self._proxy)
         self.proxy_url = f"http://127.0.0.1:{self._proxy.server_address[1]}"
         for container in (self.blobstore_container, routes_arm.ARTIFACT_CONTAINER):
@@ -340,5 +341,25 @@ class StandIn:
         """The job PUT body exactly as the SDK sent it."""
         return self.state.job(name).body
 
-    def _mirror_log(self, name: str, file: str, text: str) -> None:
-        self.azurite.put(routes_arm.ARTIFACT_CONTAINER, routes_data.log_blob(name, file), text)
+    def preempt(self, name: str, status: str = "Queued") -> None:
+        """A running job is preempted: back to Queued (requeued) or Paused (see state.preempt)."""
+        self.state.preempt(name, status)
+
+    def requeue(self, name: str, text: str = "", file: str = "user_logs/std_log.txt") -> None:
+        """The preempted job runs again, every log file started afresh (see state.requeue)."""
+        self.state.requeue(name, text, file)
+
+    @property
+    def blob_requests(self):
+        """Requests that reached the blob host (Azurite) through the proxy: (method, path, range)."""
+        return self.state.blob_requests
+
+    @property
+    def blob_bytes_down(self) -> int:
+        """Bytes the blob host has sent to clients through the proxy (headers and bodies)."""
+        return self.state.blob_bytes_down
+
+    def _mirror_log(self, name: str, file: str, text: str, fresh: bool) -> None:
+        # Log files are append blobs growing by appends (a log of 100 MB costs its bytes once,
+        # not once per append); a fresh log replaces the blob: deleted, then created anew.
+        self.azurite.append(routes_arm.ARTIFACT_CONTAINER, routes_data.log_blob(name, file), text, fresh)

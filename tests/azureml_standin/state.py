@@ -18,7 +18,9 @@ STATUSES = (
     "NotStarted", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing",
     "CancelRequested", "Completed", "Failed", "Canceled", "NotResponding", "Paused", "Unknown",
 )
-TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
+# Paused is not final: the ARM JobStatus docs (azure-ai-ml _restclient/arm_ml_service/models/
+# _enums.py, "The job is paused") and Singularity's preemptions leave such a job to run again
+TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding"}
 _BY_LOWER = {s.lower(): s for s in STATUSES} | {"cancelled": "Canceled", "queue": "Queued"}
 
 
@@ -97,10 +99,20 @@ class JobState:
     cancel_requests: int = 0
     cancel_delay: float = 0.0  # seconds its nodes take to stop after the first cancel request (slow_cancel)
     cancel_requested_at: Optional[float] = None  # monotonic time of the first cancel request
+    preemptions: int = 0  # times preempt() stopped it
+    fresh_logs: int = 0  # times requeue() started its logs afresh
 
     @property
     def properties(self) -> dict:
         return self.body.get("properties", {})
+
+
+class BlobRequest(NamedTuple):
+    """One request a client sent to the blob host through the stand-in's proxy."""
+
+    method: str
+    path: str  # /<container>/<blob>, without the query (which holds the SAS)
+    range: Optional[str]  # the x-ms-range (or Range) header as sent, e.g. "bytes=1024-33555455"
 
 
 class State:
@@ -115,7 +127,10 @@ class State:
         self.holds: list[Hold] = []
         self.cancel_polls_default = 1
         self.vc_reads = 0  # GETs of a virtual cluster (its quota and regions)
-        self.on_log: Optional[Callable[[str, str, str], None]] = None  # (job, file, whole text)
+        # (job, file, appended text, fresh): the blob mirror of a job's logs (server.StandIn)
+        self.on_log: Optional[Callable[[str, str, str, bool], None]] = None
+        self.blob_requests: list[BlobRequest] = []  # what reached the blob host, in order
+        self.blob_bytes_down = 0  # bytes the blob host sent back to clients (headers and bodies)
 
     # --- recording -----------------------------------------------------------
     def record(self, method: str, path: str, query: dict[str, str], body: Any,
@@ -211,21 +226,60 @@ class State:
         """Append ``text`` to one of the job's log files; returns the whole file."""
         with self.lock:
             job = self.job(name)
+            fresh = file not in job.logs
             job.logs[file] = job.logs.get(file, "") + text
             if self.on_log is not None:
-                self.on_log(name, file, job.logs[file])
+                self.on_log(name, file, text, fresh)
             return job.logs[file]
+
+    def preempt(self, name: str, status: str = "Queued") -> None:
+        """The platform takes a running job's nodes: it goes back to ``Queued`` (requeued, as
+        Singularity does) or to ``Paused``; its logs stay until ``requeue``."""
+        status = canonical_status(status)
+        if status not in ("Queued", "Paused", "Pausing"):
+            raise ValueError(f"preempt to Queued, Paused or Pausing, not {status}")
+        with self.lock:
+            job = self.job(name)
+            if job.status not in ("Running", "Finalizing"):
+                raise ValueError(f"job {name} is {job.status}; only a running job is preempted")
+            job.preemptions += 1
+            self.set_status(name, status)
+
+    def requeue(self, name: str, text: str = "", file: str = "user_logs/std_log.txt") -> None:
+        """A preempted job runs again with fresh logs: every log blob is replaced (deleted,
+        then ``text`` written as a new blob with a new creation time), status Running."""
+        with self.lock:
+            job = self.job(name)
+            if job.status not in ("Queued", "Paused", "Pausing"):
+                raise ValueError(f"job {name} is {job.status}; preempt it first")
+            files = sorted(job.logs)
+            job.logs.clear()
+            job.fresh_logs += 1
+            for old in files:  # a blob for every file the run had: the new run recreates them
+                self.append_log(name, text if old == file else "", old)
+            if file not in files:
+                self.append_log(name, text, file)
+            self.set_status(name, "Running")
+
+    def record_blob(self, method: str, path: str, range_header: Optional[str]) -> None:
+        with self.lock:
+            self.blob_requests.append(BlobRequest(method, path, range_header))
+
+    def count_blob_bytes(self, n: int) -> None:
+        with self.lock:
+            self.blob_bytes_down += n
 
     def script(self, name: str, steps: list) -> None:
         """Queue transitions applied one per status read (job GET, run GET, run details GET).
 
         Each step is a status, or ``(status, log_text)``. Lets a test watch the SDK's
         own polling (``jobs.stream``) walk through queued -> running -> completed
-        deterministically, without threads or sleeps.
+        deterministically, without threads or sleeps. Two more steps: ``"Preempt"`` (or
+        ``("Preempt", "Paused")``) runs ``preempt``; ``("Requeue", log_text)`` runs ``requeue``.
         """
         norm = [(s, None) if isinstance(s, str) else (s[0], s[1]) for s in steps]
         with self.lock:
-            self.job(name).script.extend((canonical_status(s), t) for s, t in norm)
+            self.job(name).script.extend((s if s in ("Preempt", "Requeue") else canonical_status(s), t) for s, t in norm)
 
     def slow_cancel(self, name: str, seconds: float) -> None:
         """The job's nodes take `seconds` to stop once cancelled: it stays CancelRequested (the
@@ -258,9 +312,14 @@ class State:
             self.settle_cancel(job)
             if job.script:
                 status, text = job.script.pop(0)
-                if text:
-                    self.append_log(name, text)
-                self.set_status(name, status)
+                if status == "Preempt":
+                    self.preempt(name, text or "Queued")
+                elif status == "Requeue":
+                    self.requeue(name, text or "")
+                else:
+                    if text:
+                        self.append_log(name, text)
+                    self.set_status(name, status)
             return job
 
     def snapshot(self, name: str) -> JobState:

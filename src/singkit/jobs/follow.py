@@ -80,9 +80,13 @@ def follow_lines(run: Run, stream: str = "stdout", follow: bool = False, tail: i
 
 
 def status_counts(states: dict[str, runlog.RunState]) -> str:
+    """`2 running, 1 preempted` for the live line; `(3 preemptions)` after, once any run was
+    preempted (preempted is not final: such runs are requeued and run again)."""
     counts = collections.Counter(s.status for s in states.values())
     order = ["running", "queued", "preempted", "completed", "failed", "cancelled"]
-    return ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+    text = ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+    preemptions = sum(s.preemptions for s in states.values())
+    return text + (f" ({preemptions} preemption{'s' * (preemptions != 1)})" if preemptions else "")
 
 
 def clock(seconds: float) -> str:

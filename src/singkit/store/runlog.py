@@ -8,6 +8,8 @@ Optional "node": int on any line. Writers append each line with ONE write on an 
 descriptor, so lines from several processes never interleave. Readers skip any line that is
 not a JSON object (a torn last line while a writer is mid-way). A terminal status is final:
 the first completed/failed/cancelled line wins and later status lines are ignored.
+`preempted` is not final: a preempted run is requeued and runs again; each line that moves a
+run into `preempted` from another status counts one preemption.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class RunState:
     hparams: dict[str, Any] = field(default_factory=dict)
     last_metrics: dict[str, Any] = field(default_factory=dict)
     last_step: int | None = None
+    preemptions: int = 0  # times the run moved into `preempted` (repeated preempted lines count once)
 
     @property
     def terminal(self) -> bool:
@@ -79,6 +82,8 @@ class RunState:
             status = record.get("status")
             if status not in STATUSES or self.terminal:
                 return
+            if status == "preempted" and self.status != "preempted":
+                self.preemptions += 1
             self.status = status
             t = record.get("t")
             if status == "queued" and self.queued is None:
@@ -101,7 +106,8 @@ class RunState:
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "exit_code": self.exit_code,
                 "queued": self.queued, "started": self.started, "ended": self.ended,
-                "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step}
+                "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
+                "preemptions": self.preemptions}
 
 
 def state(path: Path | str) -> RunState:

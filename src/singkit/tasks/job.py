@@ -96,7 +96,8 @@ def _follow(env, job_id: str, as_json: bool) -> None:
 
 @task(positional=["job"], help={"job": JOB_HELP, "json": "print the job and its runs as JSON"})
 def status(c, env, job=None, json=False):
-    """Show a job's status and each run's status, reason, exit code and hparams."""
+    """Show a job's status and each run's status, reason, exit code and hparams; a `preempted`
+    column (times each run was preempted) when any run was. --json: `preemptions` per run."""
     from singkit.jobs import control
 
     data = control.status(env, job_arg(job))
@@ -109,7 +110,12 @@ def status(c, env, job=None, json=False):
              _duration(r.get("started"), r.get("ended")),
              " ".join(f"{k}={v}" for k, v in (r.get("sweep") or {}).items()) or "-",
              r.get("reason") or ""] for r in data["runs"]]
-    env.out(_table(rows, ["run", "status", "exit", "took", "sweep", "reason"]))
+    header = ["run", "status", "exit", "took", "sweep", "reason"]
+    if any(r.get("preemptions") for r in data["runs"]):  # times each run was preempted and requeued
+        for row, r in zip(rows, data["runs"]):
+            row.insert(2, r.get("preemptions") or 0)
+        header.insert(2, "preempted")
+    env.out(_table(rows, header))
 
 
 @task(name="list", help={"status": "only jobs with this status", "target": "only jobs on this target",

@@ -1,4 +1,17 @@
-"""Azure ML job states → singkit's six run statuses."""
+"""Azure ML job states → singkit's six run statuses.
+
+Sources for the vocabulary (azure-ai-ml 1.35.2, the pinned SDK):
+- ARM JobStatus, `_restclient/arm_ml_service/models/_enums.py` (= Microsoft Learn
+  "MachineLearningJobStatus"): NotStarted, Starting, Provisioning, Preparing, Queued, Running,
+  Finalizing, CancelRequested, Completed, Failed, Canceled, NotResponding, Paused, Unknown.
+  Paused: "The job is paused" — it lives on and may run again.
+- RunHistory RunStatus, `_restclient/runhistory/models/_azure_machine_learning_workspaces_enums.py`
+  (and SpanStatus in `_enums.py`): adds Pausing and Unapproved.
+- A Singularity job that was running and is `Queued` again was preempted and requeued.
+- The SDK's own `operations/_run_history_constants.py` lists Paused among TERMINAL_STATUSES
+  (its `jobs.stream` stops there); singkit does not: a paused or requeued Singularity job is
+  `preempted` and goes back to `running` when the service runs it again.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +25,9 @@ AZURE_FINAL = frozenset({"completed", "failed", "canceled", "notresponding"})
 
 _MAP = {
     "notstarted": QUEUED, "queued": QUEUED, "preparing": QUEUED, "provisioning": QUEUED,
-    "starting": QUEUED, "paused": QUEUED, "unknown": QUEUED,
+    "starting": QUEUED, "unknown": QUEUED, "unapproved": QUEUED,
+    # stopped by the platform (or a user) but not over: singkit's `preempted` (see the docstring)
+    "pausing": PREEMPTED, "paused": PREEMPTED,
     "running": RUNNING, "finalizing": RUNNING,
     "completed": COMPLETED,
     "failed": FAILED, "notresponding": FAILED,
@@ -39,6 +54,8 @@ def map_status(azure_status: str | None, error: Mapping[str, Any] | str | None =
     running, or still going with a preemption notice. A job that *ended* because of a
     preemption is `failed` (singkit's `preempted` is not final; the reason says preempted)."""
     status = _MAP.get(str(azure_status or "unknown").replace(" ", "").lower(), QUEUED)
+    if status == PREEMPTED:
+        return PREEMPTED
     if status in (QUEUED, RUNNING) and (was_running and status == QUEUED or (error and is_preemption(error))):
         return PREEMPTED
     return status
@@ -57,7 +74,8 @@ def transition(azure_status: str | None, error: Any = None, was_running: bool = 
     if status == CANCELLED:
         return CANCELLED, "cancelled in Azure ML"
     if status == PREEMPTED:
-        return PREEMPTED, error_reason(error) or f"Azure ML requeued the job ({azure_status})"
+        said = "paused" if key in ("paused", "pausing") else "requeued"
+        return PREEMPTED, error_reason(error) or f"Azure ML {said} the job ({azure_status})"
     return status, None
 
 
