@@ -128,19 +128,21 @@ exit 0
 # died of the signal may still be saving its work; PID 1's exit would kill it). Other processes
 # are found in /proc (the container's own PID namespace), zombies not counted. Exits with
 # COMMAND's code, or 128+15 after a signal. `wait` returns early when a trapped signal arrives:
-# the loop tells that from COMMAND's end by whether its pid is still there.
+# the loop tells that from COMMAND's end by whether its pid is still there; after a signal it
+# polls once a second (COMMAND itself counts among what still runs) so the grace is kept even
+# when the program never exits.
 ONE_SH = r"""_sk_cmd=$1 _sk_grace=$2 _sk_term=
 trap '_sk_term=1' TERM INT HUP
 sh -c "$_sk_cmd" &
 _sk_pid=$!
 _sk_stop() { trap ':' TERM INT HUP; _sk_term=2; kill -TERM 0 2>/dev/null; }
 while :; do
-  [ "$_sk_term" = 1 ] && _sk_stop
+  [ "$_sk_term" = 1 ] && break
   wait "$_sk_pid"; _sk_c=$?
   kill -0 "$_sk_pid" 2>/dev/null || break
 done
 [ -z "$_sk_term" ] && exit "$_sk_c"
-[ "$_sk_term" = 1 ] && _sk_stop
+_sk_stop
 _sk_others() {
   for _sk_p in /proc/[0-9]*; do
     [ "${_sk_p#/proc/}" = "$$" ] && continue
