@@ -4,8 +4,9 @@ The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE --grace 
 in a session of its own (so a run is cancelled as one session), with the run's environment;
 CMD ends in `exec PROGRAM` where it can (workdir.exec_form), and the wrapper runs it in a
 process group of its own that every signal it receives is passed on to. A cancel sends SIGTERM
-to the run's whole session and SIGKILL to what is left after the target's `grace-seconds` (G); the wrapper records running/completed/failed in run.log. The interpreter's
-folder comes first on PATH, so `python` in a command is the one singkit runs with.
+to the run's whole session and SIGKILL to what is left after the target's `grace-seconds` (G).
+The wrapper records running/completed/failed in run.log. The interpreter's folder comes first
+on PATH, so `python` in a command is the one singkit runs with.
 
 With `processes-per-node` N > 1 (`gpus`: the GPUs visible here) the wrapper gets
 `--procs N --setup SETUP`: it runs the setup once, then N ranks of CMD, as Azure ML would
