@@ -179,13 +179,18 @@ class Children:
         self.running: list[tuple[subprocess.Popen, bool]] = []  # (process, leads a group of its own)
         self.grace = grace
         self.deadline: float | None = None
+        self.timer: threading.Timer | None = None
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self.forward)
 
     def forward(self, signum: int, _frame: object) -> None:
         self.received.append(signum)
         if self.deadline is None:
+            # a timer, not a polling loop: a job waits days in a blocking wait() for nothing
             self.deadline = time.monotonic() + self.grace
+            self.timer = threading.Timer(self.grace, self.groups, args=(signal.SIGKILL,))
+            self.timer.daemon = True
+            self.timer.start()
         self.signal(signum)
 
     def signal(self, signum: int) -> None:
@@ -379,17 +384,9 @@ def supervise(children: Children, ranks: list[subprocess.Popen], grace: float, e
 
 def wait_one(children: Children, child: subprocess.Popen) -> int:
     """Wait for a single COMMAND; once a signal was received, its group gets SIGKILL at
-    Children.deadline, and what it started (a program behind a shell that died of the signal)
-    gets the rest of the grace to end. Its return code."""
-    while True:
-        deadline = children.deadline
-        if deadline is not None and time.monotonic() >= deadline:
-            children.groups(signal.SIGKILL)
-        try:
-            code = child.wait(timeout=POLL)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    Children.deadline (Children.timer), and what it started (a program behind a shell that
+    died of the signal) gets the rest of the grace to end. Its return code."""
+    code = child.wait()
     if children.deadline is not None:
         end_stragglers(children, children.deadline)
     return code

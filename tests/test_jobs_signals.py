@@ -236,7 +236,7 @@ def sing_job(world: Any, tmp_path: Path, per_node: str, command: str, setup: boo
 
 
 @pytest.mark.parametrize("setup, command, to_group", [
-    (False, "python prog.py", True), (True, "python prog.py", False), (False, "true; python prog.py", True)])
+    (False, "python prog.py", True), (True, "python prog.py", False), (False, "true; python prog.py", False)])
 def test_singularity_preemption_reaches_the_program(world: Any, tmp_path: Path, setup: bool, command: str,
                                                    to_group: bool) -> None:
     """SIGTERM to the job's process group (what a node agent sends), or to its first process only."""

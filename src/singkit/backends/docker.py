@@ -351,15 +351,18 @@ class DockerBackend(EmbeddedBackend):
             # every container gets SIGTERM first, then each is waited for until one shared
             # deadline: N runs take one grace, not N
             deadline = time.monotonic() + grace_seconds(job.spec) + STOP_MARGIN
+            signalled = set()
             for _run, container in found:
                 try:
                     if container.status == "running":
                         container.kill(signal="SIGTERM")
+                        signalled.add(container.id)
                 except docker.errors.APIError:
                     continue
             for run, container in found:
                 try:
-                    self._await_stop(container, deadline)
+                    if container.id in signalled:
+                        self._await_stop(container, deadline)
                     if not runner_alive:  # nobody will save its logs and remove it: do it here
                         container.reload()
                         self._collect(run, container)
