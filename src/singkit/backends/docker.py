@@ -23,7 +23,8 @@ SIGTERM and up to the target's `grace-seconds`), so the outcome, cancel and reco
 exactly as for one process. One process runs under ONE_SH.
 
 Signals: a cancel sends SIGTERM to the container's PID 1 (RANKS_SH or ONE_SH, a shell that
-traps it: PID 1 gets no signal it does not handle) and SIGKILL after `grace-seconds`; the
+traps it: PID 1 of a PID namespace gets no signal it has no handler for, pid_namespaces(7)
+"Signals and the init process") and SIGKILL after `grace-seconds`; the
 shell passes SIGTERM on to the container's whole process group, so the program gets it even
 behind a shell of its own (the command ends in `exec PROGRAM` where it can), and waits for
 what still runs up to the grace.

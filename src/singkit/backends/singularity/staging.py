@@ -83,7 +83,9 @@ def command(run: Any) -> str:
     it is one simple command: workdir.exec_form), so a SIGTERM sent to the job's process or to
     its group (Singularity's preemption, a cancel) reaches blob_sync, which passes it to the
     wrapper, which passes it to the command's whole process group and SIGKILLs what still runs
-    after the target's `grace-seconds` (--grace)."""
+    after the target's `grace-seconds` (--grace). (The platform sends SIGTERM, then stops the
+    container after a timeout, and a shell must pass the signal on for a Python program to see
+    it: microsoft.github.io/ai4s-jobq/misc/10-preemption.html.)"""
     from singkit.jobs.workdir import grace_seconds, processes_per_node, program_command, run_command, setup_command
 
     setup = setup_command(run) if processes_per_node(run.job.spec) != 1 else ""
