@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from clirunner import run_singkit
 from docker_services import busybox_rootfs_tar
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, pid_gone, wait_for
@@ -96,6 +97,18 @@ def test_exec_form_only_where_one_simple_command() -> None:
                  "python $(which x)", "python x &", "for i in 1; do x; done", "python 'open", "exec python x",
                  "python a.py\npython b.py"):
         assert exec_form(kept) == kept
+
+
+@pytest.mark.parametrize("value, words", [("-1", "must be at least 0, not -1"), ("thirty", "must be a number, not `thirty`"),
+                                          ('"30"', "quoted text"), ("true", "must be a number, not `true`")])
+def test_a_bad_grace_is_one_precise_line(tmp_path: Path, value: str, words: str) -> None:
+    config = tmp_path / "configs" / "singkit.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"compute-targets:\n  a:\n    service: local\n    grace-seconds: {value}\n")
+    result = run_singkit(["config.validate"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("configs/singkit.yaml:4:20: ") and words in result.stderr
 
 
 # -- local ------------------------------------------------------------------------------------
