@@ -39,8 +39,14 @@ rank exits 0; when one fails, the others get SIGTERM, then SIGKILL after --grace
 --run-dir (or $SINGKIT_RUN_DIR) gives the defaults: DIR/run.log, DIR/stdout.log,
 DIR/stderr.log, DIR/outputs/ (exported as $SINGKIT_RUN_LOG and $SINGKIT_OUTPUTS).
 --tee also copies the job's output to this process's own stdout/stderr (for platforms that
-collect the console, like Singularity). SIGTERM/SIGINT/SIGHUP are passed on to COMMAND.
-The wrapper exits with COMMAND's exit code (128+N when killed by signal N).
+collect the console, like Singularity). SIGTERM/SIGINT/SIGHUP are passed on to COMMAND's
+whole process group (COMMAND, and each rank, runs in a group of its own), so a program behind a
+shell that does not pass signals on still gets them; singkit composes COMMAND as
+`sh -c '[SETUP &&] exec PROGRAM'` where it can, so no shell is left between. --grace seconds
+after the first such signal, whatever still runs in those groups gets SIGKILL: the time a
+program has to save its work on a cancel or a preemption.
+The wrapper exits with COMMAND's exit code (128+N when killed by signal N); a run that received
+signal N is recorded with 128+N whatever its program then exited with (it did not complete).
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ from typing import Any
 
 USAGE = ("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] [--setup CMD] [--procs N] "
          "[--grace SECONDS] -- COMMAND [ARG...]")
-GRACE = 30.0  # seconds between SIGTERM and SIGKILL for the other ranks: torchrun's default
+GRACE = 30.0  # seconds between SIGTERM and SIGKILL (the other ranks, or on a signal): torchrun's default
+POLL = 0.2    # seconds between looks at a deadline while waiting for processes
 DRAIN = 5.0   # seconds the ranks' output may still flow once all ended (a child they left may hold a pipe)
 # Run after the setup in its shell: what the setup exported and where it ended, for the ranks
 DUMP = "import json, os, sys; json.dump({'env': dict(os.environ), 'cwd': os.getcwd()}, open(sys.argv[1], 'w'))"
@@ -131,10 +138,13 @@ def pump(source, prefix: bytes | None, *sinks) -> None:
 
 
 def describe(code: int, received: int | None) -> tuple[str, str | None]:
+    """(status, reason) of a return code; a run that received a signal never completed."""
+    if received is not None:
+        said = ("; killed by SIGKILL after the grace" if code == -signal.SIGKILL
+                else "" if code < 0 else f"; the command then exited with code {code}")
+        return "failed", f"terminated: the run received {signal.Signals(received).name}{said}"
     if code == 0:
         return "completed", None
-    if received is not None:
-        return "failed", f"terminated: the run received {signal.Signals(received).name}"
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -161,16 +171,26 @@ def finish(run_log: str, exit_event: bool, status: str, **fields: object) -> Non
 
 
 class Children:
-    """What runs now (the setup, or the ranks): signals received are passed on to all of it."""
+    """What runs now (the setup, or the ranks): signals received are passed on to all of it;
+    `deadline` (time.monotonic()) is when, `grace` seconds after the first, all of it gets SIGKILL."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace: float = GRACE) -> None:
         self.received: list[int] = []
         self.running: list[tuple[subprocess.Popen, bool]] = []  # (process, leads a group of its own)
+        self.grace = grace
+        self.deadline: float | None = None
+        self.timer: threading.Timer | None = None
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self.forward)
 
     def forward(self, signum: int, _frame: object) -> None:
         self.received.append(signum)
+        if self.deadline is None:
+            # a timer, not a polling loop: a job waits days in a blocking wait() for nothing
+            self.deadline = time.monotonic() + self.grace
+            self.timer = threading.Timer(self.grace, self.groups, args=(signal.SIGKILL,))
+            self.timer.daemon = True
+            self.timer.start()
         self.signal(signum)
 
     def signal(self, signum: int) -> None:
@@ -208,16 +228,16 @@ def own_group() -> dict[str, Any]:
 
 def start(children: Children, command: list[str], cwd: str | None, env: dict[str, str] | None, files: tuple,
           tee: bool, rank: int | None = None) -> tuple[subprocess.Popen, list[threading.Thread]]:
-    """Start one process writing to the run's files (`rank`: one of --procs, in a group of its
-    own; ranks above 0 have their lines prefixed); the threads that copy its pipes, if any."""
+    """Start one process, in a group of its own, writing to the run's files (`rank`: one of
+    --procs, ranks above 0 have their lines prefixed); the threads that copy its pipes, if any."""
     out, err = files
     # every rank is copied line by line (rank 0 without a prefix), so no line is torn by another's
     prefix = None if rank is None else f"[rank {rank}] ".encode() if rank else b""
     piped = tee or prefix is not None
     child = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE if piped else out, stderr=subprocess.PIPE if piped else err,
-                             **(own_group() if rank is not None else {}))
-    children.running.append((child, rank is not None))
+                             **own_group())
+    children.running.append((child, True))
     pumps = []
     if piped:
         console = (sys.stdout.buffer, sys.stderr.buffer) if tee else ()
@@ -338,12 +358,16 @@ def supervise(children: Children, ranks: list[subprocess.Popen], grace: float, e
     codes: dict[int, int] = {}
     first: int | None = None
     kill_at: float | None = None
+    killed = False
     while len(codes) < len(ranks):
-        try:
-            rank, code = ended.get(timeout=None if kill_at is None else max(0.0, kill_at - time.monotonic()))
-        except queue.Empty:  # the grace is over: what still runs is killed
+        # a signal received (Children.deadline) also starts the grace, even if no rank fails
+        due = min((d for d in (kill_at, children.deadline) if d is not None), default=None)
+        if not killed and due is not None and time.monotonic() >= due:  # the grace is over
             children.groups(signal.SIGKILL)
-            kill_at = None
+            killed = True
+        try:
+            rank, code = ended.get(timeout=POLL)
+        except queue.Empty:
             continue
         codes[rank] = code
         if code != 0 and first is None:
@@ -352,10 +376,20 @@ def supervise(children: Children, ranks: list[subprocess.Popen], grace: float, e
                 err.write(f"singkit: rank {rank} ended ({describe(code, None)[1]}); stopping the other ranks\n".encode())
             children.groups(signal.SIGTERM)
             kill_at = time.monotonic() + grace
-    if first is None:
-        return 0, None
-    end_stragglers(children, kill_at or time.monotonic())
-    return codes[first], first
+    due = min((d for d in (kill_at, children.deadline) if d is not None), default=None)
+    if due is not None:  # what the stopped ranks started gets the rest of the grace too
+        end_stragglers(children, due)
+    return (0, None) if first is None else (codes[first], first)
+
+
+def wait_one(children: Children, child: subprocess.Popen) -> int:
+    """Wait for a single COMMAND; once a signal was received, its group gets SIGKILL at
+    Children.deadline (Children.timer), and what it started (a program behind a shell that
+    died of the signal) gets the rest of the grace to end. Its return code."""
+    code = child.wait()
+    if children.deadline is not None:
+        end_stragglers(children, children.deadline)
+    return code
 
 
 def end_stragglers(children: Children, kill_at: float) -> None:
@@ -372,7 +406,7 @@ def run_command(children: Children, command: list[str], cwd: str | None, env: di
     tee, procs = bool(options["tee"]), options["procs"]
     if procs is None:
         child, pumps = start(children, command, cwd, env, files, tee)
-        code, failed = child.wait(), None
+        code, failed = wait_one(children, child), None
     else:
         port, base = free_port(), env if env is not None else dict(os.environ)
         started = []
@@ -407,7 +441,7 @@ def main(argv: list[str]) -> int:
         except ValueError:
             pass
 
-    children = Children()
+    children = Children(float(options["grace"]))
     files = (open(os.path.join(run_dir, "stdout.log"), "ab", buffering=0),
              open(os.path.join(run_dir, "stderr.log"), "ab", buffering=0))
     cwd = str(options["cwd"]) if options["cwd"] else None
@@ -426,8 +460,9 @@ def main(argv: list[str]) -> int:
     finally:
         for handle in files:
             handle.close()
-    status, reason = describe(code, children.received[0] if children.received else None)
-    fields: dict[str, Any] = {"exit_code": exit_code(code)}
+    received = children.received[0] if children.received else None
+    status, reason = describe(code, received)
+    fields: dict[str, Any] = {"exit_code": exit_code(code) if received is None else 128 + received}
     if reason:
         fields["reason"] = reason if failed is None or children.received else f"rank {failed}: {reason}"
     finish(run_log, exit_event, status, **fields)

@@ -20,8 +20,16 @@ With `processes-per-node` N > 1 (`gpus`: the GPUs the container gets) the one co
 RANKS_SH instead: the setup once, then N ranks of the command with Azure ML's PyTorch
 variables (MASTER_ADDR=127.0.0.1 inside the container, MASTER_PORT picked on the host), every
 rank's output copied line by line (no line torn by another rank's), ranks above 0 prefixed
-`[rank K] `. The container ends with the first failing rank's exit code (after the others got SIGTERM and up to RANK_GRACE seconds), so the outcome, cancel
-and reconcile work on it exactly as for one process.
+`[rank K] `. The container ends with the first failing rank's exit code (after the others got
+SIGTERM and up to the target's `grace-seconds`), so the outcome, cancel and reconcile work on it
+exactly as for one process. One process runs under ONE_SH.
+
+Signals: a cancel sends SIGTERM to the container's PID 1 (RANKS_SH or ONE_SH, a shell that
+traps it: PID 1 of a PID namespace gets no signal it has no handler for, pid_namespaces(7)
+"Signals and the init process") and SIGKILL after `grace-seconds`; the
+shell passes SIGTERM on to the container's whole process group, so the program gets it even
+behind a shell of its own (the command ends in `exec PROGRAM` where it can), and waits for
+what still runs up to the grace.
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from singkit.backends.embedded import (RANK_GRACE, EmbeddedBackend, free_port, gpu_count, processes, user_spec,
-                                      world_variables)
+import math
+import time
+
 from singkit import mounts
+from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
-from singkit.jobs.workdir import RunPaths, run_command, run_environment, setup_command, user_command
+from singkit.jobs.workdir import RunPaths, grace_seconds, program_command, run_command, run_environment, setup_command
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -54,7 +64,10 @@ INSIDE = RunPaths(run_dir="/singkit/run", run_log="/singkit/run/run.log", output
 # exit ends whatever still runs. Our own helpers catch (':') or ignore SIGTERM so they outlive
 # the stop long enough to record and copy out the ranks' last words; the ranks' commands start
 # with the default action (a caught signal is reset on exec, an ignored one would not be).
-RANKS_SH = r"""_sk_setup=$1 _sk_cmd=$2 _sk_n=$3 _sk_grace=$4
+# A SIGTERM to this shell (a cancel: docker sends it to PID 1 only) goes on to the whole group
+# once, then the loop waits for the ranks up to GRACE seconds as after a failure, and the
+# container exits 143 (128+SIGTERM).
+RANKS_SH = r"""_sk_setup=$1 _sk_cmd=$2 _sk_n=$3 _sk_grace=$4 _sk_term=
 _sk_note() { printf '{"t": %s, "event": "exit", %s}\n' "$(date +%s 2>/dev/null || echo 0)" "$1" >> "${SINGKIT_RUN_LOG:-/dev/null}"; }
 if [ -n "$_sk_setup" ]; then
   eval "$_sk_setup" || {
@@ -76,7 +89,8 @@ _sk_rank() {
   : > "$_sk_dir/drained.$1"
   kill -USR1 $$ 2>/dev/null
 }
-trap ':' USR1 TERM
+trap ':' USR1
+trap '_sk_term=1' TERM
 _sk_k=0
 while [ "$_sk_k" -lt "$_sk_n" ]; do _sk_rank "$_sk_k" & _sk_k=$((_sk_k + 1)); done
 _sk_failed= _sk_waited=0 _sk_drain=0
@@ -88,11 +102,12 @@ while :; do
       if [ -z "$_sk_failed" ] && [ "$_sk_c" != 0 ]; then _sk_failed="$_sk_r $_sk_c"; fi
     done < "$_sk_dir/exits"
   fi
-  if [ -n "$_sk_failed" ]; then
-    if [ "$_sk_waited" = 0 ]; then
+  if [ "$_sk_term" = 1 ]; then trap ':' TERM; _sk_term=2; kill -TERM 0 2>/dev/null; fi
+  if [ -n "$_sk_failed$_sk_term" ]; then
+    if [ "$_sk_waited" = 0 ] && [ -z "$_sk_term" ]; then
       echo "singkit: rank ${_sk_failed% *} ended (exit code ${_sk_failed#* }); stopping the other ranks" >&2
       _sk_note "\"rank\": ${_sk_failed% *}, \"exit_code\": ${_sk_failed#* }"
-      kill -TERM 0 2>/dev/null
+      trap ':' TERM; kill -TERM 0 2>/dev/null
     fi
     [ "$_sk_waited" -ge "$_sk_grace" ] && break
     _sk_waited=$((_sk_waited + 1))
@@ -105,9 +120,48 @@ while :; do
   sleep 1 & wait $!
 done
 rm -rf "$_sk_dir"
+[ -n "$_sk_term" ] && exit 143
 [ -n "$_sk_failed" ] && exit "${_sk_failed#* }"
 exit 0
 """
+
+# One process, in plain POSIX sh:  sh -c ONE_SH singkit-one COMMAND GRACE
+# COMMAND runs in a child shell; a SIGTERM (INT, HUP) to this one, PID 1, goes on to the whole
+# process group once (the program, and anything a shell of COMMAND's left behind), and what
+# still runs gets up to GRACE seconds once COMMAND's shell ended (a program behind a shell that
+# died of the signal may still be saving its work; PID 1's exit would kill it). Other processes
+# are found in /proc (the container's own PID namespace), zombies not counted. Exits with
+# COMMAND's code, or 128+15 after a signal. `wait` returns early when a trapped signal arrives:
+# the loop tells that from COMMAND's end by whether its pid is still there; after a signal it
+# polls once a second (COMMAND itself counts among what still runs) so the grace is kept even
+# when the program never exits.
+ONE_SH = r"""_sk_cmd=$1 _sk_grace=$2 _sk_term=
+trap '_sk_term=1' TERM INT HUP
+sh -c "$_sk_cmd" &
+_sk_pid=$!
+_sk_stop() { trap ':' TERM INT HUP; _sk_term=2; kill -TERM 0 2>/dev/null; }
+while :; do
+  [ "$_sk_term" = 1 ] && break
+  wait "$_sk_pid"; _sk_c=$?
+  kill -0 "$_sk_pid" 2>/dev/null || break
+done
+[ -z "$_sk_term" ] && exit "$_sk_c"
+_sk_stop
+_sk_others() {
+  for _sk_p in /proc/[0-9]*; do
+    [ "${_sk_p#/proc/}" = "$$" ] && continue
+    read -r _sk_s < "$_sk_p/stat" 2>/dev/null || continue
+    _sk_s=${_sk_s##*) }
+    case $_sk_s in Z*|X*) ;; *) return 0 ;; esac
+  done
+  return 1
+}
+_sk_waited=0
+while _sk_others && [ "$_sk_waited" -lt "$_sk_grace" ]; do sleep 1 & wait $!; _sk_waited=$((_sk_waited + 1)); done
+kill -KILL 0 2>/dev/null
+exit 143
+"""
+STOP_MARGIN = 5.0  # seconds past the grace before the engine's SIGKILL: the shell's own SIGKILL and exit come first
 
 
 class DockerBackend(EmbeddedBackend):
@@ -230,10 +284,12 @@ class DockerBackend(EmbeddedBackend):
 
     @staticmethod
     def _command(run: Run, count: int) -> list[str]:
-        """One process: the setup's steps and the command in one shell, as always; N: RANKS_SH."""
+        """One process: ONE_SH around the setup's steps and the command; N: RANKS_SH. Both get
+        the target's grace in whole seconds (rounded up: the shells count seconds)."""
+        grace = str(math.ceil(grace_seconds(run.job.spec)))
         if count == 1:
-            return ["/bin/sh", "-c", run_command(run)]
-        return ["/bin/sh", "-c", RANKS_SH, "singkit-ranks", setup_command(run), user_command(run), str(count), str(RANK_GRACE)]
+            return ["/bin/sh", "-c", ONE_SH, "singkit-one", run_command(run), grace]
+        return ["/bin/sh", "-c", RANKS_SH, "singkit-ranks", setup_command(run), program_command(run), str(count), grace]
 
     def _finish(self, run: Run, container: Any) -> None:
         """Remove the container (its logs are saved by now), then record its outcome: a job
@@ -296,13 +352,23 @@ class DockerBackend(EmbeddedBackend):
         runner_alive = procs.alive(job.runner_info())
         client = self._client()
         try:
-            for run in runs:
-                container = self._container(client, run)
-                if container is None:
-                    continue
+            found = [(run, self._container(client, run)) for run in runs]
+            found = [(run, container) for run, container in found if container is not None]
+            # every container gets SIGTERM first, then each is waited for until one shared
+            # deadline: N runs take one grace, not N
+            deadline = time.monotonic() + grace_seconds(job.spec) + STOP_MARGIN
+            signalled = set()
+            for _run, container in found:
                 try:
                     if container.status == "running":
-                        container.kill()
+                        container.kill(signal="SIGTERM")
+                        signalled.add(container.id)
+                except docker.errors.APIError:
+                    continue
+            for run, container in found:
+                try:
+                    if container.id in signalled:
+                        self._await_stop(container, deadline)
                     if not runner_alive:  # nobody will save its logs and remove it: do it here
                         container.reload()
                         self._collect(run, container)
@@ -310,6 +376,17 @@ class DockerBackend(EmbeddedBackend):
                     continue  # already gone or stopping: the cancel is recorded either way
         finally:
             client.close()
+
+    @staticmethod
+    def _await_stop(container: Any, deadline: float) -> None:
+        """Wait for a container sent SIGTERM to exit until `deadline` (time.monotonic()), then
+        SIGKILL it. Raises docker.errors.APIError when it is gone."""
+        import requests
+
+        try:
+            container.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            container.kill()
 
 
 def ranks_reason(run: Run, reason: str) -> str:

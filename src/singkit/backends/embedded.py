@@ -28,9 +28,8 @@ if TYPE_CHECKING:
 
 # A job whose runner.json is missing this long after creation never got its runner.
 RUNNER_GRACE = 60.0
-CANCEL_GRACE = 5.0   # seconds between SIGTERM and SIGKILL
+CANCEL_GRACE = 5.0   # seconds between SIGTERM and SIGKILL for the runner itself (runs get the target's grace-seconds)
 RUNNER_DRAIN = 15.0  # how long a job cancel waits for the runner to save logs and exit
-RANK_GRACE = 30      # seconds the other ranks get after one failed, before SIGKILL (torchrun's default)
 
 
 class EmbeddedBackend(Backend):

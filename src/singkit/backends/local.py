@@ -1,9 +1,12 @@
 """The `local` target: each run is a process tree on this machine.
 
-The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE -- /bin/sh -c CMD`
-in a session of its own (so a run is cancelled as one process group), with the run's
-environment; the wrapper records running/completed/failed in run.log. The interpreter's
-folder comes first on PATH, so `python` in a command is the one singkit runs with.
+The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE --grace G -- /bin/sh -c CMD`
+in a session of its own (so a run is cancelled as one session), with the run's environment;
+CMD ends in `exec PROGRAM` where it can (workdir.exec_form), and the wrapper runs it in a
+process group of its own that every signal it receives is passed on to. A cancel sends SIGTERM
+to the run's whole session and SIGKILL to what is left after the target's `grace-seconds` (G).
+The wrapper records running/completed/failed in run.log. The interpreter's folder comes first
+on PATH, so `python` in a command is the one singkit runs with.
 
 With `processes-per-node` N > 1 (`gpus`: the GPUs visible here) the wrapper gets
 `--procs N --setup SETUP`: it runs the setup once, then N ranks of CMD, as Azure ML would
@@ -17,10 +20,11 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from singkit.backends.embedded import RANK_GRACE, EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
+from singkit.backends.embedded import EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
 from singkit.jobs import procs
 from singkit.jobs.spec import SECRET_PREFIX
-from singkit.jobs.workdir import ENTRY_SCRIPT, host_paths, run_command, run_environment, setup_command, user_command
+from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_paths, program_command, run_command, run_environment,
+                                  setup_command)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -38,8 +42,8 @@ class LocalBackend(EmbeddedBackend):
         # `gpus`: those the run's own environment sees (its PATH's nvidia-smi, its CUDA_VISIBLE_DEVICES)
         count = processes(run, lambda: gpu_count(environ.get("PATH"), environ.get("CUDA_VISIBLE_DEVICES")))
         argv = [sys.executable, os.path.join(paths.lib, ENTRY_SCRIPT), "--run-dir", paths.run_dir,
-                "--cwd", paths.code, *self._rank_options(run, count), "--", "/bin/sh", "-c",
-                run_command(run) if count == 1 else user_command(run)]
+                "--cwd", paths.code, "--grace", str(grace_seconds(job.spec)), *self._rank_options(run, count),
+                "--", "/bin/sh", "-c", run_command(run) if count == 1 else program_command(run)]
         with open(run.stderr_path, "ab") as stderr:  # the wrapper's own complaints, if any
             popen = subprocess.Popen(argv, env=environ, stdin=subprocess.DEVNULL, stdout=stderr,
                                      stderr=stderr, start_new_session=True, close_fds=True)
@@ -57,10 +61,11 @@ class LocalBackend(EmbeddedBackend):
         if count == 1:
             return []
         setup = setup_command(run)
-        return ["--procs", str(count), "--grace", str(RANK_GRACE), *(["--setup", setup] if setup else [])]
+        return ["--procs", str(count), *(["--setup", setup] if setup else [])]
 
     def run_alive(self, job: Job, run: Run) -> bool:
         return procs.alive(run.backend_info())
 
     def stop(self, job: Job, runs: list[Run]) -> None:
-        stop_processes([r.backend_info() for r in runs if r.backend_info()])
+        # every run's tree gets SIGTERM at once, and the target's grace before SIGKILL
+        stop_processes([r.backend_info() for r in runs if r.backend_info()], grace_seconds(job.spec))

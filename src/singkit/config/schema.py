@@ -103,6 +103,9 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "nodes": {"type": "integer", "minimum": 1},
     # no "type": the value is judged on the merged config (config.references.per_node_problem), once
     "processes-per-node": {"description": "processes started on each node: a number, or `gpus` (one per GPU); default 1"},
+    "grace-seconds": {"type": "number", "minimum": 0,
+                      "description": "seconds a run's program gets between SIGTERM and SIGKILL on a cancel or a "
+                                     "preemption, to save its work; default 30"},
     "group-policy": _with("Singularity group policy (AISuperComputer.groupPolicyName)", _str),
     "tensorboard-log-dir": _with("AISuperComputer.tensorboardLogDirectory, e.g. /scratch/tensorboard_logs", _str),
     "enable-azml-int": _with("AISuperComputer.enableAzmlInt", _bool),

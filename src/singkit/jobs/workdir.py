@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,14 @@ from singkit.store import Job, Run
 METRICS_MODULE = "singkit_metrics.py"
 ENTRY_SCRIPT = "singkit_entry.py"
 SETUP_JOIN = " && "  # how singkit.jobs.spec.setup_prefix ends each step
+GRACE_SECONDS = 30.0  # SIGTERM → SIGKILL on a cancel or a preemption, unless the target says `grace-seconds`
+# POSIX shell builtins and reserved words (POSIX.1-2017 XCU 2.4, 2.14, and the utilities that
+# must be builtins), plus dash/bash's `source`/`local`: `exec WORD` would look WORD up on PATH
+# instead of running the builtin, so a command starting with one keeps its shell.
+SHELL_WORDS = frozenset("""! { } case do done elif else esac fi for if in then until while
+    . : break continue eval exec exit export readonly return set shift times trap unset
+    alias bg cd command false fc fg getopts hash jobs kill newgrp pwd read true type ulimit umask
+    unalias wait echo printf test [ source local""".split())
 
 
 def entry_script() -> Path:
@@ -114,11 +123,48 @@ def setup_command(run: Run) -> str:
     return prefix[:-len(SETUP_JOIN)] if prefix.endswith(SETUP_JOIN) else prefix.strip()
 
 
+def exec_form(command: str) -> str:
+    """`command` for the last act of `sh -c`: `exec COMMAND` when it is one simple command (no
+    `;`, `&`, `|`, parentheses, substitutions, newlines, assignments, builtins or keywords),
+    so the shell is replaced by the program and a signal sent to the shell's pid reaches the
+    program itself (dash does not pass SIGTERM on to its foreground child). Otherwise the
+    command unchanged: it keeps its shell, and singkit signals its whole process group."""
+    text = command.strip()
+    if not text or "\n" in text or "`" in text or "$(" in text or text.startswith("exec "):
+        return command
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:  # an unclosed quote: the shell will say so, in its own words
+        return command
+    if not words or words[0] in SHELL_WORDS or "=" in words[0].split("/")[0]:
+        return command
+    if any(w and set(w) <= set("();&|") for w in words):  # an operator (redirections are fine)
+        return command
+    return f"exec {text}"
+
+
+def program_command(run: Run) -> str:
+    """The run's command as its shell's last act (exec_form of user_command)."""
+    return exec_form(user_command(run))
+
+
 def run_command(run: Run) -> str:
     """The shell command of a run with one process per node: the setup's steps, then the
-    command with its hparams. (With more processes the setup runs apart, once per node:
-    singkit_entry.py --setup.)"""
-    return str(run.job.spec.get("setup_prefix") or "") + user_command(run)
+    command with its hparams, exec'd where it can be (exec_form). (With more processes the
+    setup runs apart, once per node: singkit_entry.py --setup.)"""
+    return str(run.job.spec.get("setup_prefix") or "") + program_command(run)
+
+
+def grace_seconds(spec: Mapping[str, Any]) -> float:
+    """Seconds a run gets between SIGTERM and SIGKILL (the target's `grace-seconds`, default
+    GRACE_SECONDS): on a cancel (local, docker), and inside the job on a preemption (the
+    entry wrapper's --grace). Validated by the schema; a value this cannot read counts as the default."""
+    value = (spec.get("target") or {}).get("grace-seconds")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return GRACE_SECONDS
+    return float(value)
 
 
 def processes_per_node(spec: Mapping[str, Any]) -> int | str:

@@ -77,13 +77,21 @@ def command(run: Any) -> str:
 
     With more than one process per node Azure ML runs this very line once per process, so the
     setup goes to the wrapper (`--setup`): LOCAL_RANK 0 runs it, the node's other ranks wait
-    for its outcome; with one, it stays a prefix of the command (one process per node)."""
-    from singkit.jobs.workdir import processes_per_node, run_command, setup_command, user_command
+    for its outcome; with one, it stays a prefix of the command (one process per node).
+
+    Signals: each shell on the way ends in `exec` (this line's own, and the run's command where
+    it is one simple command: workdir.exec_form), so a SIGTERM sent to the job's process or to
+    its group (Singularity's preemption, a cancel) reaches blob_sync, which passes it to the
+    wrapper, which passes it to the command's whole process group and SIGKILLs what still runs
+    after the target's `grace-seconds` (--grace). (The platform sends SIGTERM, then stops the
+    container after a timeout, and a shell must pass the signal on for a Python program to see
+    it: microsoft.github.io/ai4s-jobq/misc/10-preemption.html.)"""
+    from singkit.jobs.workdir import grace_seconds, processes_per_node, program_command, run_command, setup_command
 
     setup = setup_command(run) if processes_per_node(run.job.spec) != 1 else ""
-    options = f"--setup {shlex.quote(setup)} " if setup else ""
+    options = f"--grace {grace_seconds(run.job.spec):g} " + (f"--setup {shlex.quote(setup)} " if setup else "")
     # python3 where an image has only that; the scripts need nothing beyond the standard library
     return ('PY="$(command -v python3 || command -v python)" && '
             f'PYTHONPATH="$PWD/{IN_JOB}${{PYTHONPATH:+:$PYTHONPATH}}" SINGKIT_OUTPUTS="$PWD/outputs" '
-            f'"$PY" {IN_JOB}/{SYNC_SCRIPT} -- "$PY" {IN_JOB}/singkit_entry.py --tee --exit-event {options}-- '
-            f'sh -c {shlex.quote(user_command(run) if setup else run_command(run))}')
+            f'exec "$PY" {IN_JOB}/{SYNC_SCRIPT} -- "$PY" {IN_JOB}/singkit_entry.py --tee --exit-event {options}-- '
+            f'sh -c {shlex.quote(program_command(run) if setup else run_command(run))}')
