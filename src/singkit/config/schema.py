@@ -64,6 +64,8 @@ SERVICE_FIELDS: dict[str, dict[str, Any]] = {
         "username": _str,
         "password": _secret,
         "login": _bool,
+        "pull": {"enum": ["identity"], "description": "Singularity jobs pull from it with their user-assigned "
+                 "identity, which you gave AcrPull there (singkit cannot check role assignments)"},
     },
     "storage": {
         "connection-string": _secret,

@@ -53,9 +53,11 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "follow": "stay and follow the job like job.monitor (exit code = outcome)",
     "json": "print the job as JSON on stdout",
     "allow-unpinned": "Singularity: accept a docker image not pinned by digest (not reproducible)",
+    "create-registry-connection": "Singularity: when the workspace cannot pull the image, create its container "
+                                  "registry connection from the registry record (password never shown)",
 })
 def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, dry_run=False,
-           follow=False, json=False, allow_unpinned=False):
+           follow=False, json=False, allow_unpinned=False, create_registry_connection=False):
     """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
     from singkit.jobs import control
     from singkit.jobs.spec import SubmitRequest
@@ -63,7 +65,7 @@ def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, 
 
     request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
                             hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
-                            allow_unpinned=allow_unpinned)
+                            allow_unpinned=allow_unpinned, create_registry_connection=create_registry_connection)
     job = submit_job(env, request)
     spec = job.spec
     if not json:
