@@ -155,3 +155,31 @@ def test_a_public_image_and_the_stand_in_refusals(world):
         with pytest.raises(HttpResponseError):
             ml.connections.create_or_update(bad)
     assert si.connections == {}
+
+
+def test_from_the_command_line_refused_in_one_line_then_created(world):
+    from clirunner import run_singkit
+
+    si, azurite, root = world
+    use_registry(root, HOST, "    username: puller\n    password: $env:TEST_REG_PASSWORD\n")
+    environ = {k: v for k, v in make_env(root, si, azurite, TEST_REG_PASSWORD=SECRET).environ.items()
+               if k.startswith(("SINGKIT_", "TEST_", "HOME"))}
+    refused = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py"], cwd=root, env=environ)
+    assert refused.returncode == 2 and refused.stdout == ""
+    [line] = [text for text in refused.stderr.splitlines() if "cannot pull" in text]
+    assert line.startswith("configs/singkit.yaml:") and "Traceback" not in refused.stderr
+    made = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py", "--create-registry-connection"],
+                       cwd=root, env=environ)
+    assert made.returncode == 0, made.stderr
+    assert "created workspace connection singkit-acr" in made.stderr
+    assert SECRET not in made.stdout + made.stderr + refused.stderr and only_job(si)
+
+
+def test_a_connection_list_azure_ml_will_not_show_only_warns(world):
+    si, azurite, root = world
+    use_registry(root, HOST)
+    si.fail_next(r"^GET .*/connections", 403)
+    env = make_env(root, si, azurite)
+    submit(env, SubmitRequest(target="sing", command="python train.py"))
+    assert only_job(si)
+    assert f"submitting without checking that the job can pull {HOST}" in env.stderr.getvalue()

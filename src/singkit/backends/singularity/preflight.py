@@ -96,8 +96,9 @@ def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool =
 
     `resolved`: the target (singkit.singularity.target.Resolved). Returns how the job pulls
     ("workspace-acr", "connection", "created-connection", "identity") or None when nothing
-    needs checking. Raises a ConfigError located at the docker record's `registry:` (exit 2),
-    UsageError, or ServiceError when Azure ML cannot be asked (exit 4)."""
+    needs (or could) be checked: a workspace or connection list Azure ML will not show only warns.
+    Raises a ConfigError located at the docker record's `registry:` (exit 2), UsageError, or
+    ServiceError when creating the connection fails (exit 4)."""
     from singkit.imageref import target_reference
 
     docker = resolved.docker
@@ -109,12 +110,16 @@ def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool =
     if not _is_acr(host) and not has_credentials:
         return None  # a public image: nothing to authenticate
     name = backend.workspace.name
-    workspace = backend.call(f"reading workspace {name}", lambda: ml.workspaces.get(name))
-    acr_id = str(getattr(workspace, "container_registry", None) or "")
-    if acr_id and _is_acr(host) and host.split(".", 1)[0] == acr_id.rstrip("/").rsplit("/", 1)[-1].lower():
-        return "workspace-acr"
-    connections = backend.call(f"listing the container registry connections of workspace {name}",
-                               lambda: list(ml.connections.list(connection_type="container_registry")))
+    try:
+        workspace = backend.call(f"reading workspace {name}", lambda: ml.workspaces.get(name))
+        acr_id = str(getattr(workspace, "container_registry", None) or "")
+        if acr_id and _is_acr(host) and host.split(".", 1)[0] == acr_id.rstrip("/").rsplit("/", 1)[-1].lower():
+            return "workspace-acr"
+        connections = backend.call(f"listing the container registry connections of workspace {name}",
+                                   lambda: list(ml.connections.list(connection_type="container_registry")))
+    except ServiceError as error:  # as check_offered: reading may need a role submitting does not
+        backend.env.err(f"warning: {error}; submitting without checking that the job can pull {host}")
+        return None
     if any(_host(getattr(c, "target", None)) == host for c in connections):
         return "connection"
     if registry and str(registry.get("pull") or "") == "identity":
