@@ -47,12 +47,52 @@ def stages(docker_client, busybox_image, registry, registry_busybox):
     return made, f"{registry.host}/{repo}"
 
 
-def test_tags_list_follows_pages(registry, stages):
+def test_tags_list_of_the_real_registry(registry, stages):
     _, base = stages
-    ref = Reference.parse(f"{base}/installer")
     client = RegistryClient(registry.host)
-    assert sorted(client.tags(ref, page=2)) == sorted([OLD, MIDDLE, NEWEST, "latest", "v9"])
+    assert sorted(client.tags(Reference.parse(f"{base}/installer"))) == sorted([OLD, MIDDLE, NEWEST, "latest", "v9"])
     assert client.tags(Reference.parse(f"{registry.host}/no-such/repo")) == []
+
+
+def test_tags_list_follows_link_pages():
+    """distribution 2.8 (the loopback registry) answers the whole list at once; ACR and
+    distribution 3 page it: `?n=&last=` and `Link: </v2/<name>/tags/list?n=2&last=b>; rel="next"`
+    (distribution spec, "Listing Tags"). A loopback server paging the same way."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    every = sorted([OLD, MIDDLE, NEWEST, "latest", "v9"])
+    asked = []
+
+    class Pages(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            asked.append(query)
+            n, last = int(query.get("n", 100)), query.get("last", "")
+            page = [t for t in every if t > last][:n]
+            body = json.dumps({"name": "stages/installer", "tags": page}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if page and page[-1] != every[-1]:
+                self.send_header("Link", f'</v2/stages/installer/tags/list?n={n}&last={page[-1]}>; rel="next"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        assert RegistryClient(host).tags(Reference.parse(f"{host}/stages/installer"), page=2) == every
+        assert [q.get("last") for q in asked] == [None, every[1], every[3]]
+    finally:
+        server.shutdown()
 
 
 def make_env(root: Path, docker_host: str) -> Environment:
