@@ -183,3 +183,16 @@ def test_a_connection_list_azure_ml_will_not_show_only_warns(world):
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si)
     assert f"submitting without checking that the job can pull {HOST}" in env.stderr.getvalue()
+
+
+def test_a_registered_environment_needs_no_check(world):
+    si, azurite, root = world
+    si.container_registry = None  # were the image checked, nothing would let it pull
+    config = root / "configs" / "singkit.yaml"
+    config.write_text(config.read_text().replace("    image: research/torch:2.1\n    registry: acr\n",
+                                                 "    image: azureml:torch-env:3\n    registry: acr\n"))
+    si.state.assets["environments/torch-env/versions/3"] = {
+        "id": f"{si.workspace_id}/environments/torch-env/versions/3", "name": "3",
+        "properties": {"image": "private.azurecr.io/torch:3", "isAnonymous": False}}
+    submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+    assert only_job(si) and connection_calls(si) == []
