@@ -103,7 +103,9 @@ def test_wrap_uses_the_newest_dated_tags_and_records_them(tmp_path, docker_clien
     made, base = stages
     untagged = StandIns(installer=f"{base}/installer", broken_installer=made.broken_installer, validator=f"{base}/validator")
     wrapped = f"{registry.host}/stages-wrapped-{uuid.uuid4().hex[:6]}/main:1"
-    config = write_project(tmp_path, project_yaml(registry_host=registry.host, standins=untagged, wrapped=wrapped))
+    # AMD: its own build cache, so test_images_wrap still sees its CPU build run the installer
+    config = write_project(tmp_path, project_yaml(registry_host=registry.host, standins=untagged, wrapped=wrapped)
+                           .replace("accelerator: CPU", "accelerator: AMD"))
 
     env = make_env(tmp_path, docker_host)
     result = wrap(env, load_config(env), "tiny")
