@@ -158,7 +158,10 @@ dockers:
     post_sing_steps:            # XT's spelling
       - RUN pip install xtlib==0.0.265
     build-args: {{TORCH: "2.3"}}
-{extra}"""
+{extra}general:                       # pinned stages: these tests stay off the network
+  installer-image: singularitybase.azurecr.io/installer/base/singularity-installer:20220218T112740648
+  validator-image: singularitybase.azurecr.io/validations/base/singularity-tests:20220309T233405410
+"""
 
 
 def project(tmp_path: Path, extra: str = "") -> tuple[Environment, object]:

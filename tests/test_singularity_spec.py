@@ -588,10 +588,11 @@ def test_the_wrap_of_an_amd_image_says_amd(project):
     from singkit.images.render import plan
 
     env, cfg = env_for(project), config_of(project)
-    rendered = plan(env, cfg, "rocm", base_digest="sha256:" + "e" * 64, text=True)
+    stages = {"installer-image": "reg.io/installer:1", "validator-image": "reg.io/validator:1"}  # offline
+    rendered = plan(env, cfg, "rocm", base_digest="sha256:" + "e" * 64, text=True, stages=stages)
     assert rendered.accelerator == "AMD" and "ENV SINGULARITY_IMAGE_ACCELERATOR=AMD" in rendered.text
     nvidia = CONFIG.replace("  rocm:\n    image: research/rocm:6.1\n", "  rocm:\n    image: research/rocm:6.1\n    accelerator: NVIDIA\n")
-    assert plan(env, config_of(project, nvidia), "rocm", base_digest="sha256:" + "e" * 64).accelerator == "NVIDIA"
+    assert plan(env, config_of(project, nvidia), "rocm", base_digest="sha256:" + "e" * 64, stages=stages).accelerator == "NVIDIA"
 
 
 def test_more_processes_than_gpus_is_a_warning_at_that_line(project):

@@ -102,6 +102,10 @@ jobs.download: GET job; GET {WS}; GET discovery; POST /history/v1.0{WS}/rundata 
   GET {WS}/datastores/workspaceartifactstore; POST .../listSecrets; blob list + GETs under
   ExperimentRun/dcid.<name>/ -> <download_path>/artifacts/. output_name=X instead probes
   workspaceblobstore paths azureml/<name>/X/ and dataset/<name>/X/.
+workspaces.get also reads properties.containerRegistry (the workspace's ACR ARM id; si.set_container_registry).
+connections.list(connection_type="container_registry"): GET {WS}/connections?category=ContainerRegistry
+  [2024-04-01-preview]; connections.get: GET {WS}/connections/<name>; connections.create_or_update:
+  PUT {WS}/connections/<name> (routes_connections; si.connections keeps what was PUT, secrets too).
 create_or_update of a fetched job (metadata only): GET job twice, then
   PATCH /history/v1.0{WS}/experiments/<exp>/runs/<name> [v1.0] {displayName, description, tags, properties}.
 

@@ -78,6 +78,9 @@ def workspace(si: "StandIn", req: Req, m) -> Reply:
             "applicationInsights": f"{sub_rg}/Microsoft.Insights/components/standinai",
             "hbiWorkspace": False, "publicNetworkAccess": "Enabled", "provisioningState": "Succeeded",
             "v1LegacyMode": False, "enableDataIsolation": False, "systemDatastoresAuthMode": "accessKey",
+            # the ARM id of the workspace's ACR (workspaceRP.json WorkspaceProperties.containerRegistry);
+            # absent until the service first needs one (docs: how-to-identity-based-service-authentication)
+            **({"containerRegistry": si.container_registry} if si.container_registry else {}),
         },
     })
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import routes_arm, routes_data, routes_vc  # noqa: F401  (registers the routes)
+from . import routes_arm, routes_connections, routes_data, routes_vc  # noqa: F401  (registers the routes)
 from .blob import AZURITE_ACCOUNT, AZURITE_KEY, STORAGE_SUFFIX, Azurite, ConnectProxy, start_proxy
 from .certs import make_tls_files
 from .credential import TENANT_ID, StandinCredential
@@ -172,9 +172,12 @@ class StandIn:
         self.virtual_clusters: dict[tuple[str, str, str], Any] = {}
         self.user_identities: dict[str, str] = {}  # user-assigned identity ARM id -> client id (workspace GET)
         self.datastores: dict[str, str] = {}  # datastores added by tests (add_datastore): name -> blob container
+        self.container_registry: Optional[str] = None  # the workspace's ACR, an ARM id (workspace GET)
+        self.connections: dict[str, dict] = {}  # workspace connections by name, secrets kept (routes_connections)
         # the default cluster holds quota in every series the stand-in's catalog has
         self.add_virtual_cluster("singkit-vc", {series: {"Premium": 64, "Standard": 64, "Basic": 64}
                                                for series in dict.fromkeys(row[1] for row in routes_vc.INSTANCE_TYPES)})
+        self.set_container_registry("singkit")  # singkit.azurecr.io: the registry the tests' projects use
         self.started_at = time.time()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azureml-standin-"))
@@ -296,6 +299,12 @@ class StandIn:
         with self.state.lock:
             self.datastores[name] = container
         return container
+
+    def set_container_registry(self, name: str) -> str:
+        """Give the workspace the ACR `name` (its `containerRegistry`); returns the ACR's ARM id."""
+        self.container_registry = (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+                                   f"/providers/Microsoft.ContainerRegistry/registries/{name}")
+        return self.container_registry
 
     def find_virtual_cluster(self, subscription_id: str, resource_group: str, name: str):
         with self.state.lock:

@@ -32,8 +32,11 @@ def is_secret_env(name: str) -> bool:
     return re.search(SECRET_ENV_NAME, str(name)) is not None
 
 
-DEFAULT_INSTALLER = "singularitybase.azurecr.io/installer/base/singularity-installer:20220218T112740648"
-DEFAULT_VALIDATOR = "singularitybase.azurecr.io/validations/base/singularity-tests:20220309T233405410"
+# Singularity's installer and validator repositories, as the published wrap recipe names them
+# (its tags then were 20220218T112740648 and 20220309T233405410). No tag: a wrap uses each
+# repository's newest dated tag (singkit.images.render.stage_image); `repo:tag` pins one.
+DEFAULT_INSTALLER = "singularitybase.azurecr.io/installer/base/singularity-installer"
+DEFAULT_VALIDATOR = "singularitybase.azurecr.io/validations/base/singularity-tests"
 
 _str: dict[str, Any] = {"type": "string"}
 _bool: dict[str, Any] = {"type": "boolean"}
@@ -61,6 +64,8 @@ SERVICE_FIELDS: dict[str, dict[str, Any]] = {
         "username": _str,
         "password": _secret,
         "login": _bool,
+        "pull": {"enum": ["identity"], "description": "Singularity jobs pull from it with their user-assigned "
+                 "identity, which you gave AcrPull there (singkit cannot check role assignments)"},
     },
     "storage": {
         "connection-string": _secret,

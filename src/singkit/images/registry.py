@@ -150,6 +150,27 @@ class RegistryClient:
         found = self._manifest(repo, reference)
         return found[0] if found else None
 
+    def tags(self, ref: Reference, page: int = 1000) -> list[str]:
+        """Every tag of `ref`'s repository, through the v2 tags list (`GET /v2/<name>/tags/list`),
+        following `Link: <...>; rel="next"` pages (distribution spec, "Listing Tags"; ACR pages
+        the same way). [] when the registry has no such repository."""
+        repo = ref.api_repository
+        path = f"/v2/{repo}/tags/list?n={page}"
+        found: list[str] = []
+        for _ in range(100):  # a registry that keeps linking to itself must not hang a wrap
+            resp = self._request("GET", repo, path)
+            if resp.status == 404:
+                return found
+            if resp.status != 200:
+                raise self._unexpected(resp, f"the tags of {repo}")
+            found.extend(str(t) for t in (self._json(resp, f"the tags of {repo}").get("tags") or []))
+            link = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', resp.header("Link"))
+            if not link:
+                return found
+            path = urllib.parse.urljoin(f"/v2/{repo}/tags/list", link.group(1))
+            path = path[len(self.base_url):] if path.startswith(self.base_url) else path
+        return found
+
     # -- plumbing ------------------------------------------------------------------------
     def _manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]] | None:
         resp = self._request("GET", repo, f"/v2/{repo}/manifests/{reference}", accept=", ".join(MANIFEST_TYPES))
@@ -255,6 +276,18 @@ class RegistryClient:
     def _unexpected(self, resp: _Response, what: str) -> SingkitError:
         text = resp.body[:200].decode("utf-8", "replace").strip().replace("\n", " ")
         return SingkitError(f"registry {self.host} answered {resp.status} for {what}: {text}")
+
+
+# Singularity's installer and validator images are tagged with their build time,
+# `YYYYMMDDTHHMMSSmmm` (e.g. 20220218T112740648 in the published wrap recipe).
+DATED_TAG = re.compile(r"^(\d{8})T(\d{6})(\d{0,3})$")
+
+
+def newest_dated(tags: list[str]) -> str | None:
+    """The greatest build-time tag among `tags` (by date, time, then milliseconds; other tags
+    such as `latest` are ignored), or None when there is none."""
+    dated = [(m.group(1), m.group(2), m.group(3).ljust(3, "0"), t) for t in tags if (m := DATED_TAG.match(t))]
+    return max(dated)[3] if dated else None
 
 
 def _path(url: str) -> str:

@@ -20,6 +20,8 @@ TEMPLATE_NAME = "wrap.Dockerfile.j2"
 INPUTS_LABEL = "singkit.inputs-hash"
 DOCKER_LABEL = "singkit.docker"
 BASE_LABEL = "singkit.base"  # the pinned base, so image.pin can record base-sha256 later
+# the installer and validator images the wrap used (their tags are resolved at wrap time)
+STAGE_LABELS = {"installer-image": "singkit.installer", "validator-image": "singkit.validator"}
 VALIDATOR_SCRIPT = "/opt/microsoft/_singularity/validations/validator.sh"
 OUTPUT_KEYS = frozenset({"sha256", "base-sha256", "name"})  # what a wrap writes, not what it reads
 HASH_FORMAT = 1  # bump when the meaning of the hash changes, so every image rebuilds once
@@ -150,7 +152,13 @@ class Rendered:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {INPUTS_LABEL: self.inputs_hash, DOCKER_LABEL: self.docker, BASE_LABEL: self.base.pinned()}
+        return {INPUTS_LABEL: self.inputs_hash, DOCKER_LABEL: self.docker, BASE_LABEL: self.base.pinned(),
+                STAGE_LABELS["installer-image"]: self.installer, STAGE_LABELS["validator-image"]: self.validator}
+
+    @property
+    def stages(self) -> dict[str, str]:
+        """{"installer-image": ref, "validator-image": ref} as used: for a second `plan(stages=...)`."""
+        return {"installer-image": self.installer, "validator-image": self.validator}
 
 
 def origin_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
@@ -185,11 +193,14 @@ def wrapped_image(cfg: Any, name: str) -> Reference:
         raise ConfigError(origin_problem(cfg, name, "image", str(error))) from None
 
 
-def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text: bool = True) -> Rendered:
+def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text: bool = True,
+         stages: dict[str, str] | None = None) -> Rendered:
     """Render docker record `name` in memory; the base digest is asked of its registry unless given.
 
     text=False computes everything but the Dockerfile text when that needs no template engine
     (no user template): what the up-to-date check needs, without loading jinja2.
+    `stages`: the installer/validator references an earlier plan resolved (Rendered.stages);
+    otherwise an untagged one is resolved to its repository's newest dated tag (see stage_image).
     """
     record = wrapped_record(cfg, name)
     registry = registry_record(cfg, record)
@@ -216,6 +227,8 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
         template = _find_template(env, cfg, name, str(record["template"]), problems)
     if problems:
         raise ConfigError(problems)
+    for key in STAGE_LABELS:
+        refs[key] = (stages or {}).get(key) or stage_image(env, cfg, name, key, refs[key])
 
     digest = normalize_digest(base.digest or base_digest)
     if digest is None:
@@ -249,6 +262,39 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
     full = _header(env, cfg, name, digest_of_inputs, image, path) + body if body is not None else None
     return Rendered(name, full, digest_of_inputs, image, base, values["installer"], values["validator"],
                     values["accelerator"], path, build_args)
+
+
+def stage_image(env: Any, cfg: Any, name: str, key: str, value: str) -> str:
+    """The installer or validator image (`key`) a wrap of dockers.<name> uses (a resolved one is said on stderr).
+
+    A tag or digest in the config (`general.installer-image: repo:tag`, or the record's own) is
+    used as written. A repository alone (singkit's default) means its newest build: the greatest
+    dated tag (`20220218T112740648`) in the registry's v2 tags list. Raises ConfigError when
+    the repository has no dated tag, ServiceError when its registry cannot be asked."""
+    from singkit.images.registry import client_for, newest_dated
+
+    what = key.removesuffix("-image")
+    ref = Reference.parse(value)
+    if ref.tag or ref.digest:
+        return value  # as the user wrote it: nothing to say
+    tags = client_for(env, cfg, ref).tags(ref)
+    newest = newest_dated(tags)
+    if newest is None:
+        listed = ", ".join(sorted(tags)[:8]) or "none"
+        raise ConfigError(_stage_problem(cfg, name, key, f"{what} repository {value} has no dated tag such as "
+                                         f"20220218T112740648 (its tags: {listed}); write `{key}: {value}:<tag>`"))
+    chosen = f"{ref.name}:{newest}"
+    env.err(f"{what}: {chosen} (the newest of {len(tags)} tag(s) of {ref.name}; pin one with `{key}: {ref.name}:<tag>`)")
+    return chosen
+
+
+def _stage_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
+    """At the record's `key` if it sets one, else at `general.<key>`, else at the record's image."""
+    record_sets = hasattr(cfg, "where") and cfg.where("dockers", name, key) is not None
+    general = cfg.where("general", key) if hasattr(cfg, "where") and not record_sets else None
+    if general is not None:
+        return Problem(general.file, general.line, general.col, message, (("dockers", name),))
+    return origin_problem(cfg, name, key, message)
 
 
 def dockerfile_current(rendered: Rendered) -> bool:

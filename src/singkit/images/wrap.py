@@ -63,7 +63,7 @@ def wrap(env: Any, cfg: Any, name: str, *, force: bool = False, no_cache: bool =
         remote = client_for(env, cfg, image).inspect(image)
         if remote is not None and remote.labels.get(INPUTS_LABEL) == rendered.inputs_hash:
             if not dockerfile_current(rendered):  # e.g. a fresh clone: dockerfiles/ is generated
-                write_dockerfile(plan(env, cfg, name, base_digest=rendered.base.digest))
+                write_dockerfile(plan(env, cfg, name, base_digest=rendered.base.digest, stages=rendered.stages))
             result = pin(env, cfg, name, remote)
             if not result.file:
                 env.err(f"{image.tagged} is up to date ({remote.digest})")
@@ -72,7 +72,7 @@ def wrap(env: Any, cfg: Any, name: str, *, force: bool = False, no_cache: bool =
         env.err(f"{image.tagged}: inputs changed since it was built; rebuilding" if remote
                 else f"{image.tagged} is not in the registry yet; building")
     if rendered.text is None:
-        rendered = plan(env, cfg, name, base_digest=rendered.base.digest)
+        rendered = plan(env, cfg, name, base_digest=rendered.base.digest, stages=rendered.stages)
     write_dockerfile(rendered)
     client = connect(env)
     try:

@@ -32,6 +32,7 @@ class SubmitRequest:
     allow_unpinned: bool = False        # Singularity: run an image not pinned by digest
     inputs: list[str] = field(default_factory=list)   # ["data=azureml://datastores/S/paths/P"] (singkit.mounts)
     outputs: list[str] = field(default_factory=list)
+    create_registry_connection: bool = False  # Singularity: create the workspace connection the image pull needs
 
 
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
@@ -175,6 +176,7 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         "hp": {name: [parse_value(v) for v in values] for name, values in text_grid.items()},
         "dry_run": bool(request.dry_run),
         "allow_unpinned": bool(request.allow_unpinned),
+        "create_registry_connection": bool(request.create_registry_connection),
         "code": None,
         # hparams: typed, for the record; hparams_text: as typed, what the run is given
         "runs": [{"run": None, "hparams": typed(hp), "hparams_text": hp, "repeat": repeat,

@@ -55,9 +55,11 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "allow-unpinned": "Singularity: accept a docker image not pinned by digest (not reproducible)",
     "input": "NAME=URI: a data folder mounted read-only ($SINGKIT_INPUT_NAME), over the target's `inputs:` (repeatable)",
     "output": "NAME=URI: a folder mounted read-write, one sub-folder per run ($SINGKIT_OUTPUT_NAME), over the target's `outputs:`",
+    "create-registry-connection": "Singularity: when the workspace cannot pull the image, create its container "
+                                  "registry connection from the registry record (password never shown)",
 })
 def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, dry_run=False,
-           follow=False, json=False, allow_unpinned=False, input=None, output=None):
+           follow=False, json=False, allow_unpinned=False, input=None, output=None, create_registry_connection=False):
     """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
     from singkit.jobs import control
     from singkit.jobs.spec import SubmitRequest
@@ -65,7 +67,8 @@ def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, 
 
     request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
                             hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
-                            allow_unpinned=allow_unpinned, inputs=list(input or []), outputs=list(output or []))
+                            allow_unpinned=allow_unpinned, inputs=list(input or []), outputs=list(output or []),
+                            create_registry_connection=create_registry_connection)
     job = submit_job(env, request)
     spec = job.spec
     if not json:

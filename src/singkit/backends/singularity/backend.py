@@ -132,7 +132,7 @@ class SingularityBackend(Backend):
         if spec.get("dry_run"):
             self._offline_notes(target)
         else:
-            identity = self._online_checks(cfg, target, spec.get("docker"))
+            identity = self._online_checks(cfg, target, spec.get("docker"), bool(spec.get("create_registry_connection")))
             if identity:
                 documents = {run.id: document(run, identity) for run in job.runs}
         for run in job.runs:
@@ -140,9 +140,10 @@ class SingularityBackend(Backend):
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 
-    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any) -> dict[str, str] | None:
+    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any, create_connection: bool = False) -> dict[str, str] | None:
         """Before anything is queued (see preflight): the size against the cluster's own list,
-        and the user-assigned identity as the workspace knows it. Returns that identity."""
+        that the job can pull its image, and the user-assigned identity as the workspace knows it.
+        Returns that identity."""
         from singkit.backends.singularity import preflight
         from singkit.singularity import target as targets
 
@@ -151,6 +152,7 @@ class SingularityBackend(Backend):
             return None  # build_spec raises them, located
         with self.session() as ml:
             preflight.check_offered(self, ml, cfg, resolved)
+            preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
             return preflight.user_identity(self, ml, resolved.identity)
 
     def cluster_offers(self, ml: Any, compute: str, *, refresh: bool = False, want: str | None = None) -> Any:

@@ -7,13 +7,34 @@
 - A user-assigned identity named by name or client id is looked up among the workspace's
   identities, for its ARM id (`_AZUREML_SINGULARITY_JOB_UAI`) and client id (exported for SDKs
   inside the job; HSPK/azure_jobs src/azure_jobs/core/submit/_compute.py, _resolve_sing_identity).
+- The job must be able to pull its image (check_pull): an image in an Azure Container Registry
+  or in a registry singkit pushes to with credentials passes when the registry is
+  1. the workspace's own ACR (workspace property `containerRegistry`, an ARM id: Azure/azure-rest-api-specs
+     .../2024-04-01-preview/workspaceRP.json WorkspaceProperties; `az ml workspace show --query
+     containerRegistry`, MicrosoftDocs/azure-docs how-to-identity-based-service-authentication.md), or
+  2. the target of a workspace connection of category ContainerRegistry (`ml_client.connections`,
+     REST GET {WS}/connections?category=ContainerRegistry at api-version 2024-04-01-preview:
+     azure-ai-ml 1.35.2 _ml_client.py ServiceClient042024PreviewArm; the connection is what
+     MicrosoftDocs/azure-ai-docs articles/machine-learning/how-to-connection.md "Azure Container
+     Registry" creates: type container_registry, target https://<registry>, username_password), or
+  3. declared pulled by the job's identity (`pull: identity` on the registry record). Whether that
+     identity holds AcrPull is a role assignment (Microsoft.Authorization), an API azure-ai-ml
+     1.35.2 never reads (it only writes feature-store role assignments through ARM templates):
+     singkit cannot check it and does not guess; it takes the declaration and says so.
+  Otherwise the submit is refused (exit 2) naming the commands that fix it, or, with
+  `--create-registry-connection`, the connection is created from the registry record (its
+  `$env:` password is read at that moment and sent only in the PUT body).
+  Registered `azureml:` environments and Singularity's curated image are not checked.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from singkit.exceptions import ServiceError, UsageError
+
+CONNECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")  # workspaceRP.json parameter ConnectionName
 
 
 def check_offered(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
@@ -56,3 +77,136 @@ def user_identity(backend: Any, ml: Any, value: str | None) -> dict[str, str] | 
     known = ", ".join(str(getattr(i, "resource_id", "")).rsplit("/", 1)[-1] for i in identities) or "none"
     raise UsageError(f"user-identity-id `{value}` names no user-assigned identity of workspace {name} "
                      f"(its identities: {known}); write the identity's ARM id or its name")
+
+
+def _host(target: Any) -> str:
+    """`host[:port]` of a registry as a connection's target or a login server writes it."""
+    text = str(target or "").strip().lower()
+    text = re.sub(r"^[a-z]+://", "", text)
+    return text.split("/", 1)[0]
+
+
+def _is_acr(host: str) -> bool:
+    # ACR login servers are <name>.azurecr.io, .azurecr.cn, .azurecr.us (one per cloud)
+    return ".azurecr." in host
+
+
+def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool = False) -> str | None:
+    """Refuse a job whose image the service could not pull (see the module docstring).
+
+    `resolved`: the target (singkit.singularity.target.Resolved). Returns how the job pulls
+    ("workspace-acr", "connection", "created-connection", "identity") or None when nothing
+    needs (or could) be checked: a workspace or connection list Azure ML will not show only warns.
+    Raises a ConfigError located at the docker record's `registry:` (exit 2), UsageError, or
+    ServiceError when creating the connection fails (exit 4)."""
+    from singkit.imageref import target_reference
+
+    docker = resolved.docker
+    if resolved.environment or not docker:
+        return None  # a registered environment, or Singularity's curated image
+    registry = cfg.service(docker["registry"]) if docker.get("registry") else None
+    host = target_reference(dict(docker), registry).registry_host.lower()
+    has_credentials = bool(registry and registry.get("username"))
+    if not _is_acr(host) and not has_credentials:
+        return None  # a public image: nothing to authenticate
+    name = backend.workspace.name
+    try:
+        workspace = backend.call(f"reading workspace {name}", lambda: ml.workspaces.get(name))
+        acr_id = str(getattr(workspace, "container_registry", None) or "")
+        if acr_id and _is_acr(host) and host.split(".", 1)[0] == acr_id.rstrip("/").rsplit("/", 1)[-1].lower():
+            return "workspace-acr"
+        connections = backend.call(f"listing the container registry connections of workspace {name}",
+                                   lambda: list(ml.connections.list(connection_type="container_registry")))
+    except ServiceError as error:  # as check_offered: reading may need a role submitting does not
+        backend.env.err(f"warning: {error}; submitting without checking that the job can pull {host}")
+        return None
+    if any(_host(getattr(c, "target", None)) == host for c in connections):
+        return "connection"
+    if registry and str(registry.get("pull") or "") == "identity":
+        if not resolved.identity:
+            raise _refusal(cfg, docker, f"registry record `{registry['name']}` says `pull: identity`, but workspace "
+                           f"record `{resolved.workspace.service}` names no user-identity-id for the job to pull with")
+        backend.env.err(f"note: {host} is pulled with the job's identity {resolved.identity.rsplit('/', 1)[-1]}; "
+                        "singkit cannot check it holds AcrPull there (azure-ai-ml reads no role assignments)")
+        return "identity"
+    if create:
+        _create_connection(backend, ml, cfg, docker, registry, host)
+        return "created-connection"
+    raise _refusal(cfg, docker, _advice(backend, docker, registry, host, acr_id, resolved))
+
+
+def _refusal(cfg: Any, docker: dict[str, Any], message: str) -> Exception:
+    from singkit.singularity import target as targets
+
+    key = "registry" if docker.get("registry") else "image"
+    return targets.located(cfg, "dockers", str(docker.get("name")), key, message)
+
+
+def connection_name(registry: dict[str, Any] | None, host: str) -> str:
+    """The connection singkit creates for a registry: `singkit-<record>` (the service's name rule)."""
+    stem = re.sub(r"[^a-zA-Z0-9_-]", "-", str((registry or {}).get("name") or host.split(".", 1)[0]))
+    name = ("singkit-" + stem)[:33].rstrip("-_")
+    return name if CONNECTION_NAME.match(name) else "singkit-registry"
+
+
+def _advice(backend: Any, docker: dict[str, Any], registry: dict[str, Any] | None, host: str, acr_id: str,
+            resolved: Any) -> str:
+    """One line: why the job could not pull, and the commands that fix it."""
+    ws = backend.workspace
+    target = resolved.name
+    where = f"-g {ws.resource_group} -w {ws.name}"
+    own = f" (its own registry is {acr_id.rsplit('/', 1)[-1]})" if acr_id else " (it has no registry of its own yet)"
+    fixes = []
+    if registry and registry.get("username"):
+        fixes.append(f"rerun with `invoke job.submit --target={target} --create-registry-connection` to create "
+                     f"workspace connection {connection_name(registry, host)} from registry record `{registry['name']}`")
+    user = (registry or {}).get("username") or "<username>"
+    fixes.append(f"`az ml connection create --file conn.yml --set credentials.password=<password> {where}` with conn.yml "
+                 f"holding `name: {connection_name(registry, host)}`, `type: container_registry`, `target: https://{host}`, "
+                 f"`credentials: {{type: username_password, username: {user}}}`")
+    if _is_acr(host):
+        identity = resolved.identity.rsplit("/", 1)[-1] if resolved.identity else "<the job's identity>"
+        fixes.append(f"`az role assignment create --role AcrPull --assignee <principal id of {identity}> --scope "
+                     f"$(az acr show --name {host.split('.', 1)[0]} --query id -o tsv)`, then `pull: identity` on the "
+                     f"registry record{'' if resolved.identity else ' and user-identity-id on the workspace record'}")
+    return (f"Azure ML workspace {ws.name} cannot pull {host}{own}: no container registry connection targets it; "
+            f"fix it once: " + "; or ".join(fixes))
+
+
+def _create_connection(backend: Any, ml: Any, cfg: Any, docker: dict[str, Any], registry: dict[str, Any] | None,
+                       host: str) -> None:
+    """Create the workspace connection for `host` from the registry record's credentials. The
+    password is resolved here and travels only in the PUT body, never printed or recorded."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from singkit.config import resolve_secret
+
+    if not registry or not registry.get("username") or not registry.get("password"):
+        raise _refusal(cfg, docker, f"--create-registry-connection needs a registry record for {host} with username "
+                       "and password (`password: $env:NAME`) to store in the connection")
+    name = connection_name(registry, host)
+
+    def lookup() -> Any:
+        try:
+            return ml.connections.get(name)
+        except ResourceNotFoundError:
+            return None
+
+    existing = backend.call(f"reading connection {name}", lookup)
+    if existing is not None:  # never overwrite a connection someone else made
+        raise UsageError(f"workspace {backend.workspace.name} already has a connection named {name} "
+                         f"(target {getattr(existing, 'target', '?')}); delete or rename it, or create one for {host} by hand")
+    secret = resolve_secret(registry["password"], backend.env)
+    entity = _connection_entity(name, host, str(registry["username"]), secret or "")
+    backend.call(f"creating connection {name} in workspace {backend.workspace.name}",
+                 lambda: ml.connections.create_or_update(entity))
+    backend.env.err(f"created workspace connection {name} for {host} (username {registry['username']}; "
+                    "Azure ML keeps the password, singkit records none)")
+
+
+def _connection_entity(name: str, host: str, username: str, password: str) -> Any:
+    """azure-ai-ml's WorkspaceConnection for a container registry, as how-to-connection.md builds it."""
+    from azure.ai.ml.entities import UsernamePasswordConfiguration, WorkspaceConnection
+
+    return WorkspaceConnection(name=name, type="container_registry", target=f"https://{host}",
+                               credentials=UsernamePasswordConfiguration(username=username, password=password))
