@@ -186,7 +186,7 @@ def _check_secrets(layer: Layer) -> list[Problem]:
         if bad_env_name(value):
             out.append(Problem(layer.path, line, col, f"`{value}` is not a valid reference; write `$env:NAME` with NAME made of letters, digits and _", record_of([*path, key])))
         elif value.strip() == "$vault":
-            out.append(Problem(layer.path, line, col, f"`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)", record_of([*path, key])))
+            out.append(Problem(layer.path, line, col, "`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)", record_of([*path, key])))
         elif layer.committed and not is_env_ref(value) and _holds_secret(path, key, canonical):
             out.append(Problem(layer.path, line, col,
                                f"`{key}` holds a literal secret in a committed file; write `$env:NAME` and export NAME, or move it to ~/.config/singkit/config.yaml",

@@ -171,8 +171,6 @@ def logs(c, env, job=None, run=None, tail=None, follow=False):
 def monitor(c, env, job=None):
     """Follow every run's output with a live status line; exit 0 completed, 1 failed, 3 cancelled.
     Ctrl-C detaches (the job keeps running)."""
-    from singkit.jobs import control
-
     _follow(env, job_arg(job), False)
 
 
