@@ -129,6 +129,7 @@ def test_local_cancel_gives_the_program_its_grace_to_save(local_project: Path, s
     assert (run.outputs_dir / "checkpoint-0").read_text() == "SIGTERM"
     assert run.state().status == "cancelled"
     assert pid_gone(pid)
+    wait_for(lambda: run.state().exit_code == 143, what="the process's own exit code (SIGTERM) beside the cancel")
 
 
 def test_local_cancel_reaches_every_rank(local_project: Path) -> None:

@@ -180,3 +180,46 @@ def test_a_datastore_without_its_folder(tmp_path: Path) -> None:
            "and docker targets" in found
     assert "singkit.yaml:13:13: datastore `training` (compute-targets.local.inputs.data) has no `path:` under " \
            "`datastores:`" in found
+
+
+def test_resume_refuses_a_live_job_and_a_dry_run(tmp_path: Path) -> None:
+    project = project_with_data(tmp_path)
+    env = make_env(project)
+    dry = submit(env, SubmitRequest(target="local", command="true", dry_run=True))
+    with pytest.raises(UsageError, match="was a dry run: it left no checkpoints"):
+        rerun(env, dry.id, resume=True)
+    live = submit(env, SubmitRequest(target="local", command="sleep 60"))
+    with pytest.raises(UsageError, match=rf"{live.id} still runs \({live.id}\.1\): a resumed run would write"):
+        rerun(env, live.id, resume=True)
+    assert run_cli(["job.cancel", live.id], project, env).returncode in (0, 3)
+    wait_done(env, live.id)
+    assert rerun(env, live.id, resume=True).spec["resumed_from"] == live.id  # ended: fine
+
+
+def test_paths_that_climb_out_collide_or_hit_a_file_are_refused(tmp_path: Path) -> None:
+    project = project_with_data(tmp_path)
+    (project / "store" / "afile").write_text("x")
+    config = project / "configs" / "singkit.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("      ckpt: azureml://datastores/training/paths/checkpoints\n  docker:",
+                                   "      ckpt: azureml://datastores/training/paths/../../../tmp/escaped\n"
+                                   "      CKPT: azureml://datastores/training/paths/other\n"
+                                   "      bad: azureml://datastores/file/paths/x\n  docker:", 1)
+                      + "  # (datastore `file` points at a file)\n")
+    config.write_text(config.read_text().replace("datastores:\n", "datastores:\n  file:\n    path: store/afile\n", 1))
+    said = problems(project)
+    assert any("climbs out of its datastore with `..`" in p for p in said), said
+    assert any("`CKPT` and `ckpt` in compute-targets.local.outputs would both be $SINGKIT_OUTPUT_CKPT" in p for p in said), said
+    assert any("but " in p and "afile is a file" in p for p in said), said
+    env = make_env(project)
+    with pytest.raises(UsageError, match="would both be \\$SINGKIT_INPUT_DATA"):
+        submit(env, SubmitRequest(target="docker", command="true", dry_run=True, inputs=["DATA=azureml://datastores/training/paths/mnist"]))
+
+
+def test_a_workspace_datastore_needs_no_record_on_singularity() -> None:
+    from singkit import mounts
+
+    assert mounts.item_problem("outputs", "ckpt", "azureml://datastores/workspaceblobstore/paths/ckpts", {}, Path("."),
+                               False, "t") is None
+    assert mounts.item_problem("outputs", "ckpt", "azureml://datastores/workspaceblobstor/paths/ckpts", {}, Path("."),
+                               False, "t")[1] is True  # a near miss still warns

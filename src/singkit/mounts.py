@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from singkit.exceptions import SingkitError
@@ -209,10 +209,14 @@ def item_problem(kind: str, io: str, uri: str, stores: Mapping[str, Mapping[str,
     location = parse(uri)
     if location is None:
         return f"`{uri}` ({where}) is not {EXAMPLE}", False
+    if ".." in PurePosixPath(location.path or "").parts:
+        return f"`{uri}` ({where}) climbs out of its datastore with `..`; write the path from the datastore's root", False
     if kind == "outputs" and location.datastore is None:
         return (f"{where} is a blob URI; Azure ML writes outputs through a datastore: register the container as one "
                 "and write azureml://datastores/NAME/paths/PATH", False)
     if location.datastore is not None and location.datastore not in stores:
+        if not here and location.datastore in WORKSPACE_STORES:
+            return None  # every workspace has it
         if here:
             return (f"datastore `{location.datastore}` ({where}) is not in `datastores:`; map it to a local folder "
                     f"there{suggest(location.datastore, stores)}", False)
@@ -231,6 +235,10 @@ def item_problem(kind: str, io: str, uri: str, stores: Mapping[str, Mapping[str,
     if kind == "inputs" and not folder.is_dir():
         return (f"input `{io}` ({where}) is {folder} on this machine, which is not a folder; create it or correct "
                 "`datastores:`", False)
+    blocking = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    if kind == "outputs" and blocking is not None and not blocking.is_dir():
+        return (f"output `{io}` ({where}) is {folder} on this machine, but {blocking} is a file; "
+                "point `datastores:` at a folder", False)
     return None
 
 
@@ -261,7 +269,12 @@ def problems(cfg: Any, root: Path | None = None) -> list[Any]:
                 "for it on the local and docker targets")
     for name, target in cfg.targets.items():
         for index, kind in enumerate(("inputs", "outputs")):
+            seen: dict[str, str] = {}
             for io, uri in declared(target)[index].items():
+                if variable(kind[:-1], io) in seen:
+                    say("compute-targets", name, kind, io, f"`{io}` and `{seen[variable(kind[:-1], io)]}` in compute-targets.{name}."
+                        f"{kind} would both be ${variable(kind[:-1], io)}; rename one")
+                seen[variable(kind[:-1], io)] = io
                 said = item_problem(kind, io, uri, stores, root, runs_here(target), f"compute-targets.{name}.{kind}.{io}")
                 if said:
                     say("compute-targets", name, kind, io, *said)
@@ -287,6 +300,10 @@ def with_options(target: Mapping[str, Any], inputs: list[str], outputs: list[str
             said = item_problem(kind, io.strip(), uri.strip(), stores, root, runs_here(target), flag)
             if said and not said[1]:
                 raise UsageError(said[0])
+            same = next((n for n in merged if n != io.strip() and variable(kind[:-1], n) == variable(kind[:-1], io.strip())), None)
+            if same:
+                raise UsageError(f"{flag}: `{io.strip()}` and `{same}` would both be ${variable(kind[:-1], same)}; use `{same}=` "
+                                 "to replace it, or another name")
             merged[io.strip()] = uri.strip()
         out[kind] = merged
     return out

@@ -153,6 +153,21 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     return record_and_start(env, store, with_secrets(backend, secrets), spec, snap.path)  # record, prepare, submit
 
 
+def resumable(env: Environment, store: Store, old: Job) -> None:
+    """Refuse to resume from a dry run (it wrote no checkpoint) or from a job whose runs still
+    run (two runs would write one checkpoint folder)."""
+    from singkit.jobs.control import refresh
+    from singkit.store import runlog
+
+    if old.spec.get("dry_run"):
+        raise UsageError(f"{old.id} was a dry run: it left no checkpoints to resume from")
+    refresh(env, store, old)
+    live = [run_id for run_id, state in old.states().items() if state.status in runlog.ACTIVE]
+    if live:
+        raise UsageError(f"{old.id} still runs ({', '.join(live)}): a resumed run would write into the same "
+                         f"checkpoint folders; wait for it, or `invoke job.cancel {old.id}` first")
+
+
 def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: bool = False) -> Job:
     """A new job with the same target, command, runs and code snapshot as an earlier one;
     `resume`: each new run writes the earlier run's output folders (singkit.mounts), so it finds
@@ -164,6 +179,8 @@ def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: b
     if resume and not (spec.get("data") or {}).get("outputs"):
         raise UsageError(f"{old.id} has no outputs to resume from: give its target `outputs:` "
                          "(NAME: azureml://datastores/STORE/paths/PATH), then checkpoints are kept there")
+    if resume:
+        resumable(env, store, old)
     spec.update(job=None, created=round(time.time(), 3), dry_run=False, rerun_of=old.id)
     if parallel is not None:
         spec["parallel"] = parallel

@@ -79,6 +79,8 @@ def fold(state: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
             if applies and (status in STOPPED or "reason" in ev or "exit_code" in ev):
                 state["reason"] = ev.get("reason")
                 state["exit_code"] = ev.get("exit_code")
+            elif not applies and status in TERMINAL and state["exit_code"] is None and isinstance(ev.get("exit_code"), int):
+                state["exit_code"] = ev["exit_code"]  # as store.runlog: the process's code completes a cancel
         elif kind == "exit" and nrec is not None and nrec["status"] not in TERMINAL:
             # a remote rank's process ended (scripts/singkit_entry.py --exit-event): the node
             # stops there, and shows the run's outcome, which only the backend records

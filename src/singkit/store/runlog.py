@@ -80,7 +80,13 @@ class RunState:
         kind = record.get("event")
         if kind == "status":
             status = record.get("status")
-            if status not in STATUSES or self.terminal:
+            if status not in STATUSES:
+                return
+            if self.terminal:
+                # the first final status wins (a cancel's); the process's own exit code, recorded by
+                # its wrapper just after, completes it (SIGTERM: 143)
+                if status in TERMINAL and self.exit_code is None and isinstance(record.get("exit_code"), int):
+                    self.exit_code = record["exit_code"]
                 return
             if status == "preempted" and self.status != "preempted":
                 self.preemptions += 1
