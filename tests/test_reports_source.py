@@ -44,6 +44,13 @@ def test_first_final_status_wins_and_preempted_runs_can_resume():
     stopped = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "running"},
                                                    {"t": 4, "event": "status", "status": "preempted"}])
     assert runstate.run_times(stopped, now=100) == (1, 4, 3)
+    going = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "running"},
+                                                 {"t": 4, "event": "status", "status": "preempted", "reason": "paused"},
+                                                 {"t": 9, "event": "status", "status": "running"}])
+    assert runstate.run_status(going) == "running" and going["reason"] is None  # no stale "paused"
+    cancelled = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "cancelled", "reason": "job.cancel"},
+                                                     {"t": 2, "event": "status", "status": "failed", "exit_code": 143}])
+    assert runstate.run_status(cancelled) == "cancelled" and cancelled["exit_code"] == 143  # the process's code
 
 
 def _env_with_job(tmp_path, runs):

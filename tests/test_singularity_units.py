@@ -51,8 +51,10 @@ def test_run_state_counts_preemptions_and_preempted_is_not_final():
 
     state = runlog.RunState()
     for s in ("queued", "running", "preempted", "preempted", "running", "preempted", "queued", "running"):
-        state.apply({"event": "status", "status": s, "t": 1.0})
+        state.apply({"event": "status", "status": s, "t": 1.0, **({"reason": "Azure ML paused the job (Paused)"}
+                                                                 if s == "preempted" else {})})
         assert not state.terminal
+        assert (state.reason is not None) == (state.status == "preempted")  # no stale reason once running again
     assert state.preemptions == 2 and state.to_dict()["preemptions"] == 2
     state.apply({"event": "status", "status": "completed", "t": 2.0})
     state.apply({"event": "status", "status": "preempted", "t": 3.0})  # after the final status: ignored

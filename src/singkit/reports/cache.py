@@ -19,7 +19,7 @@ from singkit.reports import runstate
 from singkit.reports.source import RunRef, StoreLayout, read_jsonl, read_yaml
 
 CACHE_NAME = "reports-cache.sqlite"
-SCHEMA_VERSION = 5  # bump when the folded state's shape changes: old caches are dropped
+SCHEMA_VERSION = 6  # bump when the folded state's shape changes: old caches are dropped
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (job TEXT PRIMARY KEY, bundle TEXT);

@@ -69,6 +69,8 @@ def fold(state: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
             if status not in STATUSES:
                 continue
             applies = state["status"] not in TERMINAL
+            if applies and status in ("queued", "running") and state["status"] == "preempted":
+                state["reason"] = None  # as store.runlog: running again after a preemption
             for target in (nrec, state):
                 if target is None or target["status"] in TERMINAL:
                     continue  # the first final status wins

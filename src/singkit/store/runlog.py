@@ -90,6 +90,8 @@ class RunState:
                 return
             if status == "preempted" and self.status != "preempted":
                 self.preemptions += 1
+            if status in ("queued", "running") and self.status == "preempted":
+                self.reason = None  # going again: why it was stopped is history (the count keeps it)
             self.status = status
             t = record.get("t")
             if status == "queued" and self.queued is None:
