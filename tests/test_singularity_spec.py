@@ -662,3 +662,18 @@ def test_gpus_on_a_size_without_a_gpu_count(project):
     cpu = targets.resolve(cfg, {**cfg.target("a100x2"), "vm-size": "D4_v3"})
     assert [(p.warning, "which has no GPU: one process per node" in p.message) for p in cpu.problems] == [(True, True)]
     assert cpu.per_node == 1
+
+
+def test_validate_and_submit_agree_on_what_is_pinned(project):
+    """A wrapped record's run image is new bytes: a digest in its base `image:` does not pin it."""
+    text = CONFIG.replace("  unpinned:\n    image: research/pytorch:2.1\n",
+                          f"  unpinned:\n    image: research/pytorch:2.1@sha256:{DIGEST}\n    sing-wrap: true\n")
+    assert text != CONFIG
+    cfg = config_of(project, text)
+    assert [p.warning for p in configcheck.all_problems(cfg) if "`unpinned` is not pinned by digest yet" in p.message] == [True]
+    with pytest.raises(ConfigError, match="not pinned by digest"):
+        build(cfg, "loose")
+    plain = config_of(project, CONFIG.replace("  unpinned:\n    image: research/pytorch:2.1\n",
+                                              f"  unpinned:\n    image: research/pytorch:2.1@sha256:{DIGEST}\n"))
+    assert not [p for p in configcheck.all_problems(plain) if "`unpinned` is not pinned" in p.message]
+    assert build(plain, "loose")["environment"]["image"].endswith(f"@sha256:{DIGEST}")

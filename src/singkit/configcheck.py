@@ -38,11 +38,18 @@ def all_problems(cfg: Any) -> list[Problem]:
 def _unpinned(cfg: Any, singular: list[str]) -> list[Problem]:
     """Docker records Singularity targets run but nobody pinned yet: submit refuses them
     (without --allow-unpinned), so validate says so first, as a warning (image.wrap pins)."""
+    from singkit import imageref
+
     out = []
     for name in sorted({str(cfg.targets[t].get("docker")) for t in singular if cfg.targets[t].get("docker")}):
         record = cfg.dockers.get(name)
-        if not record or record.get("sha256") or str(record.get("image") or "").startswith("azureml:") or "@sha256:" in str(record.get("image") or ""):
+        if not record or str(record.get("image") or "").startswith("azureml:"):
             continue
+        try:  # the same rule submit applies (backends.singularity.spec.image_reference)
+            if imageref.run_digest(record, None)[1]:
+                continue
+        except ValueError:
+            continue  # an unreadable record: image_problems says so
         where = cfg.where("dockers", name, "image") or cfg.where("dockers", name)
         if where is not None:
             out.append(Problem(where.file, where.line, where.col, f"docker record `{name}` is not pinned by digest yet: a "

@@ -139,6 +139,14 @@ def target_reference(record: dict[str, Any], registry: dict[str, Any] | None) ->
     return wrapped_reference(record, registry) if record.get("sing-wrap") else base_reference(record, registry)
 
 
+def run_digest(record: dict[str, Any], registry: dict[str, Any] | None) -> tuple[Reference, str | None]:
+    """(the image a job runs, the digest pinning it or None): `sha256:`, else a digest written
+    in `image:` of an unwrapped record (a wrapped image is new bytes: only `sha256:` pins it).
+    ValueError when the record cannot be read."""
+    ref = target_reference(record, registry)
+    return ref, normalize_digest(record.get("sha256")) or ref.digest
+
+
 def pinned_reference(cfg: Any, name: str) -> str:
     """What a job should pull for docker record `name`: `host/repo@sha256:…` once pinned, else the tag."""
     record = cfg.docker(name)

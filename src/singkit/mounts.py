@@ -86,6 +86,12 @@ def variable(kind: str, name: str) -> str:
     return f"SINGKIT_{kind.upper()}_{name.upper()}"
 
 
+def collides(kind: str, names: list[str], name: str) -> str | None:
+    """The name among `names` that would be the same variable as `name` (`ckpt`, `CKPT`), or None;
+    `kind` "inputs"|"outputs"."""
+    return next((n for n in names if variable(kind[:-1], n) == variable(kind[:-1], name)), None)
+
+
 def local_folder(location: Location, datastores: Mapping[str, Mapping[str, Any]], root: Path) -> Path | None:
     """Where a location is on this machine through `datastores:` (relative `path:` from the
     project root), or None when no record maps it."""
@@ -269,12 +275,12 @@ def problems(cfg: Any, root: Path | None = None) -> list[Any]:
                 "for it on the local and docker targets")
     for name, target in cfg.targets.items():
         for index, kind in enumerate(("inputs", "outputs")):
-            seen: dict[str, str] = {}
-            for io, uri in declared(target)[index].items():
-                if variable(kind[:-1], io) in seen:
-                    say("compute-targets", name, kind, io, f"`{io}` and `{seen[variable(kind[:-1], io)]}` in compute-targets.{name}."
+            names = declared(target)[index]
+            for position, (io, uri) in enumerate(names.items()):
+                same = collides(kind, list(names)[:position], io)
+                if same:
+                    say("compute-targets", name, kind, io, f"`{io}` and `{same}` in compute-targets.{name}."
                         f"{kind} would both be ${variable(kind[:-1], io)}; rename one")
-                seen[variable(kind[:-1], io)] = io
                 said = item_problem(kind, io, uri, stores, root, runs_here(target), f"compute-targets.{name}.{kind}.{io}")
                 if said:
                     say("compute-targets", name, kind, io, *said)
@@ -300,7 +306,7 @@ def with_options(target: Mapping[str, Any], inputs: list[str], outputs: list[str
             said = item_problem(kind, io.strip(), uri.strip(), stores, root, runs_here(target), flag)
             if said and not said[1]:
                 raise UsageError(said[0])
-            same = next((n for n in merged if n != io.strip() and variable(kind[:-1], n) == variable(kind[:-1], io.strip())), None)
+            same = collides(kind, [n for n in merged if n != io.strip()], io.strip())
             if same:
                 raise UsageError(f"{flag}: `{io.strip()}` and `{same}` would both be ${variable(kind[:-1], same)}; use `{same}=` "
                                  "to replace it, or another name")

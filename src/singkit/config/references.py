@@ -93,21 +93,20 @@ def _target_problems(cfg: "Config", at: Any) -> None:
         message = per_node_problem(target.get("processes-per-node"))
         if message:
             at("compute-targets", name, "processes-per-node", f"{message} (compute-targets.{name})")
-        if target.get("service") == "docker" and not target.get("docker"):
-            at("compute-targets", name, "service", f"compute-targets.{name} runs on docker but names no image; "
-               "add `docker: <a record in dockers>`")
-        record = cfg.dockers.get(str(target.get("docker") or "")) or {}
-        if target.get("service") == "docker" and str(record.get("image") or "").startswith("azureml:"):
-            at("compute-targets", name, "docker", f"`docker: {target['docker']}` is a registered Azure ML environment, "
-               "which only a Singularity target runs; give this docker target a record with an image (name:tag)")
+        if target.get("service") == "docker":
+            record = cfg.dockers.get(str(target.get("docker") or "")) or {}
+            if not target.get("docker"):
+                at("compute-targets", name, "service", f"compute-targets.{name} runs on docker but names no image; "
+                   "add `docker: <a record in dockers>`")
+            elif str(record.get("image") or "").startswith("azureml:"):
+                at("compute-targets", name, "docker", f"`docker: {target['docker']}` is a registered Azure ML environment, "
+                   "which only a Singularity target runs; give this docker target a record with an image (name:tag)")
         # (cloud keys on a local/docker target are fine: a Singularity target switched to `local`
         # to try it here first keeps them)
-        cloud = [k for k in CLOUD_KEYS if target.get(k) is not None]
-        if target.get("service") is None:
-            if cloud:
-                at("compute-targets", name, cloud[0], f"compute-targets.{name} has `{cloud[0]}:` but no `service:`; "
-                   "add `service: <your singularity record>` (without it the target runs on this machine)",
-                   warning=True)
+        cloud = [k for k in CLOUD_KEYS if target.get(k) is not None] if target.get("service") is None else []
+        if cloud:
+            at("compute-targets", name, cloud[0], f"compute-targets.{name} has `{cloud[0]}:` but no `service:`; "
+               "add `service: <your singularity record>` (without it the target runs on this machine)", warning=True)
 
 
 def _service_problems(cfg: "Config") -> list[Problem]:

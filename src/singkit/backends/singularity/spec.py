@@ -32,13 +32,12 @@ __all__ = ["Workspace", "build_spec", "image_reference", "load_spec", "write_spe
 def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False) -> str:
     """`<login-server>/<repo>@sha256:<digest>` for a docker record (the wrapped image when
     `sing-wrap: true`, named as image.wrap names it); refuses an unpinned one."""
-    from singkit.imageref import normalize_digest, target_reference
+    from singkit.imageref import run_digest
 
     registry = cfg.service(docker["registry"]) if docker.get("registry") else None
     name = docker.get("name", "?")
     try:
-        ref = target_reference(dict(docker), registry)
-        digest = normalize_digest(docker.get("sha256")) or ref.digest
+        ref, digest = run_digest(dict(docker), registry)
     except ValueError as error:
         raise UsageError(f"docker record `{name}`: {error}") from None
     if digest:
