@@ -91,4 +91,4 @@ def test_usage_words_still_work(tmp_path: Path) -> None:
     assert run_cli(["--version"], project, env).returncode == 0
     assert run_cli(["job.list"], project, env).returncode == 0
     helped = run_cli(["job.status", "--help"], project, env)
-    assert helped.returncode == 0 and "--job=STRING" in helped.stdout
+    assert helped.returncode == 0 and "--job=JOB" in helped.stdout

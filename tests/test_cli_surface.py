@@ -29,7 +29,7 @@ def test_invoke_list_shows_the_four_collections_each_task_with_help():
 def test_help_of_a_task_with_a_positional_job(flag):
     result = subprocess.run([INVOKE, "job.status", flag], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "Options:" in result.stdout and "--job=STRING" in result.stdout and result.stderr == ""
+    assert "Options:" in result.stdout and "-j JOB, --job=JOB" in result.stdout and result.stderr == ""
 
 
 @pytest.mark.parametrize("form", [["JOB=job7"], ["--job=job7"], ["job7"]])
