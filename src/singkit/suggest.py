@@ -30,6 +30,8 @@ def closest(word: str, names: Iterable[str], *, short: bool = False, n: int = 3)
 
     def score(name: str) -> float:
         ratio = difflib.SequenceMatcher(None, lowered, name.lower()).ratio()
+        if len(lowered) >= 3 and one_slip(lowered, name.lower()):
+            ratio = max(ratio, CUTOFF)  # difflib rates `sdt`/`std` 0.67: short words need this
         if short:
             tail = name.split(".", 1)[-1].lower()
             ratio = max(ratio, difflib.SequenceMatcher(None, lowered, tail).ratio())
@@ -40,6 +42,18 @@ def closest(word: str, names: Iterable[str], *, short: bool = False, n: int = 3)
     scored = sorted(((score(name), name) for name in dict.fromkeys(names)), key=lambda item: -item[0])
     best = scored[0][0] if scored else 0.0
     return [name for ratio, name in scored[:n] if ratio >= CUTOFF and ratio >= best - SPREAD]
+
+
+def one_slip(a: str, b: str) -> bool:
+    """Is `a` one keystroke from `b`: a letter changed, added, dropped, or two neighbours swapped?"""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def hint(word: str, names: Iterable[str], *, short: bool = False) -> str:
