@@ -184,3 +184,8 @@ def test_a_word_that_is_a_flags_value_is_left_alone(tmp_path):
     result = run_singkit(["job.submit", "--dry-run", "--cmd", "true", "--hp", "JOB=1,2", "--json"], cwd=project)
     assert result.returncode == 0, result.stderr
     assert '"JOB": "1"' in result.stdout or '"JOB": 1' in result.stdout, result.stdout[:400]
+
+
+def test_a_listed_group_names_its_tasks_as_they_are_typed():
+    result = subprocess.run([SINGKIT, "--list=job"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "\n  job.cancel " in result.stdout and "\n  .cancel" not in result.stdout, result.stdout

@@ -84,6 +84,13 @@ class SingkitProgram(Program):
         print("\n".join(out) + "\n")
         self.list_tasks()
 
+    def list_flat(self) -> None:
+        # invoke shows each docstring's first line, which cuts a sentence that wraps in the source,
+        # and names `--list=job`'s tasks `.cancel`, …: here they are named as they are typed
+        scoped, prefix = self.scoped_collection, f"{self.list_root}." if self.list_root else ""
+        pairs = [(prefix + name, first_sentence(scoped[name].__doc__)) for name in sorted(scoped.task_names)]
+        self.display_with_columns(pairs=pairs)
+
     def task_list_opener(self, extra: str = "") -> str:
         return "Tasks" + (f" {extra}" if extra else "")
 
@@ -163,6 +170,13 @@ class SingkitProgram(Program):
     def task_names(self) -> list[str]:
         collection = getattr(self, "collection", None) or self.namespace
         return sorted(collection.task_names) if collection is not None else []
+
+
+def first_sentence(doc: str | None) -> str:
+    """The docstring's first sentence, across the line breaks of its first paragraph."""
+    paragraph = " ".join((doc or "").strip().split("\n\n", 1)[0].split())
+    head, dot, _rest = paragraph.partition(". ")
+    return head + "." if dot else paragraph
 
 
 def _assignable(word: str, ctx: ParserContext) -> bool:
