@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.singkit-setup
-INVOKE := $(VENV)/bin/invoke
+# singkit's own program over the invoke tasks: a mistyped task or option is one line and exit 2
+# ("did you mean"), as with `singkit`; make then ends "Error 2" — the code it names is the real one.
+SINGKIT := $(VENV)/bin/singkit
 
 TARGET ?= local
 DOCKER ?=
@@ -38,35 +40,35 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 submit: $(STAMP)
-	$(INVOKE) job.submit --target=$(TARGET) $(if $(value CMD),--cmd=$(quoted_cmd)) $(foreach h,$(HP),--hp=$(h)) $(if $(DETACH),,--follow) $(ARGS)
+	$(SINGKIT) job.submit --target=$(TARGET) $(if $(value CMD),--cmd=$(quoted_cmd)) $(foreach h,$(HP),--hp=$(h)) $(if $(DETACH),,--follow) $(ARGS)
 wrap: $(STAMP)
-	$(INVOKE) image.wrap --docker=$(DOCKER) $(ARGS)
+	$(SINGKIT) image.wrap --docker=$(DOCKER) $(ARGS)
 monitor: $(STAMP)
-	$(INVOKE) job.monitor --job=$(JOB) $(ARGS)
+	$(SINGKIT) job.monitor --job=$(JOB) $(ARGS)
 status: $(STAMP)
-	$(INVOKE) job.status --job=$(JOB) $(ARGS)
+	$(SINGKIT) job.status --job=$(JOB) $(ARGS)
 logs: $(STAMP)
-	$(INVOKE) job.logs --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
+	$(SINGKIT) job.logs --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
 cancel: $(STAMP)
-	$(INVOKE) job.cancel --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
+	$(SINGKIT) job.cancel --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
 rerun: $(STAMP)
-	$(INVOKE) job.rerun --job=$(JOB) $(ARGS)
+	$(SINGKIT) job.rerun --job=$(JOB) $(ARGS)
 extract: $(STAMP)
-	$(INVOKE) job.extract --job=$(JOB) --dest=$(or $(DEST),extracted/$(JOB)) $(ARGS)
+	$(SINGKIT) job.extract --job=$(JOB) --dest=$(or $(DEST),extracted/$(JOB)) $(ARGS)
 list: $(STAMP)
-	$(INVOKE) job.list $(ARGS)
+	$(SINGKIT) job.list $(ARGS)
 report: $(STAMP)
-	$(INVOKE) report.list --runs $(if $(JOB),--job=$(JOB)) $(ARGS)
+	$(SINGKIT) report.list --runs $(if $(JOB),--job=$(JOB)) $(ARGS)
 plot: $(STAMP)
-	$(INVOKE) report.plot --job=$(JOB) $(ARGS)
+	$(SINGKIT) report.plot --job=$(JOB) $(ARGS)
 html: $(STAMP)
-	$(INVOKE) report.html --job=$(JOB) $(ARGS)
+	$(SINGKIT) report.html --job=$(JOB) $(ARGS)
 portal: $(STAMP)
-	$(INVOKE) job.portal --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
+	$(SINGKIT) job.portal --job=$(JOB) $(if $(RUN),--run=$(RUN)) $(ARGS)
 summary: $(STAMP)
-	$(INVOKE) report.summary --job=$(JOB) $(ARGS)
+	$(SINGKIT) report.summary --job=$(JOB) $(ARGS)
 errors: $(STAMP)
-	$(INVOKE) report.errors $(if $(JOB),--job=$(JOB)) $(ARGS)
+	$(SINGKIT) report.errors $(if $(JOB),--job=$(JOB)) $(ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q $(ARGS)

@@ -4,6 +4,7 @@ line, exit 2, with a hint; a closed pipe ends the command quietly (exit 141, lik
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,4 +92,89 @@ def test_usage_words_still_work(tmp_path: Path) -> None:
     assert run_cli(["--version"], project, env).returncode == 0
     assert run_cli(["job.list"], project, env).returncode == 0
     helped = run_cli(["job.status", "--help"], project, env)
-    assert helped.returncode == 0 and "--job=STRING" in helped.stdout
+    assert helped.returncode == 0 and "--job=JOB" in helped.stdout
+
+
+# -- the `invoke` binary answers as `singkit` does (issue 13) --------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("args", [["job.sumbit"], ["job.list", "--lats=3"], ["job.list", "--status", "runing"],
+                                  ["report.list", "--runs", "JOB=job404"], ["job.submit", "--runs=two"],
+                                  ["report.metrics"], ["job.status", "-j"]])
+def test_the_invoke_binary_gives_singkits_answer_and_code(tmp_path: Path, args: list[str]) -> None:
+    """invoke's own Program printed "No idea what 'job.sumbit' is!" and exited 1 (= "job failed")."""
+    project = make_project(tmp_path)
+    (project / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    env = dict(make_env(project).environ)
+    done = {name: subprocess.run([str(BIN / name), *args], cwd=project, env=env, capture_output=True, text=True,
+                                 timeout=120) for name in ("invoke", "singkit")}
+    assert done["singkit"].returncode == done["invoke"].returncode == 2, done
+    assert done["invoke"].stderr == done["singkit"].stderr.replace("`singkit ", "`invoke "), done
+    assert done["invoke"].stderr.count("\n") == 1 and done["invoke"].stderr.startswith("error: ")
+
+
+def test_tasks_py_imported_elsewhere_only_gives_the_namespace() -> None:
+    done = subprocess.run([sys.executable, "-c", "import tasks; print(sorted(tasks.ns.collections))"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "['config', 'image', 'job', 'report']\n", done
+
+
+def test_make_names_the_real_exit_code(tmp_path: Path) -> None:
+    """Make ends every failure with its own exit 2; the line it prints names the command's code."""
+    project = make_project(tmp_path)
+    venv = BIN.parent
+    done = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}",
+                           "-o", f"{venv}/.singkit-setup", "status", "JOB=job404"],
+                          env=dict(make_env(project).environ), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("error: no job `job404`") and re.search(r"\[Makefile:\d+: status\] Error 2$", lines[-1]), lines
+
+
+# -- "did you mean" for option values --------------------------------------------------------------
+
+@pytest.mark.parametrize("args, expected", [
+    (["job.list", "--status", "runing"], "error: --status=runing is not one of queued, running, completed, failed, "
+                                         "cancelled, preempted, dry-run; did you mean running?"),
+    (["job.extract", "job1", "--dest=out", "--what", "output"], "error: --what=output is not one of code, logs, "
+                                                                "outputs, all; did you mean outputs?"),
+    (["report.plot", "job1", "--aggregate=meen"], "error: --aggregate=meen is not one of mean, median; did you mean mean?"),
+    (["report.plot", "job1", "--band=sdt"], "error: --band=sdt is not one of std, sem, minmax; did you mean std?"),
+    (["report.html", "job1", "--band=minmx"], "error: --band=minmx is not one of std, sem, minmax; did you mean minmax?"),
+    (["report.summary", "job1", "--format=pgn"], "error: --format=pgn is not one of png, svg; did you mean png?"),
+    (["report.plot", "job1", "--format=jpeg"], "error: --format=jpeg is not one of png, svg"),
+    (["report.summary", "job1", "--use=bset"], "error: --use=bset is not one of best, last; did you mean best?"),
+    (["report.log", "job1", "--event=status,metric"], "error: --event=metric is not one of status, hparams, metrics, "
+                                                      "exit; did you mean metrics?"),
+    (["report.list", "--sort", "accuracy"], "error: no column `accuracy`; did you mean metrics.acc?"),
+    (["report.list", "--columns", "run,los"], "error: no column `los`; did you mean metrics.loss?"),
+    (["report.list", "--job=job1", "--sort", "ac", "--reverse"], "error: no column `ac`; did you mean metrics.acc?"),
+])
+def test_enumerated_values_get_did_you_mean(tmp_path: Path, args: list[str], expected: str) -> None:
+    import storegen
+
+    project = make_project(tmp_path)
+    env = make_env(project)
+    storegen.write_job(env.home, "job1", [storegen.RunSpec(hparams={"lr": 0.1},
+                                                           metrics=storegen.curve(5, 2.0, 0.5))])
+    done = run_cli(args, project, env)
+    assert done.returncode == 2 and done.stderr == expected + "\n", done.stderr
+
+
+def test_a_value_in_another_case_is_the_choice(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    done = run_cli(["job.list", "--status", "Completed", "--json"], project, make_env(project))
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done
+
+
+def test_choices_are_the_librarys_own() -> None:
+    """The tasks list their choices without importing the library (CLI start); they must agree."""
+    from singkit.backends.base import WHAT
+    from singkit.store.runlog import STATUSES
+    from singkit.tasks import job, report
+
+    assert job.STATUSES == (*STATUSES, "dry-run") and job.WHAT == WHAT
+    assert set(report.RUN_EVENTS) >= {"status", "hparams", "metrics", "exit"}

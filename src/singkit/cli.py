@@ -1,31 +1,101 @@
-"""The `singkit` console script: the same tasks as `invoke` in the repo, from anywhere.
+"""singkit's command line: the `singkit` console script, and the `invoke` binary in a singkit project.
 
-Its command-line mistakes are usage errors like any other: one line on stderr, exit 2, with a
-hint (the closest task or option names). The `invoke` binary keeps invoke's own wording, exit 1.
+Both run `SingkitProgram`, an invoke Program over singkit's tasks whose command-line mistakes
+are usage errors like any other: one line on stderr, exit 2, with the closest task or option
+names ("did you mean"). Before invoke parses the task words, the program
+- reads `JOB=job3`, `RUN=`, `TARGET=`, `DOCKER=` words as `--job=job3`, … in every task that has
+  that option (DESIGN.md: every task that takes a job accepts `JOB=jobN`);
+- takes `-h`/`--help` after a task as that task's help, also where invoke would have given it
+  to the task's positional job;
+- refuses a non-integer value of an integer option in the same one line.
+Its core options are the ones that mean something to a singkit user (help, version, list,
+completion): invoke's shell-running options (`--pty`, `--echo`, `--prompt-for-sudo-password`, …)
+drive `c.run()`, which no singkit task calls, and a task typo such as `job.submit --dry` must not
+fall through to invoke's `--dry` and start a real job.
+
+The `invoke` binary (invoke.main, which the README and Makefile use) loads `tasks.py`, which
+hands the whole command line to this program (`take_over_invoke`): invoke offers tasks.py no
+public way to change how it reports parse errors (its Program prints them and exits 1), but it
+loads the collection before it parses the task words, so `invoke job.sumbit` answers as
+`singkit job.sumbit` does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
+import os
 import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from invoke import Program
 from invoke.exceptions import Exit, ParseError
+from invoke.parser import Argument, ParserContext
 
 from singkit import __version__
 from singkit.exceptions import UsageError
+from singkit.suggest import closest
 from singkit.tasks import ns
+from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, task_help, usage
 
 _UNKNOWN = re.compile(r"^No idea what '(.*)' is!$")
 _MISSING = re.compile(r"^'(.*)' did not receive required positional arguments: (.*)$")
 _NO_VALUE = re.compile(r"^Flag <Argument: ([^\s>]+).*> needed value and was not given one!$")
+_ASSIGN = re.compile(r"^([A-Za-z]+)=(.*)$", re.S)
+HELP_WORDS = ("-h", "--help")
+# Core options kept for invoke's own machinery (tab completion, its debug log, .pyc writing) but
+# not listed: they mean nothing to someone running a training job.
+HIDDEN_CORE = frozenset({"complete", "debug", "write-pyc", "list-depth"})
+# invoke's task-runner options (which collection, where to look): with one of them the `invoke`
+# binary stays plain invoke.
+INVOKE_ONLY = frozenset({"-c", "--collection", "-r", "--search-root", "--no-dedupe"})
 
 
 class SingkitProgram(Program):
-    """invoke's Program whose parse errors end as singkit usage errors (exit 2)."""
+    """invoke's Program with singkit's core options, help and usage errors (exit 2)."""
+
+    def core_args(self) -> list[Argument]:
+        return [
+            Argument(names=("help", "h"), optional=True,
+                     help="show this help, or one task's (`--help TASK`, or `TASK --help`)"),
+            Argument(names=("version", "V"), kind=bool, default=False, help="show singkit's version"),
+            Argument(names=("list", "l"), optional=True, help="list the tasks (`--list=job`: the job tasks)"),
+            Argument(names=("list-format",), default="flat", help="how --list prints: flat, nested or json"),
+            Argument(names=("list-depth",), kind=int, default=0, help="with --list, only INT levels"),
+            Argument(names=("print-completion-script",), kind=str, default="",
+                     help="print the tab-completion script for bash, zsh or fish"),
+            Argument(names=("complete",), kind=bool, default=False, help="tab-completion candidates"),
+            Argument(names=("debug",), kind=bool, default=False, help="invoke's debug log"),
+            Argument(names=("write-pyc",), kind=bool, default=False, help="write .pyc files"),
+        ]
+
+    def update_config(self, merge: bool = True) -> None:
+        # invoke's version fills run()/sudo settings from the core options dropped above; singkit's
+        # tasks run no shell commands through invoke, so there is nothing to fill in.
+        if merge:
+            self.config.merge()
+
+    def print_help(self) -> None:
+        out = [f"Usage: {self.binary} TASK [--options]   (`{self.binary} TASK --help` explains one)", "",
+               "Options:"]
+        out += columns(help_rows(self.initial_context, hidden=HIDDEN_CORE))
+        print("\n".join(out) + "\n")
+        self.list_tasks()
+
+    def list_flat(self) -> None:
+        # invoke shows each docstring's first line, which cuts a sentence that wraps in the source,
+        # and names `--list=job`'s tasks `.cancel`, …: here they are named as they are typed
+        scoped, prefix = self.scoped_collection, f"{self.list_root}." if self.list_root else ""
+        pairs = [(prefix + name, first_sentence(scoped[name].__doc__)) for name in sorted(scoped.task_names)]
+        self.display_with_columns(pairs=pairs)
+
+    def task_list_opener(self, extra: str = "") -> str:
+        return "Tasks" + (f" {extra}" if extra else "")
+
+    def print_task_help(self, name: str) -> None:
+        sys.stdout.write(task_help(self.binary, name, self.parser.contexts[name], self.collection[name]))
 
     def parse_core(self, argv: Any) -> None:
         with self._usage():
@@ -33,6 +103,12 @@ class SingkitProgram(Program):
 
     def parse_tasks(self) -> None:
         with self._usage():
+            asked = self._prepare()
+            if asked is not None:  # `TASK -h`: help, and nothing of the task is parsed or run
+                self.parser = self._make_parser()
+                self.core[0].args.help.value = asked
+                self.tasks = []
+                return
             super().parse_tasks()
 
     def parse_cleanup(self) -> None:
@@ -45,10 +121,75 @@ class SingkitProgram(Program):
             yield
         except ParseError as error:
             raise Exit(f"error: {usage_message(error, self)}", code=UsageError.exit_code) from None
+        except UsageError as error:
+            raise Exit(f"error: {error}", code=error.exit_code) from None
+
+    def _prepare(self) -> str | None:
+        """Rewrite the task words in place (`JOB=x` → `--job=x`) and check integer values; the
+        name of the task whose help was asked for with `TASK -h`, else None."""
+        contexts = self._make_parser().contexts
+        tokens = self.core.unparsed
+        out: list[str] = []
+        ctx: ParserContext | None = None
+        filled: set[str] = set()
+        waiting: tuple[Argument, str] | None = None
+        for index, token in enumerate(tokens):
+            if token == "--":
+                out += tokens[index:]
+                break
+            if waiting is not None:  # the value of the flag before (`--runs 3`)
+                _check_int(*waiting, token)
+                out.append(token)
+                waiting = None
+                continue
+            if ctx is not None and token in HELP_WORDS:
+                return ctx.name
+            if ctx is not None and token.startswith("-") and token.partition("=")[0] in ctx.flags:
+                flag, eq, value = token.partition("=")
+                arg = ctx.flags[flag]
+                filled.add(arg.name)
+                if arg.takes_value and not arg.optional:
+                    if eq:
+                        _check_int(arg, flag, value)
+                    else:
+                        waiting = (arg, flag)
+                out.append(token)
+                continue
+            if ctx is not None and (match := _ASSIGN.match(token)) and _assignable(match[1], ctx):
+                out.append(f"--{match[1].lower()}={match[2]}")  # Make's `JOB=job3` is `--job=job3`
+                filled.add(match[1].lower())
+                continue
+            if ctx is not None and [a for a in ctx.positional_args if a.name not in filled]:
+                filled.add(next(a.name for a in ctx.positional_args if a.name not in filled))
+            elif token in contexts:
+                ctx, filled = contexts[token], set()
+            out.append(token)
+        tokens[:] = out
+        return None
 
     def task_names(self) -> list[str]:
         collection = getattr(self, "collection", None) or self.namespace
         return sorted(collection.task_names) if collection is not None else []
+
+
+def first_sentence(doc: str | None) -> str:
+    """The docstring's first sentence, across the line breaks of its first paragraph."""
+    paragraph = " ".join((doc or "").strip().split("\n\n", 1)[0].split())
+    head, dot, _rest = paragraph.partition(". ")
+    return head + "." if dot else paragraph
+
+
+def _assignable(word: str, ctx: ParserContext) -> bool:
+    """Is `WORD=` one of the Make-style words this task takes (`JOB=`, `job=`; not `Job=`)?"""
+    return (word.isupper() or word.islower()) and word.lower() in ASSIGNABLE and f"--{word.lower()}" in ctx.flags
+
+
+def _check_int(arg: Argument, flag: str, value: str) -> None:
+    if arg.kind is int:
+        try:
+            int(value)
+        except ValueError:
+            raise UsageError(f"--{arg.names[0]} takes a whole number, not `{value}`") from None
 
 
 def usage_message(error: ParseError, program: SingkitProgram) -> str:
@@ -63,18 +204,22 @@ def usage_message(error: ParseError, program: SingkitProgram) -> str:
             return unknown_option(token, task, context, binary)
         if task and _positional_flag(context):  # `job.status --bogus=1`: invoke took --bogus for the job
             return unknown_option(_positional_flag(context), task, context, binary)
+        if task and (assign := _ASSIGN.match(token)) and assign[1].lower() in ASSIGNABLE:
+            return f"{task} takes no {assign[1].lower()} (`{token}`); see `{binary} {task} --help`"
         close = closest(token, program.task_names(), short=True)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         where = f" (nor an argument of {task})" if task else ""
         return f"no task `{token}`{where}; {hint}(`{binary} --list` lists the tasks)"
     if match := _MISSING.match(text):
+        ctx = program.parser.contexts.get(match[1]) if hasattr(program, "parser") else None
         args = " ".join(name.strip("'").upper() for name in match[2].split(", "))
         noun = "its job" if args == "JOB" else f"its {args.lower()}"
-        return f"{match[1]} needs {noun}: `{binary} {match[1]} {args}` (see `{binary} --help {match[1]}`)"
+        shown = usage(binary, match[1], ctx).removesuffix(" [--options]") if ctx else f"{binary} {match[1]} {args}"
+        return f"{match[1]} needs {noun}: `{shown}` (see `{binary} {match[1]} --help`)"
     if match := _NO_VALUE.match(text):
         flag = "--" + match[1].replace("_", "-")
-        return f"{flag} needs a value: {flag}=VALUE" + (f" (see `{binary} --help {task}`)" if task else "")
-    return " ".join(text.split()) + (f" (see `{binary} --help {task}`)" if task else f" (see `{binary} --help`)")
+        return f"{flag} needs a value: {flag}=VALUE" + (f" (see `{binary} {task} --help`)" if task else "")
+    return " ".join(text.split()) + (f" (see `{binary} {task} --help`)" if task else f" (see `{binary} --help`)")
 
 
 def unknown_option(token: str, task: str | None, context: Any, binary: str) -> str:
@@ -84,22 +229,7 @@ def unknown_option(token: str, task: str | None, context: Any, binary: str) -> s
     flags = sorted(name for name in getattr(context, "flags", {}) if name.startswith("--"))
     close = closest(flag, flags)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"unknown option {flag} for {task}{hint} (see `{binary} --help {task}`)"
-
-
-def closest(word: str, names: list[str], short: bool = False) -> list[str]:
-    """The names nearest to `word` (difflib), only those about as near as the nearest; with
-    `short`, a word without a dot is also compared with each name's part after the dot
-    (`list` → job.list, report.list)."""
-    def score(name: str) -> float:
-        ratio = difflib.SequenceMatcher(None, word, name).ratio()
-        if short and "." not in word:
-            ratio = max(ratio, difflib.SequenceMatcher(None, word, name.rsplit(".", 1)[-1]).ratio())
-        return ratio
-
-    scored = sorted(((score(n), n) for n in names), key=lambda item: -item[0])
-    best = scored[0][0] if scored else 0.0
-    return [n for ratio, n in scored[:3] if ratio >= 0.7 and ratio >= best - 0.08]
+    return f"unknown option {flag} for {task}{hint} (see `{binary} {task} --help`)"
 
 
 def _positional_flag(context: Any) -> str | None:
@@ -109,14 +239,36 @@ def _positional_flag(context: Any) -> str | None:
     return None
 
 
-program = SingkitProgram(name="singkit", binary="singkit", version=__version__, namespace=ns)
+def make_program(binary: str = "singkit") -> SingkitProgram:
+    return SingkitProgram(name="singkit", binary=binary, version=__version__, namespace=ns)
 
 
-def main() -> None:
+program = make_program()
+
+
+def main(argv: list[str] | None = None, prog: SingkitProgram | None = None) -> None:
     try:
-        program.run()
+        (prog or program).run(argv)
     except BrokenPipeError:  # invoke's own output (help, --list) to a reader that went away
         from singkit.environment import Environment
         from singkit.tasks._edge import pipe_closed
 
         raise SystemExit(pipe_closed(Environment.from_os())) from None
+
+
+def take_over_invoke(module: str) -> None:
+    """Called by the project's tasks.py: when the `invoke` binary is loading it, run the whole
+    command line as singkit's program instead and exit with its code (SystemExit).
+
+    Anything else importing tasks.py (a test, `python -c 'import tasks'`, invoke used as a
+    library) gets the namespace and nothing more, as does `invoke -c/-r/--no-dedupe …`. invoke
+    has already handled its own `--version`, `--help` (bare) and `--print-completion-script`."""
+    if module != "tasks" or "invoke.main" not in sys.modules:
+        return
+    argv = list(sys.argv)
+    if any(token.partition("=")[0] in INVOKE_ONLY for token in argv[1:]):
+        return
+    called = Path(argv[0]).name if argv else "invoke"
+    binary = called if called in ("invoke", "inv") else "invoke"  # `python -m invoke` shows __main__.py
+    main(argv, make_program(binary))
+    raise SystemExit(0)

@@ -9,7 +9,6 @@ of = == != > >= < <= ~ (regex search) !~, e.g. "metrics.acc>0.8", "status!=faile
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 import operator
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from singkit.exceptions import UsageError
+from singkit.suggest import closest
 from singkit.reports.prefs import REPEAT_KEYS
 from singkit.reports.render import format_cell
 
@@ -55,24 +55,17 @@ def resolve(name: str, columns: list[str], suggest: list[str] | None = None, wha
         return hits[0]
     if len(hits) > 1:
         raise UsageError(f"column `{name}` is ambiguous: say {' or '.join(hits)}")
-    if suggest is None:
-        close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
-    else:
-        close = closest_columns(name, suggest)
     pool = columns if suggest is None else suggest
+    close = closest_columns(name, pool)
     hint = f"did you mean {', '.join(close)}?" if close else f"{what}s are: {', '.join(pool[:30]) or '(none)'}"
     raise UsageError(f"no {what} `{name}`; {hint}")
 
 
 def closest_columns(name: str, columns: list[str]) -> list[str]:
-    """The columns nearest to `name`, compared by full name and by the name after its
-    `metrics.`/`hparams.` prefix (`los` → metrics.loss)."""
-    by_short: dict[str, str] = {}
-    for column in columns:
-        by_short.setdefault(column, column)
-        by_short.setdefault(column.split(".", 1)[1] if column.startswith(("metrics.", "hparams.")) else column, column)
-    close = difflib.get_close_matches(name, list(by_short), n=6, cutoff=0.6)
-    return list(dict.fromkeys(by_short[c] for c in close))[:3]
+    """The columns nearest to `name` (singkit.suggest, as every "did you mean"), compared by full
+    name and by the name after its `metrics.`/`hparams.` prefix (`los` → metrics.loss), where a
+    prefix counts as close (`accuracy` → metrics.acc)."""
+    return closest(name, columns, short=True)
 
 
 def metric_columns(columns: list[str]) -> list[str]:

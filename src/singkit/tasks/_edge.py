@@ -23,12 +23,19 @@ from invoke.exceptions import Exit, Failure, ParseError
 
 from singkit.environment import Environment
 from singkit.exceptions import ConfigError, SingkitError, UsageError
+from singkit.suggest import choice
+from singkit.tasks._surface import Choices, SingkitTask, int_params
 
 VERBOSE_HELP = "show the traceback of an error"
 
 
 def task(*args: Any, **kwargs: Any) -> Any:
-    """`invoke.task`, for bodies shaped `body(c, env, ...)`; adds `--verbose` and the error edge."""
+    """`invoke.task`, for bodies shaped `body(c, env, ...)`; adds `--verbose` and the error edge.
+
+    Options follow singkit's surface (tasks/_surface.py): short flags only from its table,
+    parameters annotated `int` (or `int | None`) parse as integers, and `choices={"what":
+    ("code", "logs")}` (or `Choices(..., comma=True)` for a comma list) is checked before the
+    body runs: a value that is none of them is a usage error naming the closest (exit 2)."""
     if args and callable(args[0]) and not kwargs:
         return _make(args[0], {})
     return lambda body: _make(body, kwargs)
@@ -39,7 +46,13 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     context, _env, *rest = params  # body(c, env, ...)
     verbose = inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False)
 
-    made: list[invoke.Task] = []
+    made: list[SingkitTask] = []
+    options = dict(options)
+    choices = {name: value if isinstance(value, Choices) else Choices(value)
+               for name, value in options.pop("choices", {}).items()}
+    unknown = set(choices) - {p.name for p in rest}
+    if unknown:  # a typo in a decorator is the programmer's, found at import
+        raise TypeError(f"choices for parameters {body.__name__} does not have: {sorted(unknown)}")
 
     @functools.wraps(body)
     def run(c: invoke.Context, *a: Any, verbose: bool = False, **kw: Any) -> None:
@@ -47,22 +60,39 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
             return _print_help(made[0])  # invoke fed `--help` to a missing positional argument
         env = Environment.from_os(verbose=verbose)
         try:
-            _run_body(body, c, env, verbose, a, kw)
+            _run_body(body, c, env, verbose, a, kw, choices)
         except BrokenPipeError:  # telling the user failed too: stderr is the closed pipe (2>&1 | head)
             raise Exit(code=pipe_closed(env)) from None
 
     run.__signature__ = inspect.Signature([context, *rest, verbose])  # type: ignore[attr-defined]
-    options = dict(options)
     options.setdefault("help", {})
     options["help"] = {"verbose": VERBOSE_HELP, **options["help"]}
-    made.append(invoke.task(**options)(run))
+    made.append(invoke.task(klass=SingkitTask, auto_shortflags=False, **options)(run))
+    made[0].ints = int_params(rest)
+    made[0].choices = choices
     return made[0]
 
 
+def _checked(body: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any],
+             choices: dict[str, Choices]) -> dict[str, Any]:
+    """The call's arguments by name, enumerated ones as their choice's own spelling; UsageError
+    (with the closest choice) for a value that is none of them."""
+    bound = inspect.signature(body).bind_partial(None, None, *a, **kw).arguments
+    named = {k: v for k, v in list(bound.items())[2:]}
+    for name, allowed in choices.items():
+        value = named.get(name)
+        if value is not None and value != "":
+            named[name] = choice(str(value), allowed, name.replace("_", "-"), comma=allowed.comma)
+    return named
+
+
 def _run_body(body: Callable[..., Any], c: invoke.Context, env: Environment, verbose: bool,
-              a: tuple[Any, ...], kw: dict[str, Any]) -> None:
+              a: tuple[Any, ...], kw: dict[str, Any], choices: dict[str, Choices] | None = None) -> None:
     try:
-        body(c, env, *a, **kw)
+        if choices:
+            body(c, env, **_checked(body, a, kw, choices))
+        else:
+            body(c, env, *a, **kw)
         env.stdout.flush()  # a reader gone away shows here, not as a traceback at exit
     except (Exit, Failure, ParseError):
         raise  # invoke's own: it reports them
@@ -198,10 +228,14 @@ def int_arg(value: str | int | None, flag: str, minimum: int | None = None) -> i
 
 
 def _print_help(made: invoke.Task) -> None:
-    """The help invoke prints for `invoke --help TASK`, for a task whose positional took `--help`."""
-    from invoke import Collection, Program
+    """A task's help, for a positional argument that took `--help`: singkit's Program asks for
+    help before that can happen (singkit.cli), plain invoke (`invoke -c ...`) does not."""
+    from invoke.parser import ParserContext
 
-    Program(namespace=Collection(made), binary="invoke").run(["invoke", "--help", made.name], exit=False)
+    from singkit.tasks._surface import task_help
+
+    ctx = ParserContext(name=made.name, args=made.get_arguments())
+    sys.stdout.write(task_help(Path(sys.argv[0]).name or "invoke", made.name, ctx, made))
 
 
 def job_arg(value: str | None, *, required: bool = True) -> str | None:

@@ -18,6 +18,10 @@ from invoke.exceptions import Exit
 from singkit.tasks._edge import int_arg, job_arg, task
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
+# Enumerated option values, spelled as singkit.store.runlog.STATUSES and backends.base.WHAT spell
+# them (not imported: those modules are not needed to start the CLI; a test keeps them equal).
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted", "dry-run")
+WHAT = ("code", "logs", "outputs", "all")
 
 
 def _dump(env: Any, data: Any) -> None:
@@ -58,7 +62,7 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "create-registry-connection": "Singularity: when the workspace cannot pull the image, create its container "
                                   "registry connection from the registry record (password never shown)",
 })
-def submit(c, env, target="local", cmd=None, runs=None, hp=None, parallel=None, dry_run=False,
+def submit(c, env, target="local", cmd=None, runs: int | None = None, hp=None, parallel: int | None = None, dry_run=False,
            follow=False, json=False, allow_unpinned=False, input=None, output=None, create_registry_connection=False):
     """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
     from singkit.jobs import control
@@ -122,8 +126,9 @@ def status(c, env, job=None, json=False):
 
 
 @task(name="list", help={"status": "only jobs with this status", "target": "only jobs on this target",
-            "last": "only the newest N jobs", "json": "print the jobs as JSON"})
-def list_jobs(c, env, status=None, target=None, last=None, json=False):
+            "last": "only the newest N jobs", "json": "print the jobs as JSON"},
+      choices={"status": STATUSES})
+def list_jobs(c, env, status=None, target=None, last: int | None = None, json=False):
     """List jobs: target, status, runs done/total, created, duration."""
     from singkit.jobs import control
 
@@ -141,7 +146,7 @@ def list_jobs(c, env, status=None, target=None, last=None, json=False):
 
 @task(positional=["job"], help={"job": JOB_HELP, "run": "one run (jobN.K or K); default: every run",
                                 "tail": "only the last N lines of each log", "follow": "keep printing until the runs end"})
-def logs(c, env, job=None, run=None, tail=None, follow=False):
+def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
     """Print a run's output: its stdout on stdout, its stderr on stderr (prefixed when several runs)."""
     from singkit.jobs import control
     from singkit.jobs.follow import JobFollower
@@ -192,7 +197,7 @@ def cancel(c, env, job=None, run=None):
 
 
 @task(positional=["job"], help={"job": JOB_HELP, "dest": "folder to extract into (created)",
-                                "what": "code | logs | outputs | all (default all)"})
+                                "what": "what to copy (default all)"}, choices={"what": WHAT})
 def extract(c, env, job=None, dest=None, what="all"):
     """Copy a job's code, logs and/or outputs out of the store into --dest (store layout)."""
     from singkit.exceptions import UsageError
@@ -208,7 +213,7 @@ def extract(c, env, job=None, dest=None, what="all"):
 @task(positional=["job"], help={"job": JOB_HELP, "parallel": "runs at once (default: as before)",
                                 "follow": "stay and follow the new job", "json": "print the new job as JSON",
                                 "resume": "each run writes the earlier run's output folders (its checkpoints are there)"})
-def rerun(c, env, job=None, parallel=None, follow=False, json=False, resume=False):
+def rerun(c, env, job=None, parallel: int | None = None, follow=False, json=False, resume=False):
     """Run a job again: same target, command, hparams and code snapshot, as a new job
     (--resume: in the earlier runs' output folders)."""
     from singkit.jobs import control

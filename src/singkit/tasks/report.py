@@ -12,8 +12,10 @@ from singkit.environment import Environment
 from singkit.exceptions import UsageError
 from singkit.tasks._edge import int_arg as _int
 from singkit.tasks._edge import job_arg, task
+from singkit.tasks._surface import Choices
 
 FILTER_HELP = 'keep rows where COLUMN OP VALUE holds, e.g. "metrics.acc>0.8" (OP: = != > >= < <= ~ !~); repeatable'
+RUN_EVENTS = ("status", "hparams", "metrics", "exit")  # the run.log protocol (singkit.store.runlog)
 COMMON_HELP = {
     "job": "the job (JOB=jobN or --job=jobN)",
     "columns": "comma list of columns to show; globs allowed (hparams.*)",
@@ -52,7 +54,7 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool) -> N
                                  "group": "one row per group: `hparams` (the sweep's hparam sets) or comma list of columns",
                                  "mean": "comma list of columns to average (over each group, or as a last row)"})
 def list_(c, env, job=None, jobs=False, runs=False, nodes=False, columns=None, filter=None, sort=None,
-         reverse=False, last=None, group=None, mean=None, export=None, json=False):
+         reverse=False, last: int | None = None, group=None, mean=None, export=None, json=False):
     """Table of jobs, runs (hparams, last/best metrics, status, duration, cost) or nodes."""
     from singkit.reports import views
 
@@ -71,7 +73,7 @@ def list_(c, env, job=None, jobs=False, runs=False, nodes=False, columns=None, f
 @task(positional=["job"], iterable=["filter"], help={**COMMON_HELP, "run": "only this run (jobN.K or K)",
                                                      "metrics": "comma list of metrics to show"})
 def metrics(c, env, job, run=None, metrics=None, columns=None, filter=None, sort=None, reverse=False,
-            last=None, export=None, json=False):
+            last: int | None = None, export=None, json=False):
     """Per-step table of a job's logged metrics (a row per run and step)."""
     from singkit.reports import views
 
@@ -81,9 +83,10 @@ def metrics(c, env, job, run=None, metrics=None, columns=None, filter=None, sort
 
 
 @task(positional=["job"], help={"job": COMMON_HELP["job"], "run": "only this run (jobN.K or K)",
-                                "event": "comma list of event kinds: status, hparams, metrics",
-                                "last": COMMON_HELP["last"], "json": COMMON_HELP["json"]})
-def log(c, env, job, run=None, event=None, last=None, json=False):
+                                "event": "comma list of event kinds",
+                                "last": COMMON_HELP["last"], "json": COMMON_HELP["json"]},
+      choices={"event": Choices(RUN_EVENTS, comma=True)})
+def log(c, env, job, run=None, event=None, last: int | None = None, json=False):
     """The run.log events of a job's runs, in time order."""
     from singkit.reports import render, views
 
@@ -97,7 +100,7 @@ def log(c, env, job, run=None, event=None, last=None, json=False):
 
 @task(help={"job": "only this job (default: every job)", "tail": "lines of stderr to show per error (default 10)",
             "all": "also group cancelled and preempted runs", "json": COMMON_HELP["json"]})
-def errors(c, env, job=None, tail=None, all=False, json=False):
+def errors(c, env, job=None, tail: int | None = None, all=False, json=False):
     """Failed runs grouped by error signature, with the tail of stderr."""
     from singkit.reports import errors as errs, views
 
@@ -112,7 +115,7 @@ def errors(c, env, job=None, tail=None, all=False, json=False):
 
 @task(help={"job": "only events about this job", "event": "comma list of kinds: build, push, pin, submit, cancel, ...",
             "last": COMMON_HELP["last"], "json": COMMON_HELP["json"]})
-def events(c, env, job=None, event=None, last=None, json=False):
+def events(c, env, job=None, event=None, last: int | None = None, json=False):
     """singkit's audit log: what it built, pushed, pinned, submitted, cancelled."""
     from singkit.reports import render, views
 
@@ -132,15 +135,16 @@ PLOT_HELP = {
     "metrics": "comma list of metrics, one panel each (default: all)",
     "x": "x axis: step (default: general.step-name), time, or a metric logged with the others",
     "break_on": "a figure per `run`, or per value of an hparam (e.g. lr)",
-    "aggregate": "mean or median over runs with the same hparams (ignoring seed)",
+    "aggregate": "over runs with the same hparams (ignoring seed)",
     "group_by": "comma list of hparams that define an aggregate group (default: those swept)",
-    "band": "std, sem or minmax band around the aggregate (implies --aggregate=mean)",
+    "band": "band around the aggregate (implies --aggregate=mean)",
     "smooth": "EMA weight in [0, 1), e.g. 0.6",
     "layout": "panel grid ROWSxCOLS, e.g. 2x2",
-    "format": "png (default) or svg",
+    "format": "file format (default png)",
     "filter": "plot only runs whose run-table row matches, e.g. \"hparams.lr<0.1\"; repeatable",
     "dpi": "resolution of png files (default 100)",
 }
+PLOT_CHOICES = {"aggregate": ("mean", "median"), "band": ("std", "sem", "minmax"), "format": ("png", "svg")}
 
 
 def _plot_options(metrics=None, x=None, break_on=None, aggregate=None, group_by=None, band=None, smooth=None,
@@ -154,9 +158,9 @@ def _plot_options(metrics=None, x=None, break_on=None, aggregate=None, group_by=
                        filters=filter or None, dpi=_int(dpi, "dpi") or 100)
 
 
-@task(positional=["job"], iterable=["filter"], help=PLOT_HELP)
+@task(positional=["job"], iterable=["filter"], help=PLOT_HELP, choices=PLOT_CHOICES)
 def plot(c, env, job, metrics=None, x=None, break_on=None, aggregate=None, group_by=None, band=None, smooth=None,
-         layout=None, format="png", filter=None, dpi=None):
+         layout=None, format="png", filter=None, dpi: int | None = None):
     """Seaborn line plots of a job's metrics under reports/<job>/ (paths printed)."""
     from singkit.reports.plots import plot_job
 
@@ -167,8 +171,9 @@ def plot(c, env, job, metrics=None, x=None, break_on=None, aggregate=None, group
 
 @task(positional=["job"], help={"job": COMMON_HELP["job"], "metric": "rank by this metric (default: general.primary-metric)",
                                 "maximize": "higher is better", "minimize": "lower is better",
-                                "use": "score each run by its `best` (default) or `last` value",
-                                "format": "png (default) or svg", "no_plot": "skip the plot", "json": COMMON_HELP["json"]})
+                                "use": "score each run by its best (default) or last value",
+                                "format": "file format (default png)", "no_plot": "skip the plot", "json": COMMON_HELP["json"]},
+      choices={"use": ("best", "last"), "format": PLOT_CHOICES["format"]})
 def summary(c, env, job, metric=None, maximize=False, minimize=False, use="best", format="png", no_plot=False,
             json=False):
     """A sweep's hparam sets ranked by the primary metric (mean ± std, best run) and its plot."""
@@ -195,7 +200,8 @@ def summary(c, env, job, metric=None, maximize=False, minimize=False, use="best"
 
 @task(positional=["job"], help={"job": COMMON_HELP["job"], "metric": "rank the sweep by this metric",
                                 "smooth": PLOT_HELP["smooth"], "aggregate": PLOT_HELP["aggregate"],
-                                "band": PLOT_HELP["band"]})
+                                "band": PLOT_HELP["band"]},
+      choices={"aggregate": PLOT_CHOICES["aggregate"], "band": PLOT_CHOICES["band"]})
 def html(c, env, job, metric=None, smooth=None, aggregate=None, band=None):
     """One self-contained HTML page under reports/<job>/: job info, runs, plots, summary, errors."""
     from singkit.reports.html import write_html
