@@ -52,7 +52,7 @@ def import_amlt(path: Path, project_root: Path, jobs_file: str = "amlt.jobs.yaml
     `project_root`: where the singkit project is (code.local_dir is made relative to it);
     `jobs_file`: the jobs file's name, said in the config's header."""
     doc = plain(read_layer(path).doc or {})
-    conv = Converter(path, project_root)
+    conv = Converter(path, project_root, doc.get("env_defaults") or {})
     for key in doc:
         if key not in TOP_KEYS:
             conv.note(key, "not an Amulet key singkit knows; left out")
@@ -65,11 +65,10 @@ def import_amlt(path: Path, project_root: Path, jobs_file: str = "amlt.jobs.yaml
         conv.setup.setdefault("pre-cmds", []).extend(links)
     if doc.get("description"):
         conv.note("description", f"kept as a comment (Amulet's experiment name is given to `amlt run`; singkit's is general.experiment)")
-    for key, value in (doc.get("env_defaults") or {}).items():
-        conv.note(f"env_defaults.{key}", f"singkit reads `$env:{key}` when you submit, with no default: export {key}"
-                  f" (the default here was {value!r})" if not schema.is_secret_env(key) else
-                  f"singkit reads `$env:{key}` when you submit, with no default: export {key}")
-        conv.variables.append(key)
+    for key in conv.defaults:
+        conv.note(f"env_defaults.{key}", "Amulet's value when $" + key + " is not set where you submit: written where the "
+                  "config uses it" + (" (a secret: as $env:" + key + ", never its value)" if schema.is_secret_env(key) else
+                                      "; singkit does not read your environment for it"))
     base = {"service": services["record"], "compute": services["compute"], "docker": docker, "setup": setup,
             "inputs": inputs}
     jobs_out = conv.jobs(doc.get("jobs"), doc.get("search"), base)
@@ -147,7 +146,7 @@ def _environment(env: dict[str, Any], conv: Converter) -> tuple[str | None, str]
     if isinstance(setup_lines, str):
         setup_lines = [setup_lines]
     if setup_lines:
-        conv.setup["pre-cmds"] = [conv.command_text(str(line), "environment.setup") for line in setup_lines]
+        conv.setup["pre-cmds"] = [conv.command_text(str(line), "environment.setup", conv.shared_env) for line in setup_lines]
     image = env.get("image")
     if not image:
         conv.note("environment.image", "no image: Amulet's default image has no singkit counterpart; the targets run "

@@ -34,13 +34,19 @@ _PLACEHOLDER = re.compile(r"(?<!\{)\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<spe
 JOB_KEYS = ("name", "sku", "sla_tier", "priority", "process_count_per_node", "command", "submit_args")
 DISTRIBUTIONS = {"uniform": "uniform", "loguniform": "loguniform", "randint": "randint"}
 UAI = "_AZUREML_SINGULARITY_JOB_UAI"
+# variables the job's shell or Azure ML defines: a `$HOME` in a command is not the submitter's to send
+SHELL_VARIABLES = frozenset({"PATH", "HOME", "PWD", "USER", "HOSTNAME", "SHELL", "PYTHONPATH", "LD_LIBRARY_PATH",
+                             "CUDA_VISIBLE_DEVICES", "RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR",
+                             "MASTER_PORT", "CONDA_PREFIX", "TMPDIR"})
 
 
 class Converter:
     """What one import collects: records, notes, variables to export, things to fill in."""
 
-    def __init__(self, source: Path, project_root: Path):
+    def __init__(self, source: Path, project_root: Path, defaults: dict[str, Any] | None = None):
         self.source, self.project_root = source, project_root
+        self.defaults = {str(k): v for k, v in (defaults or {}).items()}  # Amulet's env_defaults
+        self.shared_env: dict[str, Any] = {}  # variables the setup lines read: every job gets them
         self.kind: str | None = None  # singularity | aml | None (no runnable service)
         self.notes: list[str] = []
         self.variables: list[str] = []
@@ -55,24 +61,38 @@ class Converter:
         self.notes.append(f"{where}: {why}")
 
     # -- values ---------------------------------------------------------------------------
-    def command_text(self, line: str, where: str) -> str:
-        """A command or setup line as singkit runs it: `$$` is Amulet's literal `$`; Amulet's
+    def command_text(self, line: str, where: str, env: dict[str, Any]) -> str:
+        """A command or setup line as singkit runs it. `$$` is Amulet's literal `$`; Amulet's
         $AMLT_OUTPUT_DIR is the run's output folder; a lone `$VAR` Amulet expanded on the
-        submitting machine is left to the job's shell, and said."""
+        submitting machine (or from env_defaults) is sent as the job's variable VAR into `env`,
+        so the job's shell expands it to the same value."""
         if _AMLT_OUTPUT.search(line):
             self.note(where, f"$AMLT_OUTPUT_DIR is written {OUTPUT_DIR}: the run's output folder singkit keeps "
                       "(`invoke job.extract JOB --what outputs`)")
             line = _AMLT_OUTPUT.sub(OUTPUT_DIR, line)
         for found in _ANY_VAR.finditer(line):
             name, literal = found["braced"] or found["bare"], found["dollars"] == "$$"
-            if name.startswith("SINGKIT_") or name == "PWD":
-                continue
+            if literal or name.startswith("SINGKIT_"):
+                continue  # the job's own variable, as Amulet passes `$$NAME`
             if name.startswith("AMLT_"):
                 self.note(where, f"`${name}` is set by Amulet inside its jobs, not by singkit")
-            elif not literal:
-                self.note(where, f"`${name}`: Amulet expanded it when submitting (from your environment); singkit "
-                          f"leaves it to the job's shell (put {name}: $env:{name} in the job's env to send your value)")
+            elif name in SHELL_VARIABLES or name.startswith(("AZUREML_", "OMPI_")):
+                self.note(where, f"`${name}`: Amulet expanded it on the submitting machine; singkit leaves it to the job's "
+                          f"shell (write $${name} in Amulet to mean the job's own)")
+            elif name not in env:
+                env[name] = self.env_value(name, self.defaults.get(name, "$" + name), where)
         return line.replace("$$", "$")
+
+    def interpolate(self, text: str, where: str) -> str:
+        """`${NODES}xG${GPUS}` with env_defaults' values, as Amulet interpolates a value when submitting."""
+        def value(found: re.Match) -> str:
+            name = found["braced"] or found["bare"]
+            if found["dollars"] == "$$" or name not in self.defaults:
+                self.note(where, f"`{found.group(0)}` is not in env_defaults: left as written")
+                return found.group(0)
+            return str(self.defaults[name])
+
+        return _ANY_VAR.sub(value, text)
 
     def env_value(self, key: str, value: Any, where: str) -> Any:
         """An env value: `$VAR`/`${VAR}` → `$env:VAR` (read when submitting, as Amulet does);
@@ -81,8 +101,12 @@ class Converter:
             return value
         text = str(value)
         whole = _WHOLE_VAR.match(text)
-        if whole:
+        if whole:  # the submitting machine's value, else env_defaults' (a secret's default is never written)
             name = whole[1] or whole[2]
+            if name in self.defaults and not schema.is_secret_env(name) and not _WHOLE_VAR.match(str(self.defaults[name])):
+                self.note(where, f"${name} is written as env_defaults' `{self.defaults[name]}` (Amulet takes your "
+                          "environment's value first)")
+                return self.defaults[name]
             self.variables.append(name)
             return f"$env:{name}"
         if schema.is_secret_env(key) and not text.startswith("$env:"):
@@ -135,8 +159,10 @@ class Converter:
         entry: dict[str, Any] = {}
         commands = job.get("command") or []
         commands = [commands] if isinstance(commands, str) else commands
-        entry["command"] = [self.command_text(str(c), f"{where}.command") for c in commands]
-        env = self.submit_args(where, job.get("submit_args") or {})
+        read: dict[str, Any] = dict(self.shared_env)
+        entry["command"] = [self.command_text(str(c), f"{where}.command", read) for c in commands]
+        env = {**read, **self.submit_args(where, job.get("submit_args") or {})}
+
         if self.kind is None:
             entry["target"] = "local"
         else:
@@ -212,7 +238,7 @@ class Converter:
         """vm-size, nodes and location from Amulet's sku (`2x40G4-A100@eastus`)."""
         from singkit.singularity import catalog
 
-        sku, _, location = sku.strip().partition("@")
+        sku, _, location = self.interpolate(sku.strip(), f"{where}.sku").partition("@")
         if location:
             target["location"] = location.strip()
         nodes, _, rest = sku.rpartition("x") if re.match(r"^\d+\s*x", sku) else ("", "", sku)
@@ -250,7 +276,9 @@ class Converter:
         """The jobs-file sweep of an Amulet `search:`; the command's {name} placeholders read the hparams."""
         kind = str(search.get("type", "grid")).lower()
         for key in search:
-            if key not in ("type", "max_trials", "params", "job_template"):
+            if key == "parallel_trials":
+                entry["parallel"] = int(search[key])  # at most this many trials at once, as Amulet runs them
+            elif key not in ("type", "max_trials", "params", "job_template"):
                 self.note(f"search.{key}", "not used by singkit (it runs every trial it is given, without early stopping)")
         if kind not in ("grid", "random"):
             self.note("search.type", f"`{kind}` has no singkit counterpart: imported as `random` over the same space")

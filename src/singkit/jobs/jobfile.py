@@ -8,6 +8,7 @@ A jobs file is small YAML, written by `config.import-amlt` or by hand:
         command: python train.py    # a string, or a list of lines run one after another (&&)
         env: {WANDB_PROJECT: bb, WANDB_API_KEY: $env:WANDB_API_KEY}   # the job's variables
         runs: 1                     # repeats of each hparam set (default 1)
+        parallel: 4                 # runs at once (default: the target's; --parallel overrides it)
         sweep:                      # optional: one run per hparam set
           type: grid                # every combination, params in order
           params: {lr: [0.1, 0.01], seed: [1, 2]}
@@ -43,7 +44,7 @@ from typing import Any
 from singkit.config.layers import position, read_layer
 from singkit.exceptions import ConfigError, Problem
 
-JOB_KEYS = ("target", "command", "env", "runs", "sweep", "description")
+JOB_KEYS = ("target", "command", "env", "runs", "parallel", "sweep", "description")
 SWEEP_KEYS = ("type", "params", "max-trials", "seed")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -59,6 +60,7 @@ class FileJob:
     command: str | None = None
     env: dict[str, Any] = field(default_factory=dict)
     runs: int = 1
+    parallel: int | None = None
     sweep: list[dict[str, str]] | None = None  # hparam sets, values as text; None: no sweep
 
 
@@ -122,6 +124,12 @@ def _job(name: str, body: dict, say) -> FileJob:
         job.runs = runs
     else:
         say(body, "runs", "`runs` must be a whole number >= 1", of_value=True)
+    parallel = body.get("parallel")
+    if parallel is not None:
+        if isinstance(parallel, int) and not isinstance(parallel, bool) and parallel >= 1:
+            job.parallel = parallel
+        else:
+            say(body, "parallel", "`parallel` must be a whole number >= 1", of_value=True)
     if "sweep" in body:
         job.sweep = _sweep(name, body, say)
     return job

@@ -102,7 +102,8 @@ def _submit_from(env, request, path, name, follow, as_json, given) -> None:
     ids = []
     for entry in chosen:
         one = dataclasses.replace(request, target=entry.target, command=entry.command, runs=entry.runs,
-                                  env=dict(entry.env), sweep=entry.sweep)
+                                  env=dict(entry.env), sweep=entry.sweep,
+                                  parallel=request.parallel if request.parallel is not None else entry.parallel)
         if len(chosen) > 1:
             env.err(f"{entry.name}:")
         ids.append(_submit_one(env, one, follow, as_json and len(chosen) == 1, quiet=as_json))
