@@ -161,6 +161,9 @@ class Converter:
         commands = [commands] if isinstance(commands, str) else commands
         read: dict[str, Any] = dict(self.shared_env)
         entry["command"] = [self.command_text(str(c), f"{where}.command", read) for c in commands]
+        if not entry["command"]:
+            del entry["command"]
+            self.note(f"{where}.command", "none given: singkit runs its default command (python examples/train.py); add one to the jobs file")
         env = {**read, **self.submit_args(where, job.get("submit_args") or {})}
 
         if self.kind is None:
@@ -298,8 +301,10 @@ class Converter:
             sweep["seed"] = 0
             self.note("search.type", "random: singkit draws max-trials sets from the same space with `seed: 0` (the same "
                       "sets at every dry run and submit); Amulet draws its own")
-        entry["command"] = [self.placeholders(line, list(params)) for line in entry["command"]]
-        said = " ".join(entry["command"])
+        entry["command"] = [self.placeholders(line, list(params)) for line in entry.get("command") or []] or None
+        if entry["command"] is None:
+            del entry["command"]
+        said = " ".join(entry.get("command") or [])
         for name in params:
             if hp_variable(name) not in said:
                 self.note(f"search.params.{name}", f"not placed in the command by `{{{name}}}`: the runs get it as "
