@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
 from clirunner import run_singkit
 
 DATA = Path(__file__).parent / "data"
@@ -234,3 +235,43 @@ def test_jobs_file_mistakes_are_one_line_each_at_their_place(tmp_path):
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, (args, refused.stderr)
     both = run_singkit(["job.submit", "--from=jobs.yaml", "--dry-run", "--json"], cwd=project)
     assert both.returncode == 0 and json.loads(both.stdout)["job"]  # one job: --json is its status alone
+
+
+def test_an_imported_job_reaches_azure_ml_as_amulet_sent_it(tmp_path, azureml_standin):
+    """The real azure-ai-ml SDK against the loopback stand-in: the body Azure ML receives."""
+    si = azureml_standin
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "train.py").write_text("print('training')\n")
+    # shaped as tests/data/amlt_sing_2node.yaml (its sources cited there), pointed at the stand-in
+    (project / "amlt.yaml").write_text(f"""\
+target: {{service: sing, name: singkit-vc, workspace_name: {si.workspace},
+         subscription_id: {si.subscription_id}, resource_group: {si.resource_group}}}
+environment: {{image: "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel"}}
+jobs:
+- name: train
+  sku: 2x80G8-A100
+  sla_tier: Premium
+  priority: high
+  process_count_per_node: 8
+  command: [python train.py]
+  submit_args: {{env: {{SHARED_MEMORY_PERCENT: 0.5, WANDB_API_KEY: "${{WANDB_API_KEY}}"}}}}
+""")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    token = si.credential().get_token(si.url + "/.default").token
+    environ = {"SINGKIT_AZURE_TOKEN": token, "SINGKIT_RETRY_BASE_DELAY": "0.01", "WANDB_API_KEY": "wandb-s3cr3t"}
+    sent = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
+    assert sent.returncode == 0, sent.stderr
+    assert len(si.jobs) == 1
+    body = si.job_body(next(iter(si.jobs)))["properties"]
+    assert body["computeId"] == si.virtual_cluster_id("singkit-vc")
+    assert (body["resources"]["instanceType"], body["resources"]["instanceCount"]) == ("Singularity.ND96amrs_A100_v4", 2)
+    assert body["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 8}
+    aisc = body["resources"]["properties"]["AISuperComputer"]
+    assert (aisc["slaTier"], aisc["priority"]) == ("Premium", "High")
+    variables = body["environmentVariables"]
+    assert variables["SHARED_MEMORY_PERCENT"] == "0.5" and variables["WANDB_API_KEY"] == "wandb-s3cr3t"
+    assert body["command"].endswith("python train.py'")
+    for path in (project / ".singkit").rglob("*"):  # the secret went to Azure ML only
+        assert not path.is_file() or b"wandb-s3cr3t" not in path.read_bytes(), path
