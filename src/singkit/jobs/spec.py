@@ -33,6 +33,8 @@ class SubmitRequest:
     inputs: list[str] = field(default_factory=list)   # ["data=azureml://datastores/S/paths/P"] (singkit.mounts)
     outputs: list[str] = field(default_factory=list)
     create_registry_connection: bool = False  # Singularity: create the workspace connection the image pull needs
+    env: dict[str, Any] = field(default_factory=dict)  # the job's own variables, over the setup's and target's
+    sweep: list[dict[str, str]] | None = None  # explicit hparam sets (a jobs file's sweep); replaces `hp`
 
 
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
@@ -140,6 +142,16 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     command = (request.command or "").strip() or DEFAULT_COMMAND
     text_grid = parse_hp_text(request.hp)
     plan = expand(text_grid, request.runs)
+    if request.sweep is not None:  # sets listed one by one (a jobs file): no product, values as given
+        if request.hp:
+            raise UsageError("--hp and a jobs file's sweep cannot be combined; put the values in the file's sweep")
+        plan = [(dict(hp), r) for hp in request.sweep for r in range(1, request.runs + 1)] or [({}, 1)]
+        text_grid = {}
+        for hp in request.sweep:
+            for name, value in hp.items():
+                text_grid.setdefault(name, [])
+                if value not in text_grid[name]:
+                    text_grid[name].append(value)
     parallel = request.parallel if request.parallel is not None else (default_parallel or len(plan))
     if parallel < 1:
         raise UsageError(f"--parallel={parallel}: give 1 or more")
@@ -150,8 +162,9 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     general = cfg.general
     setup_env, setup_secrets = seal_secrets((setup or {}).get("env") or {})
     target_env, target_secrets = seal_secrets(target.get("env") or {})
-    job_env = {**setup_env, **target_env}
-    secrets = {**setup_secrets, **target_secrets}
+    own_env, own_secrets = seal_secrets(request.env or {})
+    job_env = {**setup_env, **target_env, **own_env}
+    secrets = {**setup_secrets, **target_secrets, **own_secrets}
     if not request.dry_run:  # a missing `$env:` variable is said now, at its config line
         check_env_refs(job_env, {**env.environ, **secrets})
     if setup and "env" in setup:

@@ -172,22 +172,45 @@ def _series(name: str) -> tuple[str, str]:
 _AMULET = re.compile(r"^(?:(?P<nodes>\d+)\s*x)?\s*(?P<memory>\d+)?(?P<kind>[CG])(?P<count>\d+)?(?:-(?P<rest>.+))?$", re.I)
 
 
+def parse_amulet(sku: str) -> dict[str, Any] | None:
+    """Amulet's sku shorthand as its parts, or None when `sku` is not one.
+
+    `2x40G4-A100` → {"nodes": 2, "memory": 40, "cpu": False, "count": 4, "models": ["A100"]};
+    `G8` → {"nodes": None, "memory": None, "cpu": False, "count": 8, "models": []}; `C1` → cpu.
+    memory is GB per GPU (`80G8-A100` = 8 x A100 80GB); `-NvLink`/`-IB` flags are dropped, as
+    HSPK/azure_jobs src/azure_jobs/core/sku.py SkuSpec.parse drops them for matching."""
+    found = _AMULET.match(bare(sku).strip())
+    if not found:
+        return None
+    return {"nodes": int(found["nodes"]) if found["nodes"] else None,
+            "memory": int(found["memory"]) if found["memory"] else None,
+            "cpu": found["kind"].upper() == "C",
+            "count": int(found["count"] or 1),
+            "models": [p.upper() for p in (found["rest"] or "").split("-") if p and p.upper() not in ("NVLINK", "IB")]}
+
+
+def amulet_sizes(catalog: Mapping[str, Mapping[str, Any]], parsed: Mapping[str, Any]) -> list[str]:
+    """Catalog sizes (in catalog order) that have what a parse_amulet() result asks for per node:
+    no GPU for `C…`; else that GPU count, of that model and GPU memory when the sku names them."""
+    if parsed["cpu"]:
+        return [n for n, r in catalog.items() if not gpus(r)]
+    models, memory = parsed["models"], parsed["memory"]
+    return [n for n, r in catalog.items() if gpus(r) == parsed["count"]
+            and (not models or str(r.get("gpu-type", "")).upper() in models)
+            and (memory is None or float(r.get("gpu-memory-gb") or 0) == memory)]
+
+
 def amulet_hint(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> str | None:
     """For an Amulet sku (`G8`, `80G8-A100`): what it asks for and the catalog sizes that
     have it; None when the name is not one."""
-    found = _AMULET.match(bare(vm_size))
+    found = parse_amulet(vm_size)
     if not found:
         return None
-    count = int(found["count"] or 1)
-    models = [p.upper() for p in (found["rest"] or "").split("-") if p and p.upper() not in ("NVLINK", "IB")]
-    memory = int(found["memory"]) if found["memory"] else None
-    if found["kind"].upper() == "C":
-        what, sizes = "CPU only", [n for n, r in catalog.items() if not gpus(r)]
+    if found["cpu"]:
+        what = "CPU only"
     else:
-        what = f"{count} x {' '.join(models) or 'GPU'}" + (f" {memory}GB" if memory else "")
-        sizes = [n for n, r in catalog.items() if gpus(r) == count
-                 and (not models or str(r.get("gpu-type", "")).upper() in models)
-                 and (memory is None or float(r.get("gpu-memory-gb") or 0) == memory)]
+        what = f"{found['count']} x {' '.join(found['models']) or 'GPU'}" + (f" {found['memory']}GB" if found["memory"] else "")
+    sizes = amulet_sizes(catalog, found)
     nodes = f"; its `{found['nodes']}x` is `nodes: {found['nodes']}`" if found["nodes"] else ""
     offer = ("sizes with that: " + ", ".join(f"`{n}`" for n in sizes[:4])) if sizes else "no size in singkit's catalog has that"
     return f"`{vm_size}` is Amulet's sku shorthand ({what} per node); Singularity names an instance type — {offer}{nodes}"

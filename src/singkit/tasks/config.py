@@ -196,3 +196,60 @@ def _cluster_skus(env, cfg, name, refresh, json_):
     said = f"cached {age / 60:.0f} min ago; --refresh asks again" if found.from_cache else "asked just now"
     verdict = "offers" if found.find(resolved.vm_size) else "does NOT offer"
     env.err(f"virtual cluster {cluster} ({', '.join(found.locations)}; {said}) {verdict} `{resolved.vm_size}` (target {name})")
+
+
+@task(name="import-amlt", positional=["path"], help={
+    "path": "the Amulet (amlt) config file",
+    "out": "write the singkit config here, and the jobs file beside the project root (default: print both)",
+    "jobs-file": "where to write the jobs file (default: <project>/<amlt file name>.jobs.yaml)",
+    "force": "overwrite --out and the jobs file if they exist",
+})
+def import_amlt(c, env, path, out=None, jobs_file=None, force=False):
+    """Convert an Amulet config into a singkit config and a jobs file (`job.submit --from`).
+
+    Everything not carried is said as `note:` lines (and in a comment block of the files);
+    what must be filled in before a real submit as `fill in: FILE:LINE: what`."""
+    from singkit.config.amlt_import import import_amlt as convert
+    from singkit.exceptions import UsageError
+    from singkit.fsutil import atomic_write
+
+    source = Path(path)
+    jobs_path = Path(jobs_file) if jobs_file else env.project_root / f"{source.stem}.jobs.yaml"
+    if out:
+        for target in (Path(out), jobs_path):
+            if target.exists() and not force:
+                raise UsageError(f"{target} exists; pass --force to replace it (or --out / --jobs-file elsewhere)")
+    shown = _relative(jobs_path, env.project_root)
+    result = convert(source, env.project_root, jobs_file=shown)
+    if out:
+        atomic_write(Path(out), result.config_text)
+        atomic_write(jobs_path, result.jobs_text)
+        env.err(f"wrote {out} and {jobs_path}")
+    else:
+        env.stdout.write(result.config_text + "---\n" + result.jobs_text)
+    for line in result.notes:
+        env.err(f"note: {line}")
+    for item in result.fill_in:
+        env.err(f"fill in: {_where(Path(out), item) if out else ''}{item}")
+    if result.variables:
+        env.err("export these before submitting: " + " ".join(f"{v}=…" for v in result.variables))
+    if out:
+        env.err(f"next: invoke config.validate, then invoke job.submit --from {shown} --job NAME --dry-run")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _where(file: Path, item: str) -> str:
+    """`FILE:LINE: ` of the record (or key) a fill-in item names as `section.record.key: ...`."""
+    from singkit.config.layers import locate, read_layer
+    from singkit.exceptions import shown_path
+
+    parts = item.split(": ", 1)[0].split(".")
+    path = [parts[0], ".".join(parts[1:-1]), parts[-1]] if len(parts) >= 3 else parts
+    line, _col = locate(read_layer(file).doc, path)
+    return f"{shown_path(file)}:{line}: "

@@ -61,21 +61,71 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
     "output": "NAME=URI: a folder mounted read-write, one sub-folder per run ($SINGKIT_OUTPUT_NAME), over the target's `outputs:`",
     "create-registry-connection": "Singularity: when the workspace cannot pull the image, create its container "
                                   "registry connection from the registry record (password never shown)",
+    "from": "a jobs file (e.g. written by config.import-amlt): submit its named jobs, one after another",
+    "job": "with --from: only this job of the file (default: every job in it)",
 })
 def submit(c, env, target="local", cmd=None, runs: int | None = None, hp=None, parallel: int | None = None, dry_run=False,
-           follow=False, json=False, allow_unpinned=False, input=None, output=None, create_registry_connection=False):
-    """Submit a job: snapshot the code, start its runs (detached unless --follow)."""
-    from singkit.jobs import control
+           follow=False, json=False, allow_unpinned=False, input=None, output=None, create_registry_connection=False,
+           from_=None, job=None):
+    """Submit a job: snapshot the code, start its runs (detached unless --follow).
+    --from FILE: the jobs the file names (--job NAME: one of them), each as its own singkit job."""
     from singkit.jobs.spec import SubmitRequest
-    from singkit.jobs.submit import submit as submit_job
 
     request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
                             hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
                             allow_unpinned=allow_unpinned, inputs=list(input or []), outputs=list(output or []),
                             create_registry_connection=create_registry_connection)
+    if from_ or job:
+        return _submit_from(env, request, from_, job, follow, json, given={"target": target != "local", "cmd": cmd,
+                                                                            "runs": runs, "hp": hp})
+    _submit_one(env, request, follow, json)
+
+
+def _submit_from(env, request, path, name, follow, as_json, given) -> None:
+    """Each named job of a jobs file (or the one --job names), submitted in file order; --json: a list."""
+    import dataclasses
+
+    from singkit.exceptions import UsageError
+    from singkit.jobs import jobfile
+
+    if not path:
+        raise UsageError("--job names a job of a jobs file: pass --from=FILE too (e.g. --from=amlt.jobs.yaml)")
+    clash = [f"--{k}" for k, v in given.items() if v]
+    if clash:
+        raise UsageError(f"{', '.join(clash)} and --from cannot be combined: the jobs file says them; edit it")
+    jobs = jobfile.load(Path(path))
+    if name and name not in jobs:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(jobs), n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise UsageError(f"no job `{name}` in {path}; {hint}it has: {', '.join(jobs)}")
+    chosen = [jobs[name]] if name else list(jobs.values())
+    if follow and len(chosen) > 1:
+        raise UsageError(f"--follow follows one job; {path} has {len(chosen)}: add --job=NAME")
+    ids = []
+    for entry in chosen:
+        one = dataclasses.replace(request, target=entry.target, command=entry.command, runs=entry.runs,
+                                  env=dict(entry.env), sweep=entry.sweep,
+                                  parallel=request.parallel if request.parallel is not None else entry.parallel)
+        if len(chosen) > 1:
+            env.err(f"{entry.name}:")
+        ids.append(_submit_one(env, one, follow, as_json and len(chosen) == 1, quiet=as_json))
+    if as_json and len(chosen) > 1:
+        from singkit.jobs import control
+
+        _dump(env, [control.status(env, job_id) for job_id in ids])
+
+
+def _submit_one(env, request, follow: bool, json: bool, quiet: bool = False) -> str:
+    """Submit one request; print its id (unless --json: `quiet`) and follow it if asked."""
+    from singkit.jobs import control
+    from singkit.jobs.submit import submit as submit_job
+
+    dry_run = request.dry_run
     job = submit_job(env, request)
     spec = job.spec
-    if not json:
+    if not (json or quiet):
         env.out(job.id)
         what = "written (dry run, nothing started)" if dry_run else "submitted"
         env.err(f"{job.id} {what}: {len(spec['runs'])} run(s) on {spec['target']['name']}, "
@@ -86,6 +136,7 @@ def submit(c, env, target="local", cmd=None, runs: int | None = None, hp=None, p
         _follow(env, job.id, json)
     elif json:
         _dump(env, control.status(env, job.id))
+    return job.id
 
 
 def _follow(env, job_id: str, as_json: bool) -> None:
