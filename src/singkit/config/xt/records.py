@@ -269,7 +269,7 @@ class Converter:
                 carried[canonical] = typed(schema.GENERAL_FIELDS[canonical], value)
             elif key == "env-vars":
                 if general.get("env-vars"):
-                    self.notes.append("general.env-vars: " + facts.GENERAL_KEYS["env-vars"] + " (and the built-in local and docker targets)")
+                    self.notes.append("general.env-vars: " + facts.GENERAL_KEYS["env-vars"])
             else:
                 self.skip(f"general.{key}", facts.GENERAL_KEYS.get(str(key), "an XT setting with no singkit counterpart"))
         code = self.doc.get("code") or {}
@@ -282,9 +282,4 @@ class Converter:
                 self.skip(f"code.{key}", "XT's code upload settings; singkit snapshots general.code-dirs minus .gitignore and code-omit")
         if carried:
             self.out["general"] = carried
-        env = self.env
-        if env:  # the built-in targets get them too: every target runs with XT's env-vars
-            targets = self.section("compute-targets")
-            for builtin in schema.BUILTIN_SERVICES:
-                targets.setdefault(builtin, {}).setdefault("env", dict(env))
         self.variables = sorted(set(self.variables))
