@@ -214,3 +214,28 @@ def test_validate_checks_the_experiment_name_after_expanding_xts_macros(tmp_path
         assert code == 2 and problems == [f"configs/singkit.yaml:{line}:15: experiment `exp-$username` (`exp-alice.smith` once XT's macros "
                                           "are expanded at submit) is a name Azure ML refuses: start with a letter or digit and "
                                           "use only letters, digits, `_` and `-` (at most 255)"]
+
+
+def test_the_written_yaml_reads_back_as_the_converted_data():
+    import yaml as pyyaml  # XT's own reader (PyYAML, YAML 1.1), beside ruamel's (1.2), which singkit reads with
+
+    from singkit.config.xt import import_xt
+    from singkit.config.xt.emit import scalar
+
+    for paths in ([FACTORY], [FACTORY, MINE], [DATA / "xt_config_2022.yaml"], [DATA / "xt_issue11.yaml"]):
+        result = import_xt(paths)
+        assert YAML(typ="safe").load(result.text) == result.config == pyyaml.safe_load(result.text)
+    awkward = ["yes", "No", "on", "1.10", "1e-3", "0x1F", "12:30", "2024-01-02", "null", "~", "a: b", "x #y", "-lead", "[a]",
+               "{b}", "*alias", "&anchor", "!tag", "%pct", "@at", "`tick", "quote\"d", "tab\there", "trail ", "ünï", "", "'", "a:"]
+    for text in awkward:
+        assert YAML(typ="safe").load(f"k: {scalar(text)}\n") == {"k": text} == pyyaml.safe_load(f"k: {scalar(text)}\n"), text
+
+
+def test_broken_xt_yaml_is_one_line_at_its_place(tmp_path):
+    broken = tmp_path / "xt_config.yaml"
+    broken.write_text("compute-targets:\n    t1: {service: ws, nodes: [1\n")
+    done = run_singkit(["config.import-xt", str(broken)], cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("xt_config.yaml:3:1: not valid YAML: did not find expected ',' or ']'"), done.stderr
+    missing = run_singkit(["config.import-xt", f"{DATA / 'xt_issue11.yaml'},{tmp_path / 'nope.yaml'}"], cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr

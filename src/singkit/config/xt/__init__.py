@@ -31,6 +31,7 @@ class XtImport:
     skipped: list[str] = field(default_factory=list)       # "xt.path: why" for every key not carried
     notes: list[str] = field(default_factory=list)         # what was carried with a changed spelling or meaning
     commands: list[str] = field(default_factory=list)      # submit commands that run as XT did (--xt-nodes=runs)
+    config: dict[str, Any] = field(default_factory=dict)   # the singkit sections `text` holds, as plain data
 
 
 def merge(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -58,25 +59,54 @@ def import_xt(paths: Path | Sequence[Path], nodes: str = "job") -> XtImport:
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if not files:
         raise UsageError("name at least one XT config file (e.g. xt_config.yaml)")
-    docs = []
-    for path in files:
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-        docs.append(plain(read_layer(path).doc or {}))
+    docs = [load(path) for path in files]
     converter = Converter(merge(docs), nodes)
     converter.run()
     text = render(converter, files)
-    return XtImport(text, converter.variables, converter.skipped, converter.notes, converter.commands)
+    return XtImport(text, converter.variables, converter.skipped, converter.notes, converter.commands, converter.out)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """An XT config file as plain data, read as XT reads it: PyYAML's safe loader (xtlib
+    helpers/xt_config.py `read_config`: yaml.safe_load, YAML 1.1), libyaml's C version when
+    present (PyYAML comes with azure-ai-ml; a 300-target file then loads in a few milliseconds),
+    else ruamel's safe loader. UsageError for a missing file, ConfigError (file:line:col) for
+    text that is not YAML or not a mapping."""
+    from singkit.exceptions import ConfigError, Problem, UsageError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        import yaml
+    except ImportError:  # PyYAML is azure-ai-ml's dependency, not singkit's own
+        yaml = None
+    try:
+        if yaml is not None:
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        else:
+            doc = plain(read_layer(path).doc)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - PyYAML's and ruamel's parse errors alike
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        what = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ConfigError(Problem(path, line, col, f"not valid YAML: {what}; an XT config is a YAML mapping of sections")) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(Problem(path, 1, 1, "an XT config is a mapping of sections (external-services, compute-targets, ...)"))
+    return doc
 
 
 def render(converter: Converter, sources: Sequence[Path]) -> str:
     """The singkit config as YAML: a header (sources, variables, every key not carried and why),
     then the sections, with end-of-line comments where a value changed meaning."""
-    from io import StringIO
-
-    from ruamel.yaml.comments import CommentedMap
-
-    from singkit.config.layers import yaml_rt
+    from singkit.config.xt.emit import emit
 
     header = ["# yaml-language-server: $schema=singkit.schema.json",
               f"# Converted from the XT config{'s' if len(sources) > 1 else ''} {', '.join(p.name for p in sources)} "
@@ -88,21 +118,4 @@ def render(converter: Converter, sources: Sequence[Path]) -> str:
     if converter.skipped:
         header.append("# Not carried over from XT (and why):")
         header += [f"#   {line}" for line in converter.skipped]
-    out = CommentedMap()
-    for section, records in converter.out.items():
-        if section != "compute-targets":
-            out[section] = records
-            continue
-        targets = CommentedMap()
-        for name, record in records.items():
-            targets[name] = CommentedMap(record)
-            for key in record:
-                comment = converter.comments.get(("compute-targets", name, key))
-                if comment:
-                    targets[name].yaml_add_eol_comment(comment, key)
-        out[section] = targets
-    yaml = yaml_rt()
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    buffer = StringIO()
-    yaml.dump(out, buffer)
-    return "\n".join(header) + "\n\n" + buffer.getvalue()
+    return "\n".join(header) + "\n\n" + emit(converter.out, converter.comments)
