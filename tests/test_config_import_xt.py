@@ -111,11 +111,20 @@ def test_the_issues_small_inputs(tmp_path):
     assert docker == {"registry": "hub", "sing-wrap": True, "image": "someuser/pytorch-xtlib-cuda11:u18.04_torch_1.10@sha256:"
                       "da59735e5bbc8cc5ed1ee3d6cf3eb997626ae54eaea43a31f74c1c9d77eec0a0"}
     assert config["general"] == {"experiment": "exp-$username", "primary-metric": "dev-loss", "maximize": False}
+    assert config["setups"] == {"xt-env": {"env": {"WANDB_API_KEY": "$env:WANDB_API_KEY", "WANDB_PROJECT": "bb"}}}
     assert "export these before use: WANDB_API_KEY=…" in messages
     code, problems = validate(tmp_path)  # the registry record XT found elsewhere: named at its line
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "registry: hub" in t)
     assert code == 2 and problems == [f"configs/singkit.yaml:{line}:15: `registry: hub` in dockers.d names no registry record "
                                       "(type: registry)"]
+    # with the registry and a Singularity target defined, a submit asks for image.wrap first: the base is
+    # pinned, the wrapped image is not built yet
+    config_file = tmp_path / "configs" / "singkit.yaml"
+    config_file.write_text(text + "external-services:\n  hub: {type: registry, login-server: docker.io}\n"
+                           "  ws: {type: singularity, subscription-id: 00000000-0000-4000-8000-00000000beef, resource-group: rg}\n"
+                           "compute-targets:\n  sing: {service: ws, compute: vc, vm-size: NC6_v3, sla: basic, docker: d}\n")
+    refused = run_singkit(["job.submit", "--target=sing", "--dry-run"], cwd=tmp_path, env={"USER": "alice"})
+    assert refused.returncode == 2 and "run `invoke image.wrap --docker=d`" in refused.stderr, refused.stderr
 
 
 def test_factory_config_round_trip(tmp_path):
@@ -177,15 +186,19 @@ def test_a_users_config_over_the_factory_merges_as_xt_does(tmp_path):
     targets = config["compute-targets"]
     # XT replaces a record WHOLE: the user's h100-1 has none of the factory's setup, docker or sla
     assert targets["h100-1"] == {"service": "tpx-sing-ws5", "compute": "msroctovc", "vm-size": "ND12_v4", "sla": "basic",
-                                 "env": {"WANDB_API_KEY": "$env:WANDB_API_KEY", "WANDB_PROJECT": "bb", "HF_TOKEN": "$env:HF_TOKEN"}}
+                                 "setup": "xt-env"}
     assert "sla: basic  # XT's default when a target says none" in text
+    # XT's env-vars reach every run: each setup carries them, and a target with none gets `xt-env`
+    env = {"WANDB_API_KEY": "$env:WANDB_API_KEY", "WANDB_PROJECT": "bb", "HF_TOKEN": "$env:HF_TOKEN"}
+    assert config["setups"]["xt-env"] == {"env": env} and config["setups"]["singd"]["env"] == env
+    assert "setup: xt-env  # added: it carries XT's general.env-vars" in text
     # a target using the factory's records is kept, and a target whose docker is not defined anywhere too
     assert targets["my-a100"]["docker"] == "singularity-xtlib" and targets["my-next"]["docker"] == "mynewimage"
     assert "general.env-vars.HF_TOKEN: a literal secret was replaced by $env:HF_TOKEN" in messages and "hf_literal" not in text
     # an Azure ML compute cluster stays one: its service, the cluster, the VM size as XT wrote it, low-pri, no SLA
     assert config["external-services"]["mlws"]["type"] == "aml"
     assert targets["my-cluster"] == {"service": "mlws", "compute": "gpu-cluster", "vm-size": "Standard_NC6s_v3", "nodes": 2,
-                                     "low-pri": True, "docker": "singularity-xtlib", "env": targets["my-cluster"]["env"]}
+                                     "low-pri": True, "docker": "singularity-xtlib", "setup": "xt-env"}
     assert config["general"]["maximize"] is False and config["general"]["experiment"] == "exp-$username"
     code, problems = validate(tmp_path, SECRETS)
     errors = [p for p in problems if not p.startswith("warning: ")]
@@ -196,7 +209,8 @@ def test_a_users_config_over_the_factory_merges_as_xt_does(tmp_path):
     assert any(e.startswith(f"{out}:{line}:13: `docker: mynewimage` in compute-targets.my-next names no docker record") for e in errors)
     spec = dry_run(tmp_path, "my-a100", SECRETS)  # blocked only by its own records: the others are warnings
     assert spec["resources"]["instance_count"] == 4 and spec["experiment_name"] == "exp-alice"
-    assert spec["environment_variables"]["WANDB_PROJECT"] == "bb"
+    # XT's env-vars reach the job; the secret ones are added at submit only, never written into a spec
+    assert spec["environment_variables"]["WANDB_PROJECT"] == "bb" and "HF_TOKEN" not in spec["environment_variables"]
     assert spec["resources"]["properties"]["AISuperComputer"]["slaTier"] == "Basic"
 
 

@@ -82,9 +82,8 @@ GENERAL_KEYS = {
     "username": "the name XT files runs under; singkit's store is yours",
     "workspace": "XT's workspace (a storage container of runs); singkit's store is per project (.singkit)",
     "display-name": "XT's Singularity display name; singkit names each Azure ML run by its run id (jobN.M)",
-    # singkit has no config-wide env; a target's `env:` reaches every run on it (the setup's too, but
-    # not every XT target names a setup), so each imported target gets them
-    "env-vars": "carried into the `env:` of every imported target (`$$NAME` as `$env:NAME`: read when you submit)",
+    "env-vars": "carried into the `env:` of every setup, and a target with no setup gets setup `xt-env` "
+                "(`$$NAME` as `$env:NAME`: read from your shell when you submit, as XT read it)",
     "advanced-mode": "an XT console setting",
     "distributed": "in singkit a target with nodes > 1 or processes-per-node > 1 is one distributed job",
 }

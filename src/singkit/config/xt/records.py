@@ -17,6 +17,7 @@ from singkit.config.xt import facts
 XT_SECRET = "$vault"      # XT: the value is in XT's key vault
 XT_FROM_ENV = "$$"         # XT: `$$NAME` = NAME from the submitting machine (xtlib runner.py, env-vars)
 NODES_MODES = ("job", "runs")
+XT_ENV_SETUP = "xt-env"    # the setup that carries XT's general.env-vars to targets that name no setup
 
 
 def env_name(record: str, key: str) -> str:
@@ -152,7 +153,6 @@ class Converter:
         return self.xt_types.get(service, "missing")
 
     def targets(self) -> None:
-        env = self.env
         for name, record in (self.doc.get("compute-targets") or {}).items():
             record = record or {}
             kind = self.target_kind(record)
@@ -164,9 +164,9 @@ class Converter:
                 kind = "aml" if "low-pri" in record else "singularity"
                 self.notes.append(f"compute-targets.{name}: its service `{record.get('service')}` is not defined in these "
                                   "files; define it under external-services (config.validate points at the reference)")
-            self.section("compute-targets")[str(name)] = self.target(str(name), record, kind, env)
+            self.section("compute-targets")[str(name)] = self.target(str(name), record, kind)
 
-    def target(self, name: str, record: dict[str, Any], kind: str, env: dict[str, Any]) -> dict[str, Any]:
+    def target(self, name: str, record: dict[str, Any], kind: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in record.items():
             canonical = schema.canonical_key(str(key))
@@ -186,8 +186,6 @@ class Converter:
             self.comments[("compute-targets", name, "sla")] = "XT's default when a target says none"
         if "nodes" in out:
             self.nodes(name, out)
-        if env:
-            out["env"] = {**env, **(out.get("env") or {})}
         self.check_cluster(name, out, kind)
         return out
 
@@ -243,6 +241,22 @@ class Converter:
                     value = str(value).removeprefix("$call ")
                 converted[canonical] = value
             self.section("setups")[str(name)] = converted
+        if self.env:
+            self.spread_env()
+
+    def spread_env(self) -> None:
+        """XT's general.env-vars reach every run on every target; singkit has no config-wide env, so
+        every setup gets them (`env:`, before its own), and a target without a setup gets XT_ENV_SETUP."""
+        setups = self.section("setups")
+        for record in setups.values():
+            record["env"] = {**self.env, **(record.get("env") or {})}
+        targets = self.out.get("compute-targets") or {}
+        bare = [n for n, t in targets.items() if not t.get("setup")]
+        if bare or not setups:
+            setups.setdefault(XT_ENV_SETUP, {}).setdefault("env", dict(self.env))
+        for name in bare:
+            targets[name]["setup"] = XT_ENV_SETUP
+            self.comments[("compute-targets", name, "setup")] = "added: it carries XT's general.env-vars"
 
     # -- general ----------------------------------------------------------------------------
     def env_vars(self) -> dict[str, Any]:
