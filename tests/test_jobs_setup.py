@@ -71,7 +71,9 @@ def test_conda_without_conda_fails_at_once_and_says_why(project: Path, target: s
     env = make_env(project)
     status, run = ended(env, target)
     assert status["status"] == "failed" and status.get("exit_code") == 127, status
-    assert NO_CONDA.format(what="conda: numpy=1.26", name="condas") in run.stderr_path.read_text()
+    stderr = run.stderr_path.read_text()
+    assert NO_CONDA.format(what="conda: numpy=1.26", name="condas") in stderr
+    assert "not found" not in stderr  # stopped at the check: no `conda install` was tried
 
 
 def test_a_conda_activate_takes_the_submitting_machines_env(project: Path) -> None:
@@ -79,7 +81,8 @@ def test_a_conda_activate_takes_the_submitting_machines_env(project: Path) -> No
     status, run = ended(env, "local-conda-act")
     assert run.job.spec["setup"]["activate"] == "conda activate research"  # XT's $current_conda_env, at submit
     assert status["status"] == "failed" and status.get("exit_code") == 127
-    assert NO_CONDA.format(what="activate: conda activate research", name="conda-act") in run.stderr_path.read_text()
+    stderr = run.stderr_path.read_text()
+    assert NO_CONDA.format(what="activate: conda activate research", name="conda-act") in stderr and "not found" not in stderr
 
 
 SINGULARITY = """\
