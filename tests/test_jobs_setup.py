@@ -24,7 +24,7 @@ dockers:
 setups:
   act:
     activate: source ./envs/act.sh
-    pre-cmds: ["echo pre=$XT_ACT"]
+    pre-cmds: ["echo pre=$XT_ACT by=$username"]
   condas:
     conda: [numpy=1.26]
   conda-act:
@@ -57,11 +57,11 @@ def ended(env: Any, target: str, command: str = "echo cmd=$XT_ACT") -> tuple[dic
 
 @pytest.mark.parametrize("target", ["local-act", "local-act2", "docker-act"])
 def test_activate_runs_first_and_what_it_exports_reaches_the_command(project: Path, target: str) -> None:
-    env = make_env(project)
+    env = make_env(project, USER="alice")
     status, run = ended(env, target)
     out = run.stdout_path.read_text()
     assert status["status"] == "completed", run.stderr_path.read_text()
-    assert "pre=on" in out and "cmd=on" in out  # activate before pre-cmds, and before the command (every rank)
+    assert "pre=on by=alice" in out and "cmd=on" in out  # activate before pre-cmds (XT's $username filled), and the command
     if target == "local-act2":
         assert "[rank 1] cmd=on" in out
 

@@ -145,8 +145,9 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         target = with_data_options(target, request.inputs, request.outputs, cfg.datastores, env.project_root)
     docker = cfg.docker(target["docker"]) if target.get("docker") else None
     setup = cfg.setup(target["setup"]) if target.get("setup") else None
-    if setup and setup.get("activate"):  # XT's `$current_conda_env`: the submitting machine's, now
-        setup = {**setup, "activate": macros.expand(str(setup["activate"]), env.environ)}
+    if setup:  # XT's macros (`$current_conda_env`, `$username`) in setup commands: the submitting machine's
+        setup = {**setup, **({"activate": macros.expand(str(setup["activate"]), env.environ)} if setup.get("activate") else {}),
+                 "pre-cmds": [macros.expand(str(c), env.environ) for c in setup.get("pre-cmds") or []]}
     general = cfg.general
     setup_env, setup_secrets = seal_secrets((setup or {}).get("env") or {})
     target_env, target_secrets = seal_secrets(target.get("env") or {})

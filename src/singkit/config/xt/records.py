@@ -172,7 +172,7 @@ class Converter:
             canonical = schema.canonical_key(str(key))
             if _empty(value):
                 continue
-            if canonical == "low-pri" and kind == "singularity" or canonical not in schema.TARGET_FIELDS:
+            if (canonical == "low-pri" and kind == "singularity") or canonical not in schema.TARGET_FIELDS:
                 self.skip(f"compute-targets.{name}.{key}", facts.TARGET_KEYS.get(canonical, "not used by singkit"))
                 continue
             if canonical == "locations":  # XT 2024: a list; one location is singkit's `location`
