@@ -253,3 +253,9 @@ def test_broken_xt_yaml_is_one_line_at_its_place(tmp_path):
     assert done.stderr.startswith("xt_config.yaml:3:1: not valid YAML: did not find expected ',' or ']'"), done.stderr
     missing = run_singkit(["config.import-xt", f"{DATA / 'xt_issue11.yaml'},{tmp_path / 'nope.yaml'}"], cwd=tmp_path)
     assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
+def test_two_files_as_two_words_get_the_form_that_works(tmp_path):
+    done = run_singkit(["config.import-xt", str(FACTORY), str(MINE)], cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: config.import-xt takes several XT files as one word, comma-separated: `singkit config.import-xt {FACTORY},{MINE}`")

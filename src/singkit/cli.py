@@ -63,6 +63,9 @@ def usage_message(error: ParseError, program: SingkitProgram) -> str:
             return unknown_option(token, task, context, binary)
         if task and _positional_flag(context):  # `job.status --bogus=1`: invoke took --bogus for the job
             return unknown_option(_positional_flag(context), task, context, binary)
+        if task == "config.import-xt" and token.endswith((".yaml", ".yml")):  # invoke takes one positional word
+            first = next((a.value for a in getattr(context, "positional_args", None) or [] if a.value), "FIRST.yaml")
+            return f"config.import-xt takes several XT files as one word, comma-separated: `{binary} config.import-xt {first},{token}`"
         close = closest(token, program.task_names(), short=True)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         where = f" (nor an argument of {task})" if task else ""
