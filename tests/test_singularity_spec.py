@@ -399,11 +399,17 @@ def test_submit_and_validate_agree(project):
         assert built is not blocked or name == "viaxt", name  # viaxt: the GUID is only refused by the record check
 
 
-def test_experiment_names_azure_ml_refuses(project):
-    text = CONFIG.replace("experiment: sing-tests", 'experiment: "exp-$username"')
+def test_experiment_names_azure_ml_refuses(project, monkeypatch):
+    # XT's `$username` is filled at submit (singkit.config.macros); `$run_id` has no value then
+    monkeypatch.setenv("USER", "alice")
+    assert not [p for p in configcheck.all_problems(config_of(project, CONFIG.replace(
+        "experiment: sing-tests", 'experiment: "exp-$username"'))) if "experiment" in p.message]
+    text = CONFIG.replace("experiment: sing-tests", 'experiment: "exp-$username-$run_id"')
     cfg = config_of(project, text)
     problems = [p for p in configcheck.all_problems(cfg) if "experiment" in p.message]
     assert problems and problems[0].line == 2 and "Azure ML refuses" in problems[0].message
+    assert "(`exp-alice-$run_id` once XT's macros are expanded at submit)" in problems[0].message
+    assert "singkit cannot fill $run_id at submit" in problems[0].message
     with pytest.raises(ConfigError, match="exp-\\$username"):
         configcheck.require(cfg, lambda _: None, "compute-targets", "eus-v100")
 

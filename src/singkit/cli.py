@@ -132,6 +132,8 @@ class SingkitProgram(Program):
         out: list[str] = []
         ctx: ParserContext | None = None
         filled: set[str] = set()
+        several: str | None = None  # this task's positional that takes several words
+        joined: int | None = None  # where its value is in `out`
         waiting: tuple[Argument, str] | None = None
         for index, token in enumerate(tokens):
             if token == "--":
@@ -160,12 +162,26 @@ class SingkitProgram(Program):
                 filled.add(match[1].lower())
                 continue
             if ctx is not None and [a for a in ctx.positional_args if a.name not in filled]:
-                filled.add(next(a.name for a in ctx.positional_args if a.name not in filled))
+                name = next(a.name for a in ctx.positional_args if a.name not in filled)
+                filled.add(name)
+                if name == several:
+                    joined = len(out)
+            elif several in filled and joined is not None and token not in contexts and not token.startswith("-"):
+                out[joined] += "," + token  # `import-xt factory.yaml mine.yaml`: one comma-joined value
+                continue
             elif token in contexts:
-                ctx, filled = contexts[token], set()
+                ctx, filled, joined = contexts[token], set(), None
+                several = getattr(self._task(token), "several", None)
             out.append(token)
         tokens[:] = out
         return None
+
+    def _task(self, name: str) -> Any:
+        collection = getattr(self, "collection", None) or self.namespace
+        try:
+            return collection[name] if collection is not None else None
+        except (KeyError, ValueError):
+            return None
 
     def task_names(self) -> list[str]:
         collection = getattr(self, "collection", None) or self.namespace

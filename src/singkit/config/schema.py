@@ -122,6 +122,7 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "network": _with("docker target: give containers a network", _bool),
     "gpus": _with("docker target: request GPUs (default: when the engine has them)", _bool),
     "interactive": _bool,
+    "low-pri": _with("Azure ML compute cluster: run on low-priority VMs (XT's low-pri)", _bool),
     "image-version": _str,
     "scale-policy": {"type": "object"},
     "ai-super-computer": _with("raw resources.properties.AISuperComputer overrides (checked by singkit)", {"type": "object"}),
@@ -143,11 +144,12 @@ DATASTORE_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 SETUP_FIELDS: dict[str, dict[str, Any]] = {
-    "pip": _str_list,
-    "conda": _str_list,
-    "pre-cmds": _str_list,
+    "pip": _with("packages for `python -m pip install`, run after pre-cmds and conda", _str_list),
+    "conda": _with("packages for `conda install -y` (needs conda in the image; refused at run time without it)", _str_list),
+    "pre-cmds": _with("shell commands run before the job's command, after activate", _str_list),
     "env": _env_map,
-    "activate": _str,
+    "activate": _with("one shell command run first, in the job's shell (e.g. `conda activate myenv`; "
+                      "XT's `$current_conda_env` is the submitting machine's)", _str),
 }
 
 GENERAL_FIELDS: dict[str, dict[str, Any]] = {

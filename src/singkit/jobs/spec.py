@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from singkit.config import macros
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 from singkit.mounts import plan as data_plan
@@ -126,13 +127,10 @@ def hp_environment(hparams: dict[str, Any], text: dict[str, str] | None = None) 
 
 
 def setup_prefix(setup: dict[str, Any] | None) -> str:
-    """A setup's pre-commands and pip installs, as a shell prefix for the command."""
-    if not setup:
-        return ""
-    steps = [str(c) for c in setup.get("pre-cmds") or []]
-    if setup.get("pip"):
-        steps.append("python -m pip install -q " + " ".join(shlex.quote(str(p)) for p in setup["pip"]))
-    return "".join(f"{s} && " for s in steps)
+    """A setup's steps (singkit.jobs.setup.steps), as a shell prefix for the command."""
+    from singkit.jobs.setup import steps
+
+    return "".join(f"{s} && " for s in steps(setup))
 
 
 def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, Any],
@@ -159,6 +157,9 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         target = with_data_options(target, request.inputs, request.outputs, cfg.datastores, env.project_root)
     docker = cfg.docker(target["docker"]) if target.get("docker") else None
     setup = cfg.setup(target["setup"]) if target.get("setup") else None
+    if setup:  # XT's macros (`$current_conda_env`, `$username`) in setup commands: the submitting machine's
+        setup = {**setup, **({"activate": macros.expand(str(setup["activate"]), env.environ)} if setup.get("activate") else {}),
+                 "pre-cmds": [macros.expand(str(c), env.environ) for c in setup.get("pre-cmds") or []]}
     general = cfg.general
     setup_env, setup_secrets = seal_secrets((setup or {}).get("env") or {})
     target_env, target_secrets = seal_secrets(target.get("env") or {})
@@ -174,7 +175,7 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     spec = plain({
         "job": None,
         "created": round(time.time(), 3),
-        "experiment": general.get("experiment"),
+        "experiment": macros.expand(general.get("experiment"), env.environ),  # `$username`, ...: XT's macros
         "project_root": str(env.project_root),
         "target": target,
         "service": service,
@@ -249,7 +250,11 @@ def _locate(path: Any, text: str) -> tuple[int, int]:
 
 
 def number_runs(spec: dict[str, Any], job_id: str) -> None:
+    """Give the spec its job id and each run its id (`jobN.1`, ...); `$job_id` in the experiment
+    name (an XT macro) becomes the id."""
     spec["job"] = job_id
+    if spec.get("experiment") and "$job_id" in str(spec["experiment"]):
+        spec["experiment"] = macros.expand(str(spec["experiment"]), {}, job_id=job_id)
     for i, run in enumerate(spec["runs"], start=1):
         run["run"] = f"{job_id}.{i}"
 

@@ -411,14 +411,27 @@ def service_problems(cfg: Any) -> list[Problem]:
     return out
 
 
-def experiment_problem(cfg: Any, experiment: Any) -> Problem | None:
+def experiment_problem(cfg: Any, experiment: Any, environ: Mapping[str, str] | None = None) -> Problem | None:
+    """The experiment name as submit sends it (XT's `$username`, `$current_conda_env` expanded
+    from `environ`, default os.environ: singkit.config.macros; `$job_id` stands for a job id)
+    checked against Azure ML's rule (EXPERIMENT), at the line of `general.experiment`."""
+    import os
+
+    from singkit.config import macros
+
     text = str(experiment)
-    if EXPERIMENT.match(text):
+    expanded = str(macros.expand(text, os.environ if environ is None else environ, job_id="job1"))
+    if EXPERIMENT.match(expanded):
         return None
     where = cfg.where("general", "experiment") if hasattr(cfg, "where") else None
     file, line, col = (where.file, where.line, where.col) if where else ("general.experiment", 1, 1)
-    return Problem(file, line, col, f"experiment `{text}` is a name Azure ML refuses: start with a letter or digit and use "
-                   "only letters, digits, `_` and `-` (at most 255)")
+    shown = f"`{text}`" + (f" (`{expanded}` once XT's macros are expanded at submit)" if expanded != text else "")
+    left = macros.unexpanded(expanded)
+    hint = f"; singkit cannot fill {', '.join(left)} at submit" if left else ""
+    if "$username" in text and not macros.username(os.environ if environ is None else environ):
+        hint += "; `$username` is $USER (else $USERNAME, $XT_USERNAME), and none is set here"
+    return Problem(file, line, col, f"experiment {shown} is a name Azure ML refuses: start with a letter or digit and use "
+                   f"only letters, digits, `_` and `-` (at most 255){hint}")
 
 
 def located(cfg: Any, section: str, name: str, key: str | None, message: str) -> Exception:

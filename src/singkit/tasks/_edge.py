@@ -35,7 +35,9 @@ def task(*args: Any, **kwargs: Any) -> Any:
     Options follow singkit's surface (tasks/_surface.py): short flags only from its table,
     parameters annotated `int` (or `int | None`) parse as integers, and `choices={"what":
     ("code", "logs")}` (or `Choices(..., comma=True)` for a comma list) is checked before the
-    body runs: a value that is none of them is a usage error naming the closest (exit 2)."""
+    body runs: a value that is none of them is a usage error naming the closest (exit 2).
+    `several="path"`: that positional takes several words (`import-xt a.yaml b.yaml`), which
+    reach the body comma-joined (invoke itself reads a second word as the next task's name)."""
     if args and callable(args[0]) and not kwargs:
         return _make(args[0], {})
     return lambda body: _make(body, kwargs)
@@ -50,6 +52,7 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     options = dict(options)
     choices = {name: value if isinstance(value, Choices) else Choices(value)
                for name, value in options.pop("choices", {}).items()}
+    several = options.pop("several", None)
     unknown = set(choices) - {p.name for p in rest}
     if unknown:  # a typo in a decorator is the programmer's, found at import
         raise TypeError(f"choices for parameters {body.__name__} does not have: {sorted(unknown)}")
@@ -70,6 +73,7 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     made.append(invoke.task(klass=SingkitTask, auto_shortflags=False, **options)(run))
     made[0].ints = int_params(rest)
     made[0].choices = choices
+    made[0].several = several
     return made[0]
 
 

@@ -77,6 +77,7 @@ class SingkitTask(invoke.Task):
 
     ints: frozenset[str] = frozenset()
     choices: dict[str, Choices] = {}
+    several: str | None = None  # the positional that takes several words (cli joins them with commas)
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names)

@@ -114,27 +114,33 @@ def schema(c, env, out=None):
         env.stdout.write(text)
 
 
-@task(name="import-xt", positional=["path"], help={
-    "path": "the XT config file (xt_config.yaml)",
+@task(name="import-xt", positional=["path"], several="path", help={
+    "path": "the XT config file; several (FACTORY.yaml MINE.yaml): merged in order, as XT merges them",
     "out": "write the singkit config here (default: print it)",
     "force": "overwrite --out if it exists",
+    "xt-nodes": "what XT's `nodes: N` becomes: `job` (default: one N-node distributed job) or `runs` "
+                "(nodes: 1, and the `job.submit --runs=N` command that runs N independent runs, as XT did)",
 })
-def import_xt(c, env, path, out=None, force=False):
-    """Convert an XT config (2022 or 2024 spellings) into a singkit config; `$vault` becomes `$env:`."""
-    from singkit.config.xt_import import import_xt as convert
+def import_xt(c, env, path, out=None, force=False, xt_nodes="job"):
+    """Convert XT configs (2022 or 2024 spellings) into one singkit config: `$vault` becomes `$env:`,
+    every key not carried is listed with why (here and atop the file). Several files merge as in XT."""
+    from singkit.config.xt import import_xt as convert
     from singkit.exceptions import UsageError
     from singkit.fsutil import atomic_write
 
     if out and Path(out).exists() and not force:
         raise UsageError(f"{out} exists; pass --force to replace it, or --out=another.yaml and add it to SINGKIT_CONFIG")
-    result = convert(Path(path))
+    # several files arrive comma-joined (tasks/_edge.py `several`)
+    result = convert([Path(p.strip()) for p in str(path).split(",") if p.strip()], nodes=xt_nodes)
     if out:
         atomic_write(Path(out), result.text)
         env.err(f"wrote {out}")
     else:
         env.stdout.write(result.text)
-    for line in result.skipped:
+    for line in [*result.notes, *(f"not carried: {s}" for s in result.skipped)]:
         env.err(f"note: {line}")
+    for command in result.commands:
+        env.err(f"submit as XT did: {command}")
     if result.variables:
         env.err("export these before use: " + " ".join(f"{v}=…" for v in result.variables))
 

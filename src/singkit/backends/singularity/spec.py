@@ -8,7 +8,6 @@ Secrets never enter it: the Blob SAS a job uses is added to the entity at submit
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,13 +68,11 @@ def _env_text(value: Any) -> str:
 
 
 def setup_command(setup: Mapping[str, Any] | None, command: str) -> str:
-    """The setup's pre-commands and pip installs, then the command, joined with &&."""
-    if not setup:
-        return command
-    steps = [str(c) for c in setup.get("pre-cmds") or []]
-    if setup.get("pip"):
-        steps.append("python -m pip install --no-input -q " + " ".join(shlex.quote(str(p)) for p in setup["pip"]))
-    return " && ".join([*steps, command])
+    """The setup's steps (activate, pre-commands, conda and pip installs: singkit.jobs.setup),
+    then the command, joined with &&."""
+    from singkit.jobs.setup import steps
+
+    return " && ".join([*steps(setup, pip_options="--no-input -q"), command])
 
 
 def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
