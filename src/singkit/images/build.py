@@ -125,14 +125,19 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
     env.err(f"build {tag} from {rendered.path.name}")
     follower = BuildFollower(env, name)
     try:
-        stream = client.api.build(
-            fileobj=context_tar(rendered.text), custom_context=True, tag=tag, labels=rendered.labels,
-            buildargs=rendered.build_args or None, rm=True, forcerm=True, nocache=no_cache, pull=False, decode=True)
-        image_id = follower.follow(stream)
-    except docker.errors.APIError as error:
-        raise follower.failure(str(error.explanation or error)) from None
-    except requests.exceptions.ConnectionError as error:
-        raise engine_error(env, error) from None
+        try:
+            stream = client.api.build(
+                fileobj=context_tar(rendered.text), custom_context=True, tag=tag, labels=rendered.labels,
+                buildargs=rendered.build_args or None, rm=True, forcerm=True, nocache=no_cache, pull=False, decode=True)
+            image_id = follower.follow(stream)
+        except docker.errors.APIError as error:
+            raise follower.failure(str(error.explanation or error)) from None
+        except requests.exceptions.ConnectionError as error:
+            raise engine_error(env, error) from None
+    except SingkitError as error:
+        # A failed build is as much a part of the image's history as a successful one.
+        audit(env, "build-failed", docker=name, image=tag, inputs=rendered.inputs_hash, error=str(error))
+        raise
     env.err(f"built {tag} ({image_id[:19]})")
     audit(env, "build", docker=name, image=tag, id=image_id, inputs=rendered.inputs_hash)
     return BuildResult(name, image_id, tag, rendered.inputs_hash)
