@@ -48,6 +48,8 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
     if last is not None and last < 1:
         raise UsageError(f"--last={last}: give 1 or more")
     store = Store.of(env)
+    if not store.jobs_dir.is_dir():
+        return []  # no store here: a listing must not create one (nor its index)
 
     def skip(job_id: str, error: Exception) -> None:
         env.err(f"warning: skipped {job_id}: {why(error)}")
@@ -64,7 +66,8 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
 
 def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str:
     """Why job.list shows nothing: the store has no jobs, or the filters exclude every one."""
-    everything = Store.of(env).index.summaries()
+    store = Store.of(env)
+    everything = store.index.summaries() if store.jobs_dir.is_dir() else []
     if not everything or not (status or target):
         return "no jobs yet; submit one with `invoke job.submit` (make submit)"
     given = " ".join(f"--{flag} {value}" for flag, value in (("status", status), ("target", target)) if value)
