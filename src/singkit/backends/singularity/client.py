@@ -265,7 +265,10 @@ def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceEr
 def _signed_out(error: ServiceError, no_token: bool = False) -> ServiceError:
     """Mark an error that came before Azure did anything with the request: no token could be
     had (`no_token`: the request was never sent), or Azure refused it at the door (401/403: a
-    request is authenticated and authorized before the resource provider acts on it)."""
+    request is authenticated and authorized before the resource provider acts on it).
+    Source: Microsoft Learn, "What is Azure Resource Manager?" (Resource Manager "authenticates
+    and authorizes the request before forwarding it" to the service); azure-ai-ml sends a job's
+    create as a PUT through Resource Manager (…/workspaces/W/jobs/NAME)."""
     error.credential = True  # type: ignore[attr-defined]
     error.no_token = no_token  # type: ignore[attr-defined]
     return error
