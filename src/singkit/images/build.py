@@ -13,7 +13,7 @@ from singkit.exceptions import SingkitError
 from singkit.images.audit import audit
 from singkit.images.engine import connect, engine_error, ensure_image
 from singkit.images.progress import LayerProgress
-from singkit.images.render import Rendered, render, short_text
+from singkit.images.render import Rendered, refuse_placeholder, render, short_text
 
 TAIL_LINES = 5
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -117,6 +117,7 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
     import requests
 
     rendered = rendered or render(env, cfg, name)
+    refuse_placeholder(rendered)  # a placeholder digest must never become an image, a push or a pin
     client = client or connect(env)
     ensure_image(env, cfg, client, rendered.base.pinned(), "base")
     ensure_image(env, cfg, client, rendered.installer, "installer")
