@@ -69,6 +69,23 @@ def test_401_is_one_line_exit_4(world):
     assert_refused(env, si, "401")
 
 
+def test_signed_out_on_a_retry_is_not_a_refusal(world):
+    """The first create landed but its answer was lost (500 after storing); the retry's look-up
+    is refused (401). Azure ML may hold the job: the submit is not discarded as refused, the job
+    is kept with the name it was submitted under, for refresh to settle."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 500, times=1, handled=True)
+    si.fail_next(r"GET .*/jobs/singkit-", 401, times=None)
+    with pytest.raises(ServiceError, match="401"):
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    name = only_job(si)
+    (job_id,) = Store.of(env).job_ids()
+    info = Store.of(env).job(job_id).runs[0].backend_info()
+    assert info["submitting"] and info["azureml_name"] == name
+    assert [e["event"] for e in events.read(env)] != ["submit-refused"]
+
+
 def test_429_then_success_is_retried(world):
     si, azurite, root = world
     env = make_env(root, si, azurite)

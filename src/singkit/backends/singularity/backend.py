@@ -187,7 +187,7 @@ class SingularityBackend(Backend):
         try:
             self._submit(job, done)
         except SingkitError as error:
-            if not done and aml.credential_refused(error):
+            if not done and aml.credential_refused(error) and not getattr(error, "maybe_created", False):
                 # signed out before Azure ML created anything: a refusal (no job is kept, see
                 # jobs.submit.record_and_start), not a failed job
                 error.nothing_created = True  # type: ignore[attr-defined]
@@ -217,6 +217,8 @@ class SingularityBackend(Backend):
                     adopted = creating.settle(self, ml, run, name, adopt=isinstance(error, ServiceError))
                     if adopted is None:
                         self._withdraw(ml, done)
+                        if next(tries) > 2:  # an earlier try reached Azure ML: it may hold the job after all
+                            error.maybe_created = True  # type: ignore[attr-defined]
                         raise
                     created = adopted
                 self._record(run, created, info)
