@@ -13,24 +13,41 @@ RUN    ?=
 CMD    ?=
 HP     ?=
 ARGS   ?=
+DEST   ?=
+DETACH ?=
+CONFIRM ?=
+SERVICES ?= 1
+# The job store clean-store deletes: $SINGKIT_HOME, as singkit reads it, else .singkit here.
+STORE  := $(or $(SINGKIT_HOME),.singkit)
 
 # CMD goes to the shell single-quoted and unexpanded, so quotes and $VARS reach the job as typed.
 quoted_cmd = '$(subst ','\'',$(value CMD))'
 
 .DEFAULT_GOAL := help
-.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors test bench clean
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors test bench clean clean-store
 
 help:
+	@echo "make help                       this list"
 	@echo "make setup                      create .venv with singkit and its dev tools"
 	@echo "make submit [TARGET=local] [CMD=...] [HP='lr=0.1,0.01 bs=32'] [DETACH=1]   submit a job and follow it"
 	@echo "make wrap DOCKER=pytorch         render, build, validate, push and pin an image"
-	@echo "make monitor|status|logs|cancel JOB=jobN"
+	@echo "make monitor|status|cancel JOB=jobN [RUN=jobN.K]   follow, show, cancel a job (cancel: one run with RUN=)"
+	@echo "make logs JOB=jobN [RUN=jobN.K]  a run's output"
 	@echo "make list                        list jobs"
 	@echo "make rerun JOB=jobN | make extract JOB=jobN [DEST=dir]"
 	@echo "make report|plot|html JOB=jobN   run table, seaborn plots, HTML page under reports/"
-	@echo "make portal JOB=jobN [ARGS=--browse]   Azure ML studio page of a Singularity job"
+	@echo "make portal JOB=jobN [RUN=jobN.K] [ARGS=--browse]   Azure ML studio page of a Singularity job"
 	@echo "make summary JOB=jobN | make errors [JOB=jobN]   sweep ranking; failed runs by error"
-	@echo "make test | make bench"
+	@echo "make test [ARGS='-k config'] [SERVICES=0]   the tests; as root it first installs and starts"
+	@echo "                                 their services (bash .ci/services.sh; SERVICES=0 skips that)"
+	@echo "make bench                       the benchmarks"
+	@echo "make clean                       delete build products: .venv, rendered dockerfiles/*.Dockerfile,"
+	@echo "                                 reports/*/, caches; never the job store"
+	@echo "make clean-store [CONFIRM=1]     delete the job store $(STORE)/ (every job's logs, metrics, outputs):"
+	@echo "                                 says how much, then asks (CONFIRM=1: no question, e.g. in scripts)"
+	@echo ""
+	@echo "variables: TARGET=  DOCKER=  JOB=  RUN=  CMD=  HP=  DETACH=1  DEST=  CONFIRM=1  SERVICES=0  PYTHON=  ARGS=..."
+	@echo "           ARGS= passes options on to the task, e.g. make status JOB=job3 ARGS=--json"
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml
@@ -70,10 +87,39 @@ summary: $(STAMP)
 errors: $(STAMP)
 	$(SINGKIT) report.errors $(if $(JOB),--job=$(JOB)) $(ARGS)
 
+# As root (a fresh machine, as CI is) the services the tests need are installed and started
+# first (.ci/services.sh is idempotent: quick when they are up). Otherwise the tests that need
+# them skip, said in one summary line with the command that enables them (tests/skipsummary.py).
+# CI's own environment (SINGKIT_REQUIRE_SERVICES=1, services.env sourced) is left as it is.
 test: $(STAMP)
+	@if [ "$(SERVICES)" != 0 ] && [ -z "$$SINGKIT_TEST_AZURITE_CMD" ] && [ "$$(id -u)" = 0 ]; then \
+	    echo "make test: installing and starting the test services (bash .ci/services.sh; SERVICES=0 skips this)" >&2; \
+	    bash .ci/services.sh >/dev/null || echo "make test: .ci/services.sh failed (see above); tests that need its services skip" >&2; \
+	fi; \
+	if [ -z "$$SINGKIT_TEST_AZURITE_CMD" ] && [ -f .ci/services.env ]; then . ./.ci/services.env; fi; \
 	$(VENV)/bin/pytest -q $(ARGS)
 bench: $(STAMP)
 	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || status=1; done; exit $$status
 
+# Build products only: everything here is made again by `make setup`, `image.render`, the report
+# tasks or Python itself. The job store is not a build product (clean-store).
 clean:
-	rm -rf $(VENV) .singkit reports/*/ dockerfiles/*.Dockerfile
+	rm -rf $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache
+	find . \( -path ./.singkit -o -path ./.git -o -path './$(STORE)' \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The job store holds every job's logs, metrics and outputs: deleting it is its own target, which
+# says what it holds, then asks on a terminal, or needs CONFIRM=1 without one (scripts, CI).
+clean-store:
+	@store='$(STORE)'; \
+	if [ ! -d "$$store" ]; then echo "clean-store: no job store at $$store; nothing to delete"; exit 0; fi; \
+	jobs=$$(find "$$store/jobs" -mindepth 1 -maxdepth 1 -type d -name 'job[0-9]*' 2>/dev/null | wc -l); \
+	runs=$$(find "$$store/jobs" -mindepth 3 -maxdepth 3 -type d -path '*/runs/*' 2>/dev/null | wc -l); \
+	bytes=$$(du -sb "$$store" | cut -f1); \
+	echo "clean-store: $$store holds $$jobs job(s), $$runs run(s), $$bytes bytes: every job's logs, metrics and outputs"; \
+	if [ "$(CONFIRM)" != 1 ]; then \
+	    if [ ! -t 0 ]; then echo "clean-store: not deleted: no terminal to ask; run \`make clean-store CONFIRM=1\` to delete it" >&2; exit 2; fi; \
+	    printf 'delete it? [y/N] '; read answer; \
+	    case "$$answer" in y|Y|yes|YES) ;; *) echo "clean-store: kept $$store; nothing deleted"; exit 0;; esac; \
+	fi; \
+	rm -rf "$$store"; \
+	echo "clean-store: deleted $$store: $$jobs job(s), $$runs run(s), $$bytes bytes"

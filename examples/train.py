@@ -4,7 +4,7 @@
 
 Logs its hparams and, every few steps, loss/accuracy through singkit's in-job API, and writes
 the trained weights to outputs/model.json. Runs anywhere: outside a singkit job the logging
-calls do nothing and outputs go to ./outputs.
+calls write to a local run folder (singkit_metrics says where, on stderr).
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ import os
 import random
 import time
 
-try:  # the copy singkit ships with every job (no dependencies)
-    import singkit_metrics as metrics
-except ImportError:  # run by hand in a checkout with singkit installed
-    from singkit import metrics
+import singkit_metrics as metrics  # installed with singkit; every job gets a copy (no dependencies)
 
 
 def make_data(n: int, dim: int, rng: random.Random) -> list[tuple[list[float], int]]:

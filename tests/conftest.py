@@ -2,7 +2,8 @@
 (require_service, registry, Azurite, Chromium) and tests/docker_services.py (engine, images).
 
 A test that needs a service just asks for its fixture; with the service missing the test
-skips (or fails under SINGKIT_REQUIRE_SERVICES=1). See tests/services.py for the classes.
+skips (or fails under SINGKIT_REQUIRE_SERVICES=1), and the skips are said in one summary line
+(tests/skipsummary.py). See tests/services.py for the classes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import docker_services  # noqa: E402
 import services  # noqa: E402
+from skipsummary import pytest_terminal_summary  # noqa: E402,F401  (service skips: one summary line)
 
 
 @pytest.fixture(scope="session")

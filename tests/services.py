@@ -30,7 +30,8 @@ from typing import Any, Callable, NoReturn
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ENABLE_HINT = "run `bash .ci/services.sh` (as root) to install and start the test services"
+SERVICES_SCRIPT = ".ci/services.sh"
+ENABLE_HINT = f"run `bash {SERVICES_SCRIPT}` (as root) to install and start the test services"
 
 # Every container/image a test creates carries these labels (pass labels=TEST_LABELS); the
 # session removes its own at the end. Images built FROM the busybox base inherit them.

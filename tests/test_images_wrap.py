@@ -169,6 +169,11 @@ def test_failing_run_step_names_the_step_and_its_output(tmp_path, docker_host, r
     assert "\n" not in message
     assert re.match(r"build of dockers.tiny failed at step \d+/\d+ `RUN echo first line && echo boom && exit 7`: "
                     r"the step exited 7; last output: first line \| boom$", message)
+    # a failed build is in the audit log like a successful one, with its one-line reason
+    assert events(tmp_path) == ["build-failed"]
+    event = json.loads((tmp_path / ".singkit" / "events.jsonl").read_text())
+    assert event["docker"] == "tiny" and event["image"].endswith("wrapped/step:1")
+    assert event["error"] == message and event["inputs"]
 
 
 def test_sing_wrap_false_resolves_and_pins_as_is(tmp_path, docker_host, registry, registry_busybox, standins):

@@ -20,7 +20,7 @@ from singkit.exceptions import ServiceError
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
-from singkit.store import Store
+from singkit.store import Store, events
 
 def count(si, method: str, pattern: str) -> int:
     import re
@@ -46,6 +46,16 @@ def assert_nothing_half_recorded(env: Environment, si=None) -> None:
         assert state.status == "failed" and state.reason.startswith("submit failed:")
 
 
+def assert_refused(env: Environment, si, reason: str) -> None:
+    """A submit signed out before Azure ML created anything is refused like any refusal
+    (tests/test_jobs_refused.py): no job folder, no Azure ML job, one `submit-refused` event."""
+    store = Store.of(env)
+    assert store.job_ids() == [] and not (store.jobs_dir / "job1").exists()
+    assert not si.jobs
+    [event] = events.read(env)
+    assert event["event"] == "submit-refused" and event["job"] == "job1" and reason in event["reason"], event
+
+
 def test_401_is_one_line_exit_4(world):
     si, azurite, root = world
     env = make_env(root, si, azurite)
@@ -55,7 +65,25 @@ def test_401_is_one_line_exit_4(world):
     message = str(caught.value)
     assert "\n" not in message and "401" in message and "az login" in message, message
     assert count(si, "PUT", r"/jobs/") == 1  # an auth failure is not retried
-    assert_nothing_half_recorded(env, si)
+    # Azure refuses a request it cannot authenticate before acting on it: nothing was created
+    assert_refused(env, si, "401")
+
+
+def test_signed_out_on_a_retry_is_not_a_refusal(world):
+    """The first create landed but its answer was lost (500 after storing); the retry's look-up
+    is refused (401). Azure ML may hold the job: the submit is not discarded as refused, the job
+    is kept with the name it was submitted under, for refresh to settle."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite)
+    si.fail_next(r"PUT .*/jobs/", 500, times=1, handled=True)
+    si.fail_next(r"GET .*/jobs/singkit-", 401, times=None)
+    with pytest.raises(ServiceError, match="401"):
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    name = only_job(si)
+    (job_id,) = Store.of(env).job_ids()
+    info = Store.of(env).job(job_id).runs[0].backend_info()
+    assert info["submitting"] and info["azureml_name"] == name
+    assert [e["event"] for e in events.read(env)] != ["submit-refused"]
 
 
 def test_429_then_success_is_retried(world):
@@ -100,8 +128,15 @@ def test_expired_token_is_one_line(world):
     env = make_env(root, si, azurite, SINGKIT_AZURE_TOKEN=expired)
     with pytest.raises(ServiceError, match=r"SINGKIT_AZURE_TOKEN expired at 2020-09-13.*az account get-access-token"):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
-    assert not si.jobs
-    assert_nothing_half_recorded(env, si)
+    assert_refused(env, si, "expired at 2020-09-13")
+    # as a user sees it: one line, exit 4, and the next submit gets a new id
+    proc = subprocess.run([sys.executable, "-m", "singkit", "job.submit", "--target=sing", "--cmd=python train.py"],
+                          cwd=root, env=dict(env.environ), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4 and proc.stdout == "", proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "expired at 2020-09-13" in proc.stderr and "Traceback" not in proc.stderr
+    assert Store.of(env).job_ids() == []
+    assert [(e["event"], e["job"]) for e in events.read(env)] == [("submit-refused", "job1"), ("submit-refused", "job2")]
 
 
 def test_missing_credential_is_one_line(world):
@@ -109,8 +144,7 @@ def test_missing_credential_is_one_line(world):
     env = make_env(root, si, azurite, SINGKIT_AZURE_TOKEN="")  # DefaultAzureCredential finds nothing here
     with pytest.raises(ServiceError, match=r"no usable Azure credential: .*; run `az login`, or set SINGKIT_AZURE_TOKEN"):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
-    assert not si.jobs
-    assert_nothing_half_recorded(env, si)
+    assert_refused(env, si, "no usable Azure credential")
 
 
 def test_network_down_on_cancel(world):
@@ -186,12 +220,14 @@ def test_a_job_of_the_same_name_that_is_not_the_runs_is_never_adopted(world):
     assert run.backend_info() == {} and run.state().status == "failed"  # the store does not claim it either
 
 
-def test_a_failed_later_run_withdraws_the_runs_already_submitted(world):
-    """Run 2 of a sweep is refused (400, not retried): the submit fails, and run 1's job,
-    which the store now records as failed, must not keep running."""
+@pytest.mark.parametrize("status", [400, 401])
+def test_a_failed_later_run_withdraws_the_runs_already_submitted(world, status):
+    """Run 2 of a sweep is refused (400, not retried; or 401, signed out after run 1 was
+    created — not a refusal then, run 1 exists): the submit fails, and run 1's job, which the
+    store now records as failed, must not keep running."""
     si, azurite, root = world
     env = make_env(root, si, azurite)
-    si.fail_next(r"PUT .*/jobs/singkit-job1-2-", 400, times=None, body={"error": {"code": "UserError", "message": "refused"}})
+    si.fail_next(r"PUT .*/jobs/singkit-job1-2-", status, times=None, body={"error": {"code": "UserError", "message": "refused"}})
     with pytest.raises(ServiceError):
         submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
     name = only_job(si)

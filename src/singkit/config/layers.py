@@ -165,3 +165,47 @@ def plain(value: Any) -> Any:
     if isinstance(value, float):
         return float(value)
     return value
+
+
+def append_key(mapping: Any, key: str, value: Any) -> None:
+    """Add `key: value` at the end of a ruamel mapping, keeping what followed the record where it was.
+
+    ruamel stores the blank lines and comments that follow a mapping's last entry as a comment
+    token on that entry (its deepest last node), so a plain `mapping[key] = value` would print
+    them *above* the new key: a blank line that separated two records moves into the first one,
+    and a comment about the next record ends up above this one's new key. The token is split:
+    its end-of-line part (up to the first line break) stays, the lines after it move below `key`.
+    """
+    holder = _trailing_comment(mapping) if len(mapping) else None
+    mapping[key] = value
+    if holder is None:
+        return
+    slots, index = holder
+    token = slots[index]
+    head, newline, tail = token.value.partition("\n")
+    if not newline or not tail:
+        return  # nothing after the line: nothing to move
+    from ruamel.yaml.tokens import CommentToken
+
+    token.value = head + newline
+    if not head.strip():
+        slots[index] = None  # a bare line break: ruamel ends the line itself
+    mapping.ca.items[key] = [None, None, CommentToken("\n" + tail, token.start_mark, None), None]
+
+
+def _trailing_comment(node: Any) -> tuple[list[Any], int] | None:
+    """(slot list, index) of the comment token after the last line of `node`, or None."""
+    items = getattr(getattr(node, "ca", None), "items", None)
+    if isinstance(node, dict) and node:
+        last = list(node)[-1]
+        if isinstance(node[last], (dict, list)) and node[last]:
+            return _trailing_comment(node[last])
+        slots = (items or {}).get(last)
+        return (slots, 2) if slots and len(slots) > 2 and slots[2] is not None else None
+    if isinstance(node, list) and node:
+        last = len(node) - 1
+        if isinstance(node[last], (dict, list)) and node[last]:
+            return _trailing_comment(node[last])
+        slots = (items or {}).get(last)
+        return (slots, 0) if slots and slots[0] is not None else None
+    return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.config import schema
-from singkit.config.layers import Layer, locate, plain, position, yaml_rt
+from singkit.config.layers import Layer, append_key, locate, plain, position, yaml_rt
 from singkit.config.secrets import EnvRef, is_env_ref, masked
 from singkit.config.validate import suggest
 from singkit.exceptions import ConfigError, Problem, UsageError, shown_path
@@ -244,8 +244,11 @@ class Config:
             record = _find(body, name) if section != "general" else body
             if record is None:
                 raise ConfigError(Problem(path, 1, 1, f"{section}.{name} is no longer in this file; run the command again"))
-            existing = next((k for k in record if schema.canonical_key(str(k)) == key), key)
-            record[existing] = value
+            existing = next((k for k in record if schema.canonical_key(str(k)) == key), None)
+            if existing is None:
+                append_key(record, key, value)  # blank lines and comments after the record stay after it
+            else:
+                record[existing] = value
             atomic_write(path, _dump(yaml, doc))
         return path
 

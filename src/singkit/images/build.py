@@ -13,7 +13,7 @@ from singkit.exceptions import SingkitError
 from singkit.images.audit import audit
 from singkit.images.engine import connect, engine_error, ensure_image
 from singkit.images.progress import LayerProgress
-from singkit.images.render import Rendered, render, short_text
+from singkit.images.render import Rendered, refuse_placeholder, render, short_text
 
 TAIL_LINES = 5
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -117,6 +117,7 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
     import requests
 
     rendered = rendered or render(env, cfg, name)
+    refuse_placeholder(rendered)  # a placeholder digest must never become an image, a push or a pin
     client = client or connect(env)
     ensure_image(env, cfg, client, rendered.base.pinned(), "base")
     ensure_image(env, cfg, client, rendered.installer, "installer")
@@ -125,14 +126,19 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
     env.err(f"build {tag} from {rendered.path.name}")
     follower = BuildFollower(env, name)
     try:
-        stream = client.api.build(
-            fileobj=context_tar(rendered.text), custom_context=True, tag=tag, labels=rendered.labels,
-            buildargs=rendered.build_args or None, rm=True, forcerm=True, nocache=no_cache, pull=False, decode=True)
-        image_id = follower.follow(stream)
-    except docker.errors.APIError as error:
-        raise follower.failure(str(error.explanation or error)) from None
-    except requests.exceptions.ConnectionError as error:
-        raise engine_error(env, error) from None
+        try:
+            stream = client.api.build(
+                fileobj=context_tar(rendered.text), custom_context=True, tag=tag, labels=rendered.labels,
+                buildargs=rendered.build_args or None, rm=True, forcerm=True, nocache=no_cache, pull=False, decode=True)
+            image_id = follower.follow(stream)
+        except docker.errors.APIError as error:
+            raise follower.failure(str(error.explanation or error)) from None
+        except requests.exceptions.ConnectionError as error:
+            raise engine_error(env, error) from None
+    except SingkitError as error:
+        # A failed build is as much a part of the image's history as a successful one.
+        audit(env, "build-failed", docker=name, image=tag, inputs=rendered.inputs_hash, error=str(error))
+        raise
     env.err(f"built {tag} ({image_id[:19]})")
     audit(env, "build", docker=name, image=tag, id=image_id, inputs=rendered.inputs_hash)
     return BuildResult(name, image_id, tag, rendered.inputs_hash)

@@ -1,8 +1,13 @@
 """Rendering the wrap Dockerfile of a docker record, and the hash of everything it is made of.
 
-`render_dockerfile` and `inputs_hash` are pure; `plan` adds the one outside fact a render
-needs (the base image's digest, from its registry — never from the Docker Engine) and
-`render` writes dockerfiles/<docker>.Dockerfile.
+`render_dockerfile` and `inputs_hash` are pure; `plan` adds the outside facts a render
+needs (the base image's digest and the newest installer/validator tags, from their registries
+— never from the Docker Engine) and `render` writes dockerfiles/<docker>.Dockerfile.
+
+Offline (`image.render --offline`, or a registry that cannot be reached), those facts are
+clearly marked placeholders (PLACEHOLDER_DIGEST, PLACEHOLDER_TAG) and the file says so in its
+header; such a Rendered is never built (build refuses it), so it never reaches a registry or
+a config's `sha256:`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import ConfigError, Problem, UsageError
+from singkit.exceptions import ConfigError, Problem, ServiceError, SingkitError, UsageError
 from singkit.imageref import Reference, base_reference, normalize_digest, wrapped_reference
 
 TEMPLATE_NAME = "wrap.Dockerfile.j2"
@@ -25,6 +30,10 @@ STAGE_LABELS = {"installer-image": "singkit.installer", "validator-image": "sing
 VALIDATOR_SCRIPT = "/opt/microsoft/_singularity/validations/validator.sh"
 OUTPUT_KEYS = frozenset({"sha256", "base-sha256", "name"})  # what a wrap writes, not what it reads
 HASH_FORMAT = 1  # bump when the meaning of the hash changes, so every image rebuilds once
+# What an offline render writes where a registry would have answered: all zeros is a well-formed
+# digest no registry serves (a sha256 of nothing is e3b0…), and the tag says what it is.
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+PLACEHOLDER_TAG = "offline-placeholder"
 
 # A post-sing-steps entry is a Dockerfile line: it must start with one of these.
 INSTRUCTIONS = frozenset("""ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL MAINTAINER
@@ -149,6 +158,7 @@ class Rendered:
     accelerator: str
     path: Path
     build_args: dict[str, str] = field(default_factory=dict)
+    placeholder: bool = False  # rendered offline: some digest/tag above is a placeholder, never build it
 
     @property
     def labels(self) -> dict[str, str]:
@@ -194,13 +204,14 @@ def wrapped_image(cfg: Any, name: str) -> Reference:
 
 
 def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text: bool = True,
-         stages: dict[str, str] | None = None) -> Rendered:
+         stages: dict[str, str] | None = None, offline: bool = False) -> Rendered:
     """Render docker record `name` in memory; the base digest is asked of its registry unless given.
 
     text=False computes everything but the Dockerfile text when that needs no template engine
     (no user template): what the up-to-date check needs, without loading jinja2.
     `stages`: the installer/validator references an earlier plan resolved (Rendered.stages);
     otherwise an untagged one is resolved to its repository's newest dated tag (see stage_image).
+    `offline`: ask no registry; what only a registry knows is a placeholder (Rendered.placeholder).
     """
     record = wrapped_record(cfg, name)
     registry = registry_record(cfg, record)
@@ -227,10 +238,16 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
         template = _find_template(env, cfg, name, str(record["template"]), problems)
     if problems:
         raise ConfigError(problems)
+    placeholder = False
     for key in STAGE_LABELS:
-        refs[key] = (stages or {}).get(key) or stage_image(env, cfg, name, key, refs[key])
+        given = (stages or {}).get(key)
+        if not given and offline and not (Reference.parse(refs[key]).tag or Reference.parse(refs[key]).digest):
+            given, placeholder = f"{refs[key]}:{PLACEHOLDER_TAG}", True
+        refs[key] = given or stage_image(env, cfg, name, key, refs[key])
 
     digest = normalize_digest(base.digest or base_digest)
+    if digest is None and offline:
+        digest, placeholder = PLACEHOLDER_DIGEST, True
     if digest is None:
         from singkit.images.registry import client_for
 
@@ -259,9 +276,10 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
                                    accelerator=values["accelerator"], post_steps=values["post_sing_steps"],
                                    build_args=build_args)
     path = env.project_root / "dockerfiles" / f"{name}.Dockerfile"
-    full = _header(env, cfg, name, digest_of_inputs, image, path) + body if body is not None else None
+    header = _header(env, cfg, name, digest_of_inputs, image, path, placeholder)
+    full = header + body if body is not None else None
     return Rendered(name, full, digest_of_inputs, image, base, values["installer"], values["validator"],
-                    values["accelerator"], path, build_args)
+                    values["accelerator"], path, build_args, placeholder)
 
 
 def stage_image(env: Any, cfg: Any, name: str, key: str, value: str) -> str:
@@ -322,21 +340,42 @@ def write_dockerfile(rendered: Rendered) -> bool:
     return True
 
 
-def render(env: Any, cfg: Any, name: str, *, base_digest: str | None = None) -> Rendered:
-    """plan + write dockerfiles/<name>.Dockerfile. Needs the base's registry, not the engine."""
-    rendered = plan(env, cfg, name, base_digest=base_digest)
+def render(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, offline: bool = False,
+           fallback: bool = False) -> Rendered:
+    """plan + write dockerfiles/<name>.Dockerfile. Needs the registries, not the engine — or none
+    `offline`; `fallback`: a registry that cannot be asked (ServiceError) means an offline render,
+    said in one warning line. Only image.render asks for either: build and wrap never render offline."""
+    try:
+        rendered = plan(env, cfg, name, base_digest=base_digest, offline=offline)
+    except ServiceError as error:
+        if not fallback:
+            raise
+        env.err(f"warning: {error}; rendering offline with placeholder digests instead (image.build asks again)")
+        rendered = plan(env, cfg, name, base_digest=base_digest, offline=True)
     write_dockerfile(rendered)
     return rendered
 
 
-def _header(env: Any, cfg: Any, name: str, digest: str, image: Reference, path: Path) -> str:
+def refuse_placeholder(rendered: Rendered) -> None:
+    """A Dockerfile rendered offline names images that do not exist: never build (so never push or pin) it."""
+    if rendered.placeholder:
+        raise SingkitError(f"dockers.{rendered.docker} was rendered offline, with placeholder digests; "
+                           f"it cannot be built: render it with its registries reachable")
+
+
+def _header(env: Any, cfg: Any, name: str, digest: str, image: Reference, path: Path,
+            placeholder: bool = False) -> str:
     where = cfg.where("dockers", name, "image") if hasattr(cfg, "where") else None
     origin = f" ({relative_to_project(env, Path(where.file))}:{where.line})" if where else ""
+    marked = (f"# PLACEHOLDER: rendered offline; not buildable. The digest {PLACEHOLDER_DIGEST[:15]}… and the tag\n"
+              f"# :{PLACEHOLDER_TAG} stand for what the registries would say; image.build and image.wrap\n"
+              f"# render again with them.\n") if placeholder else ""
     return (f"# {relative_to_project(env, path)}: generated by `singkit image.render`. Do not edit: change the docker\n"
             f"# record or its template, then render again.\n"
             f"# record: dockers.{name}{origin}\n"
             f"# image:  {image}\n"
-            f"# inputs: {digest}\n\n")
+            f"# inputs: {digest}\n"
+            f"{marked}\n")
 
 
 def _find_template(env: Any, cfg: Any, name: str, value: str, problems: list[Problem]) -> Path | None:

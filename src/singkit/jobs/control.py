@@ -6,6 +6,8 @@ reconciles runs whose process died), so nothing stays `running` after its runner
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,8 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
     if last is not None and last < 1:
         raise UsageError(f"--last={last}: give 1 or more")
     store = Store.of(env)
+    if _no_store(store):
+        return []  # no store here: a listing must not create one (nor its index)
 
     def skip(job_id: str, error: Exception) -> None:
         env.err(f"warning: skipped {job_id}: {why(error)}")
@@ -62,9 +66,20 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
     return store.index.summaries(status=status, target=target, last=last)
 
 
+def _no_store(store: Store) -> bool:
+    """True when the store has no jobs folder yet. A store path that cannot be one (a file on
+    the way: NotADirectoryError) or cannot be read raises, as opening it would."""
+    try:
+        os.stat(store.jobs_dir)
+    except FileNotFoundError:
+        return True
+    return False
+
+
 def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str:
     """Why job.list shows nothing: the store has no jobs, or the filters exclude every one."""
-    everything = Store.of(env).index.summaries()
+    store = Store.of(env)
+    everything = [] if _no_store(store) else store.index.summaries()
     if not everything or not (status or target):
         return "no jobs yet; submit one with `invoke job.submit` (make submit)"
     given = " ".join(f"--{flag} {value}" for flag, value in (("status", status), ("target", target)) if value)

@@ -5,9 +5,10 @@
 `--dry-run` stops after prepare: the job folder then holds job.yaml, the code and whatever the
 backend renders (the Azure ML job YAML for singularity targets), and nothing runs.
 
-A job the backend refuses in prepare (nothing started anywhere) is removed again, its id kept
-taken and the attempt recorded as `submit-refused`; a failure in submit (something may have
-started) keeps the job, its runs `failed`. Submit and rerun need a project (configs/singkit.yaml).
+A job the backend refuses in prepare (nothing started anywhere), or whose submit fails with the
+error marked `nothing_created` (a Singularity submit signed out before Azure ML created a job),
+is removed again, its id kept taken and the attempt recorded as `submit-refused`; any other
+failure in submit (something may have started) keeps the job, its runs `failed`. Submit and rerun need a project (configs/singkit.yaml).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def record_and_start(env: Environment, store: Store, backend: Backend, spec: dic
         if not spec.get("dry_run"):
             backend.submit(job)
     except BaseException as error:
+        if getattr(error, "nothing_created", False):
+            # the backend knows nothing started (e.g. signed out before Azure ML created a job):
+            # refused like a prepare refusal
+            refused(env, store, job, spec, error)
+            raise
         # something may have started: the job stays, every run given an outcome so it never looks pending
         give_up(store, job, error)
         raise

@@ -1,7 +1,7 @@
 """What a run sees: the job's code folder, the in-job files on PYTHONPATH, its environment.
 
     jobs/<jobN>/code/                 the snapshot, extracted once per job (the runs' working dir)
-    jobs/<jobN>/lib/singkit_metrics.py   singkit.metrics, importable as `singkit_metrics`
+    jobs/<jobN>/lib/singkit_metrics.py   a copy of the installed top-level module (src/singkit_metrics.py)
     jobs/<jobN>/lib/singkit_entry.py     the entry wrapper (scripts/singkit_entry.py)
 """
 
@@ -50,8 +50,9 @@ def prepare(job: Job) -> tuple[Path, Path]:
         safe_extract(job.code_archive, code)
         (code / ".singkit-extracted").touch()
     lib.mkdir(exist_ok=True)
-    package = Path(__file__).resolve().parent.parent
-    shutil.copyfile(package / "metrics.py", lib / METRICS_MODULE)
+    import singkit_metrics  # the installed module itself, byte for byte (standard library only)
+
+    shutil.copyfile(singkit_metrics.__file__, lib / METRICS_MODULE)
     shutil.copyfile(entry_script(), lib / ENTRY_SCRIPT)
     return code, lib
 

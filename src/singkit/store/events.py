@@ -2,7 +2,7 @@
 
     {"t": 1732450000.12, "event": "submit", "job": "job3", "target": "local", "runs": 4}
 
-Events used so far: build, push, pin (images), submit, cancel, rerun, reconcile. Each line is
+Events used so far: build, build-failed, push, pin (images), submit, cancel, rerun, reconcile. Each line is
 one write on an O_APPEND descriptor, so concurrent writers never interleave.
 """
 

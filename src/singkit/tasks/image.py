@@ -35,14 +35,17 @@ def _load(env: Any, docker: str | None) -> tuple[Any, str]:
     return cfg, name
 
 
-@task(help={"docker": DOCKER_HELP})
-def render(c, env, docker=None):
+@task(help={"docker": DOCKER_HELP,
+            "offline": "ask no registry: placeholder digests, marked in the file (also used, with a warning, "
+                       "when a registry cannot be reached)"})
+def render(c, env, docker=None, offline=False):
     """Render dockerfiles/<docker>.Dockerfile from templates/wrap.Dockerfile.j2 (no engine needed)."""
     from singkit.images.render import render as render_image
 
     cfg, name = _load(env, docker)
-    rendered = render_image(env, cfg, name)
-    env.err(f"rendered {rendered.image.tagged} (inputs {rendered.inputs_hash})")
+    rendered = render_image(env, cfg, name, offline=offline, fallback=True)
+    note = " with placeholder digests: not buildable" if rendered.placeholder else ""
+    env.err(f"rendered {rendered.image.tagged} (inputs {rendered.inputs_hash}){note}")
     env.out(str(rendered.path))
 
 

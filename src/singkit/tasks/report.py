@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from singkit.environment import Environment
-from singkit.exceptions import UsageError
+from singkit.exceptions import UsageError, shown_path
 from singkit.tasks._edge import int_arg as _int
 from singkit.tasks._edge import job_arg, task
 from singkit.tasks._surface import Choices
@@ -23,7 +23,7 @@ COMMON_HELP = {
     "sort": "sort by this column (missing values last)",
     "reverse": "sort descending",
     "last": "show only the last N rows",
-    "export": "write the table to FILE.csv, .tsv or .json instead of printing it",
+    "export": "write the table to FILE.csv, .tsv or .json instead of printing it; a relative FILE goes under reports/",
     "json": "print JSON alone on stdout",
 }
 
@@ -41,7 +41,13 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool) -> N
     from singkit.reports import render
 
     if export:
-        env.out(str(render.export(Path(export), table.columns, [*table.rows, *table.footer])))
+        # Relative names go under reports/ (gitignored), never into the project root, where the
+        # file would enter the next job's code snapshot.
+        path = Path(export).expanduser()
+        path = path if path.is_absolute() else env.project_root / "reports" / path
+        written = render.export(path, table.columns, [*table.rows, *table.footer])
+        env.err(f"wrote {len(table.rows)} row(s) to {shown_path(written)}")
+        env.out(str(written))
     elif as_json:
         env.out(render.to_json(render.json_rows(table.columns, [*table.rows, *table.footer])))
     else:

@@ -183,9 +183,20 @@ class SingularityBackend(Backend):
         return entity
 
     def submit(self, job: Any) -> None:
+        done: list[tuple[Any, str]] = []
+        try:
+            self._submit(job, done)
+        except SingkitError as error:
+            if not done and aml.credential_refused(error) and not getattr(error, "maybe_created", False):
+                # signed out before Azure ML created anything: a refusal (no job is kept, see
+                # jobs.submit.record_and_start), not a failed job
+                error.nothing_created = True  # type: ignore[attr-defined]
+            raise
+
+    def _submit(self, job: Any, done: list[tuple[Any, str]]) -> None:
+        """Create every run's Azure ML job in turn; `done` collects the (run, name) created."""
         secret_env = staging.secret_variables(job, self.env.environ)
         found = creating.mirror_credentials(self, job)
-        done: list[tuple[Any, str]] = []
         with self.session() as ml:
             for run in job.runs:
                 name = self._name(job, run)
@@ -206,6 +217,8 @@ class SingularityBackend(Backend):
                     adopted = creating.settle(self, ml, run, name, adopt=isinstance(error, ServiceError))
                     if adopted is None:
                         self._withdraw(ml, done)
+                        if next(tries) > 2:  # an earlier try reached Azure ML: it may hold the job after all
+                            error.maybe_created = True  # type: ignore[attr-defined]
                         raise
                     created = adopted
                 self._record(run, created, info)

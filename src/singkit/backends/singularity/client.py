@@ -245,13 +245,14 @@ def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceEr
     said = f", {used}" if used else ""
     status = status_of(error)
     if isinstance(error, ClientAuthenticationError) and status is None:
-        return ServiceError(f"{what}: no usable Azure credential: {one_line(error, 160).rstrip('.')}; run `az login`, or set {TOKEN_VAR} for CI")
+        return _signed_out(ServiceError(f"{what}: no usable Azure credential: {one_line(error, 160).rstrip('.')}; "
+                                        f"run `az login`, or set {TOKEN_VAR} for CI"), no_token=True)
     if status == 401:
-        return ServiceError(f"{what}: Azure refused the credential (401{said}){where}; it may have expired — run `az login` "
-                            f"again or refresh {TOKEN_VAR}{_credential_hint(used)}")
+        return _signed_out(ServiceError(f"{what}: Azure refused the credential (401{said}){where}; it may have expired — "
+                                        f"run `az login` again or refresh {TOKEN_VAR}{_credential_hint(used)}"))
     if status == 403:
-        return ServiceError(f"{what}: access denied (403{said}){where}; that identity needs a role such as AzureML Data "
-                            f"Scientist on the workspace{_credential_hint(used)}")
+        return _signed_out(ServiceError(f"{what}: access denied (403{said}){where}; that identity needs a role such as "
+                                        f"AzureML Data Scientist on the workspace{_credential_hint(used)}"))
     if status == 404:
         return ServiceError(f"{what}: not found (404){where}; check subscription-id, resource-group and workspace in the service record, and the target's compute: {one_line(error, 120)}")
     if status in RETRY_STATUSES:
@@ -259,6 +260,23 @@ def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceEr
     if isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
         return ServiceError(f"{what}: cannot reach Azure ML: {one_line(error, 160)}; check the network")
     return ServiceError(f"{what}: Azure ML error{f' {status}' if status else ''}: {one_line(error)}")
+
+
+def _signed_out(error: ServiceError, no_token: bool = False) -> ServiceError:
+    """Mark an error that came before Azure did anything with the request: no token could be
+    had (`no_token`: the request was never sent), or Azure refused it at the door (401/403: a
+    request is authenticated and authorized before the resource provider acts on it).
+    Source: Microsoft Learn, "What is Azure Resource Manager?" (Resource Manager "authenticates
+    and authorizes the request before forwarding it" to the service); azure-ai-ml sends a job's
+    create as a PUT through Resource Manager (…/workspaces/W/jobs/NAME)."""
+    error.credential = True  # type: ignore[attr-defined]
+    error.no_token = no_token  # type: ignore[attr-defined]
+    return error
+
+
+def credential_refused(error: BaseException) -> bool:
+    """Did `error` stop a call before Azure acted on it (see _signed_out)?"""
+    return bool(getattr(error, "credential", False))
 
 
 def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int = 5,

@@ -46,6 +46,8 @@ def check_offered(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
     try:
         found = backend.cluster_offers(ml, resolved.compute, want=resolved.vm_size)
     except ServiceError as error:
+        if getattr(error, "no_token", False):
+            raise  # no token at all: the submit cannot succeed, so it is refused here (nothing was created)
         backend.env.err(f"warning: {error}; submitting without checking the instance type")
         return
     if found.find(resolved.vm_size) is not None:

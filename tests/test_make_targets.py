@@ -1,0 +1,130 @@
+"""Issue 13 (points 2 and 6): `make clean` deletes build products only; `make clean-store`
+says what the job store holds and asks (or needs CONFIRM=1); `make help` names every target
+and variable; `make test` starts the test services where it can (root) before pytest."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MAKE = shutil.which("make")
+pytestmark = pytest.mark.skipif(MAKE is None, reason="no make on PATH")
+
+
+def make(folder: Path, *args: str, stdin: int | None = subprocess.DEVNULL, **extra: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SINGKIT_", "MAKEFLAGS", "MFLAGS"))}
+    environ.update(extra)
+    return subprocess.run([MAKE, "-s", *args], cwd=folder, env=environ, stdin=stdin, capture_output=True,
+                          text=True, timeout=120)
+
+
+def project(root: Path) -> Path:
+    """The Makefile, a venv stand-in (the setup stamp, so no target installs anything), a job
+    store with two jobs and three runs, and what the tools generate."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO / "Makefile", root / "Makefile")
+    (root / "pyproject.toml").write_text("")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / ".singkit-setup").touch()
+    for run in ("job1/runs/job1.1", "job2/runs/job2.1", "job2/runs/job2.2"):
+        (root / ".singkit" / "jobs" / run / "outputs").mkdir(parents=True)
+        (root / ".singkit" / "jobs" / run / "run.log").write_text("x" * 1000)
+    for path in ("reports/.gitkeep", "reports/job1/loss.png", "dockerfiles/.gitkeep", "dockerfiles/pytorch.Dockerfile",
+                 "src/pkg/__pycache__/m.pyc", "examples/train.py"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("x")
+    return root
+
+
+def test_make_clean_keeps_the_job_store(tmp_path):
+    root = project(tmp_path)
+    proc = make(root, "clean")
+    assert proc.returncode == 0, proc.stderr
+    assert (root / ".singkit" / "jobs" / "job2" / "runs" / "job2.2" / "run.log").is_file()
+    assert (root / "reports" / ".gitkeep").is_file() and (root / "dockerfiles" / ".gitkeep").is_file()
+    assert (root / "examples" / "train.py").is_file()
+    for gone in (".venv", "reports/job1", "dockerfiles/pytorch.Dockerfile", "src/pkg/__pycache__"):
+        assert not (root / gone).exists(), gone
+
+
+def test_clean_store_without_a_terminal_needs_confirm(tmp_path):
+    root = project(tmp_path)
+    proc = make(root, "clean-store")
+    assert proc.returncode != 0 and (root / ".singkit" / "jobs").is_dir()
+    assert re.match(r"clean-store: \.singkit holds 2 job\(s\), 3 run\(s\), \d+ bytes: every job's logs, metrics "
+                    r"and outputs\n$", proc.stdout), proc.stdout
+    assert "run `make clean-store CONFIRM=1` to delete it" in proc.stderr
+    proc = make(root, "clean-store", "CONFIRM=1")
+    assert proc.returncode == 0 and not (root / ".singkit").exists(), proc.stderr
+    assert re.search(r"^clean-store: deleted \.singkit: 2 job\(s\), 3 run\(s\), \d+ bytes$", proc.stdout, re.M)
+    assert make(root, "clean-store").stdout == "clean-store: no job store at .singkit; nothing to delete\n"
+
+
+@pytest.mark.parametrize("answer, kept", [("n", True), ("", True), ("y", False)])
+def test_clean_store_asks_on_a_terminal(tmp_path, answer, kept):
+    root = project(tmp_path)
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, f"{answer}\n".encode())
+        proc = make(root, "clean-store", stdin=follower)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0, proc.stderr
+    assert "delete it? [y/N]" in proc.stdout
+    assert (root / ".singkit").exists() == kept
+    assert ("kept .singkit; nothing deleted" in proc.stdout) == kept
+
+
+def test_clean_store_deletes_singkit_home_when_set(tmp_path):
+    root = project(tmp_path / "p")
+    store = tmp_path / "store"
+    shutil.move(root / ".singkit", store)
+    proc = make(root, "clean-store", "CONFIRM=1", SINGKIT_HOME=str(store))
+    assert proc.returncode == 0 and not store.exists(), proc.stderr
+    assert f"deleted {store}: 2 job(s), 3 run(s)" in proc.stdout
+
+
+def test_make_help_names_every_target_and_variable():
+    text = (REPO / "Makefile").read_text()
+    targets = re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split()
+    variables = re.findall(r"^([A-Z]+)\s*\?=", text, re.M)
+    assert {"ARGS", "RUN", "JOB", "TARGET", "CONFIRM"} <= set(variables)
+    shown = make(REPO, "help").stdout
+    for target in targets:
+        assert re.search(rf"make (\S+\|)?{re.escape(target)}\b", shown), target
+    for variable in variables:
+        assert f"{variable}=" in shown, variable
+    assert "never the job store" in shown and "CONFIRM=1" in shown
+
+
+def test_make_test_starts_the_services_as_root_then_runs_pytest_with_them(tmp_path):
+    root = project(tmp_path)
+    (root / ".ci").mkdir()
+    # a stand-in for .ci/services.sh: what the recipe does with it, not what it installs
+    (root / ".ci" / "services.sh").write_text(
+        'echo ran >> "$(dirname "$0")/ran"; echo "services.sh: ready" >&2\n'
+        'echo "export SINGKIT_TEST_AZURITE_CMD=/stand-in/azurite-blob" > "$(dirname "$0")/services.env"\n'
+        'cat "$(dirname "$0")/services.env"\n')
+    (root / ".venv" / "bin" / "pytest").write_text('#!/bin/sh\necho "pytest $* azurite=$SINGKIT_TEST_AZURITE_CMD"\n')
+    (root / ".venv" / "bin" / "pytest").chmod(0o755)
+    proc = make(root, "test", "ARGS=-k config")
+    assert proc.returncode == 0, proc.stderr
+    ran = (root / ".ci" / "ran").exists()
+    if os.geteuid() == 0:
+        assert ran and proc.stdout == "pytest -q -k config azurite=/stand-in/azurite-blob\n"  # sourced, not printed
+        assert "installing and starting the test services" in proc.stderr
+    else:
+        assert not ran and proc.stdout == "pytest -q -k config azurite=\n"
+    # services already in the environment (CI sourced them), or SERVICES=0: not started again
+    (root / ".ci" / "ran").unlink(missing_ok=True)
+    assert make(root, "test", SINGKIT_TEST_AZURITE_CMD="/ci/azurite").stdout == "pytest -q azurite=/ci/azurite\n"
+    assert make(root, "test", "SERVICES=0").returncode == 0
+    assert not (root / ".ci" / "ran").exists()
