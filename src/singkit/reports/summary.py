@@ -92,6 +92,10 @@ def summarize(env: Environment, job: str, metric: str | None = None, maximize: b
     return summary
 
 
+# the mean, its ± std and the best value are read side by side: one count of decimals for all
+ALIGNED = [["mean", "std", "best"]]
+
+
 def summary_table(summary: Summary) -> Table:
     columns = ["rank", *(f"hparams.{k}" for k in summary.keys), "runs", "mean", "std", "best", "best_run"]
     what = f"{summary.use} {summary.metric}"
