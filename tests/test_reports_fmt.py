@@ -39,7 +39,7 @@ def test_aligned_numbers_share_decimals_and_keep_edge_values():
     assert fmt.aligned([123.4, 2.5, None, float("nan"), float("inf")]) == ["123.4", "2.5", "", "nan", "inf"]
     assert fmt.aligned([-0.00001, 0.5]) == ["0.0000", "0.5000"]          # never "-0.0000"
     assert fmt.aligned([0, 0]) == ["0", "0"]
-    assert fmt.aligned([2.51234e7, 1.5]) == ["2.512e+07", "1.5"]             # beyond fixed decimals: e-notation
+    assert fmt.aligned([25123456.7, 1.5]) == ["2.512e+07", "1.5"]             # beyond fixed decimals: e-notation
     assert fmt.aligned([1e-6, 2e-6]) == ["1e-06", "2e-06"]
     assert fmt.aligned([]) == []
 
