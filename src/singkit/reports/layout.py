@@ -53,9 +53,11 @@ def fit(headers: list[str], columns: list[list[str]], right: list[bool], width: 
     not kept is cut (down to MIN_TEXT), then whole columns are left out, from the right, those
     for which `drop_first` holds before the others; `keep` columns always stay."""
     n = len(headers)
-    widths = [max(len(h) + HEADER_PAD, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
     fitted = Fitted(list(range(n)))
-    if width is None or width_of(widths) <= width:
+    if width is None:  # no limit: not even the widths are needed
+        return fitted
+    widths = [max(len(h) + HEADER_PAD, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
+    if width_of(widths) <= width:
         return fitted
     shown = list(range(n))
 
