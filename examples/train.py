@@ -81,7 +81,8 @@ def main() -> None:
                 metrics.log_metrics({"loss": round(loss, 5), "acc": round(acc, 4)}, step=step)
             time.sleep(args.step_time)
         val_loss, val_acc = evaluate(w, b, valid)
-        metrics.log_metrics({"epoch": epoch, "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 4)}, step=step)
+        # at the step the epoch ends (the x axis); the epoch number itself is no metric worth a panel
+        metrics.log_metrics({"val_loss": round(val_loss, 5), "val_acc": round(val_acc, 4)}, step=step)
         print(f"epoch {epoch:3d}  step {step:5d}  val_loss {val_loss:.4f}  val_acc {val_acc:.3f}", flush=True)
 
     out = metrics.outputs_dir() / "model.json"

@@ -100,3 +100,61 @@ def test_chromium_renders_the_page_with_no_broken_image(store, chromium, tmp_pat
     with Image.open(shot) as image:
         colors = image.convert("L").getextrema()
     assert colors[0] < 100 and colors[1] > 200               # drawn: dark text and lines on white
+
+
+# -- the page as a colleague reads it (issue 13, point 13) ------------------------------------------------
+WIDTH_PROBE = """<script>
+window.addEventListener("load", () => {
+  const doc = document.scrollingElement;
+  document.body.setAttribute("data-scroll", doc.scrollWidth);
+  document.body.setAttribute("data-client", doc.clientWidth);
+  document.body.setAttribute("data-inner", Array.from(document.querySelectorAll(".wrap"))
+    .filter(w => w.scrollWidth > w.clientWidth).length);
+});
+</script>"""
+
+SHARED = {"bs": 32, "epochs": 20, "dim": 8, "samples": 800, "step_time": 0.02}
+
+
+@pytest.fixture
+def realistic(tmp_path):
+    """examples/train.py's sweep as job.yaml records it: target and service as records, the
+    sender's project folder, a code snapshot, and a failed run whose traceback names a file."""
+    home = tmp_path / ".singkit"
+    runs = [RunSpec({"lr": lr, **SHARED, "seed": s},
+                    [(i, {"loss": 1 / (i + 1) + lr, "acc": 0.5 + i / 50, "val_loss": 1 / (i + 2) + lr,
+                          "val_acc": 0.6 + i / 60}) for i in range(0, 20, 5)])
+            for lr in (0.1, 0.01, 0.001) for s in (1, 2)]
+    runs.append(RunSpec({"lr": 1.0, **SHARED, "seed": 1}, None, status="failed", exit_code=1,
+                        stderr=f'Traceback (most recent call last):\n  File "{tmp_path}/examples/train.py", line 9\n'
+                               "FloatingPointError: diverged\n"))
+    spec = storegen.write_job(home, "job1", runs) / "job.yaml"
+    text = spec.read_text().replace(
+        "target: local", 'target: {"service": "local", "description": "processes on this machine", "nodes": 1, '
+                         '"env": {}, "name": "local"}').replace("service: local", 'service: {"name": "local", "type": "local"}')
+    text += (f'project_root: "{tmp_path}"\ndry_run: false\nallow_unpinned: false\n'
+             f'code: {{"sha256": "{"ab" * 32}", "files": 6, "bytes": 60317, "archive": "snapshots/x.tar.gz"}}\n')
+    spec.write_text(text)
+    return storegen.make_env(tmp_path)
+
+
+def test_page_reads_well_at_1300px_and_names_nothing_of_this_machine(realistic, chromium, tmp_path):
+    path, images = write_html(realistic, "job1")
+    text = path.read_text()
+    visible = re.sub(r'src="data:[^"]*"', "", text)
+    assert str(tmp_path) not in visible and realistic.environ["HOME"] not in visible   # no path of the sender
+    assert "File &#34;examples/train.py" in visible                                  # made relative instead
+    assert "local: processes on this machine" in visible and "service=" not in visible and "{" not in re.sub(
+        r"<(script|style)>.*?</\1>", "", visible, flags=re.S)                          # records as sentences
+    assert "6 files, 60.3 kB" in visible and "project_root" not in visible
+    assert not re.search(r"pass --|--metric|invoke |singkit\.yaml|report\.\w", visible)     # no CLI advice to a reader
+    assert "no primary metric was chosen" in visible
+    assert "Every run: target local · bs 32 · epochs 20" in visible
+    probe = path.with_name("probe-width.html")
+    probe.write_text(text.replace("</body>", WIDTH_PROBE + "</body>"))
+    result = chromium.run("--dump-dom", "--window-size=1300,1800", probe.as_uri())
+    body = re.search(r"<body([^>]*)>", result.stdout)
+    assert body, result.stderr[-500:]
+    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', body.group(1)))
+    assert int(attrs["scroll"]) <= int(attrs["client"]) <= 1300, attrs   # no horizontal scroll on the page
+    assert attrs["inner"] == "0", attrs                                  # nor inside the run table

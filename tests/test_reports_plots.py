@@ -48,7 +48,9 @@ def test_png_per_job_with_a_panel_per_metric_and_runs_named_by_hparams(store, tm
     width, height = valid_png(item.path)
     assert width > 500 and height > 200
     assert item.metrics == ["loss", "acc"]
-    assert item.lines == [f"lr={lr}, seed={s}" for lr in (0.001, 0.01, 0.1) for s in (1, 2)]
+    assert item.lines == ["lr=0.001 (n=2)", "lr=0.01 (n=2)", "lr=0.1 (n=2)"]   # seeds repeat a set: mean ± std
+    [every] = plot_job(store, "job1", PlotOptions(aggregate="none"))
+    assert every.lines == [f"lr={lr}, seed={s}" for lr in (0.001, 0.01, 0.1) for s in (1, 2)]
 
 
 def test_svg_has_exactly_one_axis_per_metric(store):
@@ -72,7 +74,9 @@ def test_break_on_run_and_on_hparam(store, tmp_path):
     assert [p.path.name for p in per_run] == [f"job1-metrics-job1.{k}.png" for k in range(1, 7)]
     per_lr = plot_job(store, "job1", PlotOptions(break_on="lr", fmt="svg"))
     assert [p.path.name for p in per_lr] == ["job1-metrics-lr=0.001.svg", "job1-metrics-lr=0.01.svg", "job1-metrics-lr=0.1.svg"]
-    assert all(p.lines == ["seed=1", "seed=2"] and axes_in_svg(p.path) == 2 for p in per_lr)
+    assert all(p.lines == ["all runs (n=2)"] and axes_in_svg(p.path) == 2 for p in per_lr)
+    per_lr_runs = plot_job(store, "job1", PlotOptions(break_on="lr", aggregate="none"))
+    assert all(p.lines == ["seed=1", "seed=2"] for p in per_lr_runs)
     with pytest.raises(UsageError, match="no run has that hparam"):
         plot_job(store, "job1", PlotOptions(break_on="momentum"))
 
@@ -87,7 +91,7 @@ def test_aggregate_band_and_smoothing(store):
 
 def test_filter_x_axis_and_multi_node(store):
     [item] = plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"]))
-    assert item.lines == ["seed=1", "seed=2"]
+    assert item.lines == ["all runs (n=2)"]                 # two seeds of one hparam set
     [by_time] = plot_job(store, "job3", PlotOptions(x="time", metrics=["loss"]))
     valid_png(by_time.path)
     [by_metric] = plot_job(store, "job3", PlotOptions(x="val_loss", fmt="svg"))
@@ -98,7 +102,8 @@ def test_filter_x_axis_and_multi_node(store):
 
 @pytest.mark.parametrize("opts, message", [
     (PlotOptions(smooth=1.0), "--smooth"),
-    (PlotOptions(aggregate="max"), "mean or median"),
+    (PlotOptions(aggregate="max"), "mean, median or none"),
+    (PlotOptions(aggregate="none", band="std"), "drop --aggregate none"),
     (PlotOptions(band="iqr"), "std, sem or minmax"),
     (PlotOptions(layout="1x1"), "at least 2x1|at least 1x1|1 panel"),
     (PlotOptions(layout="two"), "ROWSxCOLS"),
@@ -154,7 +159,7 @@ def svg_texts(path) -> list[str]:
 def test_break_on_value_is_not_repeated_in_the_title(store):
     per_lr = plot_job(store, "job1", PlotOptions(break_on="lr", fmt="svg"))
     title = next(t for t in svg_texts(per_lr[0].path) if t.startswith("job1"))
-    assert title == "job1 on local · lr=0.001"
+    assert title == "job1 on local · lr=0.001 · mean ± std over runs"
 
 
 def test_a_filtered_plot_does_not_overwrite_the_unfiltered_one(store, tmp_path):
@@ -167,4 +172,4 @@ def test_a_filtered_plot_does_not_overwrite_the_unfiltered_one(store, tmp_path):
     assert plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"]))[0].path == some.path  # stable name
     assert whole.lines != some.lines and whole.path.exists() and some.path.exists()
     [drawn] = plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"], fmt="svg"))
-    assert "job1 on local · where hparams.lr=0.1 · lr=0.1" in svg_texts(drawn.path)  # the title says which runs
+    assert "job1 on local · where hparams.lr=0.1 · lr=0.1 · mean ± std over runs" in svg_texts(drawn.path)  # the title says which runs

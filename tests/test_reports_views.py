@@ -99,7 +99,8 @@ def test_tasks_print_tables_json_and_paths(store, tmp_path):
     out = _run(tmp_path, "report.list", "--job=job1", "--filter", "status=failed", "--sort", "lr", "--reverse")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split()[:2] == ["run", "status"] and lines[2].startswith("job1.5")
+    assert lines[0].startswith("all 4 runs: target=local")      # what every row shares, said once
+    assert lines[1].split()[:2] == ["run", "status"] and lines[3].startswith("job1.5")
     as_json = _run(tmp_path, "report.list", "--job=JOB=job1", "--group=status", "--json")
     assert {r["status"]: r["runs"] for r in json.loads(as_json.stdout)} == {"completed": 1, "failed": 4, "cancelled": 1}
     export = _run(tmp_path, "report.list", "--jobs", "--export", str(tmp_path / "jobs.csv"))

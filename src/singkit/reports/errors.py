@@ -70,6 +70,24 @@ def error_groups(env: Environment, job: str | None = None, statuses: tuple[str, 
     return sorted(groups.values(), key=lambda g: -g["count"])
 
 
+def details(group: dict[str, Any]) -> list[str]:
+    """What a group's headline does not already say: exit codes, statuses other than failed,
+    the recorded reason — each once (a reason of `exit code 3` is not repeated after it)."""
+    said = [str(group["message"])]
+    parts = []
+    if group["exit_codes"]:
+        codes = ("exit code " if len(group["exit_codes"]) == 1 else "exit codes ") + ", ".join(str(c) for c in group["exit_codes"])
+        if not any(codes in s for s in said):
+            parts.append(codes)
+            said.append(codes)
+    if group["statuses"] != ["failed"]:
+        parts.append("status " + ", ".join(group["statuses"]))
+    reason = group.get("reason")
+    if reason and not any(str(reason) in s for s in said):
+        parts.append(f"reason: {reason}")
+    return ["; ".join(parts)] if parts else []
+
+
 def render_groups(groups: list[dict[str, Any]], scope: str) -> str:
     if not groups:
         return f"no failed runs in {scope}"
@@ -79,15 +97,7 @@ def render_groups(groups: list[dict[str, Any]], scope: str) -> str:
         runs = ", ".join(g["runs"][:12]) + (f", ... ({len(g['runs']) - 12} more)" if len(g["runs"]) > 12 else "")
         out.append(f"{g['count']} × {g['message']}")
         out.append(f"  runs: {runs}")
-        details = []
-        if g["exit_codes"]:
-            details.append("exit code " + ", ".join(str(c) for c in g["exit_codes"]))
-        if g["statuses"] != ["failed"]:
-            details.append("status " + ", ".join(g["statuses"]))
-        if g["reason"] and g["reason"] != g["message"]:
-            details.append(f"reason: {g['reason']}")
-        if details:
-            out.append("  " + "; ".join(details))
+        out += [f"  {line}" for line in details(g)]
         if g["tail"]:
             out.append(f"  stderr of {g['example']} (last {len(g['tail'])} lines):")
             out += [f"    | {line}" for line in g["tail"]]

@@ -182,8 +182,12 @@ def breaks(runs: list[Run], break_on: str | None) -> list[tuple[str, list[Run]]]
         return [(r.run, [r]) for r in runs]
     name = break_on[8:] if break_on.startswith("hparams.") else break_on
     if not any(name in r.hparams for r in runs):
+        import difflib
+
         known = sorted({k for r in runs for k in r.hparams})
-        raise UsageError(f"--break-on `{break_on}`: no run has that hparam; use run or one of: {', '.join(known) or '(none)'}")
+        close = difflib.get_close_matches(name, ["run", *known], n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise UsageError(f"--break-on `{break_on}`: no run has that hparam{hint}; use run or one of: {', '.join(known) or '(none)'}")
     groups: dict[str, list[Run]] = {}
     for run in sorted(runs, key=lambda r: _sort_value(r.hparams, [name])):
         groups.setdefault(f"{name}={format_cell(run.hparams.get(name))}", []).append(run)
@@ -192,7 +196,7 @@ def breaks(runs: list[Run], break_on: str | None) -> list[tuple[str, list[Run]]]
 
 def check_options(aggregate_how: str | None, band: str | None, smooth: float) -> None:
     if aggregate_how is not None and aggregate_how not in AGGREGATES:
-        raise UsageError(f"--aggregate `{aggregate_how}`: choose mean or median")
+        raise UsageError(f"--aggregate `{aggregate_how}`: choose mean, median or none (a line per run)")
     if band is not None and band not in BANDS:
         raise UsageError(f"--band `{band}`: choose std, sem or minmax")
     if not (0 <= smooth < 1) or math.isnan(smooth):

@@ -185,8 +185,33 @@ def choose_metrics(runs: list[Run], wanted: list[str] | None, x: str, prefs: Met
         return known
     missing = [m for m in wanted if m not in known]
     if missing:
-        raise UsageError(f"no run of {job} logged {', '.join(missing)}; its metrics are: {', '.join(known)}")
+        raise UsageError(f"no run of {job} logged {', '.join(missing)}{did_you_mean(missing, known)}; "
+                         f"its metrics are: {', '.join(known)}")
     return wanted
+
+
+def did_you_mean(names: list[str], choices: list[str]) -> str:
+    """` (did you mean epoch?)` for the first of `names` that is close to one of `choices`
+    (difflib's ratio ≥ 0.6, the cutoff the table flags use), else ""."""
+    import difflib
+
+    for name in names:
+        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+        if close:
+            return f" (did you mean {' or '.join(close)}?)"
+    return ""
+
+
+def check_x(x: str, runs: list[Run], prefs: MetricPrefs, job: str) -> None:
+    """An x axis asked for by name must exist: step, time, or a metric some run logged
+    (a typo would draw empty panels over a good plot)."""
+    if x in ("step", "time"):
+        return
+    logged = rowsets.metric_names(runs, prefs)
+    if x not in logged:
+        choices = ["step", "time", *logged]
+        raise UsageError(f"-x `{x}`: no run of {job} logged it{did_you_mean([x], choices)}; "
+                         f"the x axis is one of: {', '.join(choices)}")
 
 
 def select_runs(runs: list[Run], filters: list[str] | None, prefs: MetricPrefs) -> list[Run]:
@@ -199,12 +224,20 @@ def select_runs(runs: list[Run], filters: list[str] | None, prefs: MetricPrefs) 
     return [r for r in runs if r.run in keep]
 
 
-def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs | None = None) -> list[PlotFile]:
-    """Draw the job's metrics; return the files written (one per --break-on value)."""
+def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs | None = None,
+             name: str = "metrics") -> list[PlotFile]:
+    """Draw the job's metrics; return the files written (one per --break-on value), named
+    `<job>-<name><tags>.<fmt>` (see plot_tags). Every name the options give (x, metrics,
+    hparams) is checked before anything is drawn: a typo raises UsageError and writes nothing.
+    Runs that repeat an hparam set (seeds) are drawn as mean ± std per set unless
+    `aggregate` is `none` (a line per run) or another aggregate is asked for."""
     if opts.fmt not in FORMATS:
         raise UsageError(f"--format `{opts.fmt}`: choose png or svg")
     band = opts.band
-    how = opts.aggregate or ("mean" if band else None)  # a band only makes sense around an aggregate
+    every_run = opts.aggregate == "none"
+    if every_run and band:
+        raise UsageError(f"--band {band} is drawn around an aggregate: drop --aggregate none, or the band")
+    how = None if every_run else opts.aggregate or ("mean" if band else None)  # a band needs an aggregate
     if how and band is None:
         band = "std"
     plotdata.check_options(how, band, opts.smooth)
@@ -215,13 +248,18 @@ def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs |
     runs = select_runs(runs, opts.filters, prefs)
     if not runs:
         raise UsageError(f"no runs of {job} to plot" + (" match the filter" if opts.filters else ""))
-    known = {k for r in runs for k in r.hparams}
+    known = sorted({k for r in runs for k in r.hparams})
     group_by = [k[8:] if k.startswith("hparams.") else k for k in opts.group_by or []]
     unknown = [k for k in group_by if k not in known]
     if unknown:
-        raise UsageError(f"--group-by {', '.join(unknown)}: no run has that hparam; hparams are: {', '.join(sorted(known)) or '(none)'}")
+        raise UsageError(f"--group-by {', '.join(unknown)}: no run has that hparam{did_you_mean(unknown, known)}; "
+                         f"hparams are: {', '.join(known) or '(none)'}")
+    if opts.x:
+        check_x(opts.x, runs, prefs, job)
     x = opts.x or prefs.step_name
     metrics = choose_metrics(runs, opts.metrics, x, prefs, job)
+    if how is None and band is None and opts.aggregate is None and opts.break_on != "run" and has_repeats(runs):
+        how, band = "mean", "std"  # repeats: mean ± std per hparam set reads better than a line per seed
     steps = sum(r.state["metric_lines"] for r in runs if r.state)
     if steps > 100_000:  # a few seconds of work: say what is going on
         env.err(f"{job}: plotting {steps:,} metric lines of {len(runs)} runs ...")
@@ -233,7 +271,7 @@ def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs |
     rows, cols = parse_layout(opts.layout, len(metrics))
     outputs = []
     break_key = opts.break_on[8:] if opts.break_on and opts.break_on.startswith("hparams.") else opts.break_on
-    for name, members in plotdata.breaks(runs, opts.break_on):
+    for title, members in plotdata.breaks(runs, opts.break_on):
         if how:
             keys = group_by or [k for k in plotdata.varying(runs, skip_repeats=True) if k != break_key]
             lines = plotdata.group_lines(members, data, keys, how, band, opts.smooth)
@@ -244,11 +282,50 @@ def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs |
         lines.sort(key=lambda line: line.sort_value or ())
         fig, axes = new_figure(rows, cols, len({line.key for line in lines}))
         draw_lines(fig, axes, metrics, lines, x_label, scale)
-        fig.suptitle(_title(job, members, name, how, opts.smooth, break_key, opts.filters), fontsize="medium")
-        stem = f"{job}-metrics" + filter_tag(opts.filters) + (f"-{safe_name(name)}" if name else "")
+        fig.suptitle(_title(job, members, title, how, opts.smooth, break_key, opts.filters, band), fontsize="medium")
+        stem = f"{job}-{name}" + plot_tags(opts, how, band) + (f"-{safe_name(title)}" if title else "")
         path = save_figure(fig, report_dir(env, job) / f"{stem}.{opts.fmt}", opts.fmt, opts.dpi)
         outputs.append(PlotFile(path, list(metrics), list(dict.fromkeys(line.key for line in lines))))
     return outputs
+
+
+def has_repeats(runs: list[Run]) -> bool:
+    """Whether some hparam set was run more than once (runs differing only in seed-like keys)."""
+    keys = plotdata.varying(runs, skip_repeats=True)
+    seen: set[tuple] = set()
+    for run in runs:
+        key = tuple(plotdata.format_cell(run.hparams.get(k)) for k in keys)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def plot_tags(opts: PlotOptions, how: str | None, band: str | None) -> str:
+    """The part of a plot's file name that says which options drew it, so plots made with
+    different options never overwrite each other and the same options always give the same
+    name: `-loss+acc` (metrics), `-x-time`, `-mean-std` / `-median-minmax` / `-runs`
+    (aggregate none), `-by-lr+opt` (group-by), `-ema0.6`, `-2x2` (layout), `-filter-<hash>`.
+    The default plot has none. The resolution (dpi) and format (the suffix) are not tags."""
+    import hashlib
+
+    tags = []
+    if opts.metrics:
+        joined = "+".join(safe_name(m) for m in opts.metrics)
+        tags.append(joined if len(joined) <= 40 else "m" + hashlib.sha256(joined.encode()).hexdigest()[:8])
+    if opts.x:
+        tags.append(f"x-{safe_name(opts.x)}")
+    if opts.aggregate == "none":
+        tags.append("runs")
+    elif opts.aggregate or opts.band:  # the aggregate asked for, with its band (std when implied)
+        tags.append(f"{how}-{band}")
+    if opts.group_by:
+        tags.append("by-" + "+".join(safe_name(k[8:] if k.startswith("hparams.") else k) for k in opts.group_by))
+    if opts.smooth:
+        tags.append(f"ema{opts.smooth:g}")
+    if opts.layout:
+        tags.append(safe_name(opts.layout.strip().lower().replace("×", "x")))
+    return "".join(f"-{t}" for t in tags) + filter_tag(opts.filters)
 
 
 def filter_tag(filters: list[str] | None) -> str:
@@ -262,17 +339,18 @@ def filter_tag(filters: list[str] | None) -> str:
 
 
 def _title(job: str, runs: list[Run], name: str, how: str | None, smooth: float, break_key: str | None = None,
-           filters: list[str] | None = None) -> str:
+           filters: list[str] | None = None, band: str | None = None) -> str:
     target = target_name(runs[0].spec) if runs else None
     fixed = {k: v for k, v in runs[0].hparams.items()
              if k != break_key and all(r.hparams.get(k) == v for r in runs)} if runs else {}  # break value: in `name`
     parts = [job + (f" on {target}" if target else ""), name]
     if filters:
         parts.append("where " + " and ".join(filters))  # the file name only has their hash
-    if fixed and len(runs) > 1:
+    if fixed:  # what the runs share; for a single run, every hparam it ran with
         parts.append(plotdata.hparam_label(fixed, list(fixed)))
     if how:
-        parts.append(f"{how} over runs")
+        parts.append(f"{how} ± {band} over runs" if band in ("std", "sem") else
+                     f"{how} over runs, {band} band" if band else f"{how} over runs")
     if smooth:
         parts.append(f"EMA {smooth:g}")
     return " · ".join(p for p in parts if p)

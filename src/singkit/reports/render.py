@@ -13,9 +13,11 @@ import datetime as _dt
 import io
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from singkit import fmt
 from singkit.exceptions import UsageError
 from singkit.fsutil import atomic_write
 
@@ -36,37 +38,17 @@ def kind_of(column: str) -> str:
 
 
 def format_number(value: float | int) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
+    """A number cell (see singkit.fmt.number)."""
+    return fmt.number(value)
 
 
 def format_duration(seconds: float) -> str:
-    if seconds < 9.95:
-        return f"{seconds:.1f}s"  # quick local runs: 0.4s says more than 0s
-    seconds = int(round(seconds))
-    d, rem = divmod(seconds, 86400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
-    if d:
-        return f"{d}d{h:02d}h"
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
+    """A duration cell (see singkit.fmt.duration)."""
+    return fmt.duration(seconds)
 
 
 def format_time(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M")
+    return fmt.when(epoch)
 
 
 def format_cell(value: Any, kind: str = "plain") -> str:
@@ -168,21 +150,78 @@ def format_column(values: list[Any], kind: str) -> tuple[list[str], bool]:
 _INF = float("inf")
 
 
+@dataclass
+class Rendered:
+    """A text table for people, and what was taken out of it to fit: `constant` (label, value)
+    pairs shared by every row, said once above the table; `hidden`, the headers left out."""
+    text: str
+    constant: list[tuple[str, str]] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
+
+
+def movable(column: str) -> bool:
+    """Columns said once above the table when every row has the same value: the settings of a
+    sweep (hparams) and where it ran. Statuses and metrics always stay: they are the news."""
+    return column.startswith("hparams.") or column in ("target", "sku")
+
+
+KEEP = frozenset({"run", "job", "status"})
+
+
 def render_text(columns: list[str], rows: list[dict[str, Any]], footer: list[dict[str, Any]] = (),
-                labels: dict[str, str] | None = None) -> str:
-    """The text table of `rows` (then `footer` rows under a rule), numbers right-aligned."""
+                labels: dict[str, str] | None = None, aligned: list[list[str]] | None = None) -> str:
+    """The text table of `rows` (then `footer` rows under a rule), numbers right-aligned, every
+    column shown whatever its width. `aligned`: groups of columns whose numbers share decimals."""
+    return render_fitted(columns, rows, footer, labels, wide=True, aligned=aligned).text
+
+
+def render_fitted(columns: list[str], rows: list[dict[str, Any]], footer: list[dict[str, Any]] = (),
+                  labels: dict[str, str] | None = None, width: int | None = None, wide: bool = False,
+                  aligned: list[list[str]] | None = None) -> Rendered:
+    """The text table fitted to `width` characters (None: no limit) unless `wide`: columns
+    that hold one value in every row (hparams, target) move above the table, long text cells
+    are cut, then `.best` columns and then others are left out from the right (see layout.fit);
+    run, job and status always stay."""
+    from singkit.reports import layout
+
     labels = labels or {}
     every = [*rows, *footer]
     formatted = [format_column([row.get(c) for row in every], kind_of(c)) for c in columns]
+    for group in aligned or []:
+        _align(columns, every, formatted, group)
+    cells = [col for col, _ in formatted]
     right = [numeric for _, numeric in formatted]
     headers = [labels.get(c, c) for c in columns]
     if len(set(headers)) < len(headers):  # short labels collide (hparam and metric both `lr`)
         headers = [h if headers.count(h) == 1 else c for h, c in zip(headers, columns)]
-    text = _table(headers, [col for col, _ in formatted], right)
+    constant: list[tuple[str, str]] = []
+    if not wide:
+        same = set(layout.constant_columns(columns, cells, len(rows), movable))
+        constant = [(headers[i], cells[i][0]) for i in sorted(same) if cells[i][0] != ""]
+        keep_idx = [i for i in range(len(columns)) if i not in same]
+        columns = [columns[i] for i in keep_idx]
+        headers, cells, right = [headers[i] for i in keep_idx], [cells[i] for i in keep_idx], [right[i] for i in keep_idx]
+    fitted = layout.fit(headers, cells, right, None if wide else width,
+                        keep=lambda i: columns[i] in KEEP or i == 0, drop_first=lambda i: columns[i].endswith(".best"))
+    headers, cells, right = layout.apply(fitted, headers, cells, right)
+    text = _table(headers, cells, right)
     if footer:  # footer rows share the columns' widths; a rule like the header's sets them apart
         lines = text.split("\n")
         text = "\n".join(lines[: 2 + len(rows)] + [lines[1]] + lines[2 + len(rows):])
-    return text
+    return Rendered(text, constant, fitted.hidden)
+
+
+def _align(columns: list[str], rows: list[dict[str, Any]], formatted: list[tuple[list[str], bool]],
+           group: list[str]) -> None:
+    """Re-format the numbers of `group`'s columns with shared decimals (fmt.aligned)."""
+    idx = [columns.index(c) for c in group if c in columns]
+    values = [row.get(columns[i]) for i in idx for row in rows]
+    texts = fmt.aligned([v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values])
+    for k, i in enumerate(idx):
+        part = texts[k * len(rows):(k + 1) * len(rows)]
+        old, numeric = formatted[i]
+        formatted[i] = ([p if row.get(columns[i]) is not None and p != "" else o
+                         for p, o, row in zip(part, old, rows)], numeric)
 
 
 # -- for scripts ---------------------------------------------------------------------------------

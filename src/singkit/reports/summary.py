@@ -92,6 +92,10 @@ def summarize(env: Environment, job: str, metric: str | None = None, maximize: b
     return summary
 
 
+# the mean, its ± std and the best value are read side by side: one count of decimals for all
+ALIGNED = [["mean", "std", "best"]]
+
+
 def summary_table(summary: Summary) -> Table:
     columns = ["rank", *(f"hparams.{k}" for k in summary.keys), "runs", "mean", "std", "best", "best_run"]
     what = f"{summary.use} {summary.metric}"
@@ -107,7 +111,21 @@ def headline(summary: Summary) -> str:
             f"({scored} with {summary.metric}); ranked by the {summary.use} {summary.metric}, {direction} is better")
 
 
-def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int = 100) -> Path | None:
+def log_spaced(values: list[Any]) -> bool:
+    """Whether an hparam's values were chosen on a log scale: positive numbers spanning at
+    least 2 decades whose neighbours (sorted, distinct) have about the same ratio — 1e-4,
+    1e-3, 1e-2 or 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2 (log steps within 35% of their mean),
+    but not 1, 2, 3, ..., 200 (a linear grid, however wide)."""
+    nums = sorted({float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if len(nums) < 2 or nums[0] <= 0 or not all(math.isfinite(v) for v in nums) or nums[-1] / nums[0] < 100:
+        return False
+    steps = [math.log10(b / a) for a, b in zip(nums, nums[1:])]
+    mean = sum(steps) / len(steps)
+    return all(abs(step - mean) <= 0.35 * mean for step in steps)
+
+
+def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int = 100,
+                 name: str = "summary") -> Path | None:
     """The metric against each swept hparam (one panel each); None when nothing was swept."""
     if fmt not in FORMATS:
         raise UsageError(f"--format `{fmt}`: choose png or svg")
@@ -130,9 +148,8 @@ def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int 
         if numeric:
             sns.scatterplot(data=frame, x="x", y="y", ax=ax, color="0.55", s=18, legend=False)
             sns.lineplot(data=frame, x="x", y="y", ax=ax, estimator="mean", errorbar="sd", marker="o")
-            positive = frame["x"] > 0
-            if positive.all() and frame["x"].max() / frame["x"].min() >= 100:
-                ax.set_xscale("log")  # lr-style sweeps span decades
+            if log_spaced(values):
+                ax.set_xscale("log")  # lr-style sweeps: evenly spaced on a log axis, squashed on a linear one
         else:
             order = sorted(set(frame["x"]))
             sns.stripplot(data=frame, x="x", y="y", ax=ax, color="0.55", size=4, order=order)
@@ -142,4 +159,4 @@ def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int 
     for ax in axes[len(summary.keys):]:
         ax.remove()
     fig.suptitle(f"{summary.job}: {summary.use} {summary.metric} by hparam (mean ± std over runs)", fontsize="medium")
-    return save_figure(fig, report_dir(env, summary.job) / f"{summary.job}-summary.{fmt}", fmt, dpi)
+    return save_figure(fig, report_dir(env, summary.job) / f"{summary.job}-{name}.{fmt}", fmt, dpi)

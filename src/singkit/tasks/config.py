@@ -88,16 +88,13 @@ def show(c, env, target=None, docker=None, service=None, setup=None, json_=False
         return
     from tabulate import tabulate
 
+    from singkit import fmt
+
     for record, keys in views.items():
         env.out(f"{record}:")
-        rows = [(k, _short(v), src) for k, (v, src) in keys.items()]
-        env.out(tabulate(rows, headers=["key", "value", "from"], tablefmt="plain"))
+        rows = [(k, fmt.scalar(v), src) for k, (v, src) in keys.items()]  # whole values, YAML's true/null
+        env.out(tabulate(rows, headers=["key", "value", "from"], tablefmt="plain", disable_numparse=True))
         env.out("")
-
-
-def _short(value) -> str:
-    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @task(help={"out": "write the schema to this file instead of stdout"})

@@ -33,17 +33,31 @@ def _when(t: float | None) -> str:
 
 
 def _duration(start: float | None, end: float | None) -> str:
-    from singkit.jobs.follow import clock
+    """How long a job or run took (up to now while it runs), as every singkit table says it."""
+    from singkit import fmt
 
     if not start:
         return "-"
-    return clock((end or time.time()) - start)
+    return fmt.duration((end or time.time()) - start)
 
 
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    from tabulate import tabulate
+def _table(env: Any, rows: list[list[Any]], headers: list[str], wide: bool = False,
+           keep: tuple[str, ...] = ("job", "run", "status")) -> str:
+    """rows as tabulate's "simple" table, fitted to the terminal like report tables: long text
+    cells (reason, sweep, target) are cut with an ellipsis before columns are left out."""
+    from singkit.reports import layout, render
 
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    cells = [[str(row[i]) for row in rows] for i in range(len(headers))]
+    filled = [i for i, col in enumerate(cells) if any(col) or headers[i] in keep]  # an all-empty `reason`: no column
+    headers, cells = [headers[i] for i in filled], [cells[i] for i in filled]
+    right = [all(c.replace(".", "", 1).replace("/", "", 1).isdigit() or c == "-" for c in col) and any(c != "-" for c in col)
+             for col in cells]
+    fitted = layout.fit(headers, cells, right, None if wide else layout.terminal_width(env.stdout, env.environ),
+                        keep=lambda i: headers[i] in keep)
+    shown_headers, shown, right = layout.apply(fitted, headers, cells, right)
+    if fitted.hidden:
+        env.err(f"({', '.join(fitted.hidden)} left out to fit the terminal; --wide shows every column)")
+    return render.text_table(shown_headers, [list(r) for r in zip(*shown)], right)
 
 
 @task(iterable=["hp", "input", "output"], help={
@@ -152,11 +166,16 @@ def _follow(env, job_id: str, as_json: bool) -> None:
     control.outcome(final, job_id)
 
 
-@task(positional=["job"], help={"job": JOB_HELP, "json": "print the job and its runs as JSON"})
-def status(c, env, job=None, json=False):
+WIDE_HELP = "every column whole (default: fit the terminal's width)"
+
+
+@task(positional=["job"], help={"job": JOB_HELP, "json": "print the job and its runs as JSON", "wide": WIDE_HELP})
+def status(c, env, job=None, json=False, wide=False):
     """Show a job's status and each run's status, reason, exit code and hparams; a `preempted`
     column (times each run was preempted) when any run was. --json: `preemptions` per run."""
     from singkit.jobs import control
+
+    from singkit import fmt
 
     data = control.status(env, job_arg(job))
     if json:
@@ -166,20 +185,20 @@ def status(c, env, job=None, json=False):
             f"  created {_when(data['created'])}  took {_duration(data['started'], data['ended'])}")
     rows = [[r["run"], r["status"], r.get("exit_code") if r.get("exit_code") is not None else "-",
              _duration(r.get("started"), r.get("ended")),
-             " ".join(f"{k}={v}" for k, v in (r.get("sweep") or {}).items()) or "-",
+             " ".join(f"{k}={fmt.cell(v)}" for k, v in (r.get("sweep") or {}).items()) or "-",
              r.get("reason") or ""] for r in data["runs"]]
     header = ["run", "status", "exit", "took", "sweep", "reason"]
     if any(r.get("preemptions") for r in data["runs"]):  # times each run was preempted and requeued
         for row, r in zip(rows, data["runs"]):
             row.insert(2, r.get("preemptions") or 0)
         header.insert(2, "preempted")
-    env.out(_table(rows, header))
+    env.out(_table(env, rows, header, wide=wide))
 
 
 @task(name="list", help={"status": "only jobs with this status", "target": "only jobs on this target",
-            "last": "only the newest N jobs", "json": "print the jobs as JSON"},
+            "last": "only the newest N jobs", "json": "print the jobs as JSON", "wide": WIDE_HELP},
       choices={"status": STATUSES})
-def list_jobs(c, env, status=None, target=None, last: int | None = None, json=False):
+def list_jobs(c, env, status=None, target=None, last: int | None = None, json=False, wide=False):
     """List jobs: target, status, runs done/total, created, duration."""
     from singkit.jobs import control
 
@@ -192,7 +211,7 @@ def list_jobs(c, env, status=None, target=None, last: int | None = None, json=Fa
         return
     rows = [[j["job"], j.get("target"), j["status"], f"{j['runs_done']}/{j['runs_total']}",
              _when(j.get("created")), _duration(j.get("started"), j.get("ended"))] for j in jobs]
-    env.out(_table(rows, ["job", "target", "status", "runs", "created", "duration"]))
+    env.out(_table(env, rows, ["job", "target", "status", "runs", "created", "duration"], wide=wide))
 
 
 @task(positional=["job"], help={"job": JOB_HELP, "run": "one run (jobN.K or K); default: every run",

@@ -25,6 +25,7 @@ COMMON_HELP = {
     "last": "show only the last N rows",
     "export": "write the table to FILE.csv, .tsv or .json instead of printing it; a relative FILE goes under reports/",
     "json": "print JSON alone on stdout",
+    "wide": "every column, each in every row (default: fit the terminal, values shared by all rows said once above)",
 }
 
 
@@ -37,8 +38,10 @@ def _float(value: str | float | None, flag: str, default: float) -> float:
         raise UsageError(f"--{flag} takes a number, not `{value}`") from None
 
 
-def _emit_table(env: Environment, table, export: str | None, as_json: bool) -> None:
-    from singkit.reports import render
+def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide: bool = True,
+                what: str = "rows") -> None:
+    """Export, JSON, or the text table fitted to the terminal (wide: every column, as stored)."""
+    from singkit.reports import layout, render
 
     if export:
         # Relative names go under reports/ (gitignored), never into the project root, where the
@@ -51,7 +54,14 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool) -> N
     elif as_json:
         env.out(render.to_json(render.json_rows(table.columns, [*table.rows, *table.footer])))
     else:
-        env.out(render.render_text(table.columns, table.rows, table.footer, table.labels))
+        width = layout.terminal_width(env.stdout, env.environ)
+        shown = render.render_fitted(table.columns, table.rows, table.footer, table.labels, width=width, wide=wide)
+        if shown.constant:
+            env.out(f"all {len(table.rows)} {what}: {layout.describe_constant(shown.constant)}")
+        env.out(shown.text)
+        if shown.hidden:
+            env.err(f"({len(shown.hidden)} column(s) left out to fit {width} characters: {', '.join(shown.hidden)}; "
+                    "--wide shows every column)")
 
 
 @task(name="list", iterable=["filter"], help={**COMMON_HELP, "jobs": "one row per job", "runs": "one row per run (default)",
@@ -60,7 +70,7 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool) -> N
                                  "group": "one row per group: `hparams` (the sweep's hparam sets) or comma list of columns",
                                  "mean": "comma list of columns to average (over each group, or as a last row)"})
 def list_(c, env, job=None, jobs=False, runs=False, nodes=False, columns=None, filter=None, sort=None,
-         reverse=False, last: int | None = None, group=None, mean=None, export=None, json=False):
+         reverse=False, last: int | None = None, group=None, mean=None, export=None, json=False, wide=False):
     """Table of jobs, runs (hparams, last/best metrics, status, duration, cost) or nodes."""
     from singkit.reports import views
 
@@ -73,19 +83,19 @@ def list_(c, env, job=None, jobs=False, runs=False, nodes=False, columns=None, f
     if not table.rows and not job and not env.home.joinpath("jobs").is_dir() and not (json or export):
         env.err(f"no jobs yet in {env.home}; submit one with `invoke job.submit`")
         return
-    _emit_table(env, table, export, json)
+    _emit_table(env, table, export, json, wide, "groups" if group else kind)
 
 
 @task(positional=["job"], iterable=["filter"], help={**COMMON_HELP, "run": "only this run (jobN.K or K)",
                                                      "metrics": "comma list of metrics to show"})
 def metrics(c, env, job, run=None, metrics=None, columns=None, filter=None, sort=None, reverse=False,
-            last: int | None = None, export=None, json=False):
+            last: int | None = None, export=None, json=False, wide=False):
     """Per-step table of a job's logged metrics (a row per run and step)."""
     from singkit.reports import views
 
     table = views.metrics_table(env, job_arg(job), run, metrics=metrics, filters=filter, sort=sort,
                                 reverse=reverse, last=_int(last, "last"), columns=columns)
-    _emit_table(env, table, export, json)
+    _emit_table(env, table, export, json, wide)
 
 
 @task(positional=["job"], help={"job": COMMON_HELP["job"], "run": "only this run (jobN.K or K)",
@@ -195,7 +205,7 @@ def summary(c, env, job, metric=None, maximize=False, minimize=False, use="best"
                                   "groups": render.json_rows([*table.columns, "scored", "values"], table.rows)}))
         return
     env.err(sweep.headline(result))
-    env.out(render.render_text(table.columns, table.rows, labels=table.labels))
+    env.out(render.render_text(table.columns, table.rows, labels=table.labels, aligned=sweep.ALIGNED))
     if not no_plot:
         path = sweep.summary_plot(env, result, (format or "png").lower())
         if path is None:

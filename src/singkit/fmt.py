@@ -1,0 +1,147 @@
+"""How singkit writes values for people: durations, numbers, booleans, sizes, times, config scalars.
+
+One module so that every table and message says the same thing the same way: job tables,
+report tables, `config.show`, the sweep summary and `report.errors` all format through here.
+Scripts get raw values (`--json`); nothing here is used for machine-readable output.
+
+Conventions (and why):
+- durations: `8.3s` under ten seconds (a quick local run: 0.4s says more than 0s), then
+  `42s`, `1m05s`, `2h03m`, `3d04h` — two units at most, like `docker ps`' "Up 2 hours";
+- numbers: at most `DIGITS` significant digits (`0.1235`, `1.235e+05`), whole floats without
+  a fraction (`12345`, not `1.234e+04`), `nan`, `inf`, `-inf` as Python and pandas read them;
+- booleans: `true` / `false`, as YAML writes them (the config is YAML), `null` for None in
+  config values;
+- sizes: SI units (`1.5 MB`), as the Docker CLI prints image and layer sizes.
+Only the standard library: the CLI's start must stay light.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from typing import Any
+
+DIGITS = 4  # significant digits of a float in tables: enough to rank runs, short enough to scan
+
+
+def duration(seconds: float | int | None) -> str:
+    """`seconds` as `8.3s`, `42s`, `1m05s`, `2h03m`, `3d04h`; "" for None or NaN, `inf` for an
+    endless one. A negative span (clock skew between machines) keeps its sign: `-4.0s`."""
+    if seconds is None or isinstance(seconds, bool):
+        return ""
+    seconds = float(seconds)
+    if math.isnan(seconds):
+        return ""
+    if math.isinf(seconds):
+        return "inf" if seconds > 0 else "-inf"
+    if seconds < 0:
+        return "-" + duration(-seconds)
+    if seconds == 0:
+        return "0s"
+    if seconds < 0.95:
+        return f"{seconds:.2f}s"  # 0.04s, not 0.0s
+    if seconds < 9.95:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    d, rem = divmod(whole, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    if d:
+        return f"{d}d{h:02d}h"
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+def number(value: float | int | bool | None, digits: int = DIGITS) -> str:
+    """A number for a table cell: ints whole, floats to `digits` significant digits (whole
+    floats below 1e15 without a fraction), `nan`/`inf`/`-inf`, "" for None, true/false for bools."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return boolean(value)
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))  # also turns -0.0 into 0
+    return f"{value:.{digits}g}"
+
+
+def aligned(values: list[float | int | None], digits: int = DIGITS) -> list[str]:
+    """Numbers that are read side by side (a mean, its ± std and the best value) with the same
+    count of decimals: `digits` significant digits of the largest finite magnitude, so
+    `0.215, 0.007071, 0.21` read `0.2150, 0.0071, 0.2100`. Falls back to `number` (e-notation)
+    when the magnitudes are beyond what fixed decimals show well (≥ 1e6 or < 1e-4)."""
+    finite = [abs(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    top = max(finite, default=0.0)
+    if top == 0 or top >= 1e6 or top < 1e-4:
+        return [number(v, digits) for v in values]
+    decimals = max(0, digits - 1 - math.floor(math.log10(top)))
+    out = []
+    for v in values:
+        if v is None or isinstance(v, bool) or not math.isfinite(v):
+            out.append(number(v, digits))
+        else:
+            text = f"{v:.{decimals}f}"
+            out.append(text[1:] if text.startswith("-") and float(text) == 0 else text)  # no "-0.00"
+    return out
+
+
+def boolean(value: bool) -> str:
+    """`true` / `false`, as YAML (and JSON) write them, never Python's `True`."""
+    return "true" if value else "false"
+
+
+def nbytes(n: float | int | None) -> str:
+    """A size in SI units as the Docker CLI prints it: `512 B`, `1.5 kB`, `3.2 MB`, `1.1 TB`."""
+    if n is None or isinstance(n, bool):
+        return ""
+    n = float(n)
+    if not math.isfinite(n):
+        return number(n)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 999.95 or unit == "TB":
+            return f"{sign}{n:.0f} {unit}" if unit == "B" else f"{sign}{n:.1f} {unit}"
+        n /= 1000
+    return f"{sign}{n:.1f} TB"  # pragma: no cover (the loop returns at TB)
+
+
+def when(epoch: float | int | None, seconds: bool = False) -> str:
+    """Local time of an epoch-seconds value: `2024-11-24 13:06` (with `:SS` if asked); "" for None."""
+    if epoch is None or isinstance(epoch, bool) or not math.isfinite(epoch):
+        return ""
+    return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def scalar(value: Any) -> str:
+    """A config value as YAML would show it: true/false, null, numbers as written, lists and
+    maps in flow style (`[a, b]`, `{k: v}` as JSON, which YAML reads), text as is — never cut."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return boolean(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else (".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf")
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
+def cell(value: Any) -> str:
+    """Any table value: numbers via `number`, booleans true/false, lists/maps as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return number(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
