@@ -141,7 +141,7 @@ def test_make_names_the_real_exit_code(tmp_path: Path) -> None:
                                          "cancelled, preempted, dry-run; did you mean running?"),
     (["job.extract", "job1", "--dest=out", "--what", "output"], "error: --what=output is not one of code, logs, "
                                                                 "outputs, all; did you mean outputs?"),
-    (["report.plot", "job1", "--aggregate=meen"], "error: --aggregate=meen is not one of mean, median; did you mean mean?"),
+    (["report.plot", "job1", "--aggregate=meen"], "error: --aggregate=meen is not one of mean, median, none; did you mean mean?"),
     (["report.plot", "job1", "--band=sdt"], "error: --band=sdt is not one of std, sem, minmax; did you mean std?"),
     (["report.html", "job1", "--band=minmx"], "error: --band=minmx is not one of std, sem, minmax; did you mean minmax?"),
     (["report.summary", "job1", "--format=pgn"], "error: --format=pgn is not one of png, svg; did you mean png?"),

@@ -112,6 +112,9 @@ def test_repeats_are_drawn_as_mean_and_band_per_hparam_set(store):
     assert len(line_colours(every.path)) == 6 and not re.search(r"PolyCollection", every.path.read_text())
     [single] = plot_job(env, "job2", PlotOptions(fmt="svg"))                           # no repeats: a line per run
     assert single.lines == ["lr=0.1", "lr=0.2", "lr=0.3"] and not re.search(r"PolyCollection", single.path.read_text())
+    typed = _plot(store, "job1", "--aggregate", "none", "--format", "svg")  # the option as typed reaches the plot
+    assert typed.returncode == 0, typed.stderr
+    assert len(line_colours(Path(typed.stdout.strip()))) == 6
 
 
 def test_single_run_titles_name_their_hparams(store):

@@ -151,7 +151,7 @@ PLOT_HELP = {
     "metrics": "comma list of metrics, one panel each (default: all)",
     "x": "x axis: step (default: general.step-name), time, or a metric logged with the others",
     "break_on": "a figure per `run`, or per value of an hparam (e.g. lr)",
-    "aggregate": "over runs with the same hparams (ignoring seed)",
+    "aggregate": "over runs with the same hparams (ignoring seed); `none`: a line per run (default with repeats: mean)",
     "group_by": "comma list of hparams that define an aggregate group (default: those swept)",
     "band": "band around the aggregate (implies --aggregate=mean)",
     "smooth": "EMA weight in [0, 1), e.g. 0.6",
@@ -160,7 +160,7 @@ PLOT_HELP = {
     "filter": "plot only runs whose run-table row matches, e.g. \"hparams.lr<0.1\"; repeatable",
     "dpi": "resolution of png files (default 100)",
 }
-PLOT_CHOICES = {"aggregate": ("mean", "median"), "band": ("std", "sem", "minmax"), "format": ("png", "svg")}
+PLOT_CHOICES = {"aggregate": ("mean", "median", "none"), "band": ("std", "sem", "minmax"), "format": ("png", "svg")}
 
 
 def _plot_options(metrics=None, x=None, break_on=None, aggregate=None, group_by=None, band=None, smooth=None,
