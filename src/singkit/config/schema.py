@@ -122,6 +122,7 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "network": _with("docker target: give containers a network", _bool),
     "gpus": _with("docker target: request GPUs (default: when the engine has them)", _bool),
     "interactive": _bool,
+    "low-pri": _with("Azure ML compute cluster: run on low-priority VMs (XT's low-pri)", _bool),
     "image-version": _str,
     "scale-policy": {"type": "object"},
     "ai-super-computer": _with("raw resources.properties.AISuperComputer overrides (checked by singkit)", {"type": "object"}),
