@@ -52,7 +52,7 @@ CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,15}$")
 # Keys only Singularity reads: on a cluster job they would be dropped, so validate says so at each.
 SINGULARITY_KEYS = ("sla", "priority", "group-policy", "ai-super-computer", "image-version", "scale-policy",
                     "interactive", "tensorboard-log-dir", "enable-azml-int", "location", "locations")
-VC_FORM = re.compile(r"(?:^|/)virtualclusters/", re.I)
+VC_FORM = re.compile(r"(?:^|[:/])virtualclusters/", re.I)
 
 Note = Callable[..., None]  # target.Collector.add bound to nothing: (section, name, key, message, warning=)
 
