@@ -198,7 +198,8 @@ def test_submit_status_logs_completed_on_a_compute_cluster(cluster_world):
     assert body["resources"] == {"instanceCount": 2, "properties": {}}  # the SDK sends an empty properties map
     assert "queueSettings" not in body or not body["queueSettings"]
     assert not si.state.unhandled, si.state.unhandled
-    assert [r.path for r in si.state.request_log if "/computes/" in r.path] == [f"{si.workspace_id}/computes/gpu-cluster"]
+    asked = [(r.method, r.path, r.query.get("api-version")) for r in si.state.request_log if "/computes/" in r.path]
+    assert asked == [("GET", f"{si.workspace_id}/computes/gpu-cluster", "2023-08-01-preview")]  # the preflight, once
     si.set_status(name, "Running")
     si.append_log(name, "epoch 1 loss 0.5\n", file="user_logs/std_log_process_0.txt")
     assert control.status(env, job.id)["runs"][0]["status"] == "running", env.stderr.getvalue()

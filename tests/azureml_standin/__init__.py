@@ -112,7 +112,7 @@ connections.list(connection_type="container_registry"): GET {WS}/connections?cat
 create_or_update of a fetched job (metadata only): GET job twice, then
   PATCH /history/v1.0{WS}/experiments/<exp>/runs/<name> [v1.0] {displayName, description, tags, properties}.
 
-compute.get: GET {WS}/computes/<name> [2024-10-01-preview] (routes_compute).
+compute.get: GET {WS}/computes/<name> [2023-08-01-preview] (routes_compute).
 
 Known gaps: no pipelines/sweeps/registries/endpoints; computes: AmlCompute get only; job bodies are judged only on
 jobType, the virtual cluster (+ AISuperComputer) and the datastores/modes of inputs and outputs; ``azureml://virtualclusters/<vc>`` short form unsupported (see above);
