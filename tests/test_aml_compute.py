@@ -113,7 +113,7 @@ def test_validate_refuses_a_size_outside_azure_grammar_at_its_line(tmp_path):
     write(tmp_path, CLUSTER.replace("Standard_NC6s_v3", "Standard_NC"))
     result = run_singkit(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == ("configs/singkit.yaml:29:14: vm-size `Standard_NC` is not an Azure VM size: Azure writes "
+    assert result.stderr.splitlines()[-1] == ("configs/singkit.yaml:29:14: vm-size `Standard_NC` is not an Azure VM size: Azure writes "
                                      "Standard_<family><vCPUs><features>[_<accelerator>][_v<version>], e.g. Standard_NC6s_v3 "
                                      "or Standard_ND96amsr_A100_v4")
 
@@ -159,6 +159,18 @@ def test_a_cluster_target_needs_a_docker_record_and_its_own_workspace(tmp_path):
     assert any("configs/singkit.yaml:28:14: compute `" in e and "belongs to workspace other-ws" in e for e in errors), errors
     assert any("names no `docker:` record" in e for e in errors), errors
     assert any("`image-version` is Singularity's" in line for line in result.stderr.splitlines())
+
+
+def test_validate_says_which_kind_of_job_each_target_is(tmp_path):
+    import json
+
+    write(tmp_path, CLUSTER + "  eus:\n    service: ws\n    compute: msrvc\n    vm-size: ND40rs_v2\n    docker: torch\n")
+    result = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["targets"] == {"gpu": "compute-cluster", "eus": "singularity"}
+    assert "note: configs/singkit.yaml:27:5: compute-targets.gpu is an Azure ML compute cluster job on `gpu-cluster` " \
+           "(vm-size Standard_NC6s_v3)" in result.stderr
+    assert "compute-targets.eus is" not in result.stderr
 
 
 # -- the spec a dry run writes ------------------------------------------------------------------
