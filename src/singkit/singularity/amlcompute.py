@@ -135,6 +135,24 @@ def low_pri_on_singularity(target: Mapping[str, Any], note: Note) -> None:
          "Singularity target: use `sla: basic` (preemptible) and `priority: low` instead")
 
 
+def user_sku(cfg: Any, vm_size: str) -> dict[str, Any] | None:
+    """The size's record under the user's `skus:` (its `gpus:` serve `processes-per-node: gpus`);
+    singkit's shipped catalog holds Singularity's instance types only."""
+    from singkit.singularity import catalog
+
+    found = catalog.find(getattr(cfg, "skus", None) or {}, vm_size) if vm_size else None
+    return found[1] if found else None
+
+
+def needs_docker(target: Mapping[str, Any], note: Note) -> None:
+    """A compute-cluster job runs a docker record's image: Singularity's curated image is not there."""
+    if not target.get("docker"):
+        name = str(target.get("name") or "?")
+        note("compute-targets", name, None, f"target `{name}` runs on an Azure ML compute cluster and names no `docker:` "
+             "record; set one (an image pinned by digest, or `image: azureml:NAME:VERSION`): Singularity's curated "
+             "image (`image-version`) is not there")
+
+
 def tier_of(low_pri: Any) -> str:
     """AmlCompute's `tier` that `low-pri` asks for."""
     return "low_priority" if low_pri else "dedicated"

@@ -177,17 +177,13 @@ def _cluster(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector
     out.kind = amlcompute.CLUSTER
     out.compute = amlcompute.cluster_name(target, out.workspace, note.add)
     out.vm_size = amlcompute.check_vm_size(target, note.add)
-    skus = getattr(cfg, "skus", None) or {}
-    found = catalog.find(skus, out.vm_size) if out.vm_size else None  # only the user's `skus:` know Azure sizes
-    out.sku = found[1] if found else None
+    out.sku = amlcompute.user_sku(cfg, out.vm_size)
     out.nodes = _whole(target.get("nodes"), 1)
     out.per_node = _processes(target, out, note)
     amlcompute.singularity_keys(target, note.add)
     out.low_pri = bool(target["low-pri"]) if target.get("low-pri") is not None else None
-    if docker is None and use_config_docker and not target.get("docker"):
-        note.add("compute-targets", out.name, None, f"target `{out.name}` runs on an Azure ML compute cluster and names no "
-                 "`docker:` record; set one (an image pinned by digest, or `image: azureml:NAME:VERSION`): Singularity's "
-                 "curated image (`image-version`) is not there")
+    if docker is None and use_config_docker:
+        amlcompute.needs_docker(target, note.add)
     _environment(cfg, target, out, note, docker, use_config_docker, quiet=True)
     return out
 

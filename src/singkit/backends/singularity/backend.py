@@ -176,11 +176,9 @@ class SingularityBackend(Backend):
 
         resolved = targets.resolve(self.config(), target)
         if resolved.is_cluster:
-            low = "" if resolved.low_pri is None else \
-                f"; `low-pri: {str(resolved.low_pri).lower()}` is checked against the cluster's tier then"
-            self.env.err(f"note: {target.get('name')} runs on Azure ML compute cluster {resolved.compute}: a submit first checks "
-                         f"that workspace {self.workspace.name} has it, of vm-size {resolved.vm_size or '(any)'}, scaling to "
-                         f"{resolved.nodes} node(s){low} (a dry run stays offline)")
+            from singkit.backends.singularity.preflight import cluster_note
+
+            self.env.err(cluster_note(resolved, self.workspace.name))
             return
         identity = str(self.workspace.user_identity_id or "")
         if identity and not identity.startswith("/subscriptions/"):

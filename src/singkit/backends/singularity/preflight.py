@@ -212,6 +212,14 @@ def _connection_entity(name: str, host: str, username: str, password: str) -> An
                                credentials=UsernamePasswordConfiguration(username=username, password=password))
 
 
+def cluster_note(resolved: Any, workspace: str) -> str:
+    """What a dry run of a compute-cluster target leaves to the submit's check_cluster."""
+    low = "" if resolved.low_pri is None else f"; `low-pri: {str(resolved.low_pri).lower()}` is checked against the cluster's tier then"
+    return (f"note: {resolved.name} runs on Azure ML compute cluster {resolved.compute}: a submit first checks that workspace "
+            f"{workspace} has it, of vm-size {resolved.vm_size or '(any)'}, scaling to {resolved.nodes} node(s){low} "
+            "(a dry run stays offline)")
+
+
 def check_cluster(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
     """An Azure ML compute-cluster target against the cluster its workspace holds (ml.compute.get):
     it exists and is an AmlCompute; its VM size is the target's `vm-size` (the cluster decides it:
