@@ -173,6 +173,25 @@ def test_validate_says_which_kind_of_job_each_target_is(tmp_path):
     assert "compute-targets.eus is" not in result.stderr
 
 
+def test_processes_per_gpu_need_the_azure_size_under_skus(tmp_path):
+    write(tmp_path, CLUSTER.replace("Standard_NC6s_v3", "Standard_NC24s_v3") + "    processes-per-node: gpus\n")
+    cfg = config(tmp_path)
+    [problem] = targets.resolve(cfg, cfg.target("gpu")).errors
+    assert "`processes-per-node: gpus` needs to know how many GPUs `Standard_NC24s_v3` has" in problem.message
+    text = (tmp_path / "configs" / "singkit.yaml").read_text()
+    (tmp_path / "configs" / "singkit.yaml").write_text(text + "skus:\n  Standard_NC24s_v3: {gpus: 4}\n")
+    cfg = config(tmp_path)
+    resolved = targets.resolve(cfg, cfg.target("gpu"))
+    assert resolved.errors == [] and resolved.per_node == 4
+
+
+def test_config_skus_says_a_cluster_is_not_a_virtual_cluster(tmp_path):
+    write(tmp_path, CLUSTER)
+    result = run_singkit(["config.skus", "--target=gpu"], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("config.skus --target asks a Singularity virtual cluster"), result.stderr
+
+
 # -- the spec a dry run writes ------------------------------------------------------------------
 def test_dry_run_writes_a_cluster_job_without_the_singularity_block(tmp_path):
     write(tmp_path, CLUSTER + "    processes-per-node: 4\n    low-pri: true\n")

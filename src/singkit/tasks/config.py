@@ -181,6 +181,9 @@ def _cluster_skus(env, cfg, name, refresh, json_):
         raise UsageError(f"target `{name}` is not a Singularity target; config.skus --target asks a virtual cluster")
     require(cfg, env.err, "compute-targets", name)
     resolved = targets.resolve(cfg, record)
+    if resolved.is_cluster:
+        raise UsageError(f"target `{name}` runs on Azure ML compute cluster `{resolved.compute}`, whose VM size is its own "
+                         f"(`az ml compute show --name {resolved.compute}`); config.skus --target asks a Singularity virtual cluster")
     backend = backend_for(record, env, cfg, service=service_record(record, cfg))
     with backend.session() as ml:
         found = backend.cluster_offers(ml, resolved.compute, refresh=refresh)
