@@ -99,6 +99,14 @@ def test_the_kind_of_job_a_target_is(tmp_path, service, compute, size, kind):
         assert resolved.compute == "gpu-cluster"
 
 
+def test_no_vm_size_on_an_aml_record_names_both_kinds(tmp_path):
+    root = write(tmp_path, "  t:\n    service: ws\n    compute: townsend1\n    docker: torch\n")  # as import-amlt leaves it
+    cfg = config(root)
+    [problem] = targets.resolve(cfg, cfg.target("t")).errors
+    assert problem.message == ("target `t` has no `vm-size`; set a Singularity instance type, e.g. `vm-size: ND12_H100_v5` "
+                               "(on an Azure ML compute cluster: its Azure VM size, e.g. `Standard_NC6s_v3`)")
+
+
 @pytest.mark.parametrize("size, ok", [
     ("Standard_NC6s_v3", True), ("Standard_ND96amsr_A100_v4", True), ("Standard_E4-2s_v3", True),
     ("Standard_NC24ads_A100_v4", True), ("Basic_A0", True), ("standard_ds11_v2", True),

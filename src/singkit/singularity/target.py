@@ -278,8 +278,10 @@ def _instance_type(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Col
     name = out.name
     size = target.get("vm-size")
     if not size or not str(size).strip():
+        service = (getattr(cfg, "services", {}) or {}).get(str(target.get("service") or "")) or {}
+        cluster = " (on an Azure ML compute cluster: its Azure VM size, e.g. `Standard_NC6s_v3`)" if service.get("type") == "aml" else ""
         note.add("compute-targets", name, "vm-size" if size is not None else None,
-                 f"target `{name}` has no `vm-size`; set a Singularity instance type, e.g. `vm-size: ND12_H100_v5`")
+                 f"target `{name}` has no `vm-size`; set a Singularity instance type, e.g. `vm-size: ND12_H100_v5`{cluster}")
         return
     skus = getattr(cfg, "skus", None) or catalog.shipped()
     found = catalog.find(skus, str(size))
