@@ -4,6 +4,8 @@
 process counts, AISuperComputer block, locations, environment and identity. config.validate
 and job.submit both call it, so validate reports exactly what submit would refuse. It
 imports no azure module: a dry run, a validate and a submit build the same values offline.
+A target on a `type: aml` workspace whose compute is an Azure ML compute cluster resolves here too,
+to a smaller job (`kind` compute_cluster; the rule and its sources: singkit.singularity.amlcompute).
 
 Service facts, with their public sources:
 - compute is the virtual cluster's ARM id (`/subscriptions/S/resourceGroups/R/providers/

@@ -248,7 +248,7 @@ def check_cluster(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
     def refuse(key: str, message: str) -> Exception:
         return targets.located(cfg, "compute-targets", resolved.name, key, message)
 
-    size = resolved.vm_size or "Standard_NC6s_v3"
+    size = resolved.vm_size or "<an Azure VM size>"
     if cluster is None:
         raise refuse("compute", f"Azure ML workspace {ws.name} has no compute `{name}`; create it (`az ml compute create "
                      f"--type amlcompute --name {name} --size {size} --max-instances {resolved.nodes}"
