@@ -39,6 +39,11 @@ CASES = {
     "group-policy": ("vm-size: ND12_H100_v5\n    group-policy: gp-research\n    locations: [eastus, westus3]\n"
                      "    tensorboard-log-dir: /scratch/tensorboard_logs", "python train.py"),
     # singkit.mounts: CLI v2 inputs/outputs, uri_folder, ro_mount / rw_mount; one output folder per run
+    # Azure ML compute clusters (singkit.singularity.amlcompute): compute azureml:NAME → the compute's ARM
+    # id, instance_count only, no AISuperComputer block, no queue settings; low-pri is the cluster's tier
+    "compute-cluster": ("service: aml-ws\n    compute: gpu-cluster\n    vm-size: Standard_NC6s_v3", "python train.py"),
+    "compute-cluster-low-pri-two-nodes": ("service: aml-ws\n    compute: azureml:spot-cluster\n    vm-size: Standard_ND96amsr_A100_v4\n"
+                                          "    nodes: 2\n    processes-per-node: 8\n    low-pri: true", "python train.py"),
     "data-inputs-outputs": ("vm-size: NC6_v3\n    inputs:\n      data: azureml://datastores/training/paths/mnist\n"
                             "      extra: https://singkitdata.blob.core.windows.net/corpora/wiki\n"
                             "    outputs:\n      ckpt: azureml://datastores/training/paths/checkpoints", "python train.py"),
@@ -49,6 +54,8 @@ def project(root: Path, si, case: str) -> Path:
     target, _ = CASES[case]
     if "docker:" not in target:
         target += "\n    docker: torch"
+    if "service:" not in target:
+        target = "service: ws\n    compute: singkit-vc\n    " + target
     (root / "configs").mkdir(parents=True)
     (root / "train.py").write_text("print('training')\n")
     (root / "configs" / "singkit.yaml").write_text(f"""\
@@ -57,6 +64,11 @@ general:
 external-services:
   ws:
     type: singularity
+    subscription-id: {si.subscription_id}
+    resource-group: {si.resource_group}
+    workspace: {si.workspace}
+  aml-ws:
+    type: aml
     subscription-id: {si.subscription_id}
     resource-group: {si.resource_group}
     workspace: {si.workspace}
@@ -83,8 +95,6 @@ dockers:
     image: azureml://registries/azureml/environments/sklearn-1.5/versions/34
 compute-targets:
   sing:
-    service: ws
-    compute: singkit-vc
     {target}
 """)
     return root
@@ -107,6 +117,8 @@ def normalized(body: dict, command: str) -> dict:
 def test_wire_json(azureml_standin, tmp_path, case):  # noqa: F811
     si = azureml_standin
     si.add_datastore("training")
+    si.add_compute("gpu-cluster", vm_size="Standard_NC6s_v3", max_nodes=4)
+    si.add_compute("spot-cluster", vm_size="Standard_ND96amsr_A100_v4", max_nodes=2, tier="low_priority")
     root = project(tmp_path / "proj", si, case)
     token = si.credential().get_token(si.url + "/.default").token
     environ = {**os.environ, "HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit"),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from singkit.config import schema
-from singkit.exceptions import ConfigError, Problem, Record
+from singkit.exceptions import ConfigError, Problem, Record, shown_path
 from singkit.singularity import accelerator as accelerators
 from singkit.singularity import target as sing
 
@@ -33,6 +33,35 @@ def all_problems(cfg: Any) -> list[Problem]:
     found += _experiment(cfg, singular)
     found += _unpinned(cfg, singular)
     return _unique(found)
+
+
+def target_kinds(cfg: Any) -> dict[str, str]:
+    """Each Azure ML target's kind of job, by the one rule submit uses (singkit.singularity.amlcompute):
+    "compute-cluster" (an Azure ML compute cluster) or "singularity" (a virtual cluster)."""
+    from singkit.singularity import amlcompute
+
+    out: dict[str, str] = {}
+    for name, record in cfg.targets.items():
+        if sing.is_singularity(cfg, record):
+            service = cfg.services.get(str(record.get("service") or ""))
+            out[name] = "compute-cluster" if amlcompute.is_cluster(cfg, record, service) else "singularity"
+    return out
+
+
+def kind_notes(cfg: Any, kinds: dict[str, str]) -> list[str]:
+    """One line per compute-cluster target, at its record: a target on an `aml` workspace may be
+    either kind, and only its compute and vm-size tell which."""
+    out = []
+    for name, kind in kinds.items():
+        if kind != "compute-cluster":
+            continue
+        record = cfg.targets[name]
+        where = cfg.where("compute-targets", name)
+        at = f"{shown_path(where.file)}:{where.line}:{where.col}: " if where is not None else ""
+        out.append(f"note: {at}compute-targets.{name} is an Azure ML compute cluster job on `{record.get('compute')}` "
+                   f"(vm-size {record.get('vm-size') or '-'}): no Singularity block; the cluster's size and tier decide "
+                   "its VMs (a virtual cluster or a Singularity size makes a Singularity job)")
+    return out
 
 
 def _unpinned(cfg: Any, singular: list[str]) -> list[Problem]:

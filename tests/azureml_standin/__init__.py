@@ -59,6 +59,9 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .add_datastore(name, container="")  a blob datastore on an Azurite container of its own (GET/list
       answer it beside workspaceblobstore/workspaceartifactstore); a job PUT whose inputs/outputs
       name a datastore the workspace lacks is refused: 400 UserError "Could not find datastore: NAME."
+  .add_compute(name, vm_size="Standard_NC6s_v3", max_nodes=4, tier="dedicated"|"low_priority")  an Azure ML
+      compute cluster (AmlCompute; GET {WS}/computes/<name>); a job on a compute the workspace lacks, or
+      asking more nodes than its max_nodes, fails at once with the service's words (routes_compute)
   .azurite              .names(container), .get(container, blob), .public_url(...)
 ml_client(retry_total=2, retry_backoff_factor=0.01) keeps 5xx-forever tests fast.
 
@@ -109,7 +112,9 @@ connections.list(connection_type="container_registry"): GET {WS}/connections?cat
 create_or_update of a fetched job (metadata only): GET job twice, then
   PATCH /history/v1.0{WS}/experiments/<exp>/runs/<name> [v1.0] {displayName, description, tags, properties}.
 
-Known gaps: no pipelines/sweeps/registries/endpoints/computes; job bodies are judged only on
+compute.get: GET {WS}/computes/<name> [2023-08-01-preview] (routes_compute).
+
+Known gaps: no pipelines/sweeps/registries/endpoints; computes: AmlCompute get only; job bodies are judged only on
 jobType, the virtual cluster (+ AISuperComputer) and the datastores/modes of inputs and outputs; ``azureml://virtualclusters/<vc>`` short form unsupported (see above);
 every request is authorized (use fail_next for 401/403); api-versions are accepted, not checked.
 """

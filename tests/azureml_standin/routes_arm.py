@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from .routes_compute import cluster_failure
 from .routing import RG, WS, Reply, Req, arm_error, not_found, route
 from .state import TERMINAL, JobState, iso
 
@@ -305,6 +306,8 @@ def job_put(si: "StandIn", req: Req, m) -> Reply:
         if not _offered(si, body["properties"]):
             size = body["properties"]["resources"].get("instanceType")
             si.state.set_status(name, "Failed", error=f"instanceType is invalid: {size} is not offered by this virtual cluster")
+        elif (why := cluster_failure(si, body["properties"])) is not None:  # routes_compute
+            si.state.set_status(name, "Failed", error=why)
         return Reply(201, job_resource(si, job))
 
 

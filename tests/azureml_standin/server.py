@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import routes_arm, routes_connections, routes_data, routes_vc  # noqa: F401  (registers the routes)
+from . import routes_arm, routes_compute, routes_connections, routes_data, routes_vc  # noqa: F401  (registers the routes)
 from .blob import AZURITE_ACCOUNT, AZURITE_KEY, STORAGE_SUFFIX, Azurite, ConnectProxy, start_proxy
 from .certs import make_tls_files
 from .credential import TENANT_ID, StandinCredential
@@ -174,6 +174,7 @@ class StandIn:
         self.datastores: dict[str, str] = {}  # datastores added by tests (add_datastore): name -> blob container
         self.container_registry: Optional[str] = None  # the workspace's ACR, an ARM id (workspace GET)
         self.connections: dict[str, dict] = {}  # workspace connections by name, secrets kept (routes_connections)
+        self.computes: dict[str, routes_compute.ComputeCluster] = {}  # AmlCompute clusters by lower-case name
         # the default cluster holds quota in every series the stand-in's catalog has
         self.add_virtual_cluster("singkit-vc", {series: {"Premium": 64, "Standard": 64, "Basic": 64}
                                                for series in dict.fromkeys(row[1] for row in routes_vc.INSTANCE_TYPES)})
@@ -305,6 +306,20 @@ class StandIn:
         self.container_registry = (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
                                    f"/providers/Microsoft.ContainerRegistry/registries/{name}")
         return self.container_registry
+
+    def add_compute(self, name: str, vm_size: str = "Standard_NC6s_v3", max_nodes: int = 4, tier: str = "dedicated",
+                    min_nodes: int = 0):
+        """An Azure ML compute cluster (AmlCompute) in the workspace; tier dedicated | low_priority."""
+        if tier not in routes_compute.TIERS:
+            raise ValueError(f"tier {tier!r}: expected one of {', '.join(routes_compute.TIERS)}")
+        cluster = routes_compute.ComputeCluster(name, vm_size, max_nodes, min_nodes, tier)
+        with self.state.lock:
+            self.computes[name.lower()] = cluster
+        return cluster
+
+    def find_compute(self, name: str):
+        with self.state.lock:
+            return self.computes.get(name.lower())
 
     def find_virtual_cluster(self, subscription_id: str, resource_group: str, name: str):
         with self.state.lock:

@@ -71,7 +71,7 @@ def reference_problems(cfg: "Config") -> list[Problem]:
 
 
 # Keys that only mean something to a cloud target: without `service:` the target runs here.
-CLOUD_KEYS = ("compute", "vm-size", "sla", "location", "locations", "ai-super-computer")
+CLOUD_KEYS = ("compute", "vm-size", "sla", "location", "locations", "ai-super-computer", "low-pri")
 
 
 def per_node_problem(value: Any) -> str | None:

@@ -4,6 +4,8 @@
 process counts, AISuperComputer block, locations, environment and identity. config.validate
 and job.submit both call it, so validate reports exactly what submit would refuse. It
 imports no azure module: a dry run, a validate and a submit build the same values offline.
+A target on a `type: aml` workspace whose compute is an Azure ML compute cluster resolves here too,
+to a smaller job (`kind` compute_cluster; the rule and its sources: singkit.singularity.amlcompute).
 
 Service facts, with their public sources:
 - compute is the virtual cluster's ARM id (`/subscriptions/S/resourceGroups/R/providers/
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from singkit.exceptions import Problem
-from singkit.singularity import aisc, catalog
+from singkit.singularity import aisc, amlcompute, catalog
 
 VC_PROVIDER = "Microsoft.MachineLearningServices/virtualclusters"
 WORKSPACE_TYPES = ("singularity", "aml")
@@ -88,7 +90,13 @@ class Resolved:
     docker: dict[str, Any] | None = None
     environment: str | None = None  # `azureml:NAME:VERSION` of a registered environment
     identity: str | None = None  # user-assigned identity: ARM id, or a name resolved online
+    kind: str = amlcompute.VIRTUAL_CLUSTER  # or amlcompute.CLUSTER: an Azure ML compute cluster job
+    low_pri: bool | None = None  # compute cluster: the tier `low-pri` asks for (checked online, never sent)
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.kind == amlcompute.CLUSTER
 
     @property
     def errors(self) -> list[Problem]:
@@ -145,6 +153,9 @@ def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_conf
         note.add(section, name, "service", f"target `{name}` needs `service:` naming a singularity/aml workspace record")
         return out
     out.workspace = Workspace.of({**service, "name": target.get("service"), "workspace": service.get("workspace") or target.get("service")})
+    if amlcompute.is_cluster(cfg, target, service):
+        return _cluster(cfg, target, out, note, docker, use_config_docker)
+    amlcompute.low_pri_on_singularity(target, note.add)
     out.compute = _compute(cfg, target, out.workspace, note)
     _instance_type(cfg, target, out, note)
     out.nodes = _whole(target.get("nodes"), 1)
@@ -157,6 +168,25 @@ def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_conf
                  f"[{', '.join(out.locations)}]`; add it there or drop one of the two", warning=True)
     _environment(cfg, target, out, note, docker, use_config_docker)
     out.identity = str(service["user-identity-id"]) if service.get("user-identity-id") else None
+    return out
+
+
+def _cluster(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector, docker: Any,
+             use_config_docker: bool) -> Resolved:
+    """An Azure ML compute cluster target (singkit.singularity.amlcompute): the cluster's name,
+    nodes and processes; its Azure VM size checked by grammar; no AISuperComputer block, no
+    locations, no Singularity identity variable; the image from a docker record."""
+    out.kind = amlcompute.CLUSTER
+    out.compute = amlcompute.cluster_name(target, out.workspace, note.add)
+    out.vm_size = amlcompute.check_vm_size(target, note.add)
+    out.sku = amlcompute.user_sku(cfg, out.vm_size)
+    out.nodes = _whole(target.get("nodes"), 1)
+    out.per_node = _processes(target, out, note)
+    amlcompute.singularity_keys(target, note.add)
+    out.low_pri = bool(target["low-pri"]) if target.get("low-pri") is not None else None
+    if docker is None and use_config_docker:
+        amlcompute.needs_docker(target, note.add)
+    _environment(cfg, target, out, note, docker, use_config_docker, quiet=True)
     return out
 
 
@@ -250,8 +280,10 @@ def _instance_type(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Col
     name = out.name
     size = target.get("vm-size")
     if not size or not str(size).strip():
+        service = (getattr(cfg, "services", {}) or {}).get(str(target.get("service") or "")) or {}
+        cluster = " (on an Azure ML compute cluster: its Azure VM size, e.g. `Standard_NC6s_v3`)" if service.get("type") == "aml" else ""
         note.add("compute-targets", name, "vm-size" if size is not None else None,
-                 f"target `{name}` has no `vm-size`; set a Singularity instance type, e.g. `vm-size: ND12_H100_v5`")
+                 f"target `{name}` has no `vm-size`; set a Singularity instance type, e.g. `vm-size: ND12_H100_v5`{cluster}")
         return
     skus = getattr(cfg, "skus", None) or catalog.shipped()
     found = catalog.find(skus, str(size))
@@ -357,7 +389,7 @@ def _overridden(target: Mapping[str, Any], block: Mapping[str, Any], raw: Mappin
 
 
 def _environment(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector, docker: Any,
-                 use_config_docker: bool) -> None:
+                 use_config_docker: bool, quiet: bool = False) -> None:
     """A docker record (an image pinned by digest, or a registered `azureml:` environment), or
     none with `image-version` (Singularity's curated image: "If your XT target does not specify
     a named docker record, your job will run in the default Singularity container", XT guide)."""
@@ -378,7 +410,7 @@ def _environment(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Colle
                          records=(("dockers", str(out.docker.get("name"))), ("compute-targets", name)))
             out.environment = image
         return
-    if not str(target.get("image-version") or "").strip():
+    if not quiet and not str(target.get("image-version") or "").strip():
         note.add("compute-targets", name, None,
                  f"target `{name}` has no `docker:` record and no `image-version:`; Singularity jobs run in an image "
                  "pinned by digest (set `docker:`), a registered environment (a docker record with `image: azureml:NAME:VERSION`), "

@@ -18,10 +18,11 @@ def validate(c, env, secrets=False, strict=False, json_=False):
 
     Warnings alone exit 0 (`--strict`: 2). A command that uses one target is blocked only by
     errors in that target and the records it references. `--json`: {"ok": bool, "problems":
-    [{"file", "line", "col", "message", "severity": "error"|"warning", "records": [[section, name]]}]}."""
+    [{"file", "line", "col", "message", "severity": "error"|"warning", "records": [[section, name]]}],
+    "targets": {name: "singularity"|"compute-cluster"} (each Azure ML target's kind of job)}."""
     from singkit.config import config_files, load_config
     from singkit.config.secrets import resolve_secret
-    from singkit.configcheck import all_problems
+    from singkit.configcheck import all_problems, kind_notes, target_kinds
     from singkit.exceptions import ConfigError
 
     try:
@@ -38,11 +39,14 @@ def validate(c, env, secrets=False, strict=False, json_=False):
             except ConfigError as error:
                 problems.extend(error.problems)
     errors = [p for p in problems if strict or not p.warning]
+    kinds = target_kinds(config)  # which Azure ML targets are compute-cluster jobs, which Singularity
     if json_:
-        _problems_json(env, problems, strict)
+        _problems_json(env, problems, strict, kinds)
     for problem in problems:
         if problem not in errors:
             env.err(f"warning: {problem}")
+    for note in kind_notes(config, kinds):
+        env.err(note)
     if errors:
         raise ConfigError([p.as_error() for p in errors])
     files = ", ".join(str(p) for p, _ in config_files(env)) or "no config files (built-in targets only)"
@@ -50,13 +54,16 @@ def validate(c, env, secrets=False, strict=False, json_=False):
     env.err(f"config ok{warned}: {files}")
 
 
-def _problems_json(env, problems, strict: bool) -> None:
+def _problems_json(env, problems, strict: bool, kinds: dict | None = None) -> None:
     from singkit.exceptions import shown_path
 
     rows = [{"file": shown_path(p.file), "line": p.line, "col": p.col, "message": p.message,
              "severity": "warning" if p.warning and not strict else "error",
              "records": [list(r) for r in p.records]} for p in problems]
-    env.out(json.dumps({"ok": not any(r["severity"] == "error" for r in rows), "problems": rows}, indent=2))
+    out = {"ok": not any(r["severity"] == "error" for r in rows), "problems": rows}
+    if kinds is not None:  # each Azure ML target: "singularity" or "compute-cluster"
+        out["targets"] = kinds
+    env.out(json.dumps(out, indent=2))
 
 
 @task(help={
@@ -177,6 +184,9 @@ def _cluster_skus(env, cfg, name, refresh, json_):
         raise UsageError(f"target `{name}` is not a Singularity target; config.skus --target asks a virtual cluster")
     require(cfg, env.err, "compute-targets", name)
     resolved = targets.resolve(cfg, record)
+    if resolved.is_cluster:
+        raise UsageError(f"target `{name}` runs on Azure ML compute cluster `{resolved.compute}`, whose VM size is its own "
+                         f"(`az ml compute show --name {resolved.compute}`); config.skus --target asks a Singularity virtual cluster")
     backend = backend_for(record, env, cfg, service=service_record(record, cfg))
     with backend.session() as ml:
         found = backend.cluster_offers(ml, resolved.compute, refresh=refresh)

@@ -151,6 +151,10 @@ class SingularityBackend(Backend):
         if resolved.errors:
             return None  # build_spec raises them, located
         with self.session() as ml:
+            if resolved.is_cluster:  # an Azure ML compute cluster: its own size, nodes and tier
+                preflight.check_cluster(self, ml, cfg, resolved)
+                preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
+                return None  # the job runs as the cluster's identity: no Singularity identity variable
             preflight.check_offered(self, ml, cfg, resolved)
             preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
             return preflight.user_identity(self, ml, resolved.identity)
@@ -160,11 +164,22 @@ class SingularityBackend(Backend):
         from singkit.backends.singularity import offers
 
         cluster = compute.rsplit("/", 1)[-1]
+        if not compute.startswith("/subscriptions/"):  # `azureml:NAME`: an Azure ML compute cluster
+            raise UsageError(f"`{cluster.removeprefix('azureml:')}` is an Azure ML compute cluster, not a Singularity "
+                             "virtual cluster: its VM size is the cluster's own (`az ml compute show --name NAME`)")
         return self.call(f"asking virtual cluster {cluster} which instance types it offers",
                          lambda: offers.offers_for(lambda path, api: aml.arm_get(ml, path, api), self.env.environ,
                                                    compute, refresh=refresh, want=want))
 
     def _offline_notes(self, target: dict[str, Any]) -> None:
+        from singkit.singularity import target as targets
+
+        resolved = targets.resolve(self.config(), target)
+        if resolved.is_cluster:
+            from singkit.backends.singularity.preflight import cluster_note
+
+            self.env.err(cluster_note(resolved, self.workspace.name))
+            return
         identity = str(self.workspace.user_identity_id or "")
         if identity and not identity.startswith("/subscriptions/"):
             self.env.err(f"note: user-identity-id `{identity}` is resolved to its ARM id through workspace "

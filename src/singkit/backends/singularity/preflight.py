@@ -212,3 +212,66 @@ def _connection_entity(name: str, host: str, username: str, password: str) -> An
 
     return WorkspaceConnection(name=name, type="container_registry", target=f"https://{host}",
                                credentials=UsernamePasswordConfiguration(username=username, password=password))
+
+
+def cluster_note(resolved: Any, workspace: str) -> str:
+    """What a dry run of a compute-cluster target leaves to the submit's check_cluster."""
+    low = "" if resolved.low_pri is None else f"; `low-pri: {str(resolved.low_pri).lower()}` is checked against the cluster's tier then"
+    return (f"note: {resolved.name} runs on Azure ML compute cluster {resolved.compute}: a submit first checks that workspace "
+            f"{workspace} has it, of vm-size {resolved.vm_size or '(any)'}, scaling to {resolved.nodes} node(s){low} "
+            "(a dry run stays offline)")
+
+
+def check_cluster(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
+    """An Azure ML compute-cluster target against the cluster its workspace holds (ml.compute.get):
+    it exists and is an AmlCompute; its VM size is the target's `vm-size` (the cluster decides it:
+    a job sends none); it scales to the target's `nodes` (its max_instances); and its tier is what
+    `low-pri` asks for — low priority is the cluster's, never a job's (singkit.singularity.amlcompute).
+    Raises a ConfigError at the key that disagrees; a compute the caller may not read only warns."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from singkit.singularity import amlcompute
+    from singkit.singularity import target as targets
+
+    ws, name = backend.workspace, resolved.compute
+
+    def lookup() -> Any:
+        try:
+            return ml.compute.get(name)
+        except ResourceNotFoundError:
+            return None
+
+    try:
+        cluster = backend.call(f"reading compute {name} of workspace {ws.name}", lookup)
+    except ServiceError as error:
+        backend.env.err(f"warning: {error}; submitting without checking compute cluster {name}")
+        return
+
+    def refuse(key: str, message: str) -> Exception:
+        return targets.located(cfg, "compute-targets", resolved.name, key, message)
+
+    size = resolved.vm_size or "<an Azure VM size>"
+    if cluster is None:
+        raise refuse("compute", f"Azure ML workspace {ws.name} has no compute `{name}`; create it (`az ml compute create "
+                     f"--type amlcompute --name {name} --size {size} --max-instances {resolved.nodes}"
+                     f"{' --tier low_priority' if resolved.low_pri else ''} -g {ws.resource_group} -w {ws.name}`) "
+                     "or name a compute cluster it has")
+    kind = str(getattr(cluster, "type", "") or "")
+    if kind.lower() != "amlcompute":
+        raise refuse("compute", f"compute `{name}` of workspace {ws.name} is a {kind or 'compute'} resource, not a compute "
+                     "cluster (AmlCompute); name a compute cluster, or a virtual cluster for a Singularity job")
+    actual = str(getattr(cluster, "size", "") or "")
+    if resolved.vm_size and actual and actual.lower() != resolved.vm_size.lower():
+        raise refuse("vm-size", f"compute cluster `{name}` runs {actual}, not `{resolved.vm_size}`: the cluster decides "
+                     f"the VM size; write `vm-size: {actual}`, or name a cluster of that size")
+    most = getattr(cluster, "max_instances", None)
+    if isinstance(most, int) and resolved.nodes > most:
+        raise refuse("nodes", f"compute cluster `{name}` scales to at most {most} node(s) (its max_instances), and "
+                     f"`nodes: {resolved.nodes}` asks more: Azure ML would fail the job (\"Requested {resolved.nodes} "
+                     f"nodes but AzureMLCompute cluster only has {most} maximum nodes\"); lower `nodes` or raise "
+                     f"the cluster's max_instances")
+    tier = str(getattr(cluster, "tier", "") or "")
+    if resolved.low_pri is not None and tier and tier != amlcompute.tier_of(resolved.low_pri):
+        raise refuse("low-pri", f"`low-pri: {str(resolved.low_pri).lower()}` but compute cluster `{name}` runs "
+                     f"{tier.replace('_', '-')} VMs: Azure ML takes low priority from the cluster (its tier), not per "
+                     f"job; name a {amlcompute.tier_of(resolved.low_pri).replace('_', '-')} cluster, or drop `low-pri`")

@@ -80,7 +80,8 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
                allow_unpinned: bool = False, docker: Any = None, setup: Mapping[str, Any] | None = None,
                experiment: str | None = None, identity: Mapping[str, str] | None = None,
                output_key: str | None = None) -> dict[str, Any]:
-    """The CLI v2 command-job mapping for one run of a job on a Singularity target.
+    """The CLI v2 command-job mapping for one run of a job on a Singularity target (or an Azure
+    ML compute cluster target: the same job with a smaller placement, see `_placement`).
 
     `command` is what runs on each process (the in-job wrapper around the user's command);
     `name` is the Azure ML job name, chosen by the caller so a retried PUT stays idempotent;
@@ -107,6 +108,27 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
         "command": mounts.command_exports(target) + setup_command(setup, command),
         "environment": _environment(cfg, resolved, allow_unpinned),
         "environment_variables": environment_variables(setup, target, extra_env) or None,
+        **_placement(resolved),
+        "distribution": resolved.distribution,
+    }
+    spec["inputs"], spec["outputs"] = mounts.azureml_io(target, output_key or name)
+    spec = {k: v for k, v in spec.items() if v is not None and (v or k not in ("inputs", "outputs"))}
+    variables = spec.setdefault("environment_variables", {})
+    if not resolved.is_cluster:  # Singularity's identity variable; a cluster runs as its own identity
+        variables.update(identity_variables(resolved.identity, identity))
+    if not variables:
+        del spec["environment_variables"]
+    return spec
+
+
+def _placement(resolved: targets.Resolved) -> dict[str, Any]:
+    """Where the job runs. A virtual cluster: its ARM id, `Singularity.<size>`, the AISuperComputer
+    block and queue settings. A compute cluster (singkit.singularity.amlcompute): `azureml:<name>`
+    and the node count only — the cluster's own size and tier decide the VMs (CLI v2 command job
+    schema: `resources.instance_type` is for Kubernetes computes), and no Singularity block."""
+    if resolved.is_cluster:
+        return {"compute": f"azureml:{resolved.compute}", "resources": {"instance_count": resolved.nodes}}
+    return {
         "compute": resolved.compute,
         "resources": {
             "instance_count": resolved.nodes,
@@ -115,15 +137,7 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
             "properties": {AISC: resolved.aisc},
         },
         "queue_settings": {"job_tier": resolved.aisc["slaTier"].lower(), "priority": resolved.aisc["priority"].lower()},
-        "distribution": resolved.distribution,
     }
-    spec["inputs"], spec["outputs"] = mounts.azureml_io(target, output_key or name)
-    spec = {k: v for k, v in spec.items() if v is not None and (v or k not in ("inputs", "outputs"))}
-    variables = spec.setdefault("environment_variables", {})
-    variables.update(identity_variables(resolved.identity, identity))
-    if not variables:
-        del spec["environment_variables"]
-    return spec
 
 
 def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool) -> Any:
