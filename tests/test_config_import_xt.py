@@ -201,9 +201,12 @@ def test_a_users_config_over_the_factory_merges_as_xt_does(tmp_path):
                                      "low-pri": True, "docker": "singularity-xtlib", "setup": "xt-env"}
     assert config["general"]["maximize"] is False and config["general"]["experiment"] == "exp-$username"
     code, problems = validate(tmp_path, SECRETS)
-    errors = [p for p in problems if not p.startswith("warning: ")]
+    errors = [p for p in problems if not p.startswith(("warning: ", "note: "))]
     out = "configs/singkit.yaml"
     assert code == 2 and [e.split(": ", 1)[0].rsplit(":", 2)[0] for e in errors] == [out, out], problems
+    # XT's aml target is an Azure ML compute-cluster job, and validate says so
+    assert any(p.startswith("note: ") and "compute-targets.my-cluster is an Azure ML compute cluster job on `gpu-cluster`" in p
+               for p in problems), problems
     assert any("target `h100-1` has no `docker:` record" in e for e in errors)  # the user's own replacement
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "docker: mynewimage" in t)
     assert any(e.startswith(f"{out}:{line}:13: `docker: mynewimage` in compute-targets.my-next names no docker record") for e in errors)
@@ -212,6 +215,10 @@ def test_a_users_config_over_the_factory_merges_as_xt_does(tmp_path):
     # XT's env-vars reach the job; the secret ones are added at submit only, never written into a spec
     assert spec["environment_variables"]["WANDB_PROJECT"] == "bb" and "HF_TOKEN" not in spec["environment_variables"]
     assert spec["resources"]["properties"]["AISuperComputer"]["slaTier"] == "Basic"
+    # XT's aml target runs as XT's aml backend ran it: on the cluster, 2 nodes, no Singularity block
+    cluster = dry_run(tmp_path, "my-cluster", SECRETS)
+    assert cluster["compute"] == "azureml:gpu-cluster" and cluster["resources"] == {"instance_count": 2}, cluster
+    assert "queue_settings" not in cluster and cluster["experiment_name"] == "exp-alice"
 
 
 @pytest.mark.parametrize("user, ok", [("alice", True), ("alice.smith", False)])
