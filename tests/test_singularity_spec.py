@@ -19,7 +19,7 @@ from singkit import configcheck
 from singkit.backends.singularity import spec
 from singkit.config import load_config
 from singkit.environment import Environment
-from singkit.exceptions import ConfigError, UsageError
+from singkit.exceptions import ConfigError
 from singkit.singularity import accelerator as accelerators, aisc, catalog, target as targets
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "singularity"

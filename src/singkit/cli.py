@@ -23,7 +23,6 @@ loads the collection before it parses the task words, so `invoke job.sumbit` ans
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Iterator

@@ -64,7 +64,7 @@ def import_amlt(path: Path, project_root: Path, jobs_file: str = "amlt.jobs.yaml
     if links:
         conv.setup.setdefault("pre-cmds", []).extend(links)
     if doc.get("description"):
-        conv.note("description", f"kept as a comment (Amulet's experiment name is given to `amlt run`; singkit's is general.experiment)")
+        conv.note("description", "kept as a comment (Amulet's experiment name is given to `amlt run`; singkit's is general.experiment)")
     for key in conv.defaults:
         conv.note(f"env_defaults.{key}", "Amulet's value when $" + key + " is not set where you submit: written where the "
                   "config uses it" + (" (a secret: as $env:" + key + ", never its value)" if schema.is_secret_env(key) else
