@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 AISC = "AISuperComputer"
 
@@ -149,3 +149,77 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     names = {bool: "true or false", str: "a string", list: "a list", dict: "a mapping", int: "a number", float: "a number"}
     kinds = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join(dict.fromkeys(names[k] for k in kinds))
+
+
+# What a target that says nothing sends: Standard SLA, Medium priority, a fixed size (XT's
+# default SLA is basic: config.import-xt writes `sla: basic` on the targets it imports).
+DEFAULT_SLA = "standard"
+DEFAULT_PRIORITY = "medium"
+DEFAULT_SCALE_INTERVAL = 120
+
+
+class Notes(Protocol):
+    """Where a problem found while composing the block goes (target.Collector)."""
+
+    def add(self, section: str, name: str, key: str | None, message: str, *, warning: bool = False,
+            records: tuple[tuple[str, str], ...] = (), sub: str | None = None) -> None: ...
+
+
+def block(target: Mapping[str, Any], nodes: int, note: Notes) -> dict[str, Any]:
+    """The AISuperComputer block: defaults, then the target's knobs, then its raw overrides
+    (unknown raw keys pass through with a warning: the service knows more keys than the SDK)."""
+    name = str(target.get("name") or "?")
+    # `sla` and `priority` values are the schema's to judge (any case, as here)
+    block: dict[str, Any] = {
+        "interactive": bool(target.get("interactive", False)),
+        "imageVersion": str(target.get("image-version") or ""),
+        "slaTier": SLA_TIERS.get(str(target.get("sla") or DEFAULT_SLA).lower(), "Standard"),
+        "priority": PRIORITIES.get(str(target.get("priority") or DEFAULT_PRIORITY).lower(), "Medium"),
+        # fixed size unless the target asks for elasticity
+        "scalePolicy": {"autoScaleIntervalInSec": DEFAULT_SCALE_INTERVAL, "maxInstanceTypeCount": nodes,
+                        "minInstanceTypeCount": nodes},
+    }
+    for key, wire in TARGET_KNOBS.items():
+        if target.get(key) is not None:
+            block[wire] = target[key]
+    if target.get("scale-policy"):
+        policy, errors, _ = normalize({"scalePolicy": target["scale-policy"]}, "scale-policy")
+        for _key, message in errors:
+            note.add("compute-targets", name, "scale-policy", message.replace("scale-policy.scalePolicy", "scale-policy"))
+        block["scalePolicy"].update(policy.get("scalePolicy") or {})
+    raw = target.get("ai-super-computer") or {}
+    if not isinstance(raw, Mapping):
+        note.add("compute-targets", name, "ai-super-computer", "ai-super-computer must be a mapping of AISuperComputer properties")
+    elif raw:
+        extra, errors, warnings = normalize(raw, "ai-super-computer")
+        for key, message in errors:
+            note.add("compute-targets", name, "ai-super-computer", message, sub=key)
+        for key, message in warnings:
+            note.add("compute-targets", name, "ai-super-computer", message, warning=True, sub=key)
+        policy = extra.pop("scalePolicy", None)
+        _overridden(target, block, extra, note)
+        block.update(extra)
+        if policy:
+            block["scalePolicy"].update(policy)
+    low, high = block["scalePolicy"].get("minInstanceTypeCount"), block["scalePolicy"].get("maxInstanceTypeCount")
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        note.add("compute-targets", name, "scale-policy" if target.get("scale-policy") else "ai-super-computer",
+                 f"scalePolicy maxInstanceTypeCount ({high}) is below minInstanceTypeCount ({low}); "
+                 "the most nodes cannot be fewer than the least")
+    return block
+
+
+# the target's own keys that ai-super-computer's raw keys of the same meaning override
+KNOB_OF_WIRE = {"slaTier": "sla", "priority": "priority", "imageVersion": "image-version", "interactive": "interactive",
+                **{wire: knob for knob, wire in TARGET_KNOBS.items()}}
+
+
+def _overridden(target: Mapping[str, Any], block: Mapping[str, Any], raw: Mapping[str, Any], note: Notes) -> None:
+    """A raw AISuperComputer key that overrides a different value of the target's own key (warning)."""
+    name = str(target.get("name") or "?")
+    for wire, value in raw.items():
+        knob = KNOB_OF_WIRE.get(wire)
+        if knob and target.get(knob) is not None and block.get(wire) != value:
+            note.add("compute-targets", name, "ai-super-computer",
+                     f"ai-super-computer.{wire}: {value} overrides `{knob}: {target[knob]}` (sent: {wire} {value}); "
+                     "keep one of them", warning=True)

@@ -34,9 +34,6 @@ VC_PROVIDER = "Microsoft.MachineLearningServices/virtualclusters"
 WORKSPACE_TYPES = ("singularity", "aml")
 # keys that go into ARM ids and URLs as written (never resolved from `$env:`)
 ID_KEYS = ("subscription-id", "resource-group", "workspace")
-DEFAULT_SLA = "standard"
-DEFAULT_PRIORITY = "medium"
-DEFAULT_SCALE_INTERVAL = 120
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 EXPERIMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 ARM_VC = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -160,7 +157,7 @@ def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_conf
     _instance_type(cfg, target, out, note)
     out.nodes = _whole(target.get("nodes"), 1)
     out.per_node = _processes(target, out, note)
-    out.aisc = _ai_super_computer(target, out.nodes, note)
+    out.aisc = aisc.block(target, out.nodes, note)
     locations = list(target.get("locations") or []) or ([target["location"]] if target.get("location") else [])
     out.locations = [str(x) for x in locations]
     if target.get("location") and target.get("locations") and str(target["location"]) not in out.locations:
@@ -326,66 +323,6 @@ def _processes(target: Mapping[str, Any], out: Resolved, note: Collector) -> int
                  f"`processes-per-node: {value}` starts more processes than `{out.vm_size}` has GPUs ({gpus}); "
                  "several would share a GPU", warning=True)
     return value
-
-
-def _ai_super_computer(target: Mapping[str, Any], nodes: int, note: Collector) -> dict[str, Any]:
-    """The AISuperComputer block: defaults, then the target's knobs, then its raw overrides
-    (unknown raw keys pass through with a warning: the service knows more keys than the SDK)."""
-    name = str(target.get("name") or "?")
-    # `sla` and `priority` values are the schema's to judge (any case, as here)
-    block: dict[str, Any] = {
-        "interactive": bool(target.get("interactive", False)),
-        "imageVersion": str(target.get("image-version") or ""),
-        "slaTier": aisc.SLA_TIERS.get(str(target.get("sla") or DEFAULT_SLA).lower(), "Standard"),
-        "priority": aisc.PRIORITIES.get(str(target.get("priority") or DEFAULT_PRIORITY).lower(), "Medium"),
-        # fixed size unless the target asks for elasticity
-        "scalePolicy": {"autoScaleIntervalInSec": DEFAULT_SCALE_INTERVAL, "maxInstanceTypeCount": nodes,
-                        "minInstanceTypeCount": nodes},
-    }
-    for key, wire in aisc.TARGET_KNOBS.items():
-        if target.get(key) is not None:
-            block[wire] = target[key]
-    if target.get("scale-policy"):
-        policy, errors, _ = aisc.normalize({"scalePolicy": target["scale-policy"]}, "scale-policy")
-        for _key, message in errors:
-            note.add("compute-targets", name, "scale-policy", message.replace("scale-policy.scalePolicy", "scale-policy"))
-        block["scalePolicy"].update(policy.get("scalePolicy") or {})
-    raw = target.get("ai-super-computer") or {}
-    if not isinstance(raw, Mapping):
-        note.add("compute-targets", name, "ai-super-computer", "ai-super-computer must be a mapping of AISuperComputer properties")
-    elif raw:
-        extra, errors, warnings = aisc.normalize(raw, "ai-super-computer")
-        for key, message in errors:
-            note.add("compute-targets", name, "ai-super-computer", message, sub=key)
-        for key, message in warnings:
-            note.add("compute-targets", name, "ai-super-computer", message, warning=True, sub=key)
-        policy = extra.pop("scalePolicy", None)
-        _overridden(target, block, extra, note)
-        block.update(extra)
-        if policy:
-            block["scalePolicy"].update(policy)
-    low, high = block["scalePolicy"].get("minInstanceTypeCount"), block["scalePolicy"].get("maxInstanceTypeCount")
-    if isinstance(low, int) and isinstance(high, int) and high < low:
-        note.add("compute-targets", name, "scale-policy" if target.get("scale-policy") else "ai-super-computer",
-                 f"scalePolicy maxInstanceTypeCount ({high}) is below minInstanceTypeCount ({low}); "
-                 "the most nodes cannot be fewer than the least")
-    return block
-
-
-# the target's own keys that ai-super-computer's raw keys of the same meaning override
-KNOB_OF_WIRE = {"slaTier": "sla", "priority": "priority", "imageVersion": "image-version", "interactive": "interactive",
-                **{wire: knob for knob, wire in aisc.TARGET_KNOBS.items()}}
-
-
-def _overridden(target: Mapping[str, Any], block: Mapping[str, Any], raw: Mapping[str, Any], note: Collector) -> None:
-    """A raw AISuperComputer key that overrides a different value of the target's own key (warning)."""
-    name = str(target.get("name") or "?")
-    for wire, value in raw.items():
-        knob = KNOB_OF_WIRE.get(wire)
-        if knob and target.get(knob) is not None and block.get(wire) != value:
-            note.add("compute-targets", name, "ai-super-computer",
-                     f"ai-super-computer.{wire}: {value} overrides `{knob}: {target[knob]}` (sent: {wire} {value}); "
-                     "keep one of them", warning=True)
 
 
 def _environment(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector, docker: Any,
