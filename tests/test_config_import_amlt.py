@@ -189,6 +189,29 @@ def test_missing_ids_are_named_at_their_record(tmp_path):
     assert again.returncode == 2 and "--force" in again.stderr  # nothing overwritten without --force
 
 
+def test_a_workspace_amulet_looked_up_is_named_by_validate_until_written(tmp_path):
+    """Amulet finds the workspace from the virtual cluster; singkit must be told it. The import
+    writes a placeholder, and validate refuses it at its line (a submit would reach Azure with it)."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: baltic02, subscription_id: 00000000-0000-4000-8000-00000000beef, resource_group: rg}\n"
+        "environment: {image: ai4s-sfm:20240429.081857, registry: msroctocr.azurecr.io}\n"
+        "jobs: [{name: t, sku: G1, command: [python a.py]}]\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0 and "workspace" in done.stderr, done.stderr
+    text = (project / "configs" / "singkit.yaml").read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "workspace: FILL-IN-WORKSPACE" in t)
+    validated = run_singkit(["config.validate"], cwd=project)
+    errors = [x for x in validated.stderr.splitlines() if not x.startswith(("warning", "note"))]
+    assert validated.returncode == 2 and len(errors) == 1, validated.stderr
+    assert errors[0].startswith(f"configs/singkit.yaml:{line}:") and "is still `FILL-IN-WORKSPACE`: write the real value" in errors[0]
+    dry = run_singkit(["job.submit", "--from", "amlt.jobs.yaml", "--job", "t", "--dry-run", "--allow-unpinned"], cwd=project)
+    assert dry.returncode == 2 and "FILL-IN-WORKSPACE" in dry.stderr, dry.stderr  # a submit is blocked by it too
+    (project / "configs" / "singkit.yaml").write_text(text.replace("FILL-IN-WORKSPACE", "msrresrchws"))
+    assert run_singkit(["config.validate"], cwd=project).returncode == 0
+
+
 def test_an_unknown_service_is_said_and_its_jobs_run_here(tmp_path):
     project = tmp_path / "proj"
     (project / "configs").mkdir(parents=True)

@@ -26,7 +26,7 @@ SHOWN_ELSEWHERE = 5  # problems in unrelated records listed one by one; beyond, 
 def all_problems(cfg: Any) -> list[Problem]:
     """Every problem, errors and warnings, in file order."""
     found = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg),
-             *accelerators.accelerator_problems(cfg), *image_problems(cfg)]
+             *accelerators.accelerator_problems(cfg), *image_problems(cfg), *placeholder_problems(cfg)]
     singular = [n for n, t in cfg.targets.items() if sing.is_singularity(cfg, t)]
     for name in singular:
         found += sing.resolve(cfg, cfg.target(name)).problems
@@ -97,6 +97,27 @@ def _experiment(cfg: Any, singular: list[str]) -> list[Problem]:
     return [Problem(problem.file, problem.line, problem.col, problem.message, scope)]
 
 
+# what an importer writes where it could not know the value (config.import-amlt: a workspace
+# Amulet looked up from the virtual cluster); a submit with it would reach Azure and fail there
+PLACEHOLDER = "FILL-IN"
+
+
+def placeholder_problems(cfg: Any) -> list[Problem]:
+    """A record value an importer left to fill in (`FILL-IN-…`), at its key."""
+    out = []
+    for section, records in (("external-services", cfg.services), ("dockers", cfg.dockers),
+                             ("compute-targets", cfg.targets), ("setups", cfg.setups)):
+        for name, record in records.items():
+            for key, value in (record or {}).items():
+                if isinstance(value, str) and value.startswith(PLACEHOLDER):
+                    where = cfg.where(section, name, key) or cfg.where(section, name)
+                    if where is not None:
+                        out.append(Problem(where.file, where.line, where.col,
+                                           f"{section}.{name}.{key} is still `{value}`: write the real value "
+                                           "(the importer could not know it)", ((section, name),)))
+    return out
+
+
 def image_problems(cfg: Any, names: Iterable[str] | None = None) -> list[Problem]:
     """A docker record whose `image:` or `sha256:` cannot be read, at that key (submit and
     image.wrap would refuse it; validate says so first)."""
@@ -151,7 +172,7 @@ def require(cfg: Any, warn: Callable[[str], None], section: str, name: str) -> l
     word on problems elsewhere, to `warn`. Returns the warnings. Costs what the one record
     costs to resolve, not the size of the config (other targets are not resolved)."""
     scope = closure(cfg, section, name)
-    known = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg)]
+    known = [*cfg.layer_problems, *cfg.reference_problems(), *sing.service_problems(cfg), *placeholder_problems(cfg)]
     own: list[Problem] = [p for p in known if _touches(p, scope)]
     if section == "compute-targets" and sing.is_singularity(cfg, cfg.targets.get(name) or {}):
         own += sing.resolve(cfg, cfg.target(name)).problems
