@@ -94,10 +94,13 @@ def add_host_program(tar: tarfile.TarFile, program: str, *names: str) -> None:
     real = Path(os.path.realpath(program))
     libs = [line.split("=>")[-1].split("(")[0].strip() for line in
             subprocess.run(["ldd", str(real)], capture_output=True, text=True, check=True).stdout.splitlines()]
-    for name in {str(real).lstrip("/"), *names}:
-        tar.add(real, arcname=name)
-    for lib in (lib for lib in libs if lib.startswith("/")):
-        tar.add(os.path.realpath(lib), arcname=lib.lstrip("/"))
+    present = set(tar.getnames())  # the engine refuses a layer with a path twice (a shared libc)
+    wanted = [(str(real), name) for name in (str(real).lstrip("/"), *names)]
+    wanted += [(os.path.realpath(lib), lib.lstrip("/")) for lib in libs if lib.startswith("/")]
+    for source, name in wanted:
+        if name not in present:
+            tar.add(source, arcname=name)
+            present.add(name)
 
 
 @dataclass
