@@ -191,3 +191,13 @@ def test_singularity_spec_runs_the_command_in_the_job_shell(tmp_path: Path) -> N
     run = subprocess.run(["sh", "-c", line], cwd=code, capture_output=True, text=True, timeout=120, env=environ)
     assert run.returncode == 0, run.stderr
     assert "bash ok c yes bash rank=none" in run.stdout.splitlines()
+
+
+def test_bash_words_keep_their_shell() -> None:
+    """`exec WORD` looks WORD up on PATH: a bash builtin or keyword first must stay in its shell."""
+    from singkit.jobs.workdir import exec_form
+
+    for kept in ("[[ -f x ]]", "declare -a x", "time python x.py", "shopt -s globstar", "pushd d", "let i=1",
+                 "mapfile -t lines", "function f { :; }"):
+        assert exec_form(kept) == kept
+    assert exec_form("python x.py --arg '[[x]]'") == "exec python x.py --arg '[[x]]'"
