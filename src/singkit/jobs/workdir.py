@@ -26,8 +26,10 @@ ENTRY_SCRIPT = "singkit_entry.py"
 SETUP_JOIN = " && "  # how singkit.jobs.spec.setup_prefix ends each step
 GRACE_SECONDS = 30.0  # SIGTERM → SIGKILL on a cancel or a preemption, unless the target says `grace-seconds`
 # POSIX shell builtins and reserved words (POSIX.1-2017 XCU 2.4, 2.14, and the utilities that
-# must be builtins), plus dash/bash's `source`/`local`: `exec WORD` would look WORD up on PATH
-# instead of running the builtin, so a command starting with one keeps its shell.
+# must be builtins), plus dash/bash's `source`/`local` and bash's own builtins and reserved words
+# (bash(1) RESERVED WORDS, SHELL BUILTIN COMMANDS: the job's shell is bash where there is bash):
+# `exec WORD` would look WORD up on PATH instead of running the builtin, so a command starting
+# with one keeps its shell.
 SHELL_WORDS = frozenset("""! { } case do done elif else esac fi for if in then until while
     . : break continue eval exec exit export readonly return set shift times trap unset
     alias bg cd command false fc fg getopts hash jobs kill newgrp pwd read true type ulimit umask
