@@ -23,7 +23,9 @@ Singularity backend records `completed`/`failed`/`cancelled` from Azure ML's sta
 finishing first, or one killed by a cancel, must not end the run in the store.
 
 --setup CMD runs the shell command CMD once per node before COMMAND; what it exports and the
-folder it ends in carry over to COMMAND, as when it was written `CMD && COMMAND`. If it fails,
+folder it ends in carry over to COMMAND, as when it was written `CMD && COMMAND`. It runs in
+COMMAND's own shell: when COMMAND is a shell given its text with -c (singkit's `SHELL... -c ...
+TEXT`, bash where there is bash, else sh), that argv with CMD in place of its last word; else sh. If it fails,
 COMMAND never starts and the run fails with its exit code. Where the platform starts one
 wrapper per process (Azure ML: LOCAL_RANK set), the one with LOCAL_RANK 0 runs CMD and the
 others wait for it (a marker file in the node's temp dir, keyed by AZUREML_RUN_ID, SINGKIT_RUN
@@ -42,7 +44,7 @@ DIR/stderr.log, DIR/outputs/ (exported as $SINGKIT_RUN_LOG and $SINGKIT_OUTPUTS)
 collect the console, like Singularity). SIGTERM/SIGINT/SIGHUP are passed on to COMMAND's
 whole process group (COMMAND, and each rank, runs in a group of its own), so a program behind a
 shell that does not pass signals on still gets them; singkit composes COMMAND as
-`sh -c '[SETUP &&] exec PROGRAM'` where it can, so no shell is left between. --grace seconds
+`SHELL -c '[SETUP &&] exec PROGRAM'` where it can, so no shell is left between. --grace seconds
 after the first such signal, whatever still runs in those groups gets SIGKILL: the time a
 program has to save its work on a cancel or a preemption.
 The wrapper exits with COMMAND's exit code (128+N when killed by signal N); a run that received
@@ -278,15 +280,24 @@ def write_private(path: str, data: dict[str, object]) -> None:
     os.replace(partial, path)
 
 
-def run_setup(children: Children, setup: str, cwd: str | None, files: tuple, tee: bool) -> dict[str, Any]:
-    """Run the setup in a shell; {"exit_code", "env": what it changed, "unset", "cwd"}."""
+def setup_shell(command: list[str], script: str) -> list[str]:
+    """argv running `script` in COMMAND's shell: COMMAND with `script` in place of its shell text
+    (its last word) when COMMAND is `SHELL... -c ... TEXT`; else /bin/sh -c script."""
+    if "-c" in command[:-1]:
+        return [*command[:-1], script]
+    return ["/bin/sh", "-c", script]
+
+
+def run_setup(children: Children, setup: str, command: list[str], cwd: str | None, files: tuple,
+              tee: bool) -> dict[str, Any]:
+    """Run the setup in COMMAND's shell (setup_shell); {"exit_code", "env": what it changed, "unset", "cwd"}."""
     fd, state = tempfile.mkstemp(prefix="singkit-setup-", suffix=".json")
     os.close(fd)
     script = (f"{{ {setup}\n}} && PYTHONCOERCECLOCALE=0 {shlex.quote(sys.executable)} "
               f"-c {shlex.quote(DUMP)} {shlex.quote(state)}")
     try:
         try:
-            child, pumps = start(children, ["/bin/sh", "-c", script], cwd, None, files, tee, rank=0)
+            child, pumps = start(children, setup_shell(command, script), cwd, None, files, tee, rank=0)
         except OSError as error:  # as a shell would say it; the other ranks must hear of it too
             files[1].write(f"singkit: cannot start the setup: {error}\n".encode())
             return {"exit_code": 127}
@@ -316,12 +327,13 @@ def await_setup(children: Children, path: str, err) -> dict[str, Any] | None:
         return json.load(handle)
 
 
-def setup_outcome(children: Children, options: dict[str, Any], files: tuple, tee: bool) -> dict[str, Any] | None:
+def setup_outcome(children: Children, options: dict[str, Any], command: list[str], files: tuple,
+                  tee: bool) -> dict[str, Any] | None:
     """The setup's outcome on this node: run here, or (another rank's wrapper runs it) awaited."""
     setup, local_rank = str(options["setup"]), os.environ.get("LOCAL_RANK")
     if options["procs"] is None and local_rank not in (None, "", "0"):
         return await_setup(children, marker_path(), files[1])
-    outcome = run_setup(children, setup, options["cwd"] or None, files, tee)
+    outcome = run_setup(children, setup, command, options["cwd"] or None, files, tee)
     if options["procs"] is None and local_rank == "0":
         write_private(marker_path(), outcome)
     return outcome
@@ -448,7 +460,7 @@ def main(argv: list[str]) -> int:
     env: dict[str, str] | None = None  # None: this process's own environment, as before --setup
     try:
         if options["setup"]:
-            outcome = setup_outcome(children, options, files, bool(options["tee"]))
+            outcome = setup_outcome(children, options, command, files, bool(options["tee"]))
             if outcome is None or children.received or outcome["exit_code"] != 0:
                 return setup_failed(run_log, exit_event, outcome, children.received)
             env, cwd = environment_after(outcome), str(outcome.get("cwd") or cwd or os.getcwd())

@@ -87,6 +87,22 @@ def busybox_rootfs_tar(busybox: str) -> bytes:
     return buf.getvalue()
 
 
+def add_host_program(tar: tarfile.TarFile, program: str, *names: str) -> None:
+    """Add this machine's dynamically linked `program` to a root filesystem being written, at its
+    own path and at each of `names`, with the shared libraries it loads (ldd): a real program in
+    an image, without pulling anything."""
+    real = Path(os.path.realpath(program))
+    libs = [line.split("=>")[-1].split("(")[0].strip() for line in
+            subprocess.run(["ldd", str(real)], capture_output=True, text=True, check=True).stdout.splitlines()]
+    present = set(tar.getnames())  # the engine refuses a layer with a path twice (a shared libc)
+    wanted = [(str(real), name) for name in (str(real).lstrip("/"), *names)]
+    wanted += [(os.path.realpath(lib), lib.lstrip("/")) for lib in libs if lib.startswith("/")]
+    for source, name in wanted:
+        if name not in present:
+            tar.add(source, arcname=name)
+            present.add(name)
+
+
 @dataclass
 class BaseImage:
     """A local image. str(image) is its reference, so f"FROM {image}" works."""

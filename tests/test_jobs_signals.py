@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from clirunner import run_singkit
-from docker_services import busybox_rootfs_tar
+from docker_services import add_host_program, busybox_rootfs_tar
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, pid_gone, wait_for
 from services import TEST_LABELS, find_tool
@@ -158,8 +159,8 @@ PYTHON_REF = "singkit-test/python-signals:1"
 
 def python_rootfs_tar() -> bytes:
     """busybox's root filesystem plus this machine's Python at its own prefix (the binary, the
-    shared libraries it loads, the standard library's .py files): an image with Python, built
-    without pulling anything."""
+    shared libraries it loads, the standard library's .py files) and its bash, as a python image
+    has them: an image with Python, whose jobs run in bash, built without pulling anything."""
     busybox = find_tool("SINGKIT_TEST_BUSYBOX", "/bin/busybox", "busybox")
     if busybox is None:
         pytest.skip("no busybox binary")
@@ -174,6 +175,7 @@ def python_rootfs_tar() -> bytes:
         tar.add(python, arcname=str(python).lstrip("/"))
         for lib in (lib for lib in libs if lib.startswith("/")):
             tar.add(os.path.realpath(lib), arcname=lib.lstrip("/"))
+        add_host_program(tar, shutil.which("bash") or "/bin/bash", "bin/bash")
         for path in stdlib.rglob("*.py"):
             if not any(part in ("test", "site-packages", "idlelib", "tkinter", "lib2to3") for part in path.parts):
                 tar.add(path, arcname=str(path).lstrip("/"))

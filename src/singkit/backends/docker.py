@@ -22,7 +22,9 @@ variables (MASTER_ADDR=127.0.0.1 inside the container, MASTER_PORT picked on the
 rank's output copied line by line (no line torn by another rank's), ranks above 0 prefixed
 `[rank K] `. The container ends with the first failing rank's exit code (after the others got
 SIGTERM and up to the target's `grace-seconds`), so the outcome, cancel and reconcile work on it
-exactly as for one process. One process runs under ONE_SH.
+exactly as for one process. One process runs under ONE_SH. Both run in the job's shell
+(workdir.shell_argv: bash where the image has it, else sh), and start the command in that same
+shell ("$0"), so the setup and the command are bash wherever the image has bash.
 
 Signals: a cancel sends SIGTERM to the container's PID 1 (RANKS_SH or ONE_SH, a shell that
 traps it: PID 1 of a PID namespace gets no signal it has no handler for, pid_namespaces(7)
@@ -44,7 +46,8 @@ from singkit import mounts
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
-from singkit.jobs.workdir import RunPaths, grace_seconds, program_command, run_command, run_environment, setup_command
+from singkit.jobs.workdir import (RunPaths, grace_seconds, job_shell, program_command, run_command, run_environment,
+                                  setup_command, shell_argv)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -52,8 +55,8 @@ if TYPE_CHECKING:
 INSIDE = RunPaths(run_dir="/singkit/run", run_log="/singkit/run/run.log", outputs="/singkit/run/outputs",
                   code="/singkit/code", lib="/singkit/lib")
 
-# The ranks of one container, in plain POSIX sh (the image may have no Python):
-#   sh -c RANKS_SH singkit-ranks SETUP COMMAND N GRACE
+# The ranks of one container, in POSIX shell (the image may have no Python), run by the job's
+# shell (bash or sh, which is "$0"):  shell_argv(RANKS_SH, SETUP, COMMAND, N, GRACE)
 # The setup runs in this shell, so what it exports (and where it cd's) reaches every rank.
 # Each rank is a background job that records "<rank> <exit code>" in $_sk_dir/exits as soon as
 # its command ends and wakes the loop (USR1); the first non-zero line is the failing rank: it
@@ -85,7 +88,7 @@ _sk_ended() { echo "$1 $2" >> "$_sk_dir/exits"; kill -USR1 $$ 2>/dev/null; }
 _sk_rank() {
   trap ':' TERM
   RANK=$1 LOCAL_RANK=$1 && export RANK LOCAL_RANK
-  { trap ':' TERM; { trap ':' TERM; sh -c "$_sk_cmd"; _sk_ended "$1" $?; } 2>&1 1>&3 3>&- | _sk_prefix "$1" >&2; } 3>&1 | _sk_prefix "$1"
+  { trap ':' TERM; { trap ':' TERM; "$0" -c "$_sk_cmd"; _sk_ended "$1" $?; } 2>&1 1>&3 3>&- | _sk_prefix "$1" >&2; } 3>&1 | _sk_prefix "$1"
   : > "$_sk_dir/drained.$1"
   kill -USR1 $$ 2>/dev/null
 }
@@ -125,8 +128,8 @@ rm -rf "$_sk_dir"
 exit 0
 """
 
-# One process, in plain POSIX sh:  sh -c ONE_SH singkit-one COMMAND GRACE
-# COMMAND runs in a child shell; a SIGTERM (INT, HUP) to this one, PID 1, goes on to the whole
+# One process, in POSIX shell run by the job's shell ("$0"):  shell_argv(ONE_SH, COMMAND, GRACE)
+# COMMAND runs in a child shell of the same kind; a SIGTERM (INT, HUP) to this one, PID 1, goes on to the whole
 # process group once (the program, and anything a shell of COMMAND's left behind), and what
 # still runs gets up to GRACE seconds once COMMAND's shell ended (a program behind a shell that
 # died of the signal may still be saving its work; PID 1's exit would kill it). Other processes
@@ -137,7 +140,7 @@ exit 0
 # when the program never exits.
 ONE_SH = r"""_sk_cmd=$1 _sk_grace=$2 _sk_term=
 trap '_sk_term=1' TERM INT HUP
-sh -c "$_sk_cmd" &
+"$0" -c "$_sk_cmd" &
 _sk_pid=$!
 _sk_stop() { trap ':' TERM INT HUP; _sk_term=2; kill -TERM 0 2>/dev/null; }
 while :; do
@@ -286,10 +289,10 @@ class DockerBackend(EmbeddedBackend):
     def _command(run: Run, count: int) -> list[str]:
         """One process: ONE_SH around the setup's steps and the command; N: RANKS_SH. Both get
         the target's grace in whole seconds (rounded up: the shells count seconds)."""
-        grace = str(math.ceil(grace_seconds(run.job.spec)))
+        grace, shell = str(math.ceil(grace_seconds(run.job.spec))), job_shell(run.job.spec)
         if count == 1:
-            return ["/bin/sh", "-c", ONE_SH, "singkit-one", run_command(run), grace]
-        return ["/bin/sh", "-c", RANKS_SH, "singkit-ranks", setup_command(run), program_command(run), str(count), grace]
+            return shell_argv(ONE_SH, run_command(run), grace, shell=shell)
+        return shell_argv(RANKS_SH, setup_command(run), program_command(run), str(count), grace, shell=shell)
 
     def _finish(self, run: Run, container: Any) -> None:
         """Remove the container (its logs are saved by now), then record its outcome: a job

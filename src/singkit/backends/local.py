@@ -1,7 +1,8 @@
 """The `local` target: each run is a process tree on this machine.
 
-The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE --grace G -- /bin/sh -c CMD`
-in a session of its own (so a run is cancelled as one session), with the run's environment;
+The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE --grace G -- SHELL CMD`
+(SHELL: workdir.shell_argv, bash where this machine has it, else sh) in a session of its own
+(so a run is cancelled as one session), with the run's environment;
 CMD ends in `exec PROGRAM` where it can (workdir.exec_form), and the wrapper runs it in a
 process group of its own that every signal it receives is passed on to. A cancel sends SIGTERM
 to the run's whole session and SIGKILL to what is left after the target's `grace-seconds` (G).
@@ -23,8 +24,8 @@ from typing import TYPE_CHECKING
 from singkit.backends.embedded import EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
 from singkit.jobs import procs
 from singkit.jobs.spec import SECRET_PREFIX
-from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_paths, program_command, run_command, run_environment,
-                                  setup_command)
+from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_paths, job_shell, program_command, run_command,
+                                  run_environment, setup_command, shell_argv)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -43,7 +44,7 @@ class LocalBackend(EmbeddedBackend):
         count = processes(run, lambda: gpu_count(environ.get("PATH"), environ.get("CUDA_VISIBLE_DEVICES")))
         argv = [sys.executable, os.path.join(paths.lib, ENTRY_SCRIPT), "--run-dir", paths.run_dir,
                 "--cwd", paths.code, "--grace", str(grace_seconds(job.spec)), *self._rank_options(run, count),
-                "--", "/bin/sh", "-c", run_command(run) if count == 1 else program_command(run)]
+                "--", *shell_argv(run_command(run) if count == 1 else program_command(run), shell=job_shell(job.spec))]
         with open(run.stderr_path, "ab") as stderr:  # the wrapper's own complaints, if any
             popen = subprocess.Popen(argv, env=environ, stdin=subprocess.DEVNULL, stdout=stderr,
                                      stderr=stderr, start_new_session=True, close_fds=True)

@@ -111,6 +111,9 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "grace-seconds": {"type": "number", "minimum": 0,
                       "description": "seconds a run's program gets between SIGTERM and SIGKILL on a cancel or a "
                                      "preemption, to save its work; default 30"},
+    "shell": {"type": "string", "enum": ["auto", "bash", "sh"],
+              "description": "the shell a run's setup and command run in: auto (default) = bash where the "
+                             "machine or image has it, else sh; sh forces POSIX sh; bash requires bash"},
     "group-policy": _with("Singularity group policy (AISuperComputer.groupPolicyName)", _str),
     "tensorboard-log-dir": _with("AISuperComputer.tensorboardLogDirectory, e.g. /scratch/tensorboard_logs", _str),
     "enable-azml-int": _with("AISuperComputer.enableAzmlInt", _bool),

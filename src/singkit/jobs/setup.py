@@ -14,8 +14,9 @@ first, then pre-setup commands, conda, then pip: xtlib 0.0.342 backends/node_scr
 
 conda: XT prefixes a conda `activate` with `eval "$(conda shell.bash hook)"` so `conda activate`
 works in a non-interactive shell (xtlib backends/backend_base.py `get_activate_cmd`); singkit's
-job shell is `sh`, so it uses conda's POSIX hook (`conda shell.posix hook`, the same function for
-sh). A machine or image without conda fails the setup at once with exit code 127 and one line
+job shell is bash where the image has it and sh where it has not (workdir.shell_argv), so the steps
+are written to work in both: conda's POSIX hook (`conda shell.posix hook`, which bash runs too),
+and `activate`'s `source` spelled `.`. A machine or image without conda fails the setup at once with exit code 127 and one line
 saying what is missing, instead of a `conda: not found` in the middle of the setup.
 """
 
@@ -53,8 +54,9 @@ def steps(setup: Mapping[str, Any] | None, pip_options: str = "-q") -> list[str]
 
 
 def activate_step(activate: str, name: str) -> str:
-    """`activate` as a step of the job's `sh`: XT's `$call ` marker dropped, `source` spelled `.`
-    (dash has no `source`), and a conda command preceded by the conda check and conda's hook."""
+    """`activate` as a step of the job's shell: XT's `$call ` marker dropped, `source` spelled `.`
+    (a busybox image's sh has no bash, and dash has no `source`), and a conda command preceded by
+    the conda check and conda's hook."""
     text = activate[len(XT_CALL):] if activate.startswith(XT_CALL) else activate
     if text.startswith("source "):
         text = ". " + text[len("source "):]

@@ -26,12 +26,34 @@ ENTRY_SCRIPT = "singkit_entry.py"
 SETUP_JOIN = " && "  # how singkit.jobs.spec.setup_prefix ends each step
 GRACE_SECONDS = 30.0  # SIGTERM → SIGKILL on a cancel or a preemption, unless the target says `grace-seconds`
 # POSIX shell builtins and reserved words (POSIX.1-2017 XCU 2.4, 2.14, and the utilities that
-# must be builtins), plus dash/bash's `source`/`local`: `exec WORD` would look WORD up on PATH
-# instead of running the builtin, so a command starting with one keeps its shell.
+# must be builtins), plus dash/bash's `source`/`local` and bash's own builtins and reserved words
+# (bash(1) RESERVED WORDS, SHELL BUILTIN COMMANDS: the job's shell is bash where there is bash):
+# `exec WORD` would look WORD up on PATH instead of running the builtin, so a command starting
+# with one keeps its shell.
 SHELL_WORDS = frozenset("""! { } case do done elif else esac fi for if in then until while
     . : break continue eval exec exit export readonly return set shift times trap unset
     alias bg cd command false fc fg getopts hash jobs kill newgrp pwd read true type ulimit umask
-    unalias wait echo printf test [ source local""".split())
+    unalias wait echo printf test [ source local
+    [[ ]] function select time coproc declare typeset let shopt pushd popd dirs builtin enable help
+    history disown suspend caller complete compgen compopt mapfile readarray bind logout""".split())
+# The job's shell, one rule for every target (local, docker, Singularity): bash where the machine
+# or image has it, else sh. XT and Amulet users write bash (`source venv/bin/activate`, `[[ ]]`,
+# arrays, `set -o pipefail`): XT starts every job script with bash (xtlib factory_config.yaml
+# `script-launch-prefix: linux: "bash --login"`; backends/backend_aml.py and backend_singularity.py
+# run `/bin/bash --login __node_script__.sh`). Under dash, Debian's and Ubuntu's /bin/sh, they end
+# in `source: not found` (exit 127). An image without bash (busybox, alpine) keeps sh, where the
+# same POSIX command works as before. `bash -c`, not XT's `--login`: a login shell reads
+# /etc/profile, which on Debian/Ubuntu sets PATH anew and would drop what the image's ENV PATH
+# (conda's /opt/conda/bin) and a local run's PATH (the interpreter's folder first) put there.
+# The choice is made where the command runs, by /bin/sh (every image has one): singkit cannot look
+# inside an image it only names. The chosen shell gets itself as $0, so a supervising script
+# (docker's ONE_SH, RANKS_SH) starts its child shells as "$0".
+SHELLS = ("auto", "bash", "sh")  # a target's `shell:` (default auto)
+_PICK = ('_sk_s=$1; shift; if command -v bash >/dev/null 2>&1; then exec bash -c "$_sk_s" bash "$@"; fi; '
+         'exec sh -c "$_sk_s" sh "$@"')
+_BASH = ('_sk_s=$1; shift; command -v bash >/dev/null 2>&1 || { echo "singkit: the target says shell: bash, '
+         'and there is no bash here; use an image with bash, or shell: auto" >&2; exit 127; }; '
+         'exec bash -c "$_sk_s" bash "$@"')
 
 
 def entry_script() -> Path:
@@ -124,11 +146,31 @@ def setup_command(run: Run) -> str:
     return prefix[:-len(SETUP_JOIN)] if prefix.endswith(SETUP_JOIN) else prefix.strip()
 
 
+def job_shell(spec: Mapping[str, Any]) -> str:
+    """The target's `shell:` (auto, bash or sh; validated by the schema): auto when unset or unknown."""
+    value = str((spec.get("target") or {}).get("shell") or "auto").strip().lower()
+    return value if value in SHELLS else "auto"
+
+
+def shell_argv(script: str, *args: str, shell: str = "auto") -> list[str]:
+    """argv that runs the shell text `script` in the job's shell (see _PICK) with `args` as $1...
+    and the shell's own name ("bash" or "sh") as $0. `shell`: a target's `shell:`; "sh" forces
+    POSIX sh, "bash" fails with exit code 127 and one line where there is no bash."""
+    if shell == "sh":
+        return ["/bin/sh", "-c", script, "sh", *args]
+    return ["/bin/sh", "-c", _BASH if shell == "bash" else _PICK, "singkit-shell", script, *args]
+
+
+def shell_line(script: str, shell: str = "auto") -> str:
+    """shell_argv as one line of shell text (the Singularity job's command)."""
+    return shlex.join(shell_argv(script, shell=shell))
+
+
 def exec_form(command: str) -> str:
-    """`command` for the last act of `sh -c`: `exec COMMAND` when it is one simple command (no
+    """`command` for the last act of the job's shell: `exec COMMAND` when it is one simple command (no
     `;`, `&`, `|`, parentheses, substitutions, newlines, assignments, builtins or keywords),
     so the shell is replaced by the program and a signal sent to the shell's pid reaches the
-    program itself (dash does not pass SIGTERM on to its foreground child). Otherwise the
+    program itself (neither dash nor bash passes SIGTERM on to its foreground child). Otherwise the
     command unchanged: it keeps its shell, and singkit signals its whole process group."""
     text = command.strip()
     if not text or "\n" in text or "`" in text or "$(" in text or text.startswith("exec "):

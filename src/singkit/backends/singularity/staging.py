@@ -73,7 +73,8 @@ def secret_variables(job: Any, environ: Mapping[str, str]) -> dict[str, str]:
 
 def command(run: Any) -> str:
     """blob_sync (mirror) → singkit_entry (files, console, an `exit` event per rank: Azure ML's
-    state, not a rank, decides the outcome) → the run's shell command (workdir.run_command).
+    state, not a rank, decides the outcome) → the run's shell command (workdir.run_command), in
+    the job's shell (workdir.shell_line: bash where the image has it, else sh; the setup too).
 
     With more than one process per node Azure ML runs this very line once per process, so the
     setup goes to the wrapper (`--setup`): LOCAL_RANK 0 runs it, the node's other ranks wait
@@ -86,7 +87,8 @@ def command(run: Any) -> str:
     after the target's `grace-seconds` (--grace). (The platform sends SIGTERM, then stops the
     container after a timeout, and a shell must pass the signal on for a Python program to see
     it: microsoft.github.io/ai4s-jobq/misc/10-preemption.html.)"""
-    from singkit.jobs.workdir import grace_seconds, processes_per_node, program_command, run_command, setup_command
+    from singkit.jobs.workdir import (grace_seconds, job_shell, processes_per_node, program_command, run_command,
+                                      setup_command, shell_line)
 
     setup = setup_command(run) if processes_per_node(run.job.spec) != 1 else ""
     options = f"--grace {grace_seconds(run.job.spec):g} " + (f"--setup {shlex.quote(setup)} " if setup else "")
@@ -94,4 +96,4 @@ def command(run: Any) -> str:
     return ('PY="$(command -v python3 || command -v python)" && '
             f'PYTHONPATH="$PWD/{IN_JOB}${{PYTHONPATH:+:$PYTHONPATH}}" SINGKIT_OUTPUTS="$PWD/outputs" '
             f'exec "$PY" {IN_JOB}/{SYNC_SCRIPT} -- "$PY" {IN_JOB}/singkit_entry.py --tee --exit-event {options}-- '
-            f'sh -c {shlex.quote(program_command(run) if setup else run_command(run))}')
+            + shell_line(program_command(run) if setup else run_command(run), job_shell(run.job.spec)))
