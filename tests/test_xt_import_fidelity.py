@@ -69,3 +69,22 @@ def test_a_pip_entry_pip_would_refuse_is_an_error_at_its_line(tmp_path):
         "setups:\n  s: {pip: [\"xtlib==*\"]}\ncompute-targets:\n  here: {service: local, setup: s}\n")
     refused = run_singkit(["job.submit", "--target=here", "--cmd", "true"], cwd=tmp_path)
     assert refused.returncode == 2 and "configs/singkit.yaml:2:13: setups.s.pip: `xtlib==*`" in refused.stderr, refused.stderr
+
+
+def test_a_dry_run_names_the_secret_variables_it_will_add_never_their_values(tmp_path):
+    text = ("external-services:\n  ws: {type: singularity, subscription-id: 00000000-0000-4000-8000-000000005ab5, "
+            "resource-group: rg, user-identity-id: x, user-identity-client-id: y}\n"
+            "dockers:\n  d: {image: \"research/torch:2.1@sha256:" + "cd" * 32 + "\"}\n"
+            "compute-targets:\n  sing: {service: ws, compute: vc1, vm-size: NC6_v3, sla: basic, docker: d}\n"
+            "general:\n  env-vars: {WANDB_API_KEY: $$WANDB_API_KEY, WANDB_PROJECT: bb, HF_TOKEN: hf_literal}\n")
+    imported(tmp_path, text)
+    env = {"WANDB_API_KEY": "wandb-value-1", "HF_TOKEN": "hf-value-2"}
+    done = run_singkit(["job.submit", "--target=sing", "--dry-run", "--cmd", "python train.py"], cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    job = done.stdout.strip()
+    assert (f"{job}: secret variables added at submit, not written into the spec: HF_TOKEN ($env:HF_TOKEN), "
+            "WANDB_API_KEY ($env:WANDB_API_KEY)") in done.stderr.splitlines()
+    spec = (tmp_path / ".singkit" / "jobs" / job / "azureml" / f"{job}.1.yaml").read_text()
+    assert "WANDB_PROJECT: bb" in spec and "WANDB_API_KEY" not in spec  # secrets are never written
+    for value in env.values():
+        assert value not in done.stderr + done.stdout + spec

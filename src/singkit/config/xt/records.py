@@ -102,20 +102,19 @@ class Converter:
                 self.skip(f"external-services.{name}", facts.DROPPED_SERVICE_TYPES.get(kind, f"type `{kind}` has no singkit counterpart"))
                 continue
             kind = facts.SERVICE_TYPES[kind]
+            if kind == "storage":
+                self.skip(f"external-services.{name}", facts.storage_skip(str(name)))
+                continue
             allowed = schema.SERVICE_FIELDS[kind]
             converted: dict[str, Any] = {"type": kind}
             for key, value in record.items():
                 canonical = schema.canonical_key(str(key))
                 if canonical == "type" or _empty(value):
                     continue
-                if kind == "storage" and canonical in ("key", "storage-key"):
-                    canonical = "connection-string"
-                if canonical not in allowed or (canonical == "provider" and kind == "storage"):
+                if canonical not in allowed:
                     self.skip(f"external-services.{name}.{key}", facts.SERVICE_KEYS.get(canonical, "not used by singkit"))
                     continue
                 converted[canonical] = typed(allowed[canonical], self.secret(str(name), canonical, value))
-            if kind == "storage":
-                converted.setdefault("container", "singkit")
             if kind == "virtual_cluster" and facts.NOT_USED in (converted.get("subscription-id"), converted.get("resource-group")):
                 self.fill_cluster(str(name), converted)
             self.section("external-services")[str(name)] = converted
@@ -192,8 +191,7 @@ class Converter:
                 value = str(value).lower()
             out[canonical] = typed(schema.TARGET_FIELDS[canonical], value)
         if kind == "singularity" and "sla" not in out:
-            out["sla"] = facts.SLA_DEFAULT
-            self.comments[("compute-targets", name, "sla")] = "XT's default when a target says none"
+            self.notes.append(f"compute-targets.{name}: {facts.SLA_NOTE}")
         if "nodes" in out:
             self.nodes(name, out)
         self.check_cluster(name, out, kind)
