@@ -87,6 +87,8 @@ def vc_by_size(cfg: Any, target: Mapping[str, Any], service: Mapping[str, Any] |
     defines, which a compute cluster could also have); None otherwise."""
     if not service or service.get("type") != "aml" or is_cluster(cfg, target, service):
         return None
+    if not str(target.get("vm-size") or "").strip():
+        return None  # no size yet: validate asks for one, naming both kinds
     compute = str(target.get("compute") or "").strip().rstrip("/")
     name = compute[len("azureml:"):] if compute.startswith("azureml:") else compute
     if not name or "/" in name or ":" in name:
