@@ -182,12 +182,13 @@ def test_validate_says_which_kind_of_job_each_target_is(tmp_path):
 
 
 def test_processes_per_gpu_need_the_azure_size_under_skus(tmp_path):
-    write(tmp_path, CLUSTER.replace("Standard_NC6s_v3", "Standard_NC24s_v3") + "    processes-per-node: gpus\n")
+    # a size singkit cannot map to one of Singularity's (those: test_aml_cluster_kinds.py)
+    write(tmp_path, CLUSTER.replace("Standard_NC6s_v3", "Standard_NC64as_T4_v3") + "    processes-per-node: gpus\n")
     cfg = config(tmp_path)
     [problem] = targets.resolve(cfg, cfg.target("gpu")).errors
-    assert "`processes-per-node: gpus` needs to know how many GPUs `Standard_NC24s_v3` has" in problem.message
+    assert "`processes-per-node: gpus` needs to know how many GPUs `Standard_NC64as_T4_v3` has" in problem.message
     text = (tmp_path / "configs" / "singkit.yaml").read_text()
-    (tmp_path / "configs" / "singkit.yaml").write_text(text + "skus:\n  Standard_NC24s_v3: {gpus: 4}\n")
+    (tmp_path / "configs" / "singkit.yaml").write_text(text + "skus:\n  Standard_NC64as_T4_v3: {gpus: 4}\n")
     cfg = config(tmp_path)
     resolved = targets.resolve(cfg, cfg.target("gpu"))
     assert resolved.errors == [] and resolved.per_node == 4

@@ -55,9 +55,17 @@ def test_import_2022_spellings(tmp_path):
     assert "sha256" not in docker
     registry = config["external-services"]["xtsandboxcr"]
     assert registry["password"] == "$env:SINGKIT_XTSANDBOXCR_PASSWORD"
-    assert config["external-services"]["xtsandboxstorage"]["connection-string"] == "$env:SINGKIT_XTSANDBOXSTORAGE_CONNECTION_STRING"
+    # XT's storage record is XT's run store (account = the record's name, no container): left out, with the lines to
+    # write to mirror singkit's store there; no invented container, no key written
+    assert "xtsandboxstorage" not in config["external-services"] and "XTSANDBOXSTORAGE" not in text
+    assert ("not carried: external-services.xtsandboxstorage: XT's run store (storage account xtsandboxstorage, "
+            "https://xtsandboxstorage.blob.core.windows.net;") in messages
+    assert "add `xtsandboxstorage: {type: storage, account-url: https://xtsandboxstorage.blob.core.windows.net, container: " \
+           "<a container>}` and `general.store: xtsandboxstorage`" in messages
     assert "phillyinstance" not in config["external-services"]
-    assert config["setups"]["singularity"] == {"activate": "conda activate $CONDA_DEFAULT_ENV", "pip": ["torch==1.8.1", "xtlib==*"]}
+    # XT's `xtlib==*` = the xtlib installed where XT ran; none is installed here, so it is unpinned
+    assert config["setups"]["singularity"] == {"activate": "conda activate $CONDA_DEFAULT_ENV", "pip": ["torch==1.8.1", "xtlib"]}
+    assert "setups.singularity.pip: `xtlib==*` means the version installed on the submitting machine in XT" in messages
     assert "SINGKIT_XTSANDBOXCR_PASSWORD" in messages and "SINGKIT_XTSANDBOXCR_PASSWORD" in text.splitlines()[2]
     assert "not carried: compute-targets.philly-rr1: Philly" in messages
     assert text.startswith("# yaml-language-server: $schema=singkit.schema.json")
@@ -145,7 +153,7 @@ def test_factory_config_round_trip(tmp_path):
         assert "distribution" not in spec  # one process on one node, as XT's process_count_per_instance: 1
         assert spec["environment"] == {"image": image} and spec["experiment_name"] == "alice"
         assert spec["compute"].endswith(f"/virtualclusters/{xt['compute']}")
-        assert "python -m pip install -q '\"'\"'xtlib==*'\"'\"' && exec python train.py" in spec["command"]
+        assert "python -m pip install -q xtlib && exec python train.py" in spec["command"]  # never `==*`
         uai = factory["external-services"]["tpx-sing-ws5"]["user-identity-id"]
         assert spec["environment_variables"]["_AZUREML_SINGULARITY_JOB_UAI"] == uai
         assert resources.get("locations") == xt.get("locations")
@@ -185,9 +193,14 @@ def test_a_users_config_over_the_factory_merges_as_xt_does(tmp_path):
     config, text, messages = imported(tmp_path, FACTORY, MINE)
     targets = config["compute-targets"]
     # XT replaces a record WHOLE: the user's h100-1 has none of the factory's setup, docker or sla
-    assert targets["h100-1"] == {"service": "tpx-sing-ws5", "compute": "msroctovc", "vm-size": "ND12_v4", "sla": "basic",
-                                 "setup": "xt-env"}
-    assert "sla: basic  # XT's default when a target says none" in text
+    assert targets["h100-1"] == {"service": "tpx-sing-ws5", "compute": "msroctovc", "vm-size": "ND12_v4", "setup": "xt-env"}
+    # XT 0.0.342 has no default SLA (backend_singularity.py reads compute_def["sla"]): none is invented, a note says so
+    assert "note: compute-targets.h100-1: no `sla`: XT 0.0.342 has no default for it (backends/backend_singularity.py " \
+           "reads compute_def[\"sla\"]; `xt run --sla=…` had to give it), so singkit's default, standard, applies" in messages
+    lines = text.splitlines()
+    start = lines.index("  h100-1:") + 1
+    block = lines[start:next(i for i in range(start, len(lines)) if not lines[i].startswith("    "))]
+    assert block and not any(line.strip().startswith("sla:") for line in block), block
     # XT's env-vars reach every run: each setup carries them, and a target with none gets `xt-env`
     env = {"WANDB_API_KEY": "$env:WANDB_API_KEY", "WANDB_PROJECT": "bb", "HF_TOKEN": "$env:HF_TOKEN"}
     assert config["setups"]["xt-env"] == {"env": env} and config["setups"]["singd"]["env"] == env
@@ -214,7 +227,7 @@ def test_a_users_config_over_the_factory_merges_as_xt_does(tmp_path):
     assert spec["resources"]["instance_count"] == 4 and spec["experiment_name"] == "exp-alice"
     # XT's env-vars reach the job; the secret ones are added at submit only, never written into a spec
     assert spec["environment_variables"]["WANDB_PROJECT"] == "bb" and "HF_TOKEN" not in spec["environment_variables"]
-    assert spec["resources"]["properties"]["AISuperComputer"]["slaTier"] == "Basic"
+    assert spec["resources"]["properties"]["AISuperComputer"]["slaTier"] == "Standard"  # singkit's default: XT has none
     # XT's aml target runs as XT's aml backend ran it: on the cluster, 2 nodes, no Singularity block
     cluster = dry_run(tmp_path, "my-cluster", SECRETS)
     assert cluster["compute"] == "azureml:gpu-cluster" and cluster["resources"] == {"instance_count": 2}, cluster

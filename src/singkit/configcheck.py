@@ -49,41 +49,72 @@ def target_kinds(cfg: Any) -> dict[str, str]:
 
 
 def kind_notes(cfg: Any, kinds: dict[str, str]) -> list[str]:
-    """One line per compute-cluster target, at its record: a target on an `aml` workspace may be
-    either kind, and only its compute and vm-size tell which."""
+    """One line per target on an `aml` workspace whose kind only its compute and vm-size tell, at
+    its record: each compute-cluster target, and each Singularity target whose bare `compute:`
+    name could be a compute cluster's (its Singularity size made it a virtual cluster)."""
+    from singkit.singularity import amlcompute, catalog
+
     out = []
     for name, kind in kinds.items():
-        if kind != "compute-cluster":
-            continue
         record = cfg.targets[name]
         where = cfg.where("compute-targets", name)
         at = f"{shown_path(where.file)}:{where.line}:{where.col}: " if where is not None else ""
-        out.append(f"note: {at}compute-targets.{name} is an Azure ML compute cluster job on `{record.get('compute')}` "
-                   f"(vm-size {record.get('vm-size') or '-'}): no Singularity block; the cluster's size and tier decide "
-                   "its VMs (a virtual cluster or a Singularity size makes a Singularity job)")
+        if kind == "compute-cluster":
+            out.append(f"note: {at}compute-targets.{name} is an Azure ML compute cluster job on `{record.get('compute')}` "
+                       f"(vm-size {record.get('vm-size') or '-'}): no Singularity block; the cluster's size and tier decide "
+                       "its VMs (a virtual cluster or a Singularity size makes a Singularity job)")
+            continue
+        vc = amlcompute.vc_by_size(cfg, record, cfg.services.get(str(record.get("service") or "")))
+        if vc is None:
+            continue
+        size = str(record.get("vm-size") or "")
+        found = catalog.find(getattr(cfg, "skus", None) or catalog.shipped(), size)
+        if not found:
+            continue  # a size singkit does not know: its own warning says so, at its line
+        known = catalog.bare(found[0]).lower()
+        azure = next((f"Standard_{k}" for k, v in catalog.AZURE_SPELLINGS.items() if v.lower() == known), None)
+        example = f"`vm-size: {azure}`" if azure else "its Azure VM size, e.g. `vm-size: Standard_NC6s_v3`"
+        group = (cfg.services.get(str(record.get("service"))) or {}).get("resource-group") or "?"
+        out.append(f"note: {at}compute-targets.{name} is a Singularity job on virtual cluster `{vc}` (vm-size {size or '-'} "
+                   f"is a Singularity instance type; the virtual cluster is taken in resource group {group}); "
+                   f"to run on an Azure ML compute cluster named `{vc}` instead, write {example}")
     return out
 
 
 def _unpinned(cfg: Any, singular: list[str]) -> list[Problem]:
-    """Docker records Singularity targets run but nobody pinned yet: submit refuses them
-    (without --allow-unpinned), so validate says so first, as a warning (image.wrap pins)."""
+    """Docker records Azure ML targets run but nobody pinned yet: submit refuses them (without
+    --allow-unpinned), so validate says so first, as a warning (image.wrap pins). A compute-cluster
+    target runs the record's base image (spec.image_reference), so its pin is the base's digest."""
     from singkit import imageref
+    from singkit.singularity import amlcompute
 
+    uses: dict[tuple[str, bool], None] = {}
+    for name in singular:
+        target = cfg.targets[name]
+        if target.get("docker"):
+            service = cfg.services.get(str(target.get("service") or ""))
+            uses[(str(target["docker"]), not amlcompute.is_cluster(cfg, target, service))] = None
     out = []
-    for name in sorted({str(cfg.targets[t].get("docker")) for t in singular if cfg.targets[t].get("docker")}):
+    for name, wrapped in sorted(uses):
         record = cfg.dockers.get(name)
         if not record or str(record.get("image") or "").startswith("azureml:"):
             continue
         try:  # the same rule submit applies (backends.singularity.spec.image_reference)
-            if imageref.run_digest(record, None)[1]:
+            if imageref.run_digest(record, None, wrapped=wrapped)[1]:
                 continue
         except ValueError:
             continue  # an unreadable record: image_problems says so
         where = cfg.where("dockers", name, "image") or cfg.where("dockers", name)
-        if where is not None:
-            out.append(Problem(where.file, where.line, where.col, f"docker record `{name}` is not pinned by digest yet: a "
-                               f"Singularity submit refuses it until `invoke image.wrap --docker={name}` pins it (or with "
-                               "--allow-unpinned)", (("dockers", name),), warning=True))
+        if where is None:
+            continue
+        if wrapped:
+            message = (f"docker record `{name}` is not pinned by digest yet: a Singularity submit refuses it until "
+                       f"`invoke image.wrap --docker={name}` pins it (or with --allow-unpinned)")
+        else:
+            message = (f"docker record `{name}` is not pinned by digest yet for compute-cluster targets, which run its "
+                       "base image (`image:`, not the wrapped one): a submit refuses it until `image:` carries "
+                       "`@sha256:<digest>` (or with --allow-unpinned)")
+        out.append(Problem(where.file, where.line, where.col, message, (("dockers", name),), warning=True))
     return out
 
 

@@ -139,12 +139,34 @@ def target_reference(record: dict[str, Any], registry: dict[str, Any] | None) ->
     return wrapped_reference(record, registry) if record.get("sing-wrap") else base_reference(record, registry)
 
 
-def run_digest(record: dict[str, Any], registry: dict[str, Any] | None) -> tuple[Reference, str | None]:
-    """(the image a job runs, the digest pinning it or None): `sha256:`, else a digest written
-    in `image:` of an unwrapped record (a wrapped image is new bytes: only `sha256:` pins it).
-    ValueError when the record cannot be read."""
-    ref = target_reference(record, registry)
-    return ref, normalize_digest(record.get("sha256")) or ref.digest
+def run_digest(record: dict[str, Any], registry: dict[str, Any] | None, *,
+               wrapped: bool = True) -> tuple[Reference, str | None]:
+    """(the image a job runs, the digest pinning it or None). `wrapped=False` is for a job that
+    runs the record's BASE image even when `sing-wrap: true` (an Azure ML compute cluster: XT's aml
+    backend ignores sing_wrap, xtlib 0.0.342 backends/backend_aml.py). A wrapped image is new bytes:
+    only `sha256:` pins it. The base is pinned by a digest in `image:` (or `base-sha256:`, which
+    image.pin writes); `sha256:` pins it only when the record is not wrapped (then it is the
+    image's own digest). ValueError when the record cannot be read."""
+    if wrapped and record.get("sing-wrap"):
+        return wrapped_reference(record, registry), normalize_digest(record.get("sha256"))
+    ref = base_reference(record, registry)
+    own = None if record.get("sing-wrap") else normalize_digest(record.get("sha256"))
+    return ref, own or ref.digest or normalize_digest(record.get("base-sha256"))
+
+
+def unpinned_text(name: str, record: dict[str, Any], *, wrapped: bool = True) -> str:
+    """Why docker record `name` is not pinned for a job, in words true of the record (never "no
+    sha256" for an image that carries a digest), and what would pin it."""
+    if wrapped and record.get("sing-wrap"):
+        base = "; the digest in `image:` pins the base it wraps" if "@" in str(record.get("image") or "") else ""
+        return (f"docker record `{name}`: the wrapped image is not pinned by digest yet (`sha256:` is unset{base}); "
+                f"run `invoke image.wrap --docker={name}` to build, push and pin it")
+    if record.get("sing-wrap"):
+        return (f"docker record `{name}`: the base image a compute cluster runs is not pinned by digest (`image:` carries "
+                "none; `sha256:` would pin the wrapped image, which a compute cluster does not run); write "
+                "`image: <name>:<tag>@sha256:<digest>`")
+    return (f"docker record `{name}` is not pinned by digest (neither `image:` nor `sha256:` carries one); run "
+            f"`invoke image.wrap --docker={name}` to build, push and pin it, or write `image: <name>:<tag>@sha256:<digest>`")
 
 
 def pinned_reference(cfg: Any, name: str) -> str:

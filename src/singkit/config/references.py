@@ -52,6 +52,9 @@ def reference_problems(cfg: "Config") -> list[Problem]:
     from singkit.mounts import problems as data_problems  # inputs/outputs and datastores
 
     problems += data_problems(cfg)
+    from singkit.config.pipcheck import pip_problems  # setup pip entries pip would refuse
+
+    problems += pip_problems(cfg)
     registries = {n: r for n, r in cfg.services.items() if r.get("type") == "registry"}
     for name, docker in cfg.dockers.items():
         if str(docker.get("image") or "").startswith("azureml:"):

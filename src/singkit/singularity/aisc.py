@@ -151,8 +151,8 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names[k] for k in kinds))
 
 
-# What a target that says nothing sends: Standard SLA, Medium priority, a fixed size (XT's
-# default SLA is basic: config.import-xt writes `sla: basic` on the targets it imports).
+# What a target that says nothing sends: Standard SLA, Medium priority, a fixed size. (XT 0.0.342
+# has no default SLA: its backend_singularity.py reads compute_def["sla"]; config.import-xt says so.)
 DEFAULT_SLA = "standard"
 DEFAULT_PRIORITY = "medium"
 DEFAULT_SCALE_INTERVAL = 120

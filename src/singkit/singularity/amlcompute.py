@@ -81,6 +81,22 @@ def is_cluster(cfg: Any, target: Mapping[str, Any], service: Mapping[str, Any] |
     return bool(AZURE_PREFIX.match(str(target.get("vm-size") or "").strip()))
 
 
+def vc_by_size(cfg: Any, target: Mapping[str, Any], service: Mapping[str, Any] | None) -> str | None:
+    """The virtual cluster's name when a target on an `aml` workspace is a Singularity job only
+    because its size is a Singularity instance type (a bare `compute:` name that no record
+    defines, which a compute cluster could also have); None otherwise."""
+    if not service or service.get("type") != "aml" or is_cluster(cfg, target, service):
+        return None
+    if not str(target.get("vm-size") or "").strip():
+        return None  # no size yet: validate asks for one, naming both kinds
+    compute = str(target.get("compute") or "").strip().rstrip("/")
+    name = compute[len("azureml:"):] if compute.startswith("azureml:") else compute
+    if not name or "/" in name or ":" in name:
+        return None
+    records = getattr(cfg, "services", {}) or {}
+    return None if any(n.lower() == name.lower() for n in records) else name
+
+
 def cluster_name(target: Mapping[str, Any], workspace: Any, note: Note) -> str:
     """The compute cluster's name from `compute:` (a name, `azureml:NAME`, or the compute's ARM id
     in the target's own workspace: a job runs only on its workspace's computes)."""

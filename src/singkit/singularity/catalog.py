@@ -239,6 +239,15 @@ def azure_spelling(vm_size: str) -> str | None:
     return next((v for k, v in AZURE_SPELLINGS.items() if k.lower() == plain.lower()), None)
 
 
+def azure_equivalent(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> tuple[str, dict[str, Any]] | None:
+    """(Singularity's name, its catalog record) for an Azure VM size name in AZURE_SPELLINGS, e.g.
+    `Standard_NC24ads_A100_v4` → (`NC24ad_A100_v4`, 1 x A100): the same machine (same GPU model,
+    count and memory, per the sources above AZURE_SPELLINGS), so its GPU count serves
+    `processes-per-node: gpus` on either spelling. None for a size not mapped or not in `catalog`."""
+    match = azure_spelling(vm_size) if vm_size else None
+    return (match, dict(catalog[match])) if match and match in catalog else None
+
+
 def _unstandard(name: str) -> str:
     return name[len("Standard_"):] if name.lower().startswith("standard_") else name
 

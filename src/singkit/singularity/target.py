@@ -156,7 +156,7 @@ def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_conf
     out.compute = _compute(cfg, target, out.workspace, note)
     _instance_type(cfg, target, out, note)
     out.nodes = _whole(target.get("nodes"), 1)
-    out.per_node = _processes(target, out, note)
+    out.per_node = _processes(cfg, target, out, note)
     out.aisc = aisc.block(target, out.nodes, note)
     locations = list(target.get("locations") or []) or ([target["location"]] if target.get("location") else [])
     out.locations = [str(x) for x in locations]
@@ -178,7 +178,7 @@ def _cluster(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector
     out.vm_size = amlcompute.check_vm_size(target, note.add)
     out.sku = amlcompute.user_sku(cfg, out.vm_size)
     out.nodes = _whole(target.get("nodes"), 1)
-    out.per_node = _processes(target, out, note)
+    out.per_node = _processes(cfg, target, out, note)
     amlcompute.singularity_keys(target, note.add)
     out.low_pri = bool(target["low-pri"]) if target.get("low-pri") is not None else None
     if docker is None and use_config_docker:
@@ -293,31 +293,38 @@ def _instance_type(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Col
     note.add("compute-targets", name, "vm-size", catalog.unknown_message(skus, str(size)), warning=amulet is None)
 
 
-def _processes(target: Mapping[str, Any], out: Resolved, note: Collector) -> int:
+def _processes(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector) -> int:
     """`processes-per-node`: a whole number ≥ 1, or `gpus` (one per GPU of the size). Default 1:
-    XT, Amulet (`process_count_per_node`) and the SDK's Singularity test start one per node."""
+    XT, Amulet (`process_count_per_node`) and the SDK's Singularity test start one per node.
+    The GPU count is the size's record (the catalog, or `skus:`), else, for an Azure VM size name
+    (`Standard_NC24ads_A100_v4`), the record of the Singularity size it is (catalog.azure_equivalent)."""
     value = target.get("processes-per-node")
     if value is None:
         return 1
+    sku = out.sku
+    if sku is None and out.vm_size:
+        found = (catalog.azure_equivalent(getattr(cfg, "skus", None) or {}, out.vm_size)
+                 or catalog.azure_equivalent(catalog.shipped(), out.vm_size))
+        sku = found[1] if found else None
     if isinstance(value, str) and value.strip().lower() == "gpus":
-        if out.sku is None:
+        if sku is None:
             if out.vm_size:
                 note.add("compute-targets", out.name, "processes-per-node",
                          f"`processes-per-node: gpus` needs to know how many GPUs `{out.vm_size}` has; "
                          "write the number, or add the size under `skus:` with `gpus:`")
             return 1
-        if catalog.gpus(out.sku) == 0:
-            if "gpus" not in out.sku:
+        if catalog.gpus(sku) == 0:
+            if "gpus" not in sku:
                 note.add("compute-targets", out.name, "processes-per-node",
                          f"`processes-per-node: gpus` but `{out.vm_size}` under `skus:` has no `gpus:`; add it, or write the number")
             else:
                 note.add("compute-targets", out.name, "processes-per-node",
                          f"`processes-per-node: gpus` on `{out.vm_size}`, which has no GPU: one process per node", warning=True)
             return 1
-        return catalog.gpus(out.sku)
+        return catalog.gpus(sku)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return 1  # reported for every target, Singularity or not: config.references.per_node_problem
-    gpus = catalog.gpus(out.sku) if out.sku is not None else 0
+    gpus = catalog.gpus(sku) if sku is not None else 0
     if gpus and value > gpus:
         note.add("compute-targets", out.name, "processes-per-node",
                  f"`processes-per-node: {value}` starts more processes than `{out.vm_size}` has GPUs ({gpus}); "

@@ -131,6 +131,9 @@ class SingularityBackend(Backend):
         documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
         if spec.get("dry_run"):
             self._offline_notes(target)
+            said = staging.secret_names(job)
+            if said:  # never in the spec (secrets are never written): the names show they were carried
+                self.env.err(f"{job.id}: secret variables added at submit, not written into the spec: {', '.join(said)}")
         else:
             identity = self._online_checks(cfg, target, spec.get("docker"), bool(spec.get("create_registry_connection")))
             if identity:

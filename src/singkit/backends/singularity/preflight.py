@@ -101,13 +101,14 @@ def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool =
     needs (or could) be checked: a workspace or connection list Azure ML will not show only warns.
     Raises a ConfigError located at the docker record's `registry:` (exit 2), UsageError, or
     ServiceError when creating the connection fails (exit 4)."""
-    from singkit.imageref import target_reference
+    from singkit.imageref import run_digest
 
     docker = resolved.docker
     if resolved.environment or not docker:
         return None  # a registered environment, or Singularity's curated image
     registry = cfg.service(docker["registry"]) if docker.get("registry") else None
-    host = target_reference(dict(docker), registry).registry_host.lower()
+    # the image the job runs: a compute cluster's is the base (spec.image_reference)
+    host = run_digest(dict(docker), registry, wrapped=not resolved.is_cluster)[0].registry_host.lower()
     has_credentials = bool(registry and registry.get("username"))
     if not _is_acr(host) and not has_credentials:
         return None  # a public image: nothing to authenticate

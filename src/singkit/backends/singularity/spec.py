@@ -28,27 +28,32 @@ CURATED_PLACEHOLDER = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
 __all__ = ["Workspace", "build_spec", "image_reference", "load_spec", "write_spec"]
 
 
-def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False) -> str:
-    """`<login-server>/<repo>@sha256:<digest>` for a docker record (the wrapped image when
-    `sing-wrap: true`, named as image.wrap names it); refuses an unpinned one."""
+def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True) -> str:
+    """`<login-server>/<repo>@sha256:<digest>` for a docker record: the wrapped image when
+    `sing-wrap: true` (named as image.wrap names it), or with `wrapped=False` (a compute-cluster
+    job, which runs the base image as XT's aml backend does) the record's own image. Refuses an
+    unpinned one (ConfigError at the record) unless `allow_unpinned`."""
     from singkit.imageref import run_digest
 
     registry = cfg.service(docker["registry"]) if docker.get("registry") else None
     name = docker.get("name", "?")
     try:
-        ref, digest = run_digest(dict(docker), registry)
+        ref, digest = run_digest(dict(docker), registry, wrapped=wrapped)
     except ValueError as error:
         raise UsageError(f"docker record `{name}`: {error}") from None
     if digest:
         return ref.pinned(digest)
     if allow_unpinned:
         return ref.tagged
-    raise targets.located(cfg, "dockers", name, "image", unpinned_message(name))
+    key = "sha256" if wrapped and docker.get("sing-wrap") and cfg.where("dockers", name, "sha256") else "image"
+    raise targets.located(cfg, "dockers", name, key, unpinned_message(name, dict(docker), wrapped=wrapped))
 
 
-def unpinned_message(name: str) -> str:
-    return (f"docker record `{name}` is not pinned by digest (no sha256); run `invoke image.wrap --docker={name}` "
-            "to build, push and pin it, or pass --allow-unpinned")
+def unpinned_message(name: str, record: Mapping[str, Any] | None = None, *, wrapped: bool = True) -> str:
+    """singkit.imageref.unpinned_text, and the way past it for this one job."""
+    from singkit.imageref import unpinned_text
+
+    return unpinned_text(name, dict(record or {}), wrapped=wrapped) + ", or pass --allow-unpinned"
 
 
 def environment_variables(setup: Mapping[str, Any] | None, target: Mapping[str, Any],
@@ -146,7 +151,10 @@ def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool) -> 
     if resolved.environment:
         return resolved.environment
     if resolved.docker:
-        return {"image": image_reference(cfg, resolved.docker, allow_unpinned)}
+        # a compute cluster runs the base image: XT's aml backend drops the record's sing_wrap
+        # (xtlib 0.0.342 backends/backend_aml.py: `container_registry, docker_image, _, =
+        # self.get_docker_container_registry(args)`, then `base_image: docker_image`)
+        return {"image": image_reference(cfg, resolved.docker, allow_unpinned, wrapped=not resolved.is_cluster)}
     return {"image": CURATED_PLACEHOLDER}
 
 

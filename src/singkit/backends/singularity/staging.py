@@ -71,6 +71,19 @@ def secret_variables(job: Any, environ: Mapping[str, str]) -> dict[str, str]:
     return {str(k): resolve_secret(v, environ) or "" for k, v in (job.spec.get("env") or {}).items() if is_secret(k, v)}
 
 
+def secret_names(job: Any) -> list[str]:
+    """What a dry run may say of the job env's secret variables: `NAME ($env:SOURCE)` for a
+    reference, `NAME (a literal from your config, hidden)` otherwise; never a value."""
+    from singkit.config.secrets import is_env_ref
+
+    out = []
+    for name, value in sorted((job.spec.get("env") or {}).items()):
+        if is_secret(name, value):
+            shown = str(value).strip() if is_env_ref(value) else "a literal from your config, hidden"
+            out.append(f"{name} ({shown})")
+    return out
+
+
 def command(run: Any) -> str:
     """blob_sync (mirror) → singkit_entry (files, console, an `exit` event per rank: Azure ML's
     state, not a rank, decides the outcome) → the run's shell command (workdir.run_command), in

@@ -30,9 +30,26 @@ DROPPED_SERVICE_TYPES = {
 # XT's built-in service name for its box pool (factory_config.yaml: `service: "pool"`, no record)
 POOL_SERVICE = "pool"
 
-# The SLA a Singularity target without `sla:` runs at in XT: xtlib backends/old_backend_singularity.py
-# `sla_tier = utils.safe_value(self.compute_def, "sla", "basic").capitalize()`.
-SLA_DEFAULT = "basic"
+# A Singularity target without `sla:` has no SLA in XT 0.0.342: its factory config maps service type
+# `singularity` to xtlib.backends.backend_singularity.Singularity (factory_config.yaml `providers:
+# compute:`), whose submit reads `sla = compute_def["sla"]` with no default (a KeyError unless
+# `xt run --sla=…` set it: runner.py update_compute_def_from_cmd_options); xt_config_schema.yaml has
+# `sla` optional with no default. Only the unused old_backend_singularity.py defaulted to "basic".
+# So the import writes no `sla:` and says so; singkit's own default (Standard) applies.
+SLA_NOTE = ("no `sla`: XT 0.0.342 has no default for it (backends/backend_singularity.py reads compute_def[\"sla\"]; "
+            "`xt run --sla=…` had to give it), so singkit's default, standard, applies; write `sla: basic|standard|premium` to choose")
+
+# An XT storage record is XT's run store: the record's name is the storage account (xtlib 0.0.342
+# storage/store_azure_blob_12_18.py: `storage_url = "https://{}.blob.core.windows.net".format(storage_id)`,
+# storage_id = the record's name), `key` its account key (xt_config_schema.yaml rec_storage: provider,
+# azure-login, key, path, pool_connections; no container: XT names containers after its workspaces).
+# singkit's storage record serves general.store only and needs a container XT never names, so the
+# record is left out with the lines that would mirror singkit's store there.
+def storage_skip(name: str) -> str:
+    url = f"https://{name}.blob.core.windows.net"
+    return (f"XT's run store (storage account {name}, {url}; XT keeps each workspace's runs in a container named after it); "
+            f"singkit keeps jobs in .singkit: to mirror them to this account, add `{name}: {{type: storage, account-url: {url}, "
+            f"container: <a container>}}` and `general.store: {name}` (signed in with general.credential, as XT's azure-login)")
 
 # The virtual clusters XT's Singularity backend knows, and the subscription and resource group
 # it builds their ARM ids from (its VC records say `subscription-id: "notused"`): xtlib

@@ -34,6 +34,16 @@ def typed(field: dict[str, Any], value: Any) -> Any:
     return value
 
 
+def installed_version(package: str) -> str | None:
+    """The version of `package` installed in this Python (importlib.metadata, as XT reads it), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package) if package else None
+    except (PackageNotFoundError, ValueError):
+        return None
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
@@ -92,20 +102,19 @@ class Converter:
                 self.skip(f"external-services.{name}", facts.DROPPED_SERVICE_TYPES.get(kind, f"type `{kind}` has no singkit counterpart"))
                 continue
             kind = facts.SERVICE_TYPES[kind]
+            if kind == "storage":
+                self.skip(f"external-services.{name}", facts.storage_skip(str(name)))
+                continue
             allowed = schema.SERVICE_FIELDS[kind]
             converted: dict[str, Any] = {"type": kind}
             for key, value in record.items():
                 canonical = schema.canonical_key(str(key))
                 if canonical == "type" or _empty(value):
                     continue
-                if kind == "storage" and canonical in ("key", "storage-key"):
-                    canonical = "connection-string"
-                if canonical not in allowed or (canonical == "provider" and kind == "storage"):
+                if canonical not in allowed:
                     self.skip(f"external-services.{name}.{key}", facts.SERVICE_KEYS.get(canonical, "not used by singkit"))
                     continue
                 converted[canonical] = typed(allowed[canonical], self.secret(str(name), canonical, value))
-            if kind == "storage":
-                converted.setdefault("container", "singkit")
             if kind == "virtual_cluster" and facts.NOT_USED in (converted.get("subscription-id"), converted.get("resource-group")):
                 self.fill_cluster(str(name), converted)
             self.section("external-services")[str(name)] = converted
@@ -182,8 +191,7 @@ class Converter:
                 value = str(value).lower()
             out[canonical] = typed(schema.TARGET_FIELDS[canonical], value)
         if kind == "singularity" and "sla" not in out:
-            out["sla"] = facts.SLA_DEFAULT
-            self.comments[("compute-targets", name, "sla")] = "XT's default when a target says none"
+            self.notes.append(f"compute-targets.{name}: {facts.SLA_NOTE}")
         if "nodes" in out:
             self.nodes(name, out)
         self.check_cluster(name, out, kind)
@@ -237,12 +245,32 @@ class Converter:
                     continue
                 if canonical in ("pip", "conda", "pre-cmds"):
                     value = [str(v) for v in (value if isinstance(value, list) else str(value).split())]
+                    if canonical == "pip":
+                        value = [self.pin_star(str(name), v) for v in value]
                 elif canonical == "activate":  # XT's `$call ` is its Windows marker, removed on Linux
                     value = str(value).removeprefix("$call ")
                 converted[canonical] = value
             self.section("setups")[str(name)] = converted
         if self.env:
             self.spread_env()
+
+    def pin_star(self, setup: str, entry: str) -> str:
+        """XT's `NAME==*` = the version of NAME installed on the submitting machine (xtlib 0.0.342
+        runner.py `adjust_pip_packages`: `get_installed_package_version`, importlib.metadata); pip
+        itself refuses `==*` ("Invalid requirement"). The version installed where this import runs
+        (the machine XT would have submitted from), else NAME unpinned; a note either way."""
+        if not entry.endswith("==*"):
+            return entry
+        words = entry.split(" ")  # XT's own split: options may come before the package
+        package = words[-1][:-len("==*")]
+        version = installed_version(package)
+        pinned = " ".join([*words[:-1], f"{package}=={version}" if version else package])
+        said = (f"pinned to {version}, the version installed where this import ran" if version else
+                f"{package} is not installed where this import ran, so it is written unpinned (pip installs the newest); "
+                f"pin the version you want")
+        self.notes.append(f"setups.{setup}.pip: `{entry}` means the version installed on the submitting machine in XT "
+                          f"(pip refuses `==*`): {said} → `{pinned}`")
+        return pinned
 
     def spread_env(self) -> None:
         """XT's general.env-vars reach every run on every target; singkit has no config-wide env, so
