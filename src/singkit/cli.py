@@ -38,7 +38,7 @@ from singkit.exceptions import UsageError
 from singkit.refs import parse_ref
 from singkit.suggest import closest
 from singkit.tasks import ns
-from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, task_help, usage
+from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, once, run_for_job, task_flag, task_help, usage
 
 _UNKNOWN = re.compile(r"^No idea what '(.*)' is!$")
 _MISSING = re.compile(r"^'(.*)' did not receive required positional arguments: (.*)$")
@@ -176,7 +176,7 @@ class SingkitProgram(Program):
                 arg = task_flag(token, ctx)
                 if arg is None:  # also a core option's name: after a task word it is the task's
                     raise UsageError(unknown_option(token, ctx.name, ctx, self.binary))
-                _once(ctx, arg, given, filled)
+                once(ctx, arg, given, filled)
                 flag, eq, value = token.partition("=")
                 inline = flag not in ctx.flags and ctx.flags.get(flag[:2]) is arg  # `-jjob3`
                 if arg.takes_value and not arg.optional:
@@ -189,7 +189,7 @@ class SingkitProgram(Program):
                 continue
             if (match := _ASSIGN.match(token)) and _assignable(match[1], ctx):
                 name = match[1].lower()
-                _once(ctx, ctx.flags[f"--{name}"], token, filled)
+                once(ctx, ctx.flags[f"--{name}"], token, filled)
                 derive(ctx.flags[f"--{name}"], match[2])
                 out += self._job_word(ctx, match[2], token, filled) if name == "job" else [f"--{name}={match[2]}"]
                 continue
@@ -212,7 +212,7 @@ class SingkitProgram(Program):
             elif token not in contexts and parse_ref(token):  # `report.errors job4`: the optional job
                 if "--job" not in ctx.flags:
                     raise UsageError(f"{ctx.name} takes no job (`{token}`); see `{self.binary} {ctx.name} --help`")
-                _once(ctx, ctx.flags["--job"], token, filled)
+                once(ctx, ctx.flags["--job"], token, filled)
                 out += self._job_word(ctx, token, token, filled)
                 continue
             elif token in contexts:
@@ -234,7 +234,7 @@ class SingkitProgram(Program):
             return [f"--job={value}"]
         if "--run" not in ctx.flags:
             raise UsageError(run_for_job(ctx.name, ref[0], ref[1], self.binary))
-        _once(ctx, ctx.flags["--run"], given, filled)
+        once(ctx, ctx.flags["--run"], given, filled)
         return [f"--job={ref[0]}", f"--run={ref[1]}"]
 
     def _task(self, name: str) -> Any:
@@ -259,39 +259,6 @@ def first_sentence(doc: str | None) -> str:
 def _assignable(word: str, ctx: ParserContext) -> bool:
     """Is `WORD=` one of the Make-style words this task takes (`JOB=`, `job=`; not `Job=`)?"""
     return (word.isupper() or word.islower()) and word.lower() in ASSIGNABLE and f"--{word.lower()}" in ctx.flags
-
-
-def task_flag(token: str, ctx: ParserContext) -> Argument | None:
-    """The task's option a `-x`/`--name[=v]` word names (inverse `--no-x` and clustered
-    `-fv`/`-jjob3` too, as invoke's parser reads them); None when the task has no such option."""
-    flag = token.partition("=")[0]
-    if flag in ctx.flags:
-        return ctx.flags[flag]
-    if flag in ctx.inverse_flags:
-        return ctx.flags[ctx.inverse_flags[flag]]
-    if flag.startswith("--") or len(flag) <= 2 or flag[:2] not in ctx.flags:
-        return None
-    if ctx.flags[flag[:2]].takes_value:  # `-jjob3`
-        return ctx.flags[flag[:2]]
-    cluster = [ctx.flags.get(f"-{c}") for c in flag[1:]]  # `-fv`; the last may take the next word
-    if all(cluster) and not any(a.takes_value for a in cluster[:-1]):  # type: ignore[union-attr]
-        return cluster[-1]
-    return None
-
-
-def _once(ctx: ParserContext, arg: Argument, given: str, filled: dict[str, str]) -> None:
-    """Record that `arg` was given (as `given`); UsageError if a single-valued option already was:
-    invoke would take the second value for a task name (`job.status JOB=job1 --job job2`)."""
-    if arg.takes_value and arg.kind is not list and arg.name in filled:
-        what = "job" if arg.name == "job" else f"--{arg.names[0]}"
-        raise UsageError(f"{ctx.name}: the {what} was given twice (`{filled[arg.name]}`, then `{given}`); give it once")
-    filled[arg.name] = given
-
-
-def run_for_job(task: str, job: str, run: str, binary: str) -> str:
-    """The one line for a run word given to a task that takes a whole job (`job.status RUN=job3.2`)."""
-    return (f"{task} takes a whole job, not one run: `{binary} {task} {job}` ({run} is one of its runs; "
-            f"`{binary} job.logs RUN={run}` prints that run's output)")
 
 
 def _check_int(arg: Argument, flag: str, value: str) -> None:
