@@ -158,6 +158,17 @@ def test_make_help_names_every_target_and_variable():
     assert "never the job store" in shown and "CONFIRM=1" in shown
 
 
+def test_make_help_texts_start_in_one_column():
+    """The first lines were one column left of the others; long commands pushed their text right."""
+    columns = set()
+    for line in make(REPO, "help").stdout.splitlines():
+        if line.startswith("make ") and "  " in line:  # a command and its text
+            columns.add(len(line) - len(line.split("  ", 1)[1].lstrip()))
+        elif line.startswith(" ") and not line.lstrip().startswith("ARGS="):  # a text's next line
+            columns.add(len(line) - len(line.lstrip()))
+    assert len(columns) == 1, columns
+
+
 def test_make_test_starts_the_services_as_root_then_runs_pytest_with_them(tmp_path):
     root = project(tmp_path)
     (root / ".ci").mkdir()
