@@ -145,6 +145,23 @@ def test_clean_store_refuses_while_a_job_runs(tmp_path):
     assert "deleted .singkit: 3 job(s), 4 run(s)" in proc.stdout
 
 
+def test_make_submit_says_the_job_ended_after_its_last_output_line(tmp_path):
+    """"job1: 1 completed" came before the last epoch and "wrote …" lines: the live line announced
+    the end while the run's output was still being relayed."""
+    root = project(tmp_path)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SINGKIT_", "MAKEFLAGS", "MFLAGS"))}
+    environ.update(HOME=str(root), SINGKIT_HOME=str(root / ".singkit"))
+    for _ in range(2):  # far more output than one poll relays: the end is seen while it drains
+        proc = subprocess.run([MAKE, "-s", "submit", "CMD=seq 1 30000; echo the end"], cwd=root, env=environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        lines = proc.stdout.splitlines()
+        last = lines.index("the end")
+        ended = [i for i, line in enumerate(lines) if re.match(r"job\d+:? .*completed", line)]
+        assert ended and min(ended) > last, [lines[i] for i in ended]
+        assert lines[last - 1] == "30000"
+
+
 def test_make_help_names_every_target_and_variable():
     text = (REPO / "Makefile").read_text()
     targets = re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split()
