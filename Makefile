@@ -26,25 +26,33 @@ quoted_cmd = '$(subst ','\'',$(value CMD))'
 .DEFAULT_GOAL := help
 .PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors test bench clean clean-store
 
+# One column for the texts; a command too long for it has its text on the next line.
 help:
-	@echo "make help                       this list"
-	@echo "make setup                      create .venv with singkit and its dev tools"
-	@echo "make submit [TARGET=local] [CMD=...] [HP='lr=0.1,0.01 bs=32'] [DETACH=1]   submit a job and follow it"
+	@echo "make help                        this list"
+	@echo "make setup                       create .venv with singkit and its dev tools"
+	@echo "make submit [TARGET=local] [CMD=...] [HP='lr=0.1,0.01 bs=32'] [DETACH=1]"
+	@echo "                                 submit a job and follow it"
 	@echo "make wrap DOCKER=pytorch         render, build, validate, push and pin an image"
-	@echo "make monitor|status|cancel JOB=jobN [RUN=jobN.K]   follow, show, cancel a job (cancel: one run with RUN=)"
+	@echo "make monitor|status|cancel JOB=jobN [RUN=jobN.K]"
+	@echo "                                 follow, show, cancel a job (cancel: one run with RUN=)"
 	@echo "make logs JOB=jobN [RUN=jobN.K]  a run's output"
 	@echo "make list                        list jobs"
 	@echo "make rerun JOB=jobN | make extract JOB=jobN [DEST=dir]"
+	@echo "                                 run a job again | copy it out of the store"
 	@echo "make report|plot|html JOB=jobN   run table, seaborn plots, HTML page under reports/"
-	@echo "make portal JOB=jobN [RUN=jobN.K] [ARGS=--browse]   Azure ML studio page of a Singularity job"
-	@echo "make summary JOB=jobN | make errors [JOB=jobN]   sweep ranking; failed runs by error"
-	@echo "make test [ARGS='-k config'] [SERVICES=0]   the tests; as root it first installs and starts"
+	@echo "make portal JOB=jobN [RUN=jobN.K] [ARGS=--browse]"
+	@echo "                                 Azure ML studio page of a Singularity job"
+	@echo "make summary JOB=jobN | make errors [JOB=jobN]"
+	@echo "                                 sweep ranking | failed runs by error"
+	@echo "make test [ARGS='-k config'] [SERVICES=0]"
+	@echo "                                 the tests; as root it first installs and starts"
 	@echo "                                 their services (bash .ci/services.sh; SERVICES=0 skips that)"
 	@echo "make bench                       the benchmarks"
 	@echo "make clean                       delete build products: .venv, rendered dockerfiles/*.Dockerfile,"
 	@echo "                                 reports/*/, caches; never the job store"
 	@echo "make clean-store [CONFIRM=1]     delete the job store $(STORE)/ (every job's logs, metrics, outputs):"
-	@echo "                                 says how much, then asks (CONFIRM=1: no question, e.g. in scripts)"
+	@echo "                                 says how much, then asks (CONFIRM=1: no question, e.g. in scripts);"
+	@echo "                                 refuses while a job is queued or running"
 	@echo ""
 	@echo "variables: TARGET=  DOCKER=  JOB=  RUN=  CMD=  HP=  DETACH=1  DEST=  CONFIRM=1  SERVICES=0  PYTHON=  ARGS=..."
 	@echo "           ARGS= passes options on to the task, e.g. make status JOB=job3 ARGS=--json"
@@ -102,24 +110,44 @@ bench: $(STAMP)
 	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || status=1; done; exit $$status
 
 # Build products only: everything here is made again by `make setup`, `image.render`, the report
-# tasks or Python itself. The job store is not a build product (clean-store).
+# tasks or Python itself. The job store is not a build product (clean-store): wherever
+# SINGKIT_HOME puts it (reports/store, .venv/x, …), a path that holds it or lies in it is kept.
 clean:
-	rm -rf $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache
-	find . \( -path ./.singkit -o -path ./.git -o -path './$(STORE)' \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	@store=$$(realpath -m '$(STORE)'); \
+	for path in $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache; do \
+	    [ -e "$$path" ] || continue; \
+	    full=$$(realpath -m "$$path"); \
+	    case "$$store/" in "$$full"/*) echo "clean: kept $$path: it holds the job store $(STORE) (make clean-store deletes that)"; continue;; esac; \
+	    case "$$full/" in "$$store"/*) echo "clean: kept $$path: it is in the job store $(STORE)"; continue;; esac; \
+	    echo "rm -rf $$path"; rm -rf "$$path"; \
+	done; \
+	find "$$PWD" \( -path "$$store" -o -path "$$PWD/.singkit" -o -path "$$PWD/.git" \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # The job store holds every job's logs, metrics and outputs: deleting it is its own target, which
 # says what it holds, then asks on a terminal, or needs CONFIRM=1 without one (scripts, CI).
+# It refuses while a job is queued or running: `job.list` reads each job's status as singkit does
+# (a run whose runner died is not live), and deleting the store under a live job would leave its
+# processes running with no way to cancel them (job.cancel finds no job). The counts are the
+# store's own (a dry run's runs count, though they have no folder).
+STORE_USAGE = import json, shlex, sys; from singkit import fmt; \
+  jobs = json.load(sys.stdin); \
+  live = [j["job"] + " is " + j["status"] for j in jobs if j["status"] not in ("completed", "failed", "cancelled", "dry-run")]; \
+  print("jobs=%d runs=%d size=%s" % (len(jobs), sum(j["runs_total"] for j in jobs), shlex.quote(fmt.nbytes(int(sys.argv[1]))))); \
+  print("live=" + shlex.quote(", ".join(live))); \
+  print("cancel=" + shlex.quote(", ".join("`invoke job.cancel %s`" % j.split()[0] for j in live)))
 clean-store:
 	@store='$(STORE)'; \
 	if [ ! -d "$$store" ]; then echo "clean-store: no job store at $$store; nothing to delete"; exit 0; fi; \
-	jobs=$$(find "$$store/jobs" -mindepth 1 -maxdepth 1 -type d -name 'job[0-9]*' 2>/dev/null | wc -l); \
-	runs=$$(find "$$store/jobs" -mindepth 3 -maxdepth 3 -type d -path '*/runs/*' 2>/dev/null | wc -l); \
-	bytes=$$(du -sb "$$store" | cut -f1); \
-	echo "clean-store: $$store holds $$jobs job(s), $$runs run(s), $$bytes bytes: every job's logs, metrics and outputs"; \
+	if [ ! -x $(SINGKIT) ]; then echo "clean-store: kept $$store: without $(SINGKIT) whether its jobs still run cannot be read; run \`make setup\` first" >&2; exit 2; fi; \
+	usage=$$(SINGKIT_HOME="$$store" $(SINGKIT) job.list --json | $(VENV)/bin/python -c '$(STORE_USAGE)' "$$(du -sb "$$store" | cut -f1)" 2>/dev/null) \
+	    || { echo "clean-store: kept $$store: the status of its jobs could not be read (\`invoke job.list\` says why)" >&2; exit 2; }; \
+	eval "$$usage"; \
+	if [ -n "$$live" ]; then echo "clean-store: kept $$store: $$live; cancel first ($$cancel) or wait until they end" >&2; exit 2; fi; \
+	echo "clean-store: $$store holds $$jobs job(s), $$runs run(s), $$size: every job's logs, metrics and outputs"; \
 	if [ "$(CONFIRM)" != 1 ]; then \
 	    if [ ! -t 0 ]; then echo "clean-store: not deleted: no terminal to ask; run \`make clean-store CONFIRM=1\` to delete it" >&2; exit 2; fi; \
 	    printf 'delete it? [y/N] '; read answer; \
 	    case "$$answer" in y|Y|yes|YES) ;; *) echo "clean-store: kept $$store; nothing deleted"; exit 0;; esac; \
 	fi; \
 	rm -rf "$$store"; \
-	echo "clean-store: deleted $$store: $$jobs job(s), $$runs run(s), $$bytes bytes"
+	echo "clean-store: deleted $$store: $$jobs job(s), $$runs run(s), $$size"

@@ -103,7 +103,11 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize("args", [["job.sumbit"], ["job.list", "--lats=3"], ["job.list", "--status", "runing"],
                                   ["report.list", "--runs", "JOB=job404"], ["job.submit", "--runs=two"],
-                                  ["report.metrics"], ["job.status", "-j"]])
+                                  ["report.metrics"], ["job.status", "-j"],
+                                  # after a task word -c/-r/-l are that task's (unknown) options, not
+                                  # invoke's collection options nor --list (tester's finding 5)
+                                  ["job.list", "-c", "x"], ["job.list", "-r", "job1"], ["job.list", "-l", "2"],
+                                  ["job.status", "JOB=job1", "--job", "job2"], ["job.status", "RUN=job3.2"]])
 def test_the_invoke_binary_gives_singkits_answer_and_code(tmp_path: Path, args: list[str]) -> None:
     """invoke's own Program printed "No idea what 'job.sumbit' is!" and exited 1 (= "job failed")."""
     project = make_project(tmp_path)
@@ -114,6 +118,36 @@ def test_the_invoke_binary_gives_singkits_answer_and_code(tmp_path: Path, args: 
     assert done["singkit"].returncode == done["invoke"].returncode == 2, done
     assert done["invoke"].stderr == done["singkit"].stderr.replace("`singkit ", "`invoke "), done
     assert done["invoke"].stderr.count("\n") == 1 and done["invoke"].stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["job.list", "-c", "x"], "error: unknown option -c for job.list"),
+    (["job.list", "-r", "job1"], "error: unknown option -r for job.list"),
+    (["job.list", "-l", "2"], "error: unknown option -l for job.list"),
+    (["job.list", "--list"], "error: unknown option --list for job.list"),
+])
+def test_a_core_option_after_a_task_word_is_an_unknown_option_of_the_task(tmp_path: Path, args, expected) -> None:
+    """`invoke job.list -c x` exited 0 ignoring -c; `job.list -l 2` was `--list=2` ("Sub-collection
+    '2' not found!", exit 1) in both binaries."""
+    project = make_project(tmp_path)
+    done = run_cli(args, project, make_env(project))
+    assert done.returncode == 2 and done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done
+
+
+@pytest.mark.parametrize("core", [["-c", "tasks"], ["--collection=tasks"], ["-r", "."], ["--no-dedupe"]])
+def test_invokes_collection_options_before_the_task_word_still_give_singkits_answer(tmp_path: Path, core) -> None:
+    """-c/-r before the first task word are invoke's (they found tasks.py); what follows is answered
+    as `singkit` answers it."""
+    project = make_project(tmp_path)
+    (project / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    env = dict(make_env(project).environ)
+    done = subprocess.run([str(BIN / "invoke"), *core, "job.lsit"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done
+    assert done.stderr == "error: no task `job.lsit`; did you mean job.list? (`invoke --list` lists the tasks)\n"
+    listed = subprocess.run([str(BIN / "invoke"), *core, "job.list", "--json"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed
 
 
 def test_tasks_py_imported_elsewhere_only_gives_the_namespace() -> None:
@@ -178,3 +212,51 @@ def test_choices_are_the_librarys_own() -> None:
 
     assert job.STATUSES == (*STATUSES, "dry-run") and job.WHAT == WHAT
     assert set(report.RUN_EVENTS) >= {"status", "hparams", "metrics", "exit"}
+
+
+# -- job and run words (tester's finding 6) --------------------------------------------------------
+
+@pytest.mark.parametrize("word_form, flag_form", [
+    (["report.errors", "job1"], ["report.errors", "--job=job1"]),
+    (["report.list", "--runs", "job1", "--json"], ["report.list", "--runs", "--job=job1", "--json"]),
+    (["report.events", "job1", "--json"], ["report.events", "--job=job1", "--json"]),
+    (["job.logs", "job1.2"], ["job.logs", "--job=job1", "--run=job1.2"]),
+    (["job.logs", "RUN=job1.2"], ["job.logs", "--job=job1", "--run=job1.2"]),
+    (["job.logs", "--run", "job1.2"], ["job.logs", "--job=job1", "--run=job1.2"]),
+])
+def test_a_job_or_run_word_names_the_job_and_run(tmp_path: Path, word_form, flag_form) -> None:
+    """`report.errors job4` and `report.list --runs job1` answered "no task `job4`" though the job is
+    optional there; a run word gives its job and run where the task has --run."""
+    project = make_project(tmp_path)
+    env = make_env(project)
+    job = submit(env, SubmitRequest(command='echo "out of $SINGKIT_RUN"; exit $SINGKIT_HP_K', hp=["k=0,3"]))
+    assert job.id == "job1" and wait_done(env, job.id) == "failed"
+    as_word, as_flag = run_cli(word_form, project, env), run_cli(flag_form, project, env)
+    assert (as_word.returncode, as_word.stdout, as_word.stderr) == (as_flag.returncode, as_flag.stdout, as_flag.stderr)
+    assert as_word.returncode == 0 and as_word.stdout, as_word
+    if word_form[0] == "job.logs":
+        assert as_word.stdout == "out of job1.2\n"
+    if word_form[0] == "report.errors":
+        assert "job1.2" in as_word.stdout and "job1.1" not in as_word.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["job.status", "JOB=job1", "--job", "job2"],
+     "error: job.status: the job was given twice (`JOB=job1`, then `--job job2`); give it once"),
+    (["job.status", "job1", "job2"], "error: job.status: the job was given twice (`job1`, then `job2`); give it once"),
+    (["report.errors", "--job=job1", "job2"],
+     "error: report.errors: the job was given twice (`--job=job1`, then `job2`); give it once"),
+    (["job.logs", "job1", "--run=1", "RUN=2"],
+     "error: job.logs: the --run was given twice (`--run=1`, then `RUN=2`); give it once"),
+    (["job.status", "RUN=job3.2"], "error: job.status takes a whole job, not one run: `singkit job.status job3` "
+                                   "(job3.2 is one of its runs; `singkit job.logs RUN=job3.2` prints that run's output)"),
+    (["report.plot", "job3.2"], "error: report.plot takes a whole job, not one run: `singkit report.plot job3`"),
+    (["job.status", "RUN=2"], "error: job.status takes no run (`RUN=2`); see `singkit job.status --help`"),
+    (["job.list", "job1"], "error: job.list takes no job (`job1`); see `singkit job.list --help`"),
+])
+def test_a_job_given_twice_or_a_run_for_a_job_is_one_line(tmp_path: Path, args, expected) -> None:
+    """`job.status JOB=job1 --job job2` answered "no task `job2`"; `job.status RUN=job3.2` "no job `job3.2`"."""
+    project = make_project(tmp_path)
+    done = run_cli(args, project, make_env(project))
+    assert done.returncode == 2 and done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done
+    assert not (project / ".singkit").exists()

@@ -189,3 +189,20 @@ def test_a_word_that_is_a_flags_value_is_left_alone(tmp_path):
 def test_a_listed_group_names_its_tasks_as_they_are_typed():
     result = subprocess.run([SINGKIT, "--list=job"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "\n  job.cancel " in result.stdout and "\n  .cancel" not in result.stdout, result.stdout
+
+
+def test_value_placeholders_say_what_goes_there(capsys):
+    """`--from=FROM` (the README says FILE), `--sort=SORT` and `--event=EVENT` said nothing."""
+    assert "--from=FILE" in _help("job.submit", capsys)
+    assert "--sort=COLUMN" in _help("report.list", capsys) and "--sort=COLUMN" in _help("report.metrics", capsys)
+    events = _help("report.events", capsys)
+    assert "--event=KIND,..." in events
+    # every kind singkit records in the audit log is listed (the calls of events.record / audit)
+    import re
+
+    source = "\n".join(p.read_text() for p in (ROOT / "src" / "singkit").rglob("*.py"))
+    kinds = set(re.findall(r'(?:events\.record|audit)\((?:self\.)?env, "([a-z-]+)"', source))
+    kinds |= set(re.findall(r'event, reason = "([a-z-]+)"', source))
+    assert {"build", "push", "pin", "submit", "cancel", "submit-refused"} <= kinds
+    flat = " ".join(events.split())
+    assert [k for k in sorted(kinds) if not re.search(rf"\b{re.escape(k)}\b(?!-)", flat)] == []

@@ -35,9 +35,10 @@ from invoke.parser import Argument, ParserContext
 
 from singkit import __version__
 from singkit.exceptions import UsageError
+from singkit.refs import parse_ref
 from singkit.suggest import closest
 from singkit.tasks import ns
-from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, task_help, usage
+from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, once, run_for_job, task_flag, task_help, usage
 
 _UNKNOWN = re.compile(r"^No idea what '(.*)' is!$")
 _MISSING = re.compile(r"^'(.*)' did not receive required positional arguments: (.*)$")
@@ -47,8 +48,8 @@ HELP_WORDS = ("-h", "--help")
 # Core options kept for invoke's own machinery (tab completion, its debug log, .pyc writing) but
 # not listed: they mean nothing to someone running a training job.
 HIDDEN_CORE = frozenset({"complete", "debug", "write-pyc", "list-depth"})
-# invoke's task-runner options (which collection, where to look): with one of them the `invoke`
-# binary stays plain invoke.
+# invoke's task-runner options (which collection, where to look), invoke's only before the first
+# task word (take_over_invoke).
 INVOKE_ONLY = frozenset({"-c", "--collection", "-r", "--search-root", "--no-dedupe"})
 
 
@@ -125,55 +126,116 @@ class SingkitProgram(Program):
 
     def _prepare(self) -> str | None:
         """Rewrite the task words in place (`JOB=x` → `--job=x`) and check integer values; the
-        name of the task whose help was asked for with `TASK -h`, else None."""
+        name of the task whose help was asked for with `TASK -h`, else None.
+
+        After a task word every option is that task's: one it lacks is an unknown option of the
+        task (`job.list -l 2`, `job.list -c x`), never one of singkit's or invoke's core options.
+        A job word (`job4`) is the job also where the job is optional (`report.errors job4`); a
+        run word (`job3.2`) where a job is expected is `--job=job3 --run=job3.2` in a task with
+        --run, and a one-line refusal in one without. An option given twice is refused."""
         contexts = self._make_parser().contexts
         tokens = self.core.unparsed
         out: list[str] = []
         ctx: ParserContext | None = None
-        filled: set[str] = set()
+        filled: dict[str, str] = {}  # option → how it was given (`JOB=job1`, `--job job2`)
         several: str | None = None  # this task's positional that takes several words
         joined: int | None = None  # where its value is in `out`
         waiting: tuple[Argument, str] | None = None
+        derived: list[str] = []  # `job.logs RUN=job3.2` alone: its job, job3, unless one is given
+
+        def derive(arg: Argument, value: str) -> None:
+            if arg.name == "run" and ctx is not None and "--job" in ctx.flags and (ref := parse_ref(value)) and ref[1]:
+                derived[:] = [ref[0]]
+
+        def finish() -> None:
+            if derived and "job" not in filled:
+                out.append(f"--job={derived[0]}")
+            derived.clear()
+
         for index, token in enumerate(tokens):
             if token == "--":
+                finish()
                 out += tokens[index:]
                 break
             if waiting is not None:  # the value of the flag before (`--runs 3`)
                 _check_int(*waiting, token)
+                derive(waiting[0], token)
                 out.append(token)
                 waiting = None
                 continue
-            if ctx is not None and token in HELP_WORDS:
+            if ctx is None:
+                if token in contexts:
+                    ctx, filled, joined = contexts[token], {}, None
+                    several = getattr(self._task(token), "several", None)
+                out.append(token)
+                continue
+            given = f"{token} {tokens[index + 1]}" if index + 1 < len(tokens) and "=" not in token else token
+            if token in HELP_WORDS:
                 return ctx.name
-            if ctx is not None and token.startswith("-") and token.partition("=")[0] in ctx.flags:
+            if token.startswith("-") and token != "-":
+                arg = task_flag(token, ctx)
+                if arg is None:  # also a core option's name: after a task word it is the task's
+                    raise UsageError(unknown_option(token, ctx.name, ctx, self.binary))
+                once(ctx, arg, given, filled)
                 flag, eq, value = token.partition("=")
-                arg = ctx.flags[flag]
-                filled.add(arg.name)
+                inline = flag not in ctx.flags and ctx.flags.get(flag[:2]) is arg  # `-jjob3`
                 if arg.takes_value and not arg.optional:
                     if eq:
                         _check_int(arg, flag, value)
-                    else:
+                        derive(arg, value)
+                    elif not inline:
                         waiting = (arg, flag)
                 out.append(token)
                 continue
-            if ctx is not None and (match := _ASSIGN.match(token)) and _assignable(match[1], ctx):
-                out.append(f"--{match[1].lower()}={match[2]}")  # Make's `JOB=job3` is `--job=job3`
-                filled.add(match[1].lower())
+            if (match := _ASSIGN.match(token)) and _assignable(match[1], ctx):
+                name = match[1].lower()
+                once(ctx, ctx.flags[f"--{name}"], token, filled)
+                derive(ctx.flags[f"--{name}"], match[2])
+                out += self._job_word(ctx, match[2], token, filled) if name == "job" else [f"--{name}={match[2]}"]
                 continue
-            if ctx is not None and [a for a in ctx.positional_args if a.name not in filled]:
-                name = next(a.name for a in ctx.positional_args if a.name not in filled)
-                filled.add(name)
-                if name == several:
+            if match and (match[1].isupper() or match[1].islower()) and match[1].lower() in ASSIGNABLE:
+                word = match[1].lower()  # a Make word for an option this task lacks
+                if word == "run" and (ref := parse_ref(match[2])) and ref[1] and "--job" in ctx.flags:
+                    raise UsageError(run_for_job(ctx.name, ref[0], ref[1], self.binary))  # `job.status RUN=job3.2`
+                raise UsageError(f"{ctx.name} takes no {word} (`{token}`); see `{self.binary} {ctx.name} --help`")
+            pending = [a.name for a in ctx.positional_args if a.name not in filled]
+            if pending and pending[0] == "job" and parse_ref(token) and token not in contexts:
+                out += self._job_word(ctx, token, token, filled)
+                continue
+            if pending:
+                filled[pending[0]] = token
+                if pending[0] == several:
                     joined = len(out)
             elif several in filled and joined is not None and token not in contexts and not token.startswith("-"):
                 out[joined] += "," + token  # `import-xt factory.yaml mine.yaml`: one comma-joined value
                 continue
+            elif token not in contexts and parse_ref(token):  # `report.errors job4`: the optional job
+                if "--job" not in ctx.flags:
+                    raise UsageError(f"{ctx.name} takes no job (`{token}`); see `{self.binary} {ctx.name} --help`")
+                once(ctx, ctx.flags["--job"], token, filled)
+                out += self._job_word(ctx, token, token, filled)
+                continue
             elif token in contexts:
-                ctx, filled, joined = contexts[token], set(), None
+                finish()
+                ctx, filled, joined = contexts[token], {}, None
                 several = getattr(self._task(token), "several", None)
             out.append(token)
+        else:
+            finish()
         tokens[:] = out
         return None
+
+    def _job_word(self, ctx: ParserContext, value: str, given: str, filled: dict[str, str]) -> list[str]:
+        """`--job=job3`; for a run word `job3.2`, `--job=job3 --run=job3.2` where the task has a
+        --run (given no other way), else UsageError: the task takes a whole job."""
+        filled["job"] = given
+        ref = parse_ref(value)
+        if ref is None or ref[1] is None:
+            return [f"--job={value}"]
+        if "--run" not in ctx.flags:
+            raise UsageError(run_for_job(ctx.name, ref[0], ref[1], self.binary))
+        once(ctx, ctx.flags["--run"], given, filled)
+        return [f"--job={ref[0]}", f"--run={ref[1]}"]
 
     def _task(self, name: str) -> Any:
         collection = getattr(self, "collection", None) or self.namespace
@@ -276,14 +338,52 @@ def take_over_invoke(module: str) -> None:
     command line as singkit's program instead and exit with its code (SystemExit).
 
     Anything else importing tasks.py (a test, `python -c 'import tasks'`, invoke used as a
-    library) gets the namespace and nothing more, as does `invoke -c/-r/--no-dedupe …`. invoke
-    has already handled its own `--version`, `--help` (bare) and `--print-completion-script`."""
+    library) gets the namespace and nothing more. invoke's task-runner options (-c, -r,
+    --no-dedupe) are invoke's only BEFORE the first task word (where invoke itself read them):
+    with `-c other` there the user asked for another collection, and invoke stays plain invoke;
+    `-c tasks` / `-r DIR` found this file, whose tasks singkit's program runs. After a task word
+    they are that task's unknown options (`job.list -c x`), as with `singkit`. invoke has already
+    handled its own `--version`, `--help` (bare) and `--print-completion-script`."""
     if module != "tasks" or "invoke.main" not in sys.modules:
         return
     argv = list(sys.argv)
-    if any(token.partition("=")[0] in INVOKE_ONLY for token in argv[1:]):
-        return
+    given, rest = invoke_core_options(argv[1:])
+    collection = given.get("collection")
+    if isinstance(collection, str) and Path(collection).stem != "tasks":
+        return  # another collection (which imported this file): plain invoke
     called = Path(argv[0]).name if argv else "invoke"
     binary = called if called in ("invoke", "inv") else "invoke"  # `python -m invoke` shows __main__.py
-    main(argv, make_program(binary))
+    head = argv[1:len(argv) - len(rest)]  # the core words invoke read; -c/-r have done their part
+    main([argv[0], *_without_invoke_only(head), *rest], make_program(binary))
     raise SystemExit(0)
+
+
+def invoke_core_options(words: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """({name: value} of the task-runner options `-c/-r/--no-dedupe` among the words before the
+    first task word, the words from that task word on), read by invoke's own core parser as the
+    `invoke` binary read them before it loaded tasks.py."""
+    from invoke.parser import Parser
+
+    try:
+        result = Parser(initial=Program().initial_context, ignore_unknown=True).parse_argv(list(words))
+    except ParseError:
+        return {}, list(words)
+    args = result[0].args
+    given = {name: args[name].value for name in ("collection", "search-root", "no-dedupe")
+             if name in args and args[name].value not in (None, False, "")}
+    return given, list(result.unparsed)
+
+
+def _without_invoke_only(words: list[str]) -> list[str]:
+    """The core words with invoke's task-runner options (and their values) taken out."""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        flag, eq, _value = word.partition("=")
+        if skip:
+            skip = False
+        elif flag in INVOKE_ONLY:
+            skip = not eq and flag != "--no-dedupe"
+        else:
+            kept.append(word)
+    return kept

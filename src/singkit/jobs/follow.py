@@ -135,8 +135,9 @@ class JobFollower:
             self.broken = error
 
     def follow(self, refresh_every: float = 2.0, tick: float = 0.2) -> dict[str, runlog.RunState]:
-        threads = [threading.Thread(target=self._pump, args=(run, stream), daemon=True)
-                   for run in self.runs for stream in ("stdout", "stderr")]
+        pumps = {run.id: [threading.Thread(target=self._pump, args=(run, stream), daemon=True)
+                          for stream in ("stdout", "stderr")] for run in self.runs}
+        threads = [thread for pair in pumps.values() for thread in pair]
         for thread in threads:
             thread.start()
         watchers = [StateWatcher(r) for r in self.runs]
@@ -153,7 +154,10 @@ class JobFollower:
             if time.monotonic() - last_refresh > refresh_every:
                 last_refresh = time.monotonic()
                 self.backend.refresh(self.job)
-            if self.status_line:
+            # A run that has ended while its output is still being relayed is not shown as ended
+            # yet: the line saying so must come after its last output line, not among them.
+            draining = any(states[rid].terminal and any(t.is_alive() for t in pair) for rid, pair in pumps.items())
+            if self.status_line and not draining:
                 with self.lock:
                     self.status_line(f"{self.job.id}: {status_counts(states)} · {clock(time.time() - started)}")
             for thread in threads:

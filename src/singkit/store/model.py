@@ -20,11 +20,11 @@ from typing import Any
 
 from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
+from singkit.refs import JOB_ID  # the grammar the command line reads job words by
 from singkit.store import runlog
 from singkit.store.index import Index
 from singkit.store.yamlio import dump_yaml, load_mapping
 
-JOB_ID = re.compile(r"^job(\d+)$")
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
 # The file keeps the id taken (events.jsonl names it) and says why.
 REFUSED = ".refused"

@@ -17,6 +17,8 @@ from typing import Any
 import invoke
 from invoke.parser import Argument, ParserContext
 
+from singkit.exceptions import UsageError
+
 # The only short flags a task may have, each always the same long option. `--json` has none:
 # it was `-j` in job.submit and `-s` in job.status, while `-j` is `--job` elsewhere.
 SHORT_FLAGS: dict[str, str] = {
@@ -41,6 +43,9 @@ PLACEHOLDERS: dict[str, str] = {
     "output": "NAME=URI",
     "dest": "DIR",
     "out": "FILE",
+    "from": "FILE",
+    "sort": "COLUMN",
+    "event": "KIND,...",
     "export": "FILE",
     "filter": "EXPR",
     "columns": "COL,...",
@@ -181,3 +186,36 @@ def columns(rows: Sequence[tuple[str, str | None]], width: int | None = None) ->
         out.append((first + wrapped[0]).rstrip())
         out += [(" " * left + more).rstrip() for more in wrapped[1:]]
     return out
+
+
+def task_flag(token: str, ctx: ParserContext) -> Argument | None:
+    """The task's option a `-x`/`--name[=v]` word names (inverse `--no-x` and clustered
+    `-fv`/`-jjob3` too, as invoke's parser reads them); None when the task has no such option."""
+    flag = token.partition("=")[0]
+    if flag in ctx.flags:
+        return ctx.flags[flag]
+    if flag in ctx.inverse_flags:
+        return ctx.flags[ctx.inverse_flags[flag]]
+    if flag.startswith("--") or len(flag) <= 2 or flag[:2] not in ctx.flags:
+        return None
+    if ctx.flags[flag[:2]].takes_value:  # `-jjob3`
+        return ctx.flags[flag[:2]]
+    cluster = [ctx.flags.get(f"-{c}") for c in flag[1:]]  # `-fv`; the last may take the next word
+    if all(cluster) and not any(a.takes_value for a in cluster[:-1]):  # type: ignore[union-attr]
+        return cluster[-1]
+    return None
+
+
+def once(ctx: ParserContext, arg: Argument, given: str, filled: dict[str, str]) -> None:
+    """Record that `arg` was given (as `given`); UsageError if a single-valued option already was:
+    invoke would take the second value for a task name (`job.status JOB=job1 --job job2`)."""
+    if arg.takes_value and arg.kind is not list and arg.name in filled:
+        what = "job" if arg.name == "job" else f"--{arg.names[0]}"
+        raise UsageError(f"{ctx.name}: the {what} was given twice (`{filled[arg.name]}`, then `{given}`); give it once")
+    filled[arg.name] = given
+
+
+def run_for_job(task: str, job: str, run: str, binary: str) -> str:
+    """The one line for a run word given to a task that takes a whole job (`job.status RUN=job3.2`)."""
+    return (f"{task} takes a whole job, not one run: `{binary} {task} {job}` ({run} is one of its runs; "
+            f"`{binary} job.logs RUN={run}` prints that run's output)")

@@ -20,7 +20,7 @@ COMMON_HELP = {
     "job": "the job (JOB=jobN or --job=jobN)",
     "columns": "comma list of columns to show; globs allowed (hparams.*)",
     "filter": FILTER_HELP,
-    "sort": "sort by this column (missing values last)",
+    "sort": "sort by this column: a header of the table (e.g. metrics.acc, duration); missing values last",
     "reverse": "sort descending",
     "last": "show only the last N rows",
     "export": "write the table to FILE.csv, .tsv or .json instead of printing it; a relative FILE goes under reports/",
@@ -129,7 +129,9 @@ def errors(c, env, job=None, tail: int | None = None, all=False, json=False):
         env.out(errs.render_groups(groups, job or "the store"))
 
 
-@task(help={"job": "only events about this job", "event": "comma list of kinds: build, push, pin, submit, cancel, ...",
+@task(help={"job": "only events about this job",
+            "event": "comma list of kinds: build, build-failed, push, pin (images); submit, submit-refused, "
+                     "submit-abandoned, cancel, reconcile (jobs); azureml-submit, azureml-adopt (Singularity runs)",
             "last": COMMON_HELP["last"], "json": COMMON_HELP["json"]})
 def events(c, env, job=None, event=None, last: int | None = None, json=False):
     """singkit's audit log: what it built, pushed, pinned, submitted, cancelled."""
