@@ -284,6 +284,13 @@ jobs:
     assert done.returncode == 0, done.stderr
     token = si.credential().get_token(si.url + "/.default").token
     environ = {"SINGKIT_AZURE_TOKEN": token, "SINGKIT_RETRY_BASE_DELAY": "0.01", "WANDB_API_KEY": "wandb-s3cr3t"}
+    # singkit-vc is in no public table: its ids are to be filled in, and nothing is sent until they are
+    assert "fill in: configs/singkit.yaml:" in done.stderr and "external-services.singkit-vc.subscription-id" in done.stderr
+    blocked = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
+    assert blocked.returncode == 2 and "FILL-IN-SUBSCRIPTION" in blocked.stderr and not si.jobs, blocked.stderr
+    config = project / "configs" / "singkit.yaml"
+    config.write_text(config.read_text().replace("FILL-IN-SUBSCRIPTION", si.subscription_id)
+                      .replace("FILL-IN-RESOURCE-GROUP", si.resource_group))
     sent = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
     assert sent.returncode == 0, sent.stderr
     assert len(si.jobs) == 1
@@ -298,3 +305,31 @@ jobs:
     assert body["command"].endswith("python train.py'")
     for path in (project / ".singkit").rglob("*"):  # the secret went to Azure ML only
         assert not path.is_file() or b"wandb-s3cr3t" not in path.read_bytes(), path
+
+
+def test_the_virtual_cluster_is_where_xt_says_or_to_be_filled_in(tmp_path):
+    """A virtual cluster is not in the workspace's subscription and resource group as a rule: XT's
+    public table (xtlib backends/backend_singularity.py) puts mckinley01 in gcr-singularity-lab."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: mckinley01, workspace_name: RD-Agent,\n"
+        "         subscription_id: e0330000-0000-4000-8000-000000000000, resource_group: RDAgentAPP}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "jobs: [{name: t, sku: G1, command: [python a.py]}]\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    config = load(project / "configs" / "singkit.yaml")
+    assert config["external-services"]["mckinley01"] == {"type": "virtual_cluster", "resource-group": "gcr-singularity-lab",
+                                                         "subscription-id": "156138e5-a3b1-48af-9e2e-883f4df3f457"}
+    _, [spec] = dry_run(project, "amlt.jobs.yaml", "t")
+    assert spec["compute"].startswith("/subscriptions/156138e5-a3b1-48af-9e2e-883f4df3f457/resourceGroups/gcr-singularity-lab/")
+    # a cluster XT does not know: placeholders at their lines, never the workspace's ids
+    (project / "amlt.yaml").write_text((project / "amlt.yaml").read_text().replace("mckinley01", "myvc"))
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml", "--force"], cwd=project)
+    text = (project / "configs" / "singkit.yaml").read_text()
+    assert load(project / "configs" / "singkit.yaml")["external-services"]["myvc"]["resource-group"] == "FILL-IN-RESOURCE-GROUP"
+    validated = run_singkit(["config.validate"], cwd=project)
+    errors = [x for x in validated.stderr.splitlines() if not x.startswith(("warning", "note"))]
+    lines = [i for i, t in enumerate(text.splitlines(), 1) if "FILL-IN-" in t and not t.startswith("#")]
+    assert validated.returncode == 2 and sorted(int(e.split(":")[1]) for e in errors) == lines, validated.stderr

@@ -31,6 +31,7 @@ from typing import Any
 from singkit.config import schema
 from singkit.config.amlt_jobs import Converter
 from singkit.config.layers import plain, read_layer
+from singkit.config.xt.facts import virtual_cluster_ids
 
 # Amulet service names → singkit service types (the public configs spell Singularity both ways)
 SERVICES = {"sing": "singularity", "singularity": "singularity", "aml": "aml"}
@@ -130,10 +131,27 @@ def _services(target: dict[str, Any], conv: Converter) -> dict[str, Any]:
             conv.fill_in.append(f"external-services.{record_name}.{key}: Amulet looks it up from the "
                                 f"{'virtual cluster' if kind == 'singularity' else 'workspace'}; singkit needs it written "
                                 f"(`az ml workspace show -n {workspace or 'WORKSPACE'} --query id`)")
-    if kind == "singularity" and record.get("resource-group"):
-        conv.note("target.resource_group", "written on the workspace record; the virtual cluster is taken to be in the same "
-                  "subscription and resource group (add a `type: virtual_cluster` record named after it if not)")
-    return {"kind": kind, "record": record_name, "compute": name or None, "records": {record_name: record}}
+    records = {record_name: record}
+    if kind == "singularity" and name and name != record_name:
+        records[name] = _virtual_cluster(name, conv)
+    return {"kind": kind, "record": record_name, "compute": name or None, "records": records}
+
+
+def _virtual_cluster(name: str, conv: Converter) -> dict[str, Any]:
+    """The `type: virtual_cluster` record of Amulet's target.name. A virtual cluster usually lives in
+    another subscription and resource group than the workspace (XT's table: mckinley01 in
+    gcr-singularity-lab, the workspaces elsewhere), so the workspace's are never assumed: the ids come
+    from XT's public table (the lookup import-xt uses), else they are FILL-IN placeholders that
+    config.validate and every submit refuse at their line."""
+    known = virtual_cluster_ids(name)
+    if known:
+        conv.note("target.name", f"virtual cluster `{name}`: subscription {known[0]}, resource group {known[1]}, "
+                  "from XT's public table of Singularity clusters (xtlib backends/backend_singularity.py)")
+        return {"type": "virtual_cluster", "subscription-id": known[0], "resource-group": known[1]}
+    for key in ("subscription-id", "resource-group"):
+        conv.fill_in.append(f"external-services.{name}.{key}: the virtual cluster's (Amulet looks it up; it is often not the "
+                            f"workspace's: `az resource list --name {name} --query [].id`)")
+    return {"type": "virtual_cluster", "subscription-id": "FILL-IN-SUBSCRIPTION", "resource-group": "FILL-IN-RESOURCE-GROUP"}
 
 
 def _environment(env: dict[str, Any], conv: Converter) -> tuple[str | None, str]:
