@@ -333,3 +333,93 @@ def test_the_virtual_cluster_is_where_xt_says_or_to_be_filled_in(tmp_path):
     errors = [x for x in validated.stderr.splitlines() if not x.startswith(("warning", "note"))]
     lines = [i for i, t in enumerate(text.splitlines(), 1) if "FILL-IN-" in t and not t.startswith("#")]
     assert validated.returncode == 2 and sorted(int(e.split(":")[1]) for e in errors) == lines, validated.stderr
+
+
+def test_sku_forms_pick_the_series_and_infiniband_the_public_configs_ask_for(tmp_path):
+    """`NC_A100_v4:G4` (a public amlt job generator, search-index id 44663237930: `sku: NC_A100_v4:G{n}`)
+    names the series; `-IB` asks for InfiniBand, the catalog's `r` sizes (ND96r_H100_v5)."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: msroctovc, workspace_name: msroctows}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "jobs:\n"
+        "- {name: series, sku: 'NC_A100_v4:G4', command: [python a.py]}\n"
+        "- {name: ib, sku: 4xG8-H100-IB, command: [python a.py]}\n"
+        "- {name: plain, sku: 4xG8-H100, command: [python a.py]}\n"
+        "- {name: nosuch, sku: 'NC_A100_v4:G8', command: [python a.py]}\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    targets = load(project / "configs" / "singkit.yaml")["compute-targets"]
+    assert targets["series"]["vm-size"].startswith("NC96ad_A100_v4")  # 4 x A100 of the NC_A100_v4 series
+    assert (targets["ib"]["vm-size"], targets["ib"]["nodes"]) == ("ND96r_H100_v5", 4)
+    assert targets["plain"]["vm-size"] == "ND96_H100_v5"
+    assert "vm-size" not in targets["nosuch"] and "compute-targets.nosuch.vm-size" in done.stderr  # no 8-GPU NC_A100_v4
+
+
+def test_data_storage_is_the_data_dir_and_a_string_list_param_is_kept(tmp_path):
+    """`data: {storage_id: external}` (the public amlt job generator, search-index id 44788187235):
+    that storage is singkit's first input ($SINGKIT_DATA_DIR) and $AMLT_DATA_DIR reads it."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: msroctovc, workspace_name: msroctows}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "storage:\n"
+        "  input: {storage_account_name: acct, container_name: inp, mount_dir: /mnt/input}\n"
+        "  external: {storage_account_name: acct, container_name: ext, mount_dir: /mnt/external}\n"
+        "data: {storage_id: external, remote_dir: sets}\n"
+        "env_defaults: {GPUS: 1}\n"
+        "jobs:\n"
+        "- {name: 'run_GPUs${GPUS}_ünï', sku: G1, command: ['python a.py --data $$AMLT_DATA_DIR/x']}\n"
+        "search:\n"
+        "  type: grid\n"
+        "  job_template: {name: 'lr_{lr}', sku: G1, command: ['python t.py --lr {lr} --bs {bs} --m {m}']}\n"
+        "  params:\n"
+        "  - {name: lr, spec: discrete, values: [0.1]}\n"
+        "  - {name: bs, spec: discrete, values: '[16, 32]'}\n"
+        "  - {name: m, spec: discrete, values: 'not a list'}\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    config, jobs = load(project / "configs" / "singkit.yaml"), load(project / "amlt.jobs.yaml")
+    job = jobs["jobs"]["run_GPUs1_uni"]  # env_defaults written in, accents dropped
+    assert list(config["compute-targets"]["run_GPUs1_uni"]["inputs"]) == ["external", "input"]
+    assert job["command"] == ["python a.py --data ${SINGKIT_DATA_DIR}/sets/x"]
+    sweep = jobs["jobs"]["lr"]["sweep"]["params"]
+    assert sweep["bs"] == [16, 32] and sweep["m"].startswith("FILL-IN")
+    assert "{bs}" not in jobs["jobs"]["lr"]["command"][0] and "{m}" not in jobs["jobs"]["lr"]["command"][0]
+    assert "fill in: " in done.stderr and "sweep param `m`" in done.stderr
+    line = next(i for i, t in enumerate((project / "amlt.jobs.yaml").read_text().splitlines(), 1) if "FILL-IN" in t)
+    refused = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=lr", "--dry-run", "--allow-unpinned"], cwd=project)
+    assert refused.returncode == 2 and refused.stderr.startswith(f"amlt.jobs.yaml:{line}:"), refused.stderr
+    assert "hparam `m` is still" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_sweep_param_placed_as_braces_is_refused_in_a_jobs_file(tmp_path):
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "singkit.yaml").write_text("general: {experiment: t}\n")
+    (project / "jobs.yaml").write_text(
+        "jobs:\n  a:\n    command: echo {lr} {final} {hparams} ${SINGKIT_HP_LR}\n"
+        "    sweep: {type: grid, params: {lr: [1, 2]}}\n")
+    done = run_singkit(["job.submit", "--from=jobs.yaml", "--dry-run"], cwd=project)
+    assert done.returncode == 2 and done.stderr.startswith("jobs.yaml:3:14: `{lr}`"), done.stderr
+    assert "${SINGKIT_HP_LR}" in done.stderr
+    (project / "jobs.yaml").write_text((project / "jobs.yaml").read_text().replace("{lr} ", ""))
+    ran = run_singkit(["job.submit", "--from=jobs.yaml", "--follow"], cwd=project)
+    assert ran.returncode == 0 and "] {final} --lr 1 1" in ran.stdout, ran.stderr  # other braces are the command's own
+
+
+def test_unreadable_or_empty_inputs_are_said_in_one_line(tmp_path):
+    (tmp_path / "bin.yaml").write_bytes(b"\x00\x01\xff\xfe")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    for name, start in (("bin.yaml", "error: cannot read"), ("list.yaml", "list.yaml:1:1: an Amulet config is a mapping")):
+        done = run_singkit(["config.import-amlt", name], cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith(start) and "Traceback" not in done.stderr, done.stderr
+    (tmp_path / "empty.yaml").write_text("jobs: []\n")
+    done = run_singkit(["config.import-amlt", "empty.yaml"], cwd=tmp_path)
+    assert done.returncode == 0 and "warning: empty.yaml has no jobs" in done.stderr, done.stderr
+    (tmp_path / "xt.yaml").write_text("")
+    done = run_singkit(["config.import-xt", "xt.yaml"], cwd=tmp_path)
+    assert done.returncode == 0 and "warning: nothing singkit carries was found" in done.stderr, done.stderr

@@ -29,8 +29,10 @@ _ANY_VAR = re.compile(r"(?P<dollars>\$\$?)(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*
 # the target's first `outputs:` folder, else the run's own (singkit.metrics.outputs_dir)
 _AMLT_OUTPUT = re.compile(r"\$\$?(?:\{AMLT_OUTPUT_DIR\}|AMLT_OUTPUT_DIR\b)")
 OUTPUT_DIR = "${SINGKIT_OUTPUT_DIR:-$SINGKIT_OUTPUTS}"
+_AMLT_DATA = re.compile(r"\$\$?(?:\{AMLT_DATA_DIR\}|AMLT_DATA_DIR\b)")
 _WHOLE_VAR = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
 _PLACEHOLDER = re.compile(r"(?<!\{)\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<spec>[^{}]*))?\}(?!\})")
+_SERIES_SKU = re.compile(r"^(?P<series>[A-Za-z][A-Za-z0-9_]*)\s*:\s*(?P<sku>\S.*)$")
 JOB_KEYS = ("name", "sku", "sla_tier", "priority", "process_count_per_node", "command", "submit_args")
 DISTRIBUTIONS = {"uniform": "uniform", "loguniform": "loguniform", "randint": "randint"}
 UAI = "_AZUREML_SINGULARITY_JOB_UAI"
@@ -56,6 +58,7 @@ class Converter:
         self.setup: dict[str, Any] = {}
         self.targets: dict[str, Any] = {}
         self.identity: str | None = None
+        self.data_dir: str | None = None  # what $AMLT_DATA_DIR is written as (amlt_import._data), None: as written
 
     def note(self, where: str, why: str) -> None:
         self.notes.append(f"{where}: {why}")
@@ -66,6 +69,8 @@ class Converter:
         $AMLT_OUTPUT_DIR is the run's output folder; a lone `$VAR` Amulet expanded on the
         submitting machine (or from env_defaults) is sent as the job's variable VAR into `env`,
         so the job's shell expands it to the same value."""
+        if self.data_dir and _AMLT_DATA.search(line):
+            line = _AMLT_DATA.sub(lambda _: self.data_dir or "", line)  # Amulet's data folder: the `data:` storage
         if _AMLT_OUTPUT.search(line):
             self.note(where, f"$AMLT_OUTPUT_DIR is written {OUTPUT_DIR}: the run's output folder singkit keeps "
                       "(`invoke job.extract JOB --what outputs`)")
@@ -150,9 +155,9 @@ class Converter:
 
     def job(self, where: str, job: dict[str, Any], base: dict[str, Any], fallback: str) -> tuple[str, dict[str, Any]]:
         raw_name = str(job.get("name") or fallback)
-        name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", _PLACEHOLDER.sub("", raw_name)).strip("-_.") or fallback
+        name, why = job_name(self.interpolate(raw_name, f"{where}.name"), fallback)
         if name != raw_name:
-            self.note(f"{where}.name", f"`{raw_name}` is named `{name}` (Amulet's {{...}} name fields have no counterpart)")
+            self.note(f"{where}.name", f"`{raw_name}` is named `{name}` ({why})")
         for key in job:
             if key not in JOB_KEYS:
                 self.note(f"{where}.{key}", self._unknown_job_key(key))
@@ -244,6 +249,9 @@ class Converter:
         sku, _, location = self.interpolate(sku.strip(), f"{where}.sku").partition("@")
         if location:
             target["location"] = location.strip()
+        # `SERIES:SKU` names the series to pick from (public amlt job generator: `sku: NC_A100_v4:G4`)
+        series_match = _SERIES_SKU.match(sku.strip())
+        series, sku = (series_match["series"], series_match["sku"]) if series_match else (None, sku)
         nodes, _, rest = sku.rpartition("x") if re.match(r"^\d+\s*x", sku) else ("", "", sku)
         parsed = catalog.parse_amulet(sku)
         if parsed:
@@ -262,8 +270,14 @@ class Converter:
             return
         shipped = catalog.shipped()
         sizes = catalog.amulet_sizes(shipped, parsed)
+        asked = f"{series}:{sku}" if series else sku
+        if series:  # the catalog's family of that name (Amulet's series ids drop or keep the underscores)
+            sizes = [s for s in sizes if _squash(shipped[s].get("family", "")) == _squash(series)]
+        if "IB" in (p.strip().upper() for p in sku.split("-")[1:]):
+            # `-IB` asks for InfiniBand: the catalog's `r` sizes (infiniband: true), e.g. ND96r_H100_v5
+            sizes = [s for s in sizes if shipped[s].get("infiniband")]
         if not sizes:
-            self.fill_in.append(f"compute-targets.{name}.vm-size: no size in singkit's catalog has what `{sku}` asks for "
+            self.fill_in.append(f"compute-targets.{name}.vm-size: no size in singkit's catalog has what `{asked}` asks for "
                                 "(`invoke config.skus --target=...` lists what the virtual cluster offers)")
             return
         seen = [s for s in sizes if shipped[s].get("evidence") == "job"]
@@ -271,7 +285,7 @@ class Converter:
         target["vm-size"] = chosen
         if len(sizes) > 1:
             others = ", ".join(s for s in sizes if s != chosen)
-            self.note(f"{where}.sku", f"`{sku}` fits several sizes; Amulet picks among the virtual cluster's at submit, "
+            self.note(f"{where}.sku", f"`{asked}` fits several sizes; Amulet picks among the virtual cluster's at submit, "
                       f"singkit takes `{chosen}` (also: {others}); `invoke config.skus --target={name}` shows the cluster's")
 
     # -- search ---------------------------------------------------------------------------
@@ -287,10 +301,18 @@ class Converter:
             self.note("search.type", f"`{kind}` has no singkit counterpart: imported as `random` over the same space")
             kind = "random"
         params: dict[str, Any] = {}
+        said_before = " ".join(entry.get("command") or [])
         for index, param in enumerate(search.get("params") or [], start=1):
             converted = self.param(f"search.params[{index}]", param or {}, kind)
             if converted is not None:
                 params[str(param["name"])] = converted
+            elif (param or {}).get("name") and _placeholder_of(str(param["name"]), said_before):
+                # the command places it: dropping it would run `{name}` literally, so the jobs file
+                # keeps a FILL-IN the jobs-file loader refuses at its line until values are listed
+                name = str(param["name"])
+                params[name] = f"FILL-IN: list the values of `{name}`"
+                self.fill_in.append(f"the jobs file's sweep param `{name}`: its values (search.params[{index}]) have no "
+                                    "singkit form and the command places it; list them")
         sweep: dict[str, Any] = {"type": kind, "params": params}
         if search.get("max_trials") is not None:
             sweep["max-trials"] = int(search["max_trials"])
@@ -318,6 +340,10 @@ class Converter:
             return None
         spec = str(param.get("spec", "discrete")).lower()
         values = param.get("values")
+        if isinstance(values, str) and values.strip().startswith("["):
+            values = _string_list(values)  # `values: "[16, 32]"`, a list written as text
+            if values is not None:
+                self.note(where, f"`{name}`'s values are written as text `{param['values']}`: read as the list {values}")
         if spec in ("discrete", "choice") and isinstance(values, list) and values:
             return values
         bounds = values if isinstance(values, list) and len(values) == 2 else [param.get("min"), param.get("max")]
@@ -340,6 +366,55 @@ class Converter:
             return "${" + hp_variable(found["name"]) + "}"
 
         return _PLACEHOLDER.sub(swap, line).replace("{{", "{").replace("}}", "}")
+
+
+def job_name(text: str, fallback: str) -> tuple[str, str]:
+    """A jobs-file job name (singkit.jobs.jobfile's rule: ASCII letters, digits, _ . -; it also names
+    the compute target and reaches Azure ML in the run's name) from an Amulet name whose
+    `${VAR}`s are already expanded, and why it changed. Accented letters keep their base letter
+    (NFKD, marks dropped: `ünï` → `uni`); a search name's `{lr}` fields are dropped (each trial's
+    values are in its hparams); any other character becomes `-`."""
+    import unicodedata
+
+    why = []
+    if _PLACEHOLDER.search(text):
+        why.append("a search name's {...} fields are dropped: each run's values are its hparams")
+        text = _PLACEHOLDER.sub("", text)
+    ascii_text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    if ascii_text != text:
+        why.append("accents dropped")
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", ascii_text).strip("-_.")
+    if name != ascii_text.strip("-_."):
+        why.append("a job name is ASCII letters, digits, _ . -")
+    if not name:
+        name = fallback
+        why.append("nothing of it is left")
+    return name, "; ".join(why) or "env_defaults' values written in"
+
+
+def _string_list(text: str) -> list[Any] | None:
+    """`"[16, 32]"` → [16, 32] (YAML flow syntax, which JSON and Python's list literals also are
+    for numbers and quoted words); None when the text is not a non-empty flat list."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        value = YAML(typ="safe").load(text)
+    except YAMLError:
+        return None
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return value
+    return None
+
+
+def _placeholder_of(name: str, command: str) -> bool:
+    """Whether `command` places hparam `name` as str.format's `{name}` (or `{name:spec}`)."""
+    return any(found["name"] == name for found in _PLACEHOLDER.finditer(command))
+
+
+def _squash(series: str) -> str:
+    """`NC_A100_v4` and `NCA100v4` alike: Amulet's series ids and the catalog's family names."""
+    return series.replace("_", "").lower()
 
 
 def hp_variable(name: str) -> str:
