@@ -111,6 +111,12 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "grace-seconds": {"type": "number", "minimum": 0,
                       "description": "seconds a run's program gets between SIGTERM and SIGKILL on a cancel or a "
                                      "preemption, to save its work; default 30"},
+    # Azure ML CLI v2 command job YAML `limits.timeout` (integer seconds; azure-ai-ml CommandJobLimits
+    # "The maximum run duration, in seconds, after which the job will be cancelled"); Amulet's
+    # submit_args.max_run_duration_seconds
+    "max-run-seconds": {"type": "integer", "minimum": 1,
+                        "description": "a run is cancelled after this many seconds (Azure ML's limits.timeout); local "
+                                       "runs are stopped too (SIGTERM, then SIGKILL after grace-seconds), reason `timeout`"},
     "group-policy": _with("Singularity group policy (AISuperComputer.groupPolicyName)", _str),
     "tensorboard-log-dir": _with("AISuperComputer.tensorboardLogDirectory, e.g. /scratch/tensorboard_logs", _str),
     "enable-azml-int": _with("AISuperComputer.enableAzmlInt", _bool),
