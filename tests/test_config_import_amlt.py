@@ -423,3 +423,24 @@ def test_unreadable_or_empty_inputs_are_said_in_one_line(tmp_path):
     (tmp_path / "xt.yaml").write_text("")
     done = run_singkit(["config.import-xt", "xt.yaml"], cwd=tmp_path)
     assert done.returncode == 0 and "warning: nothing singkit carries was found" in done.stderr, done.stderr
+
+
+def test_max_run_duration_becomes_the_run_time_limit_azure_ml_gets(tmp_path):
+    """submit_args.max_run_duration_seconds → the target's max-run-seconds → limits.timeout."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: msrresrchbasicvc, workspace_name: msra-sh-aml-ws,\n"
+        "         subscription_id: 00000000-0000-4000-8000-00000000beef, resource_group: rg}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "jobs:\n"
+        "- {name: smoke, sku: 80G4-H100, submit_args: {max_run_duration_seconds: 7200}, command: [nvidia-smi]}\n"
+        "- {name: bad, sku: G1, submit_args: {max_run_duration_seconds: soon}, command: [nvidia-smi]}\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0 and "note: jobs[2].submit_args.max_run_duration_seconds: `soon`" in done.stderr, done.stderr
+    targets = load(project / "configs" / "singkit.yaml")["compute-targets"]
+    assert targets["smoke"]["max-run-seconds"] == 7200 and "max-run-seconds" not in targets["bad"]
+    assert "max_run_duration_seconds" not in done.stderr.split("jobs[2]")[0]  # carried, not listed as dropped
+    validate_ok(project)
+    _, [spec] = dry_run(project, "amlt.jobs.yaml", "smoke")
+    assert spec["limits"] == {"timeout": 7200}

@@ -10,8 +10,11 @@ Used by singkit.config.amlt_import (which documents the whole mapping). Per job:
 - `sla_tier` → sla, `priority` → priority (Amulet writes `Premium`/`high`: HSPK/azure_jobs
   docs/tutorial.md), `process_count_per_node` → processes-per-node.
 - `command` lines → the job's command list; `submit_args.env` → the job's env.
-- `search.params` `{name}` placeholders in the command (Python str.format, as the public amlt
-  sweep template in launch_amlt.py writes `seed={seed}`) → `${SINGKIT_HP_NAME}`.
+- `sku` `SERIES:G4` (a public amlt job generator: `sku: NC_A100_v4:G{n}`) → that catalog family's
+  size; `-IB` (HSPK/azure_jobs parses it as a flag) → only InfiniBand sizes (`infiniband: true`).
+- `submit_args.max_run_duration_seconds` → the target's max-run-seconds (Azure ML's limits.timeout).
+- `name` with env_defaults' `${VAR}` written in, then made a jobs-file name (job_name).
+- `search:` → a sweep: singkit.config.amlt_search.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from singkit.config import schema
+from singkit.config import amlt_search, schema
 
 _VAR = re.compile(r"(?<!\$)\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 _ANY_VAR = re.compile(r"(?P<dollars>\$\$?)(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
@@ -31,10 +34,8 @@ _AMLT_OUTPUT = re.compile(r"\$\$?(?:\{AMLT_OUTPUT_DIR\}|AMLT_OUTPUT_DIR\b)")
 OUTPUT_DIR = "${SINGKIT_OUTPUT_DIR:-$SINGKIT_OUTPUTS}"
 _AMLT_DATA = re.compile(r"\$\$?(?:\{AMLT_DATA_DIR\}|AMLT_DATA_DIR\b)")
 _WHOLE_VAR = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
-_PLACEHOLDER = re.compile(r"(?<!\{)\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<spec>[^{}]*))?\}(?!\})")
 _SERIES_SKU = re.compile(r"^(?P<series>[A-Za-z][A-Za-z0-9_]*)\s*:\s*(?P<sku>\S.*)$")
 JOB_KEYS = ("name", "sku", "sla_tier", "priority", "process_count_per_node", "command", "submit_args")
-DISTRIBUTIONS = {"uniform": "uniform", "loguniform": "loguniform", "randint": "randint"}
 UAI = "_AZUREML_SINGULARITY_JOB_UAI"
 # variables the job's shell or Azure ML defines: a `$HOME` in a command is not the submitter's to send
 SHELL_VARIABLES = frozenset({"PATH", "HOME", "PWD", "USER", "HOSTNAME", "SHELL", "PYTHONPATH", "LD_LIBRARY_PATH",
@@ -134,7 +135,7 @@ class Converter:
             out[self._unique(name, out)] = entry
         if isinstance(search, dict):
             name, entry = self.job("search.job_template", search.get("job_template") or {}, base, "search")
-            entry["sweep"] = self.sweep(search, entry)
+            entry["sweep"] = amlt_search.sweep(self, search, entry)
             out[self._unique(name, out)] = entry
         return out
 
@@ -193,7 +194,7 @@ class Converter:
 
     def submit_args(self, where: str, args: dict[str, Any]) -> dict[str, Any]:
         for key in args:
-            if key not in ("env", "container_args"):
+            if key not in ("env", "container_args", "max_run_duration_seconds"):
                 self.note(f"{where}.submit_args.{key}", "not used by singkit")
         for key, value in (args.get("container_args") or {}).items():
             why = ("Singularity sizes /dev/shm from the job's SHARED_MEMORY_PERCENT (a fraction of the node's memory), "
@@ -220,6 +221,7 @@ class Converter:
         if base.get("compute"):
             target["compute"] = base["compute"]
         self.sku(where, str(job.get("sku") or ""), target, name)
+        self.run_limit(where, (job.get("submit_args") or {}).get("max_run_duration_seconds"), target)
         if job.get("process_count_per_node") is not None:
             target["processes-per-node"] = _count(job["process_count_per_node"])
         elif target.get("nodes", 1) > 1 or (self.kind == "singularity" and target.get("vm-size")):
@@ -241,6 +243,22 @@ class Converter:
         if base.get("inputs"):
             target["inputs"] = dict(base["inputs"])
         return target
+
+    def run_limit(self, where: str, value: Any, target: dict[str, Any]) -> None:
+        """submit_args.max_run_duration_seconds (Azure ML's RunConfiguration argument of that name, which
+        Amulet's submit_args pass on: "Azure ML will attempt to automatically cancel the run if it takes
+        longer than this value") → the target's max-run-seconds (sent as limits.timeout)."""
+        if value is None:
+            return
+        try:
+            seconds = int(str(value).strip())
+        except ValueError:
+            seconds = 0
+        if seconds >= 1:
+            target["max-run-seconds"] = seconds
+        else:
+            self.note(f"{where}.submit_args.max_run_duration_seconds", f"`{value}` is not a whole number of seconds >= 1; "
+                      "left out (set the target's max-run-seconds)")
 
     def sku(self, where: str, sku: str, target: dict[str, Any], name: str) -> None:
         """vm-size, nodes and location from Amulet's sku (`2x40G4-A100@eastus`)."""
@@ -288,86 +306,6 @@ class Converter:
             self.note(f"{where}.sku", f"`{asked}` fits several sizes; Amulet picks among the virtual cluster's at submit, "
                       f"singkit takes `{chosen}` (also: {others}); `invoke config.skus --target={name}` shows the cluster's")
 
-    # -- search ---------------------------------------------------------------------------
-    def sweep(self, search: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-        """The jobs-file sweep of an Amulet `search:`; the command's {name} placeholders read the hparams."""
-        kind = str(search.get("type", "grid")).lower()
-        for key in search:
-            if key == "parallel_trials":
-                entry["parallel"] = int(search[key])  # at most this many trials at once, as Amulet runs them
-            elif key not in ("type", "max_trials", "params", "job_template"):
-                self.note(f"search.{key}", "not used by singkit (it runs every trial it is given, without early stopping)")
-        if kind not in ("grid", "random"):
-            self.note("search.type", f"`{kind}` has no singkit counterpart: imported as `random` over the same space")
-            kind = "random"
-        params: dict[str, Any] = {}
-        said_before = " ".join(entry.get("command") or [])
-        for index, param in enumerate(search.get("params") or [], start=1):
-            converted = self.param(f"search.params[{index}]", param or {}, kind)
-            if converted is not None:
-                params[str(param["name"])] = converted
-            elif (param or {}).get("name") and _placeholder_of(str(param["name"]), said_before):
-                # the command places it: dropping it would run `{name}` literally, so the jobs file
-                # keeps a FILL-IN the jobs-file loader refuses at its line until values are listed
-                name = str(param["name"])
-                params[name] = f"FILL-IN: list the values of `{name}`"
-                self.fill_in.append(f"the jobs file's sweep param `{name}`: its values (search.params[{index}]) have no "
-                                    "singkit form and the command places it; list them")
-        sweep: dict[str, Any] = {"type": kind, "params": params}
-        if search.get("max_trials") is not None:
-            sweep["max-trials"] = int(search["max_trials"])
-        elif kind == "random":
-            sweep["max-trials"] = 10
-            self.note("search.max_trials", "not given for a random search: singkit draws 10 sets; change max-trials")
-        if kind == "random":
-            sweep["seed"] = 0
-            self.note("search.type", "random: singkit draws max-trials sets from the same space with `seed: 0` (the same "
-                      "sets at every dry run and submit); Amulet draws its own")
-        entry["command"] = [self.placeholders(line, list(params)) for line in entry.get("command") or []] or None
-        if entry["command"] is None:
-            del entry["command"]
-        said = " ".join(entry.get("command") or [])
-        for name in params:
-            if hp_variable(name) not in said:
-                self.note(f"search.params.{name}", f"not placed in the command by `{{{name}}}`: the runs get it as "
-                          f"${hp_variable(name)}" + ("" if "SINGKIT_HP_" in said else f" and `--{name} VALUE` appended"))
-        return sweep
-
-    def param(self, where: str, param: dict[str, Any], kind: str) -> Any:
-        name = param.get("name")
-        if not name:
-            self.note(where, "a param with no name: left out")
-            return None
-        spec = str(param.get("spec", "discrete")).lower()
-        values = param.get("values")
-        if isinstance(values, str) and values.strip().startswith("["):
-            values = _string_list(values)  # `values: "[16, 32]"`, a list written as text
-            if values is not None:
-                self.note(where, f"`{name}`'s values are written as text `{param['values']}`: read as the list {values}")
-        if spec in ("discrete", "choice") and isinstance(values, list) and values:
-            return values
-        bounds = values if isinstance(values, list) and len(values) == 2 else [param.get("min"), param.get("max")]
-        if spec in DISTRIBUTIONS and all(isinstance(b, (int, float)) for b in bounds):
-            if kind == "grid":
-                self.note(where, f"`{spec}` is a range: a grid cannot enumerate it; left out (use type: random)")
-                return None
-            return {DISTRIBUTIONS[spec]: list(bounds)}
-        self.note(where, f"`{name}` (spec `{spec}`, values {values!r}) has no singkit form: list its values; left out")
-        return None
-
-    def placeholders(self, line: str, names: list[str]) -> str:
-        """`seed={seed}` → `seed=${SINGKIT_HP_SEED}`; `{{`/`}}` are str.format's literal braces."""
-        def swap(found: re.Match) -> str:
-            if found["name"] not in names:
-                return found.group(0)
-            if found["spec"] not in (None, "", "s"):
-                self.note("search.job_template.command", f"`{found.group(0)}`: the value is passed as listed, without "
-                          f"the format `{found['spec']}`")
-            return "${" + hp_variable(found["name"]) + "}"
-
-        return _PLACEHOLDER.sub(swap, line).replace("{{", "{").replace("}}", "}")
-
-
 def job_name(text: str, fallback: str) -> tuple[str, str]:
     """A jobs-file job name (singkit.jobs.jobfile's rule: ASCII letters, digits, _ . -; it also names
     the compute target and reaches Azure ML in the run's name) from an Amulet name whose
@@ -377,9 +315,9 @@ def job_name(text: str, fallback: str) -> tuple[str, str]:
     import unicodedata
 
     why = []
-    if _PLACEHOLDER.search(text):
+    if amlt_search.PLACEHOLDER.search(text):
         why.append("a search name's {...} fields are dropped: each run's values are its hparams")
-        text = _PLACEHOLDER.sub("", text)
+        text = amlt_search.PLACEHOLDER.sub("", text)
     ascii_text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     if ascii_text != text:
         why.append("accents dropped")
@@ -392,34 +330,9 @@ def job_name(text: str, fallback: str) -> tuple[str, str]:
     return name, "; ".join(why) or "env_defaults' values written in"
 
 
-def _string_list(text: str) -> list[Any] | None:
-    """`"[16, 32]"` → [16, 32] (YAML flow syntax, which JSON and Python's list literals also are
-    for numbers and quoted words); None when the text is not a non-empty flat list."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        value = YAML(typ="safe").load(text)
-    except YAMLError:
-        return None
-    if isinstance(value, list) and value and all(isinstance(v, (str, int, float, bool)) for v in value):
-        return value
-    return None
-
-
-def _placeholder_of(name: str, command: str) -> bool:
-    """Whether `command` places hparam `name` as str.format's `{name}` (or `{name:spec}`)."""
-    return any(found["name"] == name for found in _PLACEHOLDER.finditer(command))
-
-
 def _squash(series: str) -> str:
     """`NC_A100_v4` and `NCA100v4` alike: Amulet's series ids and the catalog's family names."""
     return series.replace("_", "").lower()
-
-
-def hp_variable(name: str) -> str:
-    """The variable a run reads a hparam from (singkit.jobs.spec.hp_environment's naming)."""
-    return "SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
 
 
 def _count(value: Any) -> Any:
