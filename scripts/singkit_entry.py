@@ -2,7 +2,7 @@
 """singkit's in-job entry wrapper. Python standard library only: it runs in any image.
 
     python singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event]
-                            [--setup CMD] [--procs N] [--grace SECONDS] -- COMMAND [ARG...]
+                            [--setup CMD] [--procs N] [--grace SECONDS] [--timeout SECONDS] -- COMMAND [ARG...]
 
 It sets up the run's environment, runs COMMAND, captures its stdout/stderr into the run's
 files, and writes the run's status lines into run.log (the JSONL protocol of
@@ -68,7 +68,7 @@ import time
 from typing import Any
 
 USAGE = ("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] [--setup CMD] [--procs N] "
-         "[--grace SECONDS] -- COMMAND [ARG...]")
+         "[--grace SECONDS] [--timeout SECONDS] -- COMMAND [ARG...]")
 GRACE = 30.0  # seconds between SIGTERM and SIGKILL (the other ranks, or on a signal): torchrun's default
 POLL = 0.2    # seconds between looks at a deadline while waiting for processes
 DRAIN = 5.0   # seconds the ranks' output may still flow once all ended (a child they left may hold a pipe)
@@ -98,13 +98,13 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     split = argv.index("--")
     options: dict[str, Any] = {"run_dir": os.environ.get("SINGKIT_RUN_DIR") or ".", "cwd": None, "tee": False,
                                   "exit_event": os.environ.get("SINGKIT_EXIT_EVENT", "") not in ("", "0"),
-                                  "setup": None, "procs": None, "grace": GRACE}
+                                  "setup": None, "procs": None, "grace": GRACE, "timeout": None}
     flags = argv[:split]
     while flags:
         flag = flags.pop(0)
         if flag in ("--tee", "--exit-event"):
             options[flag[2:].replace("-", "_")] = True
-        elif flag in ("--run-dir", "--cwd", "--setup", "--procs", "--grace") and flags:
+        elif flag in ("--run-dir", "--cwd", "--setup", "--procs", "--grace", "--timeout") and flags:
             options[flag[2:].replace("-", "_")] = flags.pop(0)
         else:
             sys.exit(f"singkit_entry.py: unknown option {flag}")
@@ -118,8 +118,9 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
         options["procs"] = int(procs)
     try:
         options["grace"] = float(options["grace"])
+        options["timeout"] = None if options["timeout"] is None else float(options["timeout"])
     except ValueError:
-        sys.exit(f"singkit_entry.py: --grace takes seconds, not {options['grace']}")
+        sys.exit(f"singkit_entry.py: --grace and --timeout take seconds, not {options['grace']} / {options['timeout']}")
     return options, command
 
 
@@ -454,6 +455,11 @@ def main(argv: list[str]) -> int:
             pass
 
     children = Children(float(options["grace"]))
+    expired = threading.Event()
+    if options["timeout"]:  # --timeout: stopped as a cancel stops it (SIGTERM, the grace, SIGKILL)
+        timer = threading.Timer(options["timeout"], lambda: (expired.set(), children.forward(signal.SIGTERM, None)))
+        timer.daemon = True
+        timer.start()
     files = (open(os.path.join(run_dir, "stdout.log"), "ab", buffering=0),
              open(os.path.join(run_dir, "stderr.log"), "ab", buffering=0))
     cwd = str(options["cwd"]) if options["cwd"] else None
@@ -462,7 +468,7 @@ def main(argv: list[str]) -> int:
         if options["setup"]:
             outcome = setup_outcome(children, options, command, files, bool(options["tee"]))
             if outcome is None or children.received or outcome["exit_code"] != 0:
-                return setup_failed(run_log, exit_event, outcome, children.received)
+                return setup_failed(run_log, exit_event, outcome, children.received, options["timeout"] if expired.is_set() else None)
             env, cwd = environment_after(outcome), str(outcome.get("cwd") or cwd or os.getcwd())
         code, failed = run_command(children, command, cwd, env, options, files)
     except OSError as error:
@@ -477,13 +483,24 @@ def main(argv: list[str]) -> int:
     fields: dict[str, Any] = {"exit_code": exit_code(code) if received is None else 128 + received}
     if reason:
         fields["reason"] = reason if failed is None or children.received else f"rank {failed}: {reason}"
+    if expired.is_set():
+        fields["reason"] = timeout_reason(options["timeout"])
     finish(run_log, exit_event, status, **fields)
     return int(fields["exit_code"])
 
 
-def setup_failed(run_log: str, exit_event: bool, outcome: dict[str, Any] | None, received: list[int]) -> int:
-    """Record the end of a run whose setup failed (or whose wait for it was interrupted)."""
-    if received:
+def timeout_reason(seconds: float) -> str:
+    """singkit.jobs.workdir.timeout_reason's words (this file runs without singkit installed)."""
+    return f"timeout: the run passed the target's max-run-seconds ({seconds:g} s) and was stopped"
+
+
+def setup_failed(run_log: str, exit_event: bool, outcome: dict[str, Any] | None, received: list[int],
+                 timeout: float | None = None) -> int:
+    """Record the end of a run whose setup failed (or whose wait for it was interrupted;
+    `timeout`: by the run's --timeout)."""
+    if timeout is not None:
+        code, reason = 128 + signal.SIGTERM, timeout_reason(timeout)
+    elif received:
         code, reason = 128 + received[0], f"terminated: the run received {signal.Signals(received[0]).name}"
     else:
         code = int(outcome["exit_code"]) if outcome else 1

@@ -352,3 +352,23 @@ def test_virtual_cluster_and_instance_type_series_answers(azureml_standin):
                         headers=auth, timeout=10, verify=si.ca_bundle).json()["value"]
     assert {"name": "Singularity.ND96amrs_A100_v4", "instanceTypeSeriesId": "NDAMv4"}.items() <= next(
         r for r in rows if r["name"] == "Singularity.ND96amrs_A100_v4").items()
+
+
+def test_a_run_time_limit_reaches_the_service_as_an_iso_duration_and_a_bare_number_is_refused(azureml_standin):
+    """CommandJobLimits(timeout=seconds) → limits {jobLimitsType: Command, timeout: ISO 8601}
+    (azure-ai-ml entities/_job/job_limits.py); the REST model says ISO 8601, so bare seconds are refused."""
+    import requests
+    from azure.ai.ml.entities import CommandJobLimits
+
+    si = azureml_standin
+    job = make_job(si)
+    job.limits = CommandJobLimits(timeout=7200)
+    name = si.ml_client().jobs.create_or_update(job).name
+    assert si.job_body(name)["properties"]["limits"] == {"jobLimitsType": "Command", "timeout": "PT2H"}
+    token = si.credential().get_token(si.url + "/.default").token
+    body = dict(si.job_body(name), properties={**si.job_body(name)["properties"],
+                                                "limits": {"jobLimitsType": "Command", "timeout": "7200"}})
+    reply = requests.put(f"{si.url}{si.workspace_id}/jobs/other?api-version=2024-10-01", json=body,
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 400 and "not an ISO 8601 duration" in reply.text
+    assert "other" not in si.jobs

@@ -284,6 +284,13 @@ jobs:
     assert done.returncode == 0, done.stderr
     token = si.credential().get_token(si.url + "/.default").token
     environ = {"SINGKIT_AZURE_TOKEN": token, "SINGKIT_RETRY_BASE_DELAY": "0.01", "WANDB_API_KEY": "wandb-s3cr3t"}
+    # singkit-vc is in no public table: its ids are to be filled in, and nothing is sent until they are
+    assert "fill in: configs/singkit.yaml:" in done.stderr and "external-services.singkit-vc.subscription-id" in done.stderr
+    blocked = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
+    assert blocked.returncode == 2 and "FILL-IN-SUBSCRIPTION" in blocked.stderr and not si.jobs, blocked.stderr
+    config = project / "configs" / "singkit.yaml"
+    config.write_text(config.read_text().replace("FILL-IN-SUBSCRIPTION", si.subscription_id)
+                      .replace("FILL-IN-RESOURCE-GROUP", si.resource_group))
     sent = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
     assert sent.returncode == 0, sent.stderr
     assert len(si.jobs) == 1
@@ -298,3 +305,142 @@ jobs:
     assert body["command"].endswith("python train.py'")
     for path in (project / ".singkit").rglob("*"):  # the secret went to Azure ML only
         assert not path.is_file() or b"wandb-s3cr3t" not in path.read_bytes(), path
+
+
+def test_the_virtual_cluster_is_where_xt_says_or_to_be_filled_in(tmp_path):
+    """A virtual cluster is not in the workspace's subscription and resource group as a rule: XT's
+    public table (xtlib backends/backend_singularity.py) puts mckinley01 in gcr-singularity-lab."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: mckinley01, workspace_name: RD-Agent,\n"
+        "         subscription_id: e0330000-0000-4000-8000-000000000000, resource_group: RDAgentAPP}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "jobs: [{name: t, sku: G1, command: [python a.py]}]\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    config = load(project / "configs" / "singkit.yaml")
+    assert config["external-services"]["mckinley01"] == {"type": "virtual_cluster", "resource-group": "gcr-singularity-lab",
+                                                         "subscription-id": "156138e5-a3b1-48af-9e2e-883f4df3f457"}
+    _, [spec] = dry_run(project, "amlt.jobs.yaml", "t")
+    assert spec["compute"].startswith("/subscriptions/156138e5-a3b1-48af-9e2e-883f4df3f457/resourceGroups/gcr-singularity-lab/")
+    # a cluster XT does not know: placeholders at their lines, never the workspace's ids
+    (project / "amlt.yaml").write_text((project / "amlt.yaml").read_text().replace("mckinley01", "myvc"))
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml", "--force"], cwd=project)
+    text = (project / "configs" / "singkit.yaml").read_text()
+    assert load(project / "configs" / "singkit.yaml")["external-services"]["myvc"]["resource-group"] == "FILL-IN-RESOURCE-GROUP"
+    validated = run_singkit(["config.validate"], cwd=project)
+    errors = [x for x in validated.stderr.splitlines() if not x.startswith(("warning", "note"))]
+    lines = [i for i, t in enumerate(text.splitlines(), 1) if "FILL-IN-" in t and not t.startswith("#")]
+    assert validated.returncode == 2 and sorted(int(e.split(":")[1]) for e in errors) == lines, validated.stderr
+
+
+def test_sku_forms_pick_the_series_and_infiniband_the_public_configs_ask_for(tmp_path):
+    """`NC_A100_v4:G4` (a public amlt job generator, search-index id 44663237930: `sku: NC_A100_v4:G{n}`)
+    names the series; `-IB` asks for InfiniBand, the catalog's `r` sizes (ND96r_H100_v5)."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: msroctovc, workspace_name: msroctows}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "jobs:\n"
+        "- {name: series, sku: 'NC_A100_v4:G4', command: [python a.py]}\n"
+        "- {name: ib, sku: 4xG8-H100-IB, command: [python a.py]}\n"
+        "- {name: plain, sku: 4xG8-H100, command: [python a.py]}\n"
+        "- {name: nosuch, sku: 'NC_A100_v4:G8', command: [python a.py]}\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    targets = load(project / "configs" / "singkit.yaml")["compute-targets"]
+    assert targets["series"]["vm-size"].startswith("NC96ad_A100_v4")  # 4 x A100 of the NC_A100_v4 series
+    assert (targets["ib"]["vm-size"], targets["ib"]["nodes"]) == ("ND96r_H100_v5", 4)
+    assert targets["plain"]["vm-size"] == "ND96_H100_v5"
+    assert "vm-size" not in targets["nosuch"] and "compute-targets.nosuch.vm-size" in done.stderr  # no 8-GPU NC_A100_v4
+
+
+def test_data_storage_is_the_data_dir_and_a_string_list_param_is_kept(tmp_path):
+    """`data: {storage_id: external}` (the public amlt job generator, search-index id 44788187235):
+    that storage is singkit's first input ($SINGKIT_DATA_DIR) and $AMLT_DATA_DIR reads it."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: msroctovc, workspace_name: msroctows}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "storage:\n"
+        "  input: {storage_account_name: acct, container_name: inp, mount_dir: /mnt/input}\n"
+        "  external: {storage_account_name: acct, container_name: ext, mount_dir: /mnt/external}\n"
+        "data: {storage_id: external, remote_dir: sets}\n"
+        "env_defaults: {GPUS: 1}\n"
+        "jobs:\n"
+        "- {name: 'run_GPUs${GPUS}_ünï', sku: G1, command: ['python a.py --data $$AMLT_DATA_DIR/x']}\n"
+        "search:\n"
+        "  type: grid\n"
+        "  job_template: {name: 'lr_{lr}', sku: G1, command: ['python t.py --lr {lr} --bs {bs} --m {m}']}\n"
+        "  params:\n"
+        "  - {name: lr, spec: discrete, values: [0.1]}\n"
+        "  - {name: bs, spec: discrete, values: '[16, 32]'}\n"
+        "  - {name: m, spec: discrete, values: 'not a list'}\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    config, jobs = load(project / "configs" / "singkit.yaml"), load(project / "amlt.jobs.yaml")
+    job = jobs["jobs"]["run_GPUs1_uni"]  # env_defaults written in, accents dropped
+    assert list(config["compute-targets"]["run_GPUs1_uni"]["inputs"]) == ["external", "input"]
+    assert job["command"] == ["python a.py --data ${SINGKIT_DATA_DIR}/sets/x"]
+    sweep = jobs["jobs"]["lr"]["sweep"]["params"]
+    assert sweep["bs"] == [16, 32] and sweep["m"].startswith("FILL-IN")
+    assert "{bs}" not in jobs["jobs"]["lr"]["command"][0] and "{m}" not in jobs["jobs"]["lr"]["command"][0]
+    assert "fill in: " in done.stderr and "sweep param `m`" in done.stderr
+    line = next(i for i, t in enumerate((project / "amlt.jobs.yaml").read_text().splitlines(), 1) if "FILL-IN" in t)
+    refused = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=lr", "--dry-run", "--allow-unpinned"], cwd=project)
+    assert refused.returncode == 2 and refused.stderr.startswith(f"amlt.jobs.yaml:{line}:"), refused.stderr
+    assert "hparam `m` is still" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_sweep_param_placed_as_braces_is_refused_in_a_jobs_file(tmp_path):
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "singkit.yaml").write_text("general: {experiment: t}\n")
+    (project / "jobs.yaml").write_text(
+        "jobs:\n  a:\n    command: echo {lr} {final} {hparams} ${SINGKIT_HP_LR}\n"
+        "    sweep: {type: grid, params: {lr: [1, 2]}}\n")
+    done = run_singkit(["job.submit", "--from=jobs.yaml", "--dry-run"], cwd=project)
+    assert done.returncode == 2 and done.stderr.startswith("jobs.yaml:3:14: `{lr}`"), done.stderr
+    assert "${SINGKIT_HP_LR}" in done.stderr
+    (project / "jobs.yaml").write_text((project / "jobs.yaml").read_text().replace("{lr} ", ""))
+    ran = run_singkit(["job.submit", "--from=jobs.yaml", "--follow"], cwd=project)
+    assert ran.returncode == 0 and "] {final} --lr 1 1" in ran.stdout, ran.stderr  # other braces are the command's own
+
+
+def test_unreadable_or_empty_inputs_are_said_in_one_line(tmp_path):
+    (tmp_path / "bin.yaml").write_bytes(b"\x00\x01\xff\xfe")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    for name, start in (("bin.yaml", "error: cannot read"), ("list.yaml", "list.yaml:1:1: an Amulet config is a mapping")):
+        done = run_singkit(["config.import-amlt", name], cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith(start) and "Traceback" not in done.stderr, done.stderr
+    (tmp_path / "empty.yaml").write_text("jobs: []\n")
+    done = run_singkit(["config.import-amlt", "empty.yaml"], cwd=tmp_path)
+    assert done.returncode == 0 and "warning: empty.yaml has no jobs" in done.stderr, done.stderr
+    (tmp_path / "xt.yaml").write_text("")
+    done = run_singkit(["config.import-xt", "xt.yaml"], cwd=tmp_path)
+    assert done.returncode == 0 and "warning: nothing singkit carries was found" in done.stderr, done.stderr
+
+
+def test_max_run_duration_becomes_the_run_time_limit_azure_ml_gets(tmp_path):
+    """submit_args.max_run_duration_seconds → the target's max-run-seconds → limits.timeout."""
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "amlt.yaml").write_text(
+        "target: {service: sing, name: msrresrchbasicvc, workspace_name: msra-sh-aml-ws,\n"
+        "         subscription_id: 00000000-0000-4000-8000-00000000beef, resource_group: rg}\n"
+        "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
+        "jobs:\n"
+        "- {name: smoke, sku: 80G4-H100, submit_args: {max_run_duration_seconds: 7200}, command: [nvidia-smi]}\n"
+        "- {name: bad, sku: G1, submit_args: {max_run_duration_seconds: soon}, command: [nvidia-smi]}\n")
+    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    assert done.returncode == 0 and "note: jobs[2].submit_args.max_run_duration_seconds: `soon`" in done.stderr, done.stderr
+    targets = load(project / "configs" / "singkit.yaml")["compute-targets"]
+    assert targets["smoke"]["max-run-seconds"] == 7200 and "max-run-seconds" not in targets["bad"]
+    assert "max_run_duration_seconds" not in done.stderr.split("jobs[2]")[0]  # carried, not listed as dropped
+    validate_ok(project)
+    _, [spec] = dry_run(project, "amlt.jobs.yaml", "smoke")
+    assert spec["limits"] == {"timeout": 7200}

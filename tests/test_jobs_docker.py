@@ -30,6 +30,11 @@ compute-targets:
     network: true
     env:
       GREETING: hello
+  docker-limited:
+    service: docker
+    docker: bb
+    max-run-seconds: 2
+    grace-seconds: 1
 """
 
 JOB = ('echo "out $SINGKIT_RUN $SINGKIT_HP_X $GREETING"; echo "err line" >&2; '
@@ -118,3 +123,14 @@ def test_docker_runner_killed_is_reconciled_from_the_engine(project: Path, docke
     assert (state.exit_code, state.reason) == (4, "exit code 4")
     assert run.stdout_path.read_text() == "started\nfinished\n"
     assert containers_of(docker_client, job) == []
+
+
+def test_docker_run_past_max_run_seconds_is_stopped_with_reason_timeout(project: Path, docker_client: Any) -> None:
+    env = make_env(project)
+    job = submit(env, SubmitRequest(target="docker-limited", command="echo started; sleep 300"))
+    assert wait_done(env, job.id) == "failed"
+    run = control.status(env, job.id)["runs"][0]
+    assert run["reason"].startswith("timeout: ") and "max-run-seconds (2 s)" in run["reason"], run
+    assert containers_of(docker_client, job) == [] and job.runs[0].stdout_path.read_text() == "started\n"
+    quick = submit(env, SubmitRequest(target="docker-limited", command="echo quick"))
+    assert wait_done(env, quick.id) == "completed"

@@ -225,3 +225,22 @@ def test_target_env_and_secrets_reach_the_run_but_not_the_store(tmp_path: Path) 
     assert job.runs[0].stdout_path.read_text() == "pre\ns3cret-value fast yes-setup\n"
     stored = b"".join(p.read_bytes() for p in job.dir.rglob("*") if p.is_file() and p.name != "stdout.log")
     assert b"s3cret-value" not in stored and b"$env:MY_TOKEN" in job.spec_path.read_bytes()
+
+
+def test_a_run_past_max_run_seconds_is_stopped_with_reason_timeout(tmp_path: Path) -> None:
+    """The target's max-run-seconds (Azure ML's limits.timeout) holds on this machine too: the run's
+    processes get SIGTERM, then SIGKILL after grace-seconds; one under the limit completes."""
+    from jobtools import LOCAL_CONFIG
+
+    project = make_project(tmp_path, LOCAL_CONFIG + "  limited:\n    service: local\n    max-run-seconds: 1\n"
+                                                    "    grace-seconds: 1\n")
+    env = make_env(project)
+    job = submit(env, SubmitRequest(target="limited", command='sleep 300 & echo $! > "$SINGKIT_OUTPUTS/bg.pid"; wait'))
+    background = wait_for(lambda: (job.runs[0].outputs_dir / "bg.pid").exists() and read_pid(job.runs[0].outputs_dir / "bg.pid"),
+                          what="the run's sleep")
+    assert wait_done(env, job.id) == "failed"
+    run = control.status(env, job.id)["runs"][0]
+    assert run["reason"].startswith("timeout: ") and "max-run-seconds (1 s)" in run["reason"], run
+    assert pid_gone(background)
+    quick = submit(env, SubmitRequest(target="limited", command="echo done"))
+    assert wait_done(env, quick.id) == "completed"

@@ -44,6 +44,9 @@ CASES = {
     "compute-cluster": ("service: aml-ws\n    compute: gpu-cluster\n    vm-size: Standard_NC6s_v3", "python train.py"),
     "compute-cluster-low-pri-two-nodes": ("service: aml-ws\n    compute: azureml:spot-cluster\n    vm-size: Standard_ND96amsr_A100_v4\n"
                                           "    nodes: 2\n    processes-per-node: 8\n    low-pri: true", "python train.py"),
+    # max-run-seconds → CLI v2 `limits.timeout` (seconds) → the body's limits {jobLimitsType: Command,
+    # timeout: ISO 8601} (azure-ai-ml entities/_job/job_limits.py CommandJobLimits._to_rest_object)
+    "run-time-limit": ("vm-size: NC6_v3\n    max-run-seconds: 7200", "python train.py"),
     "data-inputs-outputs": ("vm-size: NC6_v3\n    inputs:\n      data: azureml://datastores/training/paths/mnist\n"
                             "      extra: https://singkitdata.blob.core.windows.net/corpora/wiki\n"
                             "    outputs:\n      ckpt: azureml://datastores/training/paths/checkpoints", "python train.py"),

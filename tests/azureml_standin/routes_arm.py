@@ -275,6 +275,28 @@ def _data_refusal(si: "StandIn", props: dict) -> Reply | None:
     return None
 
 
+# CommandJobLimits in the REST models azure-ai-ml 1.35 carries (_restclient/arm_ml_service/models/_models.py):
+# jobLimitsType is "[Required]" and timeout is "The max run duration in ISO 8601 format ... Only supports
+# duration with precision as low as Seconds". No public source says the service refuses a zero or
+# negative duration, so the stand-in does not.
+ISO_DURATION = re.compile(r"^P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+
+
+def _limits_refusal(props: dict) -> Reply | None:
+    """A command job's `limits` must name its type and give the timeout as an ISO 8601 duration in seconds."""
+    limits = props.get("limits")
+    if limits is None:
+        return None
+    if not isinstance(limits, dict) or limits.get("jobLimitsType") != "Command":
+        return arm_error(400, "UserError", "limits.jobLimitsType is required and must be Command for a command job "
+                                           "(azureml-standin).")
+    timeout = limits.get("timeout")
+    if timeout is not None and not (isinstance(timeout, str) and ISO_DURATION.match(timeout)):
+        return arm_error(400, "UserError", f"limits.timeout `{timeout}` is not an ISO 8601 duration with precision as low "
+                                           "as seconds (azureml-standin).")
+    return None
+
+
 def _offered(si: "StandIn", props: dict) -> bool:
     """Is the job's instance type one its virtual cluster offers? (Public evidence is that the
     service accepts the PUT and the job fails with "instanceType is invalid": see routes_vc.)"""
@@ -292,7 +314,8 @@ def job_put(si: "StandIn", req: Req, m) -> Reply:
     name, body = m["name"], req.body or {}
     if not isinstance(body.get("properties"), dict) or "jobType" not in body["properties"]:
         return arm_error(400, "UserError", "The job body has no properties.jobType (azureml-standin).")
-    if (refused := _singularity_refusal(si, body["properties"]) or _data_refusal(si, body["properties"])) is not None:
+    if (refused := _singularity_refusal(si, body["properties"]) or _data_refusal(si, body["properties"])
+            or _limits_refusal(body["properties"])) is not None:
         return refused
     now = time.time()
     with si.state.lock:

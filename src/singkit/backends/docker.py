@@ -36,18 +36,20 @@ what still runs up to the grace.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import TYPE_CHECKING, Any
 
 import math
+import threading
 import time
 
 from singkit import mounts
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
-from singkit.jobs.workdir import (RunPaths, grace_seconds, job_shell, program_command, run_command, run_environment,
-                                  setup_command, shell_argv)
+from singkit.jobs.workdir import (RunPaths, grace_seconds, job_shell, max_run_seconds, program_command, run_command,
+                                  run_environment, setup_command, shell_argv, timeout_reason)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -273,13 +275,14 @@ class DockerBackend(EmbeddedBackend):
             if run.hparams:
                 run.append("hparams", hparams=run.hparams)
             container.start()
+            expired = self._limit(run, container)
             with open(run.stdout_path, "ab", buffering=0) as out, open(run.stderr_path, "ab", buffering=0) as err:
                 for chunk_out, chunk_err in stream:
                     if chunk_out:
                         out.write(chunk_out)
                     if chunk_err:
                         err.write(chunk_err)
-            self._finish(run, container)
+            self._finish(run, container, expired)
         except docker.errors.APIError as error:
             raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
         finally:
@@ -294,7 +297,23 @@ class DockerBackend(EmbeddedBackend):
             return shell_argv(ONE_SH, run_command(run), grace, shell=shell)
         return shell_argv(RANKS_SH, setup_command(run), program_command(run), str(count), grace, shell=shell)
 
-    def _finish(self, run: Run, container: Any) -> None:
+    @staticmethod
+    def _limit(run: Run, container: Any) -> threading.Event:
+        """The target's max-run-seconds: then the container is stopped as a cancel stops it
+        (SIGTERM, SIGKILL after the grace). The event says it was."""
+        expired = threading.Event()
+        limit = max_run_seconds(run.job.spec)
+        if limit:
+            def stop() -> None:
+                expired.set()
+                with contextlib.suppress(Exception):  # it may have ended (and been removed) just now
+                    container.stop(timeout=math.ceil(grace_seconds(run.job.spec)))
+            timer = threading.Timer(limit, stop)
+            timer.daemon = True
+            timer.start()
+        return expired
+
+    def _finish(self, run: Run, container: Any, expired: threading.Event | None = None) -> None:
         """Remove the container (its logs are saved by now), then record its outcome: a job
         that reads as ended has nothing of it left on the engine."""
         result = container.wait()
@@ -304,7 +323,9 @@ class DockerBackend(EmbeddedBackend):
         try:
             container.remove(force=True)
         finally:
-            if code == 0:
+            if expired is not None and expired.is_set():
+                run.set_status("failed", exit_code=code, reason=timeout_reason(max_run_seconds(run.job.spec) or 0))
+            elif code == 0:
                 run.set_status("completed", exit_code=0)
             elif oom:
                 run.set_status("failed", exit_code=code, reason="killed: out of memory")

@@ -5,7 +5,8 @@ The runner starts `python lib/singkit_entry.py --run-dir RUN --cwd CODE --grace 
 (so a run is cancelled as one session), with the run's environment;
 CMD ends in `exec PROGRAM` where it can (workdir.exec_form), and the wrapper runs it in a
 process group of its own that every signal it receives is passed on to. A cancel sends SIGTERM
-to the run's whole session and SIGKILL to what is left after the target's `grace-seconds` (G).
+to the run's whole session and SIGKILL to what is left after the target's `grace-seconds` (G);
+the wrapper does the same itself after the target's `max-run-seconds` (--timeout), reason `timeout`.
 The wrapper records running/completed/failed in run.log. The interpreter's folder comes first
 on PATH, so `python` in a command is the one singkit runs with.
 
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING
 from singkit.backends.embedded import EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
 from singkit.jobs import procs
 from singkit.jobs.spec import SECRET_PREFIX
-from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_paths, job_shell, program_command, run_command,
-                                  run_environment, setup_command, shell_argv)
+from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_paths, job_shell, max_run_seconds, program_command,
+                                  run_command, run_environment, setup_command, shell_argv)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -44,6 +45,7 @@ class LocalBackend(EmbeddedBackend):
         count = processes(run, lambda: gpu_count(environ.get("PATH"), environ.get("CUDA_VISIBLE_DEVICES")))
         argv = [sys.executable, os.path.join(paths.lib, ENTRY_SCRIPT), "--run-dir", paths.run_dir,
                 "--cwd", paths.code, "--grace", str(grace_seconds(job.spec)), *self._rank_options(run, count),
+                *(["--timeout", str(limit)] if (limit := max_run_seconds(job.spec)) else []),
                 "--", *shell_argv(run_command(run) if count == 1 else program_command(run), shell=job_shell(job.spec))]
         with open(run.stderr_path, "ab") as stderr:  # the wrapper's own complaints, if any
             popen = subprocess.Popen(argv, env=environ, stdin=subprocess.DEVNULL, stdout=stderr,

@@ -31,10 +31,11 @@ from typing import Any
 from singkit.config import schema
 from singkit.config.amlt_jobs import Converter
 from singkit.config.layers import plain, read_layer
+from singkit.config.xt.facts import virtual_cluster_ids
 
 # Amulet service names → singkit service types (the public configs spell Singularity both ways)
 SERVICES = {"sing": "singularity", "singularity": "singularity", "aml": "aml"}
-TOP_KEYS = ("description", "target", "environment", "code", "storage", "jobs", "search", "env_defaults")
+TOP_KEYS = ("description", "target", "environment", "code", "storage", "data", "jobs", "search", "env_defaults")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class AmltImport:
     notes: list[str] = field(default_factory=list)  # what did not carry over, and why
     variables: list[str] = field(default_factory=list)  # environment variables to export before submitting
     fill_in: list[str] = field(default_factory=list)  # what the user must write before a real submit
+    warnings: list[str] = field(default_factory=list)  # e.g. nothing to submit (an empty file, `jobs: []`)
 
 
 def import_amlt(path: Path, project_root: Path, jobs_file: str = "amlt.jobs.yaml") -> AmltImport:
@@ -51,16 +53,17 @@ def import_amlt(path: Path, project_root: Path, jobs_file: str = "amlt.jobs.yaml
 
     `project_root`: where the singkit project is (code.local_dir is made relative to it);
     `jobs_file`: the jobs file's name, said in the config's header."""
-    doc = plain(read_layer(path).doc or {})
+    doc = _read(path)
     conv = Converter(path, project_root, doc.get("env_defaults") or {})
     for key in doc:
         if key not in TOP_KEYS:
             conv.note(key, "not an Amulet key singkit knows; left out")
     services = _services(doc.get("target") or {}, conv)
     conv.kind = services["kind"]
+    data_storage = _data(doc.get("data"), doc.get("storage") or {}, conv)
     docker, setup = _environment(doc.get("environment") or {}, conv)
     general = _code(doc.get("code") or {}, conv)
-    inputs, links = _storage(doc.get("storage") or {}, conv)
+    inputs, links = _storage(doc.get("storage") or {}, conv, data_storage)
     if links:
         conv.setup.setdefault("pre-cmds", []).extend(links)
     if doc.get("description"):
@@ -95,7 +98,29 @@ def import_amlt(path: Path, project_root: Path, jobs_file: str = "amlt.jobs.yaml
     config_text = render(out, ["# yaml-language-server: $schema=singkit.schema.json", *header], conv.fill_in, conv.notes)
     jobs_text = render({"jobs": jobs_out}, [f"# singkit jobs file, converted from {path.name} (see README: Moving from Amulet)."],
                        [], [n for n in conv.notes if n.startswith(("jobs", "search"))])
-    return AmltImport(config_text, jobs_text, conv.notes, variables, conv.fill_in)
+    warnings = [] if jobs_out else [f"{path.name} has no jobs (no `jobs:` entry, no `search:`): the jobs file is empty and "
+                                    "there is nothing to submit"]
+    return AmltImport(config_text, jobs_text, conv.notes, variables, conv.fill_in, warnings)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The Amulet config as plain data. UsageError for a missing or unreadable (binary) file,
+    ConfigError at 1:1 for YAML that is not a mapping, as config.import-xt answers them."""
+    from singkit.exceptions import ConfigError, Problem, UsageError
+
+    try:
+        path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error} (an Amulet config is YAML text)") from None
+    doc = read_layer(path).doc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(Problem(path, 1, 1, "an Amulet config is a mapping (target, environment, jobs, ...), "
+                                  "not a " + ("list" if isinstance(doc, list) else "single value")))
+    return plain(doc)
 
 
 def _services(target: dict[str, Any], conv: Converter) -> dict[str, Any]:
@@ -130,10 +155,27 @@ def _services(target: dict[str, Any], conv: Converter) -> dict[str, Any]:
             conv.fill_in.append(f"external-services.{record_name}.{key}: Amulet looks it up from the "
                                 f"{'virtual cluster' if kind == 'singularity' else 'workspace'}; singkit needs it written "
                                 f"(`az ml workspace show -n {workspace or 'WORKSPACE'} --query id`)")
-    if kind == "singularity" and record.get("resource-group"):
-        conv.note("target.resource_group", "written on the workspace record; the virtual cluster is taken to be in the same "
-                  "subscription and resource group (add a `type: virtual_cluster` record named after it if not)")
-    return {"kind": kind, "record": record_name, "compute": name or None, "records": {record_name: record}}
+    records = {record_name: record}
+    if kind == "singularity" and name and name != record_name:
+        records[name] = _virtual_cluster(name, conv)
+    return {"kind": kind, "record": record_name, "compute": name or None, "records": records}
+
+
+def _virtual_cluster(name: str, conv: Converter) -> dict[str, Any]:
+    """The `type: virtual_cluster` record of Amulet's target.name. A virtual cluster usually lives in
+    another subscription and resource group than the workspace (XT's table: mckinley01 in
+    gcr-singularity-lab, the workspaces elsewhere), so the workspace's are never assumed: the ids come
+    from XT's public table (the lookup import-xt uses), else they are FILL-IN placeholders that
+    config.validate and every submit refuse at their line."""
+    known = virtual_cluster_ids(name)
+    if known:
+        conv.note("target.name", f"virtual cluster `{name}`: subscription {known[0]}, resource group {known[1]}, "
+                  "from XT's public table of Singularity clusters (xtlib backends/backend_singularity.py)")
+        return {"type": "virtual_cluster", "subscription-id": known[0], "resource-group": known[1]}
+    for key in ("subscription-id", "resource-group"):
+        conv.fill_in.append(f"external-services.{name}.{key}: the virtual cluster's (Amulet looks it up; it is often not the "
+                            f"workspace's: `az resource list --name {name} --query [].id`)")
+    return {"type": "virtual_cluster", "subscription-id": "FILL-IN-SUBSCRIPTION", "resource-group": "FILL-IN-RESOURCE-GROUP"}
 
 
 def _environment(env: dict[str, Any], conv: Converter) -> tuple[str | None, str]:
@@ -198,11 +240,46 @@ def _code(code: dict[str, Any], conv: Converter) -> dict[str, Any]:
     return general
 
 
-def _storage(storage: dict[str, Any], conv: Converter) -> tuple[dict[str, str], list[str]]:
-    """Inputs (NAME → blob URI or datastore path) and the setup lines linking them to mount_dir."""
+def _data(data: Any, storage: dict[str, Any], conv: Converter) -> str | None:
+    """Amulet's `data:` {storage_id, remote_dir, local_dir}: the `storage:` entry (and folder in it)
+    the jobs read as $AMLT_DATA_DIR (public amlt configs: `data: {storage_id: external}` beside three
+    storage mounts; jobs `export DATA_DIR=${AMLT_DATA_DIR}`). singkit's data folder is the first input
+    ($SINGKIT_DATA_DIR, singkit.mounts), so that storage becomes the first input and $AMLT_DATA_DIR
+    is written $SINGKIT_DATA_DIR. Returns the storage's name, or None."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        conv.note("data", "not a mapping {storage_id, remote_dir, local_dir}: left out")
+        return None
+    for key in data:
+        if key not in ("storage_id", "remote_dir", "local_dir"):
+            conv.note(f"data.{key}", "not used by singkit")
+    if data.get("local_dir"):
+        conv.note("data.local_dir", "Amulet uploads this folder when you run; singkit does not: upload it to the data "
+                  "storage's container yourself (`az storage blob upload-batch`)")
+    name = str(data.get("storage_id") or "")
+    if name and name not in storage:
+        conv.note("data.storage_id", f"`{name}` is not one of `storage:` ({', '.join(map(str, storage)) or 'none'}): "
+                  "$AMLT_DATA_DIR is left as written")
+        return None
+    if not name:
+        conv.note("data", "no storage_id: Amulet's default data storage has no singkit counterpart; $AMLT_DATA_DIR is left "
+                  "as written")
+        return None
+    remote = str(data.get("remote_dir") or "").strip("/")
+    conv.data_dir = "${SINGKIT_DATA_DIR}" + (f"/{remote}" if remote else "")
+    conv.note("data.storage_id", f"the storage `{name}` is the targets' first input, so $SINGKIT_DATA_DIR is its folder; "
+              f"$AMLT_DATA_DIR is written {conv.data_dir}")
+    return name
+
+
+def _storage(storage: dict[str, Any], conv: Converter, first: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """Inputs (NAME → blob URI or datastore path; `first` leads: it is $SINGKIT_DATA_DIR) and the
+    setup lines linking them to mount_dir."""
     inputs: dict[str, str] = {}
     links: list[str] = []
-    for name, mount in storage.items():
+    order = sorted(storage.items(), key=lambda item: item[0] != first)  # stable: the rest keep their order
+    for name, mount in order:
         mount = mount or {}
         key = re.sub(r"[^A-Za-z0-9_]", "_", str(name))
         key = key if re.match(r"^[A-Za-z_]", key) else f"s_{key}"

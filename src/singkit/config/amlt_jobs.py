@@ -10,8 +10,11 @@ Used by singkit.config.amlt_import (which documents the whole mapping). Per job:
 - `sla_tier` → sla, `priority` → priority (Amulet writes `Premium`/`high`: HSPK/azure_jobs
   docs/tutorial.md), `process_count_per_node` → processes-per-node.
 - `command` lines → the job's command list; `submit_args.env` → the job's env.
-- `search.params` `{name}` placeholders in the command (Python str.format, as the public amlt
-  sweep template in launch_amlt.py writes `seed={seed}`) → `${SINGKIT_HP_NAME}`.
+- `sku` `SERIES:G4` (a public amlt job generator: `sku: NC_A100_v4:G{n}`) → that catalog family's
+  size; `-IB` (HSPK/azure_jobs parses it as a flag) → only InfiniBand sizes (`infiniband: true`).
+- `submit_args.max_run_duration_seconds` → the target's max-run-seconds (Azure ML's limits.timeout).
+- `name` with env_defaults' `${VAR}` written in, then made a jobs-file name (job_name).
+- `search:` → a sweep: singkit.config.amlt_search.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from singkit.config import schema
+from singkit.config import amlt_search, schema
 
 _VAR = re.compile(r"(?<!\$)\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 _ANY_VAR = re.compile(r"(?P<dollars>\$\$?)(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
@@ -29,10 +32,10 @@ _ANY_VAR = re.compile(r"(?P<dollars>\$\$?)(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*
 # the target's first `outputs:` folder, else the run's own (singkit.metrics.outputs_dir)
 _AMLT_OUTPUT = re.compile(r"\$\$?(?:\{AMLT_OUTPUT_DIR\}|AMLT_OUTPUT_DIR\b)")
 OUTPUT_DIR = "${SINGKIT_OUTPUT_DIR:-$SINGKIT_OUTPUTS}"
+_AMLT_DATA = re.compile(r"\$\$?(?:\{AMLT_DATA_DIR\}|AMLT_DATA_DIR\b)")
 _WHOLE_VAR = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
-_PLACEHOLDER = re.compile(r"(?<!\{)\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<spec>[^{}]*))?\}(?!\})")
+_SERIES_SKU = re.compile(r"^(?P<series>[A-Za-z][A-Za-z0-9_]*)\s*:\s*(?P<sku>\S.*)$")
 JOB_KEYS = ("name", "sku", "sla_tier", "priority", "process_count_per_node", "command", "submit_args")
-DISTRIBUTIONS = {"uniform": "uniform", "loguniform": "loguniform", "randint": "randint"}
 UAI = "_AZUREML_SINGULARITY_JOB_UAI"
 # variables the job's shell or Azure ML defines: a `$HOME` in a command is not the submitter's to send
 SHELL_VARIABLES = frozenset({"PATH", "HOME", "PWD", "USER", "HOSTNAME", "SHELL", "PYTHONPATH", "LD_LIBRARY_PATH",
@@ -56,6 +59,7 @@ class Converter:
         self.setup: dict[str, Any] = {}
         self.targets: dict[str, Any] = {}
         self.identity: str | None = None
+        self.data_dir: str | None = None  # what $AMLT_DATA_DIR is written as (amlt_import._data), None: as written
 
     def note(self, where: str, why: str) -> None:
         self.notes.append(f"{where}: {why}")
@@ -66,6 +70,8 @@ class Converter:
         $AMLT_OUTPUT_DIR is the run's output folder; a lone `$VAR` Amulet expanded on the
         submitting machine (or from env_defaults) is sent as the job's variable VAR into `env`,
         so the job's shell expands it to the same value."""
+        if self.data_dir and _AMLT_DATA.search(line):
+            line = _AMLT_DATA.sub(lambda _: self.data_dir or "", line)  # Amulet's data folder: the `data:` storage
         if _AMLT_OUTPUT.search(line):
             self.note(where, f"$AMLT_OUTPUT_DIR is written {OUTPUT_DIR}: the run's output folder singkit keeps "
                       "(`invoke job.extract JOB --what outputs`)")
@@ -129,7 +135,7 @@ class Converter:
             out[self._unique(name, out)] = entry
         if isinstance(search, dict):
             name, entry = self.job("search.job_template", search.get("job_template") or {}, base, "search")
-            entry["sweep"] = self.sweep(search, entry)
+            entry["sweep"] = amlt_search.sweep(self, search, entry)
             out[self._unique(name, out)] = entry
         return out
 
@@ -150,9 +156,9 @@ class Converter:
 
     def job(self, where: str, job: dict[str, Any], base: dict[str, Any], fallback: str) -> tuple[str, dict[str, Any]]:
         raw_name = str(job.get("name") or fallback)
-        name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", _PLACEHOLDER.sub("", raw_name)).strip("-_.") or fallback
+        name, why = job_name(self.interpolate(raw_name, f"{where}.name"), fallback)
         if name != raw_name:
-            self.note(f"{where}.name", f"`{raw_name}` is named `{name}` (Amulet's {{...}} name fields have no counterpart)")
+            self.note(f"{where}.name", f"`{raw_name}` is named `{name}` ({why})")
         for key in job:
             if key not in JOB_KEYS:
                 self.note(f"{where}.{key}", self._unknown_job_key(key))
@@ -188,7 +194,7 @@ class Converter:
 
     def submit_args(self, where: str, args: dict[str, Any]) -> dict[str, Any]:
         for key in args:
-            if key not in ("env", "container_args"):
+            if key not in ("env", "container_args", "max_run_duration_seconds"):
                 self.note(f"{where}.submit_args.{key}", "not used by singkit")
         for key, value in (args.get("container_args") or {}).items():
             why = ("Singularity sizes /dev/shm from the job's SHARED_MEMORY_PERCENT (a fraction of the node's memory), "
@@ -215,6 +221,7 @@ class Converter:
         if base.get("compute"):
             target["compute"] = base["compute"]
         self.sku(where, str(job.get("sku") or ""), target, name)
+        self.run_limit(where, (job.get("submit_args") or {}).get("max_run_duration_seconds"), target)
         if job.get("process_count_per_node") is not None:
             target["processes-per-node"] = _count(job["process_count_per_node"])
         elif target.get("nodes", 1) > 1 or (self.kind == "singularity" and target.get("vm-size")):
@@ -237,6 +244,22 @@ class Converter:
             target["inputs"] = dict(base["inputs"])
         return target
 
+    def run_limit(self, where: str, value: Any, target: dict[str, Any]) -> None:
+        """submit_args.max_run_duration_seconds (Azure ML's RunConfiguration argument of that name, which
+        Amulet's submit_args pass on: "Azure ML will attempt to automatically cancel the run if it takes
+        longer than this value") → the target's max-run-seconds (sent as limits.timeout)."""
+        if value is None:
+            return
+        try:
+            seconds = int(str(value).strip())
+        except ValueError:
+            seconds = 0
+        if seconds >= 1:
+            target["max-run-seconds"] = seconds
+        else:
+            self.note(f"{where}.submit_args.max_run_duration_seconds", f"`{value}` is not a whole number of seconds >= 1; "
+                      "left out (set the target's max-run-seconds)")
+
     def sku(self, where: str, sku: str, target: dict[str, Any], name: str) -> None:
         """vm-size, nodes and location from Amulet's sku (`2x40G4-A100@eastus`)."""
         from singkit.singularity import catalog
@@ -244,6 +267,9 @@ class Converter:
         sku, _, location = self.interpolate(sku.strip(), f"{where}.sku").partition("@")
         if location:
             target["location"] = location.strip()
+        # `SERIES:SKU` names the series to pick from (public amlt job generator: `sku: NC_A100_v4:G4`)
+        series_match = _SERIES_SKU.match(sku.strip())
+        series, sku = (series_match["series"], series_match["sku"]) if series_match else (None, sku)
         nodes, _, rest = sku.rpartition("x") if re.match(r"^\d+\s*x", sku) else ("", "", sku)
         parsed = catalog.parse_amulet(sku)
         if parsed:
@@ -262,8 +288,14 @@ class Converter:
             return
         shipped = catalog.shipped()
         sizes = catalog.amulet_sizes(shipped, parsed)
+        asked = f"{series}:{sku}" if series else sku
+        if series:  # the catalog's family of that name (Amulet's series ids drop or keep the underscores)
+            sizes = [s for s in sizes if _squash(shipped[s].get("family", "")) == _squash(series)]
+        if "IB" in (p.strip().upper() for p in sku.split("-")[1:]):
+            # `-IB` asks for InfiniBand: the catalog's `r` sizes (infiniband: true), e.g. ND96r_H100_v5
+            sizes = [s for s in sizes if shipped[s].get("infiniband")]
         if not sizes:
-            self.fill_in.append(f"compute-targets.{name}.vm-size: no size in singkit's catalog has what `{sku}` asks for "
+            self.fill_in.append(f"compute-targets.{name}.vm-size: no size in singkit's catalog has what `{asked}` asks for "
                                 "(`invoke config.skus --target=...` lists what the virtual cluster offers)")
             return
         seen = [s for s in sizes if shipped[s].get("evidence") == "job"]
@@ -271,80 +303,36 @@ class Converter:
         target["vm-size"] = chosen
         if len(sizes) > 1:
             others = ", ".join(s for s in sizes if s != chosen)
-            self.note(f"{where}.sku", f"`{sku}` fits several sizes; Amulet picks among the virtual cluster's at submit, "
+            self.note(f"{where}.sku", f"`{asked}` fits several sizes; Amulet picks among the virtual cluster's at submit, "
                       f"singkit takes `{chosen}` (also: {others}); `invoke config.skus --target={name}` shows the cluster's")
 
-    # -- search ---------------------------------------------------------------------------
-    def sweep(self, search: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-        """The jobs-file sweep of an Amulet `search:`; the command's {name} placeholders read the hparams."""
-        kind = str(search.get("type", "grid")).lower()
-        for key in search:
-            if key == "parallel_trials":
-                entry["parallel"] = int(search[key])  # at most this many trials at once, as Amulet runs them
-            elif key not in ("type", "max_trials", "params", "job_template"):
-                self.note(f"search.{key}", "not used by singkit (it runs every trial it is given, without early stopping)")
-        if kind not in ("grid", "random"):
-            self.note("search.type", f"`{kind}` has no singkit counterpart: imported as `random` over the same space")
-            kind = "random"
-        params: dict[str, Any] = {}
-        for index, param in enumerate(search.get("params") or [], start=1):
-            converted = self.param(f"search.params[{index}]", param or {}, kind)
-            if converted is not None:
-                params[str(param["name"])] = converted
-        sweep: dict[str, Any] = {"type": kind, "params": params}
-        if search.get("max_trials") is not None:
-            sweep["max-trials"] = int(search["max_trials"])
-        elif kind == "random":
-            sweep["max-trials"] = 10
-            self.note("search.max_trials", "not given for a random search: singkit draws 10 sets; change max-trials")
-        if kind == "random":
-            sweep["seed"] = 0
-            self.note("search.type", "random: singkit draws max-trials sets from the same space with `seed: 0` (the same "
-                      "sets at every dry run and submit); Amulet draws its own")
-        entry["command"] = [self.placeholders(line, list(params)) for line in entry.get("command") or []] or None
-        if entry["command"] is None:
-            del entry["command"]
-        said = " ".join(entry.get("command") or [])
-        for name in params:
-            if hp_variable(name) not in said:
-                self.note(f"search.params.{name}", f"not placed in the command by `{{{name}}}`: the runs get it as "
-                          f"${hp_variable(name)}" + ("" if "SINGKIT_HP_" in said else f" and `--{name} VALUE` appended"))
-        return sweep
+def job_name(text: str, fallback: str) -> tuple[str, str]:
+    """A jobs-file job name (singkit.jobs.jobfile's rule: ASCII letters, digits, _ . -; it also names
+    the compute target and reaches Azure ML in the run's name) from an Amulet name whose
+    `${VAR}`s are already expanded, and why it changed. Accented letters keep their base letter
+    (NFKD, marks dropped: `ünï` → `uni`); a search name's `{lr}` fields are dropped (each trial's
+    values are in its hparams); any other character becomes `-`."""
+    import unicodedata
 
-    def param(self, where: str, param: dict[str, Any], kind: str) -> Any:
-        name = param.get("name")
-        if not name:
-            self.note(where, "a param with no name: left out")
-            return None
-        spec = str(param.get("spec", "discrete")).lower()
-        values = param.get("values")
-        if spec in ("discrete", "choice") and isinstance(values, list) and values:
-            return values
-        bounds = values if isinstance(values, list) and len(values) == 2 else [param.get("min"), param.get("max")]
-        if spec in DISTRIBUTIONS and all(isinstance(b, (int, float)) for b in bounds):
-            if kind == "grid":
-                self.note(where, f"`{spec}` is a range: a grid cannot enumerate it; left out (use type: random)")
-                return None
-            return {DISTRIBUTIONS[spec]: list(bounds)}
-        self.note(where, f"`{name}` (spec `{spec}`, values {values!r}) has no singkit form: list its values; left out")
-        return None
-
-    def placeholders(self, line: str, names: list[str]) -> str:
-        """`seed={seed}` → `seed=${SINGKIT_HP_SEED}`; `{{`/`}}` are str.format's literal braces."""
-        def swap(found: re.Match) -> str:
-            if found["name"] not in names:
-                return found.group(0)
-            if found["spec"] not in (None, "", "s"):
-                self.note("search.job_template.command", f"`{found.group(0)}`: the value is passed as listed, without "
-                          f"the format `{found['spec']}`")
-            return "${" + hp_variable(found["name"]) + "}"
-
-        return _PLACEHOLDER.sub(swap, line).replace("{{", "{").replace("}}", "}")
+    why = []
+    if amlt_search.PLACEHOLDER.search(text):
+        why.append("a search name's {...} fields are dropped: each run's values are its hparams")
+        text = amlt_search.PLACEHOLDER.sub("", text)
+    ascii_text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    if ascii_text != text:
+        why.append("accents dropped")
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", ascii_text).strip("-_.")
+    if name != ascii_text.strip("-_."):
+        why.append("a job name is ASCII letters, digits, _ . -")
+    if not name:
+        name = fallback
+        why.append("nothing of it is left")
+    return name, "; ".join(why) or "env_defaults' values written in"
 
 
-def hp_variable(name: str) -> str:
-    """The variable a run reads a hparam from (singkit.jobs.spec.hp_environment's naming)."""
-    return "SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+def _squash(series: str) -> str:
+    """`NC_A100_v4` and `NCA100v4` alike: Amulet's series ids and the catalog's family names."""
+    return series.replace("_", "").lower()
 
 
 def _count(value: Any) -> Any:

@@ -114,6 +114,12 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "shell": {"type": "string", "enum": ["auto", "bash", "sh"],
               "description": "the shell a run's setup and command run in: auto (default) = bash where the "
                              "machine or image has it, else sh; sh forces POSIX sh; bash requires bash"},
+    # Azure ML CLI v2 command job YAML `limits.timeout` (integer seconds; azure-ai-ml CommandJobLimits
+    # "The maximum run duration, in seconds, after which the job will be cancelled"); Amulet's
+    # submit_args.max_run_duration_seconds
+    "max-run-seconds": {"type": "integer", "minimum": 1,
+                        "description": "a run is cancelled after this many seconds (Azure ML's limits.timeout); local "
+                                       "runs are stopped too (SIGTERM, then SIGKILL after grace-seconds), reason `timeout`"},
     "group-policy": _with("Singularity group policy (AISuperComputer.groupPolicyName)", _str),
     "tensorboard-log-dir": _with("AISuperComputer.tensorboardLogDirectory, e.g. /scratch/tensorboard_logs", _str),
     "enable-azml-int": _with("AISuperComputer.enableAzmlInt", _bool),

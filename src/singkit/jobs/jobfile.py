@@ -48,6 +48,8 @@ JOB_KEYS = ("target", "command", "env", "runs", "parallel", "sweep", "descriptio
 SWEEP_KEYS = ("type", "params", "max-trials", "seed")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+PLACEHOLDER = "FILL-IN"  # what an importer writes for a value it could not know (singkit.configcheck)
+_BRACED = re.compile(r"(?<![{$])\{(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)(?::[^{}]*)?\}(?!\})")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")  # as --hp names (singkit.jobs.spec._HP_NAME)
 
 
@@ -132,7 +134,28 @@ def _job(name: str, body: dict, say) -> FileJob:
             say(body, "parallel", "`parallel` must be a whole number >= 1", of_value=True)
     if "sweep" in body:
         job.sweep = _sweep(name, body, say)
+        _leftover_placeholders(name, body, say)
     return job
+
+
+def _leftover_placeholders(name: str, body: dict, say) -> None:
+    """A sweep param placed as `{lr}` (Amulet's and str.format's spelling): singkit fills only
+    `{hparams}` (singkit.jobs.spec.HP_PLACEHOLDER), so each run would get the text `{lr}`. Only the
+    names of this job's params are refused: other braces (`{final}`, awk's `{print}`) are the
+    command's own text."""
+    params = (body.get("sweep") or {}).get("params") if isinstance(body.get("sweep"), dict) else None
+    command = body.get("command")
+    lines = [command] if isinstance(command, str) else [c for c in command or [] if isinstance(c, str)] \
+        if isinstance(command, list) else []
+    if not isinstance(params, dict):
+        return
+    for line in lines:
+        for found in _BRACED.finditer(line):
+            if found["name"] in params:
+                hp = "SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", found["name"]).upper()
+                say(body, "command", f"`{found.group(0)}` in job `{name}`'s command is not filled by singkit: write "
+                    f"${{{hp}}} (each run's value of `{found['name']}`) or {{hparams}} (all its flags)", of_value=True)
+                return
 
 
 def _scalar(value: Any) -> Any:
@@ -179,6 +202,9 @@ def _sweep(name: str, body: dict, say) -> list[dict[str, str]] | None:
         param = str(param)
         if not _PARAM.match(param):
             say(params, param, f"hparam name `{param}` must be letters, digits, _ . - (e.g. lr, batch_size)")
+        elif isinstance(space, str) and space.startswith(PLACEHOLDER):
+            say(params, param, f"hparam `{param}` is still `{space}`: an importer could not read its values; "
+                "write them as a list, e.g. [16, 32]", of_value=True)
         elif isinstance(space, list) and space:
             spaces[param] = list(space)
         elif kind == "random" and _distribution(space):

@@ -210,6 +210,21 @@ def grace_seconds(spec: Mapping[str, Any]) -> float:
     return float(value)
 
 
+def max_run_seconds(spec: Mapping[str, Any]) -> int | None:
+    """The target's `max-run-seconds` (None: no limit): Azure ML cancels a run after it
+    (limits.timeout), and the local and docker targets stop it (SIGTERM, then SIGKILL after
+    grace_seconds) with timeout_reason(). Validated by the schema; an unreadable value is no limit."""
+    value = (spec.get("target") or {}).get("max-run-seconds")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
+
+
+def timeout_reason(seconds: float) -> str:
+    """A stopped run's reason: it starts with `timeout` (what job.status and report filter on)."""
+    return f"timeout: the run passed the target's max-run-seconds ({seconds:g} s) and was stopped"
+
+
 def processes_per_node(spec: Mapping[str, Any]) -> int | str:
     """The target's `processes-per-node`: a whole number (default 1), or "gpus" (one per GPU).
     Validated when the config is loaded; a value this cannot read counts as 1."""

@@ -375,7 +375,8 @@ def service_problems(cfg: Any) -> list[Problem]:
                          "connection-string, ...); write the value here, or in ~/.config/singkit/config.yaml to keep it "
                          "out of the committed file")
         value = record.get("subscription-id")
-        if value is not None and not str(value).startswith("$env:") and not GUID.match(str(value)):
+        # an importer's FILL-IN- placeholder is named once, by configcheck.placeholder_problems
+        if value is not None and not str(value).startswith(("$env:", "FILL-IN")) and not GUID.match(str(value)):
             note.add("external-services", name, "subscription-id",
                      f"subscription-id must be a GUID such as 00000000-0000-0000-0000-000000000000, not `{value}` "
                      "(`az account show --query id` prints yours)")

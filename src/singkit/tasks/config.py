@@ -145,6 +145,9 @@ def import_xt(c, env, path, out=None, force=False, xt_nodes="job"):
         env.err(f"note: {line}")
     for command in result.commands:
         env.err(f"submit as XT did: {command}")
+    if not any(result.config.values()):
+        env.err("warning: nothing singkit carries was found (no services, dockers, targets, setups or general keys): "
+                "the config written is empty")
     if result.variables:
         env.err("export these before use: " + " ".join(f"{v}=…" for v in result.variables))
 
@@ -242,6 +245,8 @@ def import_amlt(c, env, path, out=None, jobs_file=None, force=False):
         env.stdout.write(result.config_text + "---\n" + result.jobs_text)
     for line in result.notes:
         env.err(f"note: {line}")
+    for line in result.warnings:
+        env.err(f"warning: {line}")
     for item in result.fill_in:
         env.err(f"fill in: {_where(Path(out), item) if out else ''}{item}")
     if result.variables:

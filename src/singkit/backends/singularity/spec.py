@@ -115,6 +115,7 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
         "environment_variables": environment_variables(setup, target, extra_env) or None,
         **_placement(resolved),
         "distribution": resolved.distribution,
+        "limits": limits(target),
     }
     spec["inputs"], spec["outputs"] = mounts.azureml_io(target, output_key or name)
     spec = {k: v for k, v in spec.items() if v is not None and (v or k not in ("inputs", "outputs"))}
@@ -124,6 +125,17 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
     if not variables:
         del spec["environment_variables"]
     return spec
+
+
+def limits(target: Mapping[str, Any]) -> dict[str, int] | None:
+    """`limits.timeout` of the CLI v2 command job YAML (Microsoft Learn, "CLI (v2) command job YAML
+    schema": `limits.timeout`, integer, "the maximum time in seconds the job is allowed to run. Once
+    this limit is reached the system will cancel the job"; azure-ai-ml entities/_job/job_limits.py
+    CommandJobLimits sends it as an ISO 8601 duration) from the target's `max-run-seconds`."""
+    value = target.get("max-run-seconds")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None  # the schema refuses it at its line first
+    return {"timeout": value}
 
 
 def _placement(resolved: targets.Resolved) -> dict[str, Any]:

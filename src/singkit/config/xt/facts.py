@@ -65,6 +65,15 @@ XT_VIRTUAL_CLUSTERS: dict[str, tuple[str, str]] = {
     "msrresrchvc": _RESRCH, "msrreschlab": _RESRCH, "msrresrchbasicvc": _GCR,
     "msroctovc": _OCTO, "msroctobasicvc": _OCTO, "quickdevvc": _OCTO,
 }
+
+
+def virtual_cluster_ids(name: str) -> tuple[str, str] | None:
+    """(subscription id, resource group) of a Singularity virtual cluster in XT's public table, or
+    None for a cluster XT does not know. The one lookup both importers use (XT's and Amulet's):
+    XT's backend matches the name exactly (`vc_name in [...]`), so this does too."""
+    return XT_VIRTUAL_CLUSTERS.get(name)
+
+
 NOT_USED = "notused"  # XT's placeholder id (factory_config.yaml virtual_cluster records)
 
 SERVICE_KEYS = {

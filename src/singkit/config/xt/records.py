@@ -121,7 +121,7 @@ class Converter:
 
     def fill_cluster(self, name: str, record: dict[str, Any]) -> None:
         """XT's `notused` ids of a virtual cluster it knows → the ids XT's backend sends."""
-        known = facts.XT_VIRTUAL_CLUSTERS.get(name)
+        known = facts.virtual_cluster_ids(name)
         if known is None:
             return  # config.validate: subscription-id must be a GUID, at its line
         record["subscription-id"], record["resource-group"] = known
@@ -223,7 +223,7 @@ class Converter:
         compute = str(out.get("compute") or "")
         if kind != "singularity" or not compute or compute in (self.doc.get("external-services") or {}):
             return
-        known = facts.XT_VIRTUAL_CLUSTERS.get(compute)
+        known = facts.virtual_cluster_ids(compute)
         if known is None:
             return  # a bare name: a cluster in the workspace's subscription and resource group
         services = self.section("external-services")
