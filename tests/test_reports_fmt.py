@@ -17,12 +17,21 @@ from singkit import fmt
 
 
 @pytest.mark.parametrize("seconds, text", [
-    (0, "0s"), (0.04, "0.04s"), (0.5, "0.50s"), (8.34, "8.3s"), (9.96, "10s"), (42.4, "42s"), (59.6, "1m00s"),
+    (0, "0s"), (0.004, "0.004s"), (0.0004, "<0.001s"), (0.0096, "0.01s"), (0.04, "0.04s"), (0.5, "0.50s"), (8.34, "8.3s"), (9.96, "10s"), (42.4, "42s"), (59.6, "1m00s"),
     (65, "1m05s"), (7380, "2h03m"), (93784, "1d02h"), (1e9, "11574d01h"),
     (-4, "-4.0s"), (float("nan"), ""), (None, ""), (float("inf"), "inf"), (True, ""),
 ])
 def test_duration(seconds, text):
     assert fmt.duration(seconds) == text
+
+
+@pytest.mark.parametrize("start, end, text", [(0, 25.2, "25s"), (0, 65, "1m05s"), (10, 10.004, "0.004s"),
+                                             (5, 4, "0s"), (None, 3, "-")])
+def test_follow_says_how_long_a_job_took_as_job_list_does(start, end, text):
+    # was `25.2s`, `1:05` and `0.0s` beside job.list's `25s`, `1m05s` and job.status' `0.004s`
+    from singkit.jobs.follow import took
+
+    assert took(start, end) == text
 
 
 @pytest.mark.parametrize("value, text", [
@@ -66,7 +75,7 @@ def test_when_and_cell():
 
 
 # -- call sites ------------------------------------------------------------------------------------------
-DURATION = re.compile(r"^(\d+(\.\d+)?s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$")
+DURATION = re.compile(r"^(<?\d+(\.\d+)?s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$")
 
 
 def test_job_tables_write_durations_as_report_tables_do(tmp_path):
@@ -84,7 +93,7 @@ def test_job_tables_write_durations_as_report_tables_do(tmp_path):
     listed = run_cli(["job.list"], project, env).stdout.splitlines()
     assert DURATION.match(listed[2].split()[-1]), listed
     runs = run_cli(["report.list", "--job=job1"], project, env).stdout
-    assert re.search(r"completed\s+\d+(\.\d+)?s", runs), runs   # the same style in the report table
+    assert re.search(r"completed\s+<?\d+(\.\d+)?s", runs), runs   # the same style in the report table
 
 
 def test_config_show_prints_yaml_booleans_and_whole_values(tmp_path):

@@ -26,8 +26,8 @@ DIGITS = 4  # significant digits of a float in tables: enough to rank runs, shor
 
 
 def duration(seconds: float | int | None) -> str:
-    """`seconds` as `8.3s`, `42s`, `1m05s`, `2h03m`, `3d04h`; "" for None or NaN, `inf` for an
-    endless one. A negative span (clock skew between machines) keeps its sign: `-4.0s`."""
+    """`seconds` as `0.004s`, `0.04s`, `8.3s`, `42s`, `1m05s`, `2h03m`, `3d04h` (`<0.001s` below a
+    millisecond, `0s` only for zero); "" for None or NaN, `inf` for an endless one. A negative span (clock skew between machines) keeps its sign: `-4.0s`."""
     if seconds is None or isinstance(seconds, bool):
         return ""
     seconds = float(seconds)
@@ -39,6 +39,10 @@ def duration(seconds: float | int | None) -> str:
         return "-" + duration(-seconds)
     if seconds == 0:
         return "0s"
+    if seconds < 0.001:
+        return "<0.001s"  # said as less than, never as a zero that did not happen
+    if seconds < 0.0095:
+        return f"{seconds:.3f}s"  # 0.004s, not 0.00s: a span that happened never reads as none
     if seconds < 0.95:
         return f"{seconds:.2f}s"  # 0.04s, not 0.0s
     if seconds < 9.95:
