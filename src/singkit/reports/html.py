@@ -154,6 +154,8 @@ def write_html(env: Environment, job: str, plot: PlotOptions | None = None,
         job = reader.layout.check_job(job)
         jobs = reader.load(job, now)
         store = reader.layout.root
+    if metric:  # a typo must not overwrite a good page with an unranked one: refused before any write
+        sweep.check_metric(jobs[0].runs, metric, prefs, job)
     redact = pagetext.redactor(env.project_root, store, env.environ.get("HOME"))
     runs = jobs[0].runs
     table = rowsets.run_table(jobs, prefs)

@@ -22,6 +22,7 @@ from singkit.reports.plots import FORMATS, new_figure, report_dir, save_figure
 from singkit.reports.prefs import MetricPrefs, metric_prefs
 from singkit.reports.render import format_cell
 from singkit.reports.tables import Table
+from singkit.suggest import hint
 
 
 @dataclass
@@ -43,12 +44,31 @@ def score(run: Run, metric: str, maximize: bool, use: str) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def pick_metric(runs: list[Run], prefs: MetricPrefs, job: str) -> str:
+def check_metric(runs: list[Run], name: str, prefs: MetricPrefs, job: str) -> None:
+    """A metric the user typed (--metric) must be one some run of `job` logged; else UsageError
+    (exit 2) naming the closest logged ones (singkit.suggest), before anything is written."""
     known = rowsets.metric_names(runs, prefs)
+    if name in known:
+        return
+    said = hint(name, known)
+    raise UsageError(f"--metric {name}: no run of {job} logged `{name}`; "
+                     + (f"{said} (logged: {', '.join(known)})" if said
+                        else f"its runs logged {', '.join(known)}" if known else "its runs logged no metrics yet"))
+
+
+def pick_metric(runs: list[Run], prefs: MetricPrefs, job: str, typed: str | None = None) -> str:
+    """The metric that ranks `job`: the one typed (checked), else general.primary-metric, else
+    the only one logged; UsageError saying which of these is missing and what would do."""
+    known = rowsets.metric_names(runs, prefs)
+    if typed:
+        check_metric(runs, typed, prefs, job)
+        return typed
     if prefs.primary:
         if prefs.primary not in known:
-            raise UsageError(f"no run of {job} logged the primary metric `{prefs.primary}`; "
-                             f"pass --metric, one of: {', '.join(known) or '(no metrics yet)'}")
+            said = hint(prefs.primary, known)
+            raise UsageError(f"no run of {job} logged `{prefs.primary}`, general.primary-metric in the config; "
+                             + (f"{said} " if said else "")
+                             + f"pass --metric, one of: {', '.join(known) or '(no metrics yet)'}")
         return prefs.primary
     if len(known) == 1:
         return known[0]
@@ -66,7 +86,7 @@ def summarize(env: Environment, job: str, metric: str | None = None, maximize: b
         runs = reader.runs(job)
     if not runs:
         raise UsageError(f"{job} has no runs to summarize")
-    metric = pick_metric(runs, prefs, job)
+    metric = pick_metric(runs, prefs, job, typed=metric)
     higher = prefs.higher_is_better(metric)
     keys = plotdata.varying(runs, skip_repeats=True)
     summary = Summary(job, metric, higher, use, keys)

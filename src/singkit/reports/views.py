@@ -16,6 +16,7 @@ from singkit.reports.prefs import MetricPrefs, metric_prefs
 from singkit.reports.render import format_cell
 from singkit.reports.source import StoreLayout, paused_gc, read_jsonl
 from singkit.reports.tables import Table
+from singkit.suggest import hint
 
 KINDS = ("jobs", "runs", "nodes")
 
@@ -137,11 +138,26 @@ def log_events(env: Environment, job: str, run: str | None = None, events: str |
     return out[-last:] if last else out
 
 
+# Every kind singkit writes into events.jsonl (singkit.store.events.record and images.audit
+# callers; tests/test_reports_first_hour.py checks this list against the source).
+AUDIT_EVENTS = ("build", "build-failed", "push", "pin", "submit", "submit-refused", "submit-abandoned", "cancel",
+                "reconcile", "azureml-submit", "azureml-adopt")
+
+
 def audit_events(env: Environment, job: str | None = None, events: str | None = None,
                  last: int | None = None) -> list[dict[str, Any]]:
-    """singkit's audit log (events.jsonl): builds, pushes, pins, submits, cancels, ..."""
+    """singkit's audit log (events.jsonl): builds, pushes, pins, submits, cancels, ...
+    A kind in `events` that singkit never writes and the log does not hold is a UsageError
+    naming the closest kinds (`buidl` → build); a known kind with no events yet is just none."""
     kinds = set(split_names(events))
     evs, _, _ = read_jsonl(StoreLayout(env.home).events_log)
+    recorded = [str(ev.get("event")) for ev in evs if ev.get("event")]
+    known = list(dict.fromkeys([*AUDIT_EVENTS, *recorded]))
+    for kind in sorted(kinds):
+        if kind not in known:
+            said = hint(kind, known)
+            raise UsageError(f"--event={kind} is no kind of event singkit records; "
+                             + (said or f"the kinds are: {', '.join(known)}"))
     if job:
         job = f"job{job}" if job.isdigit() else job
         evs = [ev for ev in evs if ev.get("job") == job or str(ev.get("run", "")).startswith(job + ".")]
