@@ -104,3 +104,52 @@ def test_a_dry_run_is_dry_run_in_report_list_as_in_job_list(tmp_path):
     assert rows[0]["status"] == "dry-run" and rows[0]["statuses"] == "1 dry-run", rows   # was `completed`
     table = run_cli(["report.list", "--jobs"], project, env).stdout
     assert re.search(r"^job1 .* dry-run ", table, re.M) and "completed" not in table, table
+
+
+# -- 7: every printed table fits COLUMNS ----------------------------------------------------------------
+def _widest(text: str) -> int:
+    return max(map(len, text.splitlines()), default=0)
+
+
+def test_report_events_and_report_log_fit_the_terminal(store):
+    events = _run(store, "report.events", columns="80")
+    assert events.returncode == 0, events.stderr
+    assert _widest(events.stdout) <= 80 and "…" in events.stdout, events.stdout     # was 157 wide
+    assert events.stdout.splitlines()[0].split() == ["time", "job", "event", "detail"]
+    assert "docker=pytorch image=registry.example.com/" in events.stdout            # cut, not dropped
+    whole = json.loads(_run(store, "report.events", "--json", columns="80").stdout)
+    assert whole[0]["image"].endswith("f" * 64)                                      # --json keeps everything
+    log = _run(store, "report.log", "job1", columns="60")
+    assert log.returncode == 0 and _widest(log.stdout) <= 60, log.stdout              # was 102 wide
+    assert "step 4: loss=" in _run(store, "report.log", "job1").stdout                 # piped: nothing cut
+
+
+def test_the_line_naming_left_out_columns_fits_too(store):
+    metrics = {f"metric_number_{i}": 0.5 + i / 100 for i in range(8)}
+    storegen.write_job(store / ".singkit", "job2", [RunSpec({"lr": lr, "optimizer": "adam" if lr > 0.05 else "sgd"},
+                                                            [(0, metrics)]) for lr in (0.1, 0.01)])
+    out = _run(store, "report.list", "--job", "job2", columns="80")
+    assert out.returncode == 0, out.stderr
+    assert _widest(out.stdout) <= 80 and out.stderr.count("\n") == 1, out            # was a 125-character line
+    assert _widest(out.stderr) <= 80 and "left out to fit 80 characters" in out.stderr and "more;" in out.stderr
+    assert "--wide" in out.stderr
+    narrow = _run(store, "report.list", "--job", "job2", columns="30")
+    assert _widest(narrow.stderr) <= 30 and "metric_number_7 best" in narrow.stderr.replace("\n", " ")  # wrapped
+
+
+def test_the_shared_values_line_wraps_at_the_terminal_width(store):
+    shared = {f"setting_{i}": "value-" + str(i) * 6 for i in range(6)}
+    storegen.write_job(store / ".singkit", "job3", [RunSpec({"lr": lr, **shared}, [(0, {"loss": lr})])
+                                                    for lr in (0.1, 0.01)])
+    out = _run(store, "report.list", "--job", "job3", columns="60")
+    head = out.stdout.split("\nrun ")[0]
+    assert head.startswith("all 2 runs: target=local  setting_0=") and _widest(out.stdout) <= 60, out.stdout
+    assert all(line.startswith("  setting_") for line in head.splitlines()[1:]) and head.count("setting_") == 6
+
+
+def test_report_log_says_the_exit_code_once():
+    from singkit.reports.views import describe
+
+    assert describe({"event": "status", "status": "failed", "exit_code": 3, "reason": "exit code 3"}) == "failed (exit 3)"
+    assert describe({"event": "status", "status": "failed", "exit_code": 1, "reason": "node lost"}) == \
+        "failed (exit 1; node lost)"

@@ -107,7 +107,7 @@ def describe(ev: dict[str, Any]) -> str:
     if kind == "status":
         text = str(ev.get("status"))
         extra = [f"exit {ev['exit_code']}"] if ev.get("exit_code") is not None else []
-        if ev.get("reason"):
+        if ev.get("reason") and str(ev["reason"]) != f"exit code {ev.get('exit_code')}":  # said once
             extra.append(str(ev["reason"]))
         return text + (f" ({'; '.join(extra)})" if extra else "")
     if kind == "hparams" and isinstance(ev.get("hparams"), dict):
