@@ -132,16 +132,37 @@ def headline(summary: Summary) -> str:
 
 
 def log_spaced(values: list[Any]) -> bool:
-    """Whether an hparam's values were chosen on a log scale: positive numbers spanning at
-    least 2 decades whose neighbours (sorted, distinct) have about the same ratio — 1e-4,
-    1e-3, 1e-2 or 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2 (log steps within 35% of their mean),
-    but not 1, 2, 3, ..., 200 (a linear grid, however wide)."""
+    """Whether an hparam's values were chosen on a log scale, so that a log axis spaces them
+    evenly. The rule: every value a positive number, the largest at least 10 times the
+    smallest (a sweep within one decade reads as well on a linear axis), and the ratios between
+    sorted distinct neighbours about the same (each log step within 35% of their mean), as
+    in 0.1, 0.01 (one ratio: constant by definition), 1e-4, 1e-3, 1e-2 or 1e-4, 3e-4, 1e-3,
+    3e-3 — but not 1, 2, 3, ..., 200, a linear grid however wide, nor 0.001, 0.002, 0.004."""
     nums = sorted({float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    if len(nums) < 2 or nums[0] <= 0 or not all(math.isfinite(v) for v in nums) or nums[-1] / nums[0] < 100:
+    if len(nums) < 2 or nums[0] <= 0 or not all(math.isfinite(v) for v in nums) or nums[-1] / nums[0] < 10:
         return False
     steps = [math.log10(b / a) for a, b in zip(nums, nums[1:])]
     mean = sum(steps) / len(steps)
     return all(abs(step - mean) <= 0.35 * mean for step in steps)
+
+
+def spread_note(summary: Summary) -> str:
+    """What the plot's points and bars are: `mean ± std over 2 runs` (or `over 1-3 runs`) when
+    some point stands for more than one scored run; "" when each stands for one (no std).
+    A point of an hparam's panel is every run with that value: with one swept hparam, its
+    set's repeats; with several, also the runs that differ in the others."""
+    counts: list[int] = []
+    for key in summary.keys:
+        per_value: dict[str, int] = {}
+        for run, value in summary.scores:
+            if value is not None:
+                label = format_cell(run.hparams.get(key))
+                per_value[label] = per_value.get(label, 0) + 1
+        counts += per_value.values()
+    if not counts or max(counts) < 2:
+        return ""
+    low, high = min(counts), max(counts)
+    return f"mean ± std over {low} runs" if low == high else f"mean ± std over {low}-{high} runs"
 
 
 def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int = 100,
@@ -178,5 +199,7 @@ def summary_plot(env: Environment, summary: Summary, fmt: str = "png", dpi: int 
         ax.set_ylabel(f"{summary.use} {summary.metric}")
     for ax in axes[len(summary.keys):]:
         ax.remove()
-    fig.suptitle(f"{summary.job}: {summary.use} {summary.metric} by hparam (mean ± std over runs)", fontsize="medium")
+    note = spread_note(summary)
+    fig.suptitle(f"{summary.job}: {summary.use} {summary.metric} by hparam" + (f" ({note})" if note else ""),
+                 fontsize="medium")
     return save_figure(fig, report_dir(env, summary.job) / f"{summary.job}-{name}.{fmt}", fmt, dpi)
