@@ -17,12 +17,11 @@ from typing import Any
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
 from singkit.fsutil import atomic_write
-from singkit import fmt
 from singkit.reports import errors, layout, pagetext, rowsets, summary as sweep
 from singkit.reports.model import StoreReader
 from singkit.reports.plots import PlotOptions, plot_job, report_dir
 from singkit.reports.prefs import metric_prefs
-from singkit.reports.render import format_cell, format_column, is_numeric_column, kind_of, movable
+from singkit.reports.render import column_texts, format_cell, format_column, is_numeric_column, kind_of, movable
 from singkit.reports.tables import Table
 
 _MIME = {".png": "image/png", ".svg": "image/svg+xml"}
@@ -93,21 +92,18 @@ def data_uri(path: Path) -> str:
 
 
 def html_table(columns: list[str], rows: list[dict[str, Any]], labels: dict[str, str], sortable: bool = True,
-               aligned: list[list[str]] | None = None, best: dict[str, str] | None = None,
+               formats: dict[str, str] | None = None, best: dict[str, str] | None = None,
                redact: Callable[[str], str] | None = None) -> Any:
-    """Rows as an HTML table (escaped), numbers right-aligned and sortable by their raw value.
-    `aligned`: column groups whose numbers share decimals; `best`: metric column -> its best
-    column, shown under the last value when they differ (one column per metric, not two);
-    `redact`: applied to every text cell (the sender's paths)."""
+    """Rows as an HTML table (escaped), numbers right-aligned and sortable by their raw value,
+    written as the text tables write them (render.column_texts: one count of decimals per
+    column, a metric's with its best's). `formats`: column -> fixed fmt.column_format spec;
+    `best`: metric column -> its best column, shown under the last value when they differ (one
+    column per metric, not two); `redact`: applied to every text cell (the sender's paths)."""
     from markupsafe import Markup, escape
 
     best = best or {}
-    texts = {c: format_column([row.get(c) for row in rows], kind_of(c))[0] for c in {*columns, *best.values()}}
-    for group in aligned or []:
-        present = [c for c in group if c in texts]
-        shared = fmt.aligned([row.get(c) for c in present for row in rows])
-        for k, c in enumerate(present):
-            texts[c] = [t if row.get(c) is not None else "" for t, row in zip(shared[k * len(rows):(k + 1) * len(rows)], rows)]
+    every = list(dict.fromkeys([*columns, *best.values()]))
+    texts = {c: cells for c, (cells, _) in zip(every, column_texts(every, rows, formats=formats))}
     numeric = [is_numeric_column(rows, c) for c in columns]
     head = "".join(f"<th>{escape(labels.get(c, c))}</th>" for c in columns)
     body = []
@@ -181,7 +177,7 @@ def write_html(env: Environment, job: str, plot: PlotOptions | None = None,
                 images.append(path)
                 sfigs.append(Figure(data_uri(path), f"{summary.metric} by hparam"))
             summary_ctx = {"headline": sweep.headline(summary), "figures": sfigs,
-                           "table": html_table(st.columns, st.rows, st.labels, aligned=sweep.ALIGNED)}
+                           "table": html_table(st.columns, st.rows, st.labels, formats=st.formats)}
     except UsageError:  # no primary metric known, or nothing logged: said to the reader, no flags
         summary_note = pagetext.unranked_note(rowsets.metric_names(runs, prefs), prefs.primary)
     headline = " · ".join(p for p in [

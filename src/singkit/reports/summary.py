@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from singkit import fmt
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
 from singkit.reports import plotdata, rowsets, runstate
@@ -34,6 +35,7 @@ class Summary:
     keys: list[str]
     groups: list[dict[str, Any]] = field(default_factory=list)
     scores: list[tuple[Run, float | None]] = field(default_factory=list)
+    number_format: str = ""  # fmt.column_format of the metric's run values (see metric_format)
 
 
 def score(run: Run, metric: str, maximize: bool, use: str) -> float | None:
@@ -91,6 +93,7 @@ def summarize(env: Environment, job: str, metric: str | None = None, maximize: b
     keys = plotdata.varying(runs, skip_repeats=True)
     summary = Summary(job, metric, higher, use, keys)
     summary.scores = [(r, score(r, metric, higher, use)) for r in runs]
+    summary.number_format = metric_format(runs, metric, higher)
     buckets: dict[tuple, list[tuple[Run, float | None]]] = {}
     for run, value in summary.scores:
         buckets.setdefault(tuple(format_cell(run.hparams.get(k)) for k in keys), []).append((run, value))
@@ -112,8 +115,16 @@ def summarize(env: Environment, job: str, metric: str | None = None, maximize: b
     return summary
 
 
-# the mean, its ± std and the best value are read side by side: one count of decimals for all
-ALIGNED = [["mean", "std", "best"]]
+def metric_format(runs: list[Run], metric: str, higher: bool) -> str:
+    """The number format of `metric` in this job: fmt.column_format of every run's last and
+    best value — the values of the runs table's metric columns — so that the summary's mean,
+    ± std and best read with the decimals the runs table uses (`0.9750` in both)."""
+    values = []
+    for run in runs:
+        stats = run.metrics.get(metric)
+        if stats:
+            values += [stats[runstate.LAST], stats[runstate.MAX if higher else runstate.MIN]]
+    return fmt.column_format(values)
 
 
 def summary_table(summary: Summary) -> Table:
@@ -121,7 +132,8 @@ def summary_table(summary: Summary) -> Table:
     what = f"{summary.use} {summary.metric}"
     labels = {f"hparams.{k}": k for k in summary.keys}
     labels.update({"mean": f"mean {what}", "std": "± std", "best": f"best {summary.metric}", "best_run": "best run"})
-    return Table(columns, summary.groups, labels=labels)
+    # the mean, its ± std and the best value are read side by side: one format for the three
+    return Table(columns, summary.groups, labels=labels, formats=dict.fromkeys(("mean", "std", "best"), summary.number_format))
 
 
 def headline(summary: Summary) -> str:

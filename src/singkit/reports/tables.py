@@ -30,6 +30,7 @@ class Table:
     footer: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)  # not shown unless asked for; still filterable
+    formats: dict[str, str] = field(default_factory=dict)  # column -> fmt.column_format spec, when fixed
 
     @property
     def names(self) -> list[str]:

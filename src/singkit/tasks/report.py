@@ -57,15 +57,14 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide
         _print_table(env, table, wide, what)
 
 
-def _print_table(env: Environment, table, wide: bool = False, what: str = "rows", remedy: str = "--wide shows them",
-                 aligned: list[list[str]] | None = None, formats: dict[str, str] | None = None) -> None:
+def _print_table(env: Environment, table, wide: bool = False, what: str = "rows", remedy: str = "--wide shows them") -> None:
     """A text table fitted to the terminal (singkit.reports.layout): values every row shares
     said once above it, and the columns left out named on stderr in a line that fits too."""
     from singkit.reports import layout, render
 
     width = layout.terminal_width(env.stdout, env.environ)
     shown = render.render_fitted(table.columns, table.rows, table.footer, table.labels, width=width, wide=wide,
-                                 aligned=aligned)
+                                 formats=table.formats)
     if shown.constant:
         env.out(layout.describe_constant(shown.constant, f"all {len(table.rows)} {what}:", width))
     env.out(shown.text)
@@ -212,7 +211,7 @@ def summary(c, env, job, metric=None, maximize=False, minimize=False, use="best"
                                   "groups": render.json_rows([*table.columns, "scored", "values"], table.rows)}))
         return
     env.err(sweep.headline(result))
-    _print_table(env, table, aligned=sweep.ALIGNED)
+    _print_table(env, table, what="hparam sets")
     if not no_plot:
         path = sweep.summary_plot(env, result, (format or "png").lower())
         if path is None:
