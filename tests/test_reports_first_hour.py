@@ -153,3 +153,8 @@ def test_report_log_says_the_exit_code_once():
     assert describe({"event": "status", "status": "failed", "exit_code": 3, "reason": "exit code 3"}) == "failed (exit 3)"
     assert describe({"event": "status", "status": "failed", "exit_code": 1, "reason": "node lost"}) == \
         "failed (exit 1; node lost)"
+
+
+def test_report_metrics_with_a_mistyped_metric_names_the_one_meant(store):
+    out = _run(store, "report.metrics", "job1", "--metrics", "val_ac")
+    assert out.returncode == 2 and "did you mean val_acc?" in out.stderr, out

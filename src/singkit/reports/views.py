@@ -84,7 +84,10 @@ def metrics_table(env: Environment, job: str, run: str | None = None, *, metrics
                 found.setdefault(key, None)
     metric_cols = [f"metrics.{n}" for n in names if f"metrics.{n}" in found] if names else list(found)
     if names and not metric_cols:
-        raise UsageError(f"no run of {job} logged {', '.join(names)}")
+        logged = list(dict.fromkeys(m for r in runs for m in r.metrics))
+        said = next((hint(n, logged) for n in names if hint(n, logged)), "")
+        raise UsageError(f"no run of {job} logged {', '.join(names)}; "
+                         + (said or (f"its runs logged {', '.join(logged)}" if logged else "its runs logged no metrics yet")))
     shown = ["run"] + (["node"] if any(row.get("node") is not None for row in rows) else []) + ["step"]
     for row in rows:
         row["time"] = row.pop("t", None)
