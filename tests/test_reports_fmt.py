@@ -17,12 +17,21 @@ from singkit import fmt
 
 
 @pytest.mark.parametrize("seconds, text", [
-    (0, "0s"), (0.04, "0.04s"), (0.5, "0.50s"), (8.34, "8.3s"), (9.96, "10s"), (42.4, "42s"), (59.6, "1m00s"),
+    (0, "0s"), (0.004, "0.004s"), (0.0004, "<0.001s"), (0.0096, "0.01s"), (0.04, "0.04s"), (0.5, "0.50s"), (8.34, "8.3s"), (9.96, "10s"), (42.4, "42s"), (59.6, "1m00s"),
     (65, "1m05s"), (7380, "2h03m"), (93784, "1d02h"), (1e9, "11574d01h"),
     (-4, "-4.0s"), (float("nan"), ""), (None, ""), (float("inf"), "inf"), (True, ""),
 ])
 def test_duration(seconds, text):
     assert fmt.duration(seconds) == text
+
+
+@pytest.mark.parametrize("start, end, text", [(0, 25.2, "25s"), (0, 65, "1m05s"), (10, 10.004, "0.004s"),
+                                             (5, 4, "0s"), (None, 3, "-")])
+def test_follow_says_how_long_a_job_took_as_job_list_does(start, end, text):
+    # was `25.2s`, `1:05` and `0.0s` beside job.list's `25s`, `1m05s` and job.status' `0.004s`
+    from singkit.jobs.follow import took
+
+    assert took(start, end) == text
 
 
 @pytest.mark.parametrize("value, text", [
@@ -35,13 +44,26 @@ def test_number(value, text):
 
 
 def test_aligned_numbers_share_decimals_and_keep_edge_values():
-    assert fmt.aligned([0.215, 0.00707107, 0.21]) == ["0.2150", "0.0071", "0.2100"]
-    assert fmt.aligned([123.4, 2.5, None, float("nan"), float("inf")]) == ["123.4", "2.5", "", "nan", "inf"]
-    assert fmt.aligned([-0.00001, 0.5]) == ["0.0000", "0.5000"]          # never "-0.0000"
-    assert fmt.aligned([0, 0]) == ["0", "0"]
-    assert fmt.aligned([25123456.7, 1.5]) == ["2.512e+07", "1.5"]             # beyond fixed decimals: e-notation
-    assert fmt.aligned([1e-6, 2e-6]) == ["1e-06", "2e-06"]
+    assert fmt.aligned([0.215, 0.00707107, 0.21]) == ["0.21500", "0.00707", "0.21000"]
+    assert fmt.aligned([123.4, 2.5, None, float("nan"), float("inf")]) == ["123.40", "2.50", "", "nan", "inf"]
+    assert fmt.aligned([-0.000001, 0.5, True]) == ["-1.000e-06", "5.000e-01", "true"]   # never a false 0.0000
+    assert fmt.aligned([-0.00004, 0.5]) == ["-0.00004", "0.50000"]
+    assert fmt.aligned([0, 0]) == ["0", "0"] and fmt.aligned([20.0, 3]) == ["20", "3"]   # whole numbers stay whole
+    assert fmt.aligned([25123456.7, 1.5]) == ["2.512e+07", "1.500e+00"]   # beyond fixed decimals: e-notation, all
+    assert fmt.aligned([1e-6, 2e-6]) == ["1.000e-06", "2.000e-06"]
     assert fmt.aligned([]) == []
+
+
+@pytest.mark.parametrize("values, texts", [
+    ([1, 0.9688], ["1.0000", "0.9688"]),              # the tester's acc column: was `1` beside `0.9688`
+    ([0.08704, 0.1148], ["0.08704", "0.11480"]),      # loss best: was `0.08704` beside `0.1148`
+    ([0.975, 0.9], ["0.9750", "0.9000"]),
+    ([2.3, 0.0123, 0.5], ["2.3000", "0.0123", "0.5000"]),   # two decades down: fewer digits, never zero
+    ([-1.5, 0.25], ["-1.5000", "0.2500"]),
+])
+def test_a_column_shares_one_count_of_decimals(values, texts):
+    assert fmt.aligned(values) == texts
+    assert fmt.column_format(values) == fmt.column_format(list(reversed(values)))
 
 
 @pytest.mark.parametrize("n, text", [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (60317, "60.3 kB"),
@@ -66,7 +88,7 @@ def test_when_and_cell():
 
 
 # -- call sites ------------------------------------------------------------------------------------------
-DURATION = re.compile(r"^(\d+(\.\d+)?s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$")
+DURATION = re.compile(r"^(<?\d+(\.\d+)?s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$")
 
 
 def test_job_tables_write_durations_as_report_tables_do(tmp_path):
@@ -84,7 +106,7 @@ def test_job_tables_write_durations_as_report_tables_do(tmp_path):
     listed = run_cli(["job.list"], project, env).stdout.splitlines()
     assert DURATION.match(listed[2].split()[-1]), listed
     runs = run_cli(["report.list", "--job=job1"], project, env).stdout
-    assert re.search(r"completed\s+\d+(\.\d+)?s", runs), runs   # the same style in the report table
+    assert re.search(r"completed\s+<?\d+(\.\d+)?s", runs), runs   # the same style in the report table
 
 
 def test_config_show_prints_yaml_booleans_and_whole_values(tmp_path):
@@ -130,3 +152,35 @@ def test_errors_say_the_exit_code_once(store):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("exit code 3") == 1, out.stdout        # was `exit code 3; reason: exit code 3`
     assert "1 × exit code 3" in out.stdout
+
+
+# -- issue 13 finding 9: one count of decimals per column, in text and HTML alike ------------------------
+@pytest.fixture
+def precision(tmp_path):
+    storegen.write_job(tmp_path / ".singkit", "job1", [
+        RunSpec({"lr": 0.1}, [(0, {"acc": 0.9, "loss": 0.1148}), (1, {"acc": 1.0, "loss": 0.08704})]),
+        RunSpec({"lr": 0.01}, [(0, {"acc": 0.9688, "loss": 0.1148})]),
+        RunSpec({"lr": 0.001}, [(0, {"acc": 0.975, "loss": 0.2})]),
+    ])
+    return tmp_path
+
+
+def test_report_list_writes_a_column_with_one_count_of_decimals(precision):
+    out = _run(precision, "report.list", "--columns", "run,acc,acc.best,loss,loss.best,lr")
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[2:]}
+    assert rows == {"job1.1": ["1.0000", "1.0000", "0.08704", "0.08704", "0.1"],    # was `1` beside `0.9688`
+                    "job1.2": ["0.9688", "0.9688", "0.11480", "0.11480", "0.01"],   # and 0.08704 beside 0.1148
+                    "job1.3": ["0.9750", "0.9750", "0.20000", "0.20000", "0.001"]}, out.stdout  # hparams as typed
+    raw = json.loads(_run(precision, "report.list", "--json").stdout)
+    assert raw[0]["metrics.acc"] == 1.0 and raw[1]["metrics.acc"] == 0.9688         # scripts get the values
+
+
+def test_the_html_summary_and_runs_table_write_a_value_alike(precision):
+    from singkit.reports.html import write_html
+
+    path, _ = write_html(storegen.make_env(precision), "job1", metric="acc")
+    cells = re.findall(r'<td class="num" data-v="([^"]+)">([^<]+)', path.read_text())
+    shown = {text for value, text in cells if value == "0.975"}
+    assert shown == {"0.9750"}, cells                         # summary said 0.9750, runs table 0.975
+    assert {text for value, text in cells if value == "1.0"} == {"1.0000"}, cells

@@ -158,3 +158,29 @@ def test_page_reads_well_at_1300px_and_names_nothing_of_this_machine(realistic, 
     attrs = dict(re.findall(r'data-(\w+)="(\d+)"', body.group(1)))
     assert int(attrs["scroll"]) <= int(attrs["client"]) <= 1300, attrs   # no horizontal scroll on the page
     assert attrs["inner"] == "0", attrs                                  # nor inside the run table
+
+
+# -- issue 13, finding 12: the failed runs with their exit code and reason ----------------------------------
+def test_errors_section_lists_failed_runs_with_exit_code_and_reason(tmp_path, chromium):
+    home = tmp_path / ".singkit"
+    storegen.write_job(home, "job1", [
+        RunSpec({"lr": 0.1}, curve(5, 2.0, 0.3)),
+        RunSpec({"lr": 1.0}, None, status="failed", exit_code=3, reason="exit code 3", stderr="ValueError: bad lr\n"),
+        RunSpec({"lr": 2.0}, None, status="failed", exit_code=137, reason="node lost: " + "evicted " * 40),
+        RunSpec({"lr": 3.0}, None, status="cancelled", reason="cancelled by the user"),
+    ])
+    path, _ = write_html(storegen.make_env(tmp_path), "job1")
+    text = path.read_text()
+    errors = text[text.index("<h2>Errors</h2>"):]
+    table = re.search(r"<table.*?</table>", errors, re.S).group(0)
+    assert re.findall(r"<th>([^<]+)</th>", table) == ["run", "exit code", "reason", "error", "duration"]
+    rows = {re.search(r"<td>(job1\.\d)</td>", r).group(1): r for r in re.findall(r"<tr>.*?</tr>", table)[1:]}
+    assert set(rows) == {"job1.2", "job1.3"}                   # the completed and the cancelled run are not there
+    assert 'data-v="3">3<' in rows["job1.2"] and "ValueError: bad lr" in rows["job1.2"]
+    assert '<td class="text"></td>' in rows["job1.2"]                        # `exit code 3` is not said twice
+    assert 'data-v="137">137<' in rows["job1.3"] and "node lost: evicted" in rows["job1.3"]
+    probe = path.with_name("probe-width.html")
+    probe.write_text(text.replace("</body>", WIDTH_PROBE + "</body>"))
+    result = chromium.run("--dump-dom", "--window-size=1300,1800", probe.as_uri())
+    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', re.search(r"<body([^>]*)>", result.stdout).group(1)))
+    assert int(attrs["scroll"]) <= int(attrs["client"]) and attrs["inner"] == "0", attrs   # the long reason wraps

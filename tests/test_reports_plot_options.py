@@ -143,3 +143,21 @@ def test_the_example_logs_no_epoch_metric(tmp_path):
     names = {k for line in log.read_text().splitlines() if '"metrics"' in line
              for k in json.loads(line).get("metrics", {})}
     assert names == {"loss", "acc", "val_loss", "val_acc"}
+
+
+def test_a_two_value_sweep_a_decade_apart_gets_a_log_axis_and_an_honest_title(tmp_path):
+    # the README's own sweep: --hp lr=0.1,0.01, one run each
+    storegen.write_job(tmp_path / ".singkit", "job3", [RunSpec({"lr": lr}, curve(10, 2.0, 0.3 + lr)) for lr in (0.1, 0.01)])
+    env = storegen.make_env(tmp_path)
+    drawn = sweep.summary_plot(env, sweep.summarize(env, "job3", metric="loss"), fmt="svg")
+    texts = svg_texts(drawn)
+    assert any("10^{-1}" in t for t in texts) or any("10^{-2}" in t for t in texts), texts   # was a linear axis
+    assert "job3: best loss by hparam" in texts and not any("±" in t for t in texts)        # one run per set
+    assert sweep.log_spaced([0.1, 0.01]) and sweep.log_spaced([2, 20, 200])
+    assert not sweep.log_spaced([1, 5]) and not sweep.log_spaced([1, 5, 10]) and not sweep.log_spaced(range(1, 11))
+
+
+def test_the_summary_title_says_how_many_runs_each_point_averages(store):
+    env = storegen.make_env(store)
+    texts = svg_texts(sweep.summary_plot(env, sweep.summarize(env, "job1", metric="loss"), fmt="svg"))
+    assert "job1: best loss by hparam (mean ± std over 2 runs)" in texts, [t for t in texts if "job1" in t]

@@ -20,14 +20,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
+_PLAIN = {float, int, type(None)}
 DIGITS = 4  # significant digits of a float in tables: enough to rank runs, short enough to scan
 
 
 def duration(seconds: float | int | None) -> str:
-    """`seconds` as `8.3s`, `42s`, `1m05s`, `2h03m`, `3d04h`; "" for None or NaN, `inf` for an
-    endless one. A negative span (clock skew between machines) keeps its sign: `-4.0s`."""
+    """`seconds` as `0.004s`, `0.04s`, `8.3s`, `42s`, `1m05s`, `2h03m`, `3d04h` (`<0.001s` below a
+    millisecond, `0s` only for zero); "" for None or NaN, `inf` for an endless one. A negative span (clock skew between machines) keeps its sign: `-4.0s`."""
     if seconds is None or isinstance(seconds, bool):
         return ""
     seconds = float(seconds)
@@ -39,6 +41,10 @@ def duration(seconds: float | int | None) -> str:
         return "-" + duration(-seconds)
     if seconds == 0:
         return "0s"
+    if seconds < 0.001:
+        return "<0.001s"  # said as less than, never as a zero that did not happen
+    if seconds < 0.0095:
+        return f"{seconds:.3f}s"  # 0.004s, not 0.00s: a span that happened never reads as none
     if seconds < 0.95:
         return f"{seconds:.2f}s"  # 0.04s, not 0.0s
     if seconds < 9.95:
@@ -74,24 +80,53 @@ def number(value: float | int | bool | None, digits: int = DIGITS) -> str:
     return f"{value:.{digits}g}"
 
 
+def column_format(values: Iterable[Any], digits: int = DIGITS) -> str:
+    """The one format for the numbers of a table column (or of columns read side by side), as
+    a format spec: "" when every finite number is whole (each written by `number`: `3`, `12345`),
+    `.Nf` for N shared decimals, `.{digits-1}e` when fixed decimals would not do.
+
+    N is what `digits` significant digits of the column's largest magnitude need, plus what a
+    smaller value needs, up to one more decimal: `1` beside `0.9688` is `1.0000` (four digits of
+    0.9688, a decade below), `0.08704` beside `0.1148` keeps its four digits (`0.11480`),
+    while values further down keep fewer. E-notation for the whole column when its largest
+    magnitude is ≥ 1e6 or < 1e-4, or when a non-zero value would read as zero at N decimals.
+    Non-numbers, booleans, NaN and inf are ignored."""
+    # list comprehensions, not a loop: this runs over every column of a 10,000-run table
+    values = values if isinstance(values, list) else list(values)
+    if set(map(type, values)) <= _PLAIN:  # the common case: no bool (an int subclass) to skip
+        sizes = [abs(v) for v in values if v is not None and v - v == 0]
+    else:
+        sizes = [abs(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v - v == 0]
+    top = max(sizes, default=0.0)  # (v - v == 0 is False for NaN and ±inf only)
+    if top == 0 or not any(v % 1 for v in sizes):  # every number whole: `3`, `12345`
+        return ""
+    low = min([v for v in sizes if v])
+    if top >= 1e6 or top < 1e-4:
+        return f".{digits - 1}e"
+    base = max(0, digits - 1 - math.floor(math.log10(top)))
+    need = max(0, digits - 1 - math.floor(math.log10(low)))
+    decimals = min(max(base, need), base + 1)
+    if low < 0.5 * 10 ** -decimals:  # it would read as 0: say the column in e-notation instead
+        return f".{digits - 1}e"
+    return f".{decimals}f"
+
+
+def with_format(value: Any, spec: str) -> str:
+    """A number written with a `column_format` spec ("" → `number`); "" for None, `nan`/`inf`
+    as `number` writes them, never `-0.0000`."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return cell(value)
+    if not spec or not math.isfinite(value):
+        return number(value)
+    text = format(value, spec)
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def aligned(values: list[float | int | None], digits: int = DIGITS) -> list[str]:
-    """Numbers that are read side by side (a mean, its ± std and the best value) with the same
-    count of decimals: `digits` significant digits of the largest finite magnitude, so
-    `0.215, 0.007071, 0.21` read `0.2150, 0.0071, 0.2100`. Falls back to `number` (e-notation)
-    when the magnitudes are beyond what fixed decimals show well (≥ 1e6 or < 1e-4)."""
-    finite = [abs(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-    top = max(finite, default=0.0)
-    if top == 0 or top >= 1e6 or top < 1e-4:
-        return [number(v, digits) for v in values]
-    decimals = max(0, digits - 1 - math.floor(math.log10(top)))
-    out = []
-    for v in values:
-        if v is None or isinstance(v, bool) or not math.isfinite(v):
-            out.append(number(v, digits))
-        else:
-            text = f"{v:.{decimals}f}"
-            out.append(text[1:] if text.startswith("-") and float(text) == 0 else text)  # no "-0.00"
-    return out
+    """Numbers that are read side by side (a column; a mean, its ± std and the best value)
+    written with one `column_format`: `0.215, 0.007071, 0.21` read `0.21500, 0.00707, 0.21000`."""
+    spec = column_format(values, digits)
+    return [with_format(v, spec) for v in values]
 
 
 def boolean(value: bool) -> str:

@@ -97,11 +97,13 @@ def clock(seconds: float) -> str:
 
 
 def took(start: float | None, end: float | None) -> str:
-    """How long something took, as a person reads it: `4.2s` under a minute, else `m:ss`."""
+    """How long something took (epoch seconds in, text out), written as every job and report
+    table writes durations (singkit.fmt.duration: `0.004s`, `25s`, `1m05s`); `-` if unknown."""
+    from singkit import fmt
+
     if start is None or end is None:
         return "-"
-    seconds = max(0.0, end - start)
-    return f"{seconds:.1f}s" if seconds < 60 else clock(seconds)
+    return fmt.duration(max(0.0, end - start))
 
 
 class JobFollower:

@@ -109,6 +109,33 @@ def constant_columns(columns: list[str], cells: list[list[str]], rows: int, mova
     return out
 
 
-def describe_constant(pairs: list[tuple[str, str]]) -> str:
-    """`lr=0.1  bs=32  target=local` (two spaces between pairs: values may hold one)."""
-    return "  ".join(f"{k}={v}" for k, v in pairs)
+def left_out(hidden: list[str], width: int | None, remedy: str) -> str:
+    """The line saying which columns were left out, itself within `width` characters: names
+    are dropped from the end (`+3 more`) until it fits, and at a width too small even for
+    that, the whole line wraps at `width`. `remedy`: how to see them (`--wide shows them`)."""
+    def line(shown: list[str]) -> str:
+        more = len(hidden) - len(shown)
+        names = ", ".join(shown) + (f"{', ' if shown else ''}+{more} more" if more else "")
+        return f"(left out to fit {width} characters: {names}; {remedy})"
+
+    for count in range(len(hidden), -1, -1):
+        text = line(hidden[:count])
+        if width is None or len(text) <= width:
+            return text
+    import textwrap
+
+    return textwrap.fill(line(hidden), width=max(width, 20), break_on_hyphens=False)
+
+
+def describe_constant(pairs: list[tuple[str, str]], head: str = "", width: int | None = None) -> str:
+    """`lr=0.1  bs=32  target=local` (two spaces between pairs: values may hold one) after
+    `head`, wrapped at `width` between pairs (continued lines indented two spaces)."""
+    lines = [head.rstrip()]
+    for n, (k, v) in enumerate(pairs):
+        item = f"{k}={v}"
+        gap = (" " if head else "") if n == 0 else "  "
+        if width is None or len(lines[-1]) + len(gap) + len(item) <= width or lines[-1].strip() == "":
+            lines[-1] += gap + item
+        else:
+            lines.append("  " + item)
+    return "\n".join(lines)

@@ -182,10 +182,10 @@ def breaks(runs: list[Run], break_on: str | None) -> list[tuple[str, list[Run]]]
         return [(r.run, [r]) for r in runs]
     name = break_on[8:] if break_on.startswith("hparams.") else break_on
     if not any(name in r.hparams for r in runs):
-        import difflib
+        from singkit.suggest import closest
 
         known = sorted({k for r in runs for k in r.hparams})
-        close = difflib.get_close_matches(name, ["run", *known], n=3, cutoff=0.6)
+        close = closest(name, ["run", *known])
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise UsageError(f"--break-on `{break_on}`: no run has that hparam{hint}; use run or one of: {', '.join(known) or '(none)'}")
     groups: dict[str, list[Run]] = {}

@@ -192,11 +192,11 @@ def choose_metrics(runs: list[Run], wanted: list[str] | None, x: str, prefs: Met
 
 def did_you_mean(names: list[str], choices: list[str]) -> str:
     """` (did you mean epoch?)` for the first of `names` that is close to one of `choices`
-    (difflib's ratio ≥ 0.6, the cutoff the table flags use), else ""."""
-    import difflib
+    (singkit.suggest, as every "did you mean"), else ""."""
+    from singkit.suggest import closest
 
     for name in names:
-        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+        close = closest(name, choices)
         if close:
             return f" (did you mean {' or '.join(close)}?)"
     return ""

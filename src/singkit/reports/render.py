@@ -109,10 +109,17 @@ def _fast_simple(headers: list[str], columns: list[list[str]], right: list[bool]
     return "\n".join(out)
 
 
-def format_column(values: list[Any], kind: str) -> tuple[list[str], bool]:
+def format_column(values: list[Any], kind: str, spec: str | None = None) -> tuple[list[str], bool]:
     """Formatted cells of one column, and whether it is numeric (numbers are right-aligned).
-    Column-wise with a memo for repeated values: a 10,000-run table has 150,000 cells."""
-    cells: list[str] = []
+    `spec`: the column's fmt.column_format, shared by all its numbers (None: each number on its
+    own, `fmt.number`). Column-wise with a memo for repeated values: a 10,000-run table has
+    150,000 cells."""
+    if spec and kind == "plain" and set(map(type, values)) <= _PLAIN_NUMBERS:
+        # the common case, at C speed: format() writes nan, inf and -inf as fmt.number does
+        cells = ["" if v is None else format(v, spec) for v in values]
+        cells = [c[1:] if c[:1] == "-" and c != "-inf" and float(c) == 0 else c for c in cells]  # no -0.0000
+        return cells, any(v is not None for v in values)
+    cells = []
     seen = other = False
     memo: dict[Any, str] = {}
     for value in values:
@@ -120,6 +127,10 @@ def format_column(values: list[Any], kind: str) -> tuple[list[str], bool]:
             cells.append("")
             continue
         kind_of_value = type(value)
+        if spec and kind == "plain" and (kind_of_value is float or kind_of_value is int):
+            seen = True
+            cells.append(fmt.with_format(value, spec))
+            continue
         if kind_of_value is float and kind == "plain":
             seen = True
             text = f"{value:.4g}"  # also right for nan, inf and -inf
@@ -147,7 +158,35 @@ def format_column(values: list[Any], kind: str) -> tuple[list[str], bool]:
     return cells, seen and not other
 
 
+def measured(column: str) -> bool:
+    """Columns whose numbers share one count of decimals: measurements (metrics, their means
+    and bests). Hparams are settings, shown as typed (lr 0.001 beside 0.1 stays 0.001);
+    durations, costs and times have formats of their own."""
+    return kind_of(column) == "plain" and not column.startswith(("hparams.", "mean(hparams."))
+
+
+def column_texts(columns: list[str], rows: list[dict[str, Any]], aligned: list[list[str]] | None = None,
+                 formats: dict[str, str] | None = None) -> list[tuple[list[str], bool]]:
+    """(cells, numeric) for each column: the numbers of a measured column share one
+    fmt.column_format, a metric and its `.best` column share one (they are read together), as
+    does each group in `aligned`; `formats` fixes a column's spec outright (the sweep summary
+    takes the one of the metric's run values, so that it agrees with the runs table)."""
+    groups = [[c, f"{c}.best"] for c in columns if f"{c}.best" in columns] + [list(g) for g in aligned or []]
+    grouped = {c for g in groups for c in g}
+    specs: dict[str, str] = {}
+    for c in columns:
+        if c not in grouped and measured(c):
+            specs[c] = fmt.column_format(row.get(c) for row in rows)
+    for group in groups:
+        present = [c for c in group if c in columns and measured(c)]
+        spec = fmt.column_format(row.get(c) for c in present for row in rows)
+        specs.update(dict.fromkeys(present, spec))
+    specs.update({c: f for c, f in (formats or {}).items() if c in columns})
+    return [format_column([row.get(c) for row in rows], kind_of(c), specs.get(c)) for c in columns]
+
+
 _INF = float("inf")
+_PLAIN_NUMBERS = {float, int, type(None)}
 
 
 @dataclass
@@ -169,15 +208,16 @@ KEEP = frozenset({"run", "job", "status"})
 
 
 def render_text(columns: list[str], rows: list[dict[str, Any]], footer: list[dict[str, Any]] = (),
-                labels: dict[str, str] | None = None, aligned: list[list[str]] | None = None) -> str:
+                labels: dict[str, str] | None = None, aligned: list[list[str]] | None = None,
+                formats: dict[str, str] | None = None) -> str:
     """The text table of `rows` (then `footer` rows under a rule), numbers right-aligned, every
-    column shown whatever its width. `aligned`: groups of columns whose numbers share decimals."""
-    return render_fitted(columns, rows, footer, labels, wide=True, aligned=aligned).text
+    column shown whatever its width. `aligned`, `formats`: see column_texts."""
+    return render_fitted(columns, rows, footer, labels, wide=True, aligned=aligned, formats=formats).text
 
 
 def render_fitted(columns: list[str], rows: list[dict[str, Any]], footer: list[dict[str, Any]] = (),
                   labels: dict[str, str] | None = None, width: int | None = None, wide: bool = False,
-                  aligned: list[list[str]] | None = None) -> Rendered:
+                  aligned: list[list[str]] | None = None, formats: dict[str, str] | None = None) -> Rendered:
     """The text table fitted to `width` characters (None: no limit) unless `wide`: columns
     that hold one value in every row (hparams, target) move above the table, long text cells
     are cut, then `.best` columns and then others are left out from the right (see layout.fit);
@@ -186,9 +226,7 @@ def render_fitted(columns: list[str], rows: list[dict[str, Any]], footer: list[d
 
     labels = labels or {}
     every = [*rows, *footer]
-    formatted = [format_column([row.get(c) for row in every], kind_of(c)) for c in columns]
-    for group in aligned or []:
-        _align(columns, every, formatted, group)
+    formatted = column_texts(columns, every, aligned, formats)
     cells = [col for col, _ in formatted]
     right = [numeric for _, numeric in formatted]
     headers = [labels.get(c, c) for c in columns]
@@ -209,19 +247,6 @@ def render_fitted(columns: list[str], rows: list[dict[str, Any]], footer: list[d
         lines = text.split("\n")
         text = "\n".join(lines[: 2 + len(rows)] + [lines[1]] + lines[2 + len(rows):])
     return Rendered(text, constant, fitted.hidden)
-
-
-def _align(columns: list[str], rows: list[dict[str, Any]], formatted: list[tuple[list[str], bool]],
-           group: list[str]) -> None:
-    """Re-format the numbers of `group`'s columns with shared decimals (fmt.aligned)."""
-    idx = [columns.index(c) for c in group if c in columns]
-    values = [row.get(columns[i]) for i in idx for row in rows]
-    texts = fmt.aligned([v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values])
-    for k, i in enumerate(idx):
-        part = texts[k * len(rows):(k + 1) * len(rows)]
-        old, numeric = formatted[i]
-        formatted[i] = ([p if row.get(columns[i]) is not None and p != "" else o
-                         for p, o, row in zip(part, old, rows)], numeric)
 
 
 # -- for scripts ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from singkit.reports.tables import Table
 
 RUN_EXTRA = ["job", "sku", "started", "ended", "steps", "nodes", "reason", "exit_code"]
 JOB_EXTRA = ["service", "sku", "completed", "failed", "running", "queued", "cancelled", "preempted"]
+DRY_RUN = "dry-run"  # singkit.store.model.DRY_RUN: the status of a dry run's runs (reports.model sets it)
 NODE_COLUMNS = ["job", "run", "node", "status", "started", "duration", "steps", "last"]
 
 
@@ -88,11 +89,12 @@ def run_table(jobs: list[Job], prefs: MetricPrefs) -> Table:
     return Table(columns, rows, labels=labels, extra=RUN_EXTRA)
 
 
-def overall_status(statuses: list[str]) -> str:
-    """The job's status from its runs', exactly as `job.status` says it (the store decides)."""
-    from singkit.store.runlog import job_status
+def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
+    """The job's status from its record and its runs', exactly as `job.list` and `job.status`
+    say it: the store's one rule (a dry run is `dry-run`, never `completed`)."""
+    from singkit.store.model import overall_status as store_status
 
-    return job_status(statuses)
+    return store_status(spec, statuses)
 
 
 def job_table(jobs: list[Job], prefs: MetricPrefs, now: float) -> Table:
@@ -102,11 +104,11 @@ def job_table(jobs: list[Job], prefs: MetricPrefs, now: float) -> Table:
         starts = [r.started for r in job.runs if r.started is not None]
         ends = [r.ended if r.ended is not None else now for r in job.runs if r.started is not None]
         costs = [r.cost for r in job.runs if r.cost is not None]
-        counts = {s: statuses.count(s) for s in runstate.STATUSES}
+        counts = {s: statuses.count(s) for s in (*runstate.STATUSES, DRY_RUN)}
         row: dict[str, Any] = {
             "job": job.job, "created": _created(job.spec), "target": job.target,
             "service": service_name(job.spec), "sku": sku(job.spec), "runs": len(job.runs),
-            "status": overall_status(statuses),
+            "status": overall_status(job.spec, statuses),
             "statuses": ", ".join(f"{n} {s}" for s, n in counts.items() if n),
             "duration": (max(ends) - min(starts)) if starts else None,
             "cost": sum(costs) if costs else None, "command": _command(job.spec), **counts,

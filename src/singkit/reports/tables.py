@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from singkit.exceptions import UsageError
-from singkit.suggest import closest
+from singkit.suggest import closest, one_slip
 from singkit.reports.prefs import REPEAT_KEYS
 from singkit.reports.render import format_cell
 
@@ -30,6 +30,7 @@ class Table:
     footer: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)  # not shown unless asked for; still filterable
+    formats: dict[str, str] = field(default_factory=dict)  # column -> fmt.column_format spec, when fixed
 
     @property
     def names(self) -> list[str]:
@@ -64,8 +65,20 @@ def resolve(name: str, columns: list[str], suggest: list[str] | None = None, wha
 def closest_columns(name: str, columns: list[str]) -> list[str]:
     """The columns nearest to `name` (singkit.suggest, as every "did you mean"), compared by full
     name and by the name after its `metrics.`/`hparams.` prefix (`los` → metrics.loss), where a
-    prefix counts as close (`accuracy` → metrics.acc)."""
-    return closest(name, columns, short=True)
+    prefix counts as close (`accuracy` → metrics.acc). Failing those, a column whose short name
+    the word starts with after one slip (`acuracy`, a slip of `accuracy`, → metrics.acc): people
+    type a metric's long name, and mistype it."""
+    close = closest(name, columns, short=True)
+    if close or len(name) < 4:
+        return close
+    word = name.lower()
+    slipped = []
+    for column in columns:
+        short = column.split(".", 1)[-1].lower() if column.startswith(("metrics.", "hparams.")) else column.lower()
+        if len(short) >= 3 and len(word) > len(short) and any(
+                one_slip(word[:k], short) for k in (len(short) - 1, len(short), len(short) + 1)):
+            slipped.append(column)
+    return slipped[:3]
 
 
 def metric_columns(columns: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ from singkit.reports.prefs import MetricPrefs, metric_prefs
 from singkit.reports.render import format_cell
 from singkit.reports.source import StoreLayout, paused_gc, read_jsonl
 from singkit.reports.tables import Table
+from singkit.suggest import hint
 
 KINDS = ("jobs", "runs", "nodes")
 
@@ -83,7 +84,10 @@ def metrics_table(env: Environment, job: str, run: str | None = None, *, metrics
                 found.setdefault(key, None)
     metric_cols = [f"metrics.{n}" for n in names if f"metrics.{n}" in found] if names else list(found)
     if names and not metric_cols:
-        raise UsageError(f"no run of {job} logged {', '.join(names)}")
+        logged = list(dict.fromkeys(m for r in runs for m in r.metrics))
+        said = next((hint(n, logged) for n in names if hint(n, logged)), "")
+        raise UsageError(f"no run of {job} logged {', '.join(names)}; "
+                         + (said or (f"its runs logged {', '.join(logged)}" if logged else "its runs logged no metrics yet")))
     shown = ["run"] + (["node"] if any(row.get("node") is not None for row in rows) else []) + ["step"]
     for row in rows:
         row["time"] = row.pop("t", None)
@@ -106,7 +110,7 @@ def describe(ev: dict[str, Any]) -> str:
     if kind == "status":
         text = str(ev.get("status"))
         extra = [f"exit {ev['exit_code']}"] if ev.get("exit_code") is not None else []
-        if ev.get("reason"):
+        if ev.get("reason") and str(ev["reason"]) != f"exit code {ev.get('exit_code')}":  # said once
             extra.append(str(ev["reason"]))
         return text + (f" ({'; '.join(extra)})" if extra else "")
     if kind == "hparams" and isinstance(ev.get("hparams"), dict):
@@ -137,11 +141,26 @@ def log_events(env: Environment, job: str, run: str | None = None, events: str |
     return out[-last:] if last else out
 
 
+# Every kind singkit writes into events.jsonl (singkit.store.events.record and images.audit
+# callers; tests/test_reports_first_hour.py checks this list against the source).
+AUDIT_EVENTS = ("build", "build-failed", "push", "pin", "submit", "submit-refused", "submit-abandoned", "cancel",
+                "reconcile", "azureml-submit", "azureml-adopt")
+
+
 def audit_events(env: Environment, job: str | None = None, events: str | None = None,
                  last: int | None = None) -> list[dict[str, Any]]:
-    """singkit's audit log (events.jsonl): builds, pushes, pins, submits, cancels, ..."""
+    """singkit's audit log (events.jsonl): builds, pushes, pins, submits, cancels, ...
+    A kind in `events` that singkit never writes and the log does not hold is a UsageError
+    naming the closest kinds (`buidl` → build); a known kind with no events yet is just none."""
     kinds = set(split_names(events))
     evs, _, _ = read_jsonl(StoreLayout(env.home).events_log)
+    recorded = [str(ev.get("event")) for ev in evs if ev.get("event")]
+    known = list(dict.fromkeys([*AUDIT_EVENTS, *recorded]))
+    for kind in sorted(kinds):
+        if kind not in known:
+            said = hint(kind, known)
+            raise UsageError(f"--event={kind} is no kind of event singkit records; "
+                             + (said or f"the kinds are: {', '.join(known)}"))
     if job:
         job = f"job{job}" if job.isdigit() else job
         evs = [ev for ev in evs if ev.get("job") == job or str(ev.get("run", "")).startswith(job + ".")]

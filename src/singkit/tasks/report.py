@@ -41,7 +41,7 @@ def _float(value: str | float | None, flag: str, default: float) -> float:
 def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide: bool = True,
                 what: str = "rows") -> None:
     """Export, JSON, or the text table fitted to the terminal (wide: every column, as stored)."""
-    from singkit.reports import layout, render
+    from singkit.reports import render
 
     if export:
         # Relative names go under reports/ (gitignored), never into the project root, where the
@@ -54,14 +54,22 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide
     elif as_json:
         env.out(render.to_json(render.json_rows(table.columns, [*table.rows, *table.footer])))
     else:
-        width = layout.terminal_width(env.stdout, env.environ)
-        shown = render.render_fitted(table.columns, table.rows, table.footer, table.labels, width=width, wide=wide)
-        if shown.constant:
-            env.out(f"all {len(table.rows)} {what}: {layout.describe_constant(shown.constant)}")
-        env.out(shown.text)
-        if shown.hidden:
-            env.err(f"({len(shown.hidden)} column(s) left out to fit {width} characters: {', '.join(shown.hidden)}; "
-                    "--wide shows every column)")
+        _print_table(env, table, wide, what)
+
+
+def _print_table(env: Environment, table, wide: bool = False, what: str = "rows", remedy: str = "--wide shows them") -> None:
+    """A text table fitted to the terminal (singkit.reports.layout): values every row shares
+    said once above it, and the columns left out named on stderr in a line that fits too."""
+    from singkit.reports import layout, render
+
+    width = layout.terminal_width(env.stdout, env.environ)
+    shown = render.render_fitted(table.columns, table.rows, table.footer, table.labels, width=width, wide=wide,
+                                 formats=table.formats)
+    if shown.constant:
+        env.out(layout.describe_constant(shown.constant, f"all {len(table.rows)} {what}:", width))
+    env.out(shown.text)
+    if shown.hidden:
+        env.err(layout.left_out(shown.hidden, width, remedy))
 
 
 @task(name="list", iterable=["filter"], help={**COMMON_HELP, "jobs": "one row per job", "runs": "one row per run (default)",
@@ -104,14 +112,13 @@ def metrics(c, env, job, run=None, metrics=None, columns=None, filter=None, sort
       choices={"event": Choices(RUN_EVENTS, comma=True)})
 def log(c, env, job, run=None, event=None, last: int | None = None, json=False):
     """The run.log events of a job's runs, in time order."""
-    from singkit.reports import render, views
+    from singkit.reports import views
 
     evs = views.log_events(env, job_arg(job), run, event, _int(last, "last"))
     if json:
         env.out(views.plain_json(evs))
         return
-    table = views.event_table(evs, with_run=True)
-    env.out(render.render_text(table.columns, table.rows))
+    _print_table(env, views.event_table(evs, with_run=True), remedy="--json shows them")
 
 
 @task(help={"job": "only this job (default: every job)", "tail": "lines of stderr to show per error (default 10)",
@@ -135,7 +142,7 @@ def errors(c, env, job=None, tail: int | None = None, all=False, json=False):
             "last": COMMON_HELP["last"], "json": COMMON_HELP["json"]})
 def events(c, env, job=None, event=None, last: int | None = None, json=False):
     """singkit's audit log: what it built, pushed, pinned, submitted, cancelled."""
-    from singkit.reports import render, views
+    from singkit.reports import views
 
     evs = views.audit_events(env, job_arg(job, required=False), event, _int(last, "last"))
     if json:
@@ -144,8 +151,7 @@ def events(c, env, job=None, event=None, last: int | None = None, json=False):
     if not evs:
         env.err(f"no events recorded in {env.home / 'events.jsonl'}" + (" for that selection" if job or event else ""))
         return
-    table = views.event_table(evs, with_run=False)
-    env.out(render.render_text(table.columns, table.rows))
+    _print_table(env, views.event_table(evs, with_run=False), remedy="--json shows them")
 
 
 PLOT_HELP = {
@@ -207,7 +213,7 @@ def summary(c, env, job, metric=None, maximize=False, minimize=False, use="best"
                                   "groups": render.json_rows([*table.columns, "scored", "values"], table.rows)}))
         return
     env.err(sweep.headline(result))
-    env.out(render.render_text(table.columns, table.rows, labels=table.labels, aligned=sweep.ALIGNED))
+    _print_table(env, table, what="hparam sets")
     if not no_plot:
         path = sweep.summary_plot(env, result, (format or "png").lower())
         if path is None:
