@@ -161,3 +161,23 @@ def test_rerun_without_the_secret_variable_fails_in_one_line(secret_project: Pat
     second = rerun(again, job.id)
     assert wait_done(again, second.id) == "completed"
     assert second.runs[0].stdout_path.read_text().startswith(EXPECTED)
+
+
+# A job can write anything into its own run.log; one line nested past Python's recursion limit
+# made json raise RecursionError (not ValueError) in every reader (issue 16).
+DEEP_LINE = ('python -c "import os, json; open(os.environ[\'SINGKIT_RUN_LOG\'], \'a\').write(\'[\' * 100000 + \']\' * 100000 + chr(10)); '
+             'open(os.environ[\'SINGKIT_RUN_LOG\'], \'a\').write(json.dumps({\'event\': \'metrics\', \'step\': 1, '
+             '\'metrics\': {\'loss\': 0.5}}) + chr(10))"')
+
+
+def test_a_deeply_nested_line_in_run_log_is_skipped_by_every_reader(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    env = make_env(project)
+    job = submit(env, SubmitRequest(command=DEEP_LINE))
+    assert wait_done(env, job.id) == "completed"  # the runner's own fold skips the line
+    for args in (["job.status", job.id, "--json"], ["job.list", "--json"], ["report.list", "--runs", "--json"],
+                 ["report.metrics", job.id, "--json"], ["job.logs", job.id]):
+        done = run_cli(args, project, env)
+        assert done.returncode == 0 and "Traceback" not in done.stderr and "RecursionError" not in done.stderr, (args, done.stderr)
+    runs = json.loads(run_cli(["report.list", "--runs", "--json"], project, env).stdout)
+    assert [r["status"] for r in runs] == ["completed"] and runs[0]["metrics.loss"] == 0.5, runs

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.reports.source import loads_or_none, paused_gc
+from singkit.store.runlog import UNDECODABLE
 
 
 def metric_events(log: Path | str) -> list[dict[str, Any]]:
@@ -26,7 +27,7 @@ def metric_events(log: Path | str) -> list[dict[str, Any]]:
     with paused_gc():
         try:
             events = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-        except ValueError:
+        except UNDECODABLE:
             events = [ev for ev in map(loads_or_none, lines) if ev is not None]
     return [ev for ev in events
             if isinstance(ev, dict) and ev.get("event") == "metrics" and isinstance(ev.get("metrics"), dict)]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import UsageError
+from singkit.store.runlog import UNDECODABLE
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -162,7 +163,7 @@ def parse_jsonl(data: bytes) -> tuple[list[dict[str, Any]], int, bool]:
         with paused_gc():
             try:
                 events = json.loads(b"[" + b",".join(lines) + b"]")
-            except ValueError:
+            except UNDECODABLE:
                 events = [ev for ev in map(loads_or_none, lines) if ev is not None]
     unterminated = False
     if tail.strip():
@@ -196,7 +197,7 @@ def paused_gc(freeze: bool = False) -> Iterator[None]:
 def loads_or_none(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except ValueError:
+    except UNDECODABLE:
         return None
 
 

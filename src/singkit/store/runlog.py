@@ -33,6 +33,11 @@ def append(path: Path | str, event: str, **fields: Any) -> dict[str, Any]:
     return record
 
 
+# what json raises for a line it cannot decode: ValueError, or RecursionError for a line nested past
+# the interpreter's recursion limit (a job writes its run.log; any line may be anything)
+UNDECODABLE = (ValueError, RecursionError)
+
+
 def read(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Complete event lines from byte `offset` on, and the offset after the last complete line."""
     try:
@@ -46,7 +51,7 @@ def read(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     for raw in data[:end].splitlines():
         try:
             record = json.loads(raw)
-        except ValueError:
+        except UNDECODABLE:
             continue
         if isinstance(record, dict):
             events.append(record)
