@@ -181,3 +181,21 @@ def test_a_deeply_nested_line_in_run_log_is_skipped_by_every_reader(tmp_path: Pa
         assert done.returncode == 0 and "Traceback" not in done.stderr and "RecursionError" not in done.stderr, (args, done.stderr)
     runs = json.loads(run_cli(["report.list", "--runs", "--json"], project, env).stdout)
     assert [r["status"] for r in runs] == ["completed"] and runs[0]["metrics.loss"] == 0.5, runs
+
+
+def test_extract_into_the_store_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """Into a run's outputs it copied itself until RecursionError; into the store root it polluted it (issue 16)."""
+    project = make_project(tmp_path)
+    env = make_env(project)
+    job = submit(env, SubmitRequest(command="mkdir -p $SINGKIT_OUTPUTS && echo ckpt > $SINGKIT_OUTPUTS/model.pt"))
+    assert wait_done(env, job.id) == "completed"
+    before = sorted(str(p) for p in env.home.rglob("*") if "index.sqlite" not in p.name)
+    outputs = next(env.home.rglob("model.pt")).parent
+    for dest in (outputs / "copy", env.home, env.home / "jobs" / "x", Path(".singkit") / "extracted"):
+        done = run_cli(["job.extract", job.id, f"--dest={dest}"], project, env)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, (dest, done.stderr)
+        assert "is inside the job store" in done.stderr, done.stderr
+    assert sorted(str(p) for p in env.home.rglob("*") if "index.sqlite" not in p.name) == before
+    done = run_cli(["job.extract", job.id, "--dest=extracted"], project, env)  # outside: as before
+    assert done.returncode == 0 and (project / "extracted").rglob("model.pt"), done.stderr
+    assert any((project / "extracted").rglob("model.pt"))
