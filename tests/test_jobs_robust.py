@@ -199,3 +199,24 @@ def test_extract_into_the_store_is_refused_and_writes_nothing(tmp_path: Path) ->
     done = run_cli(["job.extract", job.id, "--dest=extracted"], project, env)  # outside: as before
     assert done.returncode == 0 and (project / "extracted").rglob("model.pt"), done.stderr
     assert any((project / "extracted").rglob("model.pt"))
+
+
+def test_reports_follow_the_stores_rule_for_half_created_job_folders(tmp_path: Path) -> None:
+    """A folder a killed submit left (runs/, no job.yaml) showed in report.list as queued forever
+    while job.list hid it (issue 16): both now follow the store's one rule."""
+    import os
+
+    project = make_project(tmp_path)
+    env = make_env(project)
+    good = submit(env, SubmitRequest(command="true"))
+    assert wait_done(env, good.id) == "completed"
+    half = env.home / "jobs" / "job9"
+    (half / "runs" / "job9.1").mkdir(parents=True)
+    old = time.time() - 3600
+    for path in (half / "runs" / "job9.1", half / "runs", half):
+        os.utime(path, (old, old))
+    listed = {args[-1]: json.loads(run_cli(["report.list", *args, "--json"], project, env).stdout)
+              for args in (["--jobs"], ["--runs"])}
+    assert [j["job"] for j in listed["--jobs"]] == [good.id], listed
+    assert {r["run"].rsplit(".", 1)[0] for r in listed["--runs"]} == {good.id}, listed
+    assert [j["job"] for j in json.loads(run_cli(["job.list", "--json"], project, env).stdout)] == [good.id]

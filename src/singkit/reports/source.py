@@ -63,8 +63,10 @@ class StoreLayout:
         self._jobs = str(self.jobs_dir)
 
     def job_names(self) -> list[str]:
+        from singkit.store.model import is_job_folder  # the store's rule: a half-created folder is no job
+
         try:
-            names = [e.name for e in os.scandir(self.jobs_dir) if e.is_dir() and not e.name.startswith(".")]
+            names = [e.name for e in os.scandir(self.jobs_dir) if is_job_folder(e)]
         except FileNotFoundError:
             return []
         return sorted(names, key=natural_key)

@@ -36,6 +36,20 @@ SETTLED = runlog.TERMINAL | {DRY_RUN}
 ABANDONED_AFTER = 300.0
 
 
+def is_job_folder(entry: os.DirEntry[str]) -> bool:
+    """The store's one rule for which folders under jobs/ are jobs (job.list and the reports
+    both follow it): `jobN` folders holding a job.yaml, or being created just now (no job.yaml
+    yet, younger than ABANDONED_AFTER); a folder a killed submit left behind is not a job."""
+    if not JOB_ID.match(entry.name) or not entry.is_dir():
+        return False
+    if os.path.exists(os.path.join(entry.path, "job.yaml")):
+        return True
+    try:
+        return time.time() - entry.stat().st_mtime <= ABANDONED_AFTER
+    except FileNotFoundError:
+        return False
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """A job.yaml (or another store YAML file) as data; one-line errors naming the file."""
     data = load_mapping(path)
@@ -230,17 +244,7 @@ class Store:
             entries = list(os.scandir(self.jobs_dir))
         except FileNotFoundError:
             return []
-        ids = []
-        for entry in entries:
-            if not JOB_ID.match(entry.name) or not entry.is_dir():
-                continue
-            if not os.path.exists(os.path.join(entry.path, "job.yaml")):
-                try:
-                    if time.time() - entry.stat().st_mtime > ABANDONED_AFTER:
-                        continue
-                except FileNotFoundError:
-                    continue
-            ids.append(entry.name)
+        ids = [entry.name for entry in entries if is_job_folder(entry)]
         return sorted(ids, key=lambda j: int(j[3:]))
 
     def allocate(self) -> Job:
