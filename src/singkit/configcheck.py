@@ -71,8 +71,7 @@ def kind_notes(cfg: Any, kinds: dict[str, str]) -> list[str]:
         found = catalog.find(getattr(cfg, "skus", None) or catalog.shipped(), size)
         if not found:
             continue  # a size singkit does not know: its own warning says so, at its line
-        known = catalog.bare(found[0]).lower()
-        azure = next((f"Standard_{k}" for k, v in catalog.AZURE_SPELLINGS.items() if v.lower() == known), None)
+        azure = catalog.azure_name(found[0])
         example = f"`vm-size: {azure}`" if azure else "its Azure VM size, e.g. `vm-size: Standard_NC6s_v3`"
         group = (cfg.services.get(str(record.get("service"))) or {}).get("resource-group") or "?"
         out.append(f"note: {at}compute-targets.{name} is a Singularity job on virtual cluster `{vc}` (vm-size {size or '-'} "

@@ -239,6 +239,13 @@ def azure_spelling(vm_size: str) -> str | None:
     return next((v for k, v in AZURE_SPELLINGS.items() if k.lower() == plain.lower()), None)
 
 
+def azure_name(name: str) -> str | None:
+    """The Azure VM size (`Standard_…`) for a Singularity instance-type name: azure_spelling's
+    inverse over AZURE_SPELLINGS (`NC6_v3` → `Standard_NC6s_v3`); None for a name not mapped."""
+    plain = bare(name).lower()
+    return next((f"Standard_{k}" for k, v in AZURE_SPELLINGS.items() if v.lower() == plain), None)
+
+
 def azure_equivalent(catalog: Mapping[str, Mapping[str, Any]], vm_size: str) -> tuple[str, dict[str, Any]] | None:
     """(Singularity's name, its catalog record) for an Azure VM size name in AZURE_SPELLINGS, e.g.
     `Standard_NC24ads_A100_v4` → (`NC24ad_A100_v4`, 1 x A100): the same machine (same GPU model,
