@@ -16,13 +16,13 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID  # the grammar the command line reads job words by
 from singkit.store import runlog
-from singkit.store.index import Index
+from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.yamlio import dump_yaml, load_mapping
 
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
@@ -31,6 +31,7 @@ REFUSED = ".refused"
 TAKEN_ID = re.compile(r"^job(\d+)(?:\.refused)?$")
 DRY_RUN = "dry-run"  # the status of a dry run and of its runs (never written into run.log)
 SETTLED = runlog.TERMINAL | {DRY_RUN}
+T = TypeVar("T")
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
 # is taken as abandoned (the submit died) and ignored.
 ABANDONED_AFTER = 300.0
@@ -230,6 +231,9 @@ class Store:
         self.snapshots_dir = self.root / "snapshots"
         self.events_path = self.root / "events.jsonl"
         self.index = Index(self.root / "index.sqlite")
+        # why the index could not be used (full disk, read-only, locked): from then on this Store
+        # works without it, and readers list from the job folders
+        self.index_trouble: IndexUnavailable | None = None
 
     @classmethod
     def of(cls, env: Any) -> Store:
@@ -297,21 +301,61 @@ class Store:
             except SingkitError:
                 pass  # busy: the next listing drops the row of a folder that is gone (sync_index)
 
+    def cached(self, use: Callable[[], T], default: T) -> T:
+        """`use()` on the index, which is only a cache: a damaged one is rebuilt (empty: the next
+        sync_index refills it) and `use` tried again; an unusable one (full disk, read-only,
+        locked) is noted in `index_trouble` and `default` returned, as from then on for this Store."""
+        for attempt in (1, 2):
+            if self.index_trouble is not None:
+                return default
+            try:
+                return use()
+            except IndexDamaged:
+                if attempt == 2:
+                    raise
+                try:
+                    self.index.recover()
+                except IndexUnavailable as error:
+                    self.index_trouble = error
+            except IndexUnavailable as error:
+                self.index_trouble = error
+        return default
+
     def save(self, job: Job) -> dict[str, Any]:
-        """Write the job's current summary into the index; return it."""
+        """Write the job's current summary into the index (when it can be written); return it."""
         summary, runs = job.summary()
-        self.index.upsert(summary, runs)
+        self.cached(lambda: self.index.upsert(summary, runs), None)
         return summary
+
+    def cached_statuses(self) -> dict[str, str] | None:
+        """job id → status as indexed; None when the index cannot be used (see index_trouble)."""
+        return self.cached(self.index.statuses, None)
+
+    def summaries(self, status: str | None = None, target: str | None = None, last: int | None = None,
+                  on_error: Callable[[str, Exception], None] | None = None) -> list[dict[str, Any]] | None:
+        """Indexed job summaries, oldest first (see Index.summaries); rows that turn out damaged
+        are indexed again from their folders. None when the index cannot be used."""
+        rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
+        if rows is not None and (self.index.dropped or self.index.rebuilt):
+            self.index.dropped.clear()
+            self.sync_index(on_error)
+            rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
+        return rows
 
     def sync_index(self, on_error: Callable[[str, Exception], None] | None = None) -> None:
         """Index job folders the index does not know (a fresh/damaged index, a crashed submit).
 
         A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
-        one still being created (no job.yaml yet) is skipped silently."""
-        known = self.index.statuses()
+        one still being created (no job.yaml yet) is skipped silently. An index that cannot be
+        used is left alone (index_trouble says why)."""
+        known = self.cached_statuses()
+        if known is None:
+            return
+        self.index.rebuilt = False
         for job_id in known:
             if not (self.jobs_dir / job_id).exists():
-                self.index.remove(job_id)  # discarded (or deleted by hand) since it was indexed
+                # discarded (or deleted by hand) since it was indexed
+                self.cached(lambda job_id=job_id: self.index.remove(job_id), None)
         for job_id in self.job_ids():
             if job_id in known:
                 continue

@@ -1,0 +1,197 @@
+"""Readers that must not fail when they need not (issue 16): the job index is a cache, so a full
+disk, a read-only store or a damaged index never stops job.list / job.status; a damaged job.yaml
+is one line naming the file, and the other jobs are still listed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobtools import make_env, make_project, run_cli
+from services import require_service
+from singkit.store import Store
+
+
+
+def _env_at(project: Path, home: Path):
+    """make_env with the store at `home` (on the small disk)."""
+    env = make_env(project)
+    return type(env)(project_root=project, environ={**env.environ, "SINGKIT_HOME": str(home)},
+                     stdout=env.stdout, stderr=env.stderr)
+
+
+def _completed_jobs(home: Path, n: int = 3) -> Store:
+    """n completed local jobs, written by the store's own writers (no runner needed)."""
+    store = Store(home)
+    for _ in range(n):
+        job = store.allocate()
+        job.write_spec({"job": job.id, "created": 1.0, "target": {"name": "local"}, "service": {"name": "local", "type": "local"},
+                        "command": "true", "runs": [{"run": f"{job.id}.1", "hparams": {"lr": 0.1}}]})
+        job.runs[0].create()
+        job.runs[0].set_status("running")
+        job.runs[0].set_status("completed", exit_code=0)
+        store.save(job)
+    store.close()
+    return store
+
+
+def _drop_index(home: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{home / 'index.sqlite'}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a real file system that answers ENOSPC once it is full."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        require_service("tmpfs mount", f"`mount -t tmpfs` failed ({done.stderr.strip()}); run the tests as root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write until the file system says ENOSPC (the boundary every writer hits)."""
+    with open(folder / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError as error:
+            assert error.errno == 28, error  # ENOSPC
+    with pytest.raises(OSError, match="No space left"):
+        with open(folder / "probe", "wb") as fh:
+            fh.write(b"x" * 65536)
+            fh.flush()
+
+
+def _listed(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return [(j["job"], j["status"]) for j in json.loads(done.stdout)]
+
+
+@pytest.mark.parametrize("index", ["missing", "one job unindexed"])
+def test_full_disk_lists_from_the_job_folders(tmp_path: Path, small_disk: Path, index: str) -> None:
+    home = small_disk / "store"
+    _completed_jobs(home)
+    if index == "missing":
+        _drop_index(home)
+    else:  # the listing has a row to write for job3
+        db = sqlite3.connect(home / "index.sqlite")
+        db.execute("DELETE FROM jobs WHERE job = 'job3'")
+        db.commit()
+        db.close()
+    _fill(small_disk)
+    project = make_project(tmp_path)
+    env = _env_at(project, home)
+    before = sorted(p.name for p in (home / "jobs").rglob("*"))
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert _listed(listed) == [("job1", "completed"), ("job2", "completed"), ("job3", "completed")]
+    assert len(listed.stderr.splitlines()) == 1, listed.stderr
+    assert "no space left on device" in listed.stderr and "another singkit" not in listed.stderr, listed.stderr
+    status = run_cli(["job.status", "job3", "--json"], project, env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["status"] == "completed"
+    assert "no space left on device" in status.stderr and len(status.stderr.splitlines()) == 1, status.stderr
+    filtered = run_cli(["job.list", "--json", "--last", "1"], project, env)
+    assert _listed(filtered) == [("job3", "completed")]
+    assert sorted(p.name for p in (home / "jobs").rglob("*")) == before
+    (small_disk / "filler").unlink()  # space again: the next listing indexes as before, no note
+    again = run_cli(["job.list", "--json"], project, env)
+    assert len(_listed(again)) == 3 and again.stderr == "", again.stderr
+
+
+def test_read_only_store_lists_and_says_read_only(tmp_path: Path, small_disk: Path) -> None:
+    home = small_disk / "store"
+    _completed_jobs(home)
+    _drop_index(home)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    project = make_project(tmp_path)
+    env = _env_at(project, home)
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert [j for j, _ in _listed(listed)] == ["job1", "job2", "job3"]
+    assert "read-only" in listed.stderr and "another singkit" not in listed.stderr, listed.stderr
+    assert len(listed.stderr.splitlines()) == 1, listed.stderr
+
+
+def test_a_locked_index_is_the_only_one_called_busy(tmp_path: Path) -> None:
+    from singkit.store.index import Index, IndexUnavailable
+
+    home = tmp_path / "home"
+    _completed_jobs(home)
+    runner = sqlite3.connect(home / "index.sqlite", isolation_level=None)
+    runner.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(IndexUnavailable, match="locked.*another singkit may be writing it") as error:
+            Index(home / "index.sqlite", timeout=0.05).remove("job1")
+        assert error.value.kind == "locked"
+        store = Store(home)
+        store.index.timeout = 0.05
+        store.index._db = None
+        job = store.job("job1")
+        assert store.save(job)["status"] == "completed"  # a reader is not failed by a writer's lock
+        assert store.index_trouble is not None and store.index_trouble.kind == "locked"
+    finally:
+        runner.execute("ROLLBACK")
+        runner.close()
+
+
+def _crafted(home: Path, damage: str) -> None:
+    path = home / "index.sqlite"
+    if damage == "bad JSON row":
+        db = sqlite3.connect(path)
+        db.execute("UPDATE jobs SET summary = '{not json' WHERE job = 'job2'")
+        db.commit()
+        db.close()
+    elif damage == "row of wrong shape":
+        db = sqlite3.connect(path)
+        db.execute("""UPDATE jobs SET summary = '{"job": "job2", "num": "two", "status": 3}' WHERE job = 'job2'""")
+        db.execute("""UPDATE jobs SET summary = '[1, 2]' WHERE job = 'job1'""")
+        db.commit()
+        db.close()
+    elif damage == "no jobs table":
+        db = sqlite3.connect(path)
+        db.execute("DROP TABLE jobs")
+        db.commit()
+        db.close()
+    elif damage == "directory":
+        _drop_index(home)
+        path.mkdir()
+        (path / "keep.txt").write_text("mine")
+    elif damage == "fifo":
+        _drop_index(home)
+        os.mkfifo(path)
+    elif damage == "not a database":
+        _drop_index(home)
+        path.write_bytes(b"garbage" * 1000)
+
+
+DAMAGES = ["bad JSON row", "row of wrong shape", "no jobs table", "directory", "fifo", "not a database"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_index_is_rebuilt_from_the_folders(tmp_path: Path, damage: str) -> None:
+    project = make_project(tmp_path)
+    env = make_env(project)
+    home = Path(env.environ["SINGKIT_HOME"])
+    _completed_jobs(home)
+    _crafted(home, damage)
+    for _ in range(2):  # rebuilt once, then simply used
+        listed = run_cli(["job.list", "--json"], project, env, timeout=60)
+        assert _listed(listed) == [("job1", "completed"), ("job2", "completed"), ("job3", "completed")]
+        assert len(listed.stderr.splitlines()) <= 1 and "another singkit" not in listed.stderr, listed.stderr
+    assert Path(home / "index.sqlite").is_file()
+    assert sorted(j for (j,) in sqlite3.connect(home / "index.sqlite").execute("SELECT job FROM jobs")) == \
+        ["job1", "job2", "job3"]
+    if damage == "directory":
+        assert (home / "index.sqlite.damaged" / "keep.txt").read_text() == "mine"  # moved aside, not deleted
