@@ -195,3 +195,70 @@ def test_a_damaged_index_is_rebuilt_from_the_folders(tmp_path: Path, damage: str
         ["job1", "job2", "job3"]
     if damage == "directory":
         assert (home / "index.sqlite.damaged" / "keep.txt").read_text() == "mine"  # moved aside, not deleted
+
+
+GOOD_SPEC = ('job: {job}\ncreated: 1.0\ntarget: {{name: local}}\nservice: {{name: local, type: local}}\n'
+             'command: "true"\nruns:\n- run: {job}.1\n  hparams: {{lr: 0.1}}\n')
+DAMAGED_SPECS = {
+    "no target": ("job: job2\nservice: {name: local, type: local}\nruns: []\n", "`target` is missing"),
+    "not a mapping": ("- just\n- a list\n", "expected a mapping"),
+    "bad YAML": ("job: [unclosed\nruns: {\n", "not valid YAML"),
+    "empty file": ("", "expected a mapping"),
+    "target is text": (GOOD_SPEC.replace("{{name: local}}", "local"), "`target` is text 'local'"),
+    "target without name": (GOOD_SPEC.replace("{{name: local}}", "{{shell: sh}}"), "`target.name` is missing"),
+    "runs is a number": ("job: job2\ntarget: {name: local}\nservice: {name: local}\nruns: 5\n", "`runs` is a whole number"),
+    "run not a mapping": (GOOD_SPEC.replace("- run: {job}.1\n  hparams: {{lr: 0.1}}", "- job2.1"), "`runs[1]` is text"),
+    "run id of another job": (GOOD_SPEC.replace("- run: {job}.1", "- run: job9.1"), "`runs[1].run` is 'job9.1'"),
+    "run id leaving the store": (GOOD_SPEC.replace("- run: {job}.1", "- run: ../../x"), "`runs[1].run` is '../../x'"),
+    "hparams a list": (GOOD_SPEC.replace("{{lr: 0.1}}", "[1, 2]"), "`runs[1].hparams` is a list"),
+    "created is text": (GOOD_SPEC.replace("created: 1.0", "created: yesterday"), "`created` is text"),
+    "dry_run is text": (GOOD_SPEC + "dry_run: maybe\n", "`dry_run` is text"),
+    "parallel is text": (GOOD_SPEC + "parallel: '2'\n", "`parallel` is text"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_SPECS))
+def test_a_damaged_job_yaml_is_one_line_and_the_others_are_listed(tmp_path: Path, damage: str) -> None:
+    text, said = DAMAGED_SPECS[damage]
+    project = make_project(tmp_path)
+    env = make_env(project)
+    home = Path(env.environ["SINGKIT_HOME"])
+    _completed_jobs(home)
+    spec = home / "jobs" / "job2" / "job.yaml"
+    spec.write_text(text.format(job="job2") if "{job}" in text else text)
+    _drop_index(home)  # every folder is read again
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert _listed(listed) == [("job1", "completed"), ("job3", "completed")]
+    assert len(listed.stderr.splitlines()) == 1, listed.stderr
+    assert listed.stderr.startswith("warning: skipped job2: ") and f"{spec}" in listed.stderr, listed.stderr
+    assert said in listed.stderr and "KeyError" not in listed.stderr, listed.stderr
+    for args in (["job.status", "job2"], ["job.logs", "job2"], ["job.cancel", "job2"]):
+        done = run_cli(args, project, env)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, (args, done.stderr)
+        assert done.stderr.startswith(f"error: {spec}") and said in done.stderr, (args, done.stderr)
+        assert "fix the file, or move its job folder aside" in done.stderr
+    assert run_cli(["job.status", "job3"], project, env).returncode == 0
+
+
+@pytest.mark.parametrize("record", ["[1, 2]", '{"pid": "abc", "start": 1}', "nul\0l", "{"])
+def test_damaged_runner_and_backend_records_are_taken_as_missing(tmp_path: Path, record: str) -> None:
+    """A running job whose runner.json and backend.json are damaged: its runner is taken as gone
+    (the run fails with a reason) instead of an AttributeError or ValueError in every reader."""
+    project = make_project(tmp_path)
+    env = make_env(project)
+    home = Path(env.environ["SINGKIT_HOME"])
+    store = _completed_jobs(home, 1)
+    job = store.allocate()
+    job.write_spec({"job": job.id, "created": 1.0, "target": {"name": "local"},
+                    "service": {"name": "local", "type": "local"}, "command": "sleep 1000",
+                    "runs": [{"run": f"{job.id}.1", "hparams": {}}]})
+    run = job.runs[0]
+    run.create()
+    run.set_status("running")
+    for path in (job.runner_path, run.backend_path):
+        path.write_text(record)
+    store.close()
+    status = run_cli(["job.status", job.id, "--json"], project, env)
+    assert status.returncode == 0 and "internal error" not in status.stderr, status.stderr
+    assert json.loads(status.stdout)["status"] == "failed"
+    assert _listed(run_cli(["job.list", "--json"], project, env)) == [("job1", "completed"), (job.id, "failed")]

@@ -23,7 +23,8 @@ from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID  # the grammar the command line reads job words by
 from singkit.store import runlog
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
-from singkit.store.yamlio import dump_yaml, load_mapping
+from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
+from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
 # The file keeps the id taken (events.jsonl names it) and says why.
@@ -52,8 +53,15 @@ def is_job_folder(entry: os.DirEntry[str]) -> bool:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """A job.yaml (or another store YAML file) as data; one-line errors naming the file."""
-    data = load_mapping(path)
+    """A job.yaml (or another store YAML file) as data; one-line errors naming the file: a
+    file that is not a YAML mapping is StoreDamaged (exit 2), one that cannot be read at all
+    (an I/O error) stays a SingkitError."""
+    try:
+        data = load_mapping(path)
+    except SingkitError as error:
+        if DAMAGED_HINT in str(error):
+            raise StoreDamaged(str(error)) from None
+        raise
     if data is None:
         raise UsageError(f"{path} is missing; the job was never fully created")
     return data
@@ -116,10 +124,7 @@ class Run:
         return True
 
     def backend_info(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.backend_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        return json_record(self.backend_path, BACKEND_FIELDS)
 
     def write_backend_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.backend_path, json.dumps(info, indent=1, default=str))
@@ -151,7 +156,7 @@ class Job:
     @property
     def spec(self) -> dict[str, Any]:
         if self._spec is None:
-            self._spec = load_yaml(self.spec_path)
+            self._spec = checked_spec(load_yaml(self.spec_path), self.spec_path, self.id)
         return self._spec
 
     def write_spec(self, spec: dict[str, Any]) -> None:
@@ -184,10 +189,7 @@ class Job:
             shutil.copy2(archive, self.code_archive)
 
     def runner_info(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.runner_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        return json_record(self.runner_path, RUNNER_FIELDS)
 
     def write_runner_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.runner_path, json.dumps(info, indent=1))
