@@ -262,3 +262,56 @@ def test_damaged_runner_and_backend_records_are_taken_as_missing(tmp_path: Path,
     assert status.returncode == 0 and "internal error" not in status.stderr, status.stderr
     assert json.loads(status.stdout)["status"] == "failed"
     assert _listed(run_cli(["job.list", "--json"], project, env)) == [("job1", "completed"), (job.id, "failed")]
+
+
+CACHE_DAMAGES = {
+    "not a database": None,
+    "directory": None,
+    "fifo": None,
+    "spec row not JSON": "UPDATE jobs SET spec = '{bad'",
+    "spec row a list": "UPDATE jobs SET spec = '[1, 2]'",
+    "bundle not JSON": "UPDATE bundles SET bundle = '{bad'",
+    "bundle stamp of another shape": """UPDATE bundles SET bundle = json_set(bundle, '$.stamps."job1.1"', json('[1, 2]'))""",
+    "bundle state of another shape": """UPDATE bundles SET bundle = json_set(bundle, '$.states."job1.1".metrics', json('{"loss": 3}'))""",
+    "bundle state not a mapping": """UPDATE bundles SET bundle = json_set(bundle, '$.states."job1.1"', 'x')""",
+    "kv value not JSON": "UPDATE kv SET value = '{bad'",
+    "kv value a list": "UPDATE kv SET value = '[1]'",
+    "table of another shape": "DROP TABLE bundles; CREATE TABLE bundles (other TEXT)",
+}
+
+
+@pytest.mark.parametrize("damage", list(CACHE_DAMAGES))
+def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    from storegen import RunSpec, curve, write_job
+
+    project = make_project(tmp_path)
+    env = make_env(project)
+    home = Path(env.environ["SINGKIT_HOME"])
+    for job in ("job1", "job2"):
+        write_job(home, job, [RunSpec(hparams={"lr": 0.1}, metrics=curve(5, 1.0, 0.2)), RunSpec(hparams={"lr": 0.2})])
+    args = ["report.list", "--runs", "--json"]
+    first = run_cli(args, project, env)
+    assert first.returncode == 0, first.stderr
+    cache = home / "reports-cache.sqlite"
+    sql = CACHE_DAMAGES[damage]
+    if sql is not None:
+        db = sqlite3.connect(cache)
+        db.executescript(sql)
+        db.commit()
+        db.close()
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{cache}{suffix}").unlink(missing_ok=True)
+        if damage == "not a database":
+            cache.write_bytes(b"garbage" * 1000)
+        elif damage == "directory":
+            cache.mkdir()
+        else:
+            os.mkfifo(cache)
+    for _ in range(2):
+        again = run_cli(args, project, env, timeout=60)
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+        assert json.loads(again.stdout) == json.loads(first.stdout)
+    db = sqlite3.connect(cache)  # a working cache again, holding both jobs
+    assert sorted(j for (j,) in db.execute("SELECT job FROM bundles")) == ["job1", "job2"]
+    assert all(json.loads(b)["states"] for (b,) in db.execute("SELECT bundle FROM bundles"))
