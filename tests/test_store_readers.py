@@ -315,3 +315,23 @@ def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None
     db = sqlite3.connect(cache)  # a working cache again, holding both jobs
     assert sorted(j for (j,) in db.execute("SELECT job FROM bundles")) == ["job1", "job2"]
     assert all(json.loads(b)["states"] for (b,) in db.execute("SELECT bundle FROM bundles"))
+
+
+@pytest.mark.parametrize("text", ["job: [unclosed\n", "\xff\xfe not text"])
+def test_reports_show_the_other_jobs_beside_a_damaged_job_yaml(tmp_path: Path, text: str) -> None:
+    from storegen import RunSpec, curve, write_job
+
+    project = make_project(tmp_path)
+    env = make_env(project)
+    home = Path(env.environ["SINGKIT_HOME"])
+    for job in ("job1", "job2"):
+        write_job(home, job, [RunSpec(hparams={"lr": 0.1}, metrics=curve(5, 1.0, 0.2))])
+    spec = home / "jobs" / "job2" / "job.yaml"
+    spec.write_bytes(text.encode("latin-1"))
+    for args in (["report.list", "--runs", "--json"], ["report.list", "--jobs", "--json"]):
+        done = run_cli(args, project, env)
+        assert done.returncode == 0, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and f"{spec}" in done.stderr, done.stderr
+        assert done.stderr.startswith("warning: job2 shown from its run folders only: "), done.stderr
+        listed = json.loads(done.stdout)
+        assert [r.get("run", r.get("job")) for r in listed][0].startswith("job1") and len(listed) == 2, listed

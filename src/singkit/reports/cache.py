@@ -21,6 +21,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from singkit.exceptions import SingkitError
 from singkit.reports import runstate
 from singkit.reports.source import RunRef, StoreLayout, read_jsonl, read_yaml
 
@@ -39,6 +40,7 @@ class SummaryCache:
     def __init__(self, layout: StoreLayout, path: Path | None = None):
         self.layout = layout
         self.db: sqlite3.Connection | None = None
+        self.damaged: dict[str, str] = {}  # job → why its job.yaml could not be read
         path = path or layout.root / CACHE_NAME
         self.path = path
         if layout.root.is_dir():
@@ -57,7 +59,9 @@ class SummaryCache:
 
     # -- job specs ----------------------------------------------------------------------------
     def job_specs(self, jobs: list[str]) -> dict[str, dict[str, Any]]:
-        """job.yaml of each job as plain data ({} when the file is missing)."""
+        """job.yaml of each job as plain data ({} when the file is missing, and when it cannot
+        be read or parsed: then `damaged` maps the job to the one-line reason, and the report
+        shows that job from its run folders rather than failing for every job)."""
         cached: dict[str, tuple] = {}
         if self.db is not None:
             cached = {row[0]: row[1:] for row in self._select("SELECT path, size, mtime_ns, spec FROM jobs", ())}
@@ -76,7 +80,12 @@ class SummaryCache:
                 if isinstance(spec, dict):
                     specs[job] = spec
                     continue  # (a row that does not decode to a mapping: read the file again)
-            specs[job] = read_yaml(path)
+            try:
+                specs[job] = read_yaml(path)
+            except SingkitError as error:
+                specs[job] = {}
+                self.damaged[job] = str(error)
+                continue
             updates.append((str(path), st.st_size, st.st_mtime_ns, json.dumps(specs[job], default=str)))
         self._write("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)", updates)
         return specs
