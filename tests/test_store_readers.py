@@ -335,3 +335,31 @@ def test_reports_show_the_other_jobs_beside_a_damaged_job_yaml(tmp_path: Path, t
         assert done.stderr.startswith("warning: job2 shown from its run folders only: "), done.stderr
         listed = json.loads(done.stdout)
         assert [r.get("run", r.get("job")) for r in listed][0].startswith("job1") and len(listed) == 2, listed
+
+
+def test_run_log_fields_of_the_wrong_type_are_not_trusted(tmp_path: Path) -> None:
+    """A job writes its own run.log: a status line whose time is text, exit code text and reason a
+    mapping hid the job from job.list (its times no longer compared) or failed job.status."""
+    project = make_project(tmp_path)
+    env = make_env(project)
+    home = Path(env.environ["SINGKIT_HOME"])
+    store = _completed_jobs(home, 1)
+    job = store.allocate()
+    job.write_spec({"job": job.id, "created": 1.0, "target": {"name": "local"},
+                    "service": {"name": "local", "type": "local"}, "command": "true",
+                    "runs": [{"run": f"{job.id}.1", "hparams": {}}, {"run": f"{job.id}.2", "hparams": {}}]})
+    for run in job.runs:
+        run.create()
+        with open(run.log_path, "a") as fh:
+            fh.write(json.dumps({"event": "status", "status": "running", "t": "noon"}) + "\n")
+            fh.write(json.dumps({"event": "metrics", "step": "s", "metrics": {"loss": 1}}) + "\n")
+            fh.write(json.dumps({"event": "status", "status": "failed", "t": [1], "exit_code": "x",
+                                 "reason": {"why": 1}}) + "\n")
+    store.close()
+    listed = run_cli(["job.list", "--json"], project, env)
+    assert _listed(listed) == [("job1", "completed"), ("job2", "failed")]
+    status = run_cli(["job.status", "job2", "--json"], project, env)
+    assert status.returncode == 0, status.stderr
+    runs = json.loads(status.stdout)["runs"]
+    assert [(r["exit_code"], r["reason"], r["started"]) for r in runs] == [(None, None, None), (None, None, None)]
+    assert run_cli(["job.status", "job2"], project, env).returncode == 0
