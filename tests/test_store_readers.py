@@ -174,9 +174,17 @@ def _crafted(home: Path, damage: str) -> None:
     elif damage == "not a database":
         _drop_index(home)
         path.write_bytes(b"garbage" * 1000)
+    elif damage == "malformed pages":  # the header reads fine: the damage shows only in use
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        with open(path, "r+b") as fh:
+            for offset in range(4096, path.stat().st_size, 4096):
+                fh.seek(offset)
+                fh.write(b"\xff" * 64)
 
 
-DAMAGES = ["bad JSON row", "row of wrong shape", "no jobs table", "directory", "fifo", "not a database"]
+DAMAGES = ["bad JSON row", "row of wrong shape", "no jobs table", "directory", "fifo", "not a database", "malformed pages"]
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
