@@ -58,6 +58,9 @@ def test_store_and_reports_read_through_the_same_helper(tmp_path: Path, loader: 
     assert read_yaml(job.spec_path)["created"] == 1732449600.0  # reports still get epoch seconds
     with pytest.raises(SingkitError, match="`target` is missing"):  # the store checks what it reads (issue 16)
         Store.of(env).job(job.id).spec
+    job.spec_path.write_text("job: job1\ntarget: {name: local}\nservice: {name: local}\nruns: []\n"
+                             "created: 2024-11-24 12:00:00\n")
+    assert Store.of(env).job(job.id).spec["created"] == 1732449600.0  # the same epoch seconds
 
 
 def test_strings_read_back_as_written_by_either_parser(loader: str, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ one line naming the file and what to do, never a KeyError or TypeError somewhere
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import re
@@ -88,7 +89,13 @@ _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "tru
 
 def checked_spec(data: dict[str, Any], path: Path, job_id: str) -> dict[str, Any]:
     """`data` (job.yaml of `job_id`, already known to be a mapping) when every field the readers
-    use has its type; StoreDamaged naming the first field that does not."""
+    use has its type; StoreDamaged naming the first field that does not. A YAML timestamp as
+    `created` (a hand edit) is taken as the epoch seconds it means, as the reports take it."""
+    if isinstance(data.get("created"), _dt.date):
+        created = data["created"]
+        if not isinstance(created, _dt.datetime):
+            created = _dt.datetime(created.year, created.month, created.day)
+        data["created"] = (created if created.tzinfo else created.replace(tzinfo=_dt.timezone.utc)).timestamp()
     _check(data, SPEC_FIELDS, path, "")
     for key, fields in RECORD_FIELDS.items():
         _check(data[key], fields, path, f"{key}.")
