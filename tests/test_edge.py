@@ -75,17 +75,19 @@ def test_store_under_a_file_is_one_line(tmp_path: Path) -> None:
         assert "set SINGKIT_HOME to one" in done.stderr
 
 
-def test_malformed_job_spec_is_an_internal_error_line(tmp_path: Path) -> None:
+def test_malformed_job_spec_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """It was `internal error: TypeError: 'int' object is not iterable`: the store checks the
+    fields it reads (issue 16), so it is bad input naming the file (exit 2)."""
     project = make_project(tmp_path)
     env = make_env(project)
     job = submit(env, SubmitRequest(command="true", dry_run=True))
     job.spec_path.write_text("job: job1\ntarget: {name: local}\nservice: {name: local, type: local}\nruns: 5\n")
+    line = (f"error: {job.spec_path}: `runs` is a whole number 5, expected a list; "
+            "the store may be damaged: fix the file, or move its job folder aside")
     done = run_cli(["job.status", job.id], project, env)
-    assert done.returncode == 1
-    assert done.stderr == f"internal error: TypeError: 'int' object is not iterable {HINT}\n"
+    assert done.returncode == 2 and done.stderr == line + "\n", done.stderr
     verbose = run_cli(["job.status", job.id, "--verbose"], project, env)
-    assert verbose.returncode == 1 and "Traceback (most recent call last)" in verbose.stderr
-    assert verbose.stderr.splitlines()[-1] == "internal error: TypeError: 'int' object is not iterable"
+    assert verbose.returncode == 2 and verbose.stderr.splitlines()[-1] == line, verbose.stderr
 
 
 BAD_IMAGE = """\

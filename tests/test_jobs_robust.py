@@ -100,7 +100,7 @@ def test_list_skips_a_damaged_job_with_one_warning_line(tmp_path: Path) -> None:
     assert [j["job"] for j in json.loads(listed.stdout)] == [good.id]
     warnings = listed.stderr.splitlines()
     assert len(warnings) == 2 and "Traceback" not in listed.stderr, listed.stderr
-    assert warnings[0].startswith("warning: skipped job2: KeyError")
+    assert warnings[0].startswith("warning: skipped job2: ") and "job2/job.yaml: `target` is missing" in warnings[0]
     assert warnings[1].startswith("warning: skipped job3: ") and "job3/job.yaml:2: not valid YAML" in warnings[1]
 
 

@@ -276,7 +276,8 @@ def test_a_pull_killed_between_two_files_copies_nothing_twice(azurite, azurite_c
         f"    connection-string: $env:TEST_STORE_CONNECTION\n    container: {azurite_container.container_name}\n")
     environ = {**os.environ, "TEST_STORE_CONNECTION": azurite.connection_string, "HOME": str(tmp_path / "home")}
     job = Store(home).allocate()
-    job.write_spec({"job": job.id, "runs": [{"run": f"{job.id}.1", "hparams": {}}]})
+    job.write_spec({"job": job.id, "target": {"name": "sing"}, "service": {"name": "sing", "type": "singularity"},
+                    "runs": [{"run": f"{job.id}.1", "hparams": {}}]})
     run = job.runs[0]
     run.create()
     prefix = f"jobs/{job.id}/runs/{run.id}"

@@ -39,7 +39,8 @@ def test_a_busy_index_is_an_error_and_is_left_alone(tmp_path: Path) -> None:
     assert wal.exists()
     busy = Index(path, timeout=0.05)
     assert busy.statuses() == {"job1": "completed", "job2": "completed"}  # WAL readers never wait
-    with pytest.raises(SingkitError, match=r"job index .* cannot be used \(database is locked\)"):
+    with pytest.raises(SingkitError, match=r"job index .* cannot be used: it is locked \(database is locked\): "
+                                           r"another singkit may be writing it \(retry\)"):
         busy.upsert(_summary("job3"), [])
     with pytest.raises(SingkitError, match="database is locked"):
         Index(path, timeout=0.05).remove("job1")
@@ -51,14 +52,17 @@ def test_a_busy_index_is_an_error_and_is_left_alone(tmp_path: Path) -> None:
     runner.close()
 
 
-def test_an_unopenable_index_is_an_error_not_damage(tmp_path: Path) -> None:
+def test_an_index_that_is_a_folder_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    (home / "index.sqlite").mkdir(parents=True)  # e.g. a path SQLite cannot open
+    _store_with_jobs(home).close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{home / 'index.sqlite'}{suffix}").unlink(missing_ok=True)
+    (home / "index.sqlite").mkdir(parents=True)  # SQLite cannot open it, and no process uses it
     (home / "index.sqlite" / "keep.txt").write_text("mine")
-    with pytest.raises(SingkitError, match="cannot be used .*unable to open database file"):
-        Store(home).sync_index()
-    assert (home / "index.sqlite" / "keep.txt").read_text() == "mine"
-    assert not (home / "index.sqlite.damaged").exists()
+    store = Store(home)
+    store.sync_index()
+    assert sorted(store.index.statuses()) == ["job1", "job2"]
+    assert (home / "index.sqlite.damaged" / "keep.txt").read_text() == "mine"  # moved, never deleted
 
 
 def test_a_damaged_index_is_replaced_and_its_wal_kept_aside(tmp_path: Path) -> None:

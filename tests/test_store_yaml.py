@@ -39,7 +39,7 @@ def test_broken_job_yaml_is_one_line_naming_the_file(tmp_path: Path, loader: str
     prefix = [sys.executable, "-c", WITHOUT_PYYAML] if loader == "ruamel" else [sys.executable, "-m", "singkit"]
     done = subprocess.run([*prefix, "job.status", job.id], cwd=project, env=dict(env.environ),
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr  # a damaged store file is bad input, not a bug (issue 16)
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"error: {job.spec_path}:") and "not valid YAML" in done.stderr
 
@@ -56,7 +56,11 @@ def test_store_and_reports_read_through_the_same_helper(tmp_path: Path, loader: 
     assert str(from_reports.value) == str(from_store.value)
     job.spec_path.write_text("job: job1\nruns: []\ncreated: 2024-11-24 12:00:00\n")
     assert read_yaml(job.spec_path)["created"] == 1732449600.0  # reports still get epoch seconds
-    assert Store.of(env).job(job.id).spec["runs"] == []
+    with pytest.raises(SingkitError, match="`target` is missing"):  # the store checks what it reads (issue 16)
+        Store.of(env).job(job.id).spec
+    job.spec_path.write_text("job: job1\ntarget: {name: local}\nservice: {name: local}\nruns: []\n"
+                             "created: 2024-11-24 12:00:00\n")
+    assert Store.of(env).job(job.id).spec["created"] == 1732449600.0  # the same epoch seconds
 
 
 def test_strings_read_back_as_written_by_either_parser(loader: str, tmp_path: Path) -> None:

@@ -30,15 +30,22 @@ def refresh(env: Environment, store: Store, job: Job, backend: Backend | None = 
     if not job.spec.get("dry_run") and job.status() not in FINISHED:
         try:
             (backend or backend_for_job(job, env)).refresh(job)
-        except SingkitError as error:
-            env.err(f"warning: could not refresh {job.id}: {error}")
+        except (SingkitError, OSError) as error:  # OSError: e.g. no space left to record an outcome
+            env.err(f"warning: could not refresh {job.id}: {why(error)}")
     return store.save(job)
+
+
+def index_note(env: Environment, store: Store) -> None:
+    """The one line saying the job index could not be used (so the job folders were read)."""
+    if store.index_trouble is not None:
+        env.err(f"note: {store.index_trouble}; read the job folders instead")
 
 
 def status(env: Environment, job_ref: str) -> dict[str, Any]:
     """The job's summary with its runs, each with status, reason, exit code, hparams, times."""
     store, job, backend = open_job(env, job_ref)
     summary = refresh(env, store, job, backend)
+    index_note(env, store)
     _, runs = job.summary()
     return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
 
@@ -57,13 +64,33 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
         env.err(f"warning: skipped {job_id}: {why(error)}")
 
     store.sync_index(on_error=skip)
-    for job_id, cached in store.index.statuses().items():
+    for job_id, cached in (store.cached_statuses() or {}).items():
         if cached not in FINISHED:
             try:
                 refresh(env, store, store.job(job_id))
             except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
                 skip(job_id, error)
-    return store.index.summaries(status=status, target=target, last=last)
+    rows = store.summaries(status=status, target=target, last=last, on_error=skip)
+    if rows is None:  # the index cannot be used (full disk, read-only, locked): the folders are the truth
+        rows = _from_folders(env, store, skip, status, target, last)
+    index_note(env, store)
+    return rows
+
+
+def _from_folders(env: Environment, store: Store, skip: Any, status: str | None, target: str | None,
+                  last: int | None) -> list[dict[str, Any]]:
+    """What list_jobs lists, read from every job folder (slower than the index, never wrong)."""
+    rows = []
+    for job_id in store.job_ids():
+        job = Job(store, job_id)
+        if not job.spec_path.exists():
+            continue  # being created just now
+        try:
+            rows.append(refresh(env, store, job))
+        except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
+            skip(job_id, error)
+    rows = [r for r in rows if (not status or r["status"] == status) and (not target or r.get("target") == target)]
+    return rows[-last:] if last else rows
 
 
 def _no_store(store: Store) -> bool:
@@ -79,7 +106,9 @@ def _no_store(store: Store) -> bool:
 def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str:
     """Why job.list shows nothing: the store has no jobs, or the filters exclude every one."""
     store = Store.of(env)
-    everything = [] if _no_store(store) else store.index.summaries()
+    everything = [] if _no_store(store) else store.summaries()
+    if everything is None:  # no usable index: the folders say the same, slower
+        everything = [s for s in (_summary_or_none(store, job_id) for job_id in store.job_ids()) if s]
     if not everything or not (status or target):
         return "no jobs yet; submit one with `invoke job.submit` (make submit)"
     given = " ".join(f"--{flag} {value}" for flag, value in (("status", status), ("target", target)) if value)
@@ -89,6 +118,13 @@ def nothing_listed(env: Environment, status: str | None = None, target: str | No
     if target:
         known.append("targets in the store: " + ", ".join(sorted({str(j.get("target")) for j in everything})))
     return f"no jobs match {given} ({'; '.join(known)})"
+
+
+def _summary_or_none(store: Store, job_id: str) -> dict[str, Any] | None:
+    try:
+        return Job(store, job_id).summary()[0]
+    except Exception:  # noqa: BLE001 - a damaged job was said by the listing already
+        return None
 
 
 def why(error: Exception) -> str:

@@ -5,22 +5,30 @@ run.log's folded summary is kept with the file's size, mtime_ns and inode (group
 unchanged files are not read at all, a file that only grew is read from the offset where we
 stopped (logs are append-only), anything else is read again. Deleting the file loses nothing.
 If the cache cannot be opened or written (read-only store, locked), reports still work, slower.
+A damaged cache is never fatal and never kept: a file that is not a database (or a folder, a
+FIFO) is set aside as reports-cache.sqlite.damaged and a new one made; tables of another shape
+are recreated; a row that does not decode to what it should hold is read again from the files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
+from singkit.exceptions import SingkitError
 from singkit.reports import runstate
 from singkit.reports.source import RunRef, StoreLayout, read_jsonl, read_yaml
 
 CACHE_NAME = "reports-cache.sqlite"
 SCHEMA_VERSION = 6  # bump when the folded state's shape changes: old caches are dropped
 
+COLUMNS = {"bundles": ("job", "bundle"), "jobs": ("path", "size", "mtime_ns", "spec"), "kv": ("key", "value")}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (job TEXT PRIMARY KEY, bundle TEXT);
 CREATE TABLE IF NOT EXISTS jobs (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, spec TEXT);
@@ -32,12 +40,11 @@ class SummaryCache:
     def __init__(self, layout: StoreLayout, path: Path | None = None):
         self.layout = layout
         self.db: sqlite3.Connection | None = None
+        self.damaged: dict[str, str] = {}  # job → why its job.yaml could not be read
         path = path or layout.root / CACHE_NAME
+        self.path = path
         if layout.root.is_dir():
-            try:
-                self.db = _connect(path)
-            except sqlite3.Error:
-                self.db = None  # unusable cache: read the files every time
+            self.db = _open(path)
 
     def close(self) -> None:
         if self.db is not None:
@@ -52,7 +59,9 @@ class SummaryCache:
 
     # -- job specs ----------------------------------------------------------------------------
     def job_specs(self, jobs: list[str]) -> dict[str, dict[str, Any]]:
-        """job.yaml of each job as plain data ({} when the file is missing)."""
+        """job.yaml of each job as plain data ({} when the file is missing, and when it cannot
+        be read or parsed: then `damaged` maps the job to the one-line reason, and the report
+        shows that job from its run folders rather than failing for every job)."""
         cached: dict[str, tuple] = {}
         if self.db is not None:
             cached = {row[0]: row[1:] for row in self._select("SELECT path, size, mtime_ns, spec FROM jobs", ())}
@@ -67,9 +76,16 @@ class SummaryCache:
                 continue
             hit = cached.get(str(path))
             if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-                specs[job] = json.loads(hit[2])
+                spec = _loads(hit[2])
+                if isinstance(spec, dict):
+                    specs[job] = spec
+                    continue  # (a row that does not decode to a mapping: read the file again)
+            try:
+                specs[job] = read_yaml(path)
+            except SingkitError as error:
+                specs[job] = {}
+                self.damaged[job] = str(error)
                 continue
-            specs[job] = read_yaml(path)
             updates.append((str(path), st.st_size, st.st_mtime_ns, json.dumps(specs[job], default=str)))
         self._write("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)", updates)
         return specs
@@ -135,18 +151,16 @@ class SummaryCache:
             rows = [r for job in jobs for r in self._select("SELECT job, bundle FROM bundles WHERE job = ?", (job,))]
         out = {}
         for job, text in rows:
-            try:
-                bundle = json.loads(text)
-            except ValueError:
-                continue  # a damaged bundle: read that job's logs again
-            if isinstance(bundle, dict) and isinstance(bundle.get("stamps"), dict) and isinstance(bundle.get("states"), dict):
+            bundle = _loads(text)
+            if _valid_bundle(bundle):
                 out[job] = bundle
+            # (a damaged bundle: that job's logs are read again, and the bundle rewritten)
         return out
 
     # -- small values (what the config says, keyed on its files' stamps) ---------------------
     def get_value(self, key: str) -> Any:
         rows = self._select("SELECT value FROM kv WHERE key = ?", (key,))
-        return json.loads(rows[0][0]) if rows else None
+        return _loads(rows[0][0]) if rows else None  # (a value that does not decode is a miss)
 
     def put_value(self, key: str, value: Any) -> None:
         prefix = key.split(":", 1)[0] + ":"
@@ -157,7 +171,8 @@ class SummaryCache:
     def _select(self, sql: str, args: tuple) -> list[tuple]:
         try:
             return self.db.execute(sql, args).fetchall() if self.db is not None else []
-        except sqlite3.Error:
+        except sqlite3.Error as error:
+            self._check(error)
             return []
 
     def _write(self, sql: str, rows: list[tuple]) -> None:
@@ -166,15 +181,72 @@ class SummaryCache:
         try:
             with self.db:
                 self.db.executemany(sql, rows)
-        except sqlite3.Error:
-            pass  # a locked or read-only cache only costs speed, never a report
+        except sqlite3.Error as error:
+            self._check(error)  # a locked or read-only cache only costs speed, never a report
+
+    def _check(self, error: sqlite3.Error) -> None:
+        """Damage found in use (`malformed`): set the file aside and go on with a new cache."""
+        from singkit.store.index import damaged
+
+        if self.db is None or not damaged(error):
+            return
+        self.db.close()
+        self.db = None
+        with contextlib.suppress(OSError):
+            _set_aside(self.path)
+        self.db = _open(self.path)
+
+
+def _open(path: Path) -> sqlite3.Connection | None:
+    """The cache at `path`, made new when what is there is damaged; None when it cannot be used
+    (read-only, locked, full disk): reports then read the files every time."""
+    try:
+        if path.exists() and not _regular(path):
+            _set_aside(path)  # a folder or FIFO: SQLite cannot use it (a FIFO can even block)
+        return _connect(path)
+    except sqlite3.DatabaseError as error:
+        from singkit.store.index import damaged
+
+        if not damaged(error) or not _regular(path):
+            return None  # locked, read-only, full: the file is fine, or may be in use
+    except OSError:
+        return None
+    try:  # `file is not a database`, `malformed`: it is a cache, start again
+        _set_aside(path)
+        return _connect(path)
+    except (sqlite3.Error, OSError):
+        return None
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _set_aside(path: Path) -> None:
+    """Move a damaged cache to <name>.damaged (replacing an older one) and drop its -wal/-shm,
+    which belong to it alone."""
+    aside = path.with_name(path.name + ".damaged")
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
+    else:
+        aside.unlink(missing_ok=True)
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=5)
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
+        current = version == SCHEMA_VERSION and all(
+            tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})")) in ((), columns)
+            for table, columns in COLUMNS.items())
+        if not current:  # an older cache, or tables someone changed: they are rebuilt
             db.executescript("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS bundles; DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS kv;")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("PRAGMA journal_mode = WAL")
@@ -184,3 +256,39 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _loads(text: object) -> object:
+    """JSON text from a cache row as data; None for anything that does not decode."""
+    if not isinstance(text, (str, bytes)):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+_STATE_TYPES = {key: ((dict,) if isinstance(value, dict) else (int,) if isinstance(value, int) else
+                      (str, int, float, type(None)))
+                for key, value in runstate.new_state().items()}
+
+
+def _valid_bundle(bundle: object) -> bool:
+    """Is this {"stamps": {run: [size, mtime_ns, ino, offset, unterminated]}, "states": {run: state}}
+    with every stamp and state of its shape (what _state and the readers rely on)?"""
+    if not isinstance(bundle, dict):
+        return False
+    stamps, states = bundle.get("stamps"), bundle.get("states")
+    if not isinstance(stamps, dict) or not isinstance(states, dict) or set(stamps) != set(states):
+        return False
+    for stamp in stamps.values():
+        if not (isinstance(stamp, list) and len(stamp) == 5 and all(isinstance(v, int) for v in stamp)):
+            return False
+    for state in states.values():
+        if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in _STATE_TYPES.items()):
+            return False
+        if any(not (isinstance(m, list) and len(m) == 6) for m in state["metrics"].values()):
+            return False
+        if any(not isinstance(n, dict) for n in state["nodes"].values()):
+            return False
+    return True

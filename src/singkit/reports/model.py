@@ -97,6 +97,7 @@ class StoreReader:
         self.env = env
         self.layout = StoreLayout(env.home)
         self.cache = SummaryCache(self.layout)
+        self.warned: set[str] = set()
 
     def close(self) -> None:
         self.cache.close()
@@ -115,6 +116,11 @@ class StoreReader:
         now = time.time() if now is None else now
         names = self.job_ids(job)
         specs = self.cache.job_specs(names)
+        for name, why in self.cache.damaged.items():
+            if name not in self.warned:  # once per command, however often it loads the store
+                self.env.err(f"warning: {name} shown from its run folders only: {why}")
+                self.warned.add(name)
+        self.cache.damaged.clear()
         jobs: list[Job] = []
         refs: list[RunRef] = []
         pending: list[tuple[Job, str, dict[str, Any]]] = []

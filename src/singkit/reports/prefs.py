@@ -69,7 +69,7 @@ def configured_general(env: Environment) -> dict:
     key = "config-general:" + json.dumps(stamp)
     with SummaryCache(StoreLayout(env.home)) as cache:
         hit = cache.get_value(key)
-        if hit is not None:
+        if isinstance(hit, dict):  # (anything else is a damaged row: looked up again)
             return hit
         try:
             from singkit.config import load_config

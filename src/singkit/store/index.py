@@ -4,26 +4,31 @@ WAL mode so readers never wait for a writer; every writer takes a short IMMEDIAT
 transaction with a generous busy timeout (20 concurrent submits each insert one row).
 A missing or older-schema index is (re)filled from the job folders.
 
-Only real damage (`file is not a database`, `malformed`) sets the index aside: a fresh one is
-built beside it and renamed over it, and the damaged file is kept as index.sqlite.damaged.
-An index that is merely busy, read-only or on a full disk (sqlite3.OperationalError) is never
-touched, since other processes (job runners) may be using it right now: that is a one-line
-SingkitError.
+Real damage sets the index aside and a fresh one is built from the files: contents SQLite calls
+`file is not a database` / `malformed` (the file is kept as index.sqlite.damaged), a path that
+is no regular file (a folder, a FIFO: moved aside as index.sqlite.damaged), tables that are
+missing or have other columns (recreated), rows that do not decode (dropped; the store re-reads
+those jobs). An index that is merely locked, read-only or on a full disk is never touched, since
+other processes (job runners) may be using it right now: that is an IndexUnavailable whose
+message says which of the three it is. The store treats that as "no cache" (see Store.save).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import SingkitError
 from singkit.fsutil import file_lock
+from singkit.refs import JOB_ID
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
@@ -41,6 +46,75 @@ CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
 
 
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 5, 6, 8, 10, 13, 14
+# the columns each table must have, in order: a table with others is rebuilt, not queried
+COLUMNS = {
+    "jobs": ("job", "num", "target", "service", "status", "runs_total", "runs_done", "created", "started",
+             "ended", "command", "summary"),
+    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams"),
+}
+# what a summary row must hold to be listed (anything else is a damaged row)
+ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "job": (str,), "num": (int,), "status": (str,), "runs_total": (int,), "runs_done": (int,),
+    "target": (str, type(None)), "service": (str, type(None)), "command": (str, type(None)),
+    "created": (int, float, type(None)), "started": (int, float, type(None)), "ended": (int, float, type(None)),
+}
+
+
+class IndexUnavailable(SingkitError):
+    """The index cannot be used right now, its file untouched: `kind` is "full" (no space left on
+    the device), "readonly" (the folder or file cannot be written), "locked" (another process
+    holds its write lock past the busy timeout) or "unusable" (anything else SQLite or the OS
+    refused). Readers fall back to the job folders."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class IndexDamaged(SingkitError):
+    """The index turned out damaged while in use (SQLite: `malformed`); Index.recover rebuilds it."""
+
+
+def trouble(error: BaseException, path: Path) -> IndexUnavailable | None:
+    """`error` (from SQLite or the OS, while using the index at `path`) as an IndexUnavailable
+    saying which trouble it is; None when it is not about the file being usable (a bug)."""
+    text = " ".join(str(error).split())
+    folder = path.parent
+    if isinstance(error, OSError):
+        kind = {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EFBIG: "full", errno.EROFS: "readonly",
+                errno.EACCES: "readonly", errno.EPERM: "readonly"}.get(error.errno or 0, "unusable")
+        text = error.strerror or text
+    elif isinstance(error, sqlite3.OperationalError):
+        code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+        kind = {SQLITE_FULL: "full", SQLITE_READONLY: "readonly", SQLITE_BUSY: "locked",
+                SQLITE_LOCKED: "locked"}.get(code, "")
+        if not kind:  # an I/O error or a failed open: SQLite does not say why, the folder does
+            kind = _folder_trouble(folder) or ("locked" if "locked" in text else "unusable")
+    else:
+        return None
+    if kind == "full":
+        said = f"no space left on device ({folder})"
+    elif kind == "readonly":
+        said = f"{folder} is read-only or not writable ({text})"
+    elif kind == "locked":
+        said = f"it is locked ({text}): another singkit may be writing it (retry)"
+    else:
+        said = text
+    return IndexUnavailable(f"the job index {path} cannot be used: {said}", kind)
+
+
+def _folder_trouble(folder: Path) -> str | None:
+    """"full" or "readonly" when the folder's file system says so, else None."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK):
+        return "readonly"
+    if fs.f_bavail == 0:
+        return "full"
+    return None
 
 
 def damaged(error: BaseException) -> bool:
@@ -60,6 +134,7 @@ class Index:
         self.timeout = timeout
         self._db: sqlite3.Connection | None = None
         self.rebuilt = False  # True when opening found no usable index (caller refills it)
+        self.dropped: list[Any] = []  # jobs whose rows did not decode and were removed
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -71,6 +146,11 @@ class Index:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists()
+        if not fresh and not _regular(self.path):
+            # a folder or a FIFO where the file belongs: SQLite can never open it (a FIFO would
+            # even block a plain reader), and no other process can be using it as an index
+            self._set_aside()
+            fresh = True
         try:
             db = self._connect()
             fresh = self._ensure_schema(db) or fresh
@@ -81,7 +161,24 @@ class Index:
         self.rebuilt = fresh
         return db
 
+    def _set_aside(self) -> None:
+        """Move what stands at the index's path to index.sqlite.damaged (replacing an older one)."""
+        aside = self.path.with_name(self.path.name + ".damaged")
+        with self._rebuild_lock():
+            if not self.path.exists() or _regular(self.path):
+                return  # another process set it aside while we waited for the lock
+            if aside.is_dir() and not aside.is_symlink():
+                shutil.rmtree(aside)
+            else:
+                aside.unlink(missing_ok=True)
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):  # an older index's log must not be replayed into the new one
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+
     def _connect(self, path: Path | None = None) -> sqlite3.Connection:
+        # not closed when a PRAGMA fails: closing a connection to a damaged file deletes its
+        # -wal/-shm, which _replace_damaged keeps aside
         db = sqlite3.connect(path or self.path, timeout=self.timeout, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
@@ -90,14 +187,15 @@ class Index:
 
     @staticmethod
     def _ensure_schema(db: sqlite3.Connection) -> bool:
-        """Create the tables (replacing an older schema); True if they were made empty now.
-        A current index is only read here: opening it takes no write lock."""
-        if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        """Create the tables (replacing an older schema, or tables someone dropped or changed);
+        True if they were made empty now. A current index is only read here: opening it takes
+        no write lock."""
+        if _current(db):
             return False
         db.execute("BEGIN IMMEDIATE")
         try:
             # again under the lock: a concurrent opener may have just made it
-            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            if not _current(db):
                 db.execute("DROP TABLE IF EXISTS jobs")
                 db.execute("DROP TABLE IF EXISTS runs")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -110,7 +208,7 @@ class Index:
             raise
         return True
 
-    def _replace_damaged(self) -> sqlite3.Connection:
+    def _replace_damaged(self, checked: bool = False) -> sqlite3.Connection:
         """Build an empty index in a new file and rename it over the damaged one.
 
         The damaged file is copied to index.sqlite.damaged and its -wal/-shm are moved beside
@@ -120,7 +218,10 @@ class Index:
             try:  # another process may have rebuilt it while we waited for the lock
                 db = self._connect()
                 self._ensure_schema(db)
-                return db
+                # `checked`: the damage showed only in use (its header reads fine), so look deeper
+                if not checked or db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+                    return db
+                db.close()
             except sqlite3.DatabaseError as error:
                 if not damaged(error):
                     raise
@@ -145,19 +246,27 @@ class Index:
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """A damaged, busy or unwritable index as one SingkitError line (the file is left
+        """A damaged, locked, read-only or full index as one SingkitError line (the file is left
         exactly as it is); any other SQLite error is a bug and stays what it is."""
         try:
             yield
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
             text = " ".join(str(error).split())
             if damaged(error):
-                raise SingkitError(f"the job index {self.path} is damaged ({text}); move it aside and run "
+                raise IndexDamaged(f"the job index {self.path} is damaged ({text}); move it aside and run "
                                    "`invoke job.list`: it is rebuilt from the job folders") from None
-            if isinstance(error, sqlite3.OperationalError):
-                raise SingkitError(f"the job index {self.path} cannot be used ({text}); another singkit may "
-                                   f"be writing it (retry), or {self.path.parent} is not writable") from None
-            raise
+            unavailable = trouble(error, self.path)
+            if unavailable is None:
+                raise
+            raise unavailable from None
+
+    def recover(self) -> None:
+        """Set a damaged index aside (as opening one does) and start an empty one; `rebuilt`
+        tells the caller to refill it."""
+        self.close()
+        with self._errors():
+            self._db = self._replace_damaged(checked=True)
+        self.rebuilt = True
 
     def close(self) -> None:
         if self._db is not None:
@@ -203,7 +312,10 @@ class Index:
         """job id → cached status, for every indexed job."""
         db = self.db
         with self._errors():
-            return dict(db.execute("SELECT job, status FROM jobs"))
+            rows = db.execute("SELECT job, status FROM jobs").fetchall()
+        bad = [job for job, status in rows if not (isinstance(job, str) and JOB_ID.match(job) and isinstance(status, str))]
+        self._drop(bad)
+        return {job: status for job, status in rows if job not in bad}
 
     def summaries(self, status: str | None = None, target: str | None = None,
                   last: int | None = None) -> list[dict[str, Any]]:
@@ -221,5 +333,57 @@ class Index:
             sql += f" LIMIT {int(last)}"
         db = self.db
         with self._errors():
-            rows = [json.loads(s) for (s,) in db.execute(sql, args)]
-        return rows[::-1]
+            rows = db.execute(sql.replace("SELECT summary", "SELECT job, summary"), args).fetchall()
+        good, bad = [], []
+        for job, text in rows:
+            summary = _decoded(text)
+            if summary is not None and summary["job"] == job:
+                good.append(summary)
+            else:
+                bad.append(job)
+        self._drop(bad)
+        return good[::-1]
+
+    def _drop(self, jobs: list[Any]) -> None:
+        """Remove rows that do not decode; `dropped` keeps their jobs so the store indexes them
+        again from their folders."""
+        if not jobs:
+            return
+        self.dropped.extend(jobs)
+        with self._write() as db:
+            for job in jobs:
+                db.execute("DELETE FROM jobs WHERE job IS ?", (job,))
+                db.execute("DELETE FROM runs WHERE job IS ?", (job,))
+
+
+def _decoded(text: Any) -> dict[str, Any] | None:
+    """A jobs row's summary, or None when it is not one (bad JSON, wrong types)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        summary = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(summary, dict):
+        return None
+    for key, types in ROW_TYPES.items():
+        value = summary.get(key)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return None
+    return summary if JOB_ID.match(summary["job"]) else None
+
+
+def _regular(path: Path) -> bool:
+    """Is `path` a regular file (following a link)? False for folders, FIFOs, sockets, devices."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _current(db: sqlite3.Connection) -> bool:
+    """Is this index of the current schema, with every table and column in place?"""
+    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        return False
+    return all(tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})")) == columns
+               for table, columns in COLUMNS.items())

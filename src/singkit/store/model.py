@@ -16,14 +16,15 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID  # the grammar the command line reads job words by
 from singkit.store import runlog
-from singkit.store.index import Index
-from singkit.store.yamlio import dump_yaml, load_mapping
+from singkit.store.index import Index, IndexDamaged, IndexUnavailable
+from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
+from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
 # The file keeps the id taken (events.jsonl names it) and says why.
@@ -31,6 +32,7 @@ REFUSED = ".refused"
 TAKEN_ID = re.compile(r"^job(\d+)(?:\.refused)?$")
 DRY_RUN = "dry-run"  # the status of a dry run and of its runs (never written into run.log)
 SETTLED = runlog.TERMINAL | {DRY_RUN}
+T = TypeVar("T")
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
 # is taken as abandoned (the submit died) and ignored.
 ABANDONED_AFTER = 300.0
@@ -51,8 +53,15 @@ def is_job_folder(entry: os.DirEntry[str]) -> bool:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """A job.yaml (or another store YAML file) as data; one-line errors naming the file."""
-    data = load_mapping(path)
+    """A job.yaml (or another store YAML file) as data; one-line errors naming the file: a
+    file that is not a YAML mapping is StoreDamaged (exit 2), one that cannot be read at all
+    (an I/O error) stays a SingkitError."""
+    try:
+        data = load_mapping(path)
+    except SingkitError as error:
+        if DAMAGED_HINT in str(error):
+            raise StoreDamaged(str(error)) from None
+        raise
     if data is None:
         raise UsageError(f"{path} is missing; the job was never fully created")
     return data
@@ -115,10 +124,7 @@ class Run:
         return True
 
     def backend_info(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.backend_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        return json_record(self.backend_path, BACKEND_FIELDS)
 
     def write_backend_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.backend_path, json.dumps(info, indent=1, default=str))
@@ -150,7 +156,7 @@ class Job:
     @property
     def spec(self) -> dict[str, Any]:
         if self._spec is None:
-            self._spec = load_yaml(self.spec_path)
+            self._spec = checked_spec(load_yaml(self.spec_path), self.spec_path, self.id)
         return self._spec
 
     def write_spec(self, spec: dict[str, Any]) -> None:
@@ -183,10 +189,7 @@ class Job:
             shutil.copy2(archive, self.code_archive)
 
     def runner_info(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.runner_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        return json_record(self.runner_path, RUNNER_FIELDS)
 
     def write_runner_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.runner_path, json.dumps(info, indent=1))
@@ -230,6 +233,9 @@ class Store:
         self.snapshots_dir = self.root / "snapshots"
         self.events_path = self.root / "events.jsonl"
         self.index = Index(self.root / "index.sqlite")
+        # why the index could not be used (full disk, read-only, locked): from then on this Store
+        # works without it, and readers list from the job folders
+        self.index_trouble: IndexUnavailable | None = None
 
     @classmethod
     def of(cls, env: Any) -> Store:
@@ -297,21 +303,61 @@ class Store:
             except SingkitError:
                 pass  # busy: the next listing drops the row of a folder that is gone (sync_index)
 
+    def cached(self, use: Callable[[], T], default: T) -> T:
+        """`use()` on the index, which is only a cache: a damaged one is rebuilt (empty: the next
+        sync_index refills it) and `use` tried again; an unusable one (full disk, read-only,
+        locked) is noted in `index_trouble` and `default` returned, as from then on for this Store."""
+        for attempt in (1, 2):
+            if self.index_trouble is not None:
+                return default
+            try:
+                return use()
+            except IndexDamaged:
+                if attempt == 2:
+                    raise
+                try:
+                    self.index.recover()
+                except IndexUnavailable as error:
+                    self.index_trouble = error
+            except IndexUnavailable as error:
+                self.index_trouble = error
+        return default
+
     def save(self, job: Job) -> dict[str, Any]:
-        """Write the job's current summary into the index; return it."""
+        """Write the job's current summary into the index (when it can be written); return it."""
         summary, runs = job.summary()
-        self.index.upsert(summary, runs)
+        self.cached(lambda: self.index.upsert(summary, runs), None)
         return summary
+
+    def cached_statuses(self) -> dict[str, str] | None:
+        """job id → status as indexed; None when the index cannot be used (see index_trouble)."""
+        return self.cached(self.index.statuses, None)
+
+    def summaries(self, status: str | None = None, target: str | None = None, last: int | None = None,
+                  on_error: Callable[[str, Exception], None] | None = None) -> list[dict[str, Any]] | None:
+        """Indexed job summaries, oldest first (see Index.summaries); rows that turn out damaged
+        are indexed again from their folders. None when the index cannot be used."""
+        rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
+        if rows is not None and (self.index.dropped or self.index.rebuilt):
+            self.index.dropped.clear()
+            self.sync_index(on_error)
+            rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
+        return rows
 
     def sync_index(self, on_error: Callable[[str, Exception], None] | None = None) -> None:
         """Index job folders the index does not know (a fresh/damaged index, a crashed submit).
 
         A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
-        one still being created (no job.yaml yet) is skipped silently."""
-        known = self.index.statuses()
+        one still being created (no job.yaml yet) is skipped silently. An index that cannot be
+        used is left alone (index_trouble says why)."""
+        known = self.cached_statuses()
+        if known is None:
+            return
+        self.index.rebuilt = False
         for job_id in known:
             if not (self.jobs_dir / job_id).exists():
-                self.index.remove(job_id)  # discarded (or deleted by hand) since it was indexed
+                # discarded (or deleted by hand) since it was indexed
+                self.cached(lambda job_id=job_id: self.index.remove(job_id), None)
         for job_id in self.job_ids():
             if job_id in known:
                 continue

@@ -90,7 +90,7 @@ class RunState:
             if self.terminal:
                 # the first final status wins (a cancel's); the process's own exit code, recorded by
                 # its wrapper just after, completes it (SIGTERM: 143)
-                if status in TERMINAL and self.exit_code is None and isinstance(record.get("exit_code"), int):
+                if status in TERMINAL and self.exit_code is None and _whole(record.get("exit_code")) is not None:
                     self.exit_code = record["exit_code"]
                 return
             if status == "preempted" and self.status != "preempted":
@@ -98,22 +98,23 @@ class RunState:
             if status in ("queued", "running") and self.status == "preempted":
                 self.reason = None  # going again: why it was stopped is history (the count keeps it)
             self.status = status
-            t = record.get("t")
+            # a run.log is written by the job itself: a field of the wrong type is not trusted
+            t = _number(record.get("t"))
             if status == "queued" and self.queued is None:
                 self.queued = t
             if status == "running" and self.started is None:
                 self.started = t
             if status in TERMINAL:
                 self.ended = t
-                self.reason = record.get("reason")
-                self.exit_code = record.get("exit_code")
+                self.reason = _text(record.get("reason"))
+                self.exit_code = _whole(record.get("exit_code"))
             elif status == "preempted":
-                self.reason = record.get("reason")
+                self.reason = _text(record.get("reason"))
         elif kind == "hparams" and isinstance(record.get("hparams"), dict):
             self.hparams.update(record["hparams"])
         elif kind == "metrics" and isinstance(record.get("metrics"), dict):
             self.last_metrics.update(record["metrics"])
-            if record.get("step") is not None:
+            if _whole(record.get("step")) is not None:
                 self.last_step = record["step"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +122,19 @@ class RunState:
                 "queued": self.queued, "started": self.started, "ended": self.ended,
                 "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
                 "preemptions": self.preemptions}
+
+
+def _number(value: Any) -> float | None:
+    """A time from a run.log line: a number (not true/false), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def state(path: Path | str) -> RunState:
