@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from singkit.config import schema
-from singkit.config.layers import Layer, append_key, locate, plain, position, yaml_rt
+from singkit.config.layers import Layer, locate, plain, position
 from singkit.config.secrets import EnvRef, is_env_ref, masked
 from singkit.config.validate import suggest
 from singkit.exceptions import ConfigError, Problem, UsageError, shown_path
-from singkit.fsutil import atomic_write, file_lock
+from singkit.fsutil import atomic_write, folder_lock
 
 BUILTIN = Path("<built-in>")
 BUILTIN_TARGETS = {
@@ -234,44 +236,33 @@ class Config:
 
     # -- writing --------------------------------------------------------------------------
     def write_back(self, section: str, name: str, key: str, value: Any) -> Path:
-        """Set `key` of a record in the file that defines it, keeping comments, order and quoting."""
+        """Set `key` (a scalar) of a record in the file that defines it; every other byte of the
+        file stays as it was (BOM, CRLF, comments, anchors, quoting: config.writeback).
+
+        The file's folder itself is the lock (no lock file in the user's committed configs/),
+        and the new text replaces the file atomically: a kill leaves the old file or the new."""
+        from singkit.config.writeback import set_key
+
         path = self.origin(section, name, key)
-        with file_lock(path.with_name(f".{path.name}.lock")):
-            text = path.read_text(encoding="utf-8")
-            yaml = _matching_dumper(text)
-            doc = yaml.load(text)
-            body = _find(doc, section)
-            record = _find(body, name) if section != "general" else body
-            if record is None:
-                raise ConfigError(Problem(path, 1, 1, f"{section}.{name} is no longer in this file; run the command again"))
-            existing = next((k for k in record if schema.canonical_key(str(k)) == key), None)
-            if existing is None:
-                append_key(record, key, value)  # blank lines and comments after the record stay after it
-            else:
-                record[existing] = value
-            atomic_write(path, _dump(yaml, doc))
+        real = Path(os.path.realpath(path))
+        with folder_lock(real.parent):
+            _sweep_legacy_lock(real)
+            try:
+                text = real.read_bytes().decode("utf-8")
+            except OSError as error:
+                raise ConfigError(Problem(path, 1, 1, f"cannot read config file: {error.strerror}")) from None
+            parts = [section] if section == "general" else [section, name]
+            same = lambda written, wanted: schema.canonical_key(written) == wanted  # noqa: E731
+            new = set_key(text, path, parts, key, value, same)
+            if new != text:
+                atomic_write(real, new.encode("utf-8"))
         return path
 
 
-def _dump(yaml: Any, doc: Any) -> str:
-    from io import StringIO
-
-    buffer = StringIO()
-    yaml.dump(doc, buffer)
-    return buffer.getvalue()
-
-
-def _matching_dumper(text: str) -> Any:
-    """A round-trip YAML whose indentation reproduces `text` exactly (ruamel cannot guess it reliably)."""
-    candidates = [(2, 4, 2), (2, 2, 0), (4, 4, 0), (4, 6, 4), (2, 4, 0), (4, 4, 2)]
-    for mapping, sequence, offset in candidates:
-        yaml = yaml_rt()
-        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-        if _dump(yaml, yaml.load(text)) == text:
-            return yaml
-    yaml = yaml_rt()
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
+def _sweep_legacy_lock(path: Path) -> None:
+    """Earlier versions locked with `.<config>.lock` beside the config, in the user's folder."""
+    with contextlib.suppress(OSError):
+        path.with_name(f".{path.name}.lock").unlink()
 
 
 def _sku_key(name: str) -> str:
