@@ -86,9 +86,16 @@ class Config:
                     continue  # reported by the layer's schema check, scoped to this record
                 for key, value in record.items():
                     canonical = schema.canonical_key(str(key))
-                    merged[canonical] = self._value(layer, [raw_section, name, key], value)
+                    earlier, later = merged.get(canonical), self._value(layer, [raw_section, name, key], value)
+                    # a map inside a record (env, build-args, inputs, ai-super-computer) merges key by key,
+                    # as records do: a user layer's `env: {A: 1}` adds A, it does not drop the project's others
+                    both = isinstance(earlier, dict) and isinstance(later, dict)
+                    merged[canonical] = merge_maps(earlier, later) if both else later
                     self._origins[(section, name, canonical)] = self._origin(layer, record, key)
-                    if isinstance(value, dict):  # e.g. ai-super-computer: its keys have lines of their own
+                    if isinstance(earlier, dict) and not both:  # replaced whole: its keys' lines are gone
+                        for stale in [k for k in self._origins if k[:3] == (section, name, canonical) and len(k) == 4]:
+                            del self._origins[stale]
+                    if isinstance(value, dict):  # its keys have lines of their own
                         for inner in value:
                             self._origins[(section, name, canonical, str(inner))] = self._origin(layer, value, inner)
 
@@ -209,6 +216,15 @@ class Config:
             out[key] = (masked(key, value, schema.SECRET_KEYS), str(origin) if origin else "default")
         return out
 
+    def map_provenance(self, section: str, name: str, key: str, shown: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+        """Each key of a map inside a record (`env`, `build-args`, ...) → (its value in `shown`, the
+        record's value as provenance() shows it, and the `file:line` that key came from)."""
+        out = {}
+        for inner, value in shown.items():
+            origin = self._origins.get((section, name, key, str(inner)))
+            out[str(inner)] = (value, str(origin) if origin else "default")
+        return out
+
     def env_refs(self) -> list[EnvRef]:
         """Every `$env:` reference in the merged config (secrets and others)."""
         found: list[EnvRef] = []
@@ -263,6 +279,14 @@ def _sweep_legacy_lock(path: Path) -> None:
     """Earlier versions locked with `.<config>.lock` beside the config, in the user's folder."""
     with contextlib.suppress(OSError):
         path.with_name(f".{path.name}.lock").unlink()
+
+
+def merge_maps(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """`later` over `earlier`, key by key, maps inside them too."""
+    out = dict(earlier)
+    for key, value in later.items():
+        out[key] = merge_maps(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 def _sku_key(name: str) -> str:
