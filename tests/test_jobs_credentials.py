@@ -98,3 +98,20 @@ def test_job_yaml_names_the_withheld_variables_never_their_values(tmp_path: Path
     assert job.spec["withheld_env"] == ["REG_PW", "SINGKIT_AZURE_ML_TOKEN", "SINGKIT_AZURE_TOKEN", "STORE_CS"]
     text = job.spec_path.read_text()
     assert not [v for v in SECRETS.values() if v in text]
+
+
+def test_a_rerun_of_a_job_from_before_withheld_env_withholds_them_too(tmp_path: Path) -> None:
+    from singkit.jobs.submit import rerun
+    from singkit.store.yamlio import dump_yaml
+
+    project = make_project(tmp_path, CONFIG.format(image="unused:1"))
+    env = make_env(project, **SECRETS)
+    old = submit(env, SubmitRequest(target="local", command=PRINT_ENV))
+    assert wait_done(env, old.id) == "completed"
+    spec = dict(old.spec)
+    del spec["withheld_env"]  # as an earlier singkit wrote it
+    old.spec_path.write_text(dump_yaml(spec))
+    again = rerun(env, old.id)
+    assert wait_done(env, again.id) == "completed"
+    text = (again.runs[0].outputs_dir / "env.txt").read_text()
+    assert [name for name, value in SECRETS.items() if value in text] == []
