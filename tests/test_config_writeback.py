@@ -132,3 +132,22 @@ def test_a_block_value_is_refused_with_its_line(tmp_path):
     with pytest.raises(ConfigError, match=r"singkit.yaml:4:5: `sha256` holds a block"):
         pin(tmp_path, raw)
     assert (tmp_path / "configs" / "singkit.yaml").read_bytes() == raw
+
+
+SHIPPED = (Path(__file__).resolve().parents[1] / "configs" / "singkit.yaml").read_bytes()
+
+
+@pytest.mark.parametrize("variant", ["as-shipped", "crlf-bom"])
+def test_every_record_of_the_shipped_config_changes_one_line(tmp_path, variant):
+    from ruamel.yaml import YAML
+
+    raw = SHIPPED if variant == "as-shipped" else b"\xef\xbb\xbf" + SHIPPED.replace(b"\n", b"\r\n")
+    newline = b"\r\n" if variant == "crlf-bom" else b"\n"
+    names = list(YAML(typ="safe").load(SHIPPED.decode())["dockers"])
+    assert names
+    for name in names:
+        for key in ("sha256", "base-sha256"):
+            after = pin(tmp_path, raw, name=name, key=key)
+            removed, added = changed(raw, after)
+            assert len(removed) <= 1 and len(added) == 1 and added[0].endswith(newline), (name, key, removed, added)
+            assert added[0].strip().startswith(key.encode() + b": ") or added[0].strip().startswith(b"base_sha256: ")
