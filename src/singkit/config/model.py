@@ -217,8 +217,8 @@ class Config:
         return out
 
     def map_provenance(self, section: str, name: str, key: str, shown: dict[str, Any]) -> dict[str, tuple[Any, str]]:
-        """Each key of a map inside a record (`env`, `build-args`, ...) → (its value in `shown`, the
-        record's value as provenance() shows it, and the `file:line` that key came from)."""
+        """Each key of a map inside a record (`env`, `build-args`, ...) → (its value in `shown`, the map
+        as provenance() shows it, so secrets stay masked; the `file:line` that key came from)."""
         out = {}
         for inner, value in shown.items():
             origin = self._origins.get((section, name, key, str(inner)))
@@ -267,12 +267,18 @@ class Config:
                 text = real.read_bytes().decode("utf-8")
             except OSError as error:
                 raise ConfigError(Problem(path, 1, 1, f"cannot read config file: {error.strerror}")) from None
+            except UnicodeDecodeError:
+                raise ConfigError(Problem(path, 1, 1, "not UTF-8 text; save the file as UTF-8")) from None
             parts = [section] if section == "general" else [section, name]
-            same = lambda written, wanted: schema.canonical_key(written) == wanted  # noqa: E731
-            new = set_key(text, path, parts, key, value, same)
+            new = set_key(text, path, parts, key, value, _same_key)
             if new != text:
                 atomic_write(real, new.encode("utf-8"))
         return path
+
+
+def _same_key(written: str, wanted: str) -> bool:
+    """Whether a key as written in a file (`sing_wrap`) names the canonical key `wanted`."""
+    return schema.canonical_key(written) == wanted
 
 
 def _sweep_legacy_lock(path: Path) -> None:
@@ -292,13 +298,4 @@ def merge_maps(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]
 def _sku_key(name: str) -> str:
     name = name.strip()
     return name[len("singularity."):].lower() if name.lower().startswith("singularity.") else name.lower()
-
-
-def _find(node: Any, name: str) -> Any:
-    if not node:
-        return None
-    for key in node:
-        if str(key) == name or schema.canonical_key(str(key)) == name:
-            return node[key]
-    return None
 
