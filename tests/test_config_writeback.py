@@ -151,3 +151,46 @@ def test_every_record_of_the_shipped_config_changes_one_line(tmp_path, variant):
             removed, added = changed(raw, after)
             assert len(removed) <= 1 and len(added) == 1 and added[0].endswith(newline), (name, key, removed, added)
             assert added[0].strip().startswith(key.encode() + b": ") or added[0].strip().startswith(b"base_sha256: ")
+
+
+def random_config(rng) -> tuple[bytes, bytes]:
+    """A config in a random style, and the newline it uses."""
+    nl = rng.choice(["\n", "\r\n"])
+    ind = " " * rng.choice([2, 3, 4])
+    quote = rng.choice(["", "'", '"'])
+    comment = rng.choice(["", "  # note", "   # pinned: keep"])
+    lines = ["# header" + comment, "general:", f"{ind}experiment: e{comment}", "dockers:"]
+    for name in ("a", "py", "z"):
+        style = rng.choice(["block", "flow", "anchored"])
+        has_pin = rng.random() < 0.5
+        pin_text = f"{quote}{OLD}{quote}"
+        if style == "flow":
+            body = "{image: x" + (f", sha256: {pin_text}" if has_pin else "") + "}"
+            lines.append(f"{ind}{name}: {body}{comment}")
+        else:
+            anchor = f" &{name}_rec" if style == "anchored" else ""
+            lines.append(f"{ind}{name}:{anchor}{comment}")
+            lines.append(f"{ind * 2}image: {quote}busybox:1{quote}")
+            if rng.random() < 0.5:
+                lines += [f"{ind * 2}post-sing-steps:", f"{ind * 2}- RUN one{comment}"]
+            if has_pin:
+                lines.append(f"{ind * 2}sha256: {pin_text}{comment}")
+            if rng.random() < 0.3:
+                lines.append("")
+            if rng.random() < 0.3:
+                lines.append(f"{ind}# about the next one")
+    text = nl.join(lines) + (nl if rng.random() < 0.8 else "")
+    return (("\ufeff" if rng.random() < 0.3 else "") + text).encode(), nl.encode()
+
+
+def test_random_styles_change_one_line_and_keep_the_rest(tmp_path):
+    import random
+
+    rng = random.Random(1616)
+    for case in range(60):
+        raw, nl = random_config(rng)
+        after = pin(tmp_path, raw)
+        removed, added = changed(raw, after)
+        assert len(added) == 1 and len(removed) <= 1, (case, raw, after)
+        assert added[0].endswith(nl), (case, raw, after)  # the file's own newline
+        assert load_config(env_for(tmp_path)).docker("py")["sha256"] == NEW
