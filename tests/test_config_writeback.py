@@ -194,3 +194,10 @@ def test_random_styles_change_one_line_and_keep_the_rest(tmp_path):
         assert len(added) == 1 and len(removed) <= 1, (case, raw, after)
         assert added[0].endswith(nl), (case, raw, after)  # the file's own newline
         assert load_config(env_for(tmp_path)).docker("py")["sha256"] == NEW
+
+
+def test_an_alias_of_a_block_is_replaced_where_it_stands(tmp_path):
+    raw = (b"dockers:\n  base:\n    post-sing-steps: &steps\n      - RUN a\n"
+           b"  py:\n    image: i\n    sha256: *steps   # odd, but valid YAML\n")
+    after = pin(tmp_path, raw)
+    assert after == raw.replace(b"*steps", NEW.encode())

@@ -77,11 +77,12 @@ def _candidates(text: str, file: Path, holder: Any, record: Any, key: str, value
     pair = _pair(record, key, same)
     if pair is not None:
         key_node, value_node = pair
-        if not isinstance(value_node, ScalarNode) and not value_node.flow_style:
+        start, end = _value_span(text, key_node, value_node)
+        own = (start, end) == (value_node.start_mark.index, value_node.end_mark.index)  # not an alias
+        if own and not isinstance(value_node, ScalarNode) and not value_node.flow_style:
             line = key_node.start_mark.line + 1
             raise ConfigError(Problem(file, line, key_node.start_mark.column + 1,
                                       f"`{key_node.value}` holds a block of lines here; a single value was expected"))
-        start, end = _value_span(text, key_node, value_node)
         if start == end:  # `key:` with no value: after the colon
             return [_splice(text, start, end, " " + r) for r in _renderings(value, None)]
         prefix = _PROPERTIES.match(text, start).end() if text[start] in "&!" else start
