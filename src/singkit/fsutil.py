@@ -1,23 +1,32 @@
-"""File writes that never leave a half-written file behind."""
+"""File writes that never leave a half-written file behind, nor litter beside it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+# A temporary file is named `.<target>.p<pid>.<random>.tmp` beside its target (a rename is atomic
+# only within one file system): the pid tells a later writer whether it was left by a process
+# that died (kill -9) and may be swept, or belongs to a writer still at work.
+_TEMP = re.compile(r"^\..+\.p(\d+)\.[a-z0-9_]{8}\.tmp$")
+LEGACY_AGE = 3600.0  # seconds: a temp named without a pid (earlier versions) is swept after this
 
 
 def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -> None:
     """Write `data` to a temp file beside `path`, fsync it, then rename it over `path`.
 
-    A symlink is followed, so writing into a linked config updates the file it points at."""
+    A symlink is followed, so writing into a linked config updates the file it points at.
+    Temps that killed writers left in the folder are swept first."""
     path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None and path.exists():
         mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
@@ -28,6 +37,56 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def temp_beside(path: Path) -> tuple[int, str]:
+    """(fd, name) of a new temp file in `path`'s folder, named for `path` and this process;
+    leftovers of dead writers in that folder are removed first (sweep_temps)."""
+    sweep_temps(path)
+    return tempfile.mkstemp(prefix=f".{path.name}.p{os.getpid()}.", suffix=".tmp", dir=path.parent)
+
+
+def sweep_temps(path: Path | str) -> list[Path]:
+    """Remove the temp files a killed writer left in `path`'s folder: those whose process is gone,
+    and (for `path` itself) pid-less ones older than LEGACY_AGE. Never raises; returns what went."""
+    path = Path(path)
+    legacy = re.compile(r"^\." + re.escape(path.name) + r"\.[a-z0-9_]{8}\.tmp$")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        match = _TEMP.match(name)
+        try:
+            if match:
+                if _alive(int(match.group(1))):
+                    continue
+            elif not legacy.match(name) or now - entry.stat(follow_symlinks=False).st_mtime < LEGACY_AGE:
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or a number no process can have: keep it
+    return True
 
 
 @contextlib.contextmanager
@@ -47,3 +106,22 @@ def file_lock(lock_path: Path | str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path | str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on a folder itself, across processes: it creates no lock
+    file, so a user's committed folder (configs/) gets no litter, and the lock outlives the
+    renames that replace files in it. Unlocked where fcntl or a folder descriptor is missing."""
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -16,11 +16,11 @@ import hashlib
 import os
 import subprocess
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from singkit.exceptions import SingkitError
+from singkit.fsutil import temp_beside
 from singkit.gitignore import IgnoreRules
 
 ALWAYS_OMIT_DIRS = {".git", ".hg", ".svn", "__pycache__", ".singkit"}
@@ -166,7 +166,7 @@ def take(root: Path, code_dirs: list[str], omit: list[str], snapshots_dir: Path,
     if path.exists():
         return Snapshot(sha, path, len(files), total, reused=True)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=snapshots_dir)
+    fd, tmp = temp_beside(path)  # named for this process: a later snapshot sweeps it if a kill left it
     os.close(fd)
     try:
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 
 from singkit.backends.embedded import EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
 from singkit.jobs import procs
-from singkit.jobs.spec import SECRET_PREFIX
-from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_paths, job_shell, max_run_seconds, program_command,
-                                  run_command, run_environment, setup_command, shell_argv)
+from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_environment, host_paths, job_shell, max_run_seconds,
+                                  program_command, run_command, run_environment, setup_command, shell_argv)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -37,8 +36,7 @@ class LocalBackend(EmbeddedBackend):
 
     def execute(self, job: Job, run: Run) -> None:
         paths = host_paths(run)
-        # the runner's environment, less the literal secrets it carries for `$env:` references
-        base = {k: v for k, v in self.env.environ.items() if not k.startswith(SECRET_PREFIX)}
+        base = host_environment(job.spec, self.env.environ)  # singkit's own credentials withheld
         base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", os.defpath)])
         environ = run_environment(run, paths, base, self.env.environ)
         # `gpus`: those the run's own environment sees (its PATH's nvidia-smi, its CUDA_VISIBLE_DEVICES)

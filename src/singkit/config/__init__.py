@@ -13,6 +13,7 @@ from singkit.config.model import Config, Origin
 from singkit.config.secrets import EnvRef, resolve_secret
 from singkit.environment import Environment
 from singkit.exceptions import ConfigError, Problem
+from singkit.fsutil import sweep_temps
 
 __all__ = ["Config", "ConfigError", "EnvRef", "Origin", "config_files", "load_config", "resolve_secret"]
 
@@ -35,6 +36,7 @@ def load_config(env: Environment) -> Config:
     layers: list[Layer] = []
     problems: list[Problem] = []
     for path, committed in files:
+        sweep_temps(path)  # what a write-back killed by kill -9 left beside the file (issue 16)
         try:
             layer = read_layer(path, committed, cache=env.cache_dir / "parsed")
         except ConfigError as error:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from singkit.config import schema
-from singkit.config.layers import Layer, append_key, locate, plain, position, yaml_rt
+from singkit.config.layers import Layer, locate, plain, position
 from singkit.config.secrets import EnvRef, is_env_ref, masked
 from singkit.config.validate import suggest
 from singkit.exceptions import ConfigError, Problem, UsageError, shown_path
-from singkit.fsutil import atomic_write, file_lock
+from singkit.fsutil import atomic_write, folder_lock
 
 BUILTIN = Path("<built-in>")
 BUILTIN_TARGETS = {
@@ -84,9 +86,16 @@ class Config:
                     continue  # reported by the layer's schema check, scoped to this record
                 for key, value in record.items():
                     canonical = schema.canonical_key(str(key))
-                    merged[canonical] = self._value(layer, [raw_section, name, key], value)
+                    earlier, later = merged.get(canonical), self._value(layer, [raw_section, name, key], value)
+                    # a map inside a record (env, build-args, inputs, ai-super-computer) merges key by key,
+                    # as records do: a user layer's `env: {A: 1}` adds A, it does not drop the project's others
+                    both = isinstance(earlier, dict) and isinstance(later, dict)
+                    merged[canonical] = merge_maps(earlier, later) if both else later
                     self._origins[(section, name, canonical)] = self._origin(layer, record, key)
-                    if isinstance(value, dict):  # e.g. ai-super-computer: its keys have lines of their own
+                    if isinstance(earlier, dict) and not both:  # replaced whole: its keys' lines are gone
+                        for stale in [k for k in self._origins if k[:3] == (section, name, canonical) and len(k) == 4]:
+                            del self._origins[stale]
+                    if isinstance(value, dict):  # its keys have lines of their own
                         for inner in value:
                             self._origins[(section, name, canonical, str(inner))] = self._origin(layer, value, inner)
 
@@ -207,6 +216,15 @@ class Config:
             out[key] = (masked(key, value, schema.SECRET_KEYS), str(origin) if origin else "default")
         return out
 
+    def map_provenance(self, section: str, name: str, key: str, shown: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+        """Each key of a map inside a record (`env`, `build-args`, ...) → (its value in `shown`, the map
+        as provenance() shows it, so secrets stay masked; the `file:line` that key came from)."""
+        out = {}
+        for inner, value in shown.items():
+            origin = self._origins.get((section, name, key, str(inner)))
+            out[str(inner)] = (value, str(origin) if origin else "default")
+        return out
+
     def env_refs(self) -> list[EnvRef]:
         """Every `$env:` reference in the merged config (secrets and others)."""
         found: list[EnvRef] = []
@@ -234,56 +252,50 @@ class Config:
 
     # -- writing --------------------------------------------------------------------------
     def write_back(self, section: str, name: str, key: str, value: Any) -> Path:
-        """Set `key` of a record in the file that defines it, keeping comments, order and quoting."""
+        """Set `key` (a scalar) of a record in the file that defines it; every other byte of the
+        file stays as it was (BOM, CRLF, comments, anchors, quoting: config.writeback).
+
+        The file's folder itself is the lock (no lock file in the user's committed configs/),
+        and the new text replaces the file atomically: a kill leaves the old file or the new."""
+        from singkit.config.writeback import set_key
+
         path = self.origin(section, name, key)
-        with file_lock(path.with_name(f".{path.name}.lock")):
-            text = path.read_text(encoding="utf-8")
-            yaml = _matching_dumper(text)
-            doc = yaml.load(text)
-            body = _find(doc, section)
-            record = _find(body, name) if section != "general" else body
-            if record is None:
-                raise ConfigError(Problem(path, 1, 1, f"{section}.{name} is no longer in this file; run the command again"))
-            existing = next((k for k in record if schema.canonical_key(str(k)) == key), None)
-            if existing is None:
-                append_key(record, key, value)  # blank lines and comments after the record stay after it
-            else:
-                record[existing] = value
-            atomic_write(path, _dump(yaml, doc))
+        real = Path(os.path.realpath(path))
+        with folder_lock(real.parent):
+            _sweep_legacy_lock(real)
+            try:
+                text = real.read_bytes().decode("utf-8")
+            except OSError as error:
+                raise ConfigError(Problem(path, 1, 1, f"cannot read config file: {error.strerror}")) from None
+            except UnicodeDecodeError:
+                raise ConfigError(Problem(path, 1, 1, "not UTF-8 text; save the file as UTF-8")) from None
+            parts = [section] if section == "general" else [section, name]
+            new = set_key(text, path, parts, key, value, _same_key)
+            if new != text:
+                atomic_write(real, new.encode("utf-8"))
         return path
 
 
-def _dump(yaml: Any, doc: Any) -> str:
-    from io import StringIO
-
-    buffer = StringIO()
-    yaml.dump(doc, buffer)
-    return buffer.getvalue()
+def _same_key(written: str, wanted: str) -> bool:
+    """Whether a key as written in a file (`sing_wrap`) names the canonical key `wanted`."""
+    return schema.canonical_key(written) == wanted
 
 
-def _matching_dumper(text: str) -> Any:
-    """A round-trip YAML whose indentation reproduces `text` exactly (ruamel cannot guess it reliably)."""
-    candidates = [(2, 4, 2), (2, 2, 0), (4, 4, 0), (4, 6, 4), (2, 4, 0), (4, 4, 2)]
-    for mapping, sequence, offset in candidates:
-        yaml = yaml_rt()
-        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-        if _dump(yaml, yaml.load(text)) == text:
-            return yaml
-    yaml = yaml_rt()
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
+def _sweep_legacy_lock(path: Path) -> None:
+    """Earlier versions locked with `.<config>.lock` beside the config, in the user's folder."""
+    with contextlib.suppress(OSError):
+        path.with_name(f".{path.name}.lock").unlink()
+
+
+def merge_maps(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """`later` over `earlier`, key by key, maps inside them too."""
+    out = dict(earlier)
+    for key, value in later.items():
+        out[key] = merge_maps(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 def _sku_key(name: str) -> str:
     name = name.strip()
     return name[len("singularity."):].lower() if name.lower().startswith("singularity.") else name.lower()
-
-
-def _find(node: Any, name: str) -> Any:
-    if not node:
-        return None
-    for key in node:
-        if str(key) == name or schema.canonical_key(str(key)) == name:
-            return node[key]
-    return None
 

@@ -184,6 +184,7 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
         "command": command,
         "setup_prefix": setup_prefix(setup),
         "env": job_env,
+        "withheld_env": credential_variables(cfg),  # names only: local runs never inherit these
         "data": data_plan(target, cfg.datastores, env.project_root),  # inputs/outputs: singkit.mounts
         "parallel": min(parallel, len(plan)),
         "repeats": request.runs,
@@ -200,6 +201,24 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
 
 
 SECRET_PREFIX = "SINGKIT_SECRET_"
+
+# singkit's own credentials that live in fixed variables (singkit.backends.singularity.client)
+OWN_CREDENTIALS = ("SINGKIT_AZURE_TOKEN", "SINGKIT_AZURE_ML_TOKEN")
+
+
+def credential_variables(cfg: Any) -> list[str]:
+    """Names of the variables that hold singkit's own credentials: the Azure tokens, and each
+    variable a secret field of a service record names (`password: $env:REG_PW`, a storage
+    `connection-string`, a SAS). Recorded in job.yaml (names only) as `withheld_env`."""
+    from singkit.config.schema import SECRET_KEYS
+    from singkit.config.secrets import ENV_PREFIX, is_env_ref
+
+    names = set(OWN_CREDENTIALS)
+    for record in (getattr(cfg, "services", None) or {}).values():
+        for key, value in (record or {}).items():
+            if key in SECRET_KEYS and is_env_ref(value):
+                names.add(str(value)[len(ENV_PREFIX):].strip())
+    return sorted(names)
 
 
 def seal_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -195,6 +195,10 @@ def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: b
         cfg = load(env)  # for registry credentials if an image must be pulled again
     except SingkitError:
         cfg = None
+    if cfg is not None:  # today's service records name today's credential variables (a job before withheld_env too)
+        from singkit.jobs.spec import credential_variables
+
+        spec["withheld_env"] = sorted({*(spec.get("withheld_env") or ()), *credential_variables(cfg)})
     backend = backend_for(spec["target"], env, cfg, service=spec["service"])
     for run in spec["runs"]:
         key = backend.output_key(old, run["run"]) if resume else None  # before the id is cleared

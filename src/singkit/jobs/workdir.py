@@ -17,7 +17,7 @@ from typing import Any
 
 from singkit import mounts
 from singkit.exceptions import SingkitError
-from singkit.jobs.spec import hp_environment
+from singkit.jobs.spec import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
 from singkit.snapshot import safe_extract
 from singkit.store import Job, Run
 
@@ -102,6 +102,15 @@ def resolve_env(values: Mapping[str, Any], environ: Mapping[str, str]) -> dict[s
     from singkit.config import resolve_secret  # only then: it loads the config machinery
 
     return {str(k): (resolve_secret(v, environ) or "") for k, v in values.items()}
+
+
+def host_environment(spec: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """What a local run inherits from the runner: its environment less singkit's own credentials
+    (the literal secrets it carries for `$env:SINGKIT_SECRET_*`, the Azure tokens, the registry
+    password and storage keys a service record names: spec `withheld_env`). A run gets one only
+    when its job's `env:` references it, under the name given there."""
+    withheld = set(OWN_CREDENTIALS) | {str(n) for n in spec.get("withheld_env") or ()}
+    return {k: v for k, v in environ.items() if k not in withheld and not k.startswith(SECRET_PREFIX)}
 
 
 def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_from: Mapping[str, str]) -> dict[str, str]:

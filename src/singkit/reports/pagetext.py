@@ -18,7 +18,7 @@ from singkit.reports.model import Run
 
 # job.yaml fields that are singkit's own bookkeeping, not facts about the experiment
 _INTERNAL = frozenset({"project_root", "setup_prefix", "env", "runs", "allow_unpinned", "create_registry_connection",
-                       "hp", "repeats", "data", "job", "rerun_of", "resume"})
+                       "hp", "repeats", "data", "job", "rerun_of", "resume", "withheld_env"})
 
 
 def target_text(target: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from singkit.tasks._edge import task
 
@@ -82,26 +83,44 @@ def show(c, env, target=None, docker=None, service=None, setup=None, json_=False
     if chosen:
         kind, name = next(iter(chosen.items()))
         record = getattr(config, kind)(name)  # unknown names fail here, with the closest ones
-        views = {f"{SECTION_OF[kind]}.{name}": config.provenance(SECTION_OF[kind], name, record)}
+        views = {(SECTION_OF[kind], name): config.provenance(SECTION_OF[kind], name, record)}
     else:
-        views = {"general": config.provenance("general", None)}
+        views = {("general", None): config.provenance("general", None)}
         for section, records in (("external-services", config.services), ("dockers", config.dockers),
                                  ("compute-targets", config.targets), ("setups", config.setups)):
             for name in records:
-                views[f"{section}.{name}"] = config.provenance(section, name)
+                views[(section, name)] = config.provenance(section, name)
+    # a map inside a record (env, build-args) merges key by key across layers: each key shows its own file:line
+    inner = {(where, k): config.map_provenance(*where, k, v) for where, keys in views.items() if where[1] is not None
+             for k, (v, _src) in keys.items() if isinstance(v, dict)}
+    titles = {where: ".".join(p for p in where if p is not None) for where in views}
     if json_:
-        payload = {record: {k: {"value": v, "from": src} for k, (v, src) in keys.items()} for record, keys in views.items()}
+        payload = {titles[where]: {k: _shown(v, src, inner.get((where, k))) for k, (v, src) in keys.items()}
+                   for where, keys in views.items()}
         env.out(json.dumps(payload, indent=2, default=str))
         return
     from tabulate import tabulate
 
     from singkit import fmt
 
-    for record, keys in views.items():
-        env.out(f"{record}:")
-        rows = [(k, fmt.scalar(v), src) for k, (v, src) in keys.items()]  # whole values, YAML's true/null
+    for where, keys in views.items():
+        env.out(f"{titles[where]}:")
+        rows = []
+        for k, (v, src) in keys.items():  # whole values, YAML's true/null
+            if inner.get((where, k)):
+                rows += [(f"{k}.{i}", fmt.scalar(iv), isrc) for i, (iv, isrc) in inner[(where, k)].items()]
+            else:
+                rows.append((k, fmt.scalar(v), src))
         env.out(tabulate(rows, headers=["key", "value", "from"], tablefmt="plain", disable_numparse=True))
         env.out("")
+
+
+def _shown(value: Any, source: str, keys: dict[str, tuple[Any, str]] | None) -> dict[str, Any]:
+    """One key in config.show's JSON: value and file:line; a map's keys each with their own."""
+    out = {"value": value, "from": source}
+    if keys is not None:
+        out["keys"] = {k: {"value": v, "from": src} for k, (v, src) in keys.items()}
+    return out
 
 
 @task(help={"out": "write the schema to this file instead of stdout"})
