@@ -185,7 +185,6 @@ case("undefined-alias", {PROJECT: TARGET + "    nodes: *nowhere\n"}, line=4)
 # through other commands: the loader is shared
 case("fifo-via-config-show", {PROJECT: FIFO}, line=0, args=("config.show",))
 case("bomb-via-config-show", {PROJECT: bomb(9, 9)}, args=("config.show",))
-case("nodes-via-config-show", {PROJECT: TARGET + "    nodes: 2.0\n"}, line=4, args=("config.show", "--target=a"))
 
 
 # -- running a case ---------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def load_config(env: Environment) -> Config:
         raise ConfigError(blocking)
     config = Config(layers)
     config.layer_problems = problems
+    config.project_root = env.project_root
     seal.record(problems)
     return config
 
