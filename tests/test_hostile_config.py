@@ -43,6 +43,7 @@ class Case:
     setup: Callable[[Path], None] | None = None  # more files in the project (a symlinked code dir)
     e2e: bool = False
     timeout: float = 30
+    cwd: str = ""  # the folder (in the project) the command runs in
 
 
 CASES: list[Case] = []
@@ -82,6 +83,8 @@ for where in (PROJECT, USER, EXTRA):
     for kind in (FIFO, LOOP, FOLDER, DANGLING, DEV_ZERO):
         case(f"layer-{short}-{kind.strip('<>')}", {**base, where: kind}, where=where, line=0)
 case("layer-extra-dev-urandom", {PROJECT: TARGET, EXTRA: DEV_URANDOM}, where=EXTRA, line=0)
+case("layer-project-fifo-from-a-subfolder", {PROJECT: FIFO}, line=0, words=("FIFO",), cwd="src",
+     setup=lambda root: (root / "src").mkdir())
 case("layer-project-socket", {PROJECT: SOCKET}, line=0, words=("socket",))
 case("layer-project-fifo-e2e", {PROJECT: FIFO}, line=0, words=("FIFO",), e2e=True)
 case("layer-user-loop-e2e", {PROJECT: TARGET, USER: LOOP}, where=USER, line=0, words=("symlink loop",), e2e=True)
@@ -232,7 +235,7 @@ def run_case(c: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: p
         env["SINGKIT_CONFIG"] = str(project / EXTRA)
     before = tree(project)
     if c.e2e:
-        result = run_singkit(list(c.args), cwd=project, env=env, timeout=c.timeout)
+        result = run_singkit(list(c.args), cwd=project / c.cwd, env=env, timeout=c.timeout)
         code, out, err = result.returncode, result.stdout, result.stderr
     else:
         code, out, err = _in_process(c, project, env, monkeypatch, capsys)
@@ -249,7 +252,7 @@ def _in_process(c: Case, project: Path, env: dict[str, str], monkeypatch: pytest
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.chdir(project)
+    monkeypatch.chdir(project / c.cwd)
     capsys.readouterr()
     try:
         main(["singkit", *c.args])
@@ -268,7 +271,7 @@ def test_hostile_config_is_one_located_line(c: Case, tmp_path: Path, monkeypatch
     lines = err.strip().splitlines()
     assert code == 2, f"exit {code}: {err.strip()[:500]}"
     assert len(lines) == 1 and "Traceback" not in err, err[:2000]
-    shown = re.escape(c.where)
+    shown = "(/.*/)?" + re.escape(c.where)  # relative to the working folder, or absolute from outside it
     if c.line == 0:
         assert re.match(rf"{shown}: \S", lines[0]), lines[0]
     else:
