@@ -66,7 +66,10 @@ def _parsed_path(cache: Path, raw: bytes) -> Path:
 
     import ruamel.yaml
 
-    key = hashlib.sha256(ruamel.yaml.__version__.encode() + b"\0" + raw).hexdigest()
+    from singkit.config.yamlsafe import RULES
+
+    # the rules are in the key: a parse cached before a bound existed must not skip that bound
+    key = hashlib.sha256(f"{ruamel.yaml.__version__}\0{RULES}\0".encode() + raw).hexdigest()
     return cache / f"{key[:32]}.pickle"
 
 

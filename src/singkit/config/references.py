@@ -129,12 +129,11 @@ def outside_project(entry: str, root: Path | None) -> str | None:
         return entry
     if root is not None:
         try:
-            resolved = (root / entry).resolve()
-            resolved.relative_to(root.resolve())
-        except ValueError:
-            return f"{entry} -> {resolved}"
-        except (OSError, RuntimeError):  # a symlink loop: the snapshot could not read it either
+            resolved, inside = (root / entry).resolve(), root.resolve()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL: the snapshot could not read it either
             return entry
+        if not resolved.is_relative_to(inside):
+            return f"{entry} -> {resolved}"
     return None
 
 

@@ -33,6 +33,7 @@ MAX_DEPTH = 64
 # written. Real configs use a handful of `<<: *defaults`; a "billion laughs" needs 9**9.
 ALIAS_BUDGET = 100_000
 ALIAS_FACTOR = 10
+RULES = f"bounded depth {MAX_DEPTH}, aliases {ALIAS_BUDGET}/{ALIAS_FACTOR}, scalar keys"  # in the parse cache's key
 
 # What YAML 1.2 allows in a stream (ruamel.yaml.reader.Reader.NON_PRINTABLE, the same class)
 NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
