@@ -159,8 +159,9 @@ for key, value in (("image", "python:$env:TAG"), ("image", "$env:REGISTRY/python
     case(f"env-in-{key}-{value.replace('$env:', 'env-').replace('/', '_').replace(':', '_')}",
          {PROJECT: DOCKER + ("    image: python:3.11\n" if key != "image" else "") + f"    {key}: {value}\n"},
          line=3 if key == "image" else 4, words=("$env:",))
-case("env-in-middle-of-a-value", {PROJECT: "external-services:\n  ws:\n    type: singularity\n    subscription-id: sub-$env:SUB\n"
-                                  "    resource-group: rg\n"}, line=4, words=("$env:",))
+case("env-in-middle-of-an-env-value", {PROJECT: TARGET + "    env: {PATH: '/opt/bin:$env:PATH'}\n"}, line=4, words=("$env:",))
+case("env-in-middle-of-a-record-value", {PROJECT: "setups:\n  s:\n    conda: [x]\n    env:\n      HOME_DIR: /home/$env:USER\n"},
+     line=5, words=("whole value",))
 
 # a code snapshot that leaves the project would ship a system folder to the cloud
 for i, dirs in enumerate((["../../etc"], ["/etc"], ["src/../../outside"], [".", ".."], ["/"])):

@@ -231,11 +231,7 @@ def _touches(problem: Problem, scope: set[Record]) -> bool:
 
 
 def _unique(problems: Iterable[Problem]) -> list[Problem]:
-    """One problem per position (the first error said there; a warning only where no error is):
-    two checks that both refuse one value (`sub-$env:X` is no GUID and no whole reference) say it once."""
     seen: dict[tuple[Any, ...], Problem] = {}
     for p in problems:
-        key = (str(p.file), p.line, p.col)
-        if key not in seen or (seen[key].warning and not p.warning):
-            seen[key] = p
+        seen.setdefault((str(p.file), p.line, p.col, p.message), p)
     return sorted(seen.values(), key=lambda p: (str(p.file), p.line, p.col, p.message))
