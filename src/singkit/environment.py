@@ -13,10 +13,13 @@ PROJECT_CONFIG = Path("configs") / "singkit.yaml"
 
 
 def find_project_root(start: Path) -> Path:
-    """The nearest folder at or above `start` holding configs/singkit.yaml; `start` itself if none does."""
+    """The nearest folder at or above `start` holding configs/singkit.yaml; `start` itself if none does.
+
+    A configs/singkit.yaml that is no file (a folder, a FIFO, a dangling symlink) still marks the
+    project: loading it then says what is wrong with it, rather than singkit running elsewhere."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if (folder / PROJECT_CONFIG).is_file():
+        if os.path.lexists(folder / PROJECT_CONFIG):
             return folder
     return start
 

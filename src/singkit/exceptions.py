@@ -31,7 +31,8 @@ class Problem:
 
     `records` names the config records the mistake is about (empty: the whole file, e.g.
     broken YAML): a command that uses none of them is not blocked by it. A `warning` never
-    blocks on its own (config.validate --strict makes it an error).
+    blocks on its own (config.validate --strict makes it an error). Line 0: the file as a
+    whole (it is a FIFO, a symlink loop), shown without a position.
     """
 
     file: Path | str
@@ -42,6 +43,8 @@ class Problem:
     warning: bool = False
 
     def __str__(self) -> str:
+        if self.line <= 0:  # about the file as a whole (a FIFO, a symlink loop): no position to name
+            return f"{shown_path(self.file)}: {self.message}"
         return f"{shown_path(self.file)}:{self.line}:{self.col}: {self.message}"
 
     def as_error(self) -> "Problem":
@@ -50,9 +53,12 @@ class Problem:
 
 def shown_path(file: Path | str) -> str:
     """A path as short as it can be said from here: relative to the working folder when inside it."""
+    path = Path(file)
     try:
-        return str(Path(file).resolve().relative_to(Path.cwd()))
-    except (ValueError, OSError):
+        # a link is named as itself (its target may be missing, or a loop)
+        full = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
+        return str(full.relative_to(Path.cwd()))
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return str(file)
 
 

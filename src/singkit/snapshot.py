@@ -19,7 +19,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from singkit.exceptions import SingkitError
+from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import temp_beside
 from singkit.gitignore import IgnoreRules
 
@@ -107,6 +107,11 @@ def code_files(root: Path, code_dirs: list[str], omit: list[str], exclude: list[
     root = root.resolve()
     dirs = [d.strip("/") or "." for d in (code_dirs or ["."])]
     for d in dirs:
+        try:  # a `..` or a symlink out of the project would ship a system folder (config validation says so first)
+            (root / d).resolve().relative_to(root)
+        except (ValueError, OSError, RuntimeError):
+            raise UsageError(f"code-dirs names `{d}`, which leads outside the project {root}; list folders inside "
+                             "it in general.code-dirs or the target's code-dirs") from None
         if not (root / d).exists():
             raise SingkitError(f"code-dirs names `{d}`, which is not in {root}; fix general.code-dirs or the target's code-dirs")
     files = _git_files(root, dirs)

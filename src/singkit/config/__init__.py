@@ -6,6 +6,7 @@ from, and a write-back goes into the file that defines the record, comments kept
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from singkit.config.layers import Layer, read_layer
@@ -19,10 +20,14 @@ __all__ = ["Config", "ConfigError", "EnvRef", "Origin", "config_files", "load_co
 
 
 def config_files(env: Environment) -> list[tuple[Path, bool]]:
-    """The layers that exist, in order, each with whether it is the committed project file."""
+    """The layers that exist, in order, each with whether it is the committed project file.
+
+    A project or user config that exists as something other than a file (a folder, a FIFO, a
+    dangling symlink, a symlink loop) is listed too: reading it says what it is, rather than
+    a config silently going unread."""
     files = [(env.project_config, True), (env.user_config, False)]
     files += [(p, False) for p in env.extra_configs]
-    return [(p, committed) for p, committed in files if p.is_file() or p in env.extra_configs]
+    return [(p, committed) for p, committed in files if os.path.lexists(p) or p in env.extra_configs]
 
 
 def load_config(env: Environment) -> Config:
@@ -31,14 +36,26 @@ def load_config(env: Environment) -> Config:
     Raises one ConfigError listing every problem that concerns no single record (broken YAML,
     an unreadable file, an unknown section). Problems inside a record are kept in
     `Config.layer_problems`: singkit.configcheck decides which commands they block."""
+    from singkit.config.yamlsafe import read_bytes
+
     files = config_files(env)
-    seal = _ValidatedSeal(env, files)
+    raws: dict[Path, bytes | ConfigError] = {}
+    for path, _committed in files:
+        try:  # once, before anything else touches the file: it may be a FIFO or /dev/zero
+            raws[path] = read_bytes(path)
+        except ConfigError as error:
+            raws[path] = error
+    seal = _ValidatedSeal(env, files, raws)
     layers: list[Layer] = []
     problems: list[Problem] = []
     for path, committed in files:
         sweep_temps(path)  # what a write-back killed by kill -9 left beside the file (issue 16)
+        raw = raws[path]
+        if isinstance(raw, ConfigError):
+            problems.extend(raw.problems)
+            continue
         try:
-            layer = read_layer(path, committed, cache=env.cache_dir / "parsed")
+            layer = read_layer(path, committed, cache=env.cache_dir / "parsed", raw=raw)
         except ConfigError as error:
             problems.extend(error.problems)
             continue
@@ -52,6 +69,7 @@ def load_config(env: Environment) -> Config:
         raise ConfigError(blocking)
     config = Config(layers)
     config.layer_problems = problems
+    config.project_root = env.project_root
     seal.record(problems)
     return config
 
@@ -70,7 +88,7 @@ class _ValidatedSeal:
     """Remembers (in the user's cache folder) the schema problems of the exact layer contents
     last checked, so an unchanged config skips loading jsonschema — most of a command's start-up."""
 
-    def __init__(self, env: Environment, files: list[tuple[Path, bool]]):
+    def __init__(self, env: Environment, files: list[tuple[Path, bool]], raws: dict[Path, bytes | ConfigError]):
         import hashlib
 
         import json
@@ -83,10 +101,8 @@ class _ValidatedSeal:
             digest.update(checker.read_bytes())
         for path, committed in files:
             digest.update(f"\0{path}\0{committed}\0".encode())
-            try:
-                digest.update(path.read_bytes())
-            except OSError:
-                digest.update(b"<unreadable>")
+            raw = raws.get(path)
+            digest.update(raw if isinstance(raw, bytes) else b"<unreadable>")
         self.path = env.cache_dir / "validated" / digest.hexdigest()
         self.problems: list[Problem] | None = self._read()
 

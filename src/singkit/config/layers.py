@@ -20,31 +20,41 @@ def yaml_rt():
     """A round-trip YAML instance that keeps comments, key order and quoting."""
     from ruamel.yaml import YAML
 
+    from singkit.config.yamlsafe import MAX_DEPTH, BoundedComposer
+
     yaml = YAML(typ="rt")
+    yaml.Composer = BoundedComposer  # bounded nesting and alias expansion (hostile configs)
+    yaml.max_depth = MAX_DEPTH
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a user's long lines on write-back
     return yaml
 
 
-def read_layer(path: Path, committed: bool = False, cache: Path | None = None) -> Layer:
+def read_layer(path: Path, committed: bool = False, cache: Path | None = None, raw: bytes | None = None) -> Layer:
     """One config file, parsed with ruamel's round-trip loader (positions kept for messages).
 
+    `raw`: the file's bytes when the caller has read them already (singkit.config.yamlsafe.read_bytes).
     `cache`: a folder for parsed documents keyed by the file's content hash. Pure-Python
-    ruamel parses ~4,000 lines a second; a cached parse loads in milliseconds."""
-    from ruamel.yaml.error import MarkedYAMLError
+    ruamel parses ~4,000 lines a second; a cached parse loads in milliseconds.
+    Raises ConfigError, one located line, for whatever the file holds or is (yamlsafe)."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except OSError as error:
-        raise ConfigError(Problem(path, 1, 1, f"cannot read config file: {error.strerror}")) from None
+    from singkit.config.yamlsafe import decode, read_bytes
+
+    if raw is None:
+        raw = read_bytes(path)
     cached = _parsed(cache, raw)
     if cached is not None:
         return Layer(path, cached, committed)
+    text = decode(path, raw)
     try:
         doc = yaml_rt().load(text)
     except MarkedYAMLError as error:
-        raise ConfigError(_yaml_problem(path, error)) from None
+        raise ConfigError(_yaml_problem(path, error, text)) from None
+    except (YAMLError, RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        # what ruamel raises without a mark for input it cannot represent: still the file's fault
+        what = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ConfigError(Problem(path, 1, 1, f"invalid YAML: {what}")) from None
     if doc is not None and not hasattr(doc, "lc"):
         raise ConfigError(Problem(path, 1, 1, "a config file must be a mapping of sections (external-services, dockers, compute-targets, setups, general)"))
     _keep_parsed(cache, raw, doc)
@@ -56,7 +66,10 @@ def _parsed_path(cache: Path, raw: bytes) -> Path:
 
     import ruamel.yaml
 
-    key = hashlib.sha256(ruamel.yaml.__version__.encode() + b"\0" + raw).hexdigest()
+    from singkit.config.yamlsafe import RULES
+
+    # the rules are in the key: a parse cached before a bound existed must not skip that bound
+    key = hashlib.sha256(f"{ruamel.yaml.__version__}\0{RULES}\0".encode() + raw).hexdigest()
     return cache / f"{key[:32]}.pickle"
 
 
@@ -85,14 +98,14 @@ def _keep_parsed(cache: Path | None, raw: bytes, doc: Any) -> None:
         pass
 
 
-def _yaml_problem(path: Path, error: Any) -> Problem:
+def _yaml_problem(path: Path, error: Any, text: str) -> Problem:
     from ruamel.yaml.constructor import DuplicateKeyError
 
     mark = error.problem_mark or error.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if isinstance(error, DuplicateKeyError):
         key = str(error.problem).split('"')[1] if '"' in str(error.problem) else "key"
-        first = _first_occurrence(path, key, error.context_mark, mark)
+        first = _first_occurrence(text, key, error.context_mark, mark)
         where = f" (first defined on line {first})" if first else ""
         return Problem(path, line, col, f"duplicate key `{key}`{where}; keep one of them")
     what = " ".join(str(error.problem or error.context or "invalid YAML").split())
@@ -113,11 +126,11 @@ _PLAIN_YAML_ERRORS = {
 }
 
 
-def _first_occurrence(path: Path, key: str, start: Any, duplicate: Any) -> int | None:
+def _first_occurrence(text: str, key: str, start: Any, duplicate: Any) -> int | None:
     """Line of the earlier `key:` at the duplicate's own indentation, between the mapping's start and it."""
     if start is None or duplicate is None:
         return None
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text.splitlines()
     for number in range(start.line, duplicate.line):
         text = lines[number]
         if text[duplicate.column:].startswith((f"{key}:", f'"{key}":', f"'{key}':")) and not text[:duplicate.column].strip():

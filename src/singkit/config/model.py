@@ -40,6 +40,7 @@ class Config:
     def __init__(self, layers: list[Layer]):
         self.layers = layers
         self.layer_problems: list[Problem] = []  # schema problems inside records (load_config sets them)
+        self.project_root: Path | None = None  # load_config sets it: code-dirs must stay inside it
         self._records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in RECORD_SECTIONS}
         self._origins: dict[tuple[str, ...], Origin] = {}
         self._defined_in: dict[tuple[str, str], list[Layer]] = {}

@@ -6,6 +6,7 @@ records it uses (see singkit.configcheck).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from singkit.config import schema
@@ -48,6 +49,7 @@ def reference_problems(cfg: "Config") -> list[Problem]:
             at("compute-targets", name, "service", f"`service: {target['service']}` in compute-targets.{name} is a "
                f"{service.get('type')} record; a target's service must be local, docker, or a singularity/aml record")
     _target_problems(cfg, at)
+    _code_dir_problems(cfg, at)
     problems += _service_problems(cfg)
     from singkit.mounts import problems as data_problems  # inputs/outputs and datastores
 
@@ -83,8 +85,11 @@ def per_node_problem(value: Any) -> str | None:
     also submits to Singularity."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "gpus"):
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= schema.MAX_PROCESSES_PER_NODE:
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > schema.MAX_PROCESSES_PER_NODE:
+        return (f"`processes-per-node` must be at most {schema.MAX_PROCESSES_PER_NODE:,}, not {value:,} (singkit's cap: "
+                "no VM runs more processes usefully)")
     if isinstance(value, str) and value.strip().isdigit():
         return f"`processes-per-node: \"{value}\"` is quoted text; write the number without quotes"
     shown = str(value).lower() if isinstance(value, bool) or value is None else value
@@ -110,6 +115,47 @@ def _target_problems(cfg: "Config", at: Any) -> None:
         if cloud:
             at("compute-targets", name, cloud[0], f"compute-targets.{name} has `{cloud[0]}:` but no `service:`; "
                "add `service: <your singularity record>` (without it the target runs on this machine)", warning=True)
+
+
+def outside_project(entry: str, root: Path | None) -> str | None:
+    """Where a `code-dirs` entry leads when that is outside the project (None when inside): an
+    absolute path, `..` past the root, or (with the project's `root`) a symlink out of it."""
+    import os
+    from pathlib import PurePosixPath
+
+    if PurePosixPath(entry).is_absolute() or Path(entry).is_absolute():
+        return entry
+    if os.path.normpath(entry).replace("\\", "/").split("/")[0] == "..":
+        return entry
+    if root is not None:
+        try:
+            resolved, inside = (root / entry).resolve(), root.resolve()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL: the snapshot could not read it either
+            return entry
+        if not resolved.is_relative_to(inside):
+            return f"{entry} -> {resolved}"
+    return None
+
+
+def _code_dir_problems(cfg: "Config", at: Any) -> None:
+    """A code-dirs entry outside the project: the snapshot would ship a system folder to the cloud."""
+    root = getattr(cfg, "project_root", None)
+    owners = [("general", None, cfg.general.get("code-dirs"))]
+    owners += [("compute-targets", name, t.get("code-dirs")) for name, t in cfg.targets.items()]
+    for section, name, entries in owners:
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, str) or str(entry).startswith("$env:"):
+                continue
+            leads = outside_project(str(entry), root)
+            if leads is None:
+                continue
+            owner = "general.code-dirs" if name is None else f"compute-targets.{name}.code-dirs"
+            message = (f"{owner} entry `{entry}` is outside the project ({leads}): the code snapshot would ship it; "
+                       "list folders inside the project, relative to its root")
+            if name is None:  # `general` as a whole: every command's snapshot reads it
+                at("general", "code-dirs", None, message)
+            else:
+                at(section, name, "code-dirs", message)
 
 
 def _service_problems(cfg: "Config") -> list[Problem]:

@@ -38,6 +38,14 @@ def is_secret_env(name: str) -> bool:
 DEFAULT_INSTALLER = "singularitybase.azurecr.io/installer/base/singularity-installer"
 DEFAULT_VALIDATOR = "singularitybase.azurecr.io/validations/base/singularity-tests"
 
+# Caps on counts and durations. The Azure ML REST API carries `instanceCount` as an Int32
+# (2,147,483,647), which would accept `nodes: 1000000000`; these are singkit's own, documented
+# caps: far above any Singularity or Azure ML quota a researcher gets, far below a typo's value.
+MAX_NODES = 1000
+MAX_PROCESSES_PER_NODE = 1000
+MAX_RUN_SECONDS = 366 * 24 * 3600  # a year
+MAX_GRACE_SECONDS = 24 * 3600
+
 _str: dict[str, Any] = {"type": "string"}
 _bool: dict[str, Any] = {"type": "boolean"}
 _str_list: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
@@ -105,10 +113,10 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     "vm-size": _with("Singularity instance type, e.g. ND12_H100_v5 or ND96amrs_A100_v4 (`invoke config.skus` lists them)", _str),
     "location": _str,
     "locations": _str_list,
-    "nodes": {"type": "integer", "minimum": 1},
+    "nodes": {"type": "integer", "minimum": 1, "maximum": MAX_NODES},
     # no "type": the value is judged on the merged config (config.references.per_node_problem), once
     "processes-per-node": {"description": "processes started on each node: a number, or `gpus` (one per GPU); default 1"},
-    "grace-seconds": {"type": "number", "minimum": 0,
+    "grace-seconds": {"type": "number", "minimum": 0, "maximum": MAX_GRACE_SECONDS,
                       "description": "seconds a run's program gets between SIGTERM and SIGKILL on a cancel or a "
                                      "preemption, to save its work; default 30"},
     "shell": {"type": "string", "enum": ["auto", "bash", "sh"],
@@ -117,7 +125,7 @@ TARGET_FIELDS: dict[str, dict[str, Any]] = {
     # Azure ML CLI v2 command job YAML `limits.timeout` (integer seconds; azure-ai-ml CommandJobLimits
     # "The maximum run duration, in seconds, after which the job will be cancelled"); Amulet's
     # submit_args.max_run_duration_seconds
-    "max-run-seconds": {"type": "integer", "minimum": 1,
+    "max-run-seconds": {"type": "integer", "minimum": 1, "maximum": MAX_RUN_SECONDS,
                         "description": "a run is cancelled after this many seconds (Azure ML's limits.timeout); local "
                                        "runs are stopped too (SIGTERM, then SIGKILL after grace-seconds), reason `timeout`"},
     "group-policy": _with("Singularity group policy (AISuperComputer.groupPolicyName)", _str),
@@ -178,11 +186,11 @@ GENERAL_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 SKU_FIELDS: dict[str, dict[str, Any]] = {
-    "gpus": {"type": "integer", "minimum": 0},
+    "gpus": {"type": "integer", "minimum": 0, "maximum": 1024},
     "gpu-type": _str,
     "vendor": {"type": "string", "enum": ["NVIDIA", "AMD", "none"]},
     "gpu-memory-gb": {"type": "number"},
-    "cpus": {"type": "integer", "minimum": 1},
+    "cpus": {"type": "integer", "minimum": 1, "maximum": 100_000},
     "memory-gb": {"type": "number"},
     "price-per-hour": {"type": "number", "minimum": 0},
 }

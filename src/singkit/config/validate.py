@@ -25,9 +25,23 @@ _TYPE_NAMES = {
 
 @functools.lru_cache(maxsize=1)
 def _validator():
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(schema.json_schema())
+    # JSON Schema counts 2.0 (and YAML's 1e9, a float) as an integer; a node count written as a
+    # float is a slip, and int(1e300) is no count. A number must be finite: `.nan` passes every
+    # `minimum` and `maximum` (comparisons with NaN are false), `.inf` no job can use.
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": _integer, "number": _finite})
+    return validators.extend(Draft202012Validator, type_checker=checker)(schema.json_schema())
+
+
+def _integer(_checker: Any, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(_checker: Any, value: Any) -> bool:
+    import math
+
+    return _integer(_checker, value) or isinstance(value, float) and math.isfinite(value)
 
 
 # enums whose readers compare without regard to case (singkit.singularity.aisc lower-cases them)
@@ -60,7 +74,11 @@ def check_layer(layer: Layer) -> list[Problem]:
         problems.extend(dataclasses.replace(p, records=scope) for p in _explain(layer, error))
     problems.extend(_check_secrets(layer))
     problems.extend(_check_spellings(layer))
-    return sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
+    # one line per value: `nodes: 1e9` is not an integer AND above the cap; the first said is enough
+    first: dict[tuple[int, int], Problem] = {}
+    for problem in problems:
+        first.setdefault((problem.line, problem.col), problem)
+    return sorted(first.values(), key=lambda p: (p.line, p.col, p.message))
 
 
 def _check_spellings(layer: Layer) -> list[Problem]:
@@ -149,6 +167,9 @@ def _explain(layer: Layer, error: Any) -> list[Problem]:
         return [Problem(layer.path, line, col, f"`{key}` must be `sha256:` followed by 64 hex digits, not `{error.instance}`")]
     if kind == "minimum":
         return [Problem(layer.path, line, col, f"`{key}` must be at least {error.validator_value}, not {error.instance}")]
+    if kind == "maximum":
+        return [Problem(layer.path, line, col, f"`{key}` must be at most {error.validator_value:,}, not {error.instance:,}"
+                        " (singkit's cap: no Singularity or Azure ML job comes near it)")]
     return [Problem(layer.path, line, col, f"`{_where(path)}`: {error.message}")]
 
 
@@ -183,8 +204,16 @@ def _check_secrets(layer: Layer) -> list[Problem]:
         if not isinstance(value, str):
             continue
         line, col = locate(layer.doc, [*path, key], of_value=True)
-        if bad_env_name(value):
+        if ENV_MARK in value and canonical in IMAGE_KEYS:
+            out.append(Problem(layer.path, line, col, f"`{key}: {value}`: an image reference cannot come from `$env:` "
+                               "(it is written into Dockerfiles, job specs and the pinned config as is); write the "
+                               "image itself", record_of([*path, key])))
+        elif bad_env_name(value):
             out.append(Problem(layer.path, line, col, f"`{value}` is not a valid reference; write `$env:NAME` with NAME made of letters, digits and _", record_of([*path, key])))
+        elif ENV_MARK in value and not is_env_ref(value) and canonical not in FREE_TEXT_KEYS:
+            out.append(Problem(layer.path, line, col, f"`{key}: {value}`: a `$env:NAME` reference must be the whole value "
+                               "(nothing is substituted inside text); write `$env:NAME` alone and put the whole value "
+                               "in NAME", record_of([*path, key])))
         elif value.strip() == "$vault":
             out.append(Problem(layer.path, line, col, "`$vault` is XT's key vault, which singkit does not read; write `$env:NAME` (config.import-xt converts these)", record_of([*path, key])))
         elif layer.committed and not is_env_ref(value) and _holds_secret(path, key, canonical):
@@ -192,6 +221,14 @@ def _check_secrets(layer: Layer) -> list[Problem]:
                                f"`{key}` holds a literal secret in a committed file; write `$env:NAME` and export NAME, or move it to ~/.config/singkit/config.yaml",
                                record_of([*path, key])))
     return out
+
+
+ENV_MARK = "$env:"
+# keys whose value names an image: never from the environment (the name is not secret, and a
+# wrap pins its digest back into the config file)
+IMAGE_KEYS = frozenset({"image", "installer-image", "validator-image", "wrapped-image", "sha256", "base-sha256"})
+# keys whose value is text for people or a shell, where `$env:` may be just characters
+FREE_TEXT_KEYS = frozenset({"description", "activate", "default-command"})
 
 
 def _holds_secret(path: list[Any], key: Any, canonical: str) -> bool:

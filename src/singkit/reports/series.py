@@ -36,12 +36,19 @@ def metric_events(log: Path | str) -> list[dict[str, Any]]:
 def main_node(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """On multi-node runs every rank may log the same metrics: keep the lowest node's lines
     (and lines without a node), so a curve is drawn once rather than zig-zagging between ranks."""
-    nodes = {ev.get("node") for ev in events}
+    nodes = {node_of(ev) for ev in events}
     nodes.discard(None)
     if not nodes:
         return events
     first = min(nodes, key=lambda n: (not isinstance(n, int), n if isinstance(n, int) else str(n)))
-    return [ev for ev in events if ev.get("node") in (None, first)]
+    return [ev for ev in events if node_of(ev) in (None, first)]
+
+
+def node_of(event: dict[str, Any]) -> int | str | None:
+    """The line's `node` (an int by the protocol; a name is kept), None for anything else: a list
+    or a mapping there (a foreign line) names no node, and would not even hash."""
+    node = event.get("node")
+    return node if isinstance(node, (int, str)) and not isinstance(node, bool) else None
 
 
 def columns(events: list[dict[str, Any]], x: str, metrics: list[str] | None = None) -> dict[str, tuple[list, list]]:
@@ -78,7 +85,7 @@ def step_rows(events: list[dict[str, Any]], run: str, metrics: list[str] | None 
     rows: dict[tuple, dict[str, Any]] = {}
     wanted = set(metrics) if metrics else None
     for i, ev in enumerate(events):
-        node = ev.get("node")
+        node = node_of(ev)
         step = ev.get("step", i)
         key = (node, step if _num(step) or isinstance(step, str) else i)
         row = rows.get(key)
