@@ -132,17 +132,21 @@ def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
     return active
 
 
-def extract(env: Environment, job_ref: str, dest: Path, what: str = "all") -> Path:
-    """Copy the job's `what` into `dest`. UsageError for a destination inside the job store: a
-    copy of a run's outputs into those outputs copies itself until the path is too deep, and
-    anything else written there pollutes the store."""
+def extract(env: Environment, job_ref: str, dest: Path, what: str = "all") -> tuple[Path, list[str]]:
+    """Copy the job's `what` into `dest`; (dest, notes on what was skipped: links out of the
+    store, devices). UsageError for a destination that is a file, a device or under one, and for
+    one inside the job store: a copy of a run's outputs into those outputs copies itself until
+    the path is too deep, and anything else written there pollutes the store."""
+    from singkit.outpaths import output_folder
+
+    output_folder(dest, "--dest")
     home, target = env.home.resolve(), dest.resolve()
     if target == home or home in target.parents:
         raise UsageError(f"the destination {dest} is inside the job store ({home}); extract to a folder outside it, "
                          f"e.g. extracted/{job_ref}")
     _store, job, backend = open_job(env, job_ref)
-    backend.download(job, dest, what)
-    return dest
+    notes = backend.download(job, dest, what) or []
+    return dest, notes
 
 
 def outcome(status: str, job_id: str) -> None:

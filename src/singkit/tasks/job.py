@@ -276,7 +276,9 @@ def extract(c, env, job=None, dest=None, what="all"):
     job_id = job_arg(job)
     if not dest:
         raise UsageError("no --dest given: pass --dest=DIR (the folder to extract into)")
-    out = control.extract(env, job_id, Path(dest), what or "all")
+    out, notes = control.extract(env, job_id, Path(dest), what or "all")
+    for note in notes:
+        env.err(f"note: {note}")
     env.err(f"extracted {what} of {job_id} into {out}")
 
 
