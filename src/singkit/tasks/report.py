@@ -41,6 +41,7 @@ def _float(value: str | float | None, flag: str, default: float) -> float:
 def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide: bool = True,
                 what: str = "rows") -> None:
     """Export, JSON, or the text table fitted to the terminal (wide: every column, as stored)."""
+    from singkit.outpaths import output_file
     from singkit.reports import render
 
     if export:
@@ -48,7 +49,10 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide
         # file would enter the next job's code snapshot.
         path = Path(export).expanduser()
         path = path if path.is_absolute() else env.project_root / "reports" / path
+        created = output_file(path, "--export")
         written = render.export(path, table.columns, [*table.rows, *table.footer])
+        if created is not None:
+            env.err(f"--export {export}: the folder {shown_path(created)} did not exist; created it")
         env.err(f"wrote {len(table.rows)} row(s) to {shown_path(written)}")
         env.out(str(written))
     elif as_json:
