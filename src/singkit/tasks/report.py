@@ -177,13 +177,14 @@ PLOT_CHOICES = {"aggregate": ("mean", "median", "none"), "band": ("std", "sem", 
 
 def _plot_options(metrics=None, x=None, break_on=None, aggregate=None, group_by=None, band=None, smooth=None,
                   layout=None, format="png", filter=None, dpi=None):
-    from singkit.reports.plots import PlotOptions
+    from singkit.reports.plots import PlotOptions, check_dpi, check_layout
     from singkit.reports.views import split_names
 
+    check_layout(layout or None)  # a bad shape is said before any job is read
     return PlotOptions(metrics=split_names(metrics) or None, x=x or None, break_on=break_on or None,
                        aggregate=aggregate or None, group_by=split_names(group_by) or None, band=band or None,
                        smooth=_float(smooth, "smooth", 0.0), layout=layout or None, fmt=(format or "png").lower(),
-                       filters=filter or None, dpi=_int(dpi, "dpi") or 100)
+                       filters=filter or None, dpi=check_dpi(_int(dpi, "dpi") or 100))
 
 
 @task(positional=["job"], iterable=["filter"], help=PLOT_HELP, choices=PLOT_CHOICES)
