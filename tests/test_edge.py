@@ -79,13 +79,19 @@ def test_malformed_job_spec_is_an_internal_error_line(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     env = make_env(project)
     job = submit(env, SubmitRequest(command="true", dry_run=True))
+    # `runs:` is checked as store content (issue 15): one line naming the file, exit 2
     job.spec_path.write_text("job: job1\ntarget: {name: local}\nservice: {name: local, type: local}\nruns: 5\n")
     done = run_cli(["job.status", job.id], project, env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert str(job.spec_path) in done.stderr and "`runs` is not a list of runs" in done.stderr
+    # what nothing checks yet still ends as one `internal error` line (a traceback with --verbose)
+    job.spec_path.write_text("job: job1\ntarget: 5\nservice: {name: local, type: local}\nruns: []\n")
+    done = run_cli(["job.status", job.id], project, env)
     assert done.returncode == 1
-    assert done.stderr == f"internal error: TypeError: 'int' object is not iterable {HINT}\n"
+    assert done.stderr == f"internal error: AttributeError: 'int' object has no attribute 'get' {HINT}\n"
     verbose = run_cli(["job.status", job.id, "--verbose"], project, env)
     assert verbose.returncode == 1 and "Traceback (most recent call last)" in verbose.stderr
-    assert verbose.stderr.splitlines()[-1] == "internal error: TypeError: 'int' object is not iterable"
+    assert verbose.stderr.splitlines()[-1] == "internal error: AttributeError: 'int' object has no attribute 'get'"
 
 
 BAD_IMAGE = """\

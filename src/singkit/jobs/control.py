@@ -38,6 +38,8 @@ def refresh(env: Environment, store: Store, job: Job, backend: Backend | None = 
 def status(env: Environment, job_ref: str) -> dict[str, Any]:
     """The job's summary with its runs, each with status, reason, exit code, hparams, times."""
     store, job, backend = open_job(env, job_ref)
+    for note in link_notes(job):
+        env.err(note)
     summary = refresh(env, store, job, backend)
     _, runs = job.summary()
     return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
@@ -100,6 +102,22 @@ def why(error: Exception) -> str:
     else:
         text = f"{type(error).__name__}: {error}"
     return " ".join(text.split())[:500]
+
+
+def link_notes(job: Job, runs: list[Any] | None = None) -> list[str]:
+    """One warning per store file of the job's runs that is a symbolic link (run.log, stdout.log,
+    stderr.log, outputs/, or the run folder itself): such files are never read or followed
+    (singkit.store.safe), and the user should know why a run shows nothing."""
+    from singkit.store.safe import link_in_job
+
+    found: list[str] = []
+    for run in runs if runs is not None else job.runs:
+        for path in (run.log_path, run.stdout_path, run.stderr_path, run.outputs_dir):
+            link = link_in_job(path)
+            if link is not None and link not in found:
+                found.append(link)
+    return [f"warning: {link} is a symbolic link in the job store; not read or followed "
+            "(the store was damaged or tampered with)" for link in found]
 
 
 def dry_run_note(job: Job) -> str:

@@ -224,6 +224,8 @@ def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
     tail_n = int_arg(tail, "tail", minimum=0)
     _store, stored, backend = control.open_job(env, job_arg(job))
     runs = [stored.run(job_arg(run))] if run else stored.runs
+    for note in control.link_notes(stored, runs):
+        env.err(note)
     if stored.spec.get("dry_run"):
         env.err(control.dry_run_note(stored))
         return

@@ -184,7 +184,7 @@ def _plot_options(metrics=None, x=None, break_on=None, aggregate=None, group_by=
     return PlotOptions(metrics=split_names(metrics) or None, x=x or None, break_on=break_on or None,
                        aggregate=aggregate or None, group_by=split_names(group_by) or None, band=band or None,
                        smooth=_float(smooth, "smooth", 0.0), layout=layout or None, fmt=(format or "png").lower(),
-                       filters=filter or None, dpi=check_dpi(_int(dpi, "dpi") or 100))
+                       filters=filter or None, dpi=check_dpi(100 if (given := _int(dpi, "dpi")) is None else given))
 
 
 @task(positional=["job"], iterable=["filter"], help=PLOT_HELP, choices=PLOT_CHOICES)
