@@ -113,7 +113,8 @@ def clean(world: World, done: Done, before: dict) -> None:
 
 
 def escaping_ids(world: World) -> list[str]:
-    return ["../../../../outside", str(world.outside), "job1.1/../../../../../outside", "job1.1\nx"]
+    # from jobs/job1/runs/ (proj/.singkit/jobs/job1/runs), each reaches tmp_path/outside
+    return ["../../../../../outside", str(world.outside), "job1.1/../../../../../../outside", "job1.1\nx"]
 
 
 @pytest.mark.parametrize("case", range(4))
@@ -144,7 +145,7 @@ def test_cancel_writes_no_status_line_outside_the_store(world: World) -> None:
 
 def test_extract_refuses_a_run_id_leading_out_before_writing(world: World, tmp_path: Path) -> None:
     job = real_job(world)
-    rewrite_run_id(job, 0, "../../../../outside")
+    rewrite_run_id(job, 0, "../../../../../outside")
     before = fingerprint(world.outside)
     dest = tmp_path / "dest"
     done = world.cli("job.extract", job.id, "--dest", str(dest))
@@ -155,7 +156,7 @@ def test_extract_refuses_a_run_id_leading_out_before_writing(world: World, tmp_p
 
 def test_reports_skip_run_ids_leading_out(world: World) -> None:
     job = real_job(world)
-    rewrite_run_id(job, 0, "../../../../outside")
+    rewrite_run_id(job, 0, "../../../../../outside")
     before = fingerprint(world.outside)
     for args in (["report.list", "--runs", "--json"], ["report.metrics", job.id, "--json"]):
         done = world.cli(*args)
