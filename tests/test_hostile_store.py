@@ -373,3 +373,21 @@ def test_damaged_code_archive_is_one_line(world: World, tmp_path: Path, kind: st
         assert ("truncated" in done.err) if kind == "truncated" else ("not a gzip archive" in done.err), done.err
         assert "internal error" not in done.err
     assert job_folders(world) == folders
+
+
+# -- the Blob mirror of a Singularity run (its blob names are the job's) ----------------------
+
+
+def test_blob_mirror_appends_through_no_link(azurite_container, tmp_path: Path) -> None:
+    from singkit.backends.singularity.mirror import _copy_new
+    from singkit.store.safe import UnsafeStoreContent
+
+    target = tmp_path / "outside.log"
+    target.write_text("keep\n")
+    run_dir = tmp_path / ".singkit" / "jobs" / "job1" / "runs" / "job1.1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.log").symlink_to(target)
+    azurite_container.upload_blob("p/run.log", b'{"event": "status", "status": "running"}\n')
+    with pytest.raises(UnsafeStoreContent, match="run.log"):  # the link leads outside: refused, one line
+        _copy_new(azurite_container, "p", {}, run_dir, lambda: None)
+    assert target.read_text() == "keep\n"
