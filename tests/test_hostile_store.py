@@ -242,9 +242,11 @@ def test_job_yaml_linked_out_is_not_read(world: World) -> None:
     job = dry_job(world)
     link(job.spec_path, world.outside / "job.yaml")
     before = fingerprint(world.outside)
-    done = world.cli("job.status", job.id)
-    assert done.code == 2 and len(done.lines) == 1 and "symbolic link" in done.err, done.err
-    clean(world, done, before)
+    for args in (["job.status", job.id], ["job.extract", job.id, "--dest", str(world.project.parent / "dest")],
+                 ["report.list", "--jobs", "--json"]):
+        done = world.cli(*args)
+        assert done.code == 2 and len(done.lines) == 1 and "symbolic link" in done.err, (args, done.err)
+        clean(world, done, before)
 
 
 def test_extract_copies_no_log_linked_out(world: World, tmp_path: Path) -> None:
