@@ -51,7 +51,7 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide
         path = path if path.is_absolute() else env.project_root / "reports" / path
         created = output_file(path, "--export")
         written = render.export(path, table.columns, [*table.rows, *table.footer])
-        if created is not None:
+        if created is not None and created != env.project_root / "reports":  # reports/ is singkit's own folder
             env.err(f"--export {export}: the folder {shown_path(created)} did not exist; created it")
         env.err(f"wrote {len(table.rows)} row(s) to {shown_path(written)}")
         env.out(str(written))
