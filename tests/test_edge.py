@@ -81,6 +81,7 @@ def test_malformed_job_spec_is_one_line_naming_the_file(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     env = make_env(project)
     job = submit(env, SubmitRequest(command="true", dry_run=True))
+    # `runs:` is checked as store content (issue 15): one line naming the file, exit 2
     job.spec_path.write_text("job: job1\ntarget: {name: local}\nservice: {name: local, type: local}\nruns: 5\n")
     line = (f"error: {job.spec_path}: `runs` is a whole number 5, expected a list; "
             "the store may be damaged: fix the file, or move its job folder aside")

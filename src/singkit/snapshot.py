@@ -11,11 +11,16 @@ same whenever it was written; `snapshots/<sha256>.tar.gz` is written once per ha
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import gzip
 import hashlib
 import os
 import subprocess
 import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -213,14 +218,70 @@ def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
     return members
 
 
+@contextlib.contextmanager
+def _opened(archive: Path) -> Iterator[tarfile.TarFile]:
+    """The code archive opened for reading, without following a link (singkit.store.safe)."""
+    from singkit.store.safe import StoreLink, open_stored
+
+    try:
+        handle = open_stored(archive)
+    except StoreLink as link:
+        raise UsageError(f"{archive}: {link.strerror}; a code archive is a file singkit wrote") from None
+    with handle, tarfile.open(fileobj=handle, mode="r:*") as tar:
+        yield tar
+
+
+def _damaged(archive: Path, error: BaseException) -> UsageError:
+    """The one line for a code archive that is not a whole gzip'd tar (a copy cut short, another file)."""
+    if isinstance(error, EOFError) or "unexpected end" in str(error) or "ended before" in str(error):
+        what = "truncated (the file ends before the archive does)"
+    else:
+        what = "not a gzip archive of the code (tar.gz)"
+    return UsageError(f"{archive}: {what}; the job's code snapshot is damaged: submit the job again from the project "
+                      "(`invoke job.submit`) rather than rerunning it")
+
+
+# what reading a damaged tar.gz raises: tarfile's own error, gzip's (BadGzipFile is an OSError),
+# zlib's, and EOFError for a stream cut short
+DAMAGED = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def check_archive(archive: Path) -> int:
+    """Read the whole code archive without extracting it; its number of members. UsageError for a
+    missing, damaged or truncated archive, or one with a member that would leave the folder it is
+    extracted into (`../`, absolute, a link out, a device): what a run would find only later."""
+    if not archive.exists():
+        raise UsageError(f"{archive} is missing; the job has no code snapshot")
+    where = Path(tempfile.gettempdir()) / "singkit-check" / "code"  # a name only: nothing is written there
+    try:
+        with _opened(archive) as tar:
+            members = check_members(tar, where)
+            for member in members:  # every byte read: a truncated stream shows here, not in the run
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        while handle.read(1 << 20):
+                            pass
+    except DAMAGED as error:
+        raise _damaged(archive, error) from None
+    except SingkitError as error:
+        said = str(error).replace(str(where.resolve()), "the job's code folder")
+        raise UsageError(f"{archive}: {said}; the archive is refused (it was not written by singkit)") from None
+    return len(members)
+
+
 def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a tar(.gz) into `dest`, refusing the whole archive if any member escapes it."""
+    """Extract a tar(.gz) into `dest`, refusing the whole archive if any member escapes it;
+    UsageError for a damaged or truncated archive (one line, naming it)."""
     if not archive.exists():
         raise SingkitError(f"{archive} is missing; the job has no code snapshot")
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:*") as tar:
-        members = check_members(tar, dest)
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, members=members, filter="data")
-        else:  # Python < 3.11.4: our own check above is the guard
-            tar.extractall(dest, members=members)
+    try:
+        with _opened(archive) as tar:
+            members = check_members(tar, dest)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:  # Python < 3.11.4: our own check above is the guard
+                tar.extractall(dest, members=members)
+    except DAMAGED as error:
+        raise _damaged(archive, error) from None

@@ -20,7 +20,6 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import abc
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -82,29 +81,35 @@ class Backend(abc.ABC):
 
         return follow_lines(job.run(run), stream, follow=follow, tail=tail)
 
-    def download(self, job: Job, dest: Path, what: str = "all") -> None:
-        """Copy code / logs / outputs of the job from the store into `dest` (store layout).
+    def download(self, job: Job, dest: Path, what: str = "all") -> list[str]:
+        """Copy code / logs / outputs of the job from the store into `dest` (store layout); the
+        notes on what was skipped (a link out of the store, a device), one line each.
 
         Remote backends fetch into the store first, then call this. Archive members that
-        would land outside `dest` are refused (SingkitError) before anything is written."""
+        would land outside `dest` are refused (SingkitError) before anything is written. Store
+        content is untrusted (singkit.store.safe): no link is followed out of the job folder,
+        and nothing is written through a link already in `dest`."""
         from singkit.snapshot import safe_extract
+        from singkit.store.safe import copy_file_out, copy_tree_out
 
         if what not in WHAT:
             raise UsageError(f"--what={what} is not one of {', '.join(WHAT)}")
+        notes: list[str] = []
+        runs = job.runs  # every run id checked before anything is written
         dest.mkdir(parents=True, exist_ok=True)
         if what in ("code", "all"):
             safe_extract(job.code_archive, dest / "code")
         if what in ("logs", "all"):
-            shutil.copy2(job.spec_path, dest / "job.yaml")
-        for r in job.runs:
+            copy_file_out(job.spec_path, dest / "job.yaml", notes)
+        for r in runs:
             target = dest / "runs" / r.id
             if what in ("logs", "all"):
                 target.mkdir(parents=True, exist_ok=True)
                 for path in (r.log_path, r.stdout_path, r.stderr_path):
-                    if path.exists():
-                        shutil.copy2(path, target / path.name)
-            if what in ("outputs", "all") and r.outputs_dir.is_dir():
-                shutil.copytree(r.outputs_dir, target / "outputs", symlinks=True, dirs_exist_ok=True)
+                    copy_file_out(path, target / path.name, notes)
+            if what in ("outputs", "all"):
+                copy_tree_out(r.outputs_dir, target / "outputs", notes)
+        return notes
 
 
 def service_record(target: dict[str, Any], cfg: Any | None) -> dict[str, Any]:

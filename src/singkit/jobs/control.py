@@ -44,6 +44,8 @@ def index_note(env: Environment, store: Store) -> None:
 def status(env: Environment, job_ref: str) -> dict[str, Any]:
     """The job's summary with its runs, each with status, reason, exit code, hparams, times."""
     store, job, backend = open_job(env, job_ref)
+    for note in link_notes(job):
+        env.err(note)
     summary = refresh(env, store, job, backend)
     index_note(env, store)
     _, runs = job.summary()
@@ -138,6 +140,22 @@ def why(error: Exception) -> str:
     return " ".join(text.split())[:500]
 
 
+def link_notes(job: Job, runs: list[Any] | None = None) -> list[str]:
+    """One warning per store file of the job's runs that is a symbolic link (run.log, stdout.log,
+    stderr.log, outputs/, or the run folder itself): such files are never read or followed
+    (singkit.store.safe), and the user should know why a run shows nothing."""
+    from singkit.store.safe import link_in_job
+
+    found: list[str] = []
+    for run in runs if runs is not None else job.runs:
+        for path in (run.log_path, run.stdout_path, run.stderr_path, run.outputs_dir):
+            link = link_in_job(path)
+            if link is not None and link not in found:
+                found.append(link)
+    return [f"warning: {link} is a symbolic link in the job store; not read or followed "
+            "(the store was damaged or tampered with)" for link in found]
+
+
 def dry_run_note(job: Job) -> str:
     """What following a dry run says: there is nothing to wait for."""
     return (f"{job.id} is a dry run: nothing was started, so there is no output to follow; "
@@ -168,17 +186,21 @@ def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
     return active
 
 
-def extract(env: Environment, job_ref: str, dest: Path, what: str = "all") -> Path:
-    """Copy the job's `what` into `dest`. UsageError for a destination inside the job store: a
-    copy of a run's outputs into those outputs copies itself until the path is too deep, and
-    anything else written there pollutes the store."""
+def extract(env: Environment, job_ref: str, dest: Path, what: str = "all") -> tuple[Path, list[str]]:
+    """Copy the job's `what` into `dest`; (dest, notes on what was skipped: links out of the
+    store, devices). UsageError for a destination that is a file, a device or under one, and for
+    one inside the job store: a copy of a run's outputs into those outputs copies itself until
+    the path is too deep, and anything else written there pollutes the store."""
+    from singkit.outpaths import output_folder
+
+    output_folder(dest, "--dest")
     home, target = env.home.resolve(), dest.resolve()
     if target == home or home in target.parents:
         raise UsageError(f"the destination {dest} is inside the job store ({home}); extract to a folder outside it, "
                          f"e.g. extracted/{job_ref}")
     _store, job, backend = open_job(env, job_ref)
-    backend.download(job, dest, what)
-    return dest
+    notes = backend.download(job, dest, what) or []
+    return dest, notes
 
 
 def outcome(status: str, job_id: str) -> None:

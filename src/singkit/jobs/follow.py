@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from singkit.store import runlog
+from singkit.store.safe import open_stored
 
 if TYPE_CHECKING:
     from singkit.backends.base import Backend
@@ -39,7 +40,7 @@ class StateWatcher:
 def last_lines(path: Any, count: int) -> tuple[list[str], int]:
     """The last `count` complete lines of a file and the file size they end at."""
     try:
-        with open(path, "rb") as fh:
+        with open_stored(path) as fh:  # a link is read as missing, never followed
             data = fh.read()
     except FileNotFoundError:
         return [], 0
@@ -61,7 +62,7 @@ def follow_lines(run: Run, stream: str = "stdout", follow: bool = False, tail: i
     while True:
         ended = watcher.poll().terminal  # before reading: whatever the run wrote is then in the file
         try:
-            with open(path, "rb") as fh:
+            with open_stored(path) as fh:
                 fh.seek(offset)
                 chunk = fh.read()
         except FileNotFoundError:

@@ -87,10 +87,24 @@ def parse_hp(specs: list[str]) -> dict[str, list[Any]]:
     return {name: [parse_value(v) for v in values] for name, values in parse_hp_text(specs).items()}
 
 
+# The most runs one job may have. Each run is a folder, a run.log and a process or Azure ML job;
+# past this a typo (`--runs 10**20`, a sweep multiplied out) would fill the disk or the memory
+# before anything was said. A real sweep this large is several jobs.
+MAX_RUNS = 100_000
+
+
 def expand(grid: dict[str, list[Any]], repeats: int) -> list[tuple[dict[str, Any], int]]:
-    """Every combination of the grid, each `repeats` times: [(hparams, repeat)]."""
+    """Every combination of the grid, each `repeats` times: [(hparams, repeat)]. UsageError for
+    fewer than 1 repeat, or more than MAX_RUNS runs in all (counted before any is made)."""
     if repeats < 1:
         raise UsageError(f"--runs={repeats}: give 1 or more")
+    total = repeats
+    for values in grid.values():
+        total *= max(len(values), 1)
+    if total > MAX_RUNS:
+        sizes = " x ".join([*(str(len(v)) for v in grid.values()), f"--runs {repeats}"])
+        raise UsageError(f"{sizes} makes {total} runs; one job takes at most {MAX_RUNS}: "
+                         "sweep fewer values, or submit the sweep as several jobs")
     names = list(grid)
     combos = [dict(zip(names, values)) for values in itertools.product(*grid.values())] or [{}]
     return [(combo, r) for combo in combos for r in range(1, repeats + 1)]
@@ -143,6 +157,9 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
     if request.sweep is not None:  # sets listed one by one (a jobs file): no product, values as given
         if request.hp:
             raise UsageError("--hp and a jobs file's sweep cannot be combined; put the values in the file's sweep")
+        if len(request.sweep) * request.runs > MAX_RUNS:
+            raise UsageError(f"{len(request.sweep)} sweep sets x runs {request.runs} makes "
+                             f"{len(request.sweep) * request.runs} runs; one job takes at most {MAX_RUNS}")
         plan = [(dict(hp), r) for hp in request.sweep for r in range(1, request.runs + 1)] or [({}, 1)]
         text_grid = {}
         for hp in request.sweep:

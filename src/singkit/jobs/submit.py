@@ -25,8 +25,9 @@ from singkit.environment import Environment
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, launcher_warning, number_runs
 from singkit.jobs.workdir import processes_per_node
-from singkit.snapshot import Snapshot, take
+from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
+from singkit.store.safe import safe_join
 
 
 def load(env: Environment) -> Any:
@@ -155,6 +156,8 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
         env.err(f"warning: {said}")
     store = Store.of(env)
     snap = snapshot(env, cfg, target, store)                       # snapshot
+    if snap.reused:  # written by an earlier submit: it may have been damaged since
+        check_archive(snap.path)
     spec["code"] = code_record(snap)
     return record_and_start(env, store, with_secrets(backend, secrets), spec, snap.path)  # record, prepare, submit
 
@@ -208,7 +211,11 @@ def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: b
             run["output_key"] = key
     if resume:
         spec["resumed_from"] = old.id
-    archive = store.root / spec["code"]["archive"]
-    if not archive.exists():
-        archive = old.code_archive
+    archive = old.code_archive
+    name = (spec.get("code") or {}).get("archive") if isinstance(spec.get("code"), dict) else None
+    if name:  # job.yaml is untrusted: its archive name must stay in the store
+        stored = safe_join(store.root, str(name), "the code archive", old.spec_path)
+        if stored.exists():
+            archive = stored
+    check_archive(archive)  # a damaged or escaping archive is refused now, not after the runs are queued
     return record_and_start(env, store, backend, spec, archive)

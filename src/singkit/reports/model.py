@@ -9,7 +9,7 @@ from typing import Any
 from singkit.environment import Environment
 from singkit.reports import runstate
 from singkit.reports.cache import SummaryCache
-from singkit.reports.source import RunRef, StoreLayout, natural_key
+from singkit.reports.source import RunRef, StoreLayout, is_run_of, natural_key
 
 
 @dataclass
@@ -85,6 +85,8 @@ def _spec_runs(job: str, spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         run = item.get("run", i)
         run = f"{job}.{run}" if isinstance(run, int) or str(run).isdigit() else str(run)
+        if not is_run_of(job, run):  # `../x` or `/abs` in job.yaml: never made into a path
+            continue
         hparams = item.get("hparams")
         found[run] = dict(hparams) if isinstance(hparams, dict) else {}
     return found

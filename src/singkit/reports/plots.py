@@ -18,6 +18,7 @@ from typing import Any
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
 from singkit.fsutil import atomic_write
+from singkit.refs import shown
 from singkit.reports import plotdata, rowsets, tables
 from singkit.reports.model import Run, StoreReader, target_name
 from singkit.reports.prefs import MetricPrefs, metric_prefs
@@ -56,16 +57,41 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^\w.=+-]+", "_", text).strip("_") or "_"
 
 
+# A figure's size grows with its panels (PANEL_SIZE each): past this many a typo such as
+# `--layout 100000x100000` would ask matplotlib for a canvas no machine has.
+MAX_PANELS = 100
+MAX_DPI = 1200
+
+
+def check_layout(layout: str | None) -> tuple[int, int] | None:
+    """(rows, cols) of a `--layout RxC`, None when not given; UsageError for another shape or
+    more than MAX_PANELS panels. Checked before any job is read."""
+    if not layout:
+        return None
+    match = re.fullmatch(r"\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*", layout)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise UsageError(f"--layout {shown(layout)}: write ROWSxCOLS, e.g. 2x2")
+    rows, cols = int(match[1]), int(match[2])
+    if rows * cols > MAX_PANELS:
+        raise UsageError(f"--layout {layout} is {rows * cols} panels; a figure takes at most {MAX_PANELS} "
+                         "(one per metric: pick metrics with --metrics, e.g. 2x3)")
+    return rows, cols
+
+
+def check_dpi(dpi: int) -> int:
+    """A png resolution in 1..MAX_DPI; UsageError otherwise (a huge one is a canvas no machine has)."""
+    if not 1 <= dpi <= MAX_DPI:
+        raise UsageError(f"--dpi={dpi}: give 1 to {MAX_DPI} (default 100)")
+    return dpi
+
+
 def parse_layout(layout: str | None, panels: int) -> tuple[int, int]:
     if not layout:
         if panels <= 3:
             return 1, max(panels, 1)
         cols = math.ceil(math.sqrt(panels))
         return math.ceil(panels / cols), cols
-    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", layout)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise UsageError(f"--layout `{layout}`: write ROWSxCOLS, e.g. 2x2")
-    rows, cols = int(match[1]), int(match[2])
+    rows, cols = check_layout(layout)  # type: ignore[misc]
     if rows * cols < panels:
         raise UsageError(f"--layout {layout} has {rows * cols} panel(s) for {panels} metric(s); "
                          f"use at least {math.ceil(panels / cols)}x{cols}, or pick metrics with --metrics")

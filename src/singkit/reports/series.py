@@ -14,12 +14,13 @@ from typing import Any
 
 from singkit.reports.source import loads_or_none, paused_gc
 from singkit.store.runlog import UNDECODABLE
+from singkit.store.safe import open_stored
 
 
 def metric_events(log: Path | str) -> list[dict[str, Any]]:
     """The run's `metrics` events in file order; a torn or foreign line is skipped."""
     try:
-        with open(log, "rb") as fh:
+        with open_stored(log) as fh:  # a link is read as missing, never followed
             data = fh.read()
     except (FileNotFoundError, IsADirectoryError):
         return []

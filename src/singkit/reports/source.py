@@ -24,6 +24,7 @@ from typing import Any
 
 from singkit.exceptions import UsageError
 from singkit.store.runlog import UNDECODABLE
+from singkit.store.safe import open_stored
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -79,9 +80,12 @@ class StoreLayout:
 
     def check_job(self, job: str) -> str:
         """`job` as stored (`7` means `job7`); UsageError naming the closest jobs if unknown."""
+        from singkit.refs import JOB_ID, check_word
+
+        check_word(job)
         if job.isdigit():
             job = f"job{job}"
-        if self.job_dir(job).is_dir():
+        if JOB_ID.match(job) and self.job_dir(job).is_dir():  # no path is built from any other word
             return job
         from singkit.store.model import no_such_job
 
@@ -90,7 +94,9 @@ class StoreLayout:
     def run_names(self, job: str) -> list[str]:
         """Run folders present under jobs/<job>/runs/ (a queued run may have none yet), unsorted."""
         try:
-            return [e.name for e in os.scandir(f"{self._jobs}/{job}/runs") if e.is_dir()]
+            # a run folder is `jobN.K` of this job; a link (to a folder outside the store) is none
+            return [e.name for e in os.scandir(f"{self._jobs}/{job}/runs")
+                    if e.is_dir(follow_symlinks=False) and is_run_of(job, e.name)]
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -99,11 +105,23 @@ class StoreLayout:
 
     def check_run(self, job: str, run: str, known: list[str]) -> str:
         """Accept `job3.2`, `3.2` or `2` for run 2 of job3; UsageError listing the runs if unknown."""
+        from singkit.refs import check_word
+
+        check_word(run, "run")
         candidates = [run, f"{job}.{run}", f"job{run}"]
         for cand in candidates:
             if cand in known:
                 return cand
         raise UsageError(f"no run `{run}` in {job}; its runs are {', '.join(known) or '(none)'}")
+
+
+def is_run_of(job: str, run: str) -> bool:
+    """Is `run` (read from the store: untrusted) an id of one of `job`'s runs, `jobN.K`? Only
+    such ids are made into paths."""
+    from singkit.refs import RUN_ID
+
+    match = RUN_ID.match(run)
+    return match is not None and match[1] == job
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -206,7 +224,7 @@ def loads_or_none(line: bytes) -> Any:
 def read_jsonl(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int, bool]:
     """parse_jsonl over a file from `offset`; a missing file reads as empty."""
     try:
-        with open(path, "rb") as fh:
+        with open_stored(path) as fh:  # a link is read as missing, never followed
             if offset:
                 fh.seek(offset)
             data = fh.read()
@@ -219,7 +237,7 @@ def read_jsonl(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]],
 def tail_text(path: Path | str, lines: int, max_bytes: int = 65536) -> list[str]:
     """The last `lines` lines of a text file (reading at most its last `max_bytes`)."""
     try:
-        with open(path, "rb") as fh:
+        with open_stored(path) as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - max_bytes))

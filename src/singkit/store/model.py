@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
-from singkit.refs import JOB_ID  # the grammar the command line reads job words by
+from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the command line reads job words by
 from singkit.store import runlog
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
+from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
 from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
@@ -74,7 +75,13 @@ class Run:
         self.job = job
         self.id = run_id
         self.hparams = hparams or {}
-        self.dir = job.dir / "runs" / run_id
+        # run ids come from job.yaml, which is untrusted: only `jobN.K` of this job names a folder
+        match = RUN_ID.match(run_id) if isinstance(run_id, str) else None
+        if match is None or match[1] != job.id:
+            raise UnsafeStoreContent(f"{job.spec_path}: the run id {shown(str(run_id))} is not a run of {job.id} "
+                                     f"({job.id}.K); nothing was read or written (the job folder is damaged or was "
+                                     "not written by singkit)")
+        self.dir = safe_join(job.dir / "runs", run_id, "the run id", job.spec_path)
         self.log_path = self.dir / "run.log"
         self.stdout_path = self.dir / "stdout.log"
         self.stderr_path = self.dir / "stderr.log"
@@ -96,6 +103,11 @@ class Run:
         self.append("status", status="queued")
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        try:
+            check_not_linked(self.log_path)  # never write through a link out of the job folder
+        except FileNotFoundError as error:
+            raise UnsafeStoreContent(f"{error.filename}: a symbolic link where the store keeps a run's file; "
+                                     "nothing was written (the store was damaged or tampered with)") from None
         try:
             return runlog.append(self.log_path, event, **fields)
         except FileNotFoundError:
@@ -169,15 +181,21 @@ class Job:
 
     @property
     def runs(self) -> list[Run]:
-        return [Run(self, r["run"], r.get("hparams")) for r in self.spec.get("runs") or []]
+        listed = self.spec.get("runs") or []
+        if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
+            raise UnsafeStoreContent(f"{self.spec_path}: `runs` is not a list of runs ({{run: {self.id}.K, hparams: ...}}); "
+                                     "the job folder is damaged or was not written by singkit")
+        return [Run(self, r.get("run"), r.get("hparams") if isinstance(r.get("hparams"), dict) else None)
+                for r in listed]
 
     def run(self, ref: str) -> Run:
         """A run by `jobN.K`, `N.K` or `K`; UsageError listing the runs if unknown."""
+        check_word(ref, "run")
         runs = {r.id: r for r in self.runs}
         for candidate in (ref, f"{self.id}.{ref}", f"job{ref}"):
             if candidate in runs:
                 return runs[candidate]
-        raise UsageError(f"no run `{ref}` in {self.id}; its runs are {', '.join(runs) or '(none)'}")
+        raise UsageError(f"no run {shown(ref)} in {self.id}; its runs are {', '.join(runs) or '(none)'}")
 
     def link_code(self, archive: Path) -> None:
         """Give the job its code snapshot: a hard link to the deduped archive (a copy across devices)."""
@@ -275,6 +293,7 @@ class Store:
 
     def job(self, ref: str) -> Job:
         """A job by `jobN` or `N`; UsageError naming the closest jobs if unknown."""
+        check_word(ref)
         job_id = f"job{ref}" if ref.isdigit() else ref
         if JOB_ID.match(job_id) and (self.jobs_dir / job_id / "job.yaml").is_file():
             return Job(self, job_id)
@@ -388,8 +407,8 @@ def no_such_job(ref: str, known: list[str], root: Path) -> UsageError:
     import difflib
 
     if not known:
-        return UsageError(f"no job `{ref}`: the store {root} has no jobs yet; submit one with `invoke job.submit`")
+        return UsageError(f"no job {shown(ref)}: the store {root} has no jobs yet; submit one with `invoke job.submit`")
     job_id = f"job{ref}" if ref.isdigit() else ref
     close = difflib.get_close_matches(job_id, known, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else f"the newest are {', '.join(known[-3:])}"
-    return UsageError(f"no job `{ref}` in {root}; {hint} (see `invoke job.list`)")
+    return UsageError(f"no job {shown(ref)} in {root}; {hint} (see `invoke job.list`)")

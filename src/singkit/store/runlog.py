@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from singkit.store.safe import open_stored
+
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted")
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ACTIVE = frozenset({"queued", "running", "preempted"})
@@ -41,7 +43,7 @@ UNDECODABLE = (ValueError, RecursionError)
 def read(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Complete event lines from byte `offset` on, and the offset after the last complete line."""
     try:
-        with open(path, "rb") as fh:
+        with open_stored(path) as fh:  # a link is read as missing, never followed
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:

@@ -23,6 +23,7 @@ from invoke.exceptions import Exit, Failure, ParseError
 
 from singkit.environment import Environment
 from singkit.exceptions import ConfigError, SingkitError, UsageError
+from singkit.refs import check_word
 from singkit.suggest import choice
 from singkit.tasks._surface import Choices, SingkitTask, int_params
 
@@ -251,6 +252,7 @@ def job_arg(value: str | None, *, required: bool = True) -> str | None:
     head, sep, tail = value.partition("=")
     if sep and head.lower() in {"job", "run"}:
         value = tail
+    check_word(value)  # `'job1\n'`: refused as such, shown escaped (never a second line)
     if value.startswith("-"):  # invoke hands an unknown flag to a missing positional argument
         raise UsageError(f"unknown option {value.partition('=')[0]}; `--help` after the task lists its options")
     if not value:

@@ -127,12 +127,10 @@ def _shown(value: Any, source: str, keys: dict[str, tuple[Any, str]] | None) -> 
 def schema(c, env, out=None):
     """Print the JSON Schema of the config (editors validate configs/singkit.yaml with it)."""
     from singkit.config.schema import json_schema
-    from singkit.fsutil import atomic_write
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if out:
-        atomic_write(Path(out), text)
-        env.err(f"wrote {out}")
+        _write_out(env, Path(out), text)
     else:
         env.stdout.write(text)
 
@@ -149,15 +147,15 @@ def import_xt(c, env, path, out=None, force=False, xt_nodes="job"):
     every key not carried is listed with why (here and atop the file). Several files merge as in XT."""
     from singkit.config.xt import import_xt as convert
     from singkit.exceptions import UsageError
-    from singkit.fsutil import atomic_write
 
+    if out:
+        _check_out(env, Path(out), "--out", say=False)  # refused before the work, said when written
     if out and Path(out).exists() and not force:
         raise UsageError(f"{out} exists; pass --force to replace it, or --out=another.yaml and add it to SINGKIT_CONFIG")
     # several files arrive comma-joined (tasks/_edge.py `several`)
     result = convert([Path(p.strip()) for p in str(path).split(",") if p.strip()], nodes=xt_nodes)
     if out:
-        atomic_write(Path(out), result.text)
-        env.err(f"wrote {out}")
+        _write_out(env, Path(out), result.text)
     else:
         env.stdout.write(result.text)
     for line in [*result.notes, *(f"not carried: {s}" for s in result.skipped)]:
@@ -251,7 +249,8 @@ def import_amlt(c, env, path, out=None, jobs_file=None, force=False):
     source = Path(path)
     jobs_path = Path(jobs_file) if jobs_file else env.project_root / f"{source.stem}.jobs.yaml"
     if out:
-        for target in (Path(out), jobs_path):
+        for target, flag in ((Path(out), "--out"), (jobs_path, "--jobs-file")):
+            _check_out(env, target, flag)
             if target.exists() and not force:
                 raise UsageError(f"{target} exists; pass --force to replace it (or --out / --jobs-file elsewhere)")
     shown = _relative(jobs_path, env.project_root)
@@ -290,3 +289,22 @@ def _where(file: Path, item: str) -> str:
     path = [parts[0], ".".join(parts[1:-1]), parts[-1]] if len(parts) >= 3 else parts
     line, _col = locate(read_layer(file).doc, path)
     return f"{shown_path(file)}:{line}: "
+
+
+def _check_out(env, path: Path, flag: str = "--out", say: bool = True) -> None:
+    """Refuse an --out that is a folder or device, or lies under a file; say which folder will be
+    created for it (singkit.outpaths)."""
+    from singkit.outpaths import output_file
+
+    created = output_file(path, flag)
+    if created is not None and say:
+        env.err(f"{flag} {path}: the folder {created} does not exist; creating it")
+
+
+def _write_out(env, path: Path, text: str, flag: str = "--out") -> None:
+    """Write `text` to an --out file atomically (its folder created, and said), then say so."""
+    from singkit.fsutil import atomic_write
+
+    _check_out(env, path, flag)
+    atomic_write(path, text)
+    env.err(f"wrote {path}")

@@ -224,6 +224,8 @@ def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
     tail_n = int_arg(tail, "tail", minimum=0)
     _store, stored, backend = control.open_job(env, job_arg(job))
     runs = [stored.run(job_arg(run))] if run else stored.runs
+    for note in control.link_notes(stored, runs):
+        env.err(note)
     if stored.spec.get("dry_run"):
         env.err(control.dry_run_note(stored))
         return
@@ -276,7 +278,9 @@ def extract(c, env, job=None, dest=None, what="all"):
     job_id = job_arg(job)
     if not dest:
         raise UsageError("no --dest given: pass --dest=DIR (the folder to extract into)")
-    out = control.extract(env, job_id, Path(dest), what or "all")
+    out, notes = control.extract(env, job_id, Path(dest), what or "all")
+    for note in notes:
+        env.err(f"note: {note}")
     env.err(f"extracted {what} of {job_id} into {out}")
 
 

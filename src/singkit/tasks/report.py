@@ -41,6 +41,7 @@ def _float(value: str | float | None, flag: str, default: float) -> float:
 def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide: bool = True,
                 what: str = "rows") -> None:
     """Export, JSON, or the text table fitted to the terminal (wide: every column, as stored)."""
+    from singkit.outpaths import output_file
     from singkit.reports import render
 
     if export:
@@ -48,7 +49,10 @@ def _emit_table(env: Environment, table, export: str | None, as_json: bool, wide
         # file would enter the next job's code snapshot.
         path = Path(export).expanduser()
         path = path if path.is_absolute() else env.project_root / "reports" / path
+        created = output_file(path, "--export")
         written = render.export(path, table.columns, [*table.rows, *table.footer])
+        if created is not None and created != env.project_root / "reports":  # reports/ is singkit's own folder
+            env.err(f"--export {export}: the folder {shown_path(created)} did not exist; created it")
         env.err(f"wrote {len(table.rows)} row(s) to {shown_path(written)}")
         env.out(str(written))
     elif as_json:
@@ -173,13 +177,14 @@ PLOT_CHOICES = {"aggregate": ("mean", "median", "none"), "band": ("std", "sem", 
 
 def _plot_options(metrics=None, x=None, break_on=None, aggregate=None, group_by=None, band=None, smooth=None,
                   layout=None, format="png", filter=None, dpi=None):
-    from singkit.reports.plots import PlotOptions
+    from singkit.reports.plots import PlotOptions, check_dpi, check_layout
     from singkit.reports.views import split_names
 
+    check_layout(layout or None)  # a bad shape is said before any job is read
     return PlotOptions(metrics=split_names(metrics) or None, x=x or None, break_on=break_on or None,
                        aggregate=aggregate or None, group_by=split_names(group_by) or None, band=band or None,
                        smooth=_float(smooth, "smooth", 0.0), layout=layout or None, fmt=(format or "png").lower(),
-                       filters=filter or None, dpi=_int(dpi, "dpi") or 100)
+                       filters=filter or None, dpi=check_dpi(100 if (given := _int(dpi, "dpi")) is None else given))
 
 
 @task(positional=["job"], iterable=["filter"], help=PLOT_HELP, choices=PLOT_CHOICES)

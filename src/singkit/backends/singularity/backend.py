@@ -400,7 +400,7 @@ class SingularityBackend(Backend):
             cancel_runs(self, ml, sent)
 
     # -- download -------------------------------------------------------------------------
-    def download(self, job: Any, dest: Path, what: str = "all") -> None:
+    def download(self, job: Any, dest: Path, what: str = "all") -> list[str]:
         with self.session() as ml:
             for run in job.runs:
                 info = run.backend_info()
@@ -415,14 +415,15 @@ class SingularityBackend(Backend):
                     self.env.err(f"{run.id}: still {states.text(remote.status)} in Azure ML; its logs and outputs can be fetched once it ends")
                     continue
                 self._fetch_artifacts(ml, run, info["azureml_name"])
-        super().download(job, dest, what)
+        notes = super().download(job, dest, what)
         if what in ("logs", "all"):  # Azure ML's own logs, and the job YAMLs that were sent
+            from singkit.store.safe import copy_file_out, copy_tree_out
+
             for run in job.runs:
-                if (run.dir / "azureml-logs").is_dir():
-                    shutil.copytree(run.dir / "azureml-logs", dest / "runs" / run.id / "azureml-logs", dirs_exist_ok=True)
+                copy_tree_out(run.dir / "azureml-logs", dest / "runs" / run.id / "azureml-logs", notes)
             for path in sorted((job.dir / STAGE).glob("*.yaml")):
-                (dest / STAGE).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / STAGE / path.name)
+                copy_file_out(path, dest / STAGE / path.name, notes)
+        return notes
 
     def _fetch_artifacts(self, ml: Any, run: Any, name: str) -> None:
         """Azure ML's artifacts: outputs/ into the run's outputs, its logs into azureml-logs/."""

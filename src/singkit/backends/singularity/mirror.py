@@ -34,6 +34,7 @@ from typing import Any
 
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.fsutil import atomic_write, file_lock
+from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
 
 # run.log first: the job appends it last, so output read after it is at least as complete
 FILES = ("run.log", "stdout.log", "stderr.log")
@@ -226,8 +227,15 @@ def _copy_new(container: Any, prefix: str, offsets: dict[str, int], folder: Path
                 data = data[: data.rfind(b"\n") + 1]
             if not data:
                 continue
-            local = folder / rel
+            # blob names come from the job (untrusted): the file must stay in the run folder, and
+            # nothing is appended through a link there (singkit.store.safe)
+            local = safe_join(folder, rel, "the Blob mirror file", f"{container.container_name}/{blob}")
             local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                check_not_linked(local)
+            except FileNotFoundError as link:
+                raise UnsafeStoreContent(f"{link.filename}: a symbolic link in the job store; the Blob mirror's "
+                                         f"{blob} was not copied into it") from None
             with open(local, "ab") as handle:  # one write: O_APPEND keeps lines whole
                 handle.write(data)
             offsets[rel] = start + len(data)

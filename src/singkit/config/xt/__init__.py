@@ -74,11 +74,18 @@ def load(path: Path) -> dict[str, Any]:
     text that is not YAML or not a mapping."""
     from singkit.exceptions import ConfigError, Problem, UsageError
 
+    if path.exists() and not path.is_file():  # a folder, a fifo nobody writes (reading it would hang), a device
+        raise UsageError(f"{path} is not a regular file; give the XT config file (a YAML file)")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:  # a binary file, or another encoding: say where, as for YAML
+        head = error.object[:error.start]
+        line, col = head.count(b"\n") + 1, error.start - (head.rfind(b"\n") + 1) + 1
+        raise ConfigError(Problem(path, line, col, f"not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                                  "an XT config is a YAML text file")) from None
+    except OSError as error:
         raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     try:
         import yaml

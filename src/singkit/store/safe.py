@@ -1,0 +1,176 @@
+"""Store content is untrusted input: the one place that turns it into paths and opens its files.
+
+Run folders, logs and outputs come back from job containers (on Singularity through the Blob
+mirror), and a store can be shared or copied. So:
+- an id read from a store file (a run id in job.yaml, an archive name) becomes a path only
+  through `safe_join`, which refuses absolute paths, `..`, empty parts and control characters;
+- a store file is opened through `open_stored`, which follows no symbolic link inside the job
+  folder (the file itself, its run folder, `runs/`, the job folder): a link there is read as a
+  missing file (StoreLink is a FileNotFoundError, so every reader that tolerates a missing file
+  tolerates it the same way) and is never followed out of the store;
+- `inside(top, path)` says whether a path, links resolved, stays under `top`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from singkit.exceptions import UsageError
+from singkit.refs import shown
+
+JOBS = "jobs"  # the store folder whose children are job folders: links are refused below it
+
+
+class StoreLink(FileNotFoundError):
+    """A store file (or a folder on its way, within the job folder) is a symbolic link: not read."""
+
+
+class UnsafeStoreContent(UsageError):
+    """A name read from the store would leave it (`..`, an absolute path, a link out)."""
+
+
+def inside(top: Path | str, path: Path | str) -> bool:
+    """Does `path`, every link resolved, stay in `top` (or is it `top`)?"""
+    top_real, real = os.path.realpath(top), os.path.realpath(path)
+    return real == top_real or real.startswith(top_real.rstrip(os.sep) + os.sep)
+
+
+def safe_join(top: Path, name: str, what: str, source: Path | str | None = None) -> Path:
+    """`top / name` for a relative `name` read from the store (a run id, `snapshots/<sha>.tar.gz`).
+
+    Raises UnsafeStoreContent, naming `source` (the file the name was read from), for an absolute
+    path, a `..` or empty part, a control character, or a path that resolves outside `top`."""
+    text = str(name) if name is not None else ""
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    bad = (not text or text.startswith(("/", "\\")) or PurePosixPath(text).is_absolute()
+           or any(p in ("..", "") for p in parts) or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+           or (len(text) > 1 and text[1] == ":"))
+    joined = Path(top) / text
+    if bad or not inside(top, joined):
+        where = f"{source}: " if source is not None else ""
+        raise UnsafeStoreContent(f"{where}{what} {shown(text)} would lead outside {top}; nothing was read or written "
+                                 "(the store was damaged or written by something other than singkit)")
+    return joined
+
+
+def link_in_job(path: Path | str) -> str | None:
+    """The first symbolic link among `path` and its folders up to (and including) its job folder
+    (the child of a `jobs/` folder); None when there is none or `path` is not in a job folder."""
+    current = Path(os.path.abspath(path))
+    chain = [current, *current.parents]
+    for i, part in enumerate(chain):
+        if part.parent.name == JOBS:  # `part` is the job folder: the last one checked
+            return next((str(p) for p in chain[:i + 1] if _is_link(p)), None)
+    return str(current) if _is_link(current) else None
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_not_linked(path: Path | str) -> None:
+    """Raise StoreLink when `path` (or a folder on its way within its job folder) is a link."""
+    link = link_in_job(path)
+    if link is not None:
+        try:
+            to = f", to {os.readlink(link)!r}"
+        except OSError:
+            to = ""
+        raise StoreLink(errno.ELOOP, f"a symbolic link in the job store (not followed{to})", link)
+
+
+def open_stored(path: Path | str) -> BinaryIO:
+    """Open a store file for reading without following a link (StoreLink if it is one)."""
+    check_not_linked(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # turned into a link between the check and the open
+            raise StoreLink(errno.ELOOP, "a symbolic link in the job store (not followed)", str(path)) from None
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def copy_file_out(src: Path, dst: Path, notes: list[str]) -> bool:
+    """Copy one store file to `dst` without following a link on either side: a `src` that is a
+    link (or lies behind one within its job folder) is skipped with a note; a `dst` that is a
+    link is replaced, never written through. True when copied."""
+    import shutil
+
+    try:
+        with open_stored(src) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                notes.append(f"skipped {src}: not a regular file")
+                return False
+            _clear(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with open(dst, "xb") as out:
+                shutil.copyfileobj(fh, out, 1 << 20)
+        shutil.copystat(src, dst, follow_symlinks=False)
+    except StoreLink as link:
+        notes.append(f"skipped {link.filename}: {link.strerror}")
+        return False
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def copy_tree_out(src: Path, dst: Path, notes: list[str]) -> None:
+    """Copy the folder `src` (a run's outputs) into `dst`. A link inside it is copied as a link
+    when it points at something inside `src`, else skipped with a note (a checkpoint folder
+    linked to /home/you stays where it is); devices and fifos are skipped. Nothing is written
+    through a link already in `dst`: such a link is replaced by what the store holds."""
+    import shutil
+
+    link = link_in_job(src)
+    if link is not None:
+        notes.append(f"skipped {link}: a symbolic link in the job store (not followed)")
+        return
+    if not os.path.isdir(src):
+        return
+    _folder(dst)
+    for folder, subdirs, files in os.walk(src):  # followlinks=False: a linked folder is listed, not entered
+        rel = os.path.relpath(folder, src)
+        out = dst if rel == "." else dst / rel
+        for name in [*subdirs, *files]:
+            here, there = Path(folder) / name, out / name
+            mode = os.lstat(here).st_mode
+            if stat.S_ISLNK(mode):
+                target = os.readlink(here)
+                if inside(src, here) and not os.path.isabs(target):
+                    _clear(there)
+                    os.symlink(target, there)
+                else:
+                    notes.append(f"skipped {here}: a link to {target!r}, outside the run's outputs (not followed)")
+            elif stat.S_ISDIR(mode):
+                _folder(there)
+            elif stat.S_ISREG(mode):
+                _clear(there)
+                shutil.copy2(here, there, follow_symlinks=False)
+            else:
+                notes.append(f"skipped {here}: a device, fifo or socket")
+
+
+def _clear(path: Path) -> None:
+    """Remove a file or link at `path` (never a folder's content): a copy then creates it anew."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(path))
+    os.unlink(path)
+
+
+def _folder(path: Path) -> None:
+    """`path` as a real folder: a link there (an earlier extract's) is replaced, not entered."""
+    if _is_link(path):
+        os.unlink(path)
+    path.mkdir(parents=True, exist_ok=True)
