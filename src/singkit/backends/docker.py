@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import math
+import sys
 import threading
 import time
 
@@ -166,6 +168,8 @@ while _sk_others && [ "$_sk_waited" -lt "$_sk_grace" ]; do sleep 1 & wait $!; _s
 kill -KILL 0 2>/dev/null
 exit 143
 """
+# A runner that lost the engine mid-run keeps trying to reach it this long (then refresh takes over).
+ENGINE_RECONNECT = 600.0
 STOP_MARGIN = 5.0  # seconds past the grace before the engine's SIGKILL: the shell's own SIGKILL and exit come first
 
 
@@ -270,23 +274,115 @@ class DockerBackend(EmbeddedBackend):
                 environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
             run.write_backend_info({"kind": "container", "container": container.id, "name": container.name,
                                     "image": spec["image"]["id"], "processes": count})
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
-            run.set_status("running", container=container.short_id)
-            if run.hparams:
-                run.append("hparams", hparams=run.hparams)
-            container.start()
-            expired = self._limit(run, container)
-            with open(run.stdout_path, "ab", buffering=0) as out, open(run.stderr_path, "ab", buffering=0) as err:
-                for chunk_out, chunk_err in stream:
-                    if chunk_out:
-                        out.write(chunk_out)
-                    if chunk_err:
-                        err.write(chunk_err)
-            self._finish(run, container, expired)
+            written = [0, 0]  # bytes of stdout, stderr saved so far: a re-attach skips them
+            expired: threading.Event | None = None
+            try:
+                stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+                run.set_status("running", container=container.short_id)
+                if run.hparams:
+                    run.append("hparams", hparams=run.hparams)
+                container.start()
+                expired = self._limit(run, container)
+                self._copy(run, stream, written)
+                container.reload()
+                if container.status in ("running", "restarting", "paused"):
+                    raise ConnectionError("the output stream ended while the container runs on")
+                self._finish(run, container, expired)
+            except lost_connection() as error:
+                # the engine went away, not the run: it goes on in its container (see _resume)
+                self._resume(run, container.id, expired, written, error)
         except docker.errors.APIError as error:
             raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
         finally:
             client.close()
+
+    @staticmethod
+    def _copy(run: Run, stream: Any, written: list[int]) -> None:
+        """Append a demuxed attach stream of (stdout, stderr) chunks to stdout.log/stderr.log;
+        `written` counts the bytes saved of each."""
+        with open(run.stdout_path, "ab", buffering=0) as out, open(run.stderr_path, "ab", buffering=0) as err:
+            for chunks in stream:
+                for k, (chunk, sink) in enumerate(zip(chunks, (out, err))):
+                    if chunk:
+                        sink.write(chunk)
+                        written[k] += len(chunk)
+
+    @staticmethod
+    def _catch_up(client: Any, run: Run, container_id: str, written: list[int]) -> None:
+        """Follow the container's logs to its end, appending to stdout.log/stderr.log what
+        lies past the `written` bytes already saved (the engine replays each stream from its
+        start). `logs(follow=True)`, one stream per thread, not attach: an attach with logs=True
+        to a container that has exited never returns. Raises what the connection raises."""
+        failures: list[BaseException] = []
+
+        def pump(k: int) -> None:
+            path = (run.stdout_path, run.stderr_path)[k]
+            try:
+                seen = 0
+                with open(path, "ab", buffering=0) as sink:
+                    for chunk in client.api.logs(container_id, stdout=k == 0, stderr=k == 1, stream=True, follow=True):
+                        skip = max(0, min(len(chunk), written[k] - seen))
+                        seen += len(chunk)
+                        if skip < len(chunk):
+                            sink.write(chunk[skip:])
+                            written[k] += len(chunk) - skip
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+                failures.append(error)
+
+        threads = [threading.Thread(target=pump, args=(k,), daemon=True) for k in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+
+    def _resume(self, run: Run, container_id: str, expired: threading.Event | None, written: list[int],
+                error: BaseException) -> None:
+        """Follow a run again after the engine connection was lost: reconnect (with backoff),
+        save the output its container wrote meanwhile, then record its real outcome and remove
+        it. When the engine stays away past ENGINE_RECONNECT the run is left `running`: once
+        this runner has exited, refresh settles it from the engine (run_alive)."""
+        import docker
+
+        from singkit.exceptions import ServiceError
+
+        print(f"singkit: lost the Docker Engine while following {run.id} ({type(error).__name__}: {error}); "
+              "reconnecting", file=sys.stderr, flush=True)
+        lost_at, delay = time.monotonic(), 0.25
+        while True:
+            if time.monotonic() - lost_at > ENGINE_RECONNECT:
+                print(f"singkit: the Docker Engine is still unreachable; {run.id} is left running for "
+                      "`job.status` to settle", file=sys.stderr, flush=True)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            try:
+                client = self._client()
+            except ServiceError:
+                continue
+            try:
+                container = client.containers.get(container_id)
+                if container.status == "created":  # the connection went before or during start
+                    if run.state().status == "queued":
+                        run.set_status("running", container=container.short_id)
+                    container.start()
+                    expired = expired or self._limit(run, container)
+                self._catch_up(client, run, container_id, written)
+                container.reload()
+                if container.status in ("running", "restarting", "paused"):
+                    continue  # cut again
+                self._finish(run, container, expired)
+                return
+            except docker.errors.NotFound:
+                # removed meanwhile (by a cancel, or a refresh that saved its outcome)
+                if not run.state().terminal:
+                    run.set_status("failed", reason="its container was removed while the Docker Engine could not be reached")
+                return
+            except lost_connection():
+                continue
+            finally:
+                client.close()
 
     @staticmethod
     def _command(run: Run, count: int) -> list[str]:
@@ -335,15 +431,22 @@ class DockerBackend(EmbeddedBackend):
 
     # -- reconcile / cancel ----------------------------------------------------------------------
     def _container(self, client: Any, run: Run) -> Any | None:
+        """The run's container: by the id in backend.json, else by its labels (backend.json is
+        written after the engine created it: a runner cut off or killed in between left none)."""
         import docker
 
         info = run.backend_info()
-        if not info.get("container"):
-            return None
-        try:
-            return client.containers.get(info["container"])
-        except docker.errors.NotFound:
-            return None
+        if info.get("container"):
+            try:
+                return client.containers.get(info["container"])
+            except docker.errors.NotFound:
+                return None
+        store = str(run.job.store.root.resolve())
+        for container in client.containers.list(all=True, filters={"label": [f"singkit.run={run.id}"]}):
+            label = (container.labels or {}).get("singkit.store") or ""
+            if label and str(Path(label).resolve()) == store:
+                return container
+        return None
 
     def _collect(self, run: Run, container: Any) -> None:
         """Save the logs of a container its runner stopped following (it died part-way), then
@@ -411,6 +514,17 @@ class DockerBackend(EmbeddedBackend):
             container.wait(timeout=max(1.0, deadline - time.monotonic()))
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             container.kill()
+
+
+def lost_connection() -> tuple[type[BaseException], ...]:
+    """What a connection to the engine that went away raises, mid-call or mid-stream (requests'
+    and urllib3's errors, a reset socket): never the run's outcome. A full disk or a refusal by
+    the engine (docker.errors.APIError) is not among them."""
+    import requests
+    import urllib3
+
+    return (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError, ConnectionError)
 
 
 def ranks_reason(run: Run, reason: str) -> str:
