@@ -47,6 +47,7 @@ import threading
 import time
 
 from singkit import mounts
+from singkit.backends.dockerlogs import catch_up, copy_stream, lost_connection
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
@@ -283,7 +284,7 @@ class DockerBackend(EmbeddedBackend):
                     run.append("hparams", hparams=run.hparams)
                 container.start()
                 expired = self._limit(run, container)
-                self._copy(run, stream, written)
+                copy_stream(run, stream, written)
                 container.reload()
                 if container.status in ("running", "restarting", "paused"):
                     raise ConnectionError("the output stream ended while the container runs on")
@@ -295,47 +296,6 @@ class DockerBackend(EmbeddedBackend):
             raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
         finally:
             client.close()
-
-    @staticmethod
-    def _copy(run: Run, stream: Any, written: list[int]) -> None:
-        """Append a demuxed attach stream of (stdout, stderr) chunks to stdout.log/stderr.log;
-        `written` counts the bytes saved of each."""
-        with open(run.stdout_path, "ab", buffering=0) as out, open(run.stderr_path, "ab", buffering=0) as err:
-            for chunks in stream:
-                for k, (chunk, sink) in enumerate(zip(chunks, (out, err))):
-                    if chunk:
-                        sink.write(chunk)
-                        written[k] += len(chunk)
-
-    @staticmethod
-    def _catch_up(client: Any, run: Run, container_id: str, written: list[int]) -> None:
-        """Follow the container's logs to its end, appending to stdout.log/stderr.log what
-        lies past the `written` bytes already saved (the engine replays each stream from its
-        start). `logs(follow=True)`, one stream per thread, not attach: an attach with logs=True
-        to a container that has exited never returns. Raises what the connection raises."""
-        failures: list[BaseException] = []
-
-        def pump(k: int) -> None:
-            path = (run.stdout_path, run.stderr_path)[k]
-            try:
-                seen = 0
-                with open(path, "ab", buffering=0) as sink:
-                    for chunk in client.api.logs(container_id, stdout=k == 0, stderr=k == 1, stream=True, follow=True):
-                        skip = max(0, min(len(chunk), written[k] - seen))
-                        seen += len(chunk)
-                        if skip < len(chunk):
-                            sink.write(chunk[skip:])
-                            written[k] += len(chunk) - skip
-            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
-                failures.append(error)
-
-        threads = [threading.Thread(target=pump, args=(k,), daemon=True) for k in (0, 1)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if failures:
-            raise failures[0]
 
     def _resume(self, run: Run, container_id: str, expired: threading.Event | None, written: list[int],
                 error: BaseException) -> None:
@@ -368,7 +328,7 @@ class DockerBackend(EmbeddedBackend):
                         run.set_status("running", container=container.short_id)
                     container.start()
                     expired = expired or self._limit(run, container)
-                self._catch_up(client, run, container_id, written)
+                catch_up(client, run, container_id, written)
                 container.reload()
                 if container.status in ("running", "restarting", "paused"):
                     continue  # cut again
@@ -514,17 +474,6 @@ class DockerBackend(EmbeddedBackend):
             container.wait(timeout=max(1.0, deadline - time.monotonic()))
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             container.kill()
-
-
-def lost_connection() -> tuple[type[BaseException], ...]:
-    """What a connection to the engine that went away raises, mid-call or mid-stream (requests'
-    and urllib3's errors, a reset socket): never the run's outcome. A full disk or a refusal by
-    the engine (docker.errors.APIError) is not among them."""
-    import requests
-    import urllib3
-
-    return (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.ProtocolError, ConnectionError)
 
 
 def ranks_reason(run: Run, reason: str) -> str:
