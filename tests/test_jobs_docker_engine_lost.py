@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +17,11 @@ import pytest
 
 from enginerelay import EngineRelay
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, pid_gone, wait_done, wait_for
+from jobtools import make_env, make_project, pid_gone, run_cli, wait_done, wait_for
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
+from singkit.store import Store
 
 CONFIG = """\
 general:
@@ -96,3 +100,53 @@ def test_refresh_finds_the_container_when_the_engine_answers_again(project: Path
     assert (state.exit_code, state.reason) == (3, "exit code 3")
     assert run.stdout_path.read_text() == "started\nfinished\n"
     assert _labelled(docker_client, job) == []
+
+
+# Runs `singkit ARGS`, killing the relay (pid in $TEST_RELAY_PID) just before the runner is spawned:
+# the engine is out of reach from the moment the runner starts.
+CUT_AT_RUNNER = textwrap.dedent("""
+    import os, signal, sys
+    relay = int(os.environ.pop("TEST_RELAY_PID"))
+    def hook(event, args):
+        if event == "subprocess.Popen" and "singkit.jobs.runner" in str(args[1]):
+            os.kill(relay, signal.SIGKILL)
+    sys.addaudithook(hook)
+    sys.argv = ["singkit", *sys.argv[1:]]
+    from singkit.cli import main
+    main()
+""")
+
+
+def test_a_runner_waits_for_the_engine_before_a_run_starts(project: Path, relay: Any) -> None:
+    env = make_env(project, DOCKER_HOST=relay.url)
+    done = subprocess.run([sys.executable, "-c", CUT_AT_RUNNER, "job.submit", "--target=docker", "--cmd", "echo hi"],
+                          cwd=project, env={**env.environ, "TEST_RELAY_PID": str(relay.proc.pid)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    relay.kill()
+    job = Store.of(env).job("job1")
+    wait_for(lambda: "waiting for the Docker Engine" in (job.dir / "runner.log").read_text(), timeout=30,
+             what="the runner to wait for the engine")
+    assert job.runs[0].state().status == "queued"
+    relay.start()
+    assert wait_done(env, job.id) == "completed"
+    assert job.runs[0].stdout_path.read_text() == "hi\n"
+
+
+def test_status_while_the_engine_drops_mid_refresh_is_one_warning(project: Path, relay: Any) -> None:
+    """Refresh of a run whose runner is gone, the engine unreachable: a warning, the run unchanged."""
+    env = make_env(project, DOCKER_HOST=relay.url)
+    job = submit(env, SubmitRequest(target="docker", command="echo started; sleep 300"))
+    run = job.runs[0]
+    wait_for(lambda: run.stdout_path.read_text() == "started\n", what="the container to start")
+    runner = int(job.runner_info()["pid"])
+    os.kill(runner, signal.SIGKILL)
+    wait_for(lambda: pid_gone(runner), what="the runner to die")
+    relay.kill()
+    shown = run_cli(["job.status", job.id], project, env)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert [line for line in shown.stderr.splitlines() if line.startswith("warning: could not refresh")], shown.stderr
+    assert run.state().status == "running"
+    relay.start()
+    cancelled = run_cli(["job.cancel", job.id], project, env)
+    assert cancelled.returncode == 0, cancelled.stderr

@@ -244,37 +244,28 @@ class DockerBackend(EmbeddedBackend):
     def execute(self, job: Job, run: Run) -> None:
         import docker
 
-        client = self._client()
+        deadline = time.monotonic() + ENGINE_RECONNECT
+        while True:  # the engine out of reach before the container exists is not the run's outcome either
+            client = self._engine(run, deadline)
+            if client is None:
+                return  # cancelled while it waited for the engine
+            try:
+                container, count = self._create(client, job, run)
+                break
+            except lost_connection() as error:
+                client.close()
+                if time.monotonic() > deadline:
+                    from singkit.images.engine import engine_error
+
+                    raise engine_error(self.env, error) from None
+                print(f"singkit: lost the Docker Engine while creating {run.id}'s container ({error}); retrying",
+                      file=sys.stderr, flush=True)
+            except docker.errors.APIError as error:
+                client.close()
+                raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
         try:
-            spec = job.spec
-            environment = run_environment(run, INSIDE, {"HOME": "/tmp"}, self.env.environ)
-            kwargs: dict[str, Any] = {}
-            if not spec["target"].get("network"):
-                kwargs["network_mode"] = "none"
-            gpus = "nvidia" in (client.info().get("Runtimes") or {})
-            if gpus:
-                kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-            # `gpus`: the container gets them all, less what the job's CUDA_VISIBLE_DEVICES hides
-            count = processes(run, lambda: gpu_count(self.env.environ.get("PATH"), environment.get("CUDA_VISIBLE_DEVICES"))
-                              if gpus else 0)
-            if count > 1:
-                environment.update(world_variables(count, free_port()))
-            if user_spec():
-                kwargs["user"] = user_spec()
-            volumes = {
-                str(job.dir / "code"): {"bind": INSIDE.code, "mode": "ro"},
-                str(job.dir / "lib"): {"bind": INSIDE.lib, "mode": "ro"},
-                str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
-                str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
-                # inputs read-only, this run's output folders read-write (singkit.mounts)
-                **mounts.docker_volumes(spec, next((r for r in spec["runs"] if r["run"] == run.id), {}), run.id),
-            }
-            container = client.containers.create(
-                spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),
-                labels={"singkit.job": job.id, "singkit.run": run.id, "singkit.store": str(job.store.root)},
-                environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
             run.write_backend_info({"kind": "container", "container": container.id, "name": container.name,
-                                    "image": spec["image"]["id"], "processes": count})
+                                    "image": job.spec["image"]["id"], "processes": count})
             written = [0, 0]  # bytes of stdout, stderr saved so far: a re-attach skips them
             expired: threading.Event | None = None
             try:
@@ -343,6 +334,67 @@ class DockerBackend(EmbeddedBackend):
                 continue
             finally:
                 client.close()
+
+    def _engine(self, run: Run, deadline: float) -> Any | None:
+        """A client of the engine, waiting for it (with backoff) until `deadline`
+        (time.monotonic()); then the ServiceError saying it is out of reach. None when the run
+        ended (a cancel) while it waited."""
+        from singkit.exceptions import ServiceError
+
+        delay, said = 0.25, False
+        while True:
+            try:
+                return self._client()
+            except ServiceError as error:
+                if time.monotonic() > deadline:
+                    raise
+                if not said:
+                    print(f"singkit: waiting for the Docker Engine to start {run.id} ({error})", file=sys.stderr, flush=True)
+                    said = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            if run.state().terminal:
+                return None
+
+    def _create(self, client: Any, job: Job, run: Run) -> tuple[Any, int]:
+        """Create (not start) the run's container; (container, processes). A container of the
+        run's name left `created` by an attempt whose answer was lost is removed first."""
+        import docker
+
+        try:
+            leftover = client.containers.get(self.container_name(run))
+        except docker.errors.NotFound:
+            leftover = None
+        if leftover is not None and leftover.status == "created":
+            leftover.remove(force=True)
+        spec = job.spec
+        environment = run_environment(run, INSIDE, {"HOME": "/tmp"}, self.env.environ)
+        kwargs: dict[str, Any] = {}
+        if not spec["target"].get("network"):
+            kwargs["network_mode"] = "none"
+        gpus = "nvidia" in (client.info().get("Runtimes") or {})
+        if gpus:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        # `gpus`: the container gets them all, less what the job's CUDA_VISIBLE_DEVICES hides
+        count = processes(run, lambda: gpu_count(self.env.environ.get("PATH"), environment.get("CUDA_VISIBLE_DEVICES"))
+                          if gpus else 0)
+        if count > 1:
+            environment.update(world_variables(count, free_port()))
+        if user_spec():
+            kwargs["user"] = user_spec()
+        volumes = {
+            str(job.dir / "code"): {"bind": INSIDE.code, "mode": "ro"},
+            str(job.dir / "lib"): {"bind": INSIDE.lib, "mode": "ro"},
+            str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
+            str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
+            # inputs read-only, this run's output folders read-write (singkit.mounts)
+            **mounts.docker_volumes(spec, next((r for r in spec["runs"] if r["run"] == run.id), {}), run.id),
+        }
+        container = client.containers.create(
+            spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),
+            labels={"singkit.job": job.id, "singkit.run": run.id, "singkit.store": str(job.store.root)},
+            environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
+        return container, count
 
     @staticmethod
     def _command(run: Run, count: int) -> list[str]:
@@ -430,6 +482,10 @@ class DockerBackend(EmbeddedBackend):
                 return False
             self._collect(run, container)  # exited while its runner was gone: read its outcome
             return False
+        except lost_connection() as error:  # the engine went mid-call: one line, the run stays as it is
+            from singkit.images.engine import engine_error
+
+            raise engine_error(self.env, error) from None
         finally:
             client.close()
 
@@ -461,6 +517,10 @@ class DockerBackend(EmbeddedBackend):
                         self._collect(run, container)
                 except docker.errors.APIError:
                     continue  # already gone or stopping: the cancel is recorded either way
+        except lost_connection() as error:  # the cancel is recorded; what still runs is said in one line
+            from singkit.images.engine import engine_error
+
+            raise engine_error(self.env, error) from None
         finally:
             client.close()
 
