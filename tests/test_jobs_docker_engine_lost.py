@@ -150,3 +150,19 @@ def test_status_while_the_engine_drops_mid_refresh_is_one_warning(project: Path,
     relay.start()
     cancelled = run_cli(["job.cancel", job.id], project, env)
     assert cancelled.returncode == 0, cancelled.stderr
+
+
+def test_a_cancel_while_the_engine_is_away_stops_the_container_once_it_answers(project: Path, relay: Any,
+                                                                               docker_client: Any) -> None:
+    env = make_env(project, DOCKER_HOST=relay.url)
+    job = submit(env, SubmitRequest(target="docker", command="echo started; sleep 300"))
+    run = job.runs[0]
+    wait_for(lambda: run.stdout_path.read_text() == "started\n", what="the container to start")
+    relay.kill()
+    cancelled = run_cli(["job.cancel", job.id], project, env)
+    assert cancelled.returncode == 4 and len(cancelled.stderr.splitlines()) == 1, cancelled.stderr
+    assert "Docker Engine" in cancelled.stderr, cancelled.stderr
+    assert run.state().status == "cancelled"  # recorded before anything is stopped
+    relay.start()
+    wait_for(lambda: _labelled(docker_client, job) == [], timeout=120, what="the runner to stop and remove the container")
+    assert run.state().status == "cancelled"

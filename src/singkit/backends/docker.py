@@ -314,6 +314,13 @@ class DockerBackend(EmbeddedBackend):
                 continue
             try:
                 container = client.containers.get(container_id)
+                if run.state().status == "cancelled":  # cancelled while the engine was away: stop it now
+                    if container.status == "created":
+                        container.remove(force=True)
+                        return
+                    if container.status == "running":
+                        with contextlib.suppress(docker.errors.APIError):  # it may be ending just now
+                            container.kill(signal="SIGTERM")  # its shell passes it on and keeps the grace
                 if container.status == "created":  # the connection went before or during start
                     if run.state().status == "queued":
                         run.set_status("running", container=container.short_id)
