@@ -38,13 +38,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import math
+import sys
 import threading
 import time
 
 from singkit import mounts
+from singkit.backends.dockerlogs import catch_up, copy_stream, lost_connection
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
@@ -166,6 +169,8 @@ while _sk_others && [ "$_sk_waited" -lt "$_sk_grace" ]; do sleep 1 & wait $!; _s
 kill -KILL 0 2>/dev/null
 exit 143
 """
+# A runner that lost the engine mid-run keeps trying to reach it this long (then refresh takes over).
+ENGINE_RECONNECT = 600.0
 STOP_MARGIN = 5.0  # seconds past the grace before the engine's SIGKILL: the shell's own SIGKILL and exit come first
 
 
@@ -239,54 +244,164 @@ class DockerBackend(EmbeddedBackend):
     def execute(self, job: Job, run: Run) -> None:
         import docker
 
-        client = self._client()
+        deadline = time.monotonic() + ENGINE_RECONNECT
+        while True:  # the engine out of reach before the container exists is not the run's outcome either
+            client = self._engine(run, deadline)
+            if client is None:
+                return  # cancelled while it waited for the engine
+            try:
+                container, count = self._create(client, job, run)
+                break
+            except lost_connection() as error:
+                client.close()
+                if time.monotonic() > deadline:
+                    from singkit.images.engine import engine_error
+
+                    raise engine_error(self.env, error) from None
+                print(f"singkit: lost the Docker Engine while creating {run.id}'s container ({error}); retrying",
+                      file=sys.stderr, flush=True)
+            except docker.errors.APIError as error:
+                client.close()
+                raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
         try:
-            spec = job.spec
-            environment = run_environment(run, INSIDE, {"HOME": "/tmp"}, self.env.environ)
-            kwargs: dict[str, Any] = {}
-            if not spec["target"].get("network"):
-                kwargs["network_mode"] = "none"
-            gpus = "nvidia" in (client.info().get("Runtimes") or {})
-            if gpus:
-                kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-            # `gpus`: the container gets them all, less what the job's CUDA_VISIBLE_DEVICES hides
-            count = processes(run, lambda: gpu_count(self.env.environ.get("PATH"), environment.get("CUDA_VISIBLE_DEVICES"))
-                              if gpus else 0)
-            if count > 1:
-                environment.update(world_variables(count, free_port()))
-            if user_spec():
-                kwargs["user"] = user_spec()
-            volumes = {
-                str(job.dir / "code"): {"bind": INSIDE.code, "mode": "ro"},
-                str(job.dir / "lib"): {"bind": INSIDE.lib, "mode": "ro"},
-                str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
-                str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
-                # inputs read-only, this run's output folders read-write (singkit.mounts)
-                **mounts.docker_volumes(spec, next((r for r in spec["runs"] if r["run"] == run.id), {}), run.id),
-            }
-            container = client.containers.create(
-                spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),
-                labels={"singkit.job": job.id, "singkit.run": run.id, "singkit.store": str(job.store.root)},
-                environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
             run.write_backend_info({"kind": "container", "container": container.id, "name": container.name,
-                                    "image": spec["image"]["id"], "processes": count})
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
-            run.set_status("running", container=container.short_id)
-            if run.hparams:
-                run.append("hparams", hparams=run.hparams)
-            container.start()
-            expired = self._limit(run, container)
-            with open(run.stdout_path, "ab", buffering=0) as out, open(run.stderr_path, "ab", buffering=0) as err:
-                for chunk_out, chunk_err in stream:
-                    if chunk_out:
-                        out.write(chunk_out)
-                    if chunk_err:
-                        err.write(chunk_err)
-            self._finish(run, container, expired)
+                                    "image": job.spec["image"]["id"], "processes": count})
+            written = [0, 0]  # bytes of stdout, stderr saved so far: a re-attach skips them
+            expired: threading.Event | None = None
+            try:
+                stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+                run.set_status("running", container=container.short_id)
+                if run.hparams:
+                    run.append("hparams", hparams=run.hparams)
+                container.start()
+                expired = self._limit(run, container)
+                copy_stream(run, stream, written)
+                container.reload()
+                if container.status in ("running", "restarting", "paused"):
+                    raise ConnectionError("the output stream ended while the container runs on")
+                self._finish(run, container, expired)
+            except lost_connection() as error:
+                # the engine went away, not the run: it goes on in its container (see _resume)
+                self._resume(run, container.id, expired, written, error)
         except docker.errors.APIError as error:
             raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
         finally:
             client.close()
+
+    def _resume(self, run: Run, container_id: str, expired: threading.Event | None, written: list[int],
+                error: BaseException) -> None:
+        """Follow a run again after the engine connection was lost: reconnect (with backoff),
+        save the output its container wrote meanwhile, then record its real outcome and remove
+        it. When the engine stays away past ENGINE_RECONNECT the run is left `running`: once
+        this runner has exited, refresh settles it from the engine (run_alive)."""
+        import docker
+
+        from singkit.exceptions import ServiceError
+
+        print(f"singkit: lost the Docker Engine while following {run.id} ({type(error).__name__}: {error}); "
+              "reconnecting", file=sys.stderr, flush=True)
+        lost_at, delay = time.monotonic(), 0.25
+        while True:
+            if time.monotonic() - lost_at > ENGINE_RECONNECT:
+                print(f"singkit: the Docker Engine is still unreachable; {run.id} is left running for "
+                      "`job.status` to settle", file=sys.stderr, flush=True)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            try:
+                client = self._client()
+            except ServiceError:
+                continue
+            try:
+                container = client.containers.get(container_id)
+                if run.state().status == "cancelled":  # cancelled while the engine was away: stop it now
+                    if container.status == "created":
+                        container.remove(force=True)
+                        return
+                    if container.status == "running":
+                        with contextlib.suppress(docker.errors.APIError):  # it may be ending just now
+                            container.kill(signal="SIGTERM")  # its shell passes it on and keeps the grace
+                if container.status == "created":  # the connection went before or during start
+                    if run.state().status == "queued":
+                        run.set_status("running", container=container.short_id)
+                    container.start()
+                    expired = expired or self._limit(run, container)
+                catch_up(client, run, container_id, written)
+                container.reload()
+                if container.status in ("running", "restarting", "paused"):
+                    continue  # cut again
+                self._finish(run, container, expired)
+                return
+            except docker.errors.NotFound:
+                # removed meanwhile (by a cancel, or a refresh that saved its outcome)
+                if not run.state().terminal:
+                    run.set_status("failed", reason="its container was removed while the Docker Engine could not be reached")
+                return
+            except lost_connection():
+                continue
+            finally:
+                client.close()
+
+    def _engine(self, run: Run, deadline: float) -> Any | None:
+        """A client of the engine, waiting for it (with backoff) until `deadline`
+        (time.monotonic()); then the ServiceError saying it is out of reach. None when the run
+        ended (a cancel) while it waited."""
+        from singkit.exceptions import ServiceError
+
+        delay, said = 0.25, False
+        while True:
+            try:
+                return self._client()
+            except ServiceError as error:
+                if time.monotonic() > deadline:
+                    raise
+                if not said:
+                    print(f"singkit: waiting for the Docker Engine to start {run.id} ({error})", file=sys.stderr, flush=True)
+                    said = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            if run.state().terminal:
+                return None
+
+    def _create(self, client: Any, job: Job, run: Run) -> tuple[Any, int]:
+        """Create (not start) the run's container; (container, processes). A container of the
+        run's name left `created` by an attempt whose answer was lost is removed first."""
+        import docker
+
+        try:
+            leftover = client.containers.get(self.container_name(run))
+        except docker.errors.NotFound:
+            leftover = None
+        if leftover is not None and leftover.status == "created":
+            leftover.remove(force=True)
+        spec = job.spec
+        environment = run_environment(run, INSIDE, {"HOME": "/tmp"}, self.env.environ)
+        kwargs: dict[str, Any] = {}
+        if not spec["target"].get("network"):
+            kwargs["network_mode"] = "none"
+        gpus = "nvidia" in (client.info().get("Runtimes") or {})
+        if gpus:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        # `gpus`: the container gets them all, less what the job's CUDA_VISIBLE_DEVICES hides
+        count = processes(run, lambda: gpu_count(self.env.environ.get("PATH"), environment.get("CUDA_VISIBLE_DEVICES"))
+                          if gpus else 0)
+        if count > 1:
+            environment.update(world_variables(count, free_port()))
+        if user_spec():
+            kwargs["user"] = user_spec()
+        volumes = {
+            str(job.dir / "code"): {"bind": INSIDE.code, "mode": "ro"},
+            str(job.dir / "lib"): {"bind": INSIDE.lib, "mode": "ro"},
+            str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
+            str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
+            # inputs read-only, this run's output folders read-write (singkit.mounts)
+            **mounts.docker_volumes(spec, next((r for r in spec["runs"] if r["run"] == run.id), {}), run.id),
+        }
+        container = client.containers.create(
+            spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),
+            labels={"singkit.job": job.id, "singkit.run": run.id, "singkit.store": str(job.store.root)},
+            environment=environment, working_dir=INSIDE.code, volumes=volumes, detach=True, **kwargs)
+        return container, count
 
     @staticmethod
     def _command(run: Run, count: int) -> list[str]:
@@ -335,15 +450,22 @@ class DockerBackend(EmbeddedBackend):
 
     # -- reconcile / cancel ----------------------------------------------------------------------
     def _container(self, client: Any, run: Run) -> Any | None:
+        """The run's container: by the id in backend.json, else by its labels (backend.json is
+        written after the engine created it: a runner cut off or killed in between left none)."""
         import docker
 
         info = run.backend_info()
-        if not info.get("container"):
-            return None
-        try:
-            return client.containers.get(info["container"])
-        except docker.errors.NotFound:
-            return None
+        if info.get("container"):
+            try:
+                return client.containers.get(info["container"])
+            except docker.errors.NotFound:
+                return None
+        store = str(run.job.store.root.resolve())
+        for container in client.containers.list(all=True, filters={"label": [f"singkit.run={run.id}"]}):
+            label = (container.labels or {}).get("singkit.store") or ""
+            if label and str(Path(label).resolve()) == store:
+                return container
+        return None
 
     def _collect(self, run: Run, container: Any) -> None:
         """Save the logs of a container its runner stopped following (it died part-way), then
@@ -367,6 +489,10 @@ class DockerBackend(EmbeddedBackend):
                 return False
             self._collect(run, container)  # exited while its runner was gone: read its outcome
             return False
+        except lost_connection() as error:  # the engine went mid-call: one line, the run stays as it is
+            from singkit.images.engine import engine_error
+
+            raise engine_error(self.env, error) from None
         finally:
             client.close()
 
@@ -398,6 +524,10 @@ class DockerBackend(EmbeddedBackend):
                         self._collect(run, container)
                 except docker.errors.APIError:
                     continue  # already gone or stopping: the cancel is recorded either way
+        except lost_connection() as error:  # the cancel is recorded; what still runs is said in one line
+            from singkit.images.engine import engine_error
+
+            raise engine_error(self.env, error) from None
         finally:
             client.close()
 

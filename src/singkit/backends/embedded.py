@@ -51,31 +51,34 @@ class EmbeddedBackend(Backend):
         with open(job.dir / "runner.log", "ab") as log:
             popen = subprocess.Popen(argv, cwd=job.dir, env=dict(self.env.environ), stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log, start_new_session=True, close_fds=True)
-        job.write_runner_info({**procs.identity(popen.pid), "argv": argv})
+        # the runner records itself too, first thing (see runner.record_self): this write covers
+        # a runner that could not even start Python
+        job.write_runner_info({**procs.identity(popen.pid), "argv": argv, "started": round(time.time(), 3)})
 
     def refresh(self, job: Job) -> None:
         states = job.states()
         if all(s.terminal for s in states.values()):
             return
         runner = job.runner_info()
-        if procs.alive(runner):
-            return  # the runner owns its runs and records their outcomes
+        if procs.alive(runner) or procs.find_runner(job.dir):
+            return  # the runner owns its runs and records their outcomes (found by its command line
+            # when runner.json is missing: a submit killed right after spawning it)
         if not runner and time.time() - float(job.spec.get("created") or 0) < RUNNER_GRACE:
             return  # being submitted right now
+        ran = bool(runner) or any(s.status != "queued" for s in states.values()) or any(r.backend_info() for r in job.runs)
         for run in job.runs:
             if states[run.id].terminal or self.run_alive(job, run):
                 continue
             state = run.state()  # again: the run may have recorded its end just now
             if state.terminal:
                 continue
-            if not runner:
+            if not ran:
                 reason = "no runner was ever started for this job (the submit was interrupted)"
             elif state.status == "queued":
-                reason = (f"the job's runner (pid {runner.get('pid')}) ended before this run started "
-                          "(killed, or the machine restarted)")
+                reason = f"{runner_text(runner)} died before this run started (killed, or the machine restarted)"
             else:
-                reason = (f"the run's process and the job's runner (pid {runner.get('pid')}) are gone "
-                          "without recording an outcome (killed, or the machine restarted)")
+                reason = (f"the run's process and {runner_text(runner)} are gone without recording an outcome "
+                          "(killed, or the machine restarted)")
             if run.set_status("failed", reason=reason):
                 events.record(self.env, "reconcile", job=job.id, run=run.id, reason=reason)
 
@@ -97,6 +100,18 @@ class EmbeddedBackend(Backend):
             time.sleep(0.05)  # let it save logs and remove containers of the runs it followed
         if procs.alive(runner):
             procs.terminate(procs.family([int(runner["pid"])]), CANCEL_GRACE)
+
+
+def runner_text(runner: dict) -> str:
+    """`the job's runner (pid 123, started 2026-12-01 10:02:03)`, as much as runner.json says."""
+    known = []
+    if runner.get("pid"):
+        known.append(f"pid {runner['pid']}")
+    if isinstance(runner.get("started"), (int, float)):
+        known.append("started " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(runner["started"])))
+    if not runner:
+        known.append("its runner.json is missing")
+    return "the job's runner" + (f" ({', '.join(known)})" if known else "")
 
 
 def stop_processes(infos: list[dict], grace: float = CANCEL_GRACE) -> set[int]:

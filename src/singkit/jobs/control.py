@@ -260,6 +260,8 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
     for run_id, state in states.items():
         if state.status == "failed" and state.reason:
             env.err(f"  {run_id}: {state.reason}")
+        if state.skipped_lines:
+            env.err("  " + runlog.skipped_note(run_id, state.skipped_lines))
     return summary["status"]
 
 

@@ -31,7 +31,8 @@ class StateWatcher:
         self.offset = 0
 
     def poll(self) -> runlog.RunState:
-        records, self.offset = runlog.read(self.run.log_path, self.offset)
+        records, self.offset, skipped = runlog.read_counted(self.run.log_path, self.offset)
+        self.state.skipped_lines += skipped
         for record in records:
             self.state.apply(record)
         return self.state
@@ -121,6 +122,7 @@ class JobFollower:
         self.lock = threading.Lock()
         self.prefix = len(job.runs) > 1
         self.broken: BrokenPipeError | None = None  # a reader went away (`| head`): raised by follow()
+        self.failure: Exception | None = None  # what ended a pump thread: raised by follow(), in the caller's thread
 
     def _pump(self, run: Run, stream: str) -> None:
         sink = self.out if stream == "stdout" else self.err
@@ -136,6 +138,13 @@ class JobFollower:
                     sink.flush()
         except BrokenPipeError as error:  # not a thread traceback: the caller's edge ends quietly
             self.broken = error
+        except OSError as error:  # a store file that cannot be read: say which, as one line
+            from singkit.exceptions import SingkitError
+
+            what = error.strerror or type(error).__name__
+            self.failure = SingkitError(f"could not follow {run.id}: {what}: {error.filename or run.dir}")
+        except Exception as error:  # noqa: BLE001 - told by the caller's edge in one line, never a thread traceback
+            self.failure = error
 
     def follow(self, refresh_every: float = 2.0, tick: float = 0.2) -> dict[str, runlog.RunState]:
         pumps = {run.id: [threading.Thread(target=self._pump, args=(run, stream), daemon=True)
@@ -149,10 +158,14 @@ class JobFollower:
         while True:
             if self.broken:
                 raise self.broken
+            if self.failure:
+                raise self.failure
             states = {w.run.id: w.poll() for w in watchers}
             if all(s.terminal for s in states.values()) and not any(t.is_alive() for t in threads):
                 if self.broken:  # a pump may have hit the closed pipe after the check above
                     raise self.broken
+                if self.failure:
+                    raise self.failure
                 return states
             if time.monotonic() - last_refresh > refresh_every:
                 last_refresh = time.monotonic()

@@ -124,3 +124,45 @@ def _running(pid: int) -> bool:
         return True
     except OSError:
         return False
+
+
+RUNNER_MODULE = "singkit.jobs.runner"
+
+
+def find_runner(job_dir: Path) -> dict[str, Any] | None:
+    """The identity (as `identity` gives it) of a live `python -m singkit.jobs.runner JOB_DIR`
+    for this job folder, found by its command line; None when there is none (or no /proc).
+
+    runner.json can be missing while the runner lives (a submit killed between spawning it and
+    recording it, a file removed by hand): its runs must not be taken for orphans then."""
+    if not PROC.is_dir():
+        return None
+    want = _resolved(job_dir)
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [os.fsdecode(a) for a in argv if a]
+        if RUNNER_MODULE not in words or words[-1] == RUNNER_MODULE:
+            continue
+        target = Path(words[-1])
+        if not target.is_absolute():
+            try:
+                target = Path(os.readlink(entry / "cwd")) / target
+            except OSError:
+                continue
+        if _resolved(target) == want:
+            info = identity(int(entry.name))
+            if alive(info):
+                return info
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(os.path.abspath(path))

@@ -8,8 +8,10 @@ goes to jobs/<jobN>/runner.log.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +43,20 @@ def save(store: Store, job: Job) -> None:
         traceback.print_exc()
 
 
+def record_self(job_dir: Path) -> None:
+    """Write runner.json for this very process: the runner's first act, so a live runner is
+    always on record even when the submit that spawned it was killed before recording it
+    (refresh would otherwise take its queued runs for orphans)."""
+    from singkit.fsutil import atomic_write
+    from singkit.jobs import procs
+
+    info = {**procs.identity(os.getpid()), "argv": [sys.executable, *sys.argv], "started": round(time.time(), 3)}
+    atomic_write(job_dir / "runner.json", json.dumps(info, indent=1))
+
+
 def run_job(job_dir: Path) -> int:
     job_dir = job_dir.resolve()
+    record_self(job_dir)
     store = Store(job_dir.parent.parent)
     job = store.job(job_dir.name)
     env = Environment(project_root=Path(job.spec.get("project_root") or job_dir), environ=dict(os.environ),

@@ -276,6 +276,7 @@ class Store:
         submits (threads or processes) can never get the same id; ids of discarded jobs
         (their `jobN.refused` files) count as taken, so an id is never given out twice."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.sweep()
         taken = [int(m.group(1)) for name in os.listdir(self.jobs_dir) if (m := TAKEN_ID.match(name))]
         num = max(taken, default=0) + 1
         while True:
@@ -285,11 +286,24 @@ class Store:
                 num += 1
                 continue
             if not (self.jobs_dir / f"job{num}{REFUSED}").exists():
+                from singkit.store.sweep import mark_creating
+
+                mark_creating(self.jobs_dir / f"job{num}")  # a sweep leaves it alone while we live
                 return Job(self, f"job{num}")
             # created and discarded by another submit since we listed: the marker is written
             # before its folder goes, so seeing no marker here means the id was never used
             os.rmdir(self.jobs_dir / f"job{num}")
             num += 1
+
+    def sweep(self) -> list[str]:
+        """Remove job folders submits abandoned half-created (see singkit.store.sweep); the ids
+        removed. Never fails: a folder it cannot judge or remove is left for another time."""
+        from singkit.store.sweep import sweep
+
+        try:
+            return sweep(self.root, self.jobs_dir, ABANDONED_AFTER)
+        except Exception:  # noqa: BLE001 - tidying up must never cost a submit
+            return []
 
     def job(self, ref: str) -> Job:
         """A job by `jobN` or `N`; UsageError naming the closest jobs if unknown."""
@@ -303,6 +317,10 @@ class Store:
             except (FileNotFoundError, NotADirectoryError):
                 pass
             else:
+                from singkit.store.sweep import ABANDONED_NOTE
+
+                if reason.startswith(ABANDONED_NOTE.split(":")[0] + ":"):
+                    raise UsageError(f"{job_id} was never fully created ({reason[:300]})")
                 raise UsageError(f"{job_id} was refused at submit and nothing was started ({reason[:300]}); "
                                  f"see `invoke report.events --job={job_id}`")
         raise no_such_job(ref, self.job_ids(), self.root)

@@ -42,22 +42,32 @@ UNDECODABLE = (ValueError, RecursionError)
 
 def read(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Complete event lines from byte `offset` on, and the offset after the last complete line."""
+    records, end, _skipped = read_counted(path, offset)
+    return records, end
+
+
+def read_counted(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]], int, int]:
+    """As `read`, and how many complete non-blank lines were skipped: not JSON (or nested past
+    what json can decode), or JSON that is not an object."""
     try:
         with open_stored(path) as fh:  # a link is read as missing, never followed
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
-        return [], offset
+        return [], offset, 0
     end = data.rfind(b"\n") + 1  # a line without its newline yet is still being written
-    events = []
+    events, skipped = [], 0
     for raw in data[:end].splitlines():
         try:
             record = json.loads(raw)
         except UNDECODABLE:
+            skipped += bool(raw.strip())
             continue
         if isinstance(record, dict):
             events.append(record)
-    return events, offset + end
+        else:
+            skipped += 1
+    return events, offset + end, skipped
 
 
 def events(path: Path | str) -> list[dict[str, Any]]:
@@ -78,6 +88,7 @@ class RunState:
     last_metrics: dict[str, Any] = field(default_factory=dict)
     last_step: int | None = None
     preemptions: int = 0  # times the run moved into `preempted` (repeated preempted lines count once)
+    skipped_lines: int = 0  # run.log lines no reader could use (see read_counted): said, never fatal
 
     @property
     def terminal(self) -> bool:
@@ -123,7 +134,7 @@ class RunState:
         return {"status": self.status, "reason": self.reason, "exit_code": self.exit_code,
                 "queued": self.queued, "started": self.started, "ended": self.ended,
                 "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
-                "preemptions": self.preemptions}
+                "preemptions": self.preemptions, "skipped_lines": self.skipped_lines}
 
 
 def _number(value: Any) -> float | None:
@@ -141,9 +152,15 @@ def _text(value: Any) -> str | None:
 
 def state(path: Path | str) -> RunState:
     result = RunState()
-    for record in events(path):
+    records, _end, result.skipped_lines = read_counted(path)
+    for record in records:
         result.apply(record)
     return result
+
+
+def skipped_note(run_id: str, count: int) -> str:
+    """What job.status says of a run.log with lines it could not read."""
+    return f"note: {run_id}: {count} undecodable run.log line{'s' * (count != 1)} skipped"
 
 
 def job_status(statuses: list[str]) -> str:

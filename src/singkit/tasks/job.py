@@ -193,6 +193,11 @@ def status(c, env, job=None, json=False, wide=False):
             row.insert(2, r.get("preemptions") or 0)
         header.insert(2, "preempted")
     env.out(_table(env, rows, header, wide=wide))
+    from singkit.store.runlog import skipped_note
+
+    for r in data["runs"]:
+        if r.get("skipped_lines"):
+            env.err(skipped_note(r["run"], r["skipped_lines"]))
 
 
 @task(name="list", help={"status": "only jobs with this status", "target": "only jobs on this target",
