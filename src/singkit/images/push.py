@@ -6,7 +6,7 @@ from typing import Any
 
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.images.audit import audit
-from singkit.images.engine import connect, engine_error, has_image
+from singkit.images.engine import connect, engine_calls, has_image, long_reads
 from singkit.images.progress import LayerProgress
 from singkit.imageref import Reference
 from singkit.images.registry import Credentials, auth_config, client_for, credentials_for
@@ -16,30 +16,28 @@ from singkit.images.render import Rendered, wrapped_image
 def push(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, client: Any = None) -> str:
     """Push the built image with the registry record's credentials; return the registry's digest."""
     import docker
-    import requests
 
     ref = rendered.image if rendered else wrapped_image(cfg, name)
     if not cfg.docker(name).get("registry"):
         raise UsageError(f"dockers.{name} names no registry to push to; add `registry: <a type: registry record>`")
-    client = client or connect(env)
-    if not has_image(client, ref.tagged):
+    client = client or connect(env, read_timeout=None)
+    if not has_image(client, ref.tagged, env):
         raise UsageError(f"no local image {ref.tagged}; run `invoke image.build --docker={name}` first")
     creds = credentials_for(cfg, ref.registry_host)
     env.err(f"push {ref.tagged}")
     progress = LayerProgress(env, "push")
     stream_digest = None
     try:
-        for event in client.api.push(ref.name, tag=ref.tag, stream=True, decode=True,
-                                     auth_config=auth_config(env, creds)):
-            if "error" in event or "errorDetail" in event:
-                message = str(event.get("error") or (event.get("errorDetail") or {}).get("message"))
-                raise push_error(ref, creds, message)
-            progress.update(event)
-            stream_digest = (event.get("aux") or {}).get("Digest") or stream_digest
+        with engine_calls(env), long_reads(client):
+            for event in client.api.push(ref.name, tag=ref.tag, stream=True, decode=True,
+                                         auth_config=auth_config(env, creds)):
+                if "error" in event or "errorDetail" in event:
+                    message = str(event.get("error") or (event.get("errorDetail") or {}).get("message"))
+                    raise push_error(ref, creds, message)
+                progress.update(event)
+                stream_digest = (event.get("aux") or {}).get("Digest") or stream_digest
     except docker.errors.APIError as error:
         raise push_error(ref, creds, str(error.explanation or error)) from None
-    except requests.exceptions.ConnectionError as error:
-        raise engine_error(env, error) from None
     # Trust the registry, not the stream: what it serves under the tag is what jobs will pull.
     digest = client_for(env, cfg, ref).digest(ref)
     if digest is None:
