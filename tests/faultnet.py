@@ -115,24 +115,29 @@ class Silent:
             conn.close()
 
 
-class Canned:
-    """A threaded HTTP server answering every request with `status`, `headers`, `body`."""
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
 
-    def __init__(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
-        self.status, self.headers, self.body = status, dict(headers or {}), body
+
+class Canned:
+    """A threaded HTTP server answering each request with the next of `answers` (the last one
+    repeats forever); `requests` lists (method, path) as they came."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
         self.requests: list[tuple[str, str]] = []
         canned = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 canned.requests.append((self.command, self.path))
-                self.send_response(canned.status)
-                for name, value in canned.headers.items():
+                status, headers, body = canned.answers[min(len(canned.requests), len(canned.answers)) - 1]
+                self.send_response(status)
+                for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(canned.body)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(canned.body)
+                    self.wfile.write(body)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
 

@@ -7,6 +7,8 @@ engine that is killed, a tiny HTTP server with canned answers, a port that never
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import uuid
@@ -15,7 +17,7 @@ import pytest
 
 import services
 from faultnet import Canned, Relay, Silent
-from images_helpers import environ, make_standins, project_yaml, write_project
+from images_helpers import StandIns, environ, make_standins, project_yaml, write_project
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -23,6 +25,14 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def standins(docker_client, busybox_image, registry, registry_busybox):
     return make_standins(docker_client, busybox_image.id, registry)
+
+
+def cli_env(root, docker_host: str, **extra: str) -> dict[str, str]:
+    """images_helpers.environ, plus PYTHONPATH when set (to run these against another checkout)."""
+    env = environ(root, docker_host, **extra)
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def start_cli(root, env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -39,7 +49,7 @@ def test_engine_lost_mid_build_is_one_line_exit_4(tmp_path, docker_host, registr
     write_project(tmp_path, project_yaml(registry_host=registry.host, standins=standins,
                                          wrapped="wrapped/lost-engine:1", post_steps=[step]))
     relay = Relay(docker_host if docker_host.startswith(("unix://", "tcp://")) else "unix://" + docker_host)
-    proc = start_cli(tmp_path, environ(tmp_path, relay.url), "image.wrap", "--docker=tiny")
+    proc = start_cli(tmp_path, cli_env(tmp_path, relay.url), "image.wrap", "--docker=tiny")
     try:
         assert relay.wait_for(b"/build", timeout=120), "the build never started"
         relay.wait_for(b"never sent", timeout=2)  # let the build get going
@@ -59,7 +69,7 @@ def test_engine_that_never_answers_is_bounded(tmp_path, registry, standins):
     mute = Silent()
     try:
         proc = subprocess.run([sys.executable, "-m", "singkit", "image.build", "--docker=tiny"], cwd=tmp_path,
-                              env=environ(tmp_path, f"tcp://{mute.host}", SINGKIT_HTTP_TIMEOUT="1"),
+                              env=cli_env(tmp_path, f"tcp://{mute.host}", SINGKIT_HTTP_TIMEOUT="1"),
                               capture_output=True, text=True, timeout=60)
     finally:
         mute.stop()
@@ -84,3 +94,100 @@ def test_an_unwrapped_connection_fault_reaching_the_edge_is_exit_4(tmp_path):
     assert code == 4 and "\n" not in message
     assert message.startswith(f"error: connection to http://127.0.0.1:{port}/v2/ failed: "), message
     assert "secret" not in message  # a query string may hold a SAS signature
+
+
+# -- a registry that answers wrongly, or not at all ------------------------------------------------
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def registry_project(tmp_path, host: str):
+    """A wrap whose base, installer and validator all live on `host` (the faulty registry)."""
+    fake = StandIns(f"{host}/stand-in/installer:1", f"{host}/stand-in/broken:1", f"{host}/stand-in/validator:1")
+    write_project(tmp_path, project_yaml(registry_host=host, standins=fake, wrapped="wrapped/x:1",
+                                         base_image=f"{host}/singkit-test/busybox:1"))
+
+
+def wrap_against(tmp_path, host: str, **extra: str) -> subprocess.CompletedProcess:
+    registry_project(tmp_path, host)
+    return subprocess.run([sys.executable, "-m", "singkit", "image.wrap", "--docker=tiny"], cwd=tmp_path,
+                          env=cli_env(tmp_path, "unix:///nonexistent.sock", **extra), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_registry_answering_429_is_retried_after_retry_after_then_exit_4(tmp_path):
+    busy = Canned((429, {"Retry-After": "1"}, b'{"errors": [{"code": "TOOMANYREQUESTS"}]}'))
+    try:
+        proc = wrap_against(tmp_path, busy.host)
+    finally:
+        busy.stop()
+    assert proc.returncode == 4, proc.stderr
+    assert len(busy.requests) == 3, busy.requests  # the first try and two retries, no more
+    assert re.fullmatch(rf"error: registry {busy.host} answered 429 \(too many requests\) to (GET|HEAD) /v2/\S+ 3 times; "
+                        r"try again later\n", proc.stderr), proc.stderr
+
+
+def test_registry_asking_to_wait_an_hour_is_an_outage_at_once(tmp_path):
+    busy = Canned((503, {"Retry-After": "3600"}, b""))
+    try:
+        proc = wrap_against(tmp_path, busy.host)
+    finally:
+        busy.stop()
+    assert proc.returncode == 4, proc.stderr
+    assert len(busy.requests) == 1, busy.requests
+    assert proc.stderr.endswith("; it asks to wait 3600 s; try again later\n") and "\n" not in proc.stderr[:-1], proc.stderr
+
+
+def test_429_twice_then_an_answer_is_the_answer():
+    from singkit.imageref import Reference
+    from singkit.images.registry import RegistryClient
+
+    busy = Canned((429, {"Retry-After": "0"}, b""), (429, {}, b""),
+                  (200, {"Content-Type": "application/json"}, b'{"name": "a/b", "tags": ["1", "2"]}'))
+    try:
+        assert RegistryClient(busy.host).tags(Reference.parse(f"{busy.host}/a/b:1")) == ["1", "2"]
+    finally:
+        busy.stop()
+    assert len(busy.requests) == 3
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_a_web_page_at_login_server_is_not_a_registry(tmp_path, status):
+    """A portal or login page answering 200 (or 404) with HTML: exit 4, `not a registry v2 API at …`."""
+    page = Canned((status, HTML, b"<html><body>Sign in to continue</body></html>"))
+    try:
+        proc = wrap_against(tmp_path, page.host)
+    finally:
+        page.stop()
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.startswith(f"error: not a registry v2 API at http://{page.host}: it answered ")
+    assert proc.stderr.endswith("check login-server (a proxy or login page may be answering)\n")
+    assert proc.stderr.count("\n") == 1
+
+
+def test_a_200_that_is_not_json_is_not_a_registry(tmp_path):
+    page = Canned((200, {"Content-Type": "text/plain"}, b"hello"))
+    try:
+        proc = wrap_against(tmp_path, page.host)
+    finally:
+        page.stop()
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.startswith(f"error: not a registry v2 API at http://{page.host}: it answered "), proc.stderr
+
+
+def test_registry_that_never_answers_is_bounded(tmp_path):
+    mute = Silent()
+    try:
+        proc = wrap_against(tmp_path, mute.host, SINGKIT_HTTP_TIMEOUT="1")
+    finally:
+        mute.stop()
+    assert proc.returncode == 4, proc.stderr
+    assert re.fullmatch(rf"error: registry {mute.host} did not answer (GET|HEAD) /v2/\S+ within 1 s \(3 tries\); "
+                        r"check that it runs \(SINGKIT_HTTP_TIMEOUT sets the wait\)\n", proc.stderr), proc.stderr
+    assert mute.accepted == 3
+
+
+def test_a_bad_timeout_setting_is_a_usage_error(tmp_path):
+    proc = wrap_against(tmp_path, "127.0.0.1:9", SINGKIT_HTTP_TIMEOUT="soon")
+    assert proc.returncode == 2
+    assert proc.stderr == "error: SINGKIT_HTTP_TIMEOUT=soon is not a number of seconds between 0 and 3600; e.g. SINGKIT_HTTP_TIMEOUT=60\n"

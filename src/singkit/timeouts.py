@@ -64,3 +64,34 @@ def http_timeouts(environ: Mapping[str, str]) -> Timeouts:
 def submit_deadline(environ: Mapping[str, str]) -> float:
     """Seconds a Singularity submit may spend on Azure ML calls and retries (SINGKIT_SUBMIT_DEADLINE)."""
     return _seconds(environ, SUBMIT_DEADLINE_VAR, DEFAULT_SUBMIT_DEADLINE, 24 * 3600)
+
+
+def blob_client_options(environ: Mapping[str, str], retries: int = 2) -> dict[str, float | int]:
+    """Keyword arguments for every azure-storage-blob client singkit builds: its timeouts, and
+    `retries` quick retries instead of the SDK's default ExponentialRetry (3 retries after 15,
+    18 and 24 s: a storage account that is down took 82-89 s to say so; issue 16).
+
+    Sources: the azure-storage-blob README ("Optional Configuration": `connection_timeout`,
+    default 20; `read_timeout`, "between consecutive read operations", default 60; `retry_total`,
+    `retry_connect`, `retry_read`, `retry_status`, given when instantiating a client) and Microsoft
+    Learn, "Implement a retry policy using the Azure Storage client library for Python"
+    (learn.microsoft.com/azure/storage/blobs/storage-retry-policy-python: `initial_backoff`,
+    `increment_base`, `random_jitter_range` passed to the client constructor reach its
+    ExponentialRetry; azure/storage/blob/_shared/base_client.py builds
+    `ExponentialRetry(**kwargs)` and `RequestsTransport(**kwargs)` from them)."""
+    timeouts = http_timeouts(environ)
+    return {"connection_timeout": timeouts.connect, "read_timeout": timeouts.read,
+            "retry_total": retries, "retry_connect": retries, "retry_read": retries, "retry_status": retries,
+            "initial_backoff": 1, "increment_base": 2, "random_jitter_range": 1}
+
+
+def azure_ml_client_options(environ: Mapping[str, str]) -> dict[str, float]:
+    """Keyword arguments that give every azure-core request of an MLClient its timeouts.
+
+    azure-core's RequestsTransport takes `connection_timeout` and `read_timeout` (both default
+    300 s: an Azure ML PUT held unanswered made a submit wait 307 s; issue 15) — azure-core
+    README, "Configurations" (`connection_timeout`, `read_timeout`, keyword arguments of any
+    client); MLClient hands its keyword arguments on to the service clients it builds, as it
+    does `retry_total`."""
+    timeouts = http_timeouts(environ)
+    return {"connection_timeout": timeouts.connect, "read_timeout": timeouts.read}

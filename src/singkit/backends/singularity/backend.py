@@ -38,6 +38,7 @@ SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
 # How long a run may stay `submitting` with no such job in Azure ML before it counts as failed:
 # the submitting process may still be uploading code or retrying (bounded, well under this).
 SUBMIT_GRACE = 1800.0
+MIRROR_RETRY = 60.0  # seconds before a Blob mirror found down is read again (job.monitor polls)
 
 
 _missing = creating._missing  # one definition: a job by name, or None
@@ -71,6 +72,7 @@ class SingularityBackend(Backend):
         self._cfg: Any = None
         self._client: Any = None
         self._mirror_warned = False
+        self._mirror_retry_at = 0.0  # monotonic time: a mirror found down is not asked again before it
         self._lock = threading.Lock()
         self.workspace = specs.Workspace.of(service)
         self.poll = float(env.environ.get("SINGKIT_POLL_INTERVAL", "5"))
@@ -326,10 +328,12 @@ class SingularityBackend(Backend):
 
     def _refresh_run(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
         name = info["azureml_name"]
-        if info.get("mirror"):
+        if info.get("mirror") and time.monotonic() >= self._mirror_retry_at:
             try:
                 blob.pull(self.config(), self.env.environ, info, run)
             except SingkitError as error:  # the mirror is a convenience; the status still counts
+                # one wait for the storage per refresh, not one per run (a sweep has many)
+                self._mirror_retry_at = time.monotonic() + MIRROR_RETRY
                 if not self._mirror_warned:
                     self._mirror_warned = True
                     self.env.err(f"warning: {error}")
