@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, world  # noqa: F401  (world: the fixture)
+from test_singularity_e2e import make_env, only_job, world  # noqa: F401  (world: the fixture)
+from test_singularity_faults import count
 
 import services
 from singkit.exceptions import ServiceError
@@ -64,3 +65,47 @@ def test_mirror_storage_down_keeps_job_status_quick(world):
     assert err.count("warning:") == 1, err
     assert f"Azure Blob storage at http://{dead}" in err and "unreachable" in err, err
     assert job.runs[0].state().status == "queued"
+
+
+@pytest.mark.timeout(60)
+def test_an_azure_ml_put_held_unanswered_times_out_and_is_retried(world):
+    """The job PUT is carried out but its answer never comes (it once held a submit 307 s):
+    the read timeout (SINGKIT_HTTP_TIMEOUT) ends the wait, the retry finds the job created."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2")
+    held = si.hold(r"^PUT .*/jobs/", handled=True)
+    try:
+        job = submit(env, SubmitRequest(target="sing", command="python train.py"))
+    finally:
+        held.release()
+    assert held.arrived.is_set()
+    name = only_job(si)
+    assert job.runs[0].backend_info()["azureml_name"] == name
+    assert job.runs[0].state().status == "queued"
+
+
+@pytest.mark.timeout(60)
+def test_an_azure_ml_that_keeps_failing_ends_at_the_submit_deadline(world):
+    """Every job PUT answered 503 (Retry-After 2): no retry starts after the submit's
+    deadline — one line, exit 4, naming the deadline, the run failed and nothing half recorded."""
+    si, azurite, root = world
+    env = make_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="1", SINGKIT_SUBMIT_DEADLINE="3",
+                   SINGKIT_RETRY_BASE_DELAY="1")
+    si.fail_next(r"^PUT .*/jobs/", 503, times=None, retry_after=2)
+    with pytest.raises(ServiceError) as caught:
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    message = str(caught.value)
+    assert "\n" not in message and caught.value.exit_code == 4
+    assert message.endswith("(gave up at the submit's deadline, SINGKIT_SUBMIT_DEADLINE)"), message
+    assert count(si, "PUT", r"/jobs/") < 5  # not every retry the call allows
+
+
+def test_a_bad_deadline_is_a_usage_error_before_anything_is_recorded(world):
+    from singkit.exceptions import UsageError
+    from singkit.store import Store
+
+    si, azurite, root = world
+    env = make_env(root, si, azurite, SINGKIT_SUBMIT_DEADLINE="-1")
+    with pytest.raises(UsageError, match=r"^SINGKIT_SUBMIT_DEADLINE=-1 is not a number of seconds between 0 and "):
+        submit(env, SubmitRequest(target="sing", command="python train.py"))
+    assert not si.jobs and Store.of(env).job_ids() == []

@@ -353,9 +353,14 @@ def credential_refused(error: BaseException) -> bool:
 
 
 def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int = 5,
-         base_delay: float = 1.0, max_delay: float = 20.0, sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run one SDK call; retry 408/429/5xx and dropped connections with capped exponential
-    backoff (honouring Retry-After), then raise a one-line ServiceError."""
+         base_delay: float = 1.0, max_delay: float = 20.0, sleep: Callable[[float], None] = time.sleep,
+         deadline: float | None = None) -> T:
+    """Run one SDK call; retry 408/429/5xx, dropped connections and timeouts with capped
+    exponential backoff (honouring Retry-After), then raise a one-line ServiceError.
+
+    deadline: a time.monotonic() value (the submit's, see timeouts.submit_deadline): no retry
+    starts after it — the call gives up then with what the last try said. A first try always
+    runs, so a submit's clean-up (settling or withdrawing a create) still gets its one chance."""
     from azure.core.exceptions import AzureError
 
     for attempt in range(1, attempts + 1):
@@ -367,8 +372,13 @@ def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int
             transient = status_of(error) in RETRY_STATUSES or (status_of(error) is None and connection_fault(error) is not None)
             if not transient or attempt == attempts:
                 raise explain(error, what, workspace) from None
-            delay = _retry_after(error) or min(max_delay, base_delay * 2 ** (attempt - 1))
-            sleep(min(max_delay, delay) * (0.8 + 0.4 * random.random()))
+            delay = min(max_delay, _retry_after(error) or base_delay * 2 ** (attempt - 1)) * (0.8 + 0.4 * random.random())
+            if deadline is not None and time.monotonic() + delay > deadline:
+                from singkit.timeouts import SUBMIT_DEADLINE_VAR
+
+                raise ServiceError(f"{explain(error, what, workspace)} (gave up at the submit's deadline, "
+                                   f"{SUBMIT_DEADLINE_VAR})") from None
+            sleep(delay)
         except Exception as error:  # the SDK wraps some HTTP errors in its own exception types
             inner = error.__cause__ or error.__context__
             if inner is not None and isinstance(inner, AzureError):
