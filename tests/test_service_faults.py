@@ -191,3 +191,43 @@ def test_a_bad_timeout_setting_is_a_usage_error(tmp_path):
     proc = wrap_against(tmp_path, "127.0.0.1:9", SINGKIT_HTTP_TIMEOUT="soon")
     assert proc.returncode == 2
     assert proc.stderr == "error: SINGKIT_HTTP_TIMEOUT=soon is not a number of seconds between 0 and 3600; e.g. SINGKIT_HTTP_TIMEOUT=60\n"
+
+
+@pytest.mark.parametrize("answer, said", [
+    ((429, {"Retry-After": "0", "Content-Type": "application/json"},
+      b'{"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]}'), "429 (too many requests)"),
+    ((200, HTML, b"<html>Sign in</html>"), "not a registry v2 API at"),
+], ids=["429", "html"])
+def test_an_engine_push_to_a_faulty_registry_is_exit_4(tmp_path, docker_client, docker_host, busybox_image, answer, said):
+    """The engine pushes, and says in its own words what the registry answered: still exit 4."""
+    faulty = Canned(answer)
+    registry_project(tmp_path, faulty.host)
+    tag = f"{faulty.host}/wrapped/x"
+    import docker
+
+    try:
+        image = docker_client.images.get(busybox_image.id)
+    except docker.errors.ImageNotFound:  # another test session re-imported the shared busybox
+        image = docker_client.images.get(busybox_image.ref)
+    image.tag(tag, "1")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "singkit", "image.push", "--docker=tiny"], cwd=tmp_path,
+                              env=cli_env(tmp_path, docker_host), capture_output=True, text=True, timeout=120)
+    finally:
+        faulty.stop()
+        docker_client.images.remove(f"{tag}:1", noprune=True)
+    assert proc.returncode == 4, proc.stderr
+    assert said in proc.stderr.splitlines()[-1], proc.stderr
+
+
+def test_the_engines_words_for_a_throttling_registry_are_an_outage():
+    """Mid-push or mid-pull the engine reports the registry's 429/5xx in its own words."""
+    from singkit.images.engine import pull_error
+    from singkit.images.push import push_error
+    from singkit.images.registry import Credentials
+    from singkit.imageref import Reference
+
+    ref = Reference.parse("127.0.0.1:5000/a/b:1")
+    for error in (push_error(ref, Credentials(), "toomanyrequests: retry-after: 1.2s, allowed: 10/minute"),
+                  pull_error(ref, "base", Credentials(), "received unexpected HTTP status: 503 Service Unavailable")):
+        assert error.exit_code == 4 and "try again later" in str(error), error

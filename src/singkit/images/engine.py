@@ -143,6 +143,11 @@ def pull_error(ref: Reference, role: str, creds: Any, message: str) -> SingkitEr
             return ServiceError(f"Docker Hub is unreachable pulling the {role} image {ref}; this machine cannot pull it — "
                                 "set the docker record's `image:` to one your engine or your own registry has")
         return ServiceError(f"registry {ref.registry_host} is unreachable pulling the {role} image {ref}; check that it runs")
+    from singkit.images.push import registry_busy
+
+    busy = registry_busy(message)
+    if busy:
+        return ServiceError(f"registry {ref.registry_host} {busy} pulling the {role} image {ref}; try again later")
     if any(m in lowered for m in ("not found", "manifest unknown", "does not exist", "pull access denied")):
         return SingkitError(f"{role} image {ref} is not in registry {ref.registry_host}; push it there or fix the reference")
     return SingkitError(f"pulling the {role} image {ref} failed: {' '.join(message.split())[:300]}")

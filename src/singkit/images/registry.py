@@ -199,6 +199,12 @@ class RegistryClient:
             path = path[len(self.base_url):] if path.startswith(self.base_url) else path
         return found
 
+    def probe(self) -> None:
+        """`GET /v2/` (the API's base endpoint; 200 or 401 from any registry): a ServiceError when
+        what answers is a web page, an outage, or kept throttling — before the engine pushes
+        there and reports it in its own words. Credentials are not checked here."""
+        self._api(self._send("GET", self.base_url + "/v2/", {}), "/v2/")
+
     # -- plumbing ------------------------------------------------------------------------
     def _manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]] | None:
         resp = self._request("GET", repo, f"/v2/{repo}/manifests/{reference}", accept=", ".join(MANIFEST_TYPES))
