@@ -1,7 +1,10 @@
 """Talking to a registry through its v2 HTTP API: digests and labels of remote images.
 
-Stdlib only (urllib), so render and the up-to-date check need no Docker Engine and cost a
-few loopback requests. Credentials come from a `type: registry` record whose login-server
+Plain HTTP through requests (imported only when a request is made), so render and the
+up-to-date check need no Docker Engine and cost a few requests. Each request has connect and
+read timeouts (SINGKIT_HTTP_TIMEOUT) and bounded retries of dropped connections, timeouts and
+429/5xx (urllib3's Retry, honouring Retry-After up to MAX_RETRY_AFTER); an answer that is not
+the v2 API's (a web page at login-server) is an outage, not a missing image. Credentials come from a `type: registry` record whose login-server
 matches the host; a `$env:` password is resolved at the moment of the request and never
 appears in a message.
 """
