@@ -56,6 +56,7 @@ Fixture API (tests/azureml_standin/fixtures.py, function scope, needs conftest's
   .hold(route_regex, handled=True) -> Hold (.arrived Event, .release()): the next matching
       request waits until released — handled=True after being carried out (its answer waits),
       handled=False before, and is then dropped unanswered (for killing a client mid-request)
+  .storage_down(down=True)  the workspace's Blob storage (code upload, artifacts) is down, or back with False
   .add_datastore(name, container="")  a blob datastore on an Azurite container of its own (GET/list
       answer it beside workspaceblobstore/workspaceartifactstore); a job PUT whose inputs/outputs
       name a datastore the workspace lacks is refused: 400 UserError "Could not find datastore: NAME."

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -351,6 +352,17 @@ class StandIn:
 
     def script(self, name: str, steps: list) -> None:
         self.state.script(name, steps)
+
+    def storage_down(self, down: bool = True) -> None:
+        """The workspace's Blob storage is down (True) or back (False): every tunnel to
+        ``*.blob.<suffix>`` is then refused with 502, as a proxy says of an upstream it cannot reach."""
+        assert self._proxy is not None, "start() first"
+        if down:
+            with socket.socket() as closed:  # a port nothing listens on
+                closed.bind(("127.0.0.1", 0))
+                self._proxy.blob_upstream = closed.getsockname()
+        else:
+            self._proxy.blob_upstream = self.azurite.address
 
     def slow_cancel(self, name: str, seconds: float) -> None:
         """The job stays CancelRequested `seconds` after its first cancel request (state.slow_cancel)."""

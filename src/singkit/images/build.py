@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from singkit.exceptions import SingkitError
 from singkit.images.audit import audit
-from singkit.images.engine import connect, engine_error, ensure_image
+from singkit.images.engine import connect, engine_calls, ensure_image, long_reads
 from singkit.images.progress import LayerProgress
 from singkit.images.render import Rendered, refuse_placeholder, render, short_text
 
@@ -114,11 +114,10 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
           no_cache: bool = False) -> BuildResult:
     """Render (unless given), pull what the FROM lines need, build and tag the wrapped image."""
     import docker
-    import requests
 
     rendered = rendered or render(env, cfg, name)
     refuse_placeholder(rendered)  # a placeholder digest must never become an image, a push or a pin
-    client = client or connect(env)
+    client = client or connect(env, read_timeout=None)
     ensure_image(env, cfg, client, rendered.base.pinned(), "base")
     ensure_image(env, cfg, client, rendered.installer, "installer")
     ensure_image(env, cfg, client, rendered.validator, "validator")
@@ -127,14 +126,14 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
     follower = BuildFollower(env, name)
     try:
         try:
-            stream = client.api.build(
-                fileobj=context_tar(rendered.text), custom_context=True, tag=tag, labels=rendered.labels,
-                buildargs=rendered.build_args or None, rm=True, forcerm=True, nocache=no_cache, pull=False, decode=True)
-            image_id = follower.follow(stream)
+            with engine_calls(env), long_reads(client):
+                stream = client.api.build(
+                    fileobj=context_tar(rendered.text), custom_context=True, tag=tag, labels=rendered.labels,
+                    buildargs=rendered.build_args or None, rm=True, forcerm=True, nocache=no_cache, pull=False,
+                    decode=True)
+                image_id = follower.follow(stream)
         except docker.errors.APIError as error:
             raise follower.failure(str(error.explanation or error)) from None
-        except requests.exceptions.ConnectionError as error:
-            raise engine_error(env, error) from None
     except SingkitError as error:
         # A failed build is as much a part of the image's history as a successful one.
         audit(env, "build-failed", docker=name, image=tag, inputs=rendered.inputs_hash, error=str(error))

@@ -1,7 +1,10 @@
 """Talking to a registry through its v2 HTTP API: digests and labels of remote images.
 
-Stdlib only (urllib), so render and the up-to-date check need no Docker Engine and cost a
-few loopback requests. Credentials come from a `type: registry` record whose login-server
+Plain HTTP through requests (imported only when a request is made), so render and the
+up-to-date check need no Docker Engine and cost a few requests. Each request has connect and
+read timeouts (SINGKIT_HTTP_TIMEOUT) and bounded retries of dropped connections, timeouts and
+429/5xx (urllib3's Retry, honouring Retry-After up to MAX_RETRY_AFTER); an answer that is not
+the v2 API's (a web page at login-server) is an outage, not a missing image. Credentials come from a `type: registry` record whose login-server
 matches the host; a `$env:` password is resolved at the moment of the request and never
 appears in a message.
 """
@@ -12,11 +15,8 @@ import base64
 import hashlib
 import json
 import re
-import socket
-import time
-import urllib.error
+import os
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +31,7 @@ MANIFEST_TYPES = (
 )
 _LIST_TYPES = MANIFEST_TYPES[1::2]
 _LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
-TIMEOUT = 15.0
-RETRIES = 2
+RETRIES = 2  # after the first try: 3 in all
 
 
 @dataclass(frozen=True)
@@ -77,13 +76,45 @@ def auth_config(env: Any, creds: Credentials) -> dict[str, str] | None:
     return {"username": creds.username, "password": resolve_secret(creds.password, env) or ""}
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # Blob GETs may redirect to storage that rejects our Authorization header: follow by hand.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+# Retries (urllib3.util.Retry, through a requests session): 429, 502, 503 and 504 and
+# dropped or silent connections are transient; a Retry-After up to MAX_RETRY_AFTER seconds is
+# honoured, a longer one ends the wait at once (the registry is telling us it is an outage).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 30.0
+_REASONS = {429: "too many requests", 500: "internal server error", 502: "bad gateway", 503: "service unavailable",
+            504: "gateway timeout"}
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def _session() -> Any:
+    """A requests session that retries as above and never follows redirects by itself (a blob
+    GET may redirect to storage that rejects our Authorization header: followed by hand)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import InvalidHeader, MaxRetryError
+    from urllib3.util import Retry
+
+    class BoundedRetry(Retry):
+        def get_retry_after(self, response: Any) -> float | None:
+            try:
+                return super().get_retry_after(response)
+            except InvalidHeader:  # a date or number we cannot read: plain backoff instead
+                return None
+
+        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kwargs: Any) -> Retry:
+            wait = self.get_retry_after(response) if response is not None else None
+            if wait is not None and wait > MAX_RETRY_AFTER:
+                # raise_on_status=False: urllib3 then hands back this response, which says how long
+                raise MaxRetryError(kwargs.get("_pool"), url, "Retry-After beyond MAX_RETRY_AFTER")
+            return super().increment(method, url, response, *args, **kwargs)
+
+    retry = BoundedRetry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, redirect=False,
+                         status_forcelist=RETRY_STATUSES, allowed_methods=None, backoff_factor=0.2,
+                         respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 @dataclass
@@ -103,8 +134,8 @@ class RegistryClient:
     host: str
     creds: Credentials = field(default_factory=Credentials)
     env: Any = None
-    timeout: float = TIMEOUT
     _auth: dict[str, str] = field(default_factory=dict, repr=False)  # repository -> Authorization
+    _session: Any = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -171,6 +202,12 @@ class RegistryClient:
             path = path[len(self.base_url):] if path.startswith(self.base_url) else path
         return found
 
+    def probe(self) -> None:
+        """`GET /v2/` (the API's base endpoint; 200 or 401 from any registry): a ServiceError when
+        what answers is a web page, an outage, or kept throttling — before the engine pushes
+        there and reports it in its own words. Credentials are not checked here."""
+        self._api(self._send("GET", self.base_url + "/v2/", {}), "/v2/")
+
     # -- plumbing ------------------------------------------------------------------------
     def _manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]] | None:
         resp = self._request("GET", repo, f"/v2/{repo}/manifests/{reference}", accept=", ".join(MANIFEST_TYPES))
@@ -180,19 +217,22 @@ class RegistryClient:
             raise self._unexpected(resp, f"manifest {repo}:{reference}")
         digest = resp.header("Docker-Content-Digest") or "sha256:" + hashlib.sha256(resp.body).hexdigest()
         try:
-            return digest, json.loads(resp.body)
+            manifest = json.loads(resp.body)
         except ValueError:
-            raise SingkitError(f"registry {self.host} sent a manifest for {repo}:{reference} that is not JSON") from None
+            manifest = None
+        if not isinstance(manifest, dict):
+            raise self._not_registry(f"manifest {repo}:{reference} with something that is not a JSON object")
+        return digest, manifest
 
     def _request(self, method: str, repo: str, path: str, accept: str | None = None) -> _Response:
         headers = {"Accept": accept} if accept else {}
         if repo in self._auth or "*" in self._auth:
             headers["Authorization"] = self._auth.get(repo) or self._auth["*"]
-        resp = self._send(method, self.base_url + path, headers)
+        resp = self._api(self._send(method, self.base_url + path, headers), path)
         if resp.status == 401:
             self._authenticate(repo, resp.header("WWW-Authenticate"))
             headers["Authorization"] = self._auth.get(repo) or self._auth["*"]
-            resp = self._send(method, self.base_url + path, headers)
+            resp = self._api(self._send(method, self.base_url + path, headers), path)
             if resp.status == 401:
                 raise self._refused(repo)
         if resp.status == 403:
@@ -203,25 +243,57 @@ class RegistryClient:
             resp = self._send(method, target, {"Accept": accept} if accept else {})
         return resp
 
+    def _api(self, resp: _Response, path: str) -> _Response:
+        """`resp`, unless it shows that no registry answered: the v2 API never sends a web page
+        (a portal, proxy or login page at login-server answers 200 or 404 with HTML)."""
+        if resp.header("Content-Type").split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+            raise self._not_registry(f"{_path(self.base_url + path)} with a web page (HTTP {resp.status}, text/html)")
+        return resp
+
+    def _not_registry(self, what: str) -> ServiceError:
+        return ServiceError(f"not a registry v2 API at {self.base_url}: it answered {what}; "
+                            "check login-server (a proxy or login page may be answering)")
+
     def _send(self, method: str, url: str, headers: dict[str, str]) -> _Response:
-        request = urllib.request.Request(url, headers=headers, method=method)
-        for attempt in range(RETRIES + 1):
-            try:
-                with _OPENER.open(request, timeout=self.timeout) as resp:
-                    return _Response(resp.status, dict(resp.headers), resp.read())
-            except urllib.error.HTTPError as error:
-                resp = _Response(error.code, dict(error.headers or {}), error.read() if error.fp else b"")
-                if error.code < 500 or attempt == RETRIES:
-                    if error.code >= 500:
-                        raise ServiceError(f"registry {self.host} answered {error.code} to {method} {_path(url)} {RETRIES + 1} times; try again later") from None
-                    return resp
-            except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as error:
-                reason = getattr(error, "reason", error)
-                # Nothing listening is not transient: say so at once rather than after retries.
-                if attempt == RETRIES or isinstance(reason, ConnectionRefusedError):
-                    raise ServiceError(f"registry {self.host} is unreachable ({getattr(reason, 'strerror', None) or reason}); check that it runs and that login-server is right") from None
-            time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        """One request, retried as _session says; the answer, or a one-line ServiceError when
+        the registry is unreachable, silent past the timeouts, or kept answering 429/5xx."""
+        import requests
+
+        from singkit.timeouts import http_timeouts
+
+        if self._session is None:
+            self._session = _session()
+        timeouts = http_timeouts(getattr(self.env, "environ", None) or os.environ)
+        try:
+            with self._session.request(method, url, headers=headers, timeout=timeouts.pair,
+                                       allow_redirects=False, stream=False) as got:
+                resp = _Response(got.status_code, dict(got.headers), got.content)
+        except requests.exceptions.RequestException as error:
+            raise self._unreachable(method, url, error, timeouts.read) from None
+        if resp.status in RETRY_STATUSES:
+            said = _REASONS.get(resp.status, "")
+            wait = resp.header("Retry-After")
+            after = (f"; it asks to wait {_wait_text(wait)}" if wait and _seconds(wait) > MAX_RETRY_AFTER
+                     else f" {RETRIES + 1} times")
+            raise ServiceError(f"registry {self.host} answered {resp.status} ({said}) to {method} {_path(url)}{after}; "
+                               "try again later")
+        return resp
+
+    def _unreachable(self, method: str, url: str, error: BaseException, timeout: float) -> ServiceError:
+        """What a failed connection to the registry says: refused, timed out, or broken."""
+        import requests
+
+        text = str(error)
+        if isinstance(error, requests.exceptions.Timeout) or "timed out" in text.lower():
+            return ServiceError(f"registry {self.host} did not answer {method} {_path(url)} within {timeout:g} s "
+                                f"({RETRIES + 1} tries); check that it runs (SINGKIT_HTTP_TIMEOUT sets the wait)")
+        if "Connection refused" in text:
+            why = "Connection refused"
+        elif "Name or service not known" in text or "nodename nor servname" in text:
+            why = "no such host"
+        else:
+            why = " ".join(re.sub(r"\?\S*", "", text).split())[:160]  # never a query (a token may be in it)
+        return ServiceError(f"registry {self.host} is unreachable ({why}); check that it runs and that login-server is right")
 
     def _authenticate(self, repo: str, challenge: str) -> None:
         scheme, params = _parse_challenge(challenge)
@@ -269,8 +341,7 @@ class RegistryClient:
             body = None
         if not isinstance(body, dict):
             kind = resp.header("Content-Type").split(";")[0].strip() or "no content type"
-            raise ServiceError(f"registry {self.host} answered {what} with something that is not a JSON object ({kind}); "
-                               "check login-server (a proxy or login page may be answering)")
+            raise self._not_registry(f"{what} with something that is not a JSON object ({kind})")
         return body
 
     def _unexpected(self, resp: _Response, what: str) -> SingkitError:
@@ -288,6 +359,19 @@ def newest_dated(tags: list[str]) -> str | None:
     such as `latest` are ignored), or None when there is none."""
     dated = [(m.group(1), m.group(2), m.group(3).ljust(3, "0"), t) for t in tags if (m := DATED_TAG.match(t))]
     return max(dated)[3] if dated else None
+
+
+def _seconds(retry_after: str) -> float:
+    """A Retry-After header's delay in seconds (a number; an HTTP date counts as long)."""
+    try:
+        return float(retry_after)
+    except ValueError:
+        return float("inf")
+
+
+def _wait_text(retry_after: str) -> str:
+    seconds = _seconds(retry_after)
+    return f"{seconds:g} s" if seconds != float("inf") else f"until {retry_after}"
 
 
 def _path(url: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from singkit.exceptions import SingkitError, UsageError
-from singkit.images.engine import connect, engine_error, has_image
+from singkit.images.engine import connect, engine_calls, has_image, long_reads
 from singkit.images.render import DOCKER_LABEL, VALIDATOR_SCRIPT, Rendered, wrapped_image
 
 TAIL_LINES = 5
@@ -32,7 +32,6 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
     Raises SingkitError (exit 1) when the validator fails, naming its exit code and last lines.
     """
     import docker
-    import requests
 
     image = (rendered.image if rendered else wrapped_image(cfg, name)).tagged
     if rendered:
@@ -41,35 +40,25 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
         from singkit.singularity.accelerator import accelerator as accelerator_for
 
         accelerator = accelerator_for(cfg, name)
-    client = client or connect(env)
-    if not has_image(client, image):
+    client = client or connect(env, read_timeout=None)
+    if not has_image(client, image, env):
         raise UsageError(f"no local image {image}; run `invoke image.build --docker={name}` first")
     env.err(f"validate {image} ({VALIDATOR_SCRIPT}, no network)")
     lines: list[str] = []
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     container = None
     try:
-        container = client.containers.create(
-            image, entrypoint=[VALIDATOR_SCRIPT], command=[], network_mode="none",
-            environment={"SINGULARITY_IMAGE_ACCELERATOR": accelerator},
-            labels={DOCKER_LABEL: name}, detach=True)
-        container.start()
-        partial = ""
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            *done, partial = (partial + chunk.decode("utf-8", "replace")).split("\n")
-            for line in done:
-                lines.append(line)
-                tail.append(line)
-                env.err(f"  | {line}")
-        if partial:
-            lines.append(partial)
-            tail.append(partial)
-            env.err(f"  | {partial}")
-        code = int(container.wait(timeout=WAIT_SECONDS).get("StatusCode", -1))
+        with engine_calls(env):
+            container = client.containers.create(
+                image, entrypoint=[VALIDATOR_SCRIPT], command=[], network_mode="none",
+                environment={"SINGULARITY_IMAGE_ACCELERATOR": accelerator},
+                labels={DOCKER_LABEL: name}, detach=True)
+            container.start()
+            with long_reads(client):  # a validator may think silently for a while
+                _follow(env, container, lines, tail)
+            code = int(container.wait(timeout=WAIT_SECONDS).get("StatusCode", -1))
     except docker.errors.APIError as error:
         raise SingkitError(f"could not run the validator of {image}: {error.explanation or error}") from None
-    except requests.exceptions.ConnectionError as error:
-        raise engine_error(env, error) from None
     finally:
         if container is not None:
             try:
@@ -82,3 +71,18 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
         raise SingkitError(f"validator failed in {image} (exit {code}): {shown}")
     env.err(f"validator passed in {image}")
     return result
+
+
+def _follow(env: Any, container: Any, lines: list[str], tail: deque[str]) -> None:
+    """The validator's output, line by line, onto stderr and into `lines` / `tail`."""
+    partial = ""
+    for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+        *done, partial = (partial + chunk.decode("utf-8", "replace")).split("\n")
+        for line in done:
+            lines.append(line)
+            tail.append(line)
+            env.err(f"  | {line}")
+    if partial:
+        lines.append(partial)
+        tail.append(partial)
+        env.err(f"  | {partial}")

@@ -74,7 +74,7 @@ def wrap(env: Any, cfg: Any, name: str, *, force: bool = False, no_cache: bool =
     if rendered.text is None:
         rendered = plan(env, cfg, name, base_digest=rendered.base.digest, stages=rendered.stages)
     write_dockerfile(rendered)
-    client = connect(env)
+    client = connect(env, read_timeout=None)
     try:
         build(env, cfg, name, rendered=rendered, client=client, no_cache=no_cache)
         validate(env, cfg, name, rendered=rendered, client=client)

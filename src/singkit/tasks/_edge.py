@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -182,6 +183,9 @@ def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple
     if isinstance(error, SingkitError):
         # config problems already read `file:line:col: message`; anything else gets a prefix
         return (str(error) if isinstance(error, ConfigError) else f"error: {error}"), error.exit_code
+    lost = lost_connection(error)
+    if lost:  # a service call the library did not wrap: still an outage (exit 4), not our bug
+        return f"error: {lost}", 4
     if isinstance(error, OSError):
         return f"error: {os_error_text(error)}{_store_hint(error, env)}", 1
     hint = "" if verbose else f" {VERBOSE_HINT}"
@@ -189,6 +193,29 @@ def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple
     if sqlite3 is not None and isinstance(error, sqlite3.Error):
         return f"error: SQLite: {one_line(error)}{hint}", 1
     return f"internal error: {type(error).__name__}: {one_line(error)}{hint}", 1
+
+
+def lost_connection(error: BaseException) -> str | None:
+    """`connection to <where> failed: <why>` when `error` is a network client's connection-level
+    fault (requests, urllib3, azure-core; looked up only if loaded: the edge imports none), else None."""
+    kinds = []
+    requests, urllib3, azure = (sys.modules.get(m) for m in ("requests", "urllib3", "azure.core.exceptions"))
+    if requests is not None:
+        kinds += [requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                  requests.exceptions.ChunkedEncodingError]
+    if urllib3 is not None:
+        kinds += [urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, urllib3.exceptions.MaxRetryError,
+                  urllib3.exceptions.NewConnectionError]
+    if azure is not None:
+        kinds += [azure.ServiceRequestError, azure.ServiceResponseError]
+    if not kinds or not isinstance(error, tuple(kinds)):
+        return None
+    request, pool = getattr(error, "request", None), getattr(error, "pool", None)
+    where = (getattr(request, "url", None) or getattr(error, "url", None)
+             or (f"{pool.host}:{pool.port}" if pool is not None and getattr(pool, "host", None) else "a service"))
+    # a query string may hold a SAS signature: never shown
+    why = re.sub(r"\?[^\s)'\"]*", "?…", one_line(error))
+    return f"connection to {str(where).split('?')[0]} failed: {why}"
 
 
 def one_line(error: BaseException) -> str:

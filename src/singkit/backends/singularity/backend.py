@@ -38,6 +38,7 @@ SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
 # How long a run may stay `submitting` with no such job in Azure ML before it counts as failed:
 # the submitting process may still be uploading code or retrying (bounded, well under this).
 SUBMIT_GRACE = 1800.0
+MIRROR_RETRY = 60.0  # seconds before a Blob mirror found down is read again (job.monitor polls)
 
 
 _missing = creating._missing  # one definition: a job by name, or None
@@ -71,6 +72,8 @@ class SingularityBackend(Backend):
         self._cfg: Any = None
         self._client: Any = None
         self._mirror_warned = False
+        self._mirror_retry_at = 0.0  # monotonic time: a mirror found down is not asked again before it
+        self._deadline: float | None = None  # monotonic time a submit's retries end (SINGKIT_SUBMIT_DEADLINE)
         self._lock = threading.Lock()
         self.workspace = specs.Workspace.of(service)
         self.poll = float(env.environ.get("SINGKIT_POLL_INTERVAL", "5"))
@@ -103,7 +106,7 @@ class SingularityBackend(Backend):
             return None
 
     def call(self, what: str, fn: Any) -> Any:
-        return aml.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay)
+        return aml.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay, deadline=self._deadline)
 
     @staticmethod
     def spec_path(job: Any, run_id: str) -> Path:
@@ -111,6 +114,9 @@ class SingularityBackend(Backend):
 
     # -- prepare: the YAML a dry run stops at ----------------------------------------------
     def prepare(self, job: Any) -> None:
+        from singkit.timeouts import http_timeouts, submit_deadline
+
+        http_timeouts(self.env.environ), submit_deadline(self.env.environ)  # a bad value: refused before anything runs
         cfg = self.config()
         code = staging.stage_code(job)
         spec = job.spec
@@ -201,7 +207,10 @@ class SingularityBackend(Backend):
         return entity
 
     def submit(self, job: Any) -> None:
+        from singkit.timeouts import submit_deadline
+
         done: list[tuple[Any, str]] = []
+        self._deadline = time.monotonic() + submit_deadline(self.env.environ)
         try:
             self._submit(job, done)
         except SingkitError as error:
@@ -210,6 +219,8 @@ class SingularityBackend(Backend):
                 # jobs.submit.record_and_start), not a failed job
                 error.nothing_created = True  # type: ignore[attr-defined]
             raise
+        finally:
+            self._deadline = None
 
     def _submit(self, job: Any, done: list[tuple[Any, str]]) -> None:
         """Create every run's Azure ML job in turn; `done` collects the (run, name) created."""
@@ -326,10 +337,12 @@ class SingularityBackend(Backend):
 
     def _refresh_run(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
         name = info["azureml_name"]
-        if info.get("mirror"):
+        if info.get("mirror") and time.monotonic() >= self._mirror_retry_at:
             try:
                 blob.pull(self.config(), self.env.environ, info, run)
             except SingkitError as error:  # the mirror is a convenience; the status still counts
+                # one wait for the storage per refresh, not one per run (a sweep has many)
+                self._mirror_retry_at = time.monotonic() + MIRROR_RETRY
                 if not self._mirror_warned:
                     self._mirror_warned = True
                     self.env.err(f"warning: {error}")
@@ -369,7 +382,8 @@ class SingularityBackend(Backend):
         try:
             with self.session() as ml:
                 yield from follow_logs(ml, info["azureml_name"], follow=follow, nodes=int(info.get("nodes") or 1),
-                                       per_node=int(info.get("per_node") or 1), poll=self.poll, call=self.call, tail=tail)
+                                       per_node=int(info.get("per_node") or 1), poll=self.poll, call=self.call, tail=tail,
+                                       environ=self.env.environ)
         except ServiceError as error:
             # monitor must not die with Azure ML's log service: say so once, go on with the mirror
             self.env.err(f"warning: {error}; showing the Blob mirror of {run} instead")

@@ -195,9 +195,14 @@ def _cloud_from_metadata(url: str, wanted: str | None) -> tuple[str, dict[str, s
 
 def ml_client(workspace: Any, environ: Mapping[str, str], credential: Any = None) -> Any:
     """An MLClient for a Workspace (see spec.workspace_for); call inside `sdk_environ(environ)`."""
+    from singkit.timeouts import azure_ml_client_options, blob_client_options
+
     MLClient = import_sdk().MLClient
-    # singkit retries whole operations itself (bounded, one clear error after): no retries underneath
-    kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False, "retry_total": 0}
+    # singkit retries whole operations itself (bounded, one clear error after): no retries
+    # underneath; every request has connect and read timeouts (SINGKIT_HTTP_TIMEOUT)
+    timeouts = azure_ml_client_options(environ)
+    kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False, "retry_total": 0, **timeouts}
+    _bound_code_upload(blob_client_options(environ, retries=0))
     authority = None
     if environ.get(METADATA_VAR):
         name, endpoints = _cloud_from_metadata(environ[METADATA_VAR], workspace.cloud)
@@ -208,9 +213,66 @@ def ml_client(workspace: Any, environ: Mapping[str, str], credential: Any = None
     if credential is None:
         credential = credential_from(environ, kwargs.get("cloud"), authority, getattr(workspace, "credential", None))
     try:
-        return MLClient(credential, workspace.subscription_id, workspace.resource_group, workspace.name, **kwargs)
+        client = MLClient(credential, workspace.subscription_id, workspace.resource_group, workspace.name, **kwargs)
     except Exception as error:  # MlException for an unknown cloud, ValueError for bad ids
         raise ServiceError(f"cannot set up Azure ML client for workspace {workspace.name}: {one_line(error)}") from None
+    client._singkit_timeouts = timeouts  # for arm_get's own pipeline
+    return client
+
+
+_UPLOAD_OPTIONS: dict[str, Any] = {}
+
+
+def _bound_code_upload(options: dict[str, Any]) -> None:
+    """Give the storage clients azure-ai-ml builds for a job's code upload singkit's timeouts and
+    no retries of their own (call() retries the whole create): azure/ai/ml/_artifacts/
+    _blob_storage_helper.py constructs `BlobServiceClient(account_url=..., credential=...)`, or
+    for a pending upload's SAS URL `ContainerClient.from_container_url(account_url)`, with no way
+    to pass options, so the SDK's defaults applied — 20 s to connect, 3 retries after 15/18/24 s,
+    per request — and a submit with the workspace's storage down took 423 s (issue 16). The
+    names are private: tests/test_service_faults_azure.py fails when they move. Options are the
+    latest ml_client()'s (one environment per process in practice)."""
+    from azure.ai.ml._artifacts import _blob_storage_helper as helper
+
+    _UPLOAD_OPTIONS.clear()
+    _UPLOAD_OPTIONS.update(options)
+    for name in ("BlobServiceClient", "ContainerClient"):
+        base = getattr(helper, name)
+        if getattr(base, "_singkit_bounded", False):
+            continue
+
+        class Bounded(base):  # type: ignore[misc, valid-type]
+            _singkit_bounded = True
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **{**_UPLOAD_OPTIONS, **kwargs})
+
+        Bounded.__name__ = Bounded.__qualname__ = f"Bounded{name}"
+        setattr(helper, name, Bounded)
+
+
+def connection_fault(error: BaseException) -> BaseException | None:
+    """The connection-level failure behind `error` — itself, or what it wraps (azure-ai-ml
+    wraps a failed code upload in an MlException, an AzureError with no status) — else None."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 10:
+        if isinstance(current, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
+            return current
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return None
+
+
+def from_storage(error: BaseException) -> bool:
+    """Did `error` come out of azure-storage-blob (the workspace's storage), not Azure ML itself?"""
+    tb = error.__traceback__
+    while tb is not None:
+        if "/azure/storage/" in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 # -- errors and retries -----------------------------------------------------------------------
@@ -238,7 +300,7 @@ def _retry_after(error: BaseException) -> float | None:
 
 def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceError:
     """One line saying what failed and what would fix it."""
-    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+    from azure.core.exceptions import ClientAuthenticationError
 
     where = f" (workspace {workspace.name}, subscription {workspace.subscription_id})" if workspace else ""
     used = getattr(workspace, "credential_used", None) or ""
@@ -257,9 +319,20 @@ def explain(error: BaseException, what: str, workspace: Any = None) -> ServiceEr
         return ServiceError(f"{what}: not found (404){where}; check subscription-id, resource-group and workspace in the service record, and the target's compute: {one_line(error, 120)}")
     if status in RETRY_STATUSES:
         return ServiceError(f"{what}: Azure ML kept answering {status} after retries{where}; try again later: {one_line(error, 120)}")
-    if isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
-        return ServiceError(f"{what}: cannot reach Azure ML: {one_line(error, 160)}; check the network")
+    fault = connection_fault(error)
+    if fault is not None:
+        if from_storage(fault) or from_storage(error):
+            return ServiceError(f"{what}: cannot reach the workspace's Azure Blob storage: {_no_query(one_line(error, 160))}; "
+                                "check the network, or try again later")
+        return ServiceError(f"{what}: cannot reach Azure ML: {_no_query(one_line(error, 160))}; check the network")
     return ServiceError(f"{what}: Azure ML error{f' {status}' if status else ''}: {one_line(error)}")
+
+
+def _no_query(text: str) -> str:
+    """A message without URL query strings: a storage URL's may hold a SAS signature."""
+    import re
+
+    return re.sub(r"\?[^\s)'\"]*", "?…", text)
 
 
 def _signed_out(error: ServiceError, no_token: bool = False) -> ServiceError:
@@ -280,10 +353,15 @@ def credential_refused(error: BaseException) -> bool:
 
 
 def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int = 5,
-         base_delay: float = 1.0, max_delay: float = 20.0, sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run one SDK call; retry 408/429/5xx and dropped connections with capped exponential
-    backoff (honouring Retry-After), then raise a one-line ServiceError."""
-    from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
+         base_delay: float = 1.0, max_delay: float = 20.0, sleep: Callable[[float], None] = time.sleep,
+         deadline: float | None = None) -> T:
+    """Run one SDK call; retry 408/429/5xx, dropped connections and timeouts with capped
+    exponential backoff (honouring Retry-After), then raise a one-line ServiceError.
+
+    deadline: a time.monotonic() value (the submit's, see timeouts.submit_deadline): no retry
+    starts after it — the call gives up then with what the last try said. A first try always
+    runs, so a submit's clean-up (settling or withdrawing a create) still gets its one chance."""
+    from azure.core.exceptions import AzureError
 
     for attempt in range(1, attempts + 1):
         try:
@@ -291,12 +369,16 @@ def call(what: str, fn: Callable[[], T], *, workspace: Any = None, attempts: int
         except SingkitError:
             raise
         except (AzureError, ConnectionError, TimeoutError) as error:
-            transient = status_of(error) in RETRY_STATUSES or (
-                status_of(error) is None and isinstance(error, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)))
+            transient = status_of(error) in RETRY_STATUSES or (status_of(error) is None and connection_fault(error) is not None)
             if not transient or attempt == attempts:
                 raise explain(error, what, workspace) from None
-            delay = _retry_after(error) or min(max_delay, base_delay * 2 ** (attempt - 1))
-            sleep(min(max_delay, delay) * (0.8 + 0.4 * random.random()))
+            delay = min(max_delay, _retry_after(error) or base_delay * 2 ** (attempt - 1)) * (0.8 + 0.4 * random.random())
+            if deadline is not None and time.monotonic() + delay > deadline:
+                from singkit.timeouts import SUBMIT_DEADLINE_VAR
+
+                raise ServiceError(f"{explain(error, what, workspace)} (gave up at the submit's deadline, "
+                                   f"{SUBMIT_DEADLINE_VAR})") from None
+            sleep(delay)
         except Exception as error:  # the SDK wraps some HTTP errors in its own exception types
             inner = error.__cause__ or error.__context__
             if inner is not None and isinstance(inner, AzureError):
@@ -316,7 +398,8 @@ def arm_get(ml: Any, path: str, api_version: str) -> Any:
 
     base = str(ml._base_url).rstrip("/")
     policies = [RetryPolicy(retry_total=0), BearerTokenCredentialPolicy(ml._credential, base + "/.default")]
-    with PipelineClient(base_url=base, policies=policies) as client:
+    timeouts = getattr(ml, "_singkit_timeouts", {})  # set by ml_client: connection_timeout, read_timeout
+    with PipelineClient(base_url=base, policies=policies, **timeouts) as client:
         response = client.send_request(HttpRequest("GET", base + path, params={"api-version": api_version}))
         response.raise_for_status()
         return response.json()

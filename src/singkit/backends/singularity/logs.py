@@ -81,10 +81,17 @@ class RangeReader:
     Raises azure.core.exceptions.HttpResponseError for service failures other than a missing
     blob (listed but not written yet: no bytes) or an unsatisfiable Range (the log shrank)."""
 
-    def __init__(self, read_timeout: float = 60.0):
+    def __init__(self, environ: Any = None):
         from azure.core.pipeline.transport import RequestsTransport
 
-        self.transport = RequestsTransport(connection_timeout=30, read_timeout=read_timeout)
+        from singkit.timeouts import blob_client_options
+
+        # timeouts from SINGKIT_HTTP_TIMEOUT; no storage retries of its own: follow_logs' `call`
+        # retries each read (the SDK's 15/18/24 s back-offs under it made an outage take minutes)
+        options = blob_client_options(environ if environ is not None else {}, retries=0)
+        self.options = {k: v for k, v in options.items() if not k.endswith("_timeout")}
+        self.transport = RequestsTransport(connection_timeout=options["connection_timeout"],
+                                           read_timeout=options["read_timeout"])
 
     def close(self) -> None:
         self.transport.close()
@@ -95,7 +102,7 @@ class RangeReader:
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
         from azure.storage.blob import BlobClient
 
-        client = BlobClient.from_blob_url(url, transport=self.transport)
+        client = BlobClient.from_blob_url(url, transport=self.transport, **self.options)
         try:
             # offset=None on a fresh file: the SDK then reads an empty blob too (a 416 on
             # bytes=0- is its signal to ask without a Range); the Range is still 0-<32 MiB>
@@ -166,13 +173,14 @@ def _lines(cursor: LogCursor, data: bytes, final: bool) -> list[str]:
 
 def follow_logs(client: Any, name: str, *, follow: bool, nodes: int = 1, per_node: int = 1,
                 poll: float = 5.0, call: Callable[..., Any], sleep: Callable[[float], None] = time.sleep,
-                tail: int | None = None, reader: RangeReader | None = None) -> Iterator[str]:
+                tail: int | None = None, reader: RangeReader | None = None, environ: Any = None) -> Iterator[str]:
     """Lines of the job's user logs (each ending in a newline): the last `tail` of what is
     there now (all if None), then with follow, new lines until the job ends (through
     preemptions and requeues). `poll` is seconds between polls. `call(what, fn)` runs a
-    service call and turns its failures into singkit's ServiceError."""
+    service call and turns its failures into singkit's ServiceError. `environ` sets the Blob
+    reads' timeouts (SINGKIT_HTTP_TIMEOUT)."""
     own = reader is None
-    reader = reader or RangeReader()
+    reader = reader or RangeReader(environ)
     cursors: dict[str, LogCursor] = {}
     first = True
     try:
