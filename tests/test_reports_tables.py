@@ -209,10 +209,22 @@ def test_fast_renderer_draws_what_tabulate_draws():
     headers = ["run", "status", "lr", "acc best", "note"]
     right = [False, False, True, True, False]
     cells = [[f"job1.{i}", rng.choice(["completed", "failed", " running "]), str(rng.choice([0.1, 0.01])),
-              f"{rng.random():.4g}", rng.choice(["", "x", "long note here"])] for i in range(render.FAST_RENDER_ROWS + 50)]
+              f"{rng.random():.4g}", rng.choice(["", "x", "long note here"])] for i in range(2050)]
     expected = tabulate.tabulate(cells, headers, tablefmt="simple", disable_numparse=True,
                                  colalign=["right" if r else "left" for r in right])
     assert render.text_table(headers, cells, right) == expected
+
+
+def test_fast_renderer_draws_what_tabulate_draws_for_small_and_empty_tables():
+    rng = random.Random(11)
+    for _ in range(1500):
+        width, height = rng.randint(1, 5), rng.randint(0, 4)
+        headers = [rng.choice(["", "a", "run", "long header name"]) for _ in range(width)]
+        right = [rng.random() < 0.5 for _ in range(width)]
+        cells = [[rng.choice(["", "x", "-", "1.5", "completed", "a b"]) for _ in range(width)] for _ in range(height)]
+        expected = tabulate.tabulate(cells, headers, tablefmt="simple", disable_numparse=True,
+                                     colalign=["right" if r else "left" for r in right])
+        assert render.text_table(headers, cells, right) == expected, (headers, right, cells)
 
 
 def test_short_headers_fall_back_to_full_names_on_collision():
