@@ -233,6 +233,14 @@ def test_short_headers_fall_back_to_full_names_on_collision():
     assert "hparams.lr" in text.splitlines()[0] and "metrics.lr" in text.splitlines()[0]
 
 
+def test_negated_filters_keep_rows_that_lack_the_column():
+    table = Table(["run", "opt"], [{"run": "a", "opt": "adam"}, {"run": "b"}, {"run": "c", "opt": "sgd"}, {"run": "d", "opt": None}])
+    kept = {expr: [r["run"] for r in tables.filter_rows(table, expr).rows]
+            for expr in ("opt!=adam", "opt!~^ad", "opt=adam", "opt~^ad", "opt!=none", "opt=none")}
+    assert kept == {"opt!=adam": ["b", "c", "d"], "opt!~^ad": ["b", "c", "d"], "opt=adam": ["a"], "opt~^ad": ["a"],
+                    "opt!=none": ["a", "c"], "opt=none": ["b", "d"]}
+
+
 def test_table_ops_on_plain_tables():
     table = Table(["a", "b"], [{"a": 2, "b": "x"}, {"a": None, "b": "y"}, {"a": float("nan"), "b": "z"}, {"a": 1, "b": "w"}])
     assert [r["b"] for r in tables.sort_rows(table, "a").rows] == ["w", "x", "y", "z"]

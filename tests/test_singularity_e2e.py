@@ -273,10 +273,10 @@ def test_preempted_then_requeued_then_failed_with_the_service_reason(world):
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     seen = []
-    for azure in ("Running", "Queued", "Running"):
+    for azure in ("Running", "Queued", "Queued", "Running"):
         si.set_status(name, azure)
         seen.append(control.status(env, job.id)["runs"][0]["status"])
-    assert seen == ["running", "preempted", "running"]
+    assert seen == ["running", "preempted", "preempted", "running"]  # the second poll of a requeued run: still preempted
     si.set_status(name, "Failed", error="CUDA out of memory")
     run = control.status(env, job.id)["runs"][0]
     assert run["status"] == "failed" and "CUDA out of memory" in run["reason"]
