@@ -63,6 +63,21 @@ def test_best_differs_from_last_and_follows_direction(tmp_path):
     assert (row["metrics.acc"], row["metrics.acc.best"]) == (0.5, 0.9)
 
 
+def test_non_finite_values_never_become_the_best_either_way(tmp_path):
+    home = tmp_path / ".singkit"
+    nan, inf = float("nan"), float("inf")
+    storegen.write_job(home, "job1", [
+        RunSpec({"lr": 0.1}, [(0, {"loss": nan, "acc": nan}), (1, {"loss": 2.0, "acc": 0.4}), (2, {"loss": -inf, "acc": inf}),
+                              (3, {"loss": inf, "acc": -inf}), (4, {"loss": 1.0, "acc": 0.3})]),
+        RunSpec({"lr": 0.2}, [(0, {"loss": inf, "acc": nan})]),
+    ])
+    first, only_inf = views.list_table(storegen.make_env(tmp_path)).rows
+    assert (first["metrics.loss.best"], first["metrics.acc.best"]) == (1.0, 0.4)  # neither -inf, inf nor NaN
+    assert first["metrics.loss"] == 1.0 and first["metrics.acc"] == 0.3
+    assert only_inf["metrics.loss.best"] is None and only_inf["metrics.acc.best"] is None
+    assert math.isinf(only_inf["metrics.loss"]) and math.isnan(only_inf["metrics.acc"])  # last: as logged
+
+
 def test_in_progress_queued_failed_nan_and_missing_metrics(store):
     rows = rows_by_run(views.list_table(store, "runs", "job2", now=T0 + 3600 + 100))
     assert rows["job2.2"]["status"] == "failed" and rows["job2.2"]["exit_code"] == 1
