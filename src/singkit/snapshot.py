@@ -14,14 +14,17 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import stat
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from singkit.exceptions import SingkitError
 from singkit.gitignore import IgnoreRules
+from singkit.statcache import StatCache
 
 ALWAYS_OMIT_DIRS = {".git", ".hg", ".svn", "__pycache__", ".singkit"}
 LARGE = 200 * 1024 * 1024  # warn above this many bytes of code
@@ -142,8 +145,7 @@ def _is_venv(root: Path, folder: str, cache: dict[str, bool]) -> bool:
 
 def content_hash(root: Path, files: list[str]) -> tuple[str, int]:
     """sha256 over (path, executable bit, content sha256) of each file; and the total bytes."""
-    digest = hashlib.sha256()
-    total = 0
+    digest, total = hashlib.sha256(), 0
     for rel in files:
         path = root / rel
         file_digest = hashlib.sha256()
@@ -151,40 +153,108 @@ def content_hash(root: Path, files: list[str]) -> tuple[str, int]:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 file_digest.update(chunk)
                 total += len(chunk)
-        executable = "x" if os.access(path, os.X_OK) else "-"
-        digest.update(f"{rel}\0{executable}\0{file_digest.hexdigest()}\n".encode("utf-8", "surrogateescape"))
+        digest.update(_line(rel, os.access(path, os.X_OK), file_digest.hexdigest()))
     return digest.hexdigest(), total
 
 
+def _line(rel: str, executable: bool, file_sha: str) -> bytes:
+    return f"{rel}\0{'x' if executable else '-'}\0{file_sha}\n".encode("utf-8", "surrogateescape")
+
+
 def take(root: Path, code_dirs: list[str], omit: list[str], snapshots_dir: Path,
-         exclude: list[Path] = ()) -> Snapshot:
-    """Snapshot the project's code into `snapshots_dir` (once per content hash)."""
+         exclude: list[Path] = (), cache_dir: Path | None = None) -> Snapshot:
+    """Snapshot the project's code into `snapshots_dir` (once per content hash).
+
+    Cost follows what changed (issue 14): a stat cache in `cache_dir` (statcache.py) answers the
+    hash of every file whose stat is unchanged, so an unchanged resubmit reads no file; when the
+    cache knows nothing (a first snapshot), each byte is read once, hashed while it is archived."""
     root = root.resolve()
     files = code_files(root, code_dirs, omit, exclude)
-    sha, total = content_hash(root, files)
+    cache = StatCache.load(cache_dir, root)
+    stats, known = cache.lookup(root, files)
+    if not known and files:
+        return _archive(root, files, stats, snapshots_dir, cache)  # nothing to skip: hash while archiving
+    digest, total = hashlib.sha256(), 0
+    for rel in files:
+        file_sha = known.get(rel)
+        if file_sha is None:
+            file_sha, size = _file_sha(root / rel)
+            cache.remember(rel, stats[rel], file_sha)
+        digest.update(_line(rel, _executable(stats[rel]), file_sha))
+        total += stats[rel].st_size
+    sha = digest.hexdigest()
+    cache.save()
     path = snapshots_dir / f"{sha}.tar.gz"
     if path.exists():
         return Snapshot(sha, path, len(files), total, reused=True)
+    return _archive(root, files, stats, snapshots_dir, cache)
+
+
+def _file_sha(path: Path) -> tuple[str, int]:
+    file_digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            file_digest.update(chunk)
+            size += len(chunk)
+    return file_digest.hexdigest(), size
+
+
+def _executable(st: os.stat_result) -> bool:
+    return bool(st.st_mode & 0o111)
+
+
+class _Hashing:
+    """A file object that hashes what tarfile reads through it: one read per byte."""
+
+    def __init__(self, fh: Any):
+        self.fh, self.digest, self.size = fh, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
+def _archive(root: Path, files: list[str], stats: dict[str, os.stat_result], snapshots_dir: Path,
+             cache: "StatCache") -> Snapshot:
+    """Archive `files`, hashing each as it is read; the archive is named by that hash, so its
+    name always matches its bytes (a file edited mid-way is refused, never mislabelled)."""
     snapshots_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=snapshots_dir)
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot.", suffix=".tmp", dir=snapshots_dir)
     os.close(fd)
+    digest, total = hashlib.sha256(), 0
     try:
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
             for rel in files:
-                info = tar.gettarinfo(str(root / rel), arcname=rel)
-                if not info.isfile():  # a symlink to a file: store what it points at
-                    info = tarfile.TarInfo(rel)
-                    info.size = (root / rel).stat().st_size
-                    info.mode = 0o755 if os.access(root / rel, os.X_OK) else 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
+                st = stats[rel]
+                info = tarfile.TarInfo(rel)
+                info.size, info.mtime = st.st_size, int(st.st_mtime)
+                info.mode = stat.S_IMODE(st.st_mode)  # of what a symlink points at: os.stat follows it
                 with open(root / rel, "rb") as fh:
-                    tar.addfile(info, fh)
+                    reader = _Hashing(fh)
+                    try:
+                        tar.addfile(info, reader)
+                    except OSError:
+                        reader.size = -1
+                    if reader.size != st.st_size or fh.read(1):
+                        raise SingkitError(f"{rel} changed while the code snapshot was taken; submit again")
+                file_sha = reader.digest.hexdigest()
+                cache.remember(rel, st, file_sha)
+                digest.update(_line(rel, _executable(st), file_sha))
+                total += st.st_size
+        sha = digest.hexdigest()
+        path = snapshots_dir / f"{sha}.tar.gz"
+        if path.exists():
+            Path(tmp).unlink()
+            cache.save()
+            return Snapshot(sha, path, len(files), total, reused=True)
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)  # a concurrent submit of the same code writes the same bytes
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    cache.save()
     return Snapshot(sha, path, len(files), total, reused=False)
 
 

@@ -39,7 +39,8 @@ def snapshot(env: Environment, cfg: Any, target: dict[str, Any], store: Store) -
     general = cfg.general
     code_dirs = target.get("code-dirs") or general.get("code-dirs") or ["."]
     omit = [*(general.get("code-omit") or []), *(target.get("code-omit") or [])]
-    snap = take(env.project_root, code_dirs, omit, store.snapshots_dir, exclude=[store.root])
+    snap = take(env.project_root, code_dirs, omit, store.snapshots_dir, exclude=[store.root],
+                cache_dir=store.root / "cache" / "stat")
     if snap.bytes > 200 * 1024 * 1024:
         env.err(f"warning: the code snapshot is {snap.bytes / 2**20:.0f} MB; "
                 "leave data and checkpoints out with general.code-omit or .gitignore")
