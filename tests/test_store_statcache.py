@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import tarfile
 import time
 from collections import Counter
@@ -21,14 +22,14 @@ HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
 def reads(monkeypatch: pytest.MonkeyPatch) -> Counter:
     """Project files the snapshot code opens, by name (the cache and archive are not counted)."""
     counted: Counter = Counter()
-    real_open = open
+    real_open = os.open
 
-    def counting_open(path, mode="r", *args, **kwargs):
-        if "project" in Path(path).parts and "r" in mode:
+    def counting_open(path, flags, *args, **kwargs):
+        if "project" in Path(path).parts and not flags & (os.O_WRONLY | os.O_RDWR):
             counted[Path(path).name] += 1
-        return real_open(path, mode, *args, **kwargs)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(snapshot, "open", counting_open, raising=False)
+    monkeypatch.setattr(os, "open", counting_open)
     return counted
 
 
@@ -135,15 +136,15 @@ def test_a_damaged_or_foreign_cache_is_ignored_and_rewritten(tmp_path, reads, da
 
 def test_a_file_edited_while_it_is_archived_is_refused_not_mislabelled(tmp_path, monkeypatch):
     root = project(tmp_path, old=False)
-    real_open = open
+    real_open = os.open
 
-    def growing_open(path, mode="r", *args, **kwargs):
-        if Path(path).name == "m4.py" and "r" in mode:
-            with real_open(path, "a") as fh:
+    def growing_open(path, flags, *args, **kwargs):
+        if Path(path).name == "m4.py" and not flags & (os.O_WRONLY | os.O_RDWR):
+            with Path(path).open("a") as fh:
                 fh.write("# grown\n")
-        return real_open(path, mode, *args, **kwargs)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(snapshot, "open", growing_open, raising=False)
+    monkeypatch.setattr(os, "open", growing_open)
     with pytest.raises(snapshot.SingkitError, match="m4.py changed while the code snapshot was taken"):
         snap(root, tmp_path)
     assert [p.name for p in (tmp_path / "store" / "snapshots").iterdir()] == []  # no archive, no temporary
@@ -158,3 +159,33 @@ def test_the_archive_holds_what_was_hashed(tmp_path):
             data = tar.extractfile(member).read()
             digest.update(snapshot._line(member.name, bool(member.mode & 0o111), hashlib.sha256(data).hexdigest()))
     assert digest.hexdigest() == taken.sha256
+
+
+def test_long_names_and_empty_files_round_trip(tmp_path):
+    root = project(tmp_path, files=2)
+    long_path = root / ("d" * 60) / ("e" * 70) / ("f" * 80 + ".py")
+    long_path.parent.mkdir(parents=True)
+    long_path.write_text("LONG = True\n")
+    (root / "empty.txt").write_text("")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    taken = snap(root, tmp_path)
+    out = tmp_path / "out"
+    safe_extract(taken.path, out)
+    assert (out / long_path.relative_to(root)).read_text() == "LONG = True\n"
+    assert (out / "empty.txt").read_text() == "" and os.access(out / "run.sh", os.X_OK)
+    assert subprocess.run(["tar", "tzf", str(taken.path)], capture_output=True, text=True, check=True).stdout.count("\n") == 5
+
+
+def test_our_tar_headers_are_tarfiles_byte_for_byte():
+    import random
+
+    rng = random.Random(4)
+    alphabet = "abcXYZ019._-/ éü漢"
+    for _ in range(3000):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 120))).strip("/") or "x"
+        mode, size = rng.choice([0o644, 0o755, 0o600, 0o4755, 0o777]), rng.choice([0, 1, 511, 512, 10**6, 8**11 - 1, 8**11])
+        mtime = rng.choice([0, 1_700_000_000, 8**11 - 1])
+        info = tarfile.TarInfo(name)
+        info.mode, info.size, info.mtime = mode, size, mtime
+        assert snapshot.tar_header(name, mode, size, mtime) == info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"), name

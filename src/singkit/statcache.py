@@ -57,17 +57,15 @@ class StatCache:
             pass
         return cls(path, root, entries)
 
-    def lookup(self, root: Path, files: list[str]) -> tuple[dict[str, os.stat_result], dict[str, str]]:
-        """({rel: os.stat of the file}, {rel: content sha256} for the files whose stat is unchanged)."""
-        stats: dict[str, os.stat_result] = {}
+    def lookup(self, stats: dict[str, os.stat_result]) -> dict[str, str]:
+        """{rel: content sha256} for the files (with their current stats) whose stat is unchanged."""
         known: dict[str, str] = {}
-        for rel in files:
-            st = stats[rel] = os.stat(root / rel)
+        for rel, st in stats.items():
             entry = self._old.get(rel)
             if entry is not None and entry[:5] == _key(st):
                 known[rel] = entry[5]
                 self._new[rel] = entry
-        return stats, known
+        return known
 
     def remember(self, rel: str, st: os.stat_result, sha: str) -> None:
         self._new[rel] = [*_key(st), sha]
