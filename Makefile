@@ -62,6 +62,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	$(VENV)/bin/python -m compileall -q src  # bytecode once: invoke never writes it
 	@touch $@
 
 submit: $(STAMP)

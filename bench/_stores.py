@@ -23,7 +23,7 @@ def many_runs(home: Path, jobs: int = 100, runs_per_job: int = 100, steps: int =
             runs.append(storegen.RunSpec(hparams={"lr": lr, "bs": 32 * (1 + k % 3), "seed": k // 15},
                                          metrics=metrics, status=status,
                                          exit_code=1 if status == "failed" else 0 if status == "completed" else None))
-        storegen.write_job(home, f"job{j}", runs, target="eus-v100", service="sing",
+        storegen.write_job(home, f"job{j}", runs, target="eus-v100", service="sing", service_type="singularity",
                            **{"price-per-hour": 3.06, "vm-size": "ND12_v2"})
         total += len(runs)
     return total
@@ -32,7 +32,7 @@ def many_runs(home: Path, jobs: int = 100, runs_per_job: int = 100, steps: int =
 def big_curves(home: Path, runs: int = 100, steps: int = 10_000) -> list[Path]:
     """One job of `runs` runs with `steps` metric lines each (loss, acc)."""
     folder = home / "jobs" / "job1"
-    lines = ["job: job1", "target: local", "service: local", "command: python train.py", "created: 1732450000", "runs:"]
+    lines = ["job: job1", "target: {name: local, service: local, nodes: 1}", "service: {name: local, type: local}", "command: python train.py", "created: 1732450000", "runs:"]
     logs = []
     for k in range(1, runs + 1):
         lines += [f"- run: job1.{k}", f"  hparams: {{lr: {[0.1, 0.01, 0.001][k % 3]}, seed: {k}}}"]

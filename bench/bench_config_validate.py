@@ -237,7 +237,7 @@ def run(root: Path, args: argparse.Namespace) -> int:
     print(f"validate, cold: {cold_ratio:.2f} × invoke --version (first run after a change; no goal, for information)")
     print(f"dry-run submit to {target}: {submit_ratio:.2f} × the 1-target config (goal ≤ {SUBMIT_GOAL}) "
           f"-> {'MET' if submit_ratio <= SUBMIT_GOAL else 'MISSED'}")
-    return 0
+    return 0 if warm_ratio <= VALIDATE_GOAL and submit_ratio <= SUBMIT_GOAL else 1
 
 
 if __name__ == "__main__":

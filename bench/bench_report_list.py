@@ -60,7 +60,7 @@ def in_process(home: Path) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--runs-per-job", type=int, default=100)
@@ -101,10 +101,11 @@ def main() -> None:
             print(f"{name:44} {best:8.3f} {median:9.3f}")
         ratio = min(warm) / GOAL
         print(f"goal ≤ {GOAL} s: best {min(warm):.3f} s = {ratio:.2f} × goal -> {'MET' if ratio <= 1 else 'MISSED'}")
+        return 0 if ratio <= 1 else 1
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,7 +36,7 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=10_000)
@@ -72,10 +72,11 @@ def main() -> None:
         ratio = min(ours) / min(base)
         print(f"goal ≤ {GOAL} × baseline: {ratio:.2f} × (median {statistics.median(ours) / statistics.median(base):.2f} ×) "
               f"-> {'MET' if ratio <= GOAL else 'MISSED'}")
+        return 0 if ratio <= GOAL else 1
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -131,8 +131,8 @@ def main() -> int:
         print(f"{target:8} {cli:>8} {lib:>8}  {note}")
     local = rows[0]
     ok = float(local[1]) <= GOAL
-    print(f"local: {'meets' if ok else 'MISSES'} the goal (cli {local[1]} s vs {GOAL} s)")
-    return 0
+    print(f"local: cli {local[1]} s vs goal ≤ {GOAL} s -> {'MET' if ok else 'MISSED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

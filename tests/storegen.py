@@ -43,12 +43,16 @@ def curve(steps: int, start: float, end: float, every: int = 1, **extra: float) 
     return out
 
 
-def write_job(home: Path, job: str, runs: list[RunSpec], target: str = "local", service: str = "local",
-              created: float = T0, **spec: Any) -> Path:
-    """jobs/<job>/job.yaml plus one folder per logged run; returns the job folder."""
+def write_job(home: Path, job: str, runs: list[RunSpec], target: str | dict[str, Any] = "local", service: str = "local",
+              created: float = T0, service_type: str = "local", **spec: Any) -> Path:
+    """jobs/<job>/job.yaml plus one folder per logged run; returns the job folder. `target` and
+    `service` are records, as job.submit writes them (job.list and job.status read them); a
+    `target` name stands for a minimal record of that name."""
+    record = target if isinstance(target, dict) else {"name": target, "service": service, "nodes": 1}
     folder = home / "jobs" / job
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"job: {job}", f"target: {target}", f"service: {service}",
+    lines = [f"job: {job}", f"target: {json.dumps(record)}",
+             f"service: {json.dumps({'name': service, 'type': service_type})}",
              "command: python train.py --epochs 3", f"created: {created}"]
     for key, value in spec.items():
         lines.append(f"{key}: {json.dumps(value)}")

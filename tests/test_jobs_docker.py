@@ -134,3 +134,38 @@ def test_docker_run_past_max_run_seconds_is_stopped_with_reason_timeout(project:
     assert containers_of(docker_client, job) == [] and job.runs[0].stdout_path.read_text() == "started\n"
     quick = submit(env, SubmitRequest(target="docker-limited", command="echo quick"))
     assert wait_done(env, quick.id) == "completed"
+
+
+def test_a_pinned_docker_record_runs_the_pinned_bytes_not_what_the_tag_names_now(
+        tmp_path: Path, docker_client: Any, busybox_image: Any, registry: Any, docker_host: str) -> None:
+    """The record pins image A by digest; the engine's local tag meanwhile names image B (a
+    rebuild, a `docker pull` of a moved tag). The run uses A, as on Singularity (issue 12)."""
+    import io
+    import tarfile
+
+    import docker_services
+    import services
+
+    def image_with(marker: str) -> str:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = f"FROM {busybox_image.id}\nRUN echo {marker} > /marker\n".encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        buf.seek(0)
+        image, _ = docker_client.images.build(fileobj=buf, custom_context=True, rm=True, labels=services.TEST_LABELS)
+        return image.id
+
+    first = image_with("pinned-A")
+    pushed = docker_services.push_image(docker_client, first, registry, "singkit-test/pinned", "1")
+    docker_client.images.get(image_with("moved-B")).tag(f"{registry.host}/singkit-test/pinned", "1")
+    docker_client.images.remove(first, force=True)  # A is in the registry only; the tag names B here
+    config = CONFIG.format(image=pushed.ref).replace(f"    image: {pushed.ref}\n",
+                                                     f"    image: {pushed.ref}\n    sha256: {pushed.digest}\n")
+    project = make_project(tmp_path, config)
+    env = make_env(project)
+    job = submit(env, SubmitRequest(target="docker", command="cat /marker"))
+    assert wait_done(env, job.id) == "completed"
+    assert job.runs[0].stdout_path.read_text() == "pinned-A\n"
+    assert job.spec["image"]["ref"] == f"{registry.host}/singkit-test/pinned@{pushed.digest}"

@@ -128,10 +128,9 @@ def realistic(tmp_path):
     runs.append(RunSpec({"lr": 1.0, **SHARED, "seed": 1}, None, status="failed", exit_code=1,
                         stderr=f'Traceback (most recent call last):\n  File "{tmp_path}/examples/train.py", line 9\n'
                                "FloatingPointError: diverged\n"))
-    spec = storegen.write_job(home, "job1", runs) / "job.yaml"
-    text = spec.read_text().replace(
-        "target: local", 'target: {"service": "local", "description": "processes on this machine", "nodes": 1, '
-                         '"env": {}, "name": "local"}').replace("service: local", 'service: {"name": "local", "type": "local"}')
+    target = {"service": "local", "description": "processes on this machine", "nodes": 1, "env": {}, "name": "local"}
+    spec = storegen.write_job(home, "job1", runs, target=target) / "job.yaml"
+    text = spec.read_text()
     text += (f'project_root: "{tmp_path}"\ndry_run: false\nallow_unpinned: false\n'
              f'code: {{"sha256": "{"ab" * 32}", "files": 6, "bytes": 60317, "archive": "snapshots/x.tar.gz"}}\n')
     spec.write_text(text)

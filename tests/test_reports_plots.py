@@ -131,6 +131,18 @@ def test_sweep_summary_ranks_hparam_sets_by_mean_over_repeats(store):
     assert flipped.groups[0]["hparams.lr"] == 0.1
 
 
+def test_a_diverged_last_value_scores_nothing_in_the_summary(tmp_path):
+    home = tmp_path / ".singkit"
+    storegen.write_job(home, "job1", [RunSpec({"lr": 0.1, "seed": 1}, [(0, {"loss": 1.0}), (1, {"loss": float("nan")})]),
+                                      RunSpec({"lr": 0.1, "seed": 2}, [(0, {"loss": 0.5})]),
+                                      RunSpec({"lr": 1.0, "seed": 1}, [(0, {"loss": 0.9}), (1, {"loss": float("-inf")})])])
+    result = sweep.summarize(storegen.make_env(tmp_path), "job1", metric="loss", use="last")
+    groups = {g["hparams.lr"]: g for g in result.groups}
+    assert (groups[0.1]["scored"], groups[0.1]["mean"], groups[0.1]["best"]) == (1, 0.5, 0.5)
+    assert groups[1.0]["scored"] == 0 and groups[1.0]["mean"] is None and groups[1.0]["best"] is None
+    assert result.groups[0]["hparams.lr"] == 0.1  # -inf ranks nowhere, not first
+
+
 def test_summary_plot_has_a_panel_per_swept_hparam(store, tmp_path):
     path = sweep.summary_plot(store, sweep.summarize(store, "job1", metric="loss"), fmt="svg")
     assert path == tmp_path / "reports" / "job1" / "job1-summary.svg" and axes_in_svg(path) == 1

@@ -63,6 +63,21 @@ def test_best_differs_from_last_and_follows_direction(tmp_path):
     assert (row["metrics.acc"], row["metrics.acc.best"]) == (0.5, 0.9)
 
 
+def test_non_finite_values_never_become_the_best_either_way(tmp_path):
+    home = tmp_path / ".singkit"
+    nan, inf = float("nan"), float("inf")
+    storegen.write_job(home, "job1", [
+        RunSpec({"lr": 0.1}, [(0, {"loss": nan, "acc": nan}), (1, {"loss": 2.0, "acc": 0.4}), (2, {"loss": -inf, "acc": inf}),
+                              (3, {"loss": inf, "acc": -inf}), (4, {"loss": 1.0, "acc": 0.3})]),
+        RunSpec({"lr": 0.2}, [(0, {"loss": inf, "acc": nan})]),
+    ])
+    first, only_inf = views.list_table(storegen.make_env(tmp_path)).rows
+    assert (first["metrics.loss.best"], first["metrics.acc.best"]) == (1.0, 0.4)  # neither -inf, inf nor NaN
+    assert first["metrics.loss"] == 1.0 and first["metrics.acc"] == 0.3
+    assert only_inf["metrics.loss.best"] is None and only_inf["metrics.acc.best"] is None
+    assert math.isinf(only_inf["metrics.loss"]) and math.isnan(only_inf["metrics.acc"])  # last: as logged
+
+
 def test_in_progress_queued_failed_nan_and_missing_metrics(store):
     rows = rows_by_run(views.list_table(store, "runs", "job2", now=T0 + 3600 + 100))
     assert rows["job2.2"]["status"] == "failed" and rows["job2.2"]["exit_code"] == 1
@@ -209,16 +224,36 @@ def test_fast_renderer_draws_what_tabulate_draws():
     headers = ["run", "status", "lr", "acc best", "note"]
     right = [False, False, True, True, False]
     cells = [[f"job1.{i}", rng.choice(["completed", "failed", " running "]), str(rng.choice([0.1, 0.01])),
-              f"{rng.random():.4g}", rng.choice(["", "x", "long note here"])] for i in range(render.FAST_RENDER_ROWS + 50)]
+              f"{rng.random():.4g}", rng.choice(["", "x", "long note here"])] for i in range(2050)]
     expected = tabulate.tabulate(cells, headers, tablefmt="simple", disable_numparse=True,
                                  colalign=["right" if r else "left" for r in right])
     assert render.text_table(headers, cells, right) == expected
+
+
+def test_fast_renderer_draws_what_tabulate_draws_for_small_and_empty_tables():
+    rng = random.Random(11)
+    for _ in range(1500):
+        width, height = rng.randint(1, 5), rng.randint(0, 4)
+        headers = [rng.choice(["", "a", "run", "long header name"]) for _ in range(width)]
+        right = [rng.random() < 0.5 for _ in range(width)]
+        cells = [[rng.choice(["", "x", "-", "1.5", "completed", "a b"]) for _ in range(width)] for _ in range(height)]
+        expected = tabulate.tabulate(cells, headers, tablefmt="simple", disable_numparse=True,
+                                     colalign=["right" if r else "left" for r in right])
+        assert render.text_table(headers, cells, right) == expected, (headers, right, cells)
 
 
 def test_short_headers_fall_back_to_full_names_on_collision():
     rows = [{"hparams.lr": 0.1, "metrics.lr": 0.2}]
     text = render.render_text(["hparams.lr", "metrics.lr"], rows, labels={"hparams.lr": "lr", "metrics.lr": "lr"})
     assert "hparams.lr" in text.splitlines()[0] and "metrics.lr" in text.splitlines()[0]
+
+
+def test_negated_filters_keep_rows_that_lack_the_column():
+    table = Table(["run", "opt"], [{"run": "a", "opt": "adam"}, {"run": "b"}, {"run": "c", "opt": "sgd"}, {"run": "d", "opt": None}])
+    kept = {expr: [r["run"] for r in tables.filter_rows(table, expr).rows]
+            for expr in ("opt!=adam", "opt!~^ad", "opt=adam", "opt~^ad", "opt!=none", "opt=none")}
+    assert kept == {"opt!=adam": ["b", "c", "d"], "opt!~^ad": ["b", "c", "d"], "opt=adam": ["a"], "opt~^ad": ["a"],
+                    "opt!=none": ["a", "c"], "opt=none": ["b", "d"]}
 
 
 def test_table_ops_on_plain_tables():

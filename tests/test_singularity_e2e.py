@@ -273,13 +273,17 @@ def test_preempted_then_requeued_then_failed_with_the_service_reason(world):
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     seen = []
-    for azure in ("Running", "Queued", "Running"):
+    for azure in ("Running", "Queued", "Queued", "Running"):
         si.set_status(name, azure)
         seen.append(control.status(env, job.id)["runs"][0]["status"])
-    assert seen == ["running", "preempted", "running"]
+    assert seen == ["running", "preempted", "preempted", "running"]  # the second poll of a requeued run: still preempted
+    # the ranks' `exit` lines as the Blob mirror brings them: the preempted attempt's 143, then
+    # this attempt's 3; the failure is the LAST attempt's
+    for code in (143, 0, 3):
+        job.runs[0].append("exit", exit_code=code, rank=0)
     si.set_status(name, "Failed", error="CUDA out of memory")
     run = control.status(env, job.id)["runs"][0]
-    assert run["status"] == "failed" and "CUDA out of memory" in run["reason"]
+    assert run["status"] == "failed" and "CUDA out of memory" in run["reason"] and run["exit_code"] == 3
 
 
 def test_cloud_from_the_service_record_and_the_metadata_url(world):

@@ -69,7 +69,7 @@ def test_code_dirs_limit_the_snapshot(tmp_path: Path) -> None:
 
 def test_gitignore_patterns() -> None:
     rules = IgnoreRules(Path("/nonexistent"))
-    rules._rules[""] = parse("a/**/z\n**/cache\n/top.txt\ndocs/*.md\n!docs/keep.md\n\\#hash\n*.py[co]\n")
+    rules._specs[""] = parse("a/**/z\n**/cache\n/top.txt\ndocs/*.md\n!docs/keep.md\n\\#hash\n*.py[co]\n")
     assert rules.ignored("a/z", False) and rules.ignored("a/b/c/z", False)
     assert rules.ignored("x/y/cache", True) and rules.ignored("cache", False)
     assert rules.ignored("top.txt", False) and not rules.ignored("d/top.txt", False)
@@ -137,3 +137,36 @@ def test_extract_refuses_links_pointing_outside(tmp_path: Path) -> None:
     archive = evil_archive(tmp_path / "link.tar.gz", link)
     with pytest.raises(SingkitError, match="links to"):
         safe_extract(archive, tmp_path / "dest")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_walk_without_git_takes_what_git_takes(tmp_path: Path) -> None:
+    """Random trees with nested .gitignore files: the no-git walk lists exactly `git ls-files
+    --others --exclude-standard`, git itself being the oracle for precedence (a nested file
+    overriding its parent's, `!` re-includes, folder-only and anchored patterns)."""
+    import random
+
+    from singkit.snapshot import _walk_files
+
+    rng = random.Random(12)
+    names = ["a", "b", "keep", "build", "x.log", "y.py", "z.pyc", "doc.md"]
+    patterns = ["*.log", "!keep*", "build/", "/a", "b/", "**/z.pyc", "!x.log", "*.md", "!doc.md", "a/**/y.py",
+                "[xy].*", "!b", "keep/", "*/y.py"]
+    for case in range(25):
+        root = tmp_path / f"t{case}"
+        for _ in range(14):
+            depth = rng.randint(1, 3)
+            rel = Path(*[rng.choice(names[:4]) for _ in range(depth - 1)], rng.choice(names))
+            target = root / rel
+            if any(p.is_file() for p in [*target.parents][:depth]) or target.is_dir():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("x")
+        for folder in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+            if rng.random() < 0.6 and not (folder / ".gitignore").exists():
+                (folder / ".gitignore").write_text("\n".join(rng.sample(patterns, rng.randint(1, 4))) + "\n")
+        ours = sorted(_walk_files(root, ["."]))
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        listing = subprocess.run(["git", "-C", str(root), "ls-files", "--others", "--exclude-standard"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        assert ours == sorted(listing), (case, sorted(set(ours) ^ set(listing)))

@@ -100,6 +100,11 @@ class SingkitProgram(Program):
     def parse_core(self, argv: Any) -> None:
         with self._usage():
             super().parse_core(argv)
+        # invoke turns bytecode writing off (no tasks.pyc in the user's folder) unless --write-pyc;
+        # singkit has no tasks file to load, and its own modules would be compiled from source on
+        # every call (~10 % of job.status, issue 14). Python's own switch (-B,
+        # PYTHONDONTWRITEBYTECODE) still rules; `make setup` compiles the package either way.
+        sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode) and not self.args["write-pyc"].value
 
     def parse_tasks(self) -> None:
         with self._usage():

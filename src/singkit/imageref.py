@@ -170,11 +170,11 @@ def unpinned_text(name: str, record: dict[str, Any], *, wrapped: bool = True) ->
 
 
 def pinned_reference(cfg: Any, name: str) -> str:
-    """What a job should pull for docker record `name`: `host/repo@sha256:…` once pinned, else the tag."""
+    """What a job should pull for docker record `name`: `host/repo@sha256:…` once pinned, else the
+    tag; run_digest's rule, the one every backend follows."""
     record = cfg.docker(name)
     registry = cfg.service(record["registry"]) if record.get("registry") else None
-    ref = target_reference(record, registry)
-    digest = normalize_digest(record.get("sha256"))
+    ref, digest = run_digest(record, registry)
     return ref.pinned(digest) if digest else ref.tagged
 
 

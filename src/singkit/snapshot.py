@@ -16,6 +16,8 @@ import fnmatch
 import gzip
 import hashlib
 import os
+import stat
+import struct
 import subprocess
 import tarfile
 import tempfile
@@ -23,10 +25,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import temp_beside
 from singkit.gitignore import IgnoreRules
+from singkit.statcache import StatCache
 
 ALWAYS_OMIT_DIRS = {".git", ".hg", ".svn", "__pycache__", ".singkit"}
 LARGE = 200 * 1024 * 1024  # warn above this many bytes of code
@@ -109,7 +113,13 @@ def _join(folder: str, name: str) -> str:
 
 def code_files(root: Path, code_dirs: list[str], omit: list[str], exclude: list[Path] = ()) -> list[str]:
     """Sorted project-relative POSIX paths of the files the snapshot takes."""
-    root = root.resolve()
+    return sorted(_code_stats(root.resolve(), code_dirs, omit, exclude))
+
+
+def _code_stats(root: Path, code_dirs: list[str], omit: list[str], exclude: list[Path] = ()) -> dict[str, os.stat_result]:
+    """{project-relative path: os.stat of it} of the files the snapshot takes (root resolved).
+    Folder rules are decided once per folder, not once per file: a 10k-file tree costs about a
+    stat per file (issue 14)."""
     dirs = [d.strip("/") or "." for d in (code_dirs or ["."])]
     for d in dirs:
         try:  # a `..` or a symlink out of the project would ship a system folder (config validation says so first)
@@ -128,32 +138,35 @@ def code_files(root: Path, code_dirs: list[str], omit: list[str], exclude: list[
             excluded.append(Path(path).resolve().relative_to(root).as_posix())
         except ValueError:
             continue  # outside the project: cannot be in the snapshot anyway
-    venvs: dict[str, bool] = {}
-    kept = set()
+    left_out: dict[str, bool] = {"": False}
+    top = str(root)
+
+    def folder_left_out(folder: str) -> bool:
+        if folder not in left_out:
+            parent, _, name = folder.rpartition("/")
+            left_out[folder] = (folder_left_out(parent) or name in ALWAYS_OMIT_DIRS
+                                or any(folder == e or folder.startswith(e + "/") for e in excluded)
+                                or os.path.isfile(f"{top}/{folder}/pyvenv.cfg"))
+        return left_out[folder]
+
+    kept: dict[str, os.stat_result] = {}
     for rel in files:
-        parts = PurePosixPath(rel).parts
-        if any(p in ALWAYS_OMIT_DIRS for p in parts[:-1]) or rel.endswith((".pyc", ".pyo")):
+        if rel.endswith((".pyc", ".pyo")) or folder_left_out(rel.rpartition("/")[0]) or rel in excluded:
             continue
-        if any(rel == e or rel.startswith(e + "/") for e in excluded):
+        if omit and omitted(rel, omit):
             continue
-        if any(_is_venv(root, "/".join(parts[:i]), venvs) for i in range(1, len(parts))):
-            continue
-        if omitted(rel, omit) or not (root / rel).is_file():
-            continue  # deleted since git last saw it, a broken link, a socket...
-        kept.add(rel)
-    return sorted(kept)
-
-
-def _is_venv(root: Path, folder: str, cache: dict[str, bool]) -> bool:
-    if folder not in cache:
-        cache[folder] = (root / folder / "pyvenv.cfg").is_file()
-    return cache[folder]
+        try:
+            st = os.stat(f"{top}/{rel}")
+        except OSError:
+            continue  # deleted since git last saw it, a broken link
+        if stat.S_ISREG(st.st_mode):  # not a socket, fifo or device
+            kept[rel] = st
+    return kept
 
 
 def content_hash(root: Path, files: list[str]) -> tuple[str, int]:
     """sha256 over (path, executable bit, content sha256) of each file; and the total bytes."""
-    digest = hashlib.sha256()
-    total = 0
+    digest, total = hashlib.sha256(), 0
     for rel in files:
         path = root / rel
         file_digest = hashlib.sha256()
@@ -161,41 +174,187 @@ def content_hash(root: Path, files: list[str]) -> tuple[str, int]:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 file_digest.update(chunk)
                 total += len(chunk)
-        executable = "x" if os.access(path, os.X_OK) else "-"
-        digest.update(f"{rel}\0{executable}\0{file_digest.hexdigest()}\n".encode("utf-8", "surrogateescape"))
+        digest.update(_line(rel, os.access(path, os.X_OK), file_digest.hexdigest()))
     return digest.hexdigest(), total
 
 
+def _line(rel: str, executable: bool, file_sha: str) -> bytes:
+    return f"{rel}\0{'x' if executable else '-'}\0{file_sha}\n".encode("utf-8", "surrogateescape")
+
+
 def take(root: Path, code_dirs: list[str], omit: list[str], snapshots_dir: Path,
-         exclude: list[Path] = ()) -> Snapshot:
-    """Snapshot the project's code into `snapshots_dir` (once per content hash)."""
+         exclude: list[Path] = (), cache_dir: Path | None = None) -> Snapshot:
+    """Snapshot the project's code into `snapshots_dir` (once per content hash).
+
+    Cost follows what changed (issue 14): a stat cache in `cache_dir` (statcache.py) answers the
+    hash of every file whose stat is unchanged, so an unchanged resubmit reads no file; when the
+    cache knows nothing (a first snapshot), each byte is read once, hashed while it is archived.
+    A reused archive is read whole (check_archive: it may be damaged or not singkit's) unless the
+    cache saw it whole, or wrote it, with the stat it has now. UsageError for a damaged one."""
     root = root.resolve()
-    files = code_files(root, code_dirs, omit, exclude)
-    sha, total = content_hash(root, files)
+    stats = _code_stats(root, code_dirs, omit, exclude)
+    files = sorted(stats)
+    cache = StatCache.load(cache_dir, root)
+    known = cache.lookup(stats)
+    if not known and files:
+        return _archive(root, files, stats, snapshots_dir, cache)  # nothing to skip: hash while archiving
+    digest, total = hashlib.sha256(), 0
+    for rel in files:
+        file_sha = known.get(rel)
+        if file_sha is None:
+            file_sha, size = _file_sha(root / rel)
+            cache.remember(rel, stats[rel], file_sha)
+        digest.update(_line(rel, _executable(stats[rel]), file_sha))
+        total += stats[rel].st_size
+    sha = digest.hexdigest()
     path = snapshots_dir / f"{sha}.tar.gz"
-    if path.exists():
-        return Snapshot(sha, path, len(files), total, reused=True)
-    snapshots_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)  # named for this process: a later snapshot sweeps it if a kill left it
-    os.close(fd)
+    if not path.exists():
+        return _archive(root, files, stats, snapshots_dir, cache)
+    if not cache.verified(path):  # written by an earlier submit: it may have been damaged since
+        check_archive(path)
+        cache.mark_verified(path)
+    cache.save()
+    return Snapshot(sha, path, len(files), total, reused=True)
+
+
+def _file_sha(path: Path) -> tuple[str, int]:
+    file_digest, size = hashlib.sha256(), 0
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        while chunk := os.read(fd, 1 << 20):
+            file_digest.update(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return file_digest.hexdigest(), size
+
+
+def _executable(st: os.stat_result) -> bool:
+    return bool(st.st_mode & 0o111)
+
+
+def _archive(root: Path, files: list[str], stats: dict[str, os.stat_result], snapshots_dir: Path,
+             cache: StatCache) -> Snapshot:
+    """Archive `files`, hashing each as it is read; the archive is named by that hash, so its
+    name always matches its bytes (a file edited mid-way is refused, never mislabelled)."""
+    snapshots_dir.mkdir(parents=True, exist_ok=True)
+    # named for this process: a later snapshot sweeps it if a kill left it
+    fd, tmp = temp_beside(snapshots_dir / "snapshot.tar.gz")
+    digest, total = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as raw, _GzipWriter(raw) as out:
             for rel in files:
-                info = tar.gettarinfo(str(root / rel), arcname=rel)
-                if not info.isfile():  # a symlink to a file: store what it points at
-                    info = tarfile.TarInfo(rel)
-                    info.size = (root / rel).stat().st_size
-                    info.mode = 0o755 if os.access(root / rel, os.X_OK) else 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with open(root / rel, "rb") as fh:
-                    tar.addfile(info, fh)
+                st = stats[rel]
+                file_sha = _add_file(out, root, rel, st)
+                cache.remember(rel, st, file_sha)
+                digest.update(_line(rel, _executable(st), file_sha))
+                total += st.st_size
+            out.write(_END_OF_ARCHIVE)
+        sha = digest.hexdigest()
+        path = snapshots_dir / f"{sha}.tar.gz"
+        if path.exists():
+            Path(tmp).unlink()
+            if not cache.verified(path):
+                check_archive(path)
+            cache.mark_verified(path)
+            cache.save()
+            return Snapshot(sha, path, len(files), total, reused=True)
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)  # a concurrent submit of the same code writes the same bytes
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    cache.mark_verified(path)
+    cache.save()
     return Snapshot(sha, path, len(files), total, reused=False)
+
+
+_END_OF_ARCHIVE = b"\0" * 1024  # two zero blocks (POSIX tar)
+
+
+def _add_file(out: _GzipWriter, root: Path, rel: str, st: os.stat_result) -> str:
+    """One tar member (GNU format: long names as ././@LongLink, which tarfile and tar read),
+    read once, chunk by chunk, into the archive and a hash; the file's sha256."""
+    out.write(tar_header(rel, stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime)))  # a link's target's mode
+    file_digest, size = hashlib.sha256(), 0
+    fd = os.open(f"{root}/{rel}", os.O_RDONLY | getattr(os, "O_BINARY", 0))  # no io layers: 10k small files
+    try:
+        while size < st.st_size:
+            chunk = os.read(fd, min(1 << 20, st.st_size - size))
+            if not chunk:
+                break
+            file_digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        if size != st.st_size or os.read(fd, 1):
+            raise SingkitError(f"{rel} changed while the code snapshot was taken; submit again")
+    finally:
+        os.close(fd)
+    out.write(b"\0" * (-size % tarfile.BLOCKSIZE))
+    return file_digest.hexdigest()
+
+
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")  # one 512-byte tar block
+
+
+def tar_header(name: str, mode: int, size: int, mtime: int) -> bytes:
+    """The header tarfile.TarInfo(name).tobuf(GNU_FORMAT) writes for a regular file owned by
+    0:0 (tests check it byte for byte), built directly: tobuf costs more than reading a small file."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > 100 or not 0 <= size < 8**11 or not 0 <= mtime < 8**11:
+        info = tarfile.TarInfo(name)
+        info.mode, info.size, info.mtime = mode, size, mtime
+        return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    zero = b"0000000\0"
+    block = _HEADER.pack(encoded, b"%07o\0" % (mode & 0o7777), zero, zero, b"%011o\0" % size, b"%011o\0" % mtime,
+                         b" " * 8, tarfile.REGTYPE, b"", tarfile.GNU_MAGIC, b"", b"", b"", b"", b"")
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
+
+
+class _GzipWriter:
+    """gzip (level 6, as `tar czf`) on a second thread: zlib releases the GIL, so compressing
+    overlaps reading and hashing the files, as tar and gzip do in two processes."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, raw: Any):
+        import gzip
+        import queue
+        import threading
+
+        self._gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._buffer = bytearray()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="singkit-gzip", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._gz.write(data)
+                except BaseException as error:  # raised again by __exit__, in the caller's thread
+                    self._error = error
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= self.CHUNK:
+            self._queue.put(bytes(self._buffer))
+            self._buffer.clear()
+
+    def __enter__(self) -> _GzipWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if kind is None and self._buffer:
+            self._queue.put(bytes(self._buffer))
+        self._queue.put(None)
+        self._thread.join()
+        if kind is None:
+            self._gz.close()
+            if self._error is not None:
+                raise self._error
 
 
 def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:

@@ -1,7 +1,8 @@
 """The `docker` target: each run is a container of the target's docker record, on the local engine.
 
-The image is the record's (the wrapped one when `sing-wrap: true`, pinned by digest when the
-record has `sha256:`), resolved to an image id at submit so every run uses the same bytes.
+The image is the record's (the wrapped one when `sing-wrap: true`, by digest once the record is
+pinned: imageref.run_digest, the rule Singularity follows too), resolved to an image id at
+submit so every run uses the same bytes.
 Nothing in singkit runs inside the container (the image needs no Python): the runner on the
 host creates the container, streams its output into stdout.log/stderr.log, writes the status
 lines, and removes the container once its logs are saved. Inside:
@@ -183,18 +184,19 @@ class DockerBackend(EmbeddedBackend):
         return connect(self.env)
 
     # -- submit side (in the CLI) ------------------------------------------------------------
-    def _references(self, record: dict[str, Any]) -> list[str]:
-        from singkit.imageref import normalize_digest, target_reference
+    def _reference(self, record: dict[str, Any]) -> str:
+        """The one reference a run may use: by digest once the record is pinned (the tag may name
+        other bytes by now), else the tag. imageref.run_digest decides, as for Singularity."""
+        from singkit.imageref import run_digest
 
         registry = None
         if record.get("registry") and self.cfg is not None:
             registry = self.cfg.service(record["registry"])
         try:
-            ref = target_reference(record, registry)
-            digest = normalize_digest(record.get("sha256")) if not record.get("sing-wrap") else None
+            ref, digest = run_digest(record, registry)
         except ValueError as error:  # a malformed image: or sha256: in the docker record
             raise self._record_problem(record, error) from None
-        return [ref.pinned(digest), ref.tagged] if digest else [ref.tagged]
+        return ref.pinned(digest) if digest else ref.tagged
 
     def _record_problem(self, record: dict[str, Any], error: ValueError) -> SingkitError:
         """A config error at the docker record's image line (or a usage error for a stored job)."""
@@ -221,14 +223,14 @@ class DockerBackend(EmbeddedBackend):
             name = spec["target"]["name"]
             raise UsageError(f"target `{name}` runs on docker but names no image; add `docker: <record>` to compute-targets.{name}")
         known = (spec.get("image") or {}).get("id")  # a rerun keeps the image it ran in
-        candidates = ([known] if known else []) + self._references(record)  # a bad record fails here
+        wanted = self._reference(record)  # a bad record fails here
         client = self._client()
         try:
-            ref = next((c for c in candidates if has_image(client, c)), None)
+            ref = next((c for c in (known, wanted) if c and has_image(client, c)), None)
             if ref is None:
                 if self.cfg is None:
-                    raise SingkitError(f"image {candidates[-1]} is not on this engine; pull it or run `invoke image.wrap --docker={record['name']}`")
-                ref = candidates[-1] if len(candidates) == 1 else candidates[-2]
+                    raise SingkitError(f"image {wanted} is not on this engine; pull it or run `invoke image.wrap --docker={record['name']}`")
+                ref = wanted
                 ensure_image(self.env, self.cfg, client, ref, "job")
             image_id = client.api.inspect_image(ref)["Id"]
         finally:

@@ -11,6 +11,7 @@ marshmallow and matplotlib already); it is imported only when a config has pip e
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from singkit.config import schema
@@ -27,9 +28,21 @@ def _judged(entry: str) -> bool:
     return bool(text) and text[0].isalnum() and not any(c in text for c in "/\\") and "://" not in text
 
 
+# The plain forms nearly every config uses (`numpy`, `torch>=2.1`, `transformers[torch]==4.44.2`,
+# `apex==0.1.*`), all valid PEP 508/440: they pass without importing `packaging` (~50 ms at every
+# validate and submit, issue 14). Anything else, valid or not, is left to `packaging` to judge.
+_SUFFIX = r"(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
+_RELEASE = rf"[0-9]+(?:\.[0-9]+)*{_SUFFIX}"
+_CLAUSE = (rf"(?:(?:==|!=)\s*(?:[0-9]+(?:\.[0-9]+)*\.\*|{_RELEASE})|(?:>=|<=|>|<)\s*{_RELEASE}"
+           rf"|~=\s*[0-9]+(?:\.[0-9]+)+{_SUFFIX})")  # ~= needs two release numbers (PEP 440)
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_PLAIN = re.compile(rf"{_NAME}(?:\[{_NAME}(?:\s*,\s*{_NAME})*\])?"
+                    rf"(?:\s*{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?")
+
+
 def problem(entry: str) -> str | None:
     """Why pip would refuse `entry`, or None: `xtlib==*` → "… (Expected …)"."""
-    if not _judged(entry):
+    if not _judged(entry) or _PLAIN.fullmatch(entry.strip()):
         return None
     from packaging.requirements import InvalidRequirement, Requirement
 

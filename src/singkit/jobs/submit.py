@@ -40,7 +40,8 @@ def snapshot(env: Environment, cfg: Any, target: dict[str, Any], store: Store) -
     general = cfg.general
     code_dirs = target.get("code-dirs") or general.get("code-dirs") or ["."]
     omit = [*(general.get("code-omit") or []), *(target.get("code-omit") or [])]
-    snap = take(env.project_root, code_dirs, omit, store.snapshots_dir, exclude=[store.root])
+    snap = take(env.project_root, code_dirs, omit, store.snapshots_dir, exclude=[store.root],
+                cache_dir=store.root / "cache" / "stat")
     if snap.bytes > 200 * 1024 * 1024:
         env.err(f"warning: the code snapshot is {snap.bytes / 2**20:.0f} MB; "
                 "leave data and checkpoints out with general.code-omit or .gitignore")
@@ -155,9 +156,7 @@ def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> 
     if said:
         env.err(f"warning: {said}")
     store = Store.of(env)
-    snap = snapshot(env, cfg, target, store)                       # snapshot
-    if snap.reused:  # written by an earlier submit: it may have been damaged since
-        check_archive(snap.path)
+    snap = snapshot(env, cfg, target, store)                       # snapshot (a reused archive is checked)
     spec["code"] = code_record(snap)
     return record_and_start(env, store, with_secrets(backend, secrets), spec, snap.path)  # record, prepare, submit
 

@@ -18,7 +18,6 @@ from typing import Any
 from singkit import mounts
 from singkit.exceptions import SingkitError
 from singkit.jobs.spec import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
-from singkit.snapshot import safe_extract
 from singkit.store import Job, Run
 
 METRICS_MODULE = "singkit_metrics.py"
@@ -69,6 +68,8 @@ def prepare(job: Job) -> tuple[Path, Path]:
     """Extract the code and place the in-job files; (code dir, lib dir). Idempotent."""
     code, lib = job.dir / "code", job.dir / "lib"
     if not (code / ".singkit-extracted").exists():
+        from singkit.snapshot import safe_extract  # tarfile and the snapshot code: only when a run starts
+
         safe_extract(job.code_archive, code)
         (code / ".singkit-extracted").touch()
     lib.mkdir(exist_ok=True)

@@ -1,9 +1,9 @@
 """Cells and tables for people (text, HTML) and for scripts (JSON, CSV/TSV).
 
 Values stay raw in rows (numbers, epoch seconds, None); formatting happens only here. Text
-tables use tabulate's "simple" format; above a few thousand rows an equivalent renderer of
-our own draws the same bytes several times faster (tabulate is pure Python and a 10,000-run
-table would take most of report.list's time budget).
+tables use tabulate's "simple" format, drawn by an equivalent renderer of our own for ASCII
+text: the same bytes several times faster, and without tabulate's import on every listing
+(tabulate is pure Python; a 10,000-run table would take most of report.list's time budget).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from singkit import fmt
 from singkit.exceptions import UsageError
 from singkit.fsutil import atomic_write
 
-FAST_RENDER_ROWS = 2000
 TIME_COLUMNS = frozenset({"created", "started", "ended", "time", "last"})
 
 
@@ -90,8 +89,10 @@ def text_table(headers: list[str], cells: list[list[str]], right: list[bool]) ->
 
 def _table(headers: list[str], columns: list[list[str]], right: list[bool]) -> str:
     """The text table from column-wise, already stripped cells."""
-    rows = len(columns[0]) if columns else 0
-    if rows <= FAST_RENDER_ROWS or not all("".join(col).isascii() for col in [headers, *columns]):
+    # Our renderer draws tabulate's bytes for ASCII text at any size (tests/test_reports_tables.py
+    # checks it) and spares job.status/job.list tabulate's import (~70 ms, issue 14); tabulate stays
+    # for other text, whose display widths (East Asian, combining marks) it knows.
+    if not all("".join(col).isascii() for col in [headers, *columns]):
         from tabulate import tabulate
 
         return tabulate([list(r) for r in zip(*columns)], headers, tablefmt="simple", disable_numparse=True,
@@ -103,6 +104,8 @@ def _fast_simple(headers: list[str], columns: list[list[str]], right: list[bool]
     # Same layout as tabulate's "simple": width = max(cell, header + 2), two-space gaps, dashes
     # under headers, trailing blanks stripped. One str.format per row: C-speed padding.
     widths = [max(len(h) + 2, max(map(len, col), default=0)) for h, col in zip(headers, columns)]
+    if not any(columns):
+        right = [False] * len(headers)  # tabulate aligns the headers of an empty table left
     template = "  ".join(f"{{:{'>' if r else '<'}{w}}}" for w, r in zip(widths, right))
     out = [template.format(*headers).rstrip(), "  ".join("-" * w for w in widths)]
     out.extend(template.format(*row).rstrip() for row in zip(*columns))

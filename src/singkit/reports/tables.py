@@ -153,7 +153,8 @@ def parse_filter(expr: str, columns: list[str]) -> Callable[[dict[str, Any]], bo
         except re.error as error:
             raise UsageError(f"filter `{expr}`: bad regular expression ({error})") from None
         negate = op == "!~"
-        return lambda row: row.get(column) is not None and bool(pattern.search(_text(row.get(column)))) != negate
+        # a missing value matches no pattern: `!~` keeps its row, as `!=` does
+        return lambda row: negate if row.get(column) is None else bool(pattern.search(_text(row.get(column)))) != negate
     number = _number(raw)
     if op in _ORDER:
         compare = _ORDER[op]

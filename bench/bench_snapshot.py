@@ -1,0 +1,92 @@
+"""Benchmark: code snapshots against the tools a researcher would compare them with (issue 14).
+
+Goals, each measured side by side in one run (medians of --repeat):
+  - an unchanged dry-run resubmit of a 10k-file project, minus the same command on a 1-file
+    project (interpreter, config and store costs cancel out), ≤ 5 × `find -printf` of the tree
+    (a stat of every file: the least any "what changed?" check can do);
+  - the first snapshot of that tree (singkit.snapshot.take into an empty store) ≤ 1.0 × `tar czf`.
+
+    .venv/bin/python bench/bench_snapshot.py [--files 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESUBMIT_GOAL = 5.0
+FIRST_GOAL = 1.0
+CONFIG = "general:\n  experiment: bench\ncompute-targets:\n  local:\n    service: local\n"
+
+
+def make_project(root: Path, files: int) -> Path:
+    rng = random.Random(1)
+    (root / "configs").mkdir(parents=True)
+    (root / "configs" / "singkit.yaml").write_text(CONFIG)
+    words = [f"name_{k}" for k in range(200)]
+    for k in range(files):
+        path = root / "src" / f"pkg{k % 100}" / f"module_{k}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(f"{rng.choice(words)} = {rng.random()!r}" for _ in range(rng.randint(2, 40))) + "\n")
+    old = time.time_ns() - 3600 * 10**9  # written an hour ago, as a real project's files are
+    for path in root.rglob("*"):
+        os.utime(path, ns=(old, old))
+    return root
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    from singkit.snapshot import take
+
+    work = Path(tempfile.mkdtemp(prefix="bench-snapshot-"))
+    try:
+        big, small = make_project(work / "big", args.files), make_project(work / "small", 1)
+        env = {**os.environ, "SINGKIT_HOME": str(work / "store"), "HOME": str(work)}
+        submit = [sys.executable, "-m", "singkit", "job.submit", "--target=local", "--dry-run", "--cmd=echo hi"]
+        for proj in (big, small):
+            timed(submit, proj, env)  # the first snapshot of each, and warm caches
+        rounds: dict[str, list[float]] = {"find": [], "tar": [], "first": [], "big": [], "small": []}
+        for k in range(args.repeat):
+            rounds["find"].append(timed(["find", str(big / "src"), "-printf", "%s %T@ %p\\n"], work))
+            rounds["big"].append(timed(submit, big, env))
+            rounds["small"].append(timed(submit, small, env))
+            rounds["tar"].append(timed(["tar", "czf", str(work / f"t{k}.tgz"), "-C", str(big), "src"], work))
+            start = time.perf_counter()
+            take(big, ["src"], [], work / f"fresh{k}" / "snapshots")
+            rounds["first"].append(time.perf_counter() - start)
+        med = {name: statistics.median(values) for name, values in rounds.items()}
+        resubmit = max(med["big"] - med["small"], 0.0)
+        print(f"code snapshots of a {args.files:,}-file project (median of {args.repeat}; "
+              f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs)")
+        for name, label in (("find", "find -printf (stat every file)"), ("big", "dry-run resubmit, unchanged, 10k files"),
+                            ("small", "dry-run resubmit, 1-file project"), ("tar", "tar czf of the tree"),
+                            ("first", "first snapshot (take, empty store)")):
+            print(f"{label:44} {med[name]:8.3f} s")
+        r1, r2 = resubmit / med["find"], med["first"] / med["tar"]
+        print(f"unchanged resubmit cost {resubmit:.3f} s = {r1:.2f} × find (goal ≤ {RESUBMIT_GOAL}) "
+              f"-> {'MET' if r1 <= RESUBMIT_GOAL else 'MISSED'}")
+        print(f"first snapshot {r2:.2f} × tar czf (goal ≤ {FIRST_GOAL}) -> {'MET' if r2 <= FIRST_GOAL else 'MISSED'}")
+        return 0 if r1 <= RESUBMIT_GOAL and r2 <= FIRST_GOAL else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
