@@ -55,3 +55,13 @@ def test_a_time_out_of_the_calendar_is_shown_as_written(tmp_path):
     for args in (["report.log", "job1.1"], ["report.events"], ["report.list", "--runs", "job1", "--json"]):
         done = run_singkit(args, tmp_path, {"SINGKIT_HOME": str(home)})
         assert done.returncode == 0 and "internal error" not in done.stderr, (args, done.stderr)
+
+
+def test_a_made_job_keeps_no_creating_marker(tmp_path):
+    from jobtools import make_env, make_project
+    from singkit.jobs.spec import SubmitRequest
+    from singkit.jobs.submit import submit
+
+    project = make_project(tmp_path)
+    job = submit(make_env(project), SubmitRequest(command="true", dry_run=True))
+    assert job.spec_path.is_file() and not (job.dir / ".creating").exists()
