@@ -202,7 +202,7 @@ def test_extract_refuses_escaping_member(project: Path, tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(b"evil"))
     dest = tmp_path / "x" / "dest"
     done = run_cli(["job.extract", job.id, f"--dest={dest}", "--what=code"], project, env)
-    assert done.returncode == 1 and "outside" in done.stderr and "\n" == done.stderr[-1]
+    assert done.returncode == 2 and "outside" in done.stderr and "\n" == done.stderr[-1]  # store content: bad input
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "x" / "escaped.txt").exists()
 
 

@@ -206,9 +206,39 @@ def test_a_reused_archive_is_read_whole_once_then_trusted_by_its_stat_and_damage
     first.path.chmod(0o644)
     data = first.path.read_bytes()
     first.path.write_bytes(data[: len(data) // 2])  # truncated behind our back
-    with pytest.raises(snapshot.UsageError, match="truncated|not a gzip"):
-        snap(root, tmp_path)
-    assert checked == [first.path]
-    first.path.write_bytes(data)
-    assert snap(root, tmp_path).reused and len(checked) == 2  # whole again: read once more, then trusted
-    assert snap(root, tmp_path).reused and len(checked) == 2
+    rebuilt = snap(root, tmp_path)  # the project has the files: written anew, and said
+    assert checked == [first.path] and not rebuilt.reused and rebuilt.sha256 == first.sha256
+    assert rebuilt.notes and "truncated" in rebuilt.notes[0] and "written anew" in rebuilt.notes[0]
+    assert rebuilt.path.read_bytes() == data
+    assert snap(root, tmp_path).reused and len(checked) == 1  # ours again: trusted by its stat
+
+
+def test_a_changed_byte_inside_a_reused_archive_is_caught_by_gzips_checksum(tmp_path):
+    root = project(tmp_path, files=40)
+    first = snap(root, tmp_path)
+    first.path.chmod(0o644)
+    data = bytearray(first.path.read_bytes())
+    data[len(data) // 2] ^= 0x55  # one byte, as a bad disk or a careless edit leaves it
+    first.path.write_bytes(bytes(data))
+    with pytest.raises(snapshot.UsageError, match="damaged|not a gzip|truncated"):
+        snapshot.check_archive(first.path)
+    again = snap(root, tmp_path)
+    assert again.notes and "written anew" in again.notes[0] and again.sha256 == first.sha256
+    out = tmp_path / "out"
+    safe_extract(again.path, out)
+    assert (out / "pkg1" / "m39.py").read_text() == "X = 39\n" * 40
+
+
+@pytest.mark.timeout(60)
+def test_links_out_of_the_project_are_left_out_and_said_and_a_fifo_gitignore_is_no_hang(tmp_path):
+    root = project(tmp_path, files=2)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("aws_secret=XYZ\n")
+    (root / "creds").symlink_to(secret)
+    (root / "inside").symlink_to(root / "pkg0" / "m0.py")  # a link within the project is followed
+    os.mkfifo(root / "pkg1" / ".gitignore")  # git ignores a FIFO .gitignore; reading it would block
+    taken = snap(root, tmp_path)
+    assert taken.notes == ("left out 1 link(s) to files outside the project: creds (the snapshot takes only the "
+                           "project's own files; copy what a job needs into the project or mount it as an input)",)
+    names = subprocess.run(["tar", "tzf", str(taken.path)], capture_output=True, text=True, check=True).stdout.split()
+    assert "creds" not in names and "inside" in names

@@ -154,7 +154,10 @@ def when(epoch: float | int | None, seconds: bool = False) -> str:
     """Local time of an epoch-seconds value: `2024-11-24 13:06` (with `:SS` if asked); "" for None."""
     if epoch is None or isinstance(epoch, bool) or not math.isfinite(epoch):
         return ""
-    return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    try:
+        return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):  # a time a job wrote, past year 9999 or before 1: as written
+        return scalar(epoch)
 
 
 def scalar(value: Any) -> str:

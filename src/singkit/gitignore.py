@@ -11,6 +11,8 @@ checks the result against `git check-ignore` itself.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pathspec
@@ -28,10 +30,12 @@ class IgnoreRules:
         if folder in self._specs:
             return
         path = self.root / folder / ".gitignore"
+        text = ""
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            if stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever; git ignores it too
+                text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            text = ""
+            pass
         self._specs[folder] = parse(text)
 
     def ignored(self, rel: str, is_dir: bool) -> bool:

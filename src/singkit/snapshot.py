@@ -12,6 +12,7 @@ same whenever it was written; `snapshots/<sha256>.tar.gz` is written once per ha
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import gzip
 import hashlib
@@ -43,6 +44,7 @@ class Snapshot:
     files: int
     bytes: int
     reused: bool      # the store already had this code
+    notes: tuple[str, ...] = ()  # what the submit should tell the user (links left out, an archive rebuilt)
 
 
 def omitted(rel: str, patterns: list[str]) -> bool:
@@ -116,10 +118,12 @@ def code_files(root: Path, code_dirs: list[str], omit: list[str], exclude: list[
     return sorted(_code_stats(root.resolve(), code_dirs, omit, exclude))
 
 
-def _code_stats(root: Path, code_dirs: list[str], omit: list[str], exclude: list[Path] = ()) -> dict[str, os.stat_result]:
+def _code_stats(root: Path, code_dirs: list[str], omit: list[str], exclude: list[Path] = (),
+                outside: list[str] | None = None) -> dict[str, os.stat_result]:
     """{project-relative path: os.stat of it} of the files the snapshot takes (root resolved).
     Folder rules are decided once per folder, not once per file: a 10k-file tree costs about a
-    stat per file (issue 14)."""
+    stat per file (issue 14). A link to a file outside the project is left out (and named in
+    `outside`): the snapshot ships only the project's own files."""
     dirs = [d.strip("/") or "." for d in (code_dirs or ["."])]
     for d in dirs:
         try:  # a `..` or a symlink out of the project would ship a system folder (config validation says so first)
@@ -155,13 +159,22 @@ def _code_stats(root: Path, code_dirs: list[str], omit: list[str], exclude: list
             continue
         if omit and omitted(rel, omit):
             continue
+        path = f"{top}/{rel}"
         try:
-            st = os.stat(f"{top}/{rel}")
+            st = os.stat(path)
         except OSError:
             continue  # deleted since git last saw it, a broken link
+        if os.path.islink(path) and not _inside(os.path.realpath(path), top):
+            if outside is not None:
+                outside.append(rel)  # a link out of the project would ship what it points at
+            continue
         if stat.S_ISREG(st.st_mode):  # not a socket, fifo or device
             kept[rel] = st
     return kept
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def content_hash(root: Path, files: list[str]) -> tuple[str, int]:
@@ -192,8 +205,18 @@ def take(root: Path, code_dirs: list[str], omit: list[str], snapshots_dir: Path,
     A reused archive is read whole (check_archive: it may be damaged or not singkit's) unless the
     cache saw it whole, or wrote it, with the stat it has now. UsageError for a damaged one."""
     root = root.resolve()
-    stats = _code_stats(root, code_dirs, omit, exclude)
+    outside: list[str] = []
+    stats = _code_stats(root, code_dirs, omit, exclude, outside)
     files = sorted(stats)
+    notes = (f"left out {len(outside)} link(s) to files outside the project: {', '.join(outside[:5])}"
+             f"{' …' if len(outside) > 5 else ''} (the snapshot takes only the project's own files; copy "
+             "what a job needs into the project or mount it as an input)",) if outside else ()
+    snap = _take(root, files, stats, snapshots_dir, cache_dir)
+    return dataclasses.replace(snap, notes=notes + snap.notes)
+
+
+def _take(root: Path, files: list[str], stats: dict[str, os.stat_result], snapshots_dir: Path,
+          cache_dir: Path | None) -> Snapshot:
     cache = StatCache.load(cache_dir, root)
     known = cache.lookup(stats)
     if not known and files:
@@ -211,7 +234,14 @@ def take(root: Path, code_dirs: list[str], omit: list[str], snapshots_dir: Path,
     if not path.exists():
         return _archive(root, files, stats, snapshots_dir, cache)
     if not cache.verified(path):  # written by an earlier submit: it may have been damaged since
-        check_archive(path)
+        try:
+            check_archive(path)
+        except UsageError as damaged:
+            # the project holds the files: write the archive anew (jobs that hold the damaged one
+            # keep their own hard link to it; their reruns say it is damaged)
+            path.unlink(missing_ok=True)
+            snap = _archive(root, files, stats, snapshots_dir, cache)
+            return dataclasses.replace(snap, notes=(f"{damaged}".split(";")[0] + "; written anew from the project",))
         cache.mark_verified(path)
     cache.save()
     return Snapshot(sha, path, len(files), total, reused=True)
@@ -366,14 +396,14 @@ def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
         name = member.name
         target = (dest / name).resolve()
         if PurePosixPath(name).is_absolute() or (target != dest and dest not in target.parents):
-            raise SingkitError(f"archive member `{name}` would land outside {dest}; nothing was extracted")
+            raise UsageError(f"archive member `{name}` would land outside {dest}; nothing was extracted")
         if member.issym() or member.islnk():
             base = target.parent if member.issym() else dest
             link = (base / member.linkname).resolve()
             if PurePosixPath(member.linkname).is_absolute() or (link != dest and dest not in link.parents):
-                raise SingkitError(f"archive member `{name}` links to `{member.linkname}`, outside {dest}; nothing was extracted")
+                raise UsageError(f"archive member `{name}` links to `{member.linkname}`, outside {dest}; nothing was extracted")
         elif not (member.isfile() or member.isdir()):
-            raise SingkitError(f"archive member `{name}` is a device or fifo; nothing was extracted")
+            raise UsageError(f"archive member `{name}` is a device or fifo; nothing was extracted")
     return members
 
 
@@ -390,10 +420,19 @@ def _opened(archive: Path) -> Iterator[tarfile.TarFile]:
         yield tar
 
 
+def _read_to_end(tar: tarfile.TarFile) -> None:
+    """Read the gzip stream past the tar's last member to its end, where gzip checks its CRC: a
+    changed byte may leave the tar readable, with other contents (BadGzipFile if it was)."""
+    while tar.fileobj is not None and tar.fileobj.read(1 << 20):
+        pass
+
+
 def _damaged(archive: Path, error: BaseException) -> UsageError:
     """The one line for a code archive that is not a whole gzip'd tar (a copy cut short, another file)."""
     if isinstance(error, EOFError) or "unexpected end" in str(error) or "ended before" in str(error):
         what = "truncated (the file ends before the archive does)"
+    elif "CRC" in str(error) or "length" in str(error).lower():
+        what = "damaged (its gzip checksum fails: bytes changed since singkit wrote it)"
     else:
         what = "not a gzip archive of the code (tar.gz)"
     return UsageError(f"{archive}: {what}; the job's code snapshot is damaged: submit the job again from the project "
@@ -421,6 +460,7 @@ def check_archive(archive: Path) -> int:
                     if handle is not None:
                         while handle.read(1 << 20):
                             pass
+            _read_to_end(tar)
     except DAMAGED as error:
         raise _damaged(archive, error) from None
     except SingkitError as error:
@@ -442,5 +482,6 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 tar.extractall(dest, members=members, filter="data")
             else:  # Python < 3.11.4: our own check above is the guard
                 tar.extractall(dest, members=members)
+            _read_to_end(tar)
     except DAMAGED as error:
         raise _damaged(archive, error) from None

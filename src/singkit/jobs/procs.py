@@ -52,7 +52,12 @@ def alive(info: dict[str, Any] | None) -> bool:
         fields = _stat(pid)
         if fields is None or fields[0] in ("Z", "X"):
             return False
-        return info.get("start") is None or int(fields[19]) == int(info["start"])
+        # where /proc exists every record singkit writes has the start time: one without it (a
+        # damaged backend.json) names some process, not ours, and must never be signalled
+        try:
+            return int(fields[19]) == int(info["start"])
+        except (KeyError, TypeError, ValueError):
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

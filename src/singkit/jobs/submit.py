@@ -42,6 +42,8 @@ def snapshot(env: Environment, cfg: Any, target: dict[str, Any], store: Store) -
     omit = [*(general.get("code-omit") or []), *(target.get("code-omit") or [])]
     snap = take(env.project_root, code_dirs, omit, store.snapshots_dir, exclude=[store.root],
                 cache_dir=store.root / "cache" / "stat")
+    for note in snap.notes:
+        env.err(f"warning: {note}")
     if snap.bytes > 200 * 1024 * 1024:
         env.err(f"warning: the code snapshot is {snap.bytes / 2**20:.0f} MB; "
                 "leave data and checkpoints out with general.code-omit or .gitignore")

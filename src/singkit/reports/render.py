@@ -258,7 +258,10 @@ def plain_value(value: Any, kind: str = "plain") -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if kind == "time" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        try:
+            return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        except (OverflowError, OSError, ValueError):  # out of datetime's range: the number as written
+            return value
     return value
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import time
 from typing import Any
 
+from singkit import fmt
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
 from singkit.reports import rowsets, series, tables
@@ -99,9 +99,7 @@ def metrics_table(env: Environment, job: str, run: str | None = None, *, metrics
 
 
 def clock(t: Any) -> str:
-    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
-        return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
-    return ""
+    return fmt.when(t, seconds=True) if isinstance(t, (int, float)) else ""
 
 
 def describe(ev: dict[str, Any]) -> str:

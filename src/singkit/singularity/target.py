@@ -190,7 +190,7 @@ def _cluster(cfg: Any, target: Mapping[str, Any], out: Resolved, note: Collector
 def _whole(value: Any, default: int) -> int:
     try:
         return int(value) if value is not None else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # .inf: the schema check names it
         return default
 
 

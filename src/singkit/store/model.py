@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -175,6 +176,10 @@ class Job:
     def write_spec(self, spec: dict[str, Any]) -> None:
         atomic_write(self.spec_path, dump_yaml(spec))
         self._spec = spec
+        from singkit.store.sweep import CREATING
+
+        with contextlib.suppress(OSError):  # a job with its job.yaml is made: the sweep's marker goes
+            (self.dir / CREATING).unlink()
 
     def use_spec(self, spec: dict[str, Any]) -> None:
         """Work with `spec` before it is written (submit creates the runs' folders first)."""

@@ -95,6 +95,9 @@ def open_stored(path: Path | str) -> BinaryIO:
         if error.errno == errno.ELOOP:  # turned into a link between the check and the open
             raise StoreLink(errno.ELOOP, "a symbolic link in the job store (not followed)", str(path)) from None
         raise
+    if stat.S_ISDIR(os.fstat(fd).st_mode):  # a read would fail naming the descriptor, not the file
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     return os.fdopen(fd, "rb")
 
 

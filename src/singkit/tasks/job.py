@@ -7,7 +7,6 @@ config error, 3 cancelled, 4 a service (e.g. the Docker Engine) is unavailable.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json as _json
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
+from singkit import fmt
 from singkit.tasks._edge import int_arg, job_arg, task
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
@@ -29,7 +29,7 @@ def _dump(env: Any, data: Any) -> None:
 
 
 def _when(t: float | None) -> str:
-    return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+    return fmt.when(t, seconds=True) if t else "-"
 
 
 def _duration(start: float | None, end: float | None) -> str:
