@@ -242,3 +242,15 @@ def test_links_out_of_the_project_are_left_out_and_said_and_a_fifo_gitignore_is_
                            "project's own files; copy what a job needs into the project or mount it as an input)",)
     names = subprocess.run(["tar", "tzf", str(taken.path)], capture_output=True, text=True, check=True).stdout.split()
     assert "creds" not in names and "inside" in names
+
+
+def test_a_hard_link_to_the_archive_as_each_job_takes_keeps_it_trusted(tmp_path, monkeypatch):
+    root = project(tmp_path)
+    checked: list[Path] = []
+    real_check = snapshot.check_archive
+    monkeypatch.setattr(snapshot, "check_archive", lambda archive: checked.append(archive) or real_check(archive))
+    first = snap(root, tmp_path)
+    for k in range(3):  # each job's code.tar.gz is a hard link to the snapshot: its ctime moves
+        os.link(first.path, tmp_path / f"code{k}.tar.gz")
+        assert snap(root, tmp_path).reused
+    assert checked == []

@@ -25,7 +25,8 @@ RACY_NS = 3_000_000_000  # beyond any filesystem's timestamp granularity (FAT: 2
 
 
 def _archive_key(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    # no ctime: every job hard-links the archive (code.tar.gz), which moves it; a rewrite moves mtime
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _key(st: os.stat_result) -> list[int]:
@@ -81,8 +82,9 @@ class StatCache:
         self._new[rel] = [*_key(st), sha]
 
     def verified(self, archive: Path) -> bool:
-        """Was `archive` read whole (check_archive) or written by us, and is its stat unchanged
-        since? Then a reuse need not read it again: rewriting or replacing it changes its ctime."""
+        """Was `archive` read whole (check_archive) or written by us, and are its size, mtime and
+        inode unchanged since? Then a reuse need not read it again (a rewrite moves the mtime, a
+        replacement the inode)."""
         try:
             return self._archives.get(archive.name) == _archive_key(os.stat(archive))
         except OSError:
