@@ -397,3 +397,19 @@ def test_blob_mirror_appends_through_no_link(azurite_container, tmp_path: Path) 
     with pytest.raises(UnsafeStoreContent, match="run.log"):  # the link leads outside: refused, one line
         _copy_new(azurite_container, "p", {}, run_dir, lambda: None)
     assert target.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("planted", ["runs", "runs/job1.1", "code"])
+def test_extract_writes_through_no_folder_link_planted_in_the_destination(world: World, tmp_path: Path,
+                                                                          planted: str) -> None:
+    job = real_job(world)
+    dest = tmp_path / "dest"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (dest / planted).parent.mkdir(parents=True, exist_ok=True)
+    (dest / planted).symlink_to(victim, target_is_directory=True)
+    done = world.cli("job.extract", job.id, "--dest", str(dest))
+    assert done.code == 0, done.err
+    assert list(victim.iterdir()) == []  # nothing written through the link
+    assert not (dest / planted).is_symlink() and (dest / planted).is_dir()
+    assert (dest / "runs" / job.runs[0].id / "run.log").is_file() and (dest / "code").is_dir()

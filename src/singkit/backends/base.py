@@ -90,7 +90,7 @@ class Backend(abc.ABC):
         content is untrusted (singkit.store.safe): no link is followed out of the job folder,
         and nothing is written through a link already in `dest`."""
         from singkit.snapshot import safe_extract
-        from singkit.store.safe import copy_file_out, copy_tree_out
+        from singkit.store.safe import copy_file_out, copy_tree_out, real_folder
 
         if what not in WHAT:
             raise UsageError(f"--what={what} is not one of {', '.join(WHAT)}")
@@ -98,13 +98,16 @@ class Backend(abc.ABC):
         runs = job.runs  # every run id checked before anything is written
         dest.mkdir(parents=True, exist_ok=True)
         if what in ("code", "all"):
+            real_folder(dest / "code")  # a link there would take the code elsewhere
             safe_extract(job.code_archive, dest / "code")
         if what in ("logs", "all"):
             copy_file_out(job.spec_path, dest / "job.yaml", notes)
         for r in runs:
             target = dest / "runs" / r.id
+            if what != "code":  # each folder singkit writes into is a real one, not a link out
+                real_folder(dest / "runs")
+                real_folder(target)
             if what in ("logs", "all"):
-                target.mkdir(parents=True, exist_ok=True)
                 for path in (r.log_path, r.stdout_path, r.stderr_path):
                     copy_file_out(path, target / path.name, notes)
             if what in ("outputs", "all"):

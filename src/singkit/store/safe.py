@@ -138,7 +138,7 @@ def copy_tree_out(src: Path, dst: Path, notes: list[str]) -> None:
         return
     if not os.path.isdir(src):
         return
-    _folder(dst)
+    real_folder(dst)
     for folder, subdirs, files in os.walk(src):  # followlinks=False: a linked folder is listed, not entered
         rel = os.path.relpath(folder, src)
         out = dst if rel == "." else dst / rel
@@ -153,7 +153,7 @@ def copy_tree_out(src: Path, dst: Path, notes: list[str]) -> None:
                 else:
                     notes.append(f"skipped {here}: a link to {target!r}, outside the run's outputs (not followed)")
             elif stat.S_ISDIR(mode):
-                _folder(there)
+                real_folder(there)
             elif stat.S_ISREG(mode):
                 _clear(there)
                 shutil.copy2(here, there, follow_symlinks=False)
@@ -172,8 +172,9 @@ def _clear(path: Path) -> None:
     os.unlink(path)
 
 
-def _folder(path: Path) -> None:
-    """`path` as a real folder: a link there (an earlier extract's) is replaced, not entered."""
+def real_folder(path: Path) -> None:
+    """`path` as a real folder: a link there (an earlier extract's, or one planted in the
+    destination) is replaced, not entered."""
     if _is_link(path):
         os.unlink(path)
     path.mkdir(parents=True, exist_ok=True)
