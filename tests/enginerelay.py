@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 
 
-def _upstream(address: str) -> socket.socket:
+def connect_upstream(address: str) -> socket.socket:
+    """A connection to "unix:///path" or "tcp://host:port" (faultnet.Relay uses it too)."""
     if address.startswith("unix://"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address[len("unix://"):])
@@ -50,7 +51,7 @@ def serve(port: int, upstream: str) -> None:
     while True:
         client, _ = listener.accept()
         try:
-            server = _upstream(upstream)
+            server = connect_upstream(upstream)
         except OSError:
             client.close()
             continue

@@ -16,6 +16,8 @@ import struct
 import threading
 from typing import Any
 
+from enginerelay import connect_upstream
+
 
 class Relay:
     """127.0.0.1:<port> → `target` ("unix:///path" or "tcp://host:port"), byte for byte."""
@@ -32,21 +34,13 @@ class Relay:
         self._dead = False
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def _upstream(self) -> socket.socket:
-        if self.target.startswith("unix://"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(self.target[len("unix://"):])
-            return sock
-        host, _, port = self.target[len("tcp://"):].rpartition(":")
-        return socket.create_connection((host, int(port)))
-
     def _accept(self) -> None:
         while not self._dead:
             try:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = self._upstream()
+            upstream = connect_upstream(self.target)
             with self._lock:
                 self._socks += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
