@@ -156,3 +156,35 @@ def test_the_fuzzers_reach_real_problems(project: Path) -> None:
         from singkit.configcheck import require
 
         require(load_config(env), lambda _: None, "compute-targets", "a")
+
+
+# Values of the wrong type where a record names another record (CI's hypothesis run found
+# `external-services.a.type: []` raising TypeError from the reference check): each is reported as
+# a problem, never another exception. Found by hypothesis on 2026-11-30; kept as plain cases.
+WRONG_TYPES = [[], {}, ["a"], {"a": 1}, 1.5, True]
+NAMING_KEYS = [
+    lambda v: {"external-services": {"a": {"type": v}}},
+    lambda v: {"compute-targets": {"t": {"service": v}}},
+    lambda v: {"compute-targets": {"t": {"docker": v}}},
+    lambda v: {"compute-targets": {"t": {"setup": v}}},
+    lambda v: {"compute-targets": {"t": {"service": "s"}}, "external-services": {"s": {"type": v}}},
+    lambda v: {"dockers": {"d": {"image": "x:1", "registry": v}}},
+    lambda v: {"general": {"store": v}},
+    lambda v: {"compute-targets": {"t": {"service": "s", "locations": v, "location": v}},
+               "external-services": {"s": {"type": "singularity", "subscription-id": "x", "resource-group": "r",
+                                           "workspace": "w"}}},
+]
+
+
+@pytest.mark.parametrize("make", NAMING_KEYS)
+def test_a_reference_of_the_wrong_type_is_a_problem_not_a_crash(project: Path, make: Any) -> None:
+    from singkit.configcheck import all_problems
+
+    for value in WRONG_TYPES:
+        (project / "configs" / "singkit.yaml").write_text(dumped(make(value)))
+        env = Environment(project_root=project, environ={"HOME": str(project / "home")})
+        try:
+            problems = all_problems(load_config(env))
+        except SingkitError:
+            continue
+        assert [p for p in problems if not p.warning], (make(value), problems)

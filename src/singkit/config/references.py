@@ -32,19 +32,19 @@ def reference_problems(cfg: "Config") -> list[Problem]:
         problems.append(Problem(origin.file, origin.line, origin.col, message, record, warning=warning))
 
     def check(section: str, name: str, key: str, value: Any, choices: Any, what: str, extra: tuple = ()) -> None:
-        if value is None or value in choices or value in extra:
-            return
+        if value is None or not isinstance(value, str) or value in choices or value in extra:
+            return  # a value of the wrong type is the schema check's problem, reported once there
         at(section, name, key, f"`{key}: {value}` in {section}.{name} names no {what}{suggest(str(value), [*choices, *extra])}")
 
     for name, target in cfg.targets.items():
         service_name = target.get("service")
-        if service_name is not None and service_name not in cfg.services and service_name not in schema.BUILTIN_SERVICES:
+        if isinstance(service_name, str) and service_name not in cfg.services and service_name not in schema.BUILTIN_SERVICES:
             usable = [*schema.BUILTIN_SERVICES, *(n for n, r in cfg.services.items() if r.get("type") in ("singularity", "aml"))]
             at("compute-targets", name, "service", f"`service: {service_name}` in compute-targets.{name} names no external "
                f"service{suggest(str(service_name), usable)}")
         check("compute-targets", name, "docker", target.get("docker"), cfg.dockers, "docker record")
         check("compute-targets", name, "setup", target.get("setup"), cfg.setups, "setup")
-        service = cfg.services.get(target.get("service") or "")
+        service = cfg.services.get(str(target.get("service") or ""))
         if service and service.get("type") not in ("singularity", "aml"):
             at("compute-targets", name, "service", f"`service: {target['service']}` in compute-targets.{name} is a "
                f"{service.get('type')} record; a target's service must be local, docker, or a singularity/aml record")
@@ -68,7 +68,7 @@ def reference_problems(cfg: "Config") -> list[Problem]:
                "(e.g. `pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime`) or a registered Azure ML "
                "environment (`azureml:NAME:VERSION`)")
     store = cfg.general.get("store")
-    if store:
+    if isinstance(store, str) and store:
         storages = {n: r for n, r in cfg.services.items() if r.get("type") == "storage"}
         if store not in storages:
             at("general", "store", None, f"`store: {store}` in general names no storage record{suggest(str(store), storages)}")
@@ -167,7 +167,7 @@ def _service_problems(cfg: "Config") -> list[Problem]:
         line, col = locate(first.doc, [_find_key(first.doc, "external-services"), name])
         scope = (("external-services", name),)
         kind = record.get("type")
-        if kind not in schema.SERVICE_FIELDS:
+        if not isinstance(kind, str) or kind not in schema.SERVICE_FIELDS:
             if kind is None:
                 problems.append(Problem(first.path, line, col, f"`external-services.{name}` needs `type` (one of: "
                                         f"{', '.join(schema.SERVICE_TYPES)})", scope))

@@ -158,7 +158,8 @@ def resolve(cfg: Any, target: Mapping[str, Any], *, docker: Any = None, use_conf
     out.nodes = _whole(target.get("nodes"), 1)
     out.per_node = _processes(cfg, target, out, note)
     out.aisc = aisc.block(target, out.nodes, note)
-    locations = list(target.get("locations") or []) or ([target["location"]] if target.get("location") else [])
+    listed = target.get("locations")
+    locations = (list(listed) if isinstance(listed, list) else []) or ([target["location"]] if target.get("location") else [])
     out.locations = [str(x) for x in locations]
     if target.get("location") and target.get("locations") and str(target["location"]) not in out.locations:
         note.add(section, name, "location", f"`location: {target['location']}` is not used beside `locations: "
