@@ -34,6 +34,13 @@ VALUES = {
     ("localhost/x", "localhost", "x", None, None),
     (f"myacr.azurecr.io/pytorch:2.3@{D1}", "myacr.azurecr.io", "pytorch", "2.3", D1),
     (f"myacr.azurecr.io/pytorch@{D1}", "myacr.azurecr.io", "pytorch", None, D1),
+    # published Singularity / Azure ML base images (amlt and XT configs name these)
+    ("singularitybase.azurecr.io/base/job/pytorch/acpt-2.2.1-py3.10-cuda12.1:20240318T151212161",
+     "singularitybase.azurecr.io", "base/job/pytorch/acpt-2.2.1-py3.10-cuda12.1", "20240318T151212161", None),
+    ("mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04:latest", "mcr.microsoft.com",
+     "azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04", "latest", None),
+    ("nvcr.io/nvidia/pytorch:24.01-py3", "nvcr.io", "nvidia/pytorch", "24.01-py3", None),
+    ("a__b/c---d:T_1", "", "a__b/c---d", "T_1", None),
 ])
 def test_reference_parse(text, host, repo, tag, digest):
     ref = Reference.parse(text)
@@ -45,7 +52,10 @@ def test_reference_docker_hub_and_errors():
     assert Reference.parse("python:3.11").api_host == "registry-1.docker.io"
     assert Reference.parse("python:3.11").api_repository == "library/python"
     assert Reference.parse("me/python").api_repository == "me/python"
-    for bad in ("", "a b", "x@sha256:zz", "x:"):
+    # distribution/reference's grammar (regexp.go): lower-case path components, tags of at most 128
+    # ASCII word characters, dots and dashes not starting with either
+    for bad in ("", "a b", "x@sha256:zz", "x:", "PYTHON:3", "me/Python", "a/-b", "a_/b", "x:.t", "x:-t",
+                "x:" + "t" * 129, "x:tä", "bad_host.io/x"):
         with pytest.raises(ValueError):
             Reference.parse(bad)
     assert normalize_digest("1" * 64) == D1 and normalize_digest(D1.upper()) == D1

@@ -16,6 +16,12 @@ DOCKER_HUB_API = "registry-1.docker.io"
 WRAPPED_SUFFIX = "-sing"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
+# The grammar of distribution/reference (github.com/distribution/reference, regexp.go), which the
+# Docker Engine and every Registry v2 apply: lower-case path components joined by `.`, `_`, `__`
+# or dashes; a tag of up to 128 word characters, dots and dashes, not starting with either.
+_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG = re.compile(r"^\w[\w.-]{0,127}$", re.ASCII)
+_HOST = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,14 @@ class Reference:
                 rest = ""
         if not rest or (digest and not _DIGEST.match(digest)):
             raise ValueError(f"`{text}` is not an image reference (host/name:tag or name@sha256:<64 hex>)")
+        if not _PATH.match(rest):
+            lower = " (repository names are lower case)" if _PATH.match(rest.lower()) else ""
+            raise ValueError(f"`{text}` is not an image reference: `{rest}` is not a repository name{lower}")
+        if tag and not _TAG.match(tag):
+            raise ValueError(f"`{text}` is not an image reference: `{tag}` is not a tag (letters, digits, `_.-`, "
+                             "at most 128, not starting with `.` or `-`)")
+        if host and not _HOST.match(host):
+            raise ValueError(f"`{text}` is not an image reference: `{host}` is not a registry host")
         return cls(host, rest, tag or None, digest or None)
 
     @property
