@@ -14,10 +14,10 @@ from singkit.reports import runstate
 from singkit.reports.model import Job, Run, service_name, sku, target_name
 from singkit.reports.prefs import MetricPrefs
 from singkit.reports.tables import Table
+from singkit.store.status import DRY_RUN, STATUSES, STOPPED
 
 RUN_EXTRA = ["job", "sku", "started", "ended", "steps", "nodes", "reason", "exit_code"]
 JOB_EXTRA = ["service", "sku", "completed", "failed", "running", "queued", "cancelled", "preempted"]
-DRY_RUN = "dry-run"  # singkit.store.model.DRY_RUN: the status of a dry run's runs (reports.model sets it)
 NODE_COLUMNS = ["job", "run", "node", "status", "started", "duration", "steps", "last"]
 
 
@@ -104,7 +104,7 @@ def job_table(jobs: list[Job], prefs: MetricPrefs, now: float) -> Table:
         starts = [r.started for r in job.runs if r.started is not None]
         ends = [r.ended if r.ended is not None else now for r in job.runs if r.started is not None]
         costs = [r.cost for r in job.runs if r.cost is not None]
-        counts = {s: statuses.count(s) for s in (*runstate.STATUSES, DRY_RUN)}
+        counts = {str(s): statuses.count(s) for s in (*STATUSES, DRY_RUN)}
         row: dict[str, Any] = {
             "job": job.job, "created": _created(job.spec), "target": job.target,
             "service": service_name(job.spec), "sku": sku(job.spec), "runs": len(job.runs),
@@ -141,7 +141,7 @@ def node_table(jobs: list[Job], now: float) -> Table:
         for node in sorted(nodes, key=lambda n: int(n) if n.lstrip("-").isdigit() else 0):
             rec = nodes[node]
             started = rec["started"]
-            stop = rec["ended"] if rec["ended"] is not None else (rec["last_t"] if rec["status"] in runstate.STOPPED else now)
+            stop = rec["ended"] if rec["ended"] is not None else (rec["last_t"] if rec["status"] in STOPPED else now)
             rows.append({"job": run.job, "run": run.run, "node": int(node) if node.lstrip("-").isdigit() else node,
                          "status": rec["status"] or run.status, "started": started,
                          "duration": max(0.0, stop - started) if started is not None and stop is not None else None,

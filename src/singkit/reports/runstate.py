@@ -11,13 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted")
+from singkit.store.status import STATUSES, STOPPED, TERMINAL
 # As in the store (singkit.store.runlog.RunState.apply), so report.list and job.status agree:
 # a run's status is its status lines in file order, whatever "node" they carry; the first
 # completed/failed/cancelled line is final and later status lines are ignored. A preempted
 # run stops but may be requeued and run again. Per-node records are kept for the nodes table.
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-STOPPED = TERMINAL | {"preempted"}
 
 # indexes into a metric's stats list
 LAST, LAST_STEP, MIN, MAX, COUNT, NONFINITE = range(6)

@@ -27,14 +27,13 @@ from singkit.store import runlog
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
+from singkit.store.status import DRY_RUN, SETTLED, STATUSES, TERMINAL, RunStatus
 from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
 # The file keeps the id taken (events.jsonl names it) and says why.
 REFUSED = ".refused"
 TAKEN_ID = re.compile(r"^job(\d+)(?:\.refused)?$")
-DRY_RUN = "dry-run"  # the status of a dry run and of its runs (never written into run.log)
-SETTLED = runlog.TERMINAL | {DRY_RUN}
 T = TypeVar("T")
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
 # is taken as abandoned (the submit died) and ignored.
@@ -129,7 +128,7 @@ class Run:
         """Append a status line unless the run already ended; True if it was appended.
 
         Two writers can still race past the check; readers keep the first terminal line."""
-        if status not in runlog.STATUSES:
+        if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         if self.state().terminal:
             return False
@@ -230,7 +229,7 @@ class Job:
         runs = [r.summary() for r in self.runs]
         if spec.get("dry_run"):  # nothing was started, nothing ever will be: settled, not queued
             for r in runs:
-                if r["status"] == "queued":
+                if r["status"] == RunStatus.QUEUED:
                     r["status"] = DRY_RUN
         statuses = [r["status"] for r in runs]
         status = overall_status(spec, statuses)
@@ -242,7 +241,7 @@ class Job:
             "service": (spec.get("service") or {}).get("name"), "status": status,
             "runs_total": len(runs), "runs_done": sum(s in SETTLED for s in statuses),
             "created": spec.get("created"), "started": min(started) if started else None,
-            "ended": max(ended) if ended and all(s in runlog.TERMINAL for s in statuses) else None,
+            "ended": max(ended) if ended and all(s in TERMINAL for s in statuses) else None,
             "command": spec.get("command"),
         }
         return summary, runs
@@ -421,7 +420,7 @@ class Store:
 
 def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
-    if spec.get("dry_run") and "failed" not in statuses:
+    if spec.get("dry_run") and RunStatus.FAILED not in statuses:
         return DRY_RUN
     return runlog.job_status(statuses)
 

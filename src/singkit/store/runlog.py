@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from singkit.store.safe import open_stored
+from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus, parse
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted")
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"queued", "running", "preempted"})
+__all__ = ["ACTIVE", "STATUSES", "TERMINAL", "RunState", "RunStatus", "append", "job_status", "read", "state"]
 
 
 def append(path: Path | str, event: str, **fields: Any) -> dict[str, Any]:
@@ -78,7 +77,7 @@ def events(path: Path | str) -> list[dict[str, Any]]:
 class RunState:
     """What a run's events say about it."""
 
-    status: str = "queued"
+    status: RunStatus = RunStatus.QUEUED
     reason: str | None = None
     exit_code: int | None = None
     queued: float | None = None
@@ -97,8 +96,8 @@ class RunState:
     def apply(self, record: dict[str, Any]) -> None:
         kind = record.get("event")
         if kind == "status":
-            status = record.get("status")
-            if status not in STATUSES:
+            status = parse(record.get("status"))
+            if status is None:
                 return
             if self.terminal:
                 # the first final status wins (a cancel's); the process's own exit code, recorded by
@@ -106,22 +105,22 @@ class RunState:
                 if status in TERMINAL and self.exit_code is None and _whole(record.get("exit_code")) is not None:
                     self.exit_code = record["exit_code"]
                 return
-            if status == "preempted" and self.status != "preempted":
+            if status == RunStatus.PREEMPTED and self.status != RunStatus.PREEMPTED:
                 self.preemptions += 1
-            if status in ("queued", "running") and self.status == "preempted":
+            if status in (RunStatus.QUEUED, RunStatus.RUNNING) and self.status == RunStatus.PREEMPTED:
                 self.reason = None  # going again: why it was stopped is history (the count keeps it)
             self.status = status
             # a run.log is written by the job itself: a field of the wrong type is not trusted
             t = _number(record.get("t"))
-            if status == "queued" and self.queued is None:
+            if status == RunStatus.QUEUED and self.queued is None:
                 self.queued = t
-            if status == "running" and self.started is None:
+            if status == RunStatus.RUNNING and self.started is None:
                 self.started = t
             if status in TERMINAL:
                 self.ended = t
                 self.reason = _text(record.get("reason"))
                 self.exit_code = _whole(record.get("exit_code"))
-            elif status == "preempted":
+            elif status == RunStatus.PREEMPTED:
                 self.reason = _text(record.get("reason"))
         elif kind == "hparams" and isinstance(record.get("hparams"), dict):
             self.hparams.update(record["hparams"])
@@ -131,7 +130,7 @@ class RunState:
                 self.last_step = record["step"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "exit_code": self.exit_code,
+        return {"status": self.status.value, "reason": self.reason, "exit_code": self.exit_code,
                 "queued": self.queued, "started": self.started, "ended": self.ended,
                 "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
                 "preemptions": self.preemptions, "skipped_lines": self.skipped_lines}
@@ -165,14 +164,20 @@ def skipped_note(run_id: str, count: int) -> str:
 
 def job_status(statuses: list[str]) -> str:
     """One status for a job from its runs': still going while any run is; then the worst outcome."""
+    return _job_status(statuses).value
+
+
+def _job_status(statuses: list[str]) -> RunStatus:
     if not statuses:
-        return "queued"
-    if "running" in statuses:
-        return "running"
+        return RunStatus.QUEUED
+    if RunStatus.RUNNING in statuses:
+        return RunStatus.RUNNING
     if any(s in ACTIVE for s in statuses):
         # some queued/preempted runs and the rest finished: the job is under way
-        return "running" if any(s in TERMINAL for s in statuses) else ("preempted" if "preempted" in statuses else "queued")
-    for outcome in ("failed", "cancelled"):
+        if any(s in TERMINAL for s in statuses):
+            return RunStatus.RUNNING
+        return RunStatus.PREEMPTED if RunStatus.PREEMPTED in statuses else RunStatus.QUEUED
+    for outcome in (RunStatus.FAILED, RunStatus.CANCELLED):
         if outcome in statuses:
             return outcome
-    return "completed"
+    return RunStatus.COMPLETED
