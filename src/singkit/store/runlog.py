@@ -15,12 +15,12 @@ run into `preempted` from another status counts one preemption.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from singkit.store.fold import RunState
 from singkit.store.safe import open_stored
-from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus, parse
+from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus
 
 __all__ = ["ACTIVE", "STATUSES", "TERMINAL", "RunState", "RunStatus", "append", "job_status", "read", "state"]
 
@@ -73,88 +73,11 @@ def events(path: Path | str) -> list[dict[str, Any]]:
     return read(path)[0]
 
 
-@dataclass
-class RunState:
-    """What a run's events say about it."""
-
-    status: RunStatus = RunStatus.QUEUED
-    reason: str | None = None
-    exit_code: int | None = None
-    queued: float | None = None
-    started: float | None = None
-    ended: float | None = None
-    hparams: dict[str, Any] = field(default_factory=dict)
-    last_metrics: dict[str, Any] = field(default_factory=dict)
-    last_step: int | None = None
-    preemptions: int = 0  # times the run moved into `preempted` (repeated preempted lines count once)
-    skipped_lines: int = 0  # run.log lines no reader could use (see read_counted): said, never fatal
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    def apply(self, record: dict[str, Any]) -> None:
-        kind = record.get("event")
-        if kind == "status":
-            status = parse(record.get("status"))
-            if status is None:
-                return
-            if self.terminal:
-                # the first final status wins (a cancel's); the process's own exit code, recorded by
-                # its wrapper just after, completes it (SIGTERM: 143)
-                if status in TERMINAL and self.exit_code is None and _whole(record.get("exit_code")) is not None:
-                    self.exit_code = record["exit_code"]
-                return
-            if status == RunStatus.PREEMPTED and self.status != RunStatus.PREEMPTED:
-                self.preemptions += 1
-            if status in (RunStatus.QUEUED, RunStatus.RUNNING) and self.status == RunStatus.PREEMPTED:
-                self.reason = None  # going again: why it was stopped is history (the count keeps it)
-            self.status = status
-            # a run.log is written by the job itself: a field of the wrong type is not trusted
-            t = _number(record.get("t"))
-            if status == RunStatus.QUEUED and self.queued is None:
-                self.queued = t
-            if status == RunStatus.RUNNING and self.started is None:
-                self.started = t
-            if status in TERMINAL:
-                self.ended = t
-                self.reason = _text(record.get("reason"))
-                self.exit_code = _whole(record.get("exit_code"))
-            elif status == RunStatus.PREEMPTED:
-                self.reason = _text(record.get("reason"))
-        elif kind == "hparams" and isinstance(record.get("hparams"), dict):
-            self.hparams.update(record["hparams"])
-        elif kind == "metrics" and isinstance(record.get("metrics"), dict):
-            self.last_metrics.update(record["metrics"])
-            if _whole(record.get("step")) is not None:
-                self.last_step = record["step"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "reason": self.reason, "exit_code": self.exit_code,
-                "queued": self.queued, "started": self.started, "ended": self.ended,
-                "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
-                "preemptions": self.preemptions, "skipped_lines": self.skipped_lines}
-
-
-def _number(value: Any) -> float | None:
-    """A time from a run.log line: a number (not true/false), else None."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _whole(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def state(path: Path | str) -> RunState:
+    """The run's fold (singkit.store.fold) from its whole run.log."""
     result = RunState()
     records, _end, result.skipped_lines = read_counted(path)
-    for record in records:
-        result.apply(record)
-    return result
+    return result.fold(records)
 
 
 def skipped_note(run_id: str, count: int) -> str:
