@@ -24,6 +24,7 @@ from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the command line reads job words by
 from singkit.store import runlog
+from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
@@ -121,7 +122,8 @@ class Run:
             return runlog.append(self.log_path, event, **fields)
 
     def state(self) -> runlog.RunState:
-        return runlog.state(self.log_path)
+        """The run's fold: parsed at most once per command while run.log is unchanged (see Job.fold)."""
+        return self.job.fold(self)
 
     def set_status(self, status: str, reason: str | None = None, exit_code: int | None = None,
                    **fields: Any) -> bool:
@@ -162,6 +164,9 @@ class Job:
         self.code_archive = self.dir / "code.tar.gz"
         self.runner_path = self.dir / "runner.json"
         self._spec: dict[str, Any] | None = None
+        # run id -> ((run.log size, mtime_ns), its fold): what this command has read so far
+        self._folds: dict[str, tuple[tuple[int, int], runlog.RunState]] = {}
+        self._indexed: dict[str, tuple[int, int, str]] | None = None  # the index's folds, read once
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -216,6 +221,40 @@ class Job:
 
     def write_runner_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.runner_path, json.dumps(info, indent=1))
+
+    def fold(self, run: Run) -> runlog.RunState:
+        """`run`'s fold (singkit.store.fold), keyed by its run.log's size and mtime_ns: reused while
+        the file is unchanged — from this command's earlier reads, else from the index — and
+        parsed from the file otherwise. run.log is append-only, so any write changes the key."""
+        try:
+            st = os.lstat(run.log_path)  # a link is read as missing (runlog.read); its own stamp does
+        except (FileNotFoundError, NotADirectoryError):
+            self._folds.pop(run.id, None)
+            return runlog.state(run.log_path)
+        stamp = (st.st_size, st.st_mtime_ns)
+        known = self._folds.get(run.id)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        state = self._indexed_fold(run.id, stamp)
+        if state is None:
+            state = runlog.state(run.log_path)
+        self._folds[run.id] = (stamp, state)
+        return state
+
+    def _indexed_fold(self, run_id: str, stamp: tuple[int, int]) -> runlog.RunState | None:
+        if self._indexed is None:
+            self._indexed = self.store.indexed_folds(self.id)
+        size, mtime_ns, text = self._indexed.get(run_id) or (None, None, None)
+        if (size, mtime_ns) != stamp:
+            return None
+        try:
+            return RunState.from_json(json.loads(text))  # None for a row that is not a fold
+        except (ValueError, RecursionError):
+            return None
+
+    def known_folds(self) -> dict[str, tuple[int, int, dict[str, Any]]]:
+        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read."""
+        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state) in self._folds.items()}
 
     def states(self) -> dict[str, runlog.RunState]:
         return {r.id: r.state() for r in self.runs}
@@ -368,8 +407,15 @@ class Store:
     def save(self, job: Job) -> dict[str, Any]:
         """Write the job's current summary into the index (when it can be written); return it."""
         summary, runs = job.summary()
-        self.cached(lambda: self.index.upsert(summary, runs), None)
+        self.cached(lambda: self.index.upsert(summary, runs, job.known_folds()), None)
         return summary
+
+    def indexed_folds(self, job_id: str) -> dict[str, tuple[int, int, str]]:
+        """The index's run folds of one job (see Index.folds); {} when there is no index yet (a
+        read never creates one) or it cannot be used."""
+        if not self.index.path.exists():
+            return {}
+        return self.cached(lambda: self.index.folds(job_id), {})
 
     def cached_statuses(self) -> dict[str, str] | None:
         """job id → status as indexed; None when the index cannot be used (see index_trouble)."""
