@@ -67,7 +67,9 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
         env.err(f"warning: skipped {job_id}: {why(error)}")
 
     store.sync_index(on_error=skip)
-    for job_id, cached in (store.cached_statuses() or {}).items():
+    # only the jobs that can be listed are brought up to date: with --last alone, the newest N
+    shown = last if not status and not target else None
+    for job_id, cached in (store.cached_statuses(shown) or {}).items():
         if cached not in FINISHED:
             try:
                 refresh(env, store, store.job(job_id))

@@ -30,7 +30,7 @@ from singkit.exceptions import SingkitError
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
 
-SCHEMA_VERSION = 2  # 2: runs keep their run.log's stamp and fold (singkit.store.fold)
+SCHEMA_VERSION = 3  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT, reason TEXT, exit_code INTEGER,
     started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, fold TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 """
 
 
@@ -53,6 +54,7 @@ COLUMNS = {
              "ended", "command", "summary"),
     "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", "log_size",
              "log_mtime_ns", "fold"),
+    "meta": ("key", "value"),
 }
 # what a summary row must hold to be listed (anything else is a damaged row)
 ROW_TYPES: dict[str, tuple[type, ...]] = {
@@ -199,6 +201,7 @@ class Index:
             if not _current(db):
                 db.execute("DROP TABLE IF EXISTS jobs")
                 db.execute("DROP TABLE IF EXISTS runs")
+                db.execute("DROP TABLE IF EXISTS meta")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -322,11 +325,23 @@ class Index:
             db.execute("DELETE FROM jobs WHERE job = ?", (job,))
             db.execute("DELETE FROM runs WHERE job = ?", (job,))
 
-    def statuses(self) -> dict[str, str]:
-        """job id → cached status, for every indexed job."""
+    def get_meta(self, key: str) -> Any:
+        """A value the store keeps about itself (see Store.sync_index); None when unset."""
         db = self.db
         with self._errors():
-            rows = db.execute("SELECT job, status FROM jobs").fetchall()
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def statuses(self, last: int | None = None) -> dict[str, str]:
+        """job id → cached status, for every indexed job (`last`: the newest N only)."""
+        db = self.db
+        sql = "SELECT job, status FROM jobs" + (f" ORDER BY num DESC LIMIT {int(last)}" if last else "")
+        with self._errors():
+            rows = db.execute(sql).fetchall()
         bad = [job for job, status in rows if not (isinstance(job, str) and JOB_ID.match(job) and isinstance(status, str))]
         self._drop(bad)
         return {job: status for job, status in rows if job not in bad}

@@ -39,6 +39,8 @@ T = TypeVar("T")
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
 # is taken as abandoned (the submit died) and ignored.
 ABANDONED_AFTER = 300.0
+JOBS_STAMP = "jobs_dir_mtime_ns"  # the index's meta key for jobs/'s mtime at the last full scan
+RACY_S = 2.0  # a jobs/ changed more recently than this is scanned anyway (see Store._jobs_stamp)
 
 
 def is_job_folder(entry: os.DirEntry[str]) -> bool:
@@ -417,9 +419,10 @@ class Store:
             return {}
         return self.cached(lambda: self.index.folds(job_id), {})
 
-    def cached_statuses(self) -> dict[str, str] | None:
-        """job id → status as indexed; None when the index cannot be used (see index_trouble)."""
-        return self.cached(self.index.statuses, None)
+    def cached_statuses(self, last: int | None = None) -> dict[str, str] | None:
+        """job id → status as indexed (`last`: of the newest N jobs only); None when the index
+        cannot be used (see index_trouble)."""
+        return self.cached(lambda: self.index.statuses(last), None)
 
     def summaries(self, status: str | None = None, target: str | None = None, last: int | None = None,
                   on_error: Callable[[str, Exception], None] | None = None) -> list[dict[str, Any]] | None:
@@ -427,8 +430,8 @@ class Store:
         are indexed again from their folders. None when the index cannot be used."""
         rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
         if rows is not None and (self.index.dropped or self.index.rebuilt):
+            self.sync_index(on_error)  # (rows were dropped: sync_index scans the folders whatever jobs/ says)
             self.index.dropped.clear()
-            self.sync_index(on_error)
             rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
         return rows
 
@@ -437,11 +440,20 @@ class Store:
 
         A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
         one still being created (no job.yaml yet) is skipped silently. An index that cannot be
-        used is left alone (index_trouble says why)."""
+        used is left alone (index_trouble says why).
+
+        The scan is skipped while jobs/ itself is unchanged since a scan that found every job
+        folder indexed (its mtime_ns, kept in the index): a job is added or removed only by
+        making or removing its folder there, so a warm listing stats no job folder."""
+        jobs_stamp = self._jobs_stamp()
+        if jobs_stamp is not None and self.cached(lambda: self.index.get_meta(JOBS_STAMP), None) == jobs_stamp \
+                and not self.index.rebuilt and not self.index.dropped:
+            return
         known = self.cached_statuses()
         if known is None:
             return
         self.index.rebuilt = False
+        complete = True
         for job_id in known:
             if not (self.jobs_dir / job_id).exists():
                 # discarded (or deleted by hand) since it was indexed
@@ -453,8 +465,21 @@ class Store:
             try:
                 self.save(job)
             except Exception as error:  # noqa: BLE001 - one damaged job must not hide the others
+                complete = False  # (asked again next time: a damaged job is warned of on every listing)
                 if on_error is not None and job.spec_path.exists():
                     on_error(job_id, error)
+        if complete and jobs_stamp is not None and self.index_trouble is None and not self.index.rebuilt:
+            self.cached(lambda: self.index.set_meta(JOBS_STAMP, jobs_stamp), None)
+
+    def _jobs_stamp(self) -> int | None:
+        """jobs/'s mtime_ns, when it is old enough to trust: a folder made in the same clock tick
+        as the one we saw would leave it unchanged (git's "racy" rule), so a stamp younger than
+        RACY_S is never kept. None when there is no jobs/ or it is too young."""
+        try:
+            st = os.stat(self.jobs_dir)
+        except OSError:
+            return None
+        return st.st_mtime_ns if time.time() - st.st_mtime > RACY_S else None
 
     def rebuild_index(self) -> int:
         """Drop and refill the index from the job folders; the number of jobs indexed."""
