@@ -169,6 +169,7 @@ class Job:
         # run id -> ((run.log size, mtime_ns), its fold): what this command has read so far
         self._folds: dict[str, tuple[tuple[int, int], runlog.RunState]] = {}
         self._indexed: dict[str, tuple[int, int, str]] | None = None  # the index's folds, read once
+        self._runs: tuple[dict[str, Any], list[Run]] | None = None  # (the spec they were made from, runs)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -193,6 +194,14 @@ class Job:
 
     @property
     def runs(self) -> list[Run]:
+        """The runs job.yaml lists; built once per spec (each checks its folder's path, which
+        costs two realpaths: job.status of a 10,000-run job asks four times)."""
+        spec = self.spec
+        if self._runs is None or self._runs[0] is not spec:
+            self._runs = (spec, self._make_runs())
+        return list(self._runs[1])
+
+    def _make_runs(self) -> list[Run]:
         listed = self.spec.get("runs") or []
         if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
             raise UnsafeStoreContent(f"{self.spec_path}: `runs` is not a list of runs ({{run: {self.id}.K, hparams: ...}}); "
