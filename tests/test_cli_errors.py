@@ -207,7 +207,7 @@ def test_a_value_in_another_case_is_the_choice(tmp_path: Path) -> None:
 def test_choices_are_the_librarys_own() -> None:
     """The tasks list their choices without importing the library (CLI start); they must agree."""
     from singkit.backends.base import WHAT
-    from singkit.store.runlog import STATUSES
+    from singkit.store.status import STATUSES
     from singkit.tasks import job, report
 
     assert job.STATUSES == (*STATUSES, "dry-run") and job.WHAT == WHAT

@@ -124,14 +124,15 @@ lines = st.lists(
 
 def read_run_log(path: Path) -> None:
     """Every reader of run.log over one file: only SingkitError may come out."""
-    from singkit.reports import runstate, series, source
+    from singkit.reports import series, source
     from singkit.store import runlog
+    from singkit.store.fold import RunState
 
     try:
         runlog.state(path)
         runlog.read(path, 0)
         events_, _end, _open = source.read_jsonl(path)
-        runstate.run_status(runstate.fold(runstate.new_state(), events_))
+        RunState.from_json(json.loads(json.dumps(RunState().fold(events_).to_json())))
         evs = series.main_node(series.metric_events(path))
         series.columns(evs, "step")
         series.step_rows(evs, "job1.1")

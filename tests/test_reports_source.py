@@ -12,10 +12,10 @@ import pytest
 
 import storegen
 from storegen import RunSpec, curve
-from singkit.reports import runstate
 from singkit.reports.cache import CACHE_NAME
 from singkit.reports.model import StoreReader
 from singkit.reports.source import natural_key, parse_jsonl
+from singkit.store.fold import LAST, MIN, RunState
 
 
 def test_parse_jsonl_skips_torn_and_foreign_lines():
@@ -32,25 +32,53 @@ def test_natural_order():
 
 
 def test_first_final_status_wins_and_preempted_runs_can_resume():
-    state = runstate.fold(runstate.new_state(), [
+    state = RunState().fold([
         {"t": 1, "event": "status", "status": "running"},
         {"t": 5, "event": "status", "status": "preempted", "reason": "low priority"},
         {"t": 9, "event": "status", "status": "running"},
         {"t": 20, "event": "status", "status": "failed", "exit_code": 3, "reason": "boom"},
         {"t": 21, "event": "status", "status": "completed", "exit_code": 0},
     ])
-    assert runstate.run_status(state) == "failed" and state["exit_code"] == 3
-    assert runstate.run_times(state, now=100) == (1, 20, 19)
-    stopped = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "running"},
-                                                   {"t": 4, "event": "status", "status": "preempted"}])
-    assert runstate.run_times(stopped, now=100) == (1, 4, 3)
-    going = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "running"},
-                                                 {"t": 4, "event": "status", "status": "preempted", "reason": "paused"},
-                                                 {"t": 9, "event": "status", "status": "running"}])
-    assert runstate.run_status(going) == "running" and going["reason"] is None  # no stale "paused"
-    cancelled = runstate.fold(runstate.new_state(), [{"t": 1, "event": "status", "status": "cancelled", "reason": "job.cancel"},
-                                                     {"t": 2, "event": "status", "status": "failed", "exit_code": 143}])
-    assert runstate.run_status(cancelled) == "cancelled" and cancelled["exit_code"] == 143  # the process's code
+    assert state.status == "failed" and state.exit_code == 3 and state.preemptions == 1
+    assert state.times(now=100) == (1, 20, 19)
+    stopped = RunState().fold([{"t": 1, "event": "status", "status": "running"},
+                               {"t": 4, "event": "status", "status": "preempted"}])
+    assert stopped.times(now=100) == (1, 4, 3)
+    going = RunState().fold([{"t": 1, "event": "status", "status": "running"},
+                             {"t": 4, "event": "status", "status": "preempted", "reason": "paused"},
+                             {"t": 9, "event": "status", "status": "running"}])
+    assert going.status == "running" and going.reason is None  # no stale "paused"
+    # the second poll after a preemption (Azure ML says Queued again) keeps the run preempted
+    again = RunState().fold([{"t": 1, "event": "status", "status": "running"},
+                             {"t": 4, "event": "status", "status": "preempted", "reason": "requeued"},
+                             {"t": 6, "event": "status", "status": "preempted", "reason": "requeued"}])
+    assert again.status == "preempted" and again.preemptions == 1 and again.reason == "requeued"
+    cancelled = RunState().fold([{"t": 1, "event": "status", "status": "cancelled", "reason": "job.cancel"},
+                                 {"t": 2, "event": "status", "status": "failed", "exit_code": 143}])
+    assert cancelled.status == "cancelled" and cancelled.exit_code == 143  # the process's code
+
+
+def test_one_fold_keeps_metric_stats_nodes_and_round_trips_as_json():
+    """The fold reports read: last/best/count/non-finite per metric (inf and NaN never best),
+    per-node records, and its JSON form (what caches keep) reads back the same."""
+    state = RunState().fold([
+        {"t": 1, "event": "status", "status": "running", "node": 0},
+        {"t": 2, "event": "metrics", "step": 0, "metrics": {"loss": 2.0, "note": "warm"}, "node": 0},
+        {"t": 3, "event": "metrics", "step": 1, "metrics": {"loss": float("inf")}, "node": 1},
+        {"t": 4, "event": "metrics", "step": 2, "metrics": {"loss": float("nan")}},
+        {"t": 5, "event": "metrics", "step": 3, "metrics": {"loss": 1.5}},
+        {"t": 6, "event": "exit", "exit_code": 0, "node": 1},
+    ])
+    last, last_step, low, high, count, nonfinite = state.metrics["loss"]
+    assert (last, last_step, low, high, count, nonfinite) == (1.5, 3, 1.5, 2.0, 4, 2)
+    assert "note" not in state.metrics and state.last_metrics["note"] == "warm" and state.metric_lines == 4
+    assert state.nodes["0"]["status"] == "running" and state.nodes["1"] == {
+        "status": None, "started": None, "ended": 6, "last_t": 6, "metric_lines": 1}
+    copy = RunState.from_json(json.loads(json.dumps(state.to_json())))
+    assert copy is not None and copy.to_json().keys() == state.to_json().keys()
+    assert copy.status == state.status and copy.nodes == state.nodes and copy.metrics["loss"][:2] == [1.5, 3]
+    assert RunState.from_json({**state.to_json(), "metrics": {"loss": [1]}}) is None  # a damaged row
+    assert RunState.from_json({**state.to_json(), "status": "weird"}) is None
 
 
 def _env_with_job(tmp_path, runs):
@@ -67,15 +95,15 @@ def test_cache_follows_appends_rewrites_and_deletion(tmp_path):
     env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), status="running")])
     log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
     first = _load(env)["job1.1"]
-    assert first.status == "running" and first.state["metric_lines"] == 3
+    assert first.status == "running" and first.state.metric_lines == 3
     assert (tmp_path / ".singkit" / CACHE_NAME).is_file()
 
     with open(log, "a") as fh:  # the job goes on: the cache folds only the new lines
         fh.write(json.dumps({"t": storegen.T0 + 900, "event": "metrics", "step": 3, "metrics": {"loss": 0.1}}) + "\n")
         fh.write(json.dumps({"t": storegen.T0 + 901, "event": "status", "status": "completed", "exit_code": 0}) + "\n")
     grown = _load(env)["job1.1"]
-    assert grown.status == "completed" and grown.state["metric_lines"] == 4
-    assert grown.metrics["loss"][runstate.LAST] == 0.1 and grown.metrics["loss"][runstate.MIN] == 0.1
+    assert grown.status == "completed" and grown.state.metric_lines == 4
+    assert grown.metrics["loss"][LAST] == 0.1 and grown.metrics["loss"][MIN] == 0.1
 
     # a rewritten log (same size or not) is read again from the start
     log.write_text(json.dumps({"t": 1.0, "event": "status", "status": "failed", "exit_code": 9}) + "\n")
@@ -89,10 +117,10 @@ def test_cache_follows_appends_rewrites_and_deletion(tmp_path):
 def test_torn_line_is_read_once_it_is_complete(tmp_path):
     env = _env_with_job(tmp_path, [RunSpec({}, curve(2, 2.0, 1.0), status="running", torn=True)])
     log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
-    assert _load(env)["job1.1"].state["metric_lines"] == 2
+    assert _load(env)["job1.1"].state.metric_lines == 2
     with open(log, "a") as fh:  # the writer finishes its line
         fh.write('ics": {"loss": 0.5}, "step": 7}\n')
-    assert _load(env)["job1.1"].state["metric_lines"] == 3
+    assert _load(env)["job1.1"].state.metric_lines == 3
 
 
 def test_unusable_cache_still_reports(tmp_path):
@@ -109,7 +137,7 @@ def test_old_cache_schema_is_dropped(tmp_path):
     db.execute("PRAGMA user_version = 0")
     db.commit()
     db.close()
-    assert _load(env)["job1.1"].state["metric_lines"] == 2
+    assert _load(env)["job1.1"].state.metric_lines == 2
 
 
 def test_job_yaml_shapes_runs_without_folders_and_folders_without_spec(tmp_path):

@@ -214,38 +214,6 @@ def test_entry_without_it_still_ends_the_run(tmp_path):
     assert (last["event"], last["status"], last["exit_code"]) == ("status", "completed", 0)
 
 
-LOGS = {
-    "ranks ending one by one": [{"event": "status", "status": "queued"},
-                                {"event": "status", "status": "running", "node": 0},
-                                {"event": "status", "status": "running", "node": 1},
-                                {"event": "status", "status": "completed", "node": 0, "exit_code": 0},
-                                {"event": "status", "status": "failed", "node": 1, "exit_code": 1, "reason": "exit code 1"}],
-    "exit events, then the backend": [{"event": "status", "status": "queued"},
-                                      {"event": "status", "status": "running", "node": 0},
-                                      {"event": "exit", "exit_code": 0, "node": 0},
-                                      {"event": "status", "status": "failed", "reason": "Azure ML status Failed"}],
-    "preempted and back": [{"event": "status", "status": "queued"}, {"event": "status", "status": "running", "node": 1},
-                           {"event": "status", "status": "preempted", "reason": "requeued"},
-                           {"event": "status", "status": "running", "node": 0}],
-    "node line only": [{"event": "status", "status": "cancelled", "node": 2, "reason": "x"},
-                       {"event": "status", "status": "completed"}],
-}
-
-
-@pytest.mark.parametrize("name", list(LOGS))
-def test_reports_fold_a_run_log_as_the_store_does(tmp_path, name):
-    """report.list (reports.runstate) and job.status (store.runlog) agree on every run."""
-    from singkit.reports import runstate
-    from singkit.store import runlog
-
-    path = tmp_path / "run.log"
-    path.write_text("".join(json.dumps({"t": 100.0 + i, **e}) + "\n" for i, e in enumerate(LOGS[name])))
-    store = runlog.state(path)
-    folded = runstate.fold(runstate.new_state(), runlog.events(path))
-    assert runstate.run_status(folded) == store.status
-    assert (folded["reason"], folded["exit_code"]) == (store.reason, store.exit_code)
-
-
 # -- the Blob mirror read back: a pull killed half-way ---------------------------------------
 PULL = """\
 import io, json, os, sys

@@ -15,8 +15,9 @@ from singkit.backends.base import Backend, backend_for_job
 from singkit.environment import Environment
 from singkit.exceptions import JobCancelled, JobFailed, SingkitError, UsageError
 from singkit.store import Job, Store, events, runlog
+from singkit.store.status import DRY_RUN, SETTLED, STATUSES
 
-FINISHED = {"completed", "failed", "cancelled", "dry-run"}
+FINISHED = SETTLED
 
 
 def open_job(env: Environment, job_ref: str) -> tuple[Store, Job, Backend]:
@@ -54,8 +55,8 @@ def status(env: Environment, job_ref: str) -> dict[str, Any]:
 
 def list_jobs(env: Environment, status: str | None = None, target: str | None = None,
               last: int | None = None) -> list[dict[str, Any]]:
-    if status and status not in (*runlog.STATUSES, "dry-run"):
-        raise UsageError(f"--status={status} is not one of {', '.join(runlog.STATUSES)}, dry-run")
+    if status and status not in (*STATUSES, DRY_RUN):
+        raise UsageError(f"--status={status} is not one of {', '.join(STATUSES)}, {DRY_RUN}")
     if last is not None and last < 1:
         raise UsageError(f"--last={last}: give 1 or more")
     store = Store.of(env)
@@ -66,7 +67,9 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
         env.err(f"warning: skipped {job_id}: {why(error)}")
 
     store.sync_index(on_error=skip)
-    for job_id, cached in (store.cached_statuses() or {}).items():
+    # only the jobs that can be listed are brought up to date: with --last alone, the newest N
+    shown = last if not status and not target else None
+    for job_id, cached in (store.cached_statuses(shown) or {}).items():
         if cached not in FINISHED:
             try:
                 refresh(env, store, store.job(job_id))

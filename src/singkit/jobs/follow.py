@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from singkit.store import runlog
+from singkit.store.status import RunStatus
 from singkit.store.safe import open_stored
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def status_counts(states: dict[str, runlog.RunState]) -> str:
     """`2 running, 1 preempted` for the live line; `(3 preemptions)` after, once any run was
     preempted (preempted is not final: such runs are requeued and run again)."""
     counts = collections.Counter(s.status for s in states.values())
-    order = ["running", "queued", "preempted", "completed", "failed", "cancelled"]
+    order = [RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.PREEMPTED, RunStatus.COMPLETED, RunStatus.FAILED,
+             RunStatus.CANCELLED]
     text = ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
     preemptions = sum(s.preemptions for s in states.values())
     return text + (f" ({preemptions} preemption{'s' * (preemptions != 1)})" if preemptions else "")

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import SingkitError
-from singkit.reports import runstate
 from singkit.reports.source import RunRef, StoreLayout, read_jsonl, read_yaml
+from singkit.store.fold import RunState
 
 CACHE_NAME = "reports-cache.sqlite"
-SCHEMA_VERSION = 6  # bump when the folded state's shape changes: old caches are dropped
+SCHEMA_VERSION = 7  # bump when the folded state's shape changes: old caches are dropped
 
 COLUMNS = {"bundles": ("job", "bundle"), "jobs": ("path", "size", "mtime_ns", "spec"), "kv": ("key", "value")}
 _SCHEMA = """
@@ -91,7 +91,7 @@ class SummaryCache:
         return specs
 
     # -- run summaries ------------------------------------------------------------------------
-    def run_states(self, refs: list[RunRef], whole_store: bool = False) -> list[dict[str, Any] | None]:
+    def run_states(self, refs: list[RunRef], whole_store: bool = False) -> list[RunState | None]:
         """The folded state of each run's run.log, None for a run with no log yet.
 
         The cache keeps one bundle per job (the stamps and states of all its runs, one JSON
@@ -103,7 +103,7 @@ class SummaryCache:
         for i, ref in enumerate(refs):
             by_job.setdefault(ref.job, []).append(i)
         bundles = self._bundles(set(by_job), whole_store)
-        states: list[dict[str, Any] | None] = [None] * len(refs)
+        states: list[RunState | None] = [None] * len(refs)
         updates = []
         for job, indexes in by_job.items():
             old = bundles.get(job) or {"stamps": {}, "states": {}}
@@ -121,6 +121,7 @@ class SummaryCache:
                 new["stamps"][ref.run], new["states"][ref.run] = stamp, state
                 states[i] = state
             if changed:
+                new["states"] = {run: state.to_json() for run, state in new["states"].items()}
                 updates.append((job, json.dumps(new)))
         self._write("INSERT OR REPLACE INTO bundles VALUES (?, ?)", updates)
         if whole_store:
@@ -128,7 +129,7 @@ class SummaryCache:
         return states
 
     @staticmethod
-    def _state(ref: RunRef, st: os.stat_result, stamp: list | None, state: dict | None) -> tuple[list, dict]:
+    def _state(ref: RunRef, st: os.stat_result, stamp: list | None, state: RunState | None) -> tuple[list, RunState]:
         """(stamp, state) of one run.log: the cached one while the file is unchanged, the cached
         state folded on with what was appended when it only grew, else read from the start.
         A stamp is [size, mtime_ns, inode, offset reached, last line unterminated]."""
@@ -138,9 +139,9 @@ class SummaryCache:
                 return stamp, state
             if ino == st.st_ino and not unterminated and st.st_size > size:
                 events, end, unterm = read_jsonl(ref.log, offset)
-                return [st.st_size, st.st_mtime_ns, st.st_ino, end, unterm], runstate.fold(state, events)
+                return [st.st_size, st.st_mtime_ns, st.st_ino, end, unterm], state.fold(events)
         events, end, unterm = read_jsonl(ref.log)
-        return [st.st_size, st.st_mtime_ns, st.st_ino, end, unterm], runstate.fold(runstate.new_state(), events)
+        return [st.st_size, st.st_mtime_ns, st.st_ino, end, unterm], RunState().fold(events)
 
     def _bundles(self, jobs: set[str], whole_store: bool) -> dict[str, dict]:
         if self.db is None:
@@ -151,8 +152,8 @@ class SummaryCache:
             rows = [r for job in jobs for r in self._select("SELECT job, bundle FROM bundles WHERE job = ?", (job,))]
         out = {}
         for job, text in rows:
-            bundle = _loads(text)
-            if _valid_bundle(bundle):
+            bundle = _bundle(_loads(text))
+            if bundle is not None:
                 out[job] = bundle
             # (a damaged bundle: that job's logs are read again, and the bundle rewritten)
         return out
@@ -268,27 +269,19 @@ def _loads(text: object) -> object:
         return None
 
 
-_STATE_TYPES = {key: ((dict,) if isinstance(value, dict) else (int,) if isinstance(value, int) else
-                      (str, int, float, type(None)))
-                for key, value in runstate.new_state().items()}
-
-
-def _valid_bundle(bundle: object) -> bool:
-    """Is this {"stamps": {run: [size, mtime_ns, ino, offset, unterminated]}, "states": {run: state}}
-    with every stamp and state of its shape (what _state and the readers rely on)?"""
-    if not isinstance(bundle, dict):
-        return False
-    stamps, states = bundle.get("stamps"), bundle.get("states")
+def _bundle(data: object) -> dict[str, dict[str, Any]] | None:
+    """{"stamps": {run: [size, mtime_ns, ino, offset, unterminated]}, "states": {run: RunState}} from
+    a cache row's data; None when any stamp or state is not of its shape (what _state and the
+    readers rely on): that job's logs are then read again."""
+    if not isinstance(data, dict):
+        return None
+    stamps, states = data.get("stamps"), data.get("states")
     if not isinstance(stamps, dict) or not isinstance(states, dict) or set(stamps) != set(states):
-        return False
+        return None
     for stamp in stamps.values():
         if not (isinstance(stamp, list) and len(stamp) == 5 and all(isinstance(v, int) for v in stamp)):
-            return False
-    for state in states.values():
-        if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in _STATE_TYPES.items()):
-            return False
-        if any(not (isinstance(m, list) and len(m) == 6) for m in state["metrics"].values()):
-            return False
-        if any(not isinstance(n, dict) for n in state["nodes"].values()):
-            return False
-    return True
+            return None
+    folds = {run: RunState.from_json(state) for run, state in states.items()}
+    if any(state is None for state in folds.values()):
+        return None
+    return {"stamps": stamps, "states": folds}

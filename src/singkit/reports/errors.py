@@ -50,23 +50,23 @@ def error_groups(env: Environment, job: str | None = None, statuses: tuple[str, 
         runs = [r for r in reader.runs(job) if r.status in statuses]
     groups: dict[str, dict[str, Any]] = {}
     for run in runs:
-        state = run.state or {}
+        state = run.state
+        reason, exit_code = (state.reason, state.exit_code) if state else (None, None)
         lines = tail_text(run.ref.stderr, max(tail, 200))
-        message = error_line(lines) or state.get("reason") or (
-            f"exit code {state['exit_code']}" if state.get("exit_code") is not None else f"{run.status}, no error output")
+        message = error_line(lines) or reason or (
+            f"exit code {exit_code}" if exit_code is not None else f"{run.status}, no error output")
         key = signature(str(message))
         group = groups.get(key)
         if group is None:
             group = groups[key] = {"signature": key, "message": str(message), "count": 0, "runs": [],
-                                   "statuses": [], "exit_codes": [], "reason": state.get("reason"),
+                                   "statuses": [], "exit_codes": [], "reason": reason,
                                    "example": run.run, "tail": lines[-tail:] if tail else []}
         group["count"] += 1
         group["runs"].append(run.run)
         if run.status not in group["statuses"]:
             group["statuses"].append(run.status)
-        code = state.get("exit_code")
-        if code is not None and code not in group["exit_codes"]:
-            group["exit_codes"].append(code)
+        if exit_code is not None and exit_code not in group["exit_codes"]:
+            group["exit_codes"].append(exit_code)
     return sorted(groups.values(), key=lambda g: -g["count"])
 
 

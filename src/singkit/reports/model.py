@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from singkit.environment import Environment
-from singkit.reports import runstate
 from singkit.reports.cache import SummaryCache
 from singkit.reports.source import RunRef, StoreLayout, is_run_of, natural_key
+from singkit.store.fold import RunState
+from singkit.store.status import DRY_RUN, RunStatus
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Run:
     ref: RunRef
     spec: dict[str, Any]           # the job's job.yaml (shared by its runs)
     hparams: dict[str, Any]
-    state: dict[str, Any] | None   # folded run.log; None before the run wrote anything
+    state: RunState | None         # folded run.log (singkit.store.fold); None before the run wrote anything
     status: str = "queued"
     started: float | None = None
     ended: float | None = None
@@ -27,7 +28,7 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, list]:
-        return self.state["metrics"] if self.state else {}
+        return self.state.metrics if self.state else {}
 
     @property
     def cost(self) -> float | None:
@@ -140,12 +141,12 @@ class StoreReader:
                 pending.append((item, run, from_spec.get(run, {})))
         states = self.cache.run_states(refs, whole_store=job is None)
         for (item, run, hparams), ref, state in zip(pending, refs, states):
-            if state and state["hparams"]:
-                hparams = {**hparams, **state["hparams"]}  # what the run logged wins
-            started, ended, duration = runstate.run_times(state, now)
-            status = runstate.run_status(state)
-            if status == "queued" and item.spec.get("dry_run"):
-                status = "dry-run"  # as job.status says: nothing was started, nothing will be
+            if state and state.hparams:
+                hparams = {**hparams, **state.hparams}  # what the run logged wins
+            started, ended, duration = state.times(now) if state else (None, None, None)
+            status: str = state.status.value if state else RunStatus.QUEUED.value
+            if status == RunStatus.QUEUED and item.spec.get("dry_run"):
+                status = DRY_RUN  # as job.status says: nothing was started, nothing will be
             item.runs.append(Run(item.job, run, ref, item.spec, hparams, state, status, started, ended, duration))
         return jobs
 

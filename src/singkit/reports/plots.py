@@ -286,7 +286,7 @@ def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs |
     metrics = choose_metrics(runs, opts.metrics, x, prefs, job)
     if how is None and band is None and opts.aggregate is None and opts.break_on != "run" and has_repeats(runs):
         how, band = "mean", "std"  # repeats: mean ± std per hparam set reads better than a line per seed
-    steps = sum(r.state["metric_lines"] for r in runs if r.state)
+    steps = sum(r.state.metric_lines for r in runs if r.state)
     if steps > 100_000:  # a few seconds of work: say what is going on
         env.err(f"{job}: plotting {steps:,} metric lines of {len(runs)} runs ...")
     data = plotdata.load_series(runs, x, metrics)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from singkit.reports import runstate
 from singkit.reports.model import Job, Run, service_name, sku, target_name
 from singkit.reports.prefs import MetricPrefs
 from singkit.reports.tables import Table
+from singkit.store.fold import LAST, MAX, MIN
+from singkit.store.status import DRY_RUN, STATUSES, STOPPED
 
 RUN_EXTRA = ["job", "sku", "started", "ended", "steps", "nodes", "reason", "exit_code"]
 JOB_EXTRA = ["service", "sku", "completed", "failed", "running", "queued", "cancelled", "preempted"]
-DRY_RUN = "dry-run"  # singkit.store.model.DRY_RUN: the status of a dry run's runs (reports.model sets it)
 NODE_COLUMNS = ["job", "run", "node", "status", "started", "duration", "steps", "last"]
 
 
@@ -45,17 +45,17 @@ def hparam_names(runs: list[Run]) -> list[str]:
 def best_value(stats: list | None, higher: bool) -> float | None:
     if not stats:
         return None
-    return stats[runstate.MAX] if higher else stats[runstate.MIN]
+    return stats[MAX] if higher else stats[MIN]
 
 
 def run_row(run: Run, metrics: list[tuple[str, str, str, int]], target: str | None, vm: str | None) -> dict[str, Any]:
     """`metrics`: (name, column, best column, MAX or MIN index) for each metric."""
-    state = run.state or {}
+    state = run.state
     row: dict[str, Any] = {
         "job": run.job, "run": run.run, "status": run.status, "target": target,
         "sku": vm, "started": run.started, "ended": run.ended, "duration": run.duration,
-        "cost": run.cost, "steps": state.get("metric_lines"), "nodes": len(state.get("nodes") or {}) or None,
-        "reason": state.get("reason"), "exit_code": state.get("exit_code"),
+        "cost": run.cost, "steps": state.metric_lines if state else None, "nodes": (len(state.nodes) or None) if state else None,
+        "reason": state.reason if state else None, "exit_code": state.exit_code if state else None,
     }
     for name, value in run.hparams.items():
         row["hparams." + name] = value
@@ -63,7 +63,7 @@ def run_row(run: Run, metrics: list[tuple[str, str, str, int]], target: str | No
     for name, column, best, index in metrics:
         stats = mine.get(name)
         if stats:
-            row[column] = stats[runstate.LAST]
+            row[column] = stats[LAST]
             row[best] = stats[index]
     return row
 
@@ -71,7 +71,7 @@ def run_row(run: Run, metrics: list[tuple[str, str, str, int]], target: str | No
 def run_table(jobs: list[Job], prefs: MetricPrefs) -> Table:
     runs = [r for j in jobs for r in j.runs]
     metrics = metric_names(runs, prefs)
-    plan = [(m, f"metrics.{m}", f"metrics.{m}.best", runstate.MAX if prefs.higher_is_better(m) else runstate.MIN)
+    plan = [(m, f"metrics.{m}", f"metrics.{m}.best", MAX if prefs.higher_is_better(m) else MIN)
             for m in metrics]
     rows = []
     for job in jobs:
@@ -104,7 +104,7 @@ def job_table(jobs: list[Job], prefs: MetricPrefs, now: float) -> Table:
         starts = [r.started for r in job.runs if r.started is not None]
         ends = [r.ended if r.ended is not None else now for r in job.runs if r.started is not None]
         costs = [r.cost for r in job.runs if r.cost is not None]
-        counts = {s: statuses.count(s) for s in (*runstate.STATUSES, DRY_RUN)}
+        counts = {str(s): statuses.count(s) for s in (*STATUSES, DRY_RUN)}
         row: dict[str, Any] = {
             "job": job.job, "created": _created(job.spec), "target": job.target,
             "service": service_name(job.spec), "sku": sku(job.spec), "runs": len(job.runs),
@@ -131,17 +131,17 @@ def job_table(jobs: list[Job], prefs: MetricPrefs, now: float) -> Table:
 def node_table(jobs: list[Job], now: float) -> Table:
     rows = []
     for run in (r for j in jobs for r in j.runs):
-        nodes = (run.state or {}).get("nodes") or {}
+        nodes = run.state.nodes if run.state else {}
         if not nodes:  # a single-node run: its own status is node 0's
-            last_t = (run.state or {}).get("last_t")
             rows.append({"job": run.job, "run": run.run, "node": 0, "status": run.status,
                          "started": run.started, "duration": run.duration,
-                         "steps": (run.state or {}).get("metric_lines"), "last": last_t})
+                         "steps": run.state.metric_lines if run.state else None,
+                         "last": run.state.last_t if run.state else None})
             continue
         for node in sorted(nodes, key=lambda n: int(n) if n.lstrip("-").isdigit() else 0):
             rec = nodes[node]
             started = rec["started"]
-            stop = rec["ended"] if rec["ended"] is not None else (rec["last_t"] if rec["status"] in runstate.STOPPED else now)
+            stop = rec["ended"] if rec["ended"] is not None else (rec["last_t"] if rec["status"] in STOPPED else now)
             rows.append({"job": run.job, "run": run.run, "node": int(node) if node.lstrip("-").isdigit() else node,
                          "status": rec["status"] or run.status, "started": started,
                          "duration": max(0.0, stop - started) if started is not None and stop is not None else None,

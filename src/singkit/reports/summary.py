@@ -17,7 +17,8 @@ from typing import Any
 from singkit import fmt
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
-from singkit.reports import plotdata, rowsets, runstate
+from singkit.reports import plotdata, rowsets
+from singkit.store.fold import LAST, MAX, MIN
 from singkit.reports.model import Run, StoreReader
 from singkit.reports.plots import FORMATS, new_figure, report_dir, save_figure
 from singkit.reports.prefs import MetricPrefs, metric_prefs
@@ -42,7 +43,7 @@ def score(run: Run, metric: str, maximize: bool, use: str) -> float | None:
     stats = run.metrics.get(metric)
     if not stats:
         return None
-    value = stats[runstate.LAST] if use == "last" else stats[runstate.MAX if maximize else runstate.MIN]
+    value = stats[LAST] if use == "last" else stats[MAX if maximize else MIN]
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
@@ -123,7 +124,7 @@ def metric_format(runs: list[Run], metric: str, higher: bool) -> str:
     for run in runs:
         stats = run.metrics.get(metric)
         if stats:
-            values += [stats[runstate.LAST], stats[runstate.MAX if higher else runstate.MIN]]
+            values += [stats[LAST], stats[MAX if higher else MIN]]
     return fmt.column_format(values)
 
 

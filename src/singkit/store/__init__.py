@@ -2,6 +2,7 @@
 the audit log. Layout and run.log format: see model.py and runlog.py."""
 
 from singkit.store.model import Job, Run, Store
-from singkit.store.runlog import STATUSES, TERMINAL, RunState
+from singkit.store.runlog import RunState
+from singkit.store.status import STATUSES, TERMINAL, RunStatus
 
-__all__ = ["Job", "Run", "RunState", "STATUSES", "Store", "TERMINAL"]
+__all__ = ["Job", "Run", "RunState", "RunStatus", "STATUSES", "Store", "TERMINAL"]

@@ -30,7 +30,7 @@ from singkit.exceptions import SingkitError
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -40,8 +40,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE TABLE IF NOT EXISTS runs (
     run TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT, reason TEXT, exit_code INTEGER,
-    started REAL, ended REAL, hparams TEXT);
+    started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, fold TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 """
 
 
@@ -51,7 +52,9 @@ SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_C
 COLUMNS = {
     "jobs": ("job", "num", "target", "service", "status", "runs_total", "runs_done", "created", "started",
              "ended", "command", "summary"),
-    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams"),
+    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", "log_size",
+             "log_mtime_ns", "fold"),
+    "meta": ("key", "value"),
 }
 # what a summary row must hold to be listed (anything else is a damaged row)
 ROW_TYPES: dict[str, tuple[type, ...]] = {
@@ -198,6 +201,7 @@ class Index:
             if not _current(db):
                 db.execute("DROP TABLE IF EXISTS jobs")
                 db.execute("DROP TABLE IF EXISTS runs")
+                db.execute("DROP TABLE IF EXISTS meta")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -287,8 +291,11 @@ class Index:
                 raise
             db.execute("COMMIT")
 
-    def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]]) -> None:
-        """Write one job's row and its runs' rows in one transaction."""
+    def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]],
+               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None) -> None:
+        """Write one job's row and its runs' rows in one transaction. `folds`: run id ->
+        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known."""
+        folds = folds or {}
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -298,21 +305,43 @@ class Index:
                  json.dumps(summary, default=str)))
             db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
             db.executemany(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(r["run"], summary["job"], r["status"], r.get("reason"), r.get("exit_code"),
-                  r.get("started"), r.get("ended"), json.dumps(r.get("hparams") or {}, default=str))
+                  r.get("started"), r.get("ended"), json.dumps(r.get("hparams") or {}, default=str),
+                  *_fold_columns(folds.get(r["run"])))
                  for r in runs])
+
+    def folds(self, job: str) -> dict[str, tuple[int, int, str]]:
+        """run id -> (run.log size, mtime_ns, the fold's JSON text) as indexed for one job's runs
+        (those indexed with a fold); the caller decodes and checks the text (RunState.from_json)."""
+        db = self.db
+        with self._errors():
+            rows = db.execute("SELECT run, log_size, log_mtime_ns, fold FROM runs WHERE job = ?", (job,)).fetchall()
+        return {run: (size, mtime_ns, text) for run, size, mtime_ns, text in rows
+                if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
 
     def remove(self, job: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM jobs WHERE job = ?", (job,))
             db.execute("DELETE FROM runs WHERE job = ?", (job,))
 
-    def statuses(self) -> dict[str, str]:
-        """job id → cached status, for every indexed job."""
+    def get_meta(self, key: str) -> Any:
+        """A value the store keeps about itself (see Store.sync_index); None when unset."""
         db = self.db
         with self._errors():
-            rows = db.execute("SELECT job, status FROM jobs").fetchall()
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def statuses(self, last: int | None = None) -> dict[str, str]:
+        """job id → cached status, for every indexed job (`last`: the newest N only)."""
+        db = self.db
+        sql = "SELECT job, status FROM jobs" + (f" ORDER BY num DESC LIMIT {int(last)}" if last else "")
+        with self._errors():
+            rows = db.execute(sql).fetchall()
         bad = [job for job, status in rows if not (isinstance(job, str) and JOB_ID.match(job) and isinstance(status, str))]
         self._drop(bad)
         return {job: status for job, status in rows if job not in bad}
@@ -354,6 +383,13 @@ class Index:
             for job in jobs:
                 db.execute("DELETE FROM jobs WHERE job IS ?", (job,))
                 db.execute("DELETE FROM runs WHERE job IS ?", (job,))
+
+
+def _fold_columns(fold: tuple[int, int, dict[str, Any]] | None) -> tuple[Any, Any, Any]:
+    if fold is None:
+        return None, None, None
+    size, mtime_ns, state = fold
+    return size, mtime_ns, json.dumps(state, default=str)
 
 
 def _decoded(text: Any) -> dict[str, Any] | None:

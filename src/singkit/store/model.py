@@ -24,21 +24,23 @@ from singkit.exceptions import SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the command line reads job words by
 from singkit.store import runlog
+from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
+from singkit.store.status import DRY_RUN, SETTLED, STATUSES, TERMINAL, RunStatus
 from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
 # jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
 # The file keeps the id taken (events.jsonl names it) and says why.
 REFUSED = ".refused"
 TAKEN_ID = re.compile(r"^job(\d+)(?:\.refused)?$")
-DRY_RUN = "dry-run"  # the status of a dry run and of its runs (never written into run.log)
-SETTLED = runlog.TERMINAL | {DRY_RUN}
 T = TypeVar("T")
 # A job folder without job.yaml is being created by a concurrent submit; after this long it
 # is taken as abandoned (the submit died) and ignored.
 ABANDONED_AFTER = 300.0
+JOBS_STAMP = "jobs_dir_mtime_ns"  # the index's meta key for jobs/'s mtime at the last full scan
+RACY_S = 2.0  # a jobs/ changed more recently than this is scanned anyway (see Store._jobs_stamp)
 
 
 def is_job_folder(entry: os.DirEntry[str]) -> bool:
@@ -122,14 +124,15 @@ class Run:
             return runlog.append(self.log_path, event, **fields)
 
     def state(self) -> runlog.RunState:
-        return runlog.state(self.log_path)
+        """The run's fold: parsed at most once per command while run.log is unchanged (see Job.fold)."""
+        return self.job.fold(self)
 
     def set_status(self, status: str, reason: str | None = None, exit_code: int | None = None,
                    **fields: Any) -> bool:
         """Append a status line unless the run already ended; True if it was appended.
 
         Two writers can still race past the check; readers keep the first terminal line."""
-        if status not in runlog.STATUSES:
+        if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         if self.state().terminal:
             return False
@@ -163,6 +166,10 @@ class Job:
         self.code_archive = self.dir / "code.tar.gz"
         self.runner_path = self.dir / "runner.json"
         self._spec: dict[str, Any] | None = None
+        # run id -> ((run.log size, mtime_ns), its fold): what this command has read so far
+        self._folds: dict[str, tuple[tuple[int, int], runlog.RunState]] = {}
+        self._indexed: dict[str, tuple[int, int, str]] | None = None  # the index's folds, read once
+        self._runs: tuple[dict[str, Any], list[Run]] | None = None  # (the spec they were made from, runs)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -187,6 +194,14 @@ class Job:
 
     @property
     def runs(self) -> list[Run]:
+        """The runs job.yaml lists; built once per spec (each checks its folder's path, which
+        costs two realpaths: job.status of a 10,000-run job asks four times)."""
+        spec = self.spec
+        if self._runs is None or self._runs[0] is not spec:
+            self._runs = (spec, self._make_runs())
+        return list(self._runs[1])
+
+    def _make_runs(self) -> list[Run]:
         listed = self.spec.get("runs") or []
         if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
             raise UnsafeStoreContent(f"{self.spec_path}: `runs` is not a list of runs ({{run: {self.id}.K, hparams: ...}}); "
@@ -218,6 +233,40 @@ class Job:
     def write_runner_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.runner_path, json.dumps(info, indent=1))
 
+    def fold(self, run: Run) -> runlog.RunState:
+        """`run`'s fold (singkit.store.fold), keyed by its run.log's size and mtime_ns: reused while
+        the file is unchanged — from this command's earlier reads, else from the index — and
+        parsed from the file otherwise. run.log is append-only, so any write changes the key."""
+        try:
+            st = os.lstat(run.log_path)  # a link is read as missing (runlog.read); its own stamp does
+        except (FileNotFoundError, NotADirectoryError):
+            self._folds.pop(run.id, None)
+            return runlog.state(run.log_path)
+        stamp = (st.st_size, st.st_mtime_ns)
+        known = self._folds.get(run.id)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        state = self._indexed_fold(run.id, stamp)
+        if state is None:
+            state = runlog.state(run.log_path)
+        self._folds[run.id] = (stamp, state)
+        return state
+
+    def _indexed_fold(self, run_id: str, stamp: tuple[int, int]) -> runlog.RunState | None:
+        if self._indexed is None:
+            self._indexed = self.store.indexed_folds(self.id)
+        size, mtime_ns, text = self._indexed.get(run_id) or (None, None, None)
+        if (size, mtime_ns) != stamp:
+            return None
+        try:
+            return RunState.from_json(json.loads(text))  # None for a row that is not a fold
+        except (ValueError, RecursionError):
+            return None
+
+    def known_folds(self) -> dict[str, tuple[int, int, dict[str, Any]]]:
+        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read."""
+        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state) in self._folds.items()}
+
     def states(self) -> dict[str, runlog.RunState]:
         return {r.id: r.state() for r in self.runs}
 
@@ -230,7 +279,7 @@ class Job:
         runs = [r.summary() for r in self.runs]
         if spec.get("dry_run"):  # nothing was started, nothing ever will be: settled, not queued
             for r in runs:
-                if r["status"] == "queued":
+                if r["status"] == RunStatus.QUEUED:
                     r["status"] = DRY_RUN
         statuses = [r["status"] for r in runs]
         status = overall_status(spec, statuses)
@@ -242,7 +291,7 @@ class Job:
             "service": (spec.get("service") or {}).get("name"), "status": status,
             "runs_total": len(runs), "runs_done": sum(s in SETTLED for s in statuses),
             "created": spec.get("created"), "started": min(started) if started else None,
-            "ended": max(ended) if ended and all(s in runlog.TERMINAL for s in statuses) else None,
+            "ended": max(ended) if ended and all(s in TERMINAL for s in statuses) else None,
             "command": spec.get("command"),
         }
         return summary, runs
@@ -369,12 +418,20 @@ class Store:
     def save(self, job: Job) -> dict[str, Any]:
         """Write the job's current summary into the index (when it can be written); return it."""
         summary, runs = job.summary()
-        self.cached(lambda: self.index.upsert(summary, runs), None)
+        self.cached(lambda: self.index.upsert(summary, runs, job.known_folds()), None)
         return summary
 
-    def cached_statuses(self) -> dict[str, str] | None:
-        """job id → status as indexed; None when the index cannot be used (see index_trouble)."""
-        return self.cached(self.index.statuses, None)
+    def indexed_folds(self, job_id: str) -> dict[str, tuple[int, int, str]]:
+        """The index's run folds of one job (see Index.folds); {} when there is no index yet (a
+        read never creates one) or it cannot be used."""
+        if not self.index.path.exists():
+            return {}
+        return self.cached(lambda: self.index.folds(job_id), {})
+
+    def cached_statuses(self, last: int | None = None) -> dict[str, str] | None:
+        """job id → status as indexed (`last`: of the newest N jobs only); None when the index
+        cannot be used (see index_trouble)."""
+        return self.cached(lambda: self.index.statuses(last), None)
 
     def summaries(self, status: str | None = None, target: str | None = None, last: int | None = None,
                   on_error: Callable[[str, Exception], None] | None = None) -> list[dict[str, Any]] | None:
@@ -382,8 +439,8 @@ class Store:
         are indexed again from their folders. None when the index cannot be used."""
         rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
         if rows is not None and (self.index.dropped or self.index.rebuilt):
+            self.sync_index(on_error)  # (rows were dropped: sync_index scans the folders whatever jobs/ says)
             self.index.dropped.clear()
-            self.sync_index(on_error)
             rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
         return rows
 
@@ -392,11 +449,20 @@ class Store:
 
         A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
         one still being created (no job.yaml yet) is skipped silently. An index that cannot be
-        used is left alone (index_trouble says why)."""
+        used is left alone (index_trouble says why).
+
+        The scan is skipped while jobs/ itself is unchanged since a scan that found every job
+        folder indexed (its mtime_ns, kept in the index): a job is added or removed only by
+        making or removing its folder there, so a warm listing stats no job folder."""
+        jobs_stamp = self._jobs_stamp()
+        if jobs_stamp is not None and self.cached(lambda: self.index.get_meta(JOBS_STAMP), None) == jobs_stamp \
+                and not self.index.rebuilt and not self.index.dropped:
+            return
         known = self.cached_statuses()
         if known is None:
             return
         self.index.rebuilt = False
+        complete = True
         for job_id in known:
             if not (self.jobs_dir / job_id).exists():
                 # discarded (or deleted by hand) since it was indexed
@@ -408,8 +474,21 @@ class Store:
             try:
                 self.save(job)
             except Exception as error:  # noqa: BLE001 - one damaged job must not hide the others
+                complete = False  # (asked again next time: a damaged job is warned of on every listing)
                 if on_error is not None and job.spec_path.exists():
                     on_error(job_id, error)
+        if complete and jobs_stamp is not None and self.index_trouble is None and not self.index.rebuilt:
+            self.cached(lambda: self.index.set_meta(JOBS_STAMP, jobs_stamp), None)
+
+    def _jobs_stamp(self) -> int | None:
+        """jobs/'s mtime_ns, when it is old enough to trust: a folder made in the same clock tick
+        as the one we saw would leave it unchanged (git's "racy" rule), so a stamp younger than
+        RACY_S is never kept. None when there is no jobs/ or it is too young."""
+        try:
+            st = os.stat(self.jobs_dir)
+        except OSError:
+            return None
+        return st.st_mtime_ns if time.time() - st.st_mtime > RACY_S else None
 
     def rebuild_index(self) -> int:
         """Drop and refill the index from the job folders; the number of jobs indexed."""
@@ -421,7 +500,7 @@ class Store:
 
 def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
-    if spec.get("dry_run") and "failed" not in statuses:
+    if spec.get("dry_run") and RunStatus.FAILED not in statuses:
         return DRY_RUN
     return runlog.job_status(statuses)
 

@@ -15,15 +15,14 @@ run into `preempted` from another status counts one preemption.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from singkit.store.fold import RunState
 from singkit.store.safe import open_stored
+from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted")
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"queued", "running", "preempted"})
+__all__ = ["ACTIVE", "STATUSES", "TERMINAL", "RunState", "RunStatus", "append", "job_status", "read", "state"]
 
 
 def append(path: Path | str, event: str, **fields: Any) -> dict[str, Any]:
@@ -74,88 +73,11 @@ def events(path: Path | str) -> list[dict[str, Any]]:
     return read(path)[0]
 
 
-@dataclass
-class RunState:
-    """What a run's events say about it."""
-
-    status: str = "queued"
-    reason: str | None = None
-    exit_code: int | None = None
-    queued: float | None = None
-    started: float | None = None
-    ended: float | None = None
-    hparams: dict[str, Any] = field(default_factory=dict)
-    last_metrics: dict[str, Any] = field(default_factory=dict)
-    last_step: int | None = None
-    preemptions: int = 0  # times the run moved into `preempted` (repeated preempted lines count once)
-    skipped_lines: int = 0  # run.log lines no reader could use (see read_counted): said, never fatal
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    def apply(self, record: dict[str, Any]) -> None:
-        kind = record.get("event")
-        if kind == "status":
-            status = record.get("status")
-            if status not in STATUSES:
-                return
-            if self.terminal:
-                # the first final status wins (a cancel's); the process's own exit code, recorded by
-                # its wrapper just after, completes it (SIGTERM: 143)
-                if status in TERMINAL and self.exit_code is None and _whole(record.get("exit_code")) is not None:
-                    self.exit_code = record["exit_code"]
-                return
-            if status == "preempted" and self.status != "preempted":
-                self.preemptions += 1
-            if status in ("queued", "running") and self.status == "preempted":
-                self.reason = None  # going again: why it was stopped is history (the count keeps it)
-            self.status = status
-            # a run.log is written by the job itself: a field of the wrong type is not trusted
-            t = _number(record.get("t"))
-            if status == "queued" and self.queued is None:
-                self.queued = t
-            if status == "running" and self.started is None:
-                self.started = t
-            if status in TERMINAL:
-                self.ended = t
-                self.reason = _text(record.get("reason"))
-                self.exit_code = _whole(record.get("exit_code"))
-            elif status == "preempted":
-                self.reason = _text(record.get("reason"))
-        elif kind == "hparams" and isinstance(record.get("hparams"), dict):
-            self.hparams.update(record["hparams"])
-        elif kind == "metrics" and isinstance(record.get("metrics"), dict):
-            self.last_metrics.update(record["metrics"])
-            if _whole(record.get("step")) is not None:
-                self.last_step = record["step"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "exit_code": self.exit_code,
-                "queued": self.queued, "started": self.started, "ended": self.ended,
-                "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
-                "preemptions": self.preemptions, "skipped_lines": self.skipped_lines}
-
-
-def _number(value: Any) -> float | None:
-    """A time from a run.log line: a number (not true/false), else None."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _whole(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def state(path: Path | str) -> RunState:
+    """The run's fold (singkit.store.fold) from its whole run.log."""
     result = RunState()
     records, _end, result.skipped_lines = read_counted(path)
-    for record in records:
-        result.apply(record)
-    return result
+    return result.fold(records)
 
 
 def skipped_note(run_id: str, count: int) -> str:
@@ -165,14 +87,20 @@ def skipped_note(run_id: str, count: int) -> str:
 
 def job_status(statuses: list[str]) -> str:
     """One status for a job from its runs': still going while any run is; then the worst outcome."""
+    return _job_status(statuses).value
+
+
+def _job_status(statuses: list[str]) -> RunStatus:
     if not statuses:
-        return "queued"
-    if "running" in statuses:
-        return "running"
+        return RunStatus.QUEUED
+    if RunStatus.RUNNING in statuses:
+        return RunStatus.RUNNING
     if any(s in ACTIVE for s in statuses):
         # some queued/preempted runs and the rest finished: the job is under way
-        return "running" if any(s in TERMINAL for s in statuses) else ("preempted" if "preempted" in statuses else "queued")
-    for outcome in ("failed", "cancelled"):
+        if any(s in TERMINAL for s in statuses):
+            return RunStatus.RUNNING
+        return RunStatus.PREEMPTED if RunStatus.PREEMPTED in statuses else RunStatus.QUEUED
+    for outcome in (RunStatus.FAILED, RunStatus.CANCELLED):
         if outcome in statuses:
             return outcome
-    return "completed"
+    return RunStatus.COMPLETED

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from singkit.store.status import RunStatus
+
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, PREEMPTED = (
-    "queued", "running", "completed", "failed", "cancelled", "preempted")
+    RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PREEMPTED)
 # Azure ML states (lower case) after which a job never changes again
 AZURE_FINAL = frozenset({"completed", "failed", "canceled", "notresponding"})
 

@@ -1,0 +1,211 @@
+"""The one fold of a run.log (issue 12): what job.status, job.monitor and the reports know of a run.
+
+Folding is incremental — folding events a then b gives what folding a + b gives — so a reader
+can resume a growing log from the byte offset it reached (job.monitor, the index). Rules:
+- a run's status is its status lines in file order, whatever "node" they carry; the first
+  completed/failed/cancelled line is final and later status lines are ignored, except that a
+  later final line's whole exit code completes a cancel that had none (SIGTERM: 143);
+- `preempted` is not final: the run is requeued and runs again; each move into `preempted`
+  counts one preemption, and going again clears the preemption's reason;
+- a run.log is written by the job itself: a field of the wrong type is not trusted.
+
+Per metric the fold keeps [last, last_step, min, max, count, nonfinite] (a list, to keep the
+cached JSON small): min/max ignore NaN and inf (they count in `nonfinite`), `last` keeps them.
+Per node it keeps {status, started, ended, last_t, metric_lines} for the reports' nodes table.
+
+`to_dict` is what job.status shows (its --json keys); `to_json`/`from_json` are the whole fold as
+plain JSON data, for caches.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from singkit.store.status import STOPPED, TERMINAL, RunStatus, parse
+
+# indexes into a metric's stats list
+LAST, LAST_STEP, MIN, MAX, COUNT, NONFINITE = range(6)
+
+
+@dataclass
+class RunState:
+    """What a run's events say about it (see the module docstring for the rules)."""
+
+    status: RunStatus = RunStatus.QUEUED
+    reason: str | None = None
+    exit_code: int | None = None
+    queued: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    last_step: int | None = None
+    preemptions: int = 0  # times the run moved into `preempted` (repeated preempted lines count once)
+    skipped_lines: int = 0  # run.log lines no reader could use (see runlog.read_counted): said, never fatal
+    # what the reports need besides
+    first_t: float | None = None
+    last_t: float | None = None
+    metrics_t: float | None = None  # the first metrics line's time: logging metrics means it ran
+    metric_lines: int = 0
+    metrics: dict[str, list[Any]] = field(default_factory=dict)  # name -> [last, last_step, min, max, count, nonfinite]
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # "0" -> {status, started, ended, last_t, metric_lines}
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def fold(self, records: list[dict[str, Any]]) -> RunState:
+        """Apply `records` in file order; returns self."""
+        for record in records:
+            self.apply(record)
+        return self
+
+    def apply(self, record: dict[str, Any]) -> None:
+        t = _number(record.get("t"))
+        if t is not None:
+            if self.first_t is None:
+                self.first_t = t
+            if self.last_t is None or t > self.last_t:
+                self.last_t = t
+        node = record.get("node")
+        nrec = None
+        if node is not None:
+            nrec = self.nodes.setdefault(str(node), {"status": None, "started": None, "ended": None,
+                                                     "last_t": None, "metric_lines": 0})
+            if t is not None:
+                nrec["last_t"] = t
+        kind = record.get("event")
+        if kind == "status":
+            self._status(record, t, nrec)
+        elif kind == "metrics" and isinstance(record.get("metrics"), dict):
+            values = record["metrics"]
+            self.last_metrics.update(values)
+            step = record.get("step")
+            if _whole(step) is not None:
+                self.last_step = step
+            self.metric_lines += 1
+            if nrec is not None:
+                nrec["metric_lines"] += 1
+            if self.metrics_t is None:
+                self.metrics_t = t
+            for name, value in values.items():
+                _fold_metric(self.metrics, name, value, step)
+        elif kind == "hparams" and isinstance(record.get("hparams"), dict):
+            self.hparams.update(record["hparams"])
+        elif kind == "exit" and nrec is not None and nrec["status"] not in TERMINAL:
+            # a remote rank's process ended (scripts/singkit_entry.py --exit-event): the node
+            # stops there, and shows the run's outcome, which only the backend records
+            nrec["status"], nrec["ended"] = None, t
+
+    def _status(self, record: dict[str, Any], t: float | None, nrec: dict[str, Any] | None) -> None:
+        status = parse(record.get("status"))
+        if status is None:
+            return
+        if nrec is not None and nrec["status"] not in TERMINAL:
+            nrec["status"] = status.value
+            if status == RunStatus.RUNNING and nrec["started"] is None:
+                nrec["started"] = t
+            nrec["ended"] = t if status in STOPPED else None  # requeued after preemption: going again
+        if self.terminal:
+            # the first final status wins (a cancel's); the process's own exit code, recorded by
+            # its wrapper just after, completes it (SIGTERM: 143)
+            if status in TERMINAL and self.exit_code is None and _whole(record.get("exit_code")) is not None:
+                self.exit_code = record["exit_code"]
+            return
+        if status == RunStatus.PREEMPTED and self.status != RunStatus.PREEMPTED:
+            self.preemptions += 1
+        if status in (RunStatus.QUEUED, RunStatus.RUNNING) and self.status == RunStatus.PREEMPTED:
+            self.reason = None  # going again: why it was stopped is history (the count keeps it)
+        self.status = status
+        if status == RunStatus.QUEUED and self.queued is None:
+            self.queued = t
+        if status == RunStatus.RUNNING and self.started is None:
+            self.started = t
+        if status in TERMINAL:
+            self.ended = t
+            self.reason = _text(record.get("reason"))
+            self.exit_code = _whole(record.get("exit_code"))
+        elif status == RunStatus.PREEMPTED:
+            self.reason = _text(record.get("reason"))
+
+    def times(self, now: float) -> tuple[float | None, float | None, float | None]:
+        """(started, ended, duration seconds) as the reports show them: a run that logged metrics
+        ran; one stopped without an end time ended at its last line; one still going is measured
+        up to `now`."""
+        started = self.started if self.started is not None else self.metrics_t
+        if started is None:
+            return None, None, None
+        ended = self.ended
+        if ended is None and self.status in STOPPED:
+            ended = self.last_t
+        stop = ended if ended is not None else now
+        return started, ended, max(0.0, stop - started)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as job.status shows it."""
+        return {"status": self.status.value, "reason": self.reason, "exit_code": self.exit_code,
+                "queued": self.queued, "started": self.started, "ended": self.ended,
+                "hparams": self.hparams, "last_metrics": self.last_metrics, "last_step": self.last_step,
+                "preemptions": self.preemptions, "skipped_lines": self.skipped_lines}
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole fold as plain JSON data (from_json reads it back)."""
+        data = {name: getattr(self, name) for name in _FIELDS}  # shallow: json.dumps walks the rest
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> RunState | None:
+        """A fold from to_json's data; None for anything not of its shape (a damaged cache row)."""
+        if not isinstance(data, dict) or data.keys() != set(_FIELDS):
+            return None
+        status = parse(data["status"])
+        if status is None or any(not isinstance(data[k], t) for k, t in _TYPES.items()):
+            return None
+        if any(not (isinstance(m, list) and len(m) == 6) for m in data["metrics"].values()):
+            return None
+        if any(not isinstance(n, dict) for n in data["nodes"].values()):
+            return None
+        return cls(**{**data, "status": status})
+
+
+_FIELDS = tuple(f.name for f in fields(RunState))
+_NUMBER = (int, float, type(None))
+_TYPES: dict[str, tuple[type, ...]] = {
+    "reason": (str, type(None)), "exit_code": (int, type(None)), "queued": _NUMBER, "started": _NUMBER,
+    "ended": _NUMBER, "hparams": (dict,), "last_metrics": (dict,), "last_step": (int, type(None)),
+    "preemptions": (int,), "skipped_lines": (int,), "first_t": _NUMBER, "last_t": _NUMBER, "metrics_t": _NUMBER,
+    "metric_lines": (int,), "metrics": (dict,), "nodes": (dict,)}
+
+
+def _fold_metric(metrics: dict[str, list[Any]], name: str, value: Any, step: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # strings and nested values are not plottable metrics
+    stats = metrics.get(name)
+    if stats is None:
+        stats = metrics[name] = [None, None, None, None, 0, 0]
+    stats[COUNT] += 1
+    stats[LAST] = value
+    stats[LAST_STEP] = step if isinstance(step, (int, float)) and not isinstance(step, bool) else stats[COUNT] - 1
+    if not math.isfinite(value):
+        stats[NONFINITE] += 1
+        return
+    if stats[MIN] is None or value < stats[MIN]:
+        stats[MIN] = value
+    if stats[MAX] is None or value > stats[MAX]:
+        stats[MAX] = value
+
+
+def _number(value: Any) -> float | None:
+    """A time from a run.log line: a number (not true/false), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
