@@ -108,6 +108,13 @@ class SingularityBackend(Backend):
     def call(self, what: str, fn: Any) -> Any:
         return aml.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay, deadline=self._deadline)
 
+    def image_kind(self) -> str | None:
+        """A compute cluster runs the record's base image (spec._environment), a virtual cluster the wrapped one."""
+        from singkit.singularity import amlcompute
+
+        service = (getattr(self.cfg, "services", None) or {}).get(str(self.target.get("service") or ""))  # as resolve reads it
+        return "base" if amlcompute.is_cluster(self.cfg, self.target, service or self.service) else "wrapped"
+
     @staticmethod
     def spec_path(job: Any, run_id: str) -> Path:
         return job.dir / STAGE / f"{run_id}.yaml"
@@ -132,7 +139,8 @@ class SingularityBackend(Backend):
                 name=self._name(job, run), code=os.path.relpath(code, self.spec_path(job, run.id).parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
                 docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity,
-                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"))
+                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"),
+                image=(spec.get("image") or {}).get("ref"))
 
         documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
         if spec.get("dry_run"):
@@ -216,7 +224,7 @@ class SingularityBackend(Backend):
         except SingkitError as error:
             if not done and aml.credential_refused(error) and not getattr(error, "maybe_created", False):
                 # signed out before Azure ML created anything: a refusal (no job is kept, see
-                # jobs.submit.record_and_start), not a failed job
+                # the submit pipeline's execute, jobs.submit), not a failed job
                 error.nothing_created = True  # type: ignore[attr-defined]
             raise
         finally:
