@@ -189,6 +189,22 @@ def test_prepare_hands_literal_secrets_to_the_backend_only(env: Any) -> None:
     assert state.job is not None and "s3cret" not in state.job.spec_path.read_text()
 
 
+def test_the_singularity_backend_runs_the_image_the_step_resolved(tmp_path: Path) -> None:
+    """prepare writes the Azure ML spec with job.yaml's `image.ref`, whatever else the record says."""
+    env = make_env(make_project(tmp_path, CONFIG), ARM_CLOUD_METADATA_URL="https://127.0.0.1:9/metadata/endpoints",
+                   SINGKIT_AZURE_TOKEN="")
+    state = through(env, "commit", target="sing", dry_run=True)
+    assert state.job is not None
+    other = f"elsewhere.azurecr.io/other@sha256:{'ef' * 32}"
+    state.spec["image"] = {"ref": other}
+    pipeline.prepare(state)
+    written = (state.job.dir / "azureml" / "job1.1.yaml").read_text()
+    assert f"image: {other}" in written and "research/torch" not in written
+    state.spec["image"] = {"ref": "elsewhere.azurecr.io/other:1"}  # resolved without a digest: refused
+    with pytest.raises(ConfigError, match="not pinned by digest"):
+        pipeline.prepare(state)
+
+
 def test_start_runs_the_job(env: Any) -> None:
     state = pipeline.start(through(env, "prepare", command="echo started"))
     assert state.job is not None and wait_done(env, state.job.id) == "completed"
