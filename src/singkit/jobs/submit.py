@@ -247,8 +247,9 @@ def settle(state: State, step: Step, error: BaseException) -> None:
 
 
 def refused(env: Environment, store: Store, job: Job, spec: dict[str, Any], error: BaseException) -> None:
-    """Discard a job whose backend refused it in prepare, and record `submit-refused` (or
-    `submit-abandoned` for an interruption or an unexpected error) in events.jsonl."""
+    """Discard a job nothing was started for (its commit or prepare failed, or its start created
+    nothing), and record `submit-refused` (or `submit-abandoned` for an interruption or an
+    unexpected error) in events.jsonl."""
     if isinstance(error, SingkitError):
         event, reason = "submit-refused", " ".join(str(error).split())
     elif isinstance(error, KeyboardInterrupt):

@@ -149,7 +149,8 @@ class SingularityBackend(Backend):
             if said:  # never in the spec (secrets are never written): the names show they were carried
                 self.env.err(f"{job.id}: secret variables added at submit, not written into the spec: {', '.join(said)}")
         else:
-            identity = self._online_checks(cfg, target, spec.get("docker"), bool(spec.get("create_registry_connection")))
+            identity = self._online_checks(cfg, target, spec.get("docker"), bool(spec.get("create_registry_connection")),
+                                           (spec.get("image") or {}).get("ref"))
             if identity:
                 documents = {run.id: document(run, identity) for run in job.runs}
         for run in job.runs:
@@ -157,7 +158,8 @@ class SingularityBackend(Backend):
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 
-    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any, create_connection: bool = False) -> dict[str, str] | None:
+    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any, create_connection: bool = False,
+                       image: str | None = None) -> dict[str, str] | None:
         """Before anything is queued (see preflight): the size against the cluster's own list,
         that the job can pull its image, and the user-assigned identity as the workspace knows it.
         Returns that identity."""
@@ -170,10 +172,10 @@ class SingularityBackend(Backend):
         with self.session() as ml:
             if resolved.is_cluster:  # an Azure ML compute cluster: its own size, nodes and tier
                 preflight.check_cluster(self, ml, cfg, resolved)
-                preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
+                preflight.check_pull(self, ml, cfg, resolved, create=create_connection, image=image)
                 return None  # the job runs as the cluster's identity: no Singularity identity variable
             preflight.check_offered(self, ml, cfg, resolved)
-            preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
+            preflight.check_pull(self, ml, cfg, resolved, create=create_connection, image=image)
             return preflight.user_identity(self, ml, resolved.identity)
 
     def cluster_offers(self, ml: Any, compute: str, *, refresh: bool = False, want: str | None = None) -> Any:
