@@ -183,13 +183,19 @@ def unpinned_text(name: str, record: dict[str, Any], *, wrapped: bool = True) ->
             f"`invoke image.wrap --docker={name}` to build, push and pin it, or write `image: <name>:<tag>@sha256:<digest>`")
 
 
+def run_reference(record: dict[str, Any], registry: dict[str, Any] | None, *, wrapped: bool = True) -> str:
+    """The one reference a job's runs use: `host/repo@sha256:…` once pinned (the tag may name other
+    bytes by now), else `host/repo:tag` (never with `@`). run_digest's rule, the one every backend
+    follows through the submit pipeline's resolve_image step. ValueError when the record cannot be read."""
+    ref, digest = run_digest(record, registry, wrapped=wrapped)
+    return ref.pinned(digest) if digest else ref.tagged
+
+
 def pinned_reference(cfg: Any, name: str) -> str:
-    """What a job should pull for docker record `name`: `host/repo@sha256:…` once pinned, else the
-    tag; run_digest's rule, the one every backend follows."""
+    """What a job should pull for docker record `name` (run_reference of the config's record)."""
     record = cfg.docker(name)
     registry = cfg.service(record["registry"]) if record.get("registry") else None
-    ref, digest = run_digest(record, registry)
-    return ref.pinned(digest) if digest else ref.tagged
+    return run_reference(record, registry)
 
 
 def record_problem_text(name: str, error: ValueError) -> str:

@@ -52,6 +52,12 @@ class Backend(abc.ABC):
 
         Runs for every submit, and is where `--dry-run` stops. Default: nothing to write."""
 
+    def image_kind(self) -> str | None:
+        """Which image of the job's docker record the runs use: "wrapped" (the Singularity-ready one
+        when the record says `sing-wrap: true`), "base" (the record's own image even then), or None
+        (no image). The submit pipeline's resolve_image step reads it. Default: None."""
+        return None
+
     @abc.abstractmethod
     def submit(self, job: Job) -> None:
         """Start the job's runs (detached from this process) and record backend ids in the store."""

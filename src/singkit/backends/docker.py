@@ -1,8 +1,8 @@
 """The `docker` target: each run is a container of the target's docker record, on the local engine.
 
 The image is the record's (the wrapped one when `sing-wrap: true`, by digest once the record is
-pinned: imageref.run_digest, the rule Singularity follows too), resolved to an image id at
-submit so every run uses the same bytes.
+pinned), as the submit pipeline's resolve_image step put it into job.yaml's `image.ref` (the
+rule Singularity follows too), resolved to an image id at submit so every run uses the same bytes.
 Nothing in singkit runs inside the container (the image needs no Python): the runner on the
 host creates the container, streams its output into stdout.log/stderr.log, writes the status
 lines, and removes the container once its logs are saved. Inside:
@@ -184,34 +184,8 @@ class DockerBackend(EmbeddedBackend):
         return connect(self.env)
 
     # -- submit side (in the CLI) ------------------------------------------------------------
-    def _reference(self, record: dict[str, Any]) -> str:
-        """The one reference a run may use: by digest once the record is pinned (the tag may name
-        other bytes by now), else the tag. imageref.run_digest decides, as for Singularity."""
-        from singkit.imageref import run_digest
-
-        registry = None
-        if record.get("registry") and self.cfg is not None:
-            registry = self.cfg.service(record["registry"])
-        try:
-            ref, digest = run_digest(record, registry)
-        except ValueError as error:  # a malformed image: or sha256: in the docker record
-            raise self._record_problem(record, error) from None
-        return ref.pinned(digest) if digest else ref.tagged
-
-    def _record_problem(self, record: dict[str, Any], error: ValueError) -> SingkitError:
-        """A config error at the docker record's image line (or a usage error for a stored job)."""
-        from singkit.exceptions import ConfigError, Problem
-        from singkit.imageref import record_problem_key, record_problem_text
-
-        name = record.get("name", "?")
-        text = record_problem_text(name, error)
-        where = None
-        if self.cfg is not None:
-            key = record_problem_key(error)
-            where = self.cfg.where("dockers", name, key) or self.cfg.where("dockers", name)
-        if where is None:
-            return UsageError(text if self.cfg is not None else f"{text} (in the job's stored docker record)")
-        return ConfigError(Problem(where.file, where.line, where.col, text))
+    def image_kind(self) -> str | None:
+        return "wrapped"  # the record's image as image.wrap makes it (imageref.run_digest)
 
     def prepare(self, job: Job) -> None:
         """Find (or pull) the image and pin the job to its id."""
@@ -223,7 +197,9 @@ class DockerBackend(EmbeddedBackend):
             name = spec["target"]["name"]
             raise UsageError(f"target `{name}` runs on docker but names no image; add `docker: <record>` to compute-targets.{name}")
         known = (spec.get("image") or {}).get("id")  # a rerun keeps the image it ran in
-        wanted = self._reference(record)  # a bad record fails here
+        wanted = (spec.get("image") or {}).get("ref")  # the pipeline's resolve_image step chose it
+        if not wanted:
+            raise UsageError(f"{job.id}: no image was resolved for docker record `{record.get('name')}`")
         client = self._client()
         try:
             ref = next((c for c in (known, wanted) if c and has_image(client, c)), None)

@@ -1,14 +1,19 @@
-"""The submit pipeline, as plain steps:
+"""The submit pipeline as data: a tuple of named steps, each a plain function State -> State
+(nox's workflow, nox/workflow.py, is the model), that `execute` runs in order:
 
-    load config → resolve target → build spec → snapshot → allocate + record → prepare → submit
+    SUBMIT = load_config, resolve_target, build_spec, resolve_image, snapshot, commit, prepare, start
+    RERUN  = load_stored, resolve_image, reuse_snapshot, commit, prepare, start
 
-`--dry-run` stops after prepare: the job folder then holds job.yaml, the code and whatever the
-backend renders (the Azure ML job YAML for singularity targets), and nothing runs.
+`execute` has the one rule for `--dry-run`: a dry run stops after prepare. The job folder then
+holds job.yaml, the code and whatever the backend renders (the Azure ML job YAML for
+singularity targets), and nothing runs. Then the job is indexed and `submit` recorded.
 
-A job the backend refuses in prepare (nothing started anywhere), or whose submit fails with the
-error marked `nothing_created` (a Singularity submit signed out before Azure ML created a job),
-is removed again, its id kept taken and the attempt recorded as `submit-refused`; any other
-failure in submit (something may have started) keeps the job, its runs `failed`. Submit and rerun need a project (configs/singkit.yaml).
+No step before commit writes into a job folder (snapshot fills the shared snapshots/). A failure
+in commit or prepare (nothing started anywhere), or in start with the error marked
+`nothing_created` (a Singularity submit signed out before Azure ML created a job), removes the
+job again, its id kept taken and the attempt recorded as `submit-refused`; any other failure in
+start (something may have started) keeps the job, its runs `failed`. Submit and rerun need a
+project (configs/singkit.yaml).
 """
 
 from __future__ import annotations
@@ -17,17 +22,52 @@ import contextlib
 import copy
 import dataclasses
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from singkit import imageref
 from singkit.backends.base import Backend, backend_for, service_record
 from singkit.configcheck import require
 from singkit.environment import Environment
-from singkit.exceptions import SingkitError, UsageError
-from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, launcher_warning, number_runs
+from singkit.exceptions import ConfigError, Problem, SingkitError, UsageError
+from singkit.jobs import spec as jobspec
+from singkit.jobs.spec import SubmitRequest, check_env_refs, launcher_warning, number_runs
 from singkit.jobs.workdir import processes_per_node
 from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
 from singkit.store.safe import safe_join
+
+
+@dataclasses.dataclass
+class State:
+    """What passes from step to step. Each step reads what the steps before it set and sets its own
+    part: cfg (load_config), target/service/backend (resolve_target), spec/secrets (build_spec),
+    store/archive (snapshot), job (commit; from then on a failure settles the job, see execute)."""
+
+    env: Environment
+    request: SubmitRequest | None = None    # submit: what the command line asked for
+    what: str = "job.submit"                # the command, for the project check's message
+    cfg: Any = None                         # the loaded Config (None: a rerun whose config does not load)
+    target: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
+    backend: Backend | None = None
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)  # job.yaml to be
+    secrets: dict[str, str] = dataclasses.field(default_factory=dict)  # `$env:SINGKIT_SECRET_*` values
+    store: Store | None = None
+    archive: Path | None = None             # the code snapshot the job links
+    job: Job | None = None
+    rerun_of: str | None = None             # rerun: the earlier job's reference, the job, its options
+    old: Job | None = None
+    parallel: int | None = None
+    resume: bool = False
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.spec.get("dry_run"))
+
+
+Step = Callable[[State], State]
 
 
 def load(env: Environment) -> Any:
@@ -36,7 +76,86 @@ def load(env: Environment) -> Any:
     return load_config(env)
 
 
-def snapshot(env: Environment, cfg: Any, target: dict[str, Any], store: Store) -> Snapshot:
+def load_config(state: State) -> State:
+    """Refuse outside a project; load the layered config (unless the caller has it)."""
+    require_project(state.env, state.what)
+    if state.cfg is None:
+        state.cfg = load(state.env)
+    return state
+
+
+def resolve_target(state: State) -> State:
+    """The target record, its service record and its backend; the target's own problems block it."""
+    assert state.request is not None
+    cfg = state.cfg
+    state.target = cfg.target(state.request.target)
+    require(cfg, state.env.err, "compute-targets", state.target["name"])  # its problems block it; others warn
+    state.service = service_record(state.target, cfg)
+    state.backend = backend_for(state.target, state.env, cfg, service=state.service)
+    return state
+
+
+def build_spec(state: State) -> State:
+    """The job spec (jobs.spec.build_spec) and the literal secrets it references."""
+    assert state.request is not None and state.target is not None and state.backend is not None
+    backend = state.backend
+    state.spec, state.secrets = jobspec.build_spec(state.env, state.cfg, state.target, state.service or {},
+                                                   state.request, backend.default_parallel)
+    for key in ("inputs", "outputs"):  # `--input`/`--output` reach the backend's own copy of the target
+        if key in state.spec["target"]:
+            backend.target = {**backend.target, key: state.spec["target"][key]}
+    said = launcher_warning(str(state.spec.get("command") or ""), processes_per_node(state.spec))
+    if said:
+        state.env.err(f"warning: {said}")
+    return state
+
+
+def resolve_image(state: State) -> State:
+    """Which image the runs use, for every backend: `spec["image"]["ref"]`, by digest when the docker
+    record is pinned (imageref.run_reference), the wrapped or the base image as the backend runs
+    it (Backend.image_kind). Nothing for a backend that runs no image, a target without a docker
+    record, or a registered Azure ML environment (`azureml:`). A record that cannot be read is a
+    ConfigError at its line (UsageError for a stored job's record)."""
+    assert state.backend is not None
+    record = state.spec.get("docker")
+    kind = state.backend.image_kind()
+    if kind is None or not isinstance(record, dict) or str(record.get("image") or "").startswith("azureml:"):
+        return state
+    cfg = state.cfg
+    registry = cfg.service(record["registry"]) if record.get("registry") and cfg is not None else None
+    try:
+        ref = imageref.run_reference(record, registry, wrapped=kind == "wrapped")
+    except ValueError as error:
+        raise record_problem(cfg, record, error) from None
+    # a rerun keeps the image id it ran in (the docker backend prefers it while the engine has it)
+    state.spec["image"] = {**(state.spec.get("image") or {}), "ref": ref}
+    return state
+
+
+def record_problem(cfg: Any, record: dict[str, Any], error: ValueError) -> SingkitError:
+    """A docker record whose image or digest cannot be read: a ConfigError at its line, or a
+    UsageError naming the job's stored record when there is no config line to point at."""
+    name = str(record.get("name", "?"))
+    text = imageref.record_problem_text(name, error)
+    where = None
+    if cfg is not None:
+        where = cfg.where("dockers", name, imageref.record_problem_key(error)) or cfg.where("dockers", name)
+    if where is None:
+        return UsageError(text if cfg is not None else f"{text} (in the job's stored docker record)")
+    return ConfigError(Problem(where.file, where.line, where.col, text))
+
+
+def snapshot(state: State) -> State:
+    """Snapshot the code (into the store's shared snapshots/; a reused archive is checked)."""
+    assert state.target is not None
+    state.store = Store.of(state.env)
+    snap = take_snapshot(state.env, state.cfg, state.target, state.store)
+    state.spec["code"] = code_record(snap)
+    state.archive = snap.path
+    return state
+
+
+def take_snapshot(env: Environment, cfg: Any, target: dict[str, Any], store: Store) -> Snapshot:
     general = cfg.general
     code_dirs = target.get("code-dirs") or general.get("code-dirs") or ["."]
     omit = [*(general.get("code-omit") or []), *(target.get("code-omit") or [])]
@@ -55,50 +174,82 @@ def code_record(snap: Snapshot) -> dict[str, Any]:
             "archive": f"snapshots/{snap.path.name}"}
 
 
-def record_and_start(env: Environment, store: Store, backend: Backend, spec: dict[str, Any],
-                     code_archive: Any) -> Job:
-    """Allocate the id, write the job folder, let the backend prepare and (unless dry) submit.
+def commit(state: State) -> State:
+    """Allocate the id and write the job folder.
 
-    job.yaml is the commit point: the code and every run's folder (recorded `queued`) exist
-    before it is written, so a submit killed at any moment leaves either a folder without
-    job.yaml (ignored, see Store.job_ids) or a whole job whose runs `refresh` can reconcile."""
-    job = store.allocate()
-    number_runs(spec, job.id)
-    job.link_code(code_archive)
-    job.use_spec(spec)  # the runs are known (in memory) before job.yaml exists
-    if not spec.get("dry_run"):
+    job.yaml is the commit point: the code and every run's folder (recorded `queued`; a dry run's
+    runs get none, nothing will run them) exist before it is written, so a submit killed at any
+    moment leaves either a folder without job.yaml (ignored, see Store.job_ids) or a whole job
+    whose runs `refresh` can reconcile."""
+    assert state.store is not None and state.archive is not None
+    job = state.job = state.store.allocate()
+    number_runs(state.spec, job.id)
+    job.link_code(state.archive)
+    job.use_spec(state.spec)  # the runs are known (in memory) before job.yaml exists
+    if not state.dry_run:
         for run in job.runs:
             run.create()
-    job.write_spec(spec)
-    try:
-        backend.prepare(job)
-    except BaseException as error:
-        # refused (an unpinned image, a pull refused, ...) before anything started anywhere:
-        # no job is left behind; the audit log keeps the attempt, and the id stays taken
-        refused(env, store, job, spec, error)
-        raise
-    try:
-        if not spec.get("dry_run"):
-            backend.submit(job)
-    except BaseException as error:
-        if getattr(error, "nothing_created", False):
-            # the backend knows nothing started (e.g. signed out before Azure ML created a job):
-            # refused like a prepare refusal
-            refused(env, store, job, spec, error)
+    job.write_spec(state.spec)
+    return state
+
+
+def prepare(state: State) -> State:
+    """The backend writes its files (the Azure ML job YAML, the docker image's id into job.yaml) and
+    refuses what it cannot run (an unpinned image, a pull refused, ...) before anything starts.
+    Literal secrets reach it through its process environment only (with_secrets)."""
+    assert state.backend is not None and state.job is not None
+    with_secrets(state.backend, state.secrets).prepare(state.job)
+    return state
+
+
+def start(state: State) -> State:
+    """The backend starts the runs (detached from this process)."""
+    assert state.backend is not None and state.job is not None
+    state.backend.submit(state.job)
+    return state
+
+
+SUBMIT: tuple[Step, ...] = (load_config, resolve_target, build_spec, resolve_image, snapshot, commit, prepare, start)
+
+
+def execute(steps: Sequence[Step], state: State) -> State:
+    """Run the steps in order; a dry run stops after `prepare` (the one place that rule lives).
+
+    Once `commit` has allocated the job, a failure settles it before it is raised again: removed
+    (`submit-refused`) when nothing can have started — any step up to prepare, or a start error
+    marked `nothing_created` — else kept with every run `failed`. A job that got through is
+    indexed and recorded (`submit`) in events.jsonl."""
+    for step in steps:
+        try:
+            state = step(state)
+        except BaseException as error:
+            if state.job is not None and state.store is not None:
+                settle(state, step, error)
             raise
-        # something may have started: the job stays, every run given an outcome so it never looks pending
-        give_up(store, job, error)
-        raise
-    store.save(job)
-    events.record(env, "submit", job=job.id, target=spec["target"]["name"], runs=len(spec["runs"]),
-                  code=spec["code"]["sha256"], dry_run=bool(spec.get("dry_run")),
-                  **({"rerun_of": spec["rerun_of"]} if spec.get("rerun_of") else {}))
-    return job
+        if step.__name__ == "prepare" and state.dry_run:
+            break
+    if state.job is not None and state.store is not None:
+        spec = state.spec
+        state.store.save(state.job)
+        events.record(state.env, "submit", job=state.job.id, target=spec["target"]["name"], runs=len(spec["runs"]),
+                      code=spec["code"]["sha256"], dry_run=state.dry_run,
+                      **({"rerun_of": spec["rerun_of"]} if spec.get("rerun_of") else {}))
+    return state
+
+
+def settle(state: State, step: Step, error: BaseException) -> None:
+    """A committed job whose step failed: refused (removed) unless something may have started."""
+    assert state.job is not None and state.store is not None
+    if step.__name__ == "start" and not getattr(error, "nothing_created", False):
+        give_up(state.store, state.job, error)  # something may have started: it never looks pending
+    else:
+        refused(state.env, state.store, state.job, state.spec, error)
 
 
 def refused(env: Environment, store: Store, job: Job, spec: dict[str, Any], error: BaseException) -> None:
-    """Discard a job whose backend refused it in prepare, and record `submit-refused` (or
-    `submit-abandoned` for an interruption or an unexpected error) in events.jsonl."""
+    """Discard a job nothing was started for (its commit or prepare failed, or its start created
+    nothing), and record `submit-refused` (or `submit-abandoned` for an interruption or an
+    unexpected error) in events.jsonl."""
     if isinstance(error, SingkitError):
         event, reason = "submit-refused", " ".join(str(error).split())
     elif isinstance(error, KeyboardInterrupt):
@@ -144,23 +295,10 @@ def require_project(env: Environment, what: str) -> None:
 
 
 def submit(env: Environment, request: SubmitRequest, cfg: Any | None = None) -> Job:
-    require_project(env, "job.submit")
-    cfg = cfg if cfg is not None else load(env)                    # load config
-    target = cfg.target(request.target)                            # resolve target
-    require(cfg, env.err, "compute-targets", target["name"])      # its problems block it; others warn
-    service = service_record(target, cfg)
-    backend = backend_for(target, env, cfg, service=service)
-    spec, secrets = build_spec(env, cfg, target, service, request, backend.default_parallel)  # build spec
-    for key in ("inputs", "outputs"):  # `--input`/`--output` reach the backend's own copy of the target
-        if key in spec["target"]:
-            backend.target = {**backend.target, key: spec["target"][key]}
-    said = launcher_warning(str(spec.get("command") or ""), processes_per_node(spec))
-    if said:
-        env.err(f"warning: {said}")
-    store = Store.of(env)
-    snap = snapshot(env, cfg, target, store)                       # snapshot (a reused archive is checked)
-    spec["code"] = code_record(snap)
-    return record_and_start(env, store, with_secrets(backend, secrets), spec, snap.path)  # record, prepare, submit
+    """Submit a job (the SUBMIT steps); `cfg`: the config when the caller has loaded it."""
+    job = execute(SUBMIT, State(env, request=request, cfg=cfg)).job
+    assert job is not None
+    return job
 
 
 def resumable(env: Environment, store: Store, old: Job) -> None:
@@ -178,45 +316,64 @@ def resumable(env: Environment, store: Store, old: Job) -> None:
                          f"checkpoint folders; wait for it, or `invoke job.cancel {old.id}` first")
 
 
-def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: bool = False) -> Job:
-    """A new job with the same target, command, runs and code snapshot as an earlier one;
-    `resume`: each new run writes the earlier run's output folders (singkit.mounts), so it finds
-    the checkpoints that run left there."""
-    require_project(env, "job.rerun")
-    store = Store.of(env)
-    old = store.job(job_ref)
-    spec = copy.deepcopy(old.spec)
-    if resume and not (spec.get("data") or {}).get("outputs"):
+def load_stored(state: State) -> State:
+    """A rerun's spec: the earlier job's, as a new job (no id, today's time, never dry), with today's
+    credential variables withheld; `resume`: each run keeps the earlier run's output folders."""
+    env = state.env
+    require_project(env, state.what)
+    store = state.store = Store.of(env)
+    assert state.rerun_of is not None
+    old = state.old = store.job(state.rerun_of)
+    spec = state.spec = copy.deepcopy(old.spec)
+    if state.resume and not (spec.get("data") or {}).get("outputs"):
         raise UsageError(f"{old.id} has no outputs to resume from: give its target `outputs:` "
                          "(NAME: azureml://datastores/STORE/paths/PATH), then checkpoints are kept there")
-    if resume:
+    if state.resume:
         resumable(env, store, old)
     spec.update(job=None, created=round(time.time(), 3), dry_run=False, rerun_of=old.id)
-    if parallel is not None:
-        spec["parallel"] = parallel
+    if state.parallel is not None:
+        spec["parallel"] = state.parallel
     check_env_refs(spec.get("env") or {}, env.environ, old.spec_path)
     try:
-        cfg = load(env)  # for registry credentials if an image must be pulled again
+        state.cfg = load(env)  # for registry credentials if an image must be pulled again
     except SingkitError:
-        cfg = None
-    if cfg is not None:  # today's service records name today's credential variables (a job before withheld_env too)
-        from singkit.jobs.spec import credential_variables
-
-        spec["withheld_env"] = sorted({*(spec.get("withheld_env") or ()), *credential_variables(cfg)})
-    backend = backend_for(spec["target"], env, cfg, service=spec["service"])
+        state.cfg = None
+    if state.cfg is not None:  # today's service records name today's credential variables (a job before withheld_env too)
+        spec["withheld_env"] = sorted({*(spec.get("withheld_env") or ()), *jobspec.credential_variables(state.cfg)})
+    state.target, state.service = spec["target"], spec["service"]
+    backend = state.backend = backend_for(spec["target"], env, state.cfg, service=spec["service"])
     for run in spec["runs"]:
-        key = backend.output_key(old, run["run"]) if resume else None  # before the id is cleared
+        key = backend.output_key(old, run["run"]) if state.resume else None  # before the id is cleared
         run.pop("output_key", None)  # a plain rerun writes folders of its own
         run["run"] = None
         if key:
             run["output_key"] = key
-    if resume:
+    if state.resume:
         spec["resumed_from"] = old.id
-    archive = old.code_archive
-    name = (spec.get("code") or {}).get("archive") if isinstance(spec.get("code"), dict) else None
+    state.archive = old.code_archive
+    return state
+
+
+def reuse_snapshot(state: State) -> State:
+    """The earlier job's code snapshot, checked: a damaged or escaping archive is refused now, not
+    after the runs are queued."""
+    assert state.store is not None and state.archive is not None and state.old is not None
+    name = (state.spec.get("code") or {}).get("archive") if isinstance(state.spec.get("code"), dict) else None
     if name:  # job.yaml is untrusted: its archive name must stay in the store
-        stored = safe_join(store.root, str(name), "the code archive", old.spec_path)
+        stored = safe_join(state.store.root, str(name), "the code archive", state.old.spec_path)
         if stored.exists():
-            archive = stored
-    check_archive(archive)  # a damaged or escaping archive is refused now, not after the runs are queued
-    return record_and_start(env, store, backend, spec, archive)
+            state.archive = stored
+    check_archive(state.archive)
+    return state
+
+
+RERUN: tuple[Step, ...] = (load_stored, resolve_image, reuse_snapshot, commit, prepare, start)
+
+
+def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: bool = False) -> Job:
+    """A new job with the same target, command, runs and code snapshot as an earlier one (the RERUN
+    steps); `resume`: each new run writes the earlier run's output folders (singkit.mounts), so it
+    finds the checkpoints that run left there."""
+    job = execute(RERUN, State(env, what="job.rerun", rerun_of=job_ref, parallel=parallel, resume=resume)).job
+    assert job is not None
+    return job

@@ -108,6 +108,13 @@ class SingularityBackend(Backend):
     def call(self, what: str, fn: Any) -> Any:
         return aml.call(what, fn, workspace=self.workspace, base_delay=self.retry_delay, deadline=self._deadline)
 
+    def image_kind(self) -> str | None:
+        """A compute cluster runs the record's base image (spec._environment), a virtual cluster the wrapped one."""
+        from singkit.singularity import amlcompute
+
+        service = (getattr(self.cfg, "services", None) or {}).get(str(self.target.get("service") or ""))  # as resolve reads it
+        return "base" if amlcompute.is_cluster(self.cfg, self.target, service or self.service) else "wrapped"
+
     @staticmethod
     def spec_path(job: Any, run_id: str) -> Path:
         return job.dir / STAGE / f"{run_id}.yaml"
@@ -132,7 +139,8 @@ class SingularityBackend(Backend):
                 name=self._name(job, run), code=os.path.relpath(code, self.spec_path(job, run.id).parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
                 docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity,
-                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"))
+                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"),
+                image=(spec.get("image") or {}).get("ref"))
 
         documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
         if spec.get("dry_run"):
@@ -141,7 +149,8 @@ class SingularityBackend(Backend):
             if said:  # never in the spec (secrets are never written): the names show they were carried
                 self.env.err(f"{job.id}: secret variables added at submit, not written into the spec: {', '.join(said)}")
         else:
-            identity = self._online_checks(cfg, target, spec.get("docker"), bool(spec.get("create_registry_connection")))
+            identity = self._online_checks(cfg, target, spec.get("docker"), bool(spec.get("create_registry_connection")),
+                                           (spec.get("image") or {}).get("ref"))
             if identity:
                 documents = {run.id: document(run, identity) for run in job.runs}
         for run in job.runs:
@@ -149,7 +158,8 @@ class SingularityBackend(Backend):
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 
-    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any, create_connection: bool = False) -> dict[str, str] | None:
+    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any, create_connection: bool = False,
+                       image: str | None = None) -> dict[str, str] | None:
         """Before anything is queued (see preflight): the size against the cluster's own list,
         that the job can pull its image, and the user-assigned identity as the workspace knows it.
         Returns that identity."""
@@ -162,10 +172,10 @@ class SingularityBackend(Backend):
         with self.session() as ml:
             if resolved.is_cluster:  # an Azure ML compute cluster: its own size, nodes and tier
                 preflight.check_cluster(self, ml, cfg, resolved)
-                preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
+                preflight.check_pull(self, ml, cfg, resolved, create=create_connection, image=image)
                 return None  # the job runs as the cluster's identity: no Singularity identity variable
             preflight.check_offered(self, ml, cfg, resolved)
-            preflight.check_pull(self, ml, cfg, resolved, create=create_connection)
+            preflight.check_pull(self, ml, cfg, resolved, create=create_connection, image=image)
             return preflight.user_identity(self, ml, resolved.identity)
 
     def cluster_offers(self, ml: Any, compute: str, *, refresh: bool = False, want: str | None = None) -> Any:
@@ -216,7 +226,7 @@ class SingularityBackend(Backend):
         except SingkitError as error:
             if not done and aml.credential_refused(error) and not getattr(error, "maybe_created", False):
                 # signed out before Azure ML created anything: a refusal (no job is kept, see
-                # jobs.submit.record_and_start), not a failed job
+                # the submit pipeline's execute, jobs.submit), not a failed job
                 error.nothing_created = True  # type: ignore[attr-defined]
             raise
         finally:

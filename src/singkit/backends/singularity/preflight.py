@@ -93,22 +93,25 @@ def _is_acr(host: str) -> bool:
     return ".azurecr." in host
 
 
-def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool = False) -> str | None:
+def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool = False,
+               image: str | None = None) -> str | None:
     """Refuse a job whose image the service could not pull (see the module docstring).
 
     `resolved`: the target (singkit.singularity.target.Resolved). Returns how the job pulls
     ("workspace-acr", "connection", "created-connection", "identity") or None when nothing
     needs (or could) be checked: a workspace or connection list Azure ML will not show only warns.
+    `image`: the reference the job runs, as the submit pipeline resolved it (job.yaml `image.ref`).
     Raises a ConfigError located at the docker record's `registry:` (exit 2), UsageError, or
     ServiceError when creating the connection fails (exit 4)."""
-    from singkit.imageref import run_digest
+    from singkit.imageref import Reference, run_digest
 
     docker = resolved.docker
     if resolved.environment or not docker:
         return None  # a registered environment, or Singularity's curated image
     registry = cfg.service(docker["registry"]) if docker.get("registry") else None
-    # the image the job runs: a compute cluster's is the base (spec.image_reference)
-    host = run_digest(dict(docker), registry, wrapped=not resolved.is_cluster)[0].registry_host.lower()
+    # the image the job runs (computed here only for a caller without it: a compute cluster's is the base)
+    ref = Reference.parse(image) if image else run_digest(dict(docker), registry, wrapped=not resolved.is_cluster)[0]
+    host = ref.registry_host.lower()
     has_credentials = bool(registry and registry.get("username"))
     if not _is_acr(host) and not has_credentials:
         return None  # a public image: nothing to authenticate

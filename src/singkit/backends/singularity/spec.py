@@ -28,23 +28,25 @@ CURATED_PLACEHOLDER = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
 __all__ = ["Workspace", "build_spec", "image_reference", "load_spec", "write_spec"]
 
 
-def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True) -> str:
+def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True,
+                    resolved: str | None = None) -> str:
     """`<login-server>/<repo>@sha256:<digest>` for a docker record: the wrapped image when
     `sing-wrap: true` (named as image.wrap names it), or with `wrapped=False` (a compute-cluster
-    job, which runs the base image as XT's aml backend does) the record's own image. Refuses an
-    unpinned one (ConfigError at the record) unless `allow_unpinned`."""
-    from singkit.imageref import run_digest
+    job, which runs the base image as XT's aml backend does) the record's own image. `resolved`:
+    that reference as the submit pipeline's resolve_image step wrote it into job.yaml (the one rule,
+    imageref.run_reference; computed here only when not given). Refuses an unpinned one
+    (ConfigError at the record) unless `allow_unpinned`."""
+    from singkit.imageref import run_reference
 
-    registry = cfg.service(docker["registry"]) if docker.get("registry") else None
     name = docker.get("name", "?")
-    try:
-        ref, digest = run_digest(dict(docker), registry, wrapped=wrapped)
-    except ValueError as error:
-        raise UsageError(f"docker record `{name}`: {error}") from None
-    if digest:
-        return ref.pinned(digest)
-    if allow_unpinned:
-        return ref.tagged
+    if resolved is None:
+        registry = cfg.service(docker["registry"]) if docker.get("registry") else None
+        try:
+            resolved = run_reference(dict(docker), registry, wrapped=wrapped)
+        except ValueError as error:
+            raise UsageError(f"docker record `{name}`: {error}") from None
+    if "@" in resolved or allow_unpinned:  # run_reference writes `@` only for a pinned image
+        return resolved
     key = "sha256" if wrapped and docker.get("sing-wrap") and cfg.where("dockers", name, "sha256") else "image"
     raise targets.located(cfg, "dockers", name, key, unpinned_message(name, dict(docker), wrapped=wrapped))
 
@@ -84,7 +86,7 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
                name: str, code: str = "code", extra_env: Mapping[str, Any] | None = None,
                allow_unpinned: bool = False, docker: Any = None, setup: Mapping[str, Any] | None = None,
                experiment: str | None = None, identity: Mapping[str, str] | None = None,
-               output_key: str | None = None) -> dict[str, Any]:
+               output_key: str | None = None, image: str | None = None) -> dict[str, Any]:
     """The CLI v2 command-job mapping for one run of a job on a Singularity target (or an Azure
     ML compute cluster target: the same job with a smaller placement, see `_placement`).
 
@@ -95,7 +97,8 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
     a `setup`'s pre-commands and pip installs are prefixed to `command`; `identity`: the
     user-assigned identity as resolved online ({"id", "client_id"}), else the record's value;
     `output_key`: the folder under each of the target's `outputs:` this run writes (an earlier
-    run's on `--resume`; default `name`, unique on a shared datastore), see singkit.mounts.
+    run's on `--resume`; default `name`, unique on a shared datastore), see singkit.mounts;
+    `image`: the docker record's image as the submit pipeline resolved it (job.yaml `image.ref`).
     Raises ConfigError (file:line:col) for what singkit.singularity.target finds wrong."""
     resolved = targets.resolve(cfg, target, docker=docker)
     if resolved.errors:
@@ -111,7 +114,7 @@ def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str,
         "code": code,
         # the mount paths reach the program through the command: Azure ML substitutes ${{inputs.X}} there
         "command": mounts.command_exports(target) + setup_command(setup, command),
-        "environment": _environment(cfg, resolved, allow_unpinned),
+        "environment": _environment(cfg, resolved, allow_unpinned, image),
         "environment_variables": environment_variables(setup, target, extra_env) or None,
         **_placement(resolved),
         "distribution": resolved.distribution,
@@ -157,7 +160,7 @@ def _placement(resolved: targets.Resolved) -> dict[str, Any]:
     }
 
 
-def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool) -> Any:
+def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool, image: str | None = None) -> Any:
     """`azureml:NAME:VERSION` (a registered environment), the pinned image, or — with no docker
     record — the SDK's curated placeholder: the image comes from AISuperComputer.imageVersion."""
     if resolved.environment:
@@ -166,7 +169,8 @@ def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool) -> 
         # a compute cluster runs the base image: XT's aml backend drops the record's sing_wrap
         # (xtlib 0.0.342 backends/backend_aml.py: `container_registry, docker_image, _, =
         # self.get_docker_container_registry(args)`, then `base_image: docker_image`)
-        return {"image": image_reference(cfg, resolved.docker, allow_unpinned, wrapped=not resolved.is_cluster)}
+        return {"image": image_reference(cfg, resolved.docker, allow_unpinned, wrapped=not resolved.is_cluster,
+                                         resolved=image)}
     return {"image": CURATED_PLACEHOLDER}
 
 
