@@ -424,7 +424,7 @@ class SingularityBackend(Backend):
                     blob.pull(self.config(), self.env.environ, info, run)
                 if what == "code":
                     continue
-                remote = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(info["azureml_name"]))
+                remote = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(info["azureml_name"]))  # noqa: B023 (called at once)
                 if not states.is_final(remote.status):
                     self.env.err(f"{run.id}: still {states.text(remote.status)} in Azure ML; its logs and outputs can be fetched once it ends")
                     continue
