@@ -117,6 +117,8 @@ def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, cl
 
     rendered = rendered or render(env, cfg, name)
     refuse_placeholder(rendered)  # a placeholder digest must never become an image, a push or a pin
+    if rendered.text is None:
+        raise ValueError("planned with text=False: plan again with text=True to build the image")
     client = client or connect(env, read_timeout=None)
     ensure_image(env, cfg, client, rendered.base.pinned(), "base")
     ensure_image(env, cfg, client, rendered.installer, "installer")

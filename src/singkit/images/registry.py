@@ -100,11 +100,13 @@ def _session() -> Any:
             except InvalidHeader:  # a date or number we cannot read: plain backoff instead
                 return None
 
-        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kwargs: Any) -> Retry:
+        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any,
+                      **kwargs: Any) -> BoundedRetry:
             wait = self.get_retry_after(response) if response is not None else None
             if wait is not None and wait > MAX_RETRY_AFTER:
                 # raise_on_status=False: urllib3 then hands back this response, which says how long
-                raise MaxRetryError(kwargs.get("_pool"), url, "Retry-After beyond MAX_RETRY_AFTER")
+                # urllib3 passes its own _pool (None outside a pool); a text reason prints as well
+                raise MaxRetryError(kwargs.get("_pool"), url, "Retry-After beyond MAX_RETRY_AFTER")  # type: ignore[arg-type]
             return super().increment(method, url, response, *args, **kwargs)
 
     retry = BoundedRetry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, redirect=False,

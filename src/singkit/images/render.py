@@ -259,7 +259,7 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
     from singkit.singularity.accelerator import accelerator
 
     record["accelerator"] = accelerator(cfg, name)  # in the record too: it is part of the inputs hash
-    values = {
+    values: dict[str, Any] = {
         "docker": name, "record": record, "base": base.tagged if base.tag else base.name,
         "base_pinned": base.pinned(), "installer": refs["installer-image"], "validator": refs["validator-image"],
         "accelerator": str(record["accelerator"]), "post_sing_steps": [str(s) for s in record["post-sing-steps"]],

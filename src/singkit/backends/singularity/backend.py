@@ -285,7 +285,7 @@ class SingularityBackend(Backend):
 
     def output_key(self, job: Any, run_id: str) -> str:
         """The Azure ML job name the run's outputs were written under (or the one it resumed)."""
-        entry = next((r for r in job.spec["runs"] if r["run"] == run_id), {})
+        entry: dict[str, Any] = next((r for r in job.spec["runs"] if r["run"] == run_id), {})
         if entry.get("output_key"):
             return str(entry["output_key"])
         name = self._yaml(job, run_id).get("name") if self.spec_path(job, run_id).exists() else None
@@ -340,12 +340,12 @@ class SingularityBackend(Backend):
         if info.get("mirror") and time.monotonic() >= self._mirror_retry_at:
             try:
                 blob.pull(self.config(), self.env.environ, info, run)
-            except SingkitError as error:  # the mirror is a convenience; the status still counts
+            except SingkitError as problem:  # the mirror is a convenience; the status still counts
                 # one wait for the storage per refresh, not one per run (a sweep has many)
                 self._mirror_retry_at = time.monotonic() + MIRROR_RETRY
                 if not self._mirror_warned:
                     self._mirror_warned = True
-                    self.env.err(f"warning: {error}")
+                    self.env.err(f"warning: {problem}")
         remote = self.call(f"reading the status of {run.id} ({name})", lambda: ml.jobs.get(name))
         azure_status = states.text(remote.status)
         error = None
@@ -362,7 +362,7 @@ class SingularityBackend(Backend):
     def _error(self, ml: Any, name: str) -> Any:
         with contextlib.suppress(Exception):
             details = ml.jobs._runs_operations.get_run_details(name)
-            error = getattr(details, "error", None)
+            error: Any = getattr(details, "error", None)
             return error.as_dict() if hasattr(error, "as_dict") else error
         return None
 

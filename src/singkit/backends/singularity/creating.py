@@ -31,7 +31,7 @@ def mirror_credentials(backend: Any, job: Any) -> tuple[Any, dict[str, str]] | N
     documents = [backend._yaml(job, run.id) for run in job.runs]
     identity = any(specs.UAI_VARIABLE in (d.get("environment_variables") or {}) for d in documents)
     limits = [blob.run_limit(d) for d in documents]
-    longest = None if None in limits else max(limits)  # a run without a limit may run the default's
+    longest = None if None in limits else max(limit for limit in limits if limit is not None)  # a run without a limit may run the default's
     found = blob.mirror_for(backend.config(), backend.env.environ, secrets=True, identity=identity, max_run=longest)
     if found and "SINGKIT_BLOB_SAS" in found[1] and backend.env.environ.get(blob.SAS_HOURS_VAR):
         given, life = blob.sas_lifetime(backend.env.environ), blob.sas_lifetime({}, longest)

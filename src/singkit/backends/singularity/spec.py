@@ -193,7 +193,7 @@ def write_spec(path: Path, spec: Mapping[str, Any]) -> Path:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.width = 4096  # long image references and commands stay on one line
-    yaml.sort_base_mapping_type_on_output = False  # keep our key order
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # keep our key order (ruamel types it None)
     buffer = io.StringIO()
     buffer.write("# Azure ML CLI v2 command job written by singkit; `az ml job create -f <this file>` takes it too.\n")
     yaml.dump(dict(spec), buffer)
