@@ -27,6 +27,7 @@ from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, launche
 from singkit.jobs.workdir import processes_per_node
 from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
+from singkit.store.jobspec import JobSpec
 from singkit.store.safe import safe_join
 
 
@@ -55,7 +56,7 @@ def code_record(snap: Snapshot) -> dict[str, Any]:
             "archive": f"snapshots/{snap.path.name}"}
 
 
-def record_and_start(env: Environment, store: Store, backend: Backend, spec: dict[str, Any],
+def record_and_start(env: Environment, store: Store, backend: Backend, spec: JobSpec,
                      code_archive: Any) -> Job:
     """Allocate the id, write the job folder, let the backend prepare and (unless dry) submit.
 
@@ -96,7 +97,7 @@ def record_and_start(env: Environment, store: Store, backend: Backend, spec: dic
     return job
 
 
-def refused(env: Environment, store: Store, job: Job, spec: dict[str, Any], error: BaseException) -> None:
+def refused(env: Environment, store: Store, job: Job, spec: JobSpec, error: BaseException) -> None:
     """Discard a job whose backend refused it in prepare, and record `submit-refused` (or
     `submit-abandoned` for an interruption or an unexpected error) in events.jsonl."""
     if isinstance(error, SingkitError):
@@ -191,7 +192,7 @@ def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: b
                          "(NAME: azureml://datastores/STORE/paths/PATH), then checkpoints are kept there")
     if resume:
         resumable(env, store, old)
-    spec.update(job=None, created=round(time.time(), 3), dry_run=False, rerun_of=old.id)
+    spec.update({"job": None, "created": round(time.time(), 3), "dry_run": False, "rerun_of": old.id})
     if parallel is not None:
         spec["parallel"] = parallel
     check_env_refs(spec.get("env") or {}, env.environ, old.spec_path)
@@ -207,7 +208,7 @@ def rerun(env: Environment, job_ref: str, parallel: int | None = None, resume: b
     for run in spec["runs"]:
         key = backend.output_key(old, run["run"]) if resume else None  # before the id is cleared
         run.pop("output_key", None)  # a plain rerun writes folders of its own
-        run["run"] = None
+        run["run"] = None  # type: ignore[typeddict-item]  # number_runs gives the new id
         if key:
             run["output_key"] = key
     if resume:

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the command line reads job words by
 from singkit.store import runlog
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
+from singkit.store.jobspec import JobSpec
 from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
 from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
@@ -162,18 +163,18 @@ class Job:
         self.spec_path = self.dir / "job.yaml"
         self.code_archive = self.dir / "code.tar.gz"
         self.runner_path = self.dir / "runner.json"
-        self._spec: dict[str, Any] | None = None
+        self._spec: JobSpec | None = None
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
     @property
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> JobSpec:
         if self._spec is None:
             self._spec = checked_spec(load_yaml(self.spec_path), self.spec_path, self.id)
         return self._spec
 
-    def write_spec(self, spec: dict[str, Any]) -> None:
+    def write_spec(self, spec: JobSpec) -> None:
         atomic_write(self.spec_path, dump_yaml(spec))
         self._spec = spec
         from singkit.store.sweep import CREATING
@@ -181,7 +182,7 @@ class Job:
         with contextlib.suppress(OSError):  # a job with its job.yaml is made: the sweep's marker goes
             (self.dir / CREATING).unlink()
 
-    def use_spec(self, spec: dict[str, Any]) -> None:
+    def use_spec(self, spec: JobSpec) -> None:
         """Work with `spec` before it is written (submit creates the runs' folders first)."""
         self._spec = spec
 
@@ -191,7 +192,7 @@ class Job:
         if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
             raise UnsafeStoreContent(f"{self.spec_path}: `runs` is not a list of runs ({{run: {self.id}.K, hparams: ...}}); "
                                      "the job folder is damaged or was not written by singkit")
-        return [Run(self, r.get("run"), r.get("hparams") if isinstance(r.get("hparams"), dict) else None)
+        return [Run(self, r["run"], r.get("hparams") if isinstance(r.get("hparams"), dict) else None)
                 for r in listed]
 
     def run(self, ref: str) -> Run:
@@ -419,7 +420,7 @@ class Store:
         return len(self.index.statuses())
 
 
-def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
+def overall_status(spec: Mapping[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
     if spec.get("dry_run") and "failed" not in statuses:
         return DRY_RUN

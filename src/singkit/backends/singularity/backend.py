@@ -32,6 +32,7 @@ from singkit.backends.base import Backend
 from singkit.backends.singularity import client as aml, creating, mirror as blob, spec as specs, staging, status as states
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.store import events, runlog
+from singkit.store.jobspec import run_entry
 
 STAGE = "azureml"
 SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
@@ -132,7 +133,7 @@ class SingularityBackend(Backend):
                 name=self._name(job, run), code=os.path.relpath(code, self.spec_path(job, run.id).parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
                 docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity,
-                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"))
+                output_key=run_entry(spec, run.id).get("output_key"))
 
         documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
         if spec.get("dry_run"):
@@ -285,7 +286,7 @@ class SingularityBackend(Backend):
 
     def output_key(self, job: Any, run_id: str) -> str:
         """The Azure ML job name the run's outputs were written under (or the one it resumed)."""
-        entry: dict[str, Any] = next((r for r in job.spec["runs"] if r["run"] == run_id), {})
+        entry = run_entry(job.spec, run_id)
         if entry.get("output_key"):
             return str(entry["output_key"])
         name = self._yaml(job, run_id).get("name") if self.spec_path(job, run_id).exists() else None
