@@ -30,6 +30,7 @@ from typing import Any
 
 from singkit.backends.base import Backend
 from singkit.backends.singularity import client as aml, creating, mirror as blob, spec as specs, staging, status as states
+from singkit.backends.singularity.handle import SingularityHandle, SubmitState
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.store import events, runlog
 from singkit.store.jobspec import run_entry
@@ -47,7 +48,7 @@ _missing = creating._missing  # one definition: a job by name, or None
 
 def _tracked(info: dict[str, Any]) -> bool:
     """A run with an Azure ML job known to exist (not one whose submit is unsettled)."""
-    return bool(info.get("azureml_name")) and not info.get("submitting") and not info.get("never_created")
+    return SingularityHandle(info).tracked
 
 
 def _exit_code(run: Any, status: str) -> int | None:
@@ -237,7 +238,7 @@ class SingularityBackend(Backend):
                     extra.update(sas, SINGKIT_BLOB_URL=mirror.container_url, SINGKIT_BLOB_PREFIX=mirror.prefix(job.id, run.id))
                     info["mirror"] = {"record": mirror.record, "url": mirror.container_url, "prefix": mirror.prefix(job.id, run.id)}
                 # before the create: if this process dies before Azure ML answers, refresh finds the job by name
-                run.write_backend_info({**info, "azureml_name": name, "submitting": True, "submit_started": round(time.time(), 3)})
+                run.write_backend_info(SingularityHandle(info).submitting(name))
                 tries = itertools.count(1)
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
@@ -263,14 +264,12 @@ class SingularityBackend(Backend):
         """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""
         document = self._yaml(run.job, run.id)
         dist = document.get("distribution") or {}
-        info.update(azureml_name=remote.name, studio_url=remote.studio_url, workspace=self.workspace.name,
-                    subscription=self.workspace.subscription_id, resource_group=self.workspace.resource_group,
-                    experiment=document.get("experiment_name"), nodes=document["resources"]["instance_count"],
-                    per_node=dist.get("process_count_per_instance", 1), azure_status=states.text(remote.status),
-                    submitted=round(time.time(), 3))
-        for key in ("submitting", "submit_started"):
-            info.pop(key, None)
-        run.write_backend_info(info)
+        run.write_backend_info(SingularityHandle(info).created(
+            azureml_name=remote.name, studio_url=remote.studio_url, workspace=self.workspace.name,
+            subscription=self.workspace.subscription_id, resource_group=self.workspace.resource_group,
+            experiment=document.get("experiment_name"), nodes=document["resources"]["instance_count"],
+            per_node=dist.get("process_count_per_instance", 1), azure_status=states.text(remote.status),
+            submitted=round(time.time(), 3)))
 
     def _withdraw(self, ml: Any, done: list[tuple[Any, str]]) -> None:
         """Cancel Azure ML jobs the store has given up on (a later run failed to submit, or the
@@ -279,8 +278,7 @@ class SingularityBackend(Backend):
         for run, name in done:
             try:
                 ml.jobs.begin_cancel(name)
-                info = {k: v for k, v in run.backend_info().items() if k not in ("submitting", "submit_started")}
-                run.write_backend_info({**info, "azureml_name": name, "withdrawn": True})
+                run.write_backend_info(SingularityHandle(run.backend_info()).withdrawn(name))
             except Exception:  # noqa: BLE001 - best effort, the original error matters more
                 self.env.err(f"{run.id}: could not cancel Azure ML job {name}; cancel it in the studio")
 
@@ -307,7 +305,7 @@ class SingularityBackend(Backend):
             return
         with self.session() as ml:
             for run, info in pending:
-                if info.get("submitting") and not self._adopt(ml, run, info):
+                if SingularityHandle(info).state is SubmitState.SUBMITTING and not self._adopt(ml, run, info):
                     continue
                 self._refresh_run(ml, run, info)
 
@@ -328,12 +326,12 @@ class SingularityBackend(Backend):
             run.backend_path.unlink(missing_ok=True)
             return False
         grace = float(self.env.environ.get(SUBMIT_GRACE_VAR) or SUBMIT_GRACE)
-        waited = time.time() - float(info.get("submit_started") or 0)
+        waited = time.time() - SingularityHandle(info).submit_started
         if waited >= grace:
             run.set_status("failed", reason=(
                 f"its submit never reached Azure ML: no job {name} in workspace {self.workspace.name} "
                 f"{waited / 60:.0f} min after singkit began submitting it (the submitting process stopped?); submit it again"))
-            run.write_backend_info({**info, "submitting": False, "final": True, "never_created": True})
+            run.write_backend_info(SingularityHandle(info).never_created())
         return False
 
     def _refresh_run(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
@@ -404,12 +402,13 @@ class SingularityBackend(Backend):
             sent = []
             for r, info in todo:
                 name = info.get("azureml_name")
-                remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if info.get("submitting") else True
+                unsettled = SingularityHandle(info).state is SubmitState.SUBMITTING
+                remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if unsettled else True
                 if not name or remote is None:
                     # a submit still under way withdraws its job once it sees this (see submit)
                     r.set_status("cancelled", reason="cancelled before it reached Azure ML")
                     continue
-                if info.get("submitting"):
+                if unsettled:
                     self._record(r, remote, info)
                 sent.append((r, info))
             cancel_runs(self, ml, sent)
