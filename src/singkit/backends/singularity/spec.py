@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit import mounts
 from singkit.exceptions import ConfigError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.singularity import target as targets
 from singkit.singularity.target import Workspace
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json"
 UAI_VARIABLE = "_AZUREML_SINGULARITY_JOB_UAI"
@@ -28,7 +31,7 @@ CURATED_PLACEHOLDER = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
 __all__ = ["Workspace", "build_spec", "image_reference", "load_spec", "write_spec"]
 
 
-def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True) -> str:
+def image_reference(cfg: Config, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True) -> str:
     """`<login-server>/<repo>@sha256:<digest>` for a docker record: the wrapped image when
     `sing-wrap: true` (named as image.wrap names it), or with `wrapped=False` (a compute-cluster
     job, which runs the base image as XT's aml backend does) the record's own image. Refuses an
@@ -80,7 +83,7 @@ def setup_command(setup: Mapping[str, Any] | None, command: str) -> str:
     return " && ".join([*steps(setup, pip_options="--no-input -q"), command])
 
 
-def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
+def build_spec(cfg: Config, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
                name: str, code: str = "code", extra_env: Mapping[str, Any] | None = None,
                allow_unpinned: bool = False, docker: Any = None, setup: Mapping[str, Any] | None = None,
                experiment: str | None = None, identity: Mapping[str, str] | None = None,
@@ -157,7 +160,7 @@ def _placement(resolved: targets.Resolved) -> dict[str, Any]:
     }
 
 
-def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool) -> Any:
+def _environment(cfg: Config, resolved: targets.Resolved, allow_unpinned: bool) -> Any:
     """`azureml:NAME:VERSION` (a registered environment), the pinned image, or — with no docker
     record — the SDK's curated placeholder: the image comes from AISuperComputer.imageVersion."""
     if resolved.environment:
