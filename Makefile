@@ -120,7 +120,7 @@ bench: $(STAMP)
 # SINGKIT_HOME puts it (reports/store, .venv/x, …), a path that holds it or lies in it is kept.
 clean:
 	@store=$$(realpath -m '$(STORE)'); \
-	for path in $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache; do \
+	for path in $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache; do \
 	    [ -e "$$path" ] || continue; \
 	    full=$$(realpath -m "$$path"); \
 	    case "$$store/" in "$$full"/*) echo "clean: kept $$path: it holds the job store $(STORE) (make clean-store deletes that)"; continue;; esac; \
