@@ -24,7 +24,7 @@ STORE  := $(or $(SINGKIT_HOME),.singkit)
 quoted_cmd = '$(subst ','\'',$(value CMD))'
 
 .DEFAULT_GOAL := help
-.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors test bench clean clean-store
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors lint test bench clean clean-store
 
 # One column for the texts; a command too long for it has its text on the next line.
 help:
@@ -44,8 +44,9 @@ help:
 	@echo "                                 Azure ML studio page of a Singularity job"
 	@echo "make summary JOB=jobN | make errors [JOB=jobN]"
 	@echo "                                 sweep ranking | failed runs by error"
+	@echo "make lint                        ruff and mypy (make test runs them first)"
 	@echo "make test [ARGS='-k config'] [SERVICES=0]"
-	@echo "                                 the tests; as root it first installs and starts"
+	@echo "                                 lint, then the tests; as root it first installs and starts"
 	@echo "                                 their services (bash .ci/services.sh; SERVICES=0 skips that)"
 	@echo "make bench                       the benchmarks"
 	@echo "make clean                       delete build products: .venv, rendered dockerfiles/*.Dockerfile,"
@@ -100,7 +101,11 @@ errors: $(STAMP)
 # first (.ci/services.sh is idempotent: quick when they are up). Otherwise the tests that need
 # them skip, said in one summary line with the command that enables them (tests/skipsummary.py).
 # CI's own environment (SINGKIT_REQUIRE_SERVICES=1, services.env sourced) is left as it is.
-test: $(STAMP)
+# Quiet when clean: ruff and mypy print only what they find (mypy: seconds once .mypy_cache exists).
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check --quiet src tests bench
+	@$(VENV)/bin/mypy --no-error-summary
+test: $(STAMP) lint
 	@if [ "$(SERVICES)" != 0 ] && [ -z "$$SINGKIT_TEST_AZURITE_CMD" ] && [ "$$(id -u)" = 0 ]; then \
 	    echo "make test: installing and starting the test services (bash .ci/services.sh; SERVICES=0 skips this)" >&2; \
 	    bash .ci/services.sh >/dev/null || echo "make test: .ci/services.sh failed (see above); tests that need its services skip" >&2; \
@@ -115,7 +120,7 @@ bench: $(STAMP)
 # SINGKIT_HOME puts it (reports/store, .venv/x, …), a path that holds it or lies in it is kept.
 clean:
 	@store=$$(realpath -m '$(STORE)'); \
-	for path in $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache; do \
+	for path in $(VENV) reports/*/ dockerfiles/*.Dockerfile build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache; do \
 	    [ -e "$$path" ] || continue; \
 	    full=$$(realpath -m "$$path"); \
 	    case "$$store/" in "$$full"/*) echo "clean: kept $$path: it holds the job store $(STORE) (make clean-store deletes that)"; continue;; esac; \

@@ -85,7 +85,7 @@ def main() -> int:
             for poll in args.poll:
                 env = make_env(root, si, azurite, SINGKIT_POLL_INTERVAL=str(poll))
 
-                def cancel_time(runs: int) -> float:
+                def cancel_time(runs: int, env=env) -> float:  # this poll's env, bound now
                     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=runs))
                     start = time.perf_counter()
                     cancelled = control.cancel(env, job.id)

@@ -12,7 +12,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from singkit.config import load_config
 from singkit.environment import Environment

@@ -153,5 +153,5 @@ def test_a_repository_without_dated_tags_is_a_located_error(tmp_path, docker_cli
     assert done.returncode == 2, done.stderr
     line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "installer-image:" in text)
     assert done.stderr.strip().splitlines()[-1].startswith(f"configs/singkit.yaml:{line}:")
-    assert f"has no dated tag such as 20220218T112740648 (its tags: latest)" in done.stderr
+    assert "has no dated tag such as 20220218T112740648 (its tags: latest)" in done.stderr
     assert "Traceback" not in done.stderr

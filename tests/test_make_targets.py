@@ -1,6 +1,7 @@
 """Issue 13 (points 2 and 6): `make clean` deletes build products only; `make clean-store`
 says what the job store holds and asks (or needs CONFIRM=1); `make help` names every target
-and variable; `make test` starts the test services where it can (root) before pytest."""
+and variable; `make test` starts the test services where it can (root) before pytest.
+Issue 12: `make test` runs `make lint` (ruff, mypy) first and stops on what it finds."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ def project(root: Path) -> Path:
     (root / ".venv" / ".singkit-setup").touch()
     for name, run in (("singkit", f"{sys.executable} -m singkit"), ("python", sys.executable)):
         (root / ".venv" / "bin" / name).write_text(f'#!/bin/sh\nexec {run} "$@"\n')
+        (root / ".venv" / "bin" / name).chmod(0o755)
+    for name in ("ruff", "mypy"):  # lint stand-ins: say they ran (.venv/calls), find nothing
+        (root / ".venv" / "bin" / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "$(dirname "$0")/../calls"\n')
         (root / ".venv" / "bin" / name).chmod(0o755)
     (root / "configs").mkdir()
     (root / "configs" / "singkit.yaml").write_text("general: {experiment: x}\ncompute-targets:\n  local: {service: local}\n")
@@ -209,3 +213,17 @@ def test_make_test_starts_the_services_as_root_then_runs_pytest_with_them(tmp_pa
     assert make(root, "test", SINGKIT_TEST_AZURITE_CMD="/ci/azurite").stdout == "pytest -q azurite=/ci/azurite\n"
     assert make(root, "test", "SERVICES=0").returncode == 0
     assert not (root / ".ci" / "ran").exists()
+
+
+def test_make_test_lints_first_and_stops_on_a_finding(tmp_path):
+    root = project(tmp_path)
+    calls = root / ".venv" / "calls"
+    (root / ".venv" / "bin" / "pytest").write_text(f'#!/bin/sh\necho "pytest $*" >> {calls}\n')
+    (root / ".venv" / "bin" / "pytest").chmod(0o755)
+    assert make(root, "test", "SERVICES=0").returncode == 0
+    assert calls.read_text().splitlines() == ["ruff check --quiet src tests bench", "mypy --no-error-summary", "pytest -q"]
+    calls.unlink()
+    (root / ".venv" / "bin" / "mypy").write_text('#!/bin/sh\necho "src/singkit/x.py:1: error: planted  [misc]"; exit 1\n')
+    proc = make(root, "test", "SERVICES=0")
+    assert proc.returncode != 0 and "src/singkit/x.py:1: error: planted" in proc.stdout
+    assert calls.read_text().splitlines() == ["ruff check --quiet src tests bench"]  # no pytest after a finding

@@ -18,11 +18,9 @@ import pytest
 from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
 
 from singkit.environment import Environment
-from singkit.exceptions import ServiceError
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
-from singkit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGEST = "ab" * 32

@@ -7,7 +7,6 @@ quota): recorded by name before the create, then adopted, withdrawn or failed.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 

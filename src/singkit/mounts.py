@@ -32,9 +32,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import SingkitError
+
+if TYPE_CHECKING:
+    from singkit.store.jobspec import JobSpec, RunEntry
 
 # Azure ML's own path forms (see the module docstring for the sources)
 DATASTORE_URI = re.compile(r"^azureml://datastores/(?P<store>[^/]+)/paths/(?P<path>.*)$")
@@ -132,7 +135,7 @@ def output_key(entry: Mapping[str, Any], default: str) -> str:
     return str(entry.get("output_key") or default)
 
 
-def _folders(spec: Mapping[str, Any], entry: Mapping[str, Any], run_id: str) -> dict[tuple[str, str], Path]:
+def _folders(spec: JobSpec, entry: RunEntry, run_id: str) -> dict[tuple[str, str], Path]:
     """(kind, NAME) → the host folder of each input, and of this run's output folder."""
     data = spec.get("data") or {}
     out: dict[tuple[str, str], Path] = {}
@@ -156,7 +159,7 @@ def _exports(names: Mapping[tuple[str, str], str]) -> dict[str, str]:
     return env
 
 
-def run_variables(spec: Mapping[str, Any], entry: Mapping[str, Any], run_id: str, *, container: bool) -> dict[str, str]:
+def run_variables(spec: JobSpec, entry: RunEntry, run_id: str, *, container: bool) -> dict[str, str]:
     """The run's data variables on local (host paths; output folders created) or docker
     (`container`: the paths its mounts have inside). {} without inputs/outputs."""
     folders = _folders(spec, entry, run_id)
@@ -168,7 +171,7 @@ def run_variables(spec: Mapping[str, Any], entry: Mapping[str, Any], run_id: str
     return _exports({key: str(folder) for key, folder in folders.items()})
 
 
-def docker_volumes(spec: Mapping[str, Any], entry: Mapping[str, Any], run_id: str) -> dict[str, dict[str, str]]:
+def docker_volumes(spec: JobSpec, entry: RunEntry, run_id: str) -> dict[str, dict[str, str]]:
     """docker-py `volumes=`: each input read-only, this run's output folders read-write."""
     return {str(folder): {"bind": f"{INSIDE}/{kind}/{name}", "mode": "ro" if kind == "inputs" else "rw"}
             for (kind, name), folder in _folders(spec, entry, run_id).items()}

@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from .routes_compute import cluster_failure
-from .routing import RG, WS, Reply, Req, arm_error, not_found, route
+from .routing import WS, Reply, Req, arm_error, not_found, route
 from .state import TERMINAL, JobState, iso
 
 if TYPE_CHECKING:

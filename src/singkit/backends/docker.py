@@ -52,6 +52,7 @@ from singkit.backends.dockerlogs import catch_up, copy_stream, lost_connection
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs import procs
+from singkit.store.jobspec import run_entry
 from singkit.jobs.workdir import (RunPaths, grace_seconds, job_shell, max_run_seconds, program_command, run_command,
                                   run_environment, setup_command, shell_argv, timeout_reason)
 
@@ -373,7 +374,7 @@ class DockerBackend(EmbeddedBackend):
             str(run.outputs_dir): {"bind": INSIDE.outputs, "mode": "rw"},
             str(run.log_path): {"bind": INSIDE.run_log, "mode": "rw"},
             # inputs read-only, this run's output folders read-write (singkit.mounts)
-            **mounts.docker_volumes(spec, next((r for r in spec["runs"] if r["run"] == run.id), {}), run.id),
+            **mounts.docker_volumes(spec, run_entry(spec, run.id), run.id),
         }
         container = client.containers.create(
             spec["image"]["id"], command=self._command(run, count), name=self.container_name(run),

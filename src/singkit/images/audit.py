@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from singkit.environment import Environment
 
 
-def audit(env: Any, event: str, **fields: Any) -> None:
+def audit(env: Environment, event: str, **fields: Any) -> None:
     """Record an event if the store module is installed; never fields that hold secrets."""
     try:
         from singkit.store.events import record

@@ -7,13 +7,17 @@ import re
 import tarfile
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from singkit.exceptions import SingkitError
 from singkit.images.audit import audit
 from singkit.images.engine import connect, engine_calls, ensure_image, long_reads
 from singkit.images.progress import LayerProgress
 from singkit.images.render import Rendered, refuse_placeholder, render, short_text
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
 TAIL_LINES = 5
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -47,7 +51,7 @@ class BuildFollower:
     """Prints the classic builder's stream (steps, pulls, RUN output) and remembers enough of it
     to explain a failure in one line."""
 
-    def __init__(self, env: Any, docker: str):
+    def __init__(self, env: Environment, docker: str):
         self.env, self.docker = env, docker
         self.step, self.instruction = "", ""
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -110,13 +114,15 @@ class BuildFollower:
         return SingkitError(f"build of dockers.{self.docker} failed at {where}: {short_text(message, 300)}")
 
 
-def build(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, client: Any = None,
+def build(env: Environment, cfg: Config, name: str, *, rendered: Rendered | None = None, client: Any = None,
           no_cache: bool = False) -> BuildResult:
     """Render (unless given), pull what the FROM lines need, build and tag the wrapped image."""
     import docker
 
     rendered = rendered or render(env, cfg, name)
     refuse_placeholder(rendered)  # a placeholder digest must never become an image, a push or a pin
+    if rendered.text is None:
+        raise ValueError("planned with text=False: plan again with text=True to build the image")
     client = client or connect(env, read_timeout=None)
     ensure_image(env, cfg, client, rendered.base.pinned(), "base")
     ensure_image(env, cfg, client, rendered.installer, "installer")

@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ServiceError, SingkitError
 from singkit.images.progress import LayerProgress
 from singkit.imageref import DOCKER_HUB, Reference
 from singkit.images.registry import auth_config, credentials_for
 
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
+
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 STREAM_TIMEOUT = 3600  # seconds one read of a stream may wait: a RUN step can be silent for a long time
 TIMEOUT = STREAM_TIMEOUT  # what connect() leaves a client with unless told otherwise
 
 
-def engine_url(env: Any) -> str:
+def engine_url(env: Environment) -> str:
     return env.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-def connect(env: Any, read_timeout: float | None = TIMEOUT) -> Any:
+def connect(env: Environment, read_timeout: float | None = TIMEOUT) -> Any:
     """A docker.DockerClient for the engine named by the environment (DOCKER_HOST, TLS vars).
 
     The version negotiation (a ping) waits SINGKIT_HTTP_TIMEOUT at most, so an engine that
@@ -59,7 +63,7 @@ def connection_faults() -> tuple[type[BaseException], ...]:
 
 
 @contextlib.contextmanager
-def engine_calls(env: Any) -> Iterator[None]:
+def engine_calls(env: Environment) -> Iterator[None]:
     """Calls to the engine inside: a lost or hung connection becomes the one-line ServiceError
     naming the engine (exit 4); the engine's own answers (docker.errors.APIError) pass through."""
     import docker
@@ -92,7 +96,7 @@ def _reason(error: BaseException) -> str:
     return text.splitlines()[0][:160] if text else type(error).__name__
 
 
-def engine_error(env: Any, error: BaseException) -> ServiceError:
+def engine_error(env: Environment, error: BaseException) -> ServiceError:
     """The engine went away mid-call, or stopped answering (see connection_faults)."""
     return ServiceError(f"lost the Docker Engine at {engine_url(env)} ({_reason(error)}); is dockerd still running?")
 
@@ -108,7 +112,7 @@ def has_image(client: Any, ref: str, env: Any = None) -> bool:
         return False
 
 
-def ensure_image(env: Any, cfg: Any, client: Any, ref: str, role: str) -> None:
+def ensure_image(env: Environment, cfg: Config, client: Any, ref: str, role: str) -> None:
     """Pull `ref` unless the engine has it, with the config's credentials for its registry.
 
     Done before the build so pulls show per-layer progress and use the registry records'

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ConfigError, SingkitError
 from singkit.images.audit import audit
 from singkit.imageref import Reference, normalize_digest, target_reference
 from singkit.images.registry import RemoteImage, client_for
 from singkit.images.render import BASE_LABEL, INPUTS_LABEL, origin_problem, registry_record, relative_to_project
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class Pin:
     file: Path | None  # the file written, None when it already said so
 
 
-def pin(env: Any, cfg: Any, name: str, remote: RemoteImage | None = None, *,
+def pin(env: Environment, cfg: Config, name: str, remote: RemoteImage | None = None, *,
         expect_inputs: str | None = None) -> Pin:
     """Set `sha256:` (and `base-sha256:` for a wrapped image) of dockers.<name>.
 

@@ -6,7 +6,10 @@ state, and a line per quarter of a long transfer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from singkit.environment import Environment
 
 _TRANSFER = ("Downloading", "Pushing", "Extracting")
 
@@ -22,7 +25,7 @@ def human_size(n: float) -> str:
 class LayerProgress:
     """Follows `{"id", "status", "progressDetail"}` events and prints what changed."""
 
-    def __init__(self, env: Any, verb: str):
+    def __init__(self, env: Environment, verb: str):
         self.env, self.verb = env, verb
         self.state: dict[str, tuple[str, int]] = {}  # layer -> (status, quarter shown)
 

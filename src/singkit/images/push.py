@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.images.audit import audit
@@ -12,8 +12,12 @@ from singkit.imageref import Reference
 from singkit.images.registry import Credentials, auth_config, client_for, credentials_for
 from singkit.images.render import Rendered, wrapped_image
 
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
-def push(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, client: Any = None) -> str:
+
+def push(env: Environment, cfg: Config, name: str, *, rendered: Rendered | None = None, client: Any = None) -> str:
     """Push the built image with the registry record's credentials; return the registry's digest."""
     import docker
 

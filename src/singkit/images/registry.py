@@ -18,10 +18,14 @@ import re
 import os
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ServiceError, SingkitError
 from singkit.imageref import Reference, login_server
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -57,7 +61,7 @@ class Credentials:
         return f"the credentials of {source} (username {self.username}{hint})"
 
 
-def credentials_for(cfg: Any, host: str) -> Credentials:
+def credentials_for(cfg: Config, host: str) -> Credentials:
     """The registry record whose login-server is `host` (anonymous if none is)."""
     if cfg is None:
         return Credentials()
@@ -67,7 +71,7 @@ def credentials_for(cfg: Any, host: str) -> Credentials:
     return Credentials()
 
 
-def auth_config(env: Any, creds: Credentials) -> dict[str, str] | None:
+def auth_config(env: Environment, creds: Credentials) -> dict[str, str] | None:
     """For the docker SDK (push/pull `auth_config=`): resolved now, used once."""
     if not creds.username:
         return None
@@ -100,11 +104,13 @@ def _session() -> Any:
             except InvalidHeader:  # a date or number we cannot read: plain backoff instead
                 return None
 
-        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kwargs: Any) -> Retry:
+        def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any,
+                      **kwargs: Any) -> BoundedRetry:
             wait = self.get_retry_after(response) if response is not None else None
             if wait is not None and wait > MAX_RETRY_AFTER:
                 # raise_on_status=False: urllib3 then hands back this response, which says how long
-                raise MaxRetryError(kwargs.get("_pool"), url, "Retry-After beyond MAX_RETRY_AFTER")
+                # urllib3 passes its own _pool (None outside a pool); a text reason prints as well
+                raise MaxRetryError(kwargs.get("_pool"), url, "Retry-After beyond MAX_RETRY_AFTER")  # type: ignore[arg-type]
             return super().increment(method, url, response, *args, **kwargs)
 
     retry = BoundedRetry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, redirect=False,
@@ -393,7 +399,7 @@ def _pick_platform(manifests: list[dict[str, Any]]) -> dict[str, Any] | None:
     return manifests[0] if manifests else None
 
 
-def client_for(env: Any, cfg: Any, ref: Reference) -> RegistryClient:
+def client_for(env: Environment, cfg: Config, ref: Reference) -> RegistryClient:
     """A client for the registry holding `ref`, with the credentials the config has for it."""
     host = ref.api_host
     return RegistryClient(host, credentials_for(cfg, ref.registry_host), env)

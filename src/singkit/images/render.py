@@ -16,10 +16,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ConfigError, Problem, ServiceError, SingkitError, UsageError
 from singkit.imageref import Reference, base_reference, normalize_digest, wrapped_reference
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
 TEMPLATE_NAME = "wrap.Dockerfile.j2"
 INPUTS_LABEL = "singkit.inputs-hash"
@@ -171,7 +175,7 @@ class Rendered:
         return {"installer-image": self.installer, "validator-image": self.validator}
 
 
-def origin_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
+def origin_problem(cfg: Config, name: str, key: str, message: str) -> Problem:
     """A Problem at `dockers.<name>.<key>` (else the record's `image:`) in whichever file set it."""
     for parts in ((name, key), (name, "image"), (name,)):
         where = cfg.where("dockers", *parts) if hasattr(cfg, "where") else None
@@ -180,11 +184,11 @@ def origin_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
     return Problem(f"dockers.{name}", 1, 1, message, (("dockers", name),))
 
 
-def registry_record(cfg: Any, record: dict[str, Any]) -> dict[str, Any] | None:
+def registry_record(cfg: Config, record: dict[str, Any]) -> dict[str, Any] | None:
     return cfg.service(record["registry"]) if record.get("registry") else None
 
 
-def wrapped_record(cfg: Any, name: str) -> dict[str, Any]:
+def wrapped_record(cfg: Config, name: str) -> dict[str, Any]:
     """dockers.<name>, refusing a record that is used as it is (`sing-wrap: false`)."""
     record = cfg.docker(name)
     if not record.get("sing-wrap"):
@@ -194,7 +198,7 @@ def wrapped_record(cfg: Any, name: str) -> dict[str, Any]:
     return record
 
 
-def wrapped_image(cfg: Any, name: str) -> Reference:
+def wrapped_image(cfg: Config, name: str) -> Reference:
     """The tag the wrapped image of dockers.<name> is built and pushed under (no I/O)."""
     record = wrapped_record(cfg, name)
     try:
@@ -203,7 +207,7 @@ def wrapped_image(cfg: Any, name: str) -> Reference:
         raise ConfigError(origin_problem(cfg, name, "image", str(error))) from None
 
 
-def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text: bool = True,
+def plan(env: Environment, cfg: Config, name: str, *, base_digest: str | None = None, text: bool = True,
          stages: dict[str, str] | None = None, offline: bool = False) -> Rendered:
     """Render docker record `name` in memory; the base digest is asked of its registry unless given.
 
@@ -259,7 +263,7 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
     from singkit.singularity.accelerator import accelerator
 
     record["accelerator"] = accelerator(cfg, name)  # in the record too: it is part of the inputs hash
-    values = {
+    values: dict[str, Any] = {
         "docker": name, "record": record, "base": base.tagged if base.tag else base.name,
         "base_pinned": base.pinned(), "installer": refs["installer-image"], "validator": refs["validator-image"],
         "accelerator": str(record["accelerator"]), "post_sing_steps": [str(s) for s in record["post-sing-steps"]],
@@ -282,7 +286,7 @@ def plan(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, text:
                     values["accelerator"], path, build_args, placeholder)
 
 
-def stage_image(env: Any, cfg: Any, name: str, key: str, value: str) -> str:
+def stage_image(env: Environment, cfg: Config, name: str, key: str, value: str) -> str:
     """The installer or validator image (`key`) a wrap of dockers.<name> uses (a resolved one is said on stderr).
 
     A tag or digest in the config (`general.installer-image: repo:tag`, or the record's own) is
@@ -306,7 +310,7 @@ def stage_image(env: Any, cfg: Any, name: str, key: str, value: str) -> str:
     return chosen
 
 
-def _stage_problem(cfg: Any, name: str, key: str, message: str) -> Problem:
+def _stage_problem(cfg: Config, name: str, key: str, message: str) -> Problem:
     """At the record's `key` if it sets one, else at `general.<key>`, else at the record's image."""
     record_sets = hasattr(cfg, "where") and cfg.where("dockers", name, key) is not None
     general = cfg.where("general", key) if hasattr(cfg, "where") and not record_sets else None
@@ -340,7 +344,7 @@ def write_dockerfile(rendered: Rendered) -> bool:
     return True
 
 
-def render(env: Any, cfg: Any, name: str, *, base_digest: str | None = None, offline: bool = False,
+def render(env: Environment, cfg: Config, name: str, *, base_digest: str | None = None, offline: bool = False,
            fallback: bool = False) -> Rendered:
     """plan + write dockerfiles/<name>.Dockerfile. Needs the registries, not the engine — or none
     `offline`; `fallback`: a registry that cannot be asked (ServiceError) means an offline render,
@@ -363,7 +367,7 @@ def refuse_placeholder(rendered: Rendered) -> None:
                            f"it cannot be built: render it with its registries reachable")
 
 
-def _header(env: Any, cfg: Any, name: str, digest: str, image: Reference, path: Path,
+def _header(env: Environment, cfg: Config, name: str, digest: str, image: Reference, path: Path,
             placeholder: bool = False) -> str:
     where = cfg.where("dockers", name, "image") if hasattr(cfg, "where") else None
     origin = f" ({relative_to_project(env, Path(where.file))}:{where.line})" if where else ""
@@ -378,7 +382,7 @@ def _header(env: Any, cfg: Any, name: str, digest: str, image: Reference, path: 
             f"{marked}\n")
 
 
-def _find_template(env: Any, cfg: Any, name: str, value: str, problems: list[Problem]) -> Path | None:
+def _find_template(env: Environment, cfg: Config, name: str, value: str, problems: list[Problem]) -> Path | None:
     path = Path(value).expanduser()
     candidates = [path] if path.is_absolute() else [env.project_root / path]
     where = cfg.where("dockers", name, "template") if hasattr(cfg, "where") else None
@@ -391,7 +395,7 @@ def _find_template(env: Any, cfg: Any, name: str, value: str, problems: list[Pro
     return None
 
 
-def relative_to_project(env: Any, path: Path) -> str:
+def relative_to_project(env: Environment, path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path(env.project_root).resolve()))
     except ValueError:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import SingkitError, UsageError
 from singkit.images.engine import connect, engine_calls, has_image, long_reads
 from singkit.images.render import DOCKER_LABEL, VALIDATOR_SCRIPT, Rendered, wrapped_image
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
 TAIL_LINES = 5
 WAIT_SECONDS = 1800
@@ -26,7 +30,7 @@ class Validation:
         return self.exit_code == 0
 
 
-def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None, client: Any = None) -> Validation:
+def validate(env: Environment, cfg: Config, name: str, *, rendered: Rendered | None = None, client: Any = None) -> Validation:
     """Run validator.sh in the locally built image; its output streams to stderr.
 
     Raises SingkitError (exit 1) when the validator fails, naming its exit code and last lines.
@@ -73,7 +77,7 @@ def validate(env: Any, cfg: Any, name: str, *, rendered: Rendered | None = None,
     return result
 
 
-def _follow(env: Any, container: Any, lines: list[str], tail: deque[str]) -> None:
+def _follow(env: Environment, container: Any, lines: list[str], tail: deque[str]) -> None:
     """The validator's output, line by line, onto stderr and into `lines` / `tail`."""
     partial = ""
     for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):

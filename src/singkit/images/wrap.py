@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import UsageError
 from singkit.images.build import build
@@ -19,6 +19,10 @@ from singkit.images.registry import RemoteImage, client_for
 from singkit.images.render import INPUTS_LABEL, dockerfile_current, plan, registry_record, write_dockerfile
 from singkit.imageref import base_reference
 from singkit.images.validate import validate
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
 
 UP_TO_DATE = "up to date"  # nothing to do; the YAML already pinned the registry's image
 PINNED = "pinned"  # the registry's image was current; only the YAML's pin changed
@@ -39,7 +43,7 @@ class WrapResult:
                 "inputs-hash": self.inputs_hash, "dockerfile": str(self.dockerfile) if self.dockerfile else None}
 
 
-def wrap(env: Any, cfg: Any, name: str, *, force: bool = False, no_cache: bool = False) -> WrapResult:
+def wrap(env: Environment, cfg: Config, name: str, *, force: bool = False, no_cache: bool = False) -> WrapResult:
     """Make dockers.<name>'s image Singularity-ready in its registry and pin it; skip if it already is.
 
     The YAML changes only after a successful push (or to pin an up-to-date registry image).

@@ -98,7 +98,7 @@ def load(path: Path) -> dict[str, FileJob]:
 
 def _job(name: str, body: dict, say) -> FileJob:
     job = FileJob(name)
-    for key, value in body.items():
+    for key in body:
         if key not in JOB_KEYS:
             say(body, key, f"unknown key `{key}` in job `{name}`; expected one of: " + ", ".join(f"`{k}`" for k in JOB_KEYS))
     if "target" in body:

@@ -15,6 +15,7 @@ from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 from singkit.mounts import plan as data_plan
 from singkit.mounts import with_options as with_data_options
+from singkit.store.jobspec import JobSpec
 
 DEFAULT_COMMAND = "python examples/train.py"
 _HP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -148,7 +149,7 @@ def setup_prefix(setup: dict[str, Any] | None) -> str:
 
 
 def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, Any],
-               request: SubmitRequest, default_parallel: int | None) -> tuple[dict[str, Any], dict[str, str]]:
+               request: SubmitRequest, default_parallel: int | None) -> tuple[JobSpec, dict[str, str]]:
     """The job spec without its id, code and runs' ids (the pipeline fills those), and the
     literal secrets it references as `$env:SINGKIT_SECRET_*` (for the runner's environment only)."""
     command = (request.command or "").strip() or DEFAULT_COMMAND
@@ -285,7 +286,7 @@ def _locate(path: Any, text: str) -> tuple[int, int]:
     return 0, 0
 
 
-def number_runs(spec: dict[str, Any], job_id: str) -> None:
+def number_runs(spec: JobSpec, job_id: str) -> None:
     """Give the spec its job id and each run its id (`jobN.1`, ...); `$job_id` in the experiment
     name (an XT macro) becomes the id."""
     spec["job"] = job_id

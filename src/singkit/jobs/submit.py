@@ -24,7 +24,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from singkit import imageref
 from singkit.backends.base import Backend, backend_for, service_record
@@ -36,6 +36,7 @@ from singkit.jobs.spec import SubmitRequest, check_env_refs, launcher_warning, n
 from singkit.jobs.workdir import processes_per_node
 from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
+from singkit.store.jobspec import JobSpec
 from singkit.store.safe import safe_join
 
 
@@ -52,7 +53,7 @@ class State:
     target: dict[str, Any] | None = None
     service: dict[str, Any] | None = None
     backend: Backend | None = None
-    spec: dict[str, Any] = dataclasses.field(default_factory=dict)  # job.yaml to be
+    spec: JobSpec = dataclasses.field(default_factory=lambda: cast(JobSpec, {}))  # job.yaml to be
     secrets: dict[str, str] = dataclasses.field(default_factory=dict)  # `$env:SINGKIT_SECRET_*` values
     store: Store | None = None
     archive: Path | None = None             # the code snapshot the job links
@@ -246,7 +247,7 @@ def settle(state: State, step: Step, error: BaseException) -> None:
         refused(state.env, state.store, state.job, state.spec, error)
 
 
-def refused(env: Environment, store: Store, job: Job, spec: dict[str, Any], error: BaseException) -> None:
+def refused(env: Environment, store: Store, job: Job, spec: JobSpec, error: BaseException) -> None:
     """Discard a job nothing was started for (its commit or prepare failed, or its start created
     nothing), and record `submit-refused` (or `submit-abandoned` for an interruption or an
     unexpected error) in events.jsonl."""
@@ -330,7 +331,7 @@ def load_stored(state: State) -> State:
                          "(NAME: azureml://datastores/STORE/paths/PATH), then checkpoints are kept there")
     if state.resume:
         resumable(env, store, old)
-    spec.update(job=None, created=round(time.time(), 3), dry_run=False, rerun_of=old.id)
+    spec.update({"job": None, "created": round(time.time(), 3), "dry_run": False, "rerun_of": old.id})
     if state.parallel is not None:
         spec["parallel"] = state.parallel
     check_env_refs(spec.get("env") or {}, env.environ, old.spec_path)
@@ -345,7 +346,7 @@ def load_stored(state: State) -> State:
     for run in spec["runs"]:
         key = backend.output_key(old, run["run"]) if state.resume else None  # before the id is cleared
         run.pop("output_key", None)  # a plain rerun writes folders of its own
-        run["run"] = None
+        run["run"] = None  # type: ignore[typeddict-item]  # number_runs gives the new id
         if key:
             run["output_key"] = key
     if state.resume:

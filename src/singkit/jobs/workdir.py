@@ -19,6 +19,7 @@ from singkit import mounts
 from singkit.exceptions import SingkitError
 from singkit.jobs.spec import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
 from singkit.store import Job, Run
+from singkit.store.jobspec import run_entry
 
 METRICS_MODULE = "singkit_metrics.py"
 ENTRY_SCRIPT = "singkit_entry.py"
@@ -118,7 +119,7 @@ def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_
     """`base` (the host's environment for local runs, empty for containers), then the job's env,
     then singkit's variables, which always win."""
     spec = run.job.spec
-    entry = next((r for r in spec["runs"] if r["run"] == run.id), {})
+    entry = run_entry(spec, run.id)
     env = dict(base)
     env.update(resolve_env(spec.get("env") or {}, secrets_from))
     env.update(hp_environment(run.hparams, entry.get("hparams_text")))
@@ -144,7 +145,7 @@ def run_environment(run: Run, paths: RunPaths, base: Mapping[str, str], secrets_
 def user_command(run: Run) -> str:
     """The run's own shell command: the job's command with its hparams."""
     spec = run.job.spec
-    entry = next((r for r in spec["runs"] if r["run"] == run.id), {})
+    entry = run_entry(spec, run.id)
     return str(entry.get("command") or spec["command"])
 
 

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the co
 from singkit.store import runlog
 from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
+from singkit.store.jobspec import JobSpec
 from singkit.store.records import BACKEND_FIELDS, RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
 from singkit.store.status import DRY_RUN, SETTLED, STATUSES, TERMINAL, RunStatus
@@ -165,22 +166,22 @@ class Job:
         self.spec_path = self.dir / "job.yaml"
         self.code_archive = self.dir / "code.tar.gz"
         self.runner_path = self.dir / "runner.json"
-        self._spec: dict[str, Any] | None = None
+        self._spec: JobSpec | None = None
         # run id -> ((run.log size, mtime_ns), its fold): what this command has read so far
         self._folds: dict[str, tuple[tuple[int, int], runlog.RunState]] = {}
         self._indexed: dict[str, tuple[int, int, str]] | None = None  # the index's folds, read once
-        self._runs: tuple[dict[str, Any], list[Run]] | None = None  # (the spec they were made from, runs)
+        self._runs: tuple[JobSpec, list[Run]] | None = None  # (the spec they were made from, runs)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
     @property
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> JobSpec:
         if self._spec is None:
             self._spec = checked_spec(load_yaml(self.spec_path), self.spec_path, self.id)
         return self._spec
 
-    def write_spec(self, spec: dict[str, Any]) -> None:
+    def write_spec(self, spec: JobSpec) -> None:
         atomic_write(self.spec_path, dump_yaml(spec))
         self._spec = spec
         from singkit.store.sweep import CREATING
@@ -188,7 +189,7 @@ class Job:
         with contextlib.suppress(OSError):  # a job with its job.yaml is made: the sweep's marker goes
             (self.dir / CREATING).unlink()
 
-    def use_spec(self, spec: dict[str, Any]) -> None:
+    def use_spec(self, spec: JobSpec) -> None:
         """Work with `spec` before it is written (submit creates the runs' folders first)."""
         self._spec = spec
 
@@ -206,7 +207,7 @@ class Job:
         if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
             raise UnsafeStoreContent(f"{self.spec_path}: `runs` is not a list of runs ({{run: {self.id}.K, hparams: ...}}); "
                                      "the job folder is damaged or was not written by singkit")
-        return [Run(self, r.get("run"), r.get("hparams") if isinstance(r.get("hparams"), dict) else None)
+        return [Run(self, r["run"], r.get("hparams") if isinstance(r.get("hparams"), dict) else None)
                 for r in listed]
 
     def run(self, ref: str) -> Run:
@@ -256,7 +257,7 @@ class Job:
         if self._indexed is None:
             self._indexed = self.store.indexed_folds(self.id)
         size, mtime_ns, text = self._indexed.get(run_id) or (None, None, None)
-        if (size, mtime_ns) != stamp:
+        if (size, mtime_ns) != stamp or text is None:
             return None
         try:
             return RunState.from_json(json.loads(text))  # None for a row that is not a fold
@@ -498,7 +499,7 @@ class Store:
         return len(self.index.statuses())
 
 
-def overall_status(spec: dict[str, Any], statuses: list[str]) -> str:
+def overall_status(spec: Mapping[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
     if spec.get("dry_run") and RunStatus.FAILED not in statuses:
         return DRY_RUN

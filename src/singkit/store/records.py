@@ -17,10 +17,13 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from singkit.exceptions import UsageError
 from singkit.store.yamlio import DAMAGED_HINT
+
+if TYPE_CHECKING:
+    from singkit.store.jobspec import JobSpec
 
 log = logging.getLogger("singkit.store")
 
@@ -87,7 +90,7 @@ _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "tru
                list: "a list", NONE: "empty"}
 
 
-def checked_spec(data: dict[str, Any], path: Path, job_id: str) -> dict[str, Any]:
+def checked_spec(data: dict[str, Any], path: Path, job_id: str) -> JobSpec:
     """`data` (job.yaml of `job_id`, already known to be a mapping) when every field the readers
     use has its type; StoreDamaged naming the first field that does not. A YAML timestamp as
     `created` (a hand edit) is taken as the epoch seconds it means, as the reports take it."""
@@ -109,7 +112,7 @@ def checked_spec(data: dict[str, Any], path: Path, job_id: str) -> dict[str, Any
         _check(run, RUN_FIELDS, path, f"{where}.")
         if not run_id.match(run["run"]):
             raise _damaged(path, f"`{where}.run` is {run['run']!r}, expected `{job_id}.{i}` (a run of this job)")
-    return data
+    return cast("JobSpec", data)  # its fields were checked just now
 
 
 def _check(record: dict[str, Any], fields: dict[str, tuple[tuple[type, ...], bool]], path: Path, prefix: str) -> None:

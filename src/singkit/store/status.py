@@ -7,16 +7,23 @@ reports (and in their --json), so a member compares, hashes and serialises as it
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 
-class RunStatus(StrEnum):
+class RunStatus(str, Enum):  # enum.StrEnum is 3.11+; singkit supports 3.10
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
     PREEMPTED = "preempted"
+
+    # print, format and f-strings give the word itself, as StrEnum does
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 # every status a run.log line may carry, in the order help texts list them

@@ -8,6 +8,7 @@ SingkitError line naming the file (and the line, when the parser knows it).
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from singkit.exceptions import SingkitError
 DAMAGED_HINT = "the store may be damaged: fix the file, or move its job folder aside"
 
 
-def dump_yaml(data: dict[str, Any]) -> str:
+def dump_yaml(data: Mapping[str, Any]) -> str:
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=True)

@@ -26,12 +26,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.backends.base import Backend
 from singkit.backends.singularity import client as aml, creating, mirror as blob, spec as specs, staging, status as states
+from singkit.backends.singularity.handle import SingularityHandle, SubmitState
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.store import events, runlog
+from singkit.store.jobspec import run_entry
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.environment import Environment
+    from singkit.store.model import Job
+    from singkit.store.model import Run
 
 STAGE = "azureml"
 SUBMIT_GRACE_VAR = "SINGKIT_SUBMIT_GRACE"
@@ -46,10 +54,10 @@ _missing = creating._missing  # one definition: a job by name, or None
 
 def _tracked(info: dict[str, Any]) -> bool:
     """A run with an Azure ML job known to exist (not one whose submit is unsettled)."""
-    return bool(info.get("azureml_name")) and not info.get("submitting") and not info.get("never_created")
+    return SingularityHandle(info).tracked
 
 
-def _exit_code(run: Any, status: str) -> int | None:
+def _exit_code(run: Run, status: str) -> int | None:
     """The exit code to record with Azure ML's verdict, from the ranks' `exit` events (None
     when none arrived): 0 for completed (an earlier, preempted attempt may have said 143);
     for failed, the latest non-zero one."""
@@ -67,7 +75,7 @@ class SingularityBackend(Backend):
     name = "singularity"
     default_parallel = None  # the virtual cluster queues them; submit every run at once
 
-    def __init__(self, env: Any, target: dict[str, Any], service: dict[str, Any]) -> None:
+    def __init__(self, env: Environment, target: dict[str, Any], service: dict[str, Any]) -> None:
         super().__init__(env, target, service)
         self._cfg: Any = None
         self._client: Any = None
@@ -116,11 +124,11 @@ class SingularityBackend(Backend):
         return "base" if amlcompute.is_cluster(self.cfg, self.target, service or self.service) else "wrapped"
 
     @staticmethod
-    def spec_path(job: Any, run_id: str) -> Path:
+    def spec_path(job: Job, run_id: str) -> Path:
         return job.dir / STAGE / f"{run_id}.yaml"
 
     # -- prepare: the YAML a dry run stops at ----------------------------------------------
-    def prepare(self, job: Any) -> None:
+    def prepare(self, job: Job) -> None:
         from singkit.timeouts import http_timeouts, submit_deadline
 
         http_timeouts(self.env.environ), submit_deadline(self.env.environ)  # a bad value: refused before anything runs
@@ -130,7 +138,7 @@ class SingularityBackend(Backend):
         target = {k: v for k, v in self.target.items() if k != "env"}  # job env comes via run_variables
         mirror = blob.mirror_for(cfg, self.env.environ, secrets=False)
 
-        def document(run: Any, identity: dict[str, str] | None) -> dict[str, Any]:
+        def document(run: Run, identity: dict[str, str] | None) -> dict[str, Any]:
             env = staging.run_variables(run, int(self.target.get("nodes") or 1))
             if mirror and mirror[0].container_url:  # unknown until its secret is at hand: set at submit
                 env.update(SINGKIT_BLOB_URL=mirror[0].container_url, SINGKIT_BLOB_PREFIX=mirror[0].prefix(job.id, run.id))
@@ -139,7 +147,7 @@ class SingularityBackend(Backend):
                 name=self._name(job, run), code=os.path.relpath(code, self.spec_path(job, run.id).parent), extra_env=env,
                 allow_unpinned=bool(spec.get("allow_unpinned") or self.env.environ.get("SINGKIT_ALLOW_UNPINNED")),
                 docker=spec.get("docker"), setup=None, experiment=spec.get("experiment"), identity=identity,
-                output_key=next((r for r in spec["runs"] if r["run"] == run.id), {}).get("output_key"),
+                output_key=run_entry(spec, run.id).get("output_key"),
                 image=(spec.get("image") or {}).get("ref"))
 
         documents = {run.id: document(run, None) for run in job.runs}  # what is refused offline, first
@@ -158,7 +166,7 @@ class SingularityBackend(Backend):
             specs.load_spec(path)  # the SDK's own offline validation, before anything is sent
             self.env.err(f"{run.id}: Azure ML job spec {path}")
 
-    def _online_checks(self, cfg: Any, target: dict[str, Any], docker: Any, create_connection: bool = False,
+    def _online_checks(self, cfg: Config, target: dict[str, Any], docker: Any, create_connection: bool = False,
                        image: str | None = None) -> dict[str, str] | None:
         """Before anything is queued (see preflight): the size against the cluster's own list,
         that the job can pull its image, and the user-assigned identity as the workspace knows it.
@@ -204,19 +212,19 @@ class SingularityBackend(Backend):
             self.env.err(f"note: user-identity-id `{identity}` is resolved to its ARM id through workspace "
                          f"{self.workspace.name} when the job is submitted (a dry run stays offline)")
 
-    def _name(self, job: Any, run: Any) -> str:
+    def _name(self, job: Job, run: Run) -> str:
         """The name the YAML already has (a retried submit stays idempotent); else a new one."""
         path = self.spec_path(job, run.id)
         name = self._yaml(job, run.id).get("name") if path.exists() else None
         return str(name) if name else f"singkit-{job.id}-{run.num}-{secrets.token_hex(4)}"
 
     # -- submit ---------------------------------------------------------------------------
-    def _entity(self, job: Any, run: Any, extra: dict[str, str]) -> Any:
+    def _entity(self, job: Job, run: Run, extra: dict[str, str]) -> Any:
         entity = specs.load_spec(self.spec_path(job, run.id))
         entity.environment_variables = {**(entity.environment_variables or {}), **extra}
         return entity
 
-    def submit(self, job: Any) -> None:
+    def submit(self, job: Job) -> None:
         from singkit.timeouts import submit_deadline
 
         done: list[tuple[Any, str]] = []
@@ -232,7 +240,7 @@ class SingularityBackend(Backend):
         finally:
             self._deadline = None
 
-    def _submit(self, job: Any, done: list[tuple[Any, str]]) -> None:
+    def _submit(self, job: Job, done: list[tuple[Any, str]]) -> None:
         """Create every run's Azure ML job in turn; `done` collects the (run, name) created."""
         secret_env = staging.secret_variables(job, self.env.environ)
         found = creating.mirror_credentials(self, job)
@@ -246,7 +254,7 @@ class SingularityBackend(Backend):
                     extra.update(sas, SINGKIT_BLOB_URL=mirror.container_url, SINGKIT_BLOB_PREFIX=mirror.prefix(job.id, run.id))
                     info["mirror"] = {"record": mirror.record, "url": mirror.container_url, "prefix": mirror.prefix(job.id, run.id)}
                 # before the create: if this process dies before Azure ML answers, refresh finds the job by name
-                run.write_backend_info({**info, "azureml_name": name, "submitting": True, "submit_started": round(time.time(), 3)})
+                run.write_backend_info(SingularityHandle(info).submitting(name))
                 tries = itertools.count(1)
                 try:
                     created = self.call(f"submitting {run.id} to {self.workspace.name}",
@@ -268,18 +276,16 @@ class SingularityBackend(Backend):
                 if run.state().terminal:  # a refresh gave up on it meanwhile (see _adopt): do not leave it running
                     self._withdraw(ml, [(run, created.name)])
 
-    def _record(self, run: Any, remote: Any, info: dict[str, Any]) -> None:
+    def _record(self, run: Run, remote: Any, info: dict[str, Any]) -> None:
         """What singkit keeps about a run's Azure ML job, once Azure ML has confirmed it."""
         document = self._yaml(run.job, run.id)
         dist = document.get("distribution") or {}
-        info.update(azureml_name=remote.name, studio_url=remote.studio_url, workspace=self.workspace.name,
-                    subscription=self.workspace.subscription_id, resource_group=self.workspace.resource_group,
-                    experiment=document.get("experiment_name"), nodes=document["resources"]["instance_count"],
-                    per_node=dist.get("process_count_per_instance", 1), azure_status=states.text(remote.status),
-                    submitted=round(time.time(), 3))
-        for key in ("submitting", "submit_started"):
-            info.pop(key, None)
-        run.write_backend_info(info)
+        run.write_backend_info(SingularityHandle(info).created(
+            azureml_name=remote.name, studio_url=remote.studio_url, workspace=self.workspace.name,
+            subscription=self.workspace.subscription_id, resource_group=self.workspace.resource_group,
+            experiment=document.get("experiment_name"), nodes=document["resources"]["instance_count"],
+            per_node=dist.get("process_count_per_instance", 1), azure_status=states.text(remote.status),
+            submitted=round(time.time(), 3)))
 
     def _withdraw(self, ml: Any, done: list[tuple[Any, str]]) -> None:
         """Cancel Azure ML jobs the store has given up on (a later run failed to submit, or the
@@ -288,14 +294,13 @@ class SingularityBackend(Backend):
         for run, name in done:
             try:
                 ml.jobs.begin_cancel(name)
-                info = {k: v for k, v in run.backend_info().items() if k not in ("submitting", "submit_started")}
-                run.write_backend_info({**info, "azureml_name": name, "withdrawn": True})
+                run.write_backend_info(SingularityHandle(run.backend_info()).withdrawn(name))
             except Exception:  # noqa: BLE001 - best effort, the original error matters more
                 self.env.err(f"{run.id}: could not cancel Azure ML job {name}; cancel it in the studio")
 
-    def output_key(self, job: Any, run_id: str) -> str:
+    def output_key(self, job: Job, run_id: str) -> str:
         """The Azure ML job name the run's outputs were written under (or the one it resumed)."""
-        entry = next((r for r in job.spec["runs"] if r["run"] == run_id), {})
+        entry = run_entry(job.spec, run_id)
         if entry.get("output_key"):
             return str(entry["output_key"])
         name = self._yaml(job, run_id).get("name") if self.spec_path(job, run_id).exists() else None
@@ -303,24 +308,24 @@ class SingularityBackend(Backend):
             raise UsageError(f"{run_id} has no Azure ML job spec, so no output folder to resume from")
         return str(name)
 
-    def _yaml(self, job: Any, run_id: str) -> dict[str, Any]:
+    def _yaml(self, job: Job, run_id: str) -> dict[str, Any]:
         from singkit.store.model import load_yaml
 
         return load_yaml(self.spec_path(job, run_id))
 
     # -- refresh --------------------------------------------------------------------------
-    def refresh(self, job: Any) -> None:
+    def refresh(self, job: Job) -> None:
         pending = [(r, r.backend_info()) for r in job.runs]
         pending = [(r, i) for r, i in pending if i.get("azureml_name") and not (r.state().terminal and i.get("final"))]
         if not pending:
             return
         with self.session() as ml:
             for run, info in pending:
-                if info.get("submitting") and not self._adopt(ml, run, info):
+                if SingularityHandle(info).state is SubmitState.SUBMITTING and not self._adopt(ml, run, info):
                     continue
                 self._refresh_run(ml, run, info)
 
-    def _adopt(self, ml: Any, run: Any, info: dict[str, Any]) -> bool:
+    def _adopt(self, ml: Any, run: Run, info: dict[str, Any]) -> bool:
         """A run whose submit did not finish: look its job up by name. True when there is one to
         follow (recorded now); else the run waits out the grace period, then fails."""
         name = info["azureml_name"]
@@ -337,25 +342,25 @@ class SingularityBackend(Backend):
             run.backend_path.unlink(missing_ok=True)
             return False
         grace = float(self.env.environ.get(SUBMIT_GRACE_VAR) or SUBMIT_GRACE)
-        waited = time.time() - float(info.get("submit_started") or 0)
+        waited = time.time() - SingularityHandle(info).submit_started
         if waited >= grace:
             run.set_status("failed", reason=(
                 f"its submit never reached Azure ML: no job {name} in workspace {self.workspace.name} "
                 f"{waited / 60:.0f} min after singkit began submitting it (the submitting process stopped?); submit it again"))
-            run.write_backend_info({**info, "submitting": False, "final": True, "never_created": True})
+            run.write_backend_info(SingularityHandle(info).never_created())
         return False
 
-    def _refresh_run(self, ml: Any, run: Any, info: dict[str, Any]) -> None:
+    def _refresh_run(self, ml: Any, run: Run, info: dict[str, Any]) -> None:
         name = info["azureml_name"]
         if info.get("mirror") and time.monotonic() >= self._mirror_retry_at:
             try:
                 blob.pull(self.config(), self.env.environ, info, run)
-            except SingkitError as error:  # the mirror is a convenience; the status still counts
+            except SingkitError as problem:  # the mirror is a convenience; the status still counts
                 # one wait for the storage per refresh, not one per run (a sweep has many)
                 self._mirror_retry_at = time.monotonic() + MIRROR_RETRY
                 if not self._mirror_warned:
                     self._mirror_warned = True
-                    self.env.err(f"warning: {error}")
+                    self.env.err(f"warning: {problem}")
         remote = self.call(f"reading the status of {run.id} ({name})", lambda: ml.jobs.get(name))
         azure_status = states.text(remote.status)
         error = None
@@ -372,12 +377,12 @@ class SingularityBackend(Backend):
     def _error(self, ml: Any, name: str) -> Any:
         with contextlib.suppress(Exception):
             details = ml.jobs._runs_operations.get_run_details(name)
-            error = getattr(details, "error", None)
+            error: Any = getattr(details, "error", None)
             return error.as_dict() if hasattr(error, "as_dict") else error
         return None
 
     # -- logs -----------------------------------------------------------------------------
-    def logs(self, job: Any, run: str, follow: bool = False, stream: str = "stdout",
+    def logs(self, job: Job, run: str, follow: bool = False, stream: str = "stdout",
              tail: int | None = None) -> Iterator[str]:
         """stdout: Azure ML's user logs (node/rank prefixes on distributed runs); stderr: the
         store's file, which the Blob mirror fills (Azure ML folds stderr into its logs)."""
@@ -386,7 +391,7 @@ class SingularityBackend(Backend):
             return super().logs(job, run, follow=follow, stream=stream, tail=tail)
         return self._follow(job, run, info, follow, tail)
 
-    def _follow(self, job: Any, run: str, info: dict[str, Any], follow: bool, tail: int | None) -> Iterator[str]:
+    def _follow(self, job: Job, run: str, info: dict[str, Any], follow: bool, tail: int | None) -> Iterator[str]:
         from singkit.backends.singularity.logs import follow_logs
 
         try:
@@ -400,7 +405,7 @@ class SingularityBackend(Backend):
             yield from super().logs(job, run, follow=follow, stream="stdout", tail=tail)
 
     # -- cancel ---------------------------------------------------------------------------
-    def cancel(self, job: Any, run: str | None = None) -> None:
+    def cancel(self, job: Job, run: str | None = None) -> None:
         """Cancel every run still going (or one): all cancel requests first, then one wait for
         all (see cancel.py); a run whose submit is unsettled is looked up by name first."""
         from singkit.backends.singularity.cancel import cancel_runs
@@ -413,18 +418,19 @@ class SingularityBackend(Backend):
             sent = []
             for r, info in todo:
                 name = info.get("azureml_name")
-                remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if info.get("submitting") else True
+                unsettled = SingularityHandle(info).state is SubmitState.SUBMITTING
+                remote = self.call(f"looking up {r.id} ({name})", lambda name=name: _missing(ml, name)) if unsettled else True
                 if not name or remote is None:
                     # a submit still under way withdraws its job once it sees this (see submit)
                     r.set_status("cancelled", reason="cancelled before it reached Azure ML")
                     continue
-                if info.get("submitting"):
+                if unsettled:
                     self._record(r, remote, info)
                 sent.append((r, info))
             cancel_runs(self, ml, sent)
 
     # -- download -------------------------------------------------------------------------
-    def download(self, job: Any, dest: Path, what: str = "all") -> list[str]:
+    def download(self, job: Job, dest: Path, what: str = "all") -> list[str]:
         with self.session() as ml:
             for run in job.runs:
                 info = run.backend_info()
@@ -434,7 +440,7 @@ class SingularityBackend(Backend):
                     blob.pull(self.config(), self.env.environ, info, run)
                 if what == "code":
                     continue
-                remote = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(info["azureml_name"]))
+                remote = self.call(f"reading the status of {run.id}", lambda: ml.jobs.get(info["azureml_name"]))  # noqa: B023 (called at once)
                 if not states.is_final(remote.status):
                     self.env.err(f"{run.id}: still {states.text(remote.status)} in Azure ML; its logs and outputs can be fetched once it ends")
                     continue
@@ -449,7 +455,7 @@ class SingularityBackend(Backend):
                 copy_file_out(path, dest / STAGE / path.name, notes)
         return notes
 
-    def _fetch_artifacts(self, ml: Any, run: Any, name: str) -> None:
+    def _fetch_artifacts(self, ml: Any, run: Run, name: str) -> None:
         """Azure ML's artifacts: outputs/ into the run's outputs, its logs into azureml-logs/."""
         with tempfile.TemporaryDirectory(dir=run.dir, prefix=".download-") as tmp:
             self.call(f"downloading logs and outputs of {run.id}", lambda: ml.jobs.download(name, download_path=tmp, all=True))
@@ -467,7 +473,7 @@ class SingularityBackend(Backend):
 
 
 
-def portal_urls(job: Any) -> dict[str, str]:
+def portal_urls(job: Job) -> dict[str, str]:
     """run id → the Azure ML studio page of its job (recorded at submit)."""
     kind = (job.spec.get("service") or {}).get("type")
     if kind not in ("singularity", "aml"):

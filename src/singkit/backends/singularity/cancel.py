@@ -29,10 +29,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.backends.singularity import client as aml, status as states
 from singkit.exceptions import ServiceError, SingkitError
+
+if TYPE_CHECKING:
+    from singkit.store.model import Run
+    from singkit.backends.singularity.backend import SingularityBackend
 
 TIMEOUT_VAR = "SINGKIT_CANCEL_TIMEOUT"
 TIMEOUT = 900.0  # seconds for the whole job to confirm; Singularity's nodes get a grace period to stop
@@ -43,7 +47,7 @@ WORKERS = 8  # requests in flight at once: within requests' pool of 10 connectio
 class Pending:
     """One run being cancelled: what was sent, what Azure ML last said, what went wrong."""
 
-    run: Any
+    run: Run
     info: dict[str, Any]
     name: str                       # its Azure ML job name
     status: str = ""                # Azure ML's last word ("CancelRequested", "Canceled", ...)
@@ -75,7 +79,7 @@ def _each(items: list[Pending], fn: Callable[[Pending], None]) -> None:
         list(pool.map(fn, items))
 
 
-def cancel_runs(backend: Any, ml: Any, runs: Iterable[tuple[Any, dict[str, Any]]]) -> None:
+def cancel_runs(backend: SingularityBackend, ml: Any, runs: Iterable[tuple[Any, dict[str, Any]]]) -> None:
     """Cancel these (run, backend info) pairs — runs with an Azure ML job — and wait for all.
 
     Raises ServiceError (one line, every unsettled run named) when some could not be cancelled
@@ -126,7 +130,7 @@ def cancel_runs(backend: Any, ml: Any, runs: Iterable[tuple[Any, dict[str, Any]]
         raise ServiceError(_stragglers(unsettled, len(pending), timeout))
 
 
-def _record(backend: Any, ml: Any, p: Pending) -> None:
+def _record(backend: SingularityBackend, ml: Any, p: Pending) -> None:
     p.info.update(azure_status=p.status, final=True)
     p.run.write_backend_info(p.info)
     if p.status == "Canceled":

@@ -175,7 +175,7 @@ def sdk_environ(environ: Mapping[str, str]) -> Iterator[None]:
                         os.environ[name] = value
 
 
-def _cloud_from_metadata(url: str, wanted: str | None) -> tuple[str, dict[str, str]] | None:
+def _cloud_from_metadata(url: str, wanted: str | None) -> tuple[str, dict[str, str]]:
     """(name, endpoints) of the cloud an ARM metadata URL describes (the one serving the URL,
     or `wanted`). Registered over any stale entry so a new endpoint always wins."""
     from azure.ai.ml import _azure_environments as clouds

@@ -8,10 +8,15 @@ connection — is retried by client.call; the job it made is this run's (same na
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.backends.singularity import client as aml, mirror as blob, spec as specs
 from singkit.exceptions import ServiceError
+
+if TYPE_CHECKING:
+    from singkit.store.model import Job
+    from singkit.store.model import Run
+    from singkit.backends.singularity.backend import SingularityBackend
 
 
 def _missing(ml: Any, name: str) -> Any:
@@ -24,14 +29,14 @@ def _missing(ml: Any, name: str) -> Any:
         return None
 
 
-def mirror_credentials(backend: Any, job: Any) -> tuple[Any, dict[str, str]] | None:
+def mirror_credentials(backend: SingularityBackend, job: Job) -> tuple[Any, dict[str, str]] | None:
     """The Blob mirror and what its runs need to write it, for as long as they can live: no
     secret when the job runs as a managed identity (the UAI variable in its spec), else a
     SAS covering the longest `limits.timeout` of its runs (or the default) plus queueing."""
     documents = [backend._yaml(job, run.id) for run in job.runs]
     identity = any(specs.UAI_VARIABLE in (d.get("environment_variables") or {}) for d in documents)
     limits = [blob.run_limit(d) for d in documents]
-    longest = None if None in limits else max(limits)  # a run without a limit may run the default's
+    longest = None if None in limits else max(limit for limit in limits if limit is not None)  # a run without a limit may run the default's
     found = blob.mirror_for(backend.config(), backend.env.environ, secrets=True, identity=identity, max_run=longest)
     if found and "SINGKIT_BLOB_SAS" in found[1] and backend.env.environ.get(blob.SAS_HOURS_VAR):
         given, life = blob.sas_lifetime(backend.env.environ), blob.sas_lifetime({}, longest)
@@ -41,7 +46,7 @@ def mirror_credentials(backend: Any, job: Any) -> tuple[Any, dict[str, str]] | N
     return found
 
 
-def create(backend: Any, ml: Any, job: Any, run: Any, extra: dict[str, str], name: str, retry: bool = False) -> Any:
+def create(backend: SingularityBackend, ml: Any, job: Job, run: Run, extra: dict[str, str], name: str, retry: bool = False) -> Any:
     """Create the run's Azure ML job — or, when an earlier attempt landed although its answer
     was lost (a 5xx sent after the job was stored, a connection reset), adopt that job: it
     is this run's (same name, same `singkit.run` tag), and cancelling it would throw away a
@@ -65,7 +70,7 @@ def create(backend: Any, ml: Any, job: Any, run: Any, extra: dict[str, str], nam
         return adopted(backend, run, remote, name)
 
 
-def adopted(backend: Any, run: Any, remote: Any, name: str) -> Any:
+def adopted(backend: SingularityBackend, run: Run, remote: Any, name: str) -> Any:
     """The Azure ML job `name` found at submit, when it is this run's (its `singkit.run` tag);
     a job of that name that singkit did not create for this run is an error, never adopted."""
     if (remote.tags or {}).get("singkit.run") != run.id:
@@ -75,7 +80,7 @@ def adopted(backend: Any, run: Any, remote: Any, name: str) -> Any:
     return remote
 
 
-def settle(backend: Any, ml: Any, run: Any, name: str, adopt: bool = False) -> Any:
+def settle(backend: SingularityBackend, ml: Any, run: Run, name: str, adopt: bool = False) -> Any:
     """The create of `name` failed: forget it if Azure ML has no such job of this run's. If it
     has one after all (the last attempt's answer was lost), return it to be followed when
     `adopt` (the submit failed on Azure ML's side, not by Ctrl-C); else cancel it.

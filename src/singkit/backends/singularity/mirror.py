@@ -30,11 +30,15 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.fsutil import atomic_write, file_lock
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.store.model import Run
 
 # run.log first: the job appends it last, so output read after it is at least as complete
 FILES = ("run.log", "stdout.log", "stderr.log")
@@ -69,7 +73,7 @@ def _conn_parts(connection_string: str) -> dict[str, str]:
     return parts
 
 
-def mirror_for(cfg: Any, environ: Mapping[str, str], secrets: bool = True, *, identity: bool = False,
+def mirror_for(cfg: Config, environ: Mapping[str, str], secrets: bool = True, *, identity: bool = False,
                max_run: dt.timedelta | None = None) -> tuple[Mirror, dict[str, str]] | None:
     """(the mirror, secret env vars for the job) when `general.store` names a storage record.
 
@@ -178,13 +182,13 @@ def _service_client(record: Mapping[str, Any], environ: Mapping[str, str]) -> An
     return BlobServiceClient(url, credential=credential_from(environ), **options)
 
 
-def _locked(run: Any):
+def _locked(run: Run):
     """One reader of a run's mirror at a time, across processes (status in one terminal while
     monitor runs in another must not copy the same bytes twice)."""
     return file_lock(Path(run.dir) / ".mirror.lock")
 
 
-def pull(cfg: Any, environ: Mapping[str, str], info: Mapping[str, Any], run: Any) -> bool:
+def pull(cfg: Config, environ: Mapping[str, str], info: Mapping[str, Any], run: Run) -> bool:
     """Append what is new in the run's mirrored blobs to its local files; True if anything was.
 
     The byte offsets already copied live in the run's mirror.json. run.log only takes whole

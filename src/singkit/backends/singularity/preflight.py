@@ -30,14 +30,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ServiceError, UsageError
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
+    from singkit.backends.singularity.backend import SingularityBackend
 
 CONNECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")  # workspaceRP.json parameter ConnectionName
 
 
-def check_offered(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
+def check_offered(backend: SingularityBackend, ml: Any, cfg: Config, resolved: Any) -> None:
     """Raise a located ConfigError when the cluster does not offer `resolved.vm_size`; an
     unreadable cluster (reading it may need a role submitting does not) only warns."""
     from singkit.singularity import target as targets
@@ -59,7 +63,7 @@ def check_offered(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
                           f"(`invoke config.skus --target={resolved.name}` shows its quota per SLA tier)")
 
 
-def user_identity(backend: Any, ml: Any, value: str | None) -> dict[str, str] | None:
+def user_identity(backend: SingularityBackend, ml: Any, value: str | None) -> dict[str, str] | None:
     """{"id": ARM id, "client_id"} of the workspace's user-assigned identity that `value` (an ARM
     id, a name or a client id) names; an ARM id the workspace does not list is kept as it is."""
     if not value:
@@ -93,7 +97,7 @@ def _is_acr(host: str) -> bool:
     return ".azurecr." in host
 
 
-def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool = False,
+def check_pull(backend: SingularityBackend, ml: Any, cfg: Config, resolved: Any, *, create: bool = False,
                image: str | None = None) -> str | None:
     """Refuse a job whose image the service could not pull (see the module docstring).
 
@@ -141,7 +145,7 @@ def check_pull(backend: Any, ml: Any, cfg: Any, resolved: Any, *, create: bool =
     raise _refusal(cfg, docker, _advice(backend, docker, registry, host, acr_id, resolved))
 
 
-def _refusal(cfg: Any, docker: dict[str, Any], message: str) -> Exception:
+def _refusal(cfg: Config, docker: dict[str, Any], message: str) -> Exception:
     from singkit.singularity import target as targets
 
     key = "registry" if docker.get("registry") else "image"
@@ -155,7 +159,7 @@ def connection_name(registry: dict[str, Any] | None, host: str) -> str:
     return name if CONNECTION_NAME.match(name) else "singkit-registry"
 
 
-def _advice(backend: Any, docker: dict[str, Any], registry: dict[str, Any] | None, host: str, acr_id: str,
+def _advice(backend: SingularityBackend, docker: dict[str, Any], registry: dict[str, Any] | None, host: str, acr_id: str,
             resolved: Any) -> str:
     """One line: why the job could not pull, and the commands that fix it."""
     ws = backend.workspace
@@ -179,7 +183,7 @@ def _advice(backend: Any, docker: dict[str, Any], registry: dict[str, Any] | Non
             f"fix it once: " + "; or ".join(fixes))
 
 
-def _create_connection(backend: Any, ml: Any, cfg: Any, docker: dict[str, Any], registry: dict[str, Any] | None,
+def _create_connection(backend: SingularityBackend, ml: Any, cfg: Config, docker: dict[str, Any], registry: dict[str, Any] | None,
                        host: str) -> None:
     """Create the workspace connection for `host` from the registry record's credentials. The
     password is resolved here and travels only in the PUT body, never printed or recorded."""
@@ -226,7 +230,7 @@ def cluster_note(resolved: Any, workspace: str) -> str:
             "(a dry run stays offline)")
 
 
-def check_cluster(backend: Any, ml: Any, cfg: Any, resolved: Any) -> None:
+def check_cluster(backend: SingularityBackend, ml: Any, cfg: Config, resolved: Any) -> None:
     """An Azure ML compute-cluster target against the cluster its workspace holds (ml.compute.get):
     it exists and is an AmlCompute; its VM size is the target's `vm-size` (the cluster decides it:
     a job sends none); it scales to the target's `nodes` (its max_instances); and its tier is what

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit import mounts
 from singkit.exceptions import ConfigError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.singularity import target as targets
 from singkit.singularity.target import Workspace
+
+if TYPE_CHECKING:
+    from singkit.config.model import Config
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json"
 UAI_VARIABLE = "_AZUREML_SINGULARITY_JOB_UAI"
@@ -28,7 +31,7 @@ CURATED_PLACEHOLDER = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
 __all__ = ["Workspace", "build_spec", "image_reference", "load_spec", "write_spec"]
 
 
-def image_reference(cfg: Any, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True,
+def image_reference(cfg: Config, docker: Mapping[str, Any], allow_unpinned: bool = False, *, wrapped: bool = True,
                     resolved: str | None = None) -> str:
     """`<login-server>/<repo>@sha256:<digest>` for a docker record: the wrapped image when
     `sing-wrap: true` (named as image.wrap names it), or with `wrapped=False` (a compute-cluster
@@ -82,7 +85,7 @@ def setup_command(setup: Mapping[str, Any] | None, command: str) -> str:
     return " && ".join([*steps(setup, pip_options="--no-input -q"), command])
 
 
-def build_spec(cfg: Any, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
+def build_spec(cfg: Config, target: Mapping[str, Any], *, job_id: str, run_id: str, command: str,
                name: str, code: str = "code", extra_env: Mapping[str, Any] | None = None,
                allow_unpinned: bool = False, docker: Any = None, setup: Mapping[str, Any] | None = None,
                experiment: str | None = None, identity: Mapping[str, str] | None = None,
@@ -160,7 +163,7 @@ def _placement(resolved: targets.Resolved) -> dict[str, Any]:
     }
 
 
-def _environment(cfg: Any, resolved: targets.Resolved, allow_unpinned: bool, image: str | None = None) -> Any:
+def _environment(cfg: Config, resolved: targets.Resolved, allow_unpinned: bool, image: str | None = None) -> Any:
     """`azureml:NAME:VERSION` (a registered environment), the pinned image, or — with no docker
     record — the SDK's curated placeholder: the image comes from AISuperComputer.imageVersion."""
     if resolved.environment:
@@ -197,7 +200,7 @@ def write_spec(path: Path, spec: Mapping[str, Any]) -> Path:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.width = 4096  # long image references and commands stay on one line
-    yaml.sort_base_mapping_type_on_output = False  # keep our key order
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # keep our key order (ruamel types it None)
     buffer = io.StringIO()
     buffer.write("# Azure ML CLI v2 command job written by singkit; `az ml job create -f <this file>` takes it too.\n")
     yaml.dump(dict(spec), buffer)

@@ -14,9 +14,13 @@ import shlex
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import SingkitError
+
+if TYPE_CHECKING:
+    from singkit.store.model import Job
+    from singkit.store.model import Run
 
 IN_JOB = "_singkit"
 SYNC_SCRIPT = "blob_sync.py"
@@ -35,7 +39,7 @@ def is_secret(name: Any, value: Any) -> bool:
     return is_env_ref(value) or is_secret_env(str(name))
 
 
-def stage_code(job: Any) -> Path:
+def stage_code(job: Job) -> Path:
     """The job's code folder (workdir.prepare) with the in-job scripts in IN_JOB; idempotent."""
     from singkit.jobs.workdir import entry_script, prepare
 
@@ -48,7 +52,7 @@ def stage_code(job: Any) -> Path:
     return code
 
 
-def run_variables(run: Any, nodes: int) -> dict[str, str]:
+def run_variables(run: Run, nodes: int) -> dict[str, str]:
     """The run's environment as the YAML holds it: workdir.run_environment (the one list of
     singkit's variables, after the job's env) without secrets and without host paths."""
     from singkit.jobs.workdir import RunPaths, run_environment
@@ -64,14 +68,14 @@ def run_variables(run: Any, nodes: int) -> dict[str, str]:
     return out
 
 
-def secret_variables(job: Any, environ: Mapping[str, str]) -> dict[str, str]:
+def secret_variables(job: Job, environ: Mapping[str, str]) -> dict[str, str]:
     """The job env's secret variables, resolved now (for the entity sent, never a file)."""
     from singkit.config import resolve_secret
 
     return {str(k): resolve_secret(v, environ) or "" for k, v in (job.spec.get("env") or {}).items() if is_secret(k, v)}
 
 
-def secret_names(job: Any) -> list[str]:
+def secret_names(job: Job) -> list[str]:
     """What a dry run may say of the job env's secret variables: `NAME ($env:SOURCE)` for a
     reference, `NAME (a literal from your config, hidden)` otherwise; never a value."""
     from singkit.config.secrets import is_env_ref
@@ -84,7 +88,7 @@ def secret_names(job: Any) -> list[str]:
     return out
 
 
-def command(run: Any) -> str:
+def command(run: Run) -> str:
     """blob_sync (mirror) → singkit_entry (files, console, an `exit` event per rank: Azure ML's
     state, not a rank, decides the outcome) → the run's shell command (workdir.run_command), in
     the job's shell (workdir.shell_line: bash where the image has it, else sh; the setup too).
