@@ -77,7 +77,7 @@ class Backend(abc.ABC):
         (all if None), then, with follow, new lines as they come until the run has ended.
 
         Default: read the store's files, which local and docker runs write as they go."""
-        from singkit.jobs.follow import follow_lines
+        from singkit.backends.follow import follow_lines
 
         return follow_lines(job.run(run), stream, follow=follow, tail=tail)
 

@@ -24,7 +24,7 @@ from singkit.configcheck import require
 from singkit.environment import Environment
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, launcher_warning, number_runs
-from singkit.jobs.workdir import processes_per_node
+from singkit.backends.runtime.workdir import processes_per_node
 from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
 from singkit.store.safe import safe_join

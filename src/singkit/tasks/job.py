@@ -224,7 +224,7 @@ def list_jobs(c, env, status=None, target=None, last: int | None = None, json=Fa
 def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
     """Print a run's output: its stdout on stdout, its stderr on stderr (prefixed when several runs)."""
     from singkit.jobs import control
-    from singkit.jobs.follow import JobFollower
+    from singkit.backends.follow import JobFollower
 
     tail_n = int_arg(tail, "tail", minimum=0)
     _store, stored, backend = control.open_job(env, job_arg(job))

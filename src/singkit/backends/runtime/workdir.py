@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from singkit import mounts
+from singkit.backends.runtime.variables import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
 from singkit.exceptions import SingkitError
-from singkit.jobs.spec import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
 from singkit.store import Job, Run
 
 METRICS_MODULE = "singkit_metrics.py"
