@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from singkit import macros
 from singkit.backends.runtime.variables import OWN_CREDENTIALS, SECRET_PREFIX
-from singkit.config import macros
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 from singkit.mounts import plan as data_plan
