@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from singkit.backends.base import Backend
 from singkit import procs
+from singkit.backends.base import Backend
 from singkit.backends.runtime.workdir import processes_per_node
 from singkit.store import events
 

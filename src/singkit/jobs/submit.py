@@ -20,11 +20,11 @@ import time
 from typing import Any
 
 from singkit.backends.base import Backend, backend_for, service_record
+from singkit.backends.runtime.workdir import processes_per_node
 from singkit.configcheck import require
 from singkit.environment import Environment
 from singkit.exceptions import SingkitError, UsageError
 from singkit.jobs.spec import SubmitRequest, build_spec, check_env_refs, launcher_warning, number_runs
-from singkit.backends.runtime.workdir import processes_per_node
 from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
 from singkit.store.safe import safe_join

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from singkit.backends.base import backend_for_job
 from singkit.backends.embedded import EmbeddedBackend
-from singkit.environment import Environment
 from singkit.backends.runtime import workdir
+from singkit.environment import Environment
 from singkit.store import Job, Run, Store
 
 
@@ -48,8 +48,8 @@ def record_self(job_dir: Path) -> None:
     """Write runner.json for this very process: the runner's first act, so a live runner is
     always on record even when the submit that spawned it was killed before recording it
     (refresh would otherwise take its queued runs for orphans)."""
-    from singkit.fsutil import atomic_write
     from singkit import procs
+    from singkit.fsutil import atomic_write
 
     info = {**procs.identity(os.getpid()), "argv": [sys.executable, *sys.argv], "started": round(time.time(), 3)}
     atomic_write(job_dir / "runner.json", json.dumps(info, indent=1))

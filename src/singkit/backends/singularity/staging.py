@@ -100,8 +100,8 @@ def command(run: Any) -> str:
     after the target's `grace-seconds` (--grace). (The platform sends SIGTERM, then stops the
     container after a timeout, and a shell must pass the signal on for a Python program to see
     it: microsoft.github.io/ai4s-jobq/misc/10-preemption.html.)"""
-    from singkit.backends.runtime.workdir import (grace_seconds, job_shell, processes_per_node, program_command, run_command,
-                                      setup_command, shell_line)
+    from singkit.backends.runtime.workdir import (grace_seconds, job_shell, processes_per_node, program_command,
+                                                  run_command, setup_command, shell_line)
 
     setup = setup_command(run) if processes_per_node(run.job.spec) != 1 else ""
     options = f"--grace {grace_seconds(run.job.spec):g} " + (f"--setup {shlex.quote(setup)} " if setup else "")
