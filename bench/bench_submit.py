@@ -83,7 +83,7 @@ def via_library(proj: Path, target: str) -> float:
 
 def wait_all(proj: Path) -> None:
     """Let every bench job finish so the next measurement has the machine to itself."""
-    from singkit.jobs.procs import alive
+    from singkit.procs import alive
     import json
 
     for runner in proj.parent.glob("stores/*/jobs/*/runner.json"):

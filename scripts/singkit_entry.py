@@ -490,7 +490,7 @@ def main(argv: list[str]) -> int:
 
 
 def timeout_reason(seconds: float) -> str:
-    """singkit.jobs.workdir.timeout_reason's words (this file runs without singkit installed)."""
+    """singkit.backends.runtime.workdir.timeout_reason's words (this file runs without singkit installed)."""
     return f"timeout: the run passed the target's max-run-seconds ({seconds:g} s) and was stopped"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import storegen
 from clirunner import run_singkit
-from singkit.jobs import procs
+from singkit import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 

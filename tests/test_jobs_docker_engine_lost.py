@@ -108,7 +108,7 @@ CUT_AT_RUNNER = textwrap.dedent("""
     import os, signal, sys
     relay = int(os.environ.pop("TEST_RELAY_PID"))
     def hook(event, args):
-        if event == "subprocess.Popen" and "singkit.jobs.runner" in str(args[1]):
+        if event == "subprocess.Popen" and "singkit.backends.runtime.runner" in str(args[1]):
             os.kill(relay, signal.SIGKILL)
     sys.addaudithook(hook)
     sys.argv = ["singkit", *sys.argv[1:]]

@@ -9,7 +9,7 @@ from pathlib import Path
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, run_cli, wait_done
 from singkit.jobs import control
-from singkit.jobs.follow import took
+from singkit.backends.follow import took
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, run_cli, wait_done
-from singkit.jobs.spec import hp_environment, parse_hp, parse_hp_text, parse_value, run_command
+from singkit.backends.runtime.variables import hp_environment
+from singkit.jobs.spec import parse_hp, parse_hp_text, parse_value, run_command
 from singkit.store import Store
 
 AS_TYPED = ["ver=1.10,2.0", "flag=true,no", "name=007", "lr=1e-3"]

@@ -418,7 +418,7 @@ def test_docker_ranks_script_ends_a_rank_that_ignores_sigterm(docker_client: Any
     from services import TEST_LABELS
 
     from singkit.backends.docker import RANKS_SH
-    from singkit.jobs.workdir import shell_argv
+    from singkit.backends.runtime.workdir import shell_argv
 
     command = ('if [ "$RANK" = 1 ]; then sleep 0.2; exit 9; fi; trap "" TERM; sleep 300')
     container = docker_client.containers.run(busybox_image.id, shell_argv(RANKS_SH, "", command, "2", "1"),

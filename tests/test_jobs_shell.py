@@ -32,7 +32,7 @@ from services import TEST_LABELS, find_tool
 from test_jobs_dryrun import NOWHERE, SINGULARITY
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
-from singkit.jobs.workdir import shell_argv, shell_line
+from singkit.backends.runtime.workdir import shell_argv, shell_line
 
 # bash only: `source`, `[[ ]]`, an array, pipefail (a failing stage fails the pipeline)
 BASH_COMMAND = ('source ./env.sh && [[ "$FROM_SOURCE" == yes ]] && words=(a b c) && set -o pipefail && '
@@ -195,7 +195,7 @@ def test_singularity_spec_runs_the_command_in_the_job_shell(tmp_path: Path) -> N
 
 def test_bash_words_keep_their_shell() -> None:
     """`exec WORD` looks WORD up on PATH: a bash builtin or keyword first must stay in its shell."""
-    from singkit.jobs.workdir import exec_form
+    from singkit.backends.runtime.workdir import exec_form
 
     for kept in ("[[ -f x ]]", "declare -a x", "time python x.py", "shopt -s globstar", "pushd d", "let i=1",
                  "mapfile -t lines", "function f { :; }"):

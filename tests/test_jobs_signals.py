@@ -32,7 +32,7 @@ from test_singularity_injob import job_process
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
-from singkit.jobs.workdir import exec_form
+from singkit.backends.runtime.workdir import exec_form
 
 # Saves for SAVE seconds on SIGTERM (longer than the 5 s every cancel gave before grace-seconds),
 # then exits 0; `stubborn`: notes the SIGTERM and carries on, so only SIGKILL ends it.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from singkit.exceptions import UsageError
-from singkit.jobs.spec import expand, hp_environment, parse_hp, run_command
+from singkit.backends.runtime.variables import hp_environment
+from singkit.jobs.spec import expand, parse_hp, run_command
 
 
 def test_grid_values_are_typed_and_ordered() -> None:

@@ -29,7 +29,7 @@ def test_duration(seconds, text):
                                              (5, 4, "0s"), (None, 3, "-")])
 def test_follow_says_how_long_a_job_took_as_job_list_does(start, end, text):
     # was `25.2s`, `1:05` and `0.0s` beside job.list's `25s`, `1m05s` and job.status' `0.004s`
-    from singkit.jobs.follow import took
+    from singkit.backends.follow import took
 
     assert took(start, end) == text
 

@@ -138,9 +138,9 @@ def test_submit_monitor_cancel_extract(world, tmp_path):
     assert variables["FROM_SETUP"] == "1" and variables["API_KEY"] == "s3cr3t-api-key"
     assert variables["SINGKIT_BLOB_PREFIX"] == f"jobs/{job.id}/runs/{job.id}.1" and "sig=" in variables["SINGKIT_BLOB_SAS"]
     assert "blob_sync.py" in body["command"] and "singkit_entry.py" in body["command"]
-    # singkit's variables are the ones a local run of the same job gets (one list, jobs.workdir),
+    # singkit's variables are the ones a local run of the same job gets (one list, backends.runtime.workdir),
     # less the host paths, which each rank sets inside the job
-    from singkit.jobs.workdir import host_paths, run_environment
+    from singkit.backends.runtime.workdir import host_paths, run_environment
 
     local = run_environment(job.runs[0], host_paths(job.runs[0]), {}, env.environ)
     paths = {"SINGKIT_RUN_DIR", "SINGKIT_RUN_LOG", "SINGKIT_OUTPUTS", "SINGKIT_CODE"}

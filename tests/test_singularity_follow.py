@@ -141,7 +141,7 @@ def test_job_status_counts_each_runs_preemptions(world):
 
 
 def test_the_monitor_line_counts_preemptions():
-    from singkit.jobs.follow import status_counts
+    from singkit.backends.follow import status_counts
     from singkit.store import runlog
 
     states = {}

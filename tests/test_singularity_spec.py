@@ -400,7 +400,7 @@ def test_submit_and_validate_agree(project):
 
 
 def test_experiment_names_azure_ml_refuses(project, monkeypatch):
-    # XT's `$username` is filled at submit (singkit.config.macros); `$run_id` has no value then
+    # XT's `$username` is filled at submit (singkit.macros); `$run_id` has no value then
     monkeypatch.setenv("USER", "alice")
     assert not [p for p in configcheck.all_problems(config_of(project, CONFIG.replace(
         "experiment: sing-tests", 'experiment: "exp-$username"'))) if "experiment" in p.message]

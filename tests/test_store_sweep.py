@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, run_cli, wait_done
-from singkit.jobs import procs
+from singkit import procs
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.store import runlog

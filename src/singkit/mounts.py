@@ -210,7 +210,7 @@ def item_problem(kind: str, io: str, uri: str, stores: Mapping[str, Mapping[str,
                  here: bool, where: str) -> tuple[str, bool] | None:
     """What is wrong with one input/output (`kind` "inputs"|"outputs", name `io`, value `uri`) on
     a target that runs here (local/docker) or not: (message, is-a-warning), or None."""
-    from singkit.config.validate import suggest
+    from singkit.suggest import did_you_mean as suggest
 
     if not NAME.match(io):
         return (f"`{io}` ({where}) must be a letter or _ then letters, digits, _ (it becomes ${{{{{kind}.NAME}}}} "

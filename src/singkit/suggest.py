@@ -78,3 +78,17 @@ def choice(value: str, choices: Sequence[str], flag: str, *, comma: bool = False
         return found
     said = hint(str(value), choices)
     raise UsageError(f"--{flag}={value} is not one of {', '.join(choices)}" + (f"; {said}" if said else ""))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean `x`?` for the nearest choice, else the list of valid ones: config's
+    problems and the mounts say it so (singkit.config.validate.suggest)."""
+    choices = sorted(set(choices))
+    if not choices:
+        return ""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    if len(choices) <= 12:
+        return "; expected one of: " + ", ".join(f"`{c}`" for c in choices)
+    return ""

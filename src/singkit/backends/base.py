@@ -20,17 +20,19 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from singkit.backendkinds import BACKENDS, BUILTIN_SERVICES
 from singkit.environment import Environment
 from singkit.exceptions import UsageError
 
 if TYPE_CHECKING:
     from singkit.store import Job
 
-EMBEDDED = {"local", "docker"}
+EMBEDDED = set(BUILTIN_SERVICES)
 WHAT = ("code", "logs", "outputs", "all")
 
 
@@ -83,7 +85,7 @@ class Backend(abc.ABC):
         (all if None), then, with follow, new lines as they come until the run has ended.
 
         Default: read the store's files, which local and docker runs write as they go."""
-        from singkit.jobs.follow import follow_lines
+        from singkit.backends.follow import follow_lines
 
         return follow_lines(job.run(run), stream, follow=follow, tail=tail)
 
@@ -134,28 +136,26 @@ def service_record(target: dict[str, Any], cfg: Any | None) -> dict[str, Any]:
 def backend_for(target: dict[str, Any], env: Environment, cfg: Any | None = None,
                 service: dict[str, Any] | None = None) -> Backend:
     """The backend for a resolved target: by target["service"] (local | docker), else by the
-    type of the service record it names (singularity | aml). `service` overrides the lookup
-    (a job reloaded from the store passes the record saved in its job.yaml)."""
+    type of the service record it names (singularity | aml), as singkit.backendkinds lists
+    them. `service` overrides the lookup (a job reloaded from the store passes the record
+    saved in its job.yaml). UsageError for a type no backend runs."""
     service = service or service_record(target, cfg)
     kind = service.get("type")
-    backend: Backend
-    if kind == "local":
-        from singkit.backends.local import LocalBackend
-
-        backend = LocalBackend(env, target, service)
-    elif kind == "docker":
-        from singkit.backends.docker import DockerBackend
-
-        backend = DockerBackend(env, target, service)
-    elif kind in ("singularity", "aml"):
-        from singkit.backends.singularity import SingularityBackend
-
-        backend = SingularityBackend(env, target, service)
-    else:
+    if not isinstance(kind, str) or kind not in BACKENDS:
         raise UsageError(f"target `{target.get('name')}`: service `{service.get('name')}` has type `{kind}`; "
                          "a target runs on local, docker, or a singularity/aml service")
+    backend = backend_class(kind)(env, target, service)
     backend.cfg = cfg
     return backend
+
+
+def backend_class(kind: str) -> type[Backend]:
+    """The Backend class of a service type in singkit.backendkinds.BACKENDS, imported now
+    (KeyError for a kind the table lacks)."""
+    module, _, name = BACKENDS[kind].partition(":")
+    found = getattr(importlib.import_module(module), name)
+    assert isinstance(found, type) and issubclass(found, Backend), BACKENDS[kind]
+    return found
 
 
 def backend_for_job(job: Job, env: Environment) -> Backend:

@@ -47,14 +47,13 @@ import sys
 import threading
 import time
 
-from singkit import mounts
+from singkit import mounts, procs
 from singkit.backends.dockerlogs import catch_up, copy_stream, lost_connection
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
+from singkit.backends.runtime.workdir import (RunPaths, grace_seconds, job_shell, max_run_seconds, program_command,
+                                              run_command, run_environment, setup_command, shell_argv, timeout_reason)
 from singkit.exceptions import SingkitError, UsageError
-from singkit.jobs import procs
 from singkit.store.jobspec import run_entry
-from singkit.jobs.workdir import (RunPaths, grace_seconds, job_shell, max_run_seconds, program_command, run_command,
-                                  run_environment, setup_command, shell_argv, timeout_reason)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run

@@ -1,6 +1,6 @@
 """What the two embedded backends (local, docker) share: a detached runner process per job.
 
-`submit` starts `python -m singkit.jobs.runner <job dir>` in a session of its own, so the job
+`submit` starts `python -m singkit.backends.runtime.runner <job dir>` in a session of its own, so the job
 outlives the CLI; the runner starts up to `parallel` runs at once through `execute` and
 follows each to its end. `refresh` reconciles runs whose runner died; `cancel` records
 `cancelled` first, then stops the runs (and, for the whole job, the runner).
@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from singkit import procs
 from singkit.backends.base import Backend
-from singkit.jobs import procs
-from singkit.jobs.workdir import processes_per_node
+from singkit.backends.runtime.workdir import processes_per_node
 from singkit.store import events
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class EmbeddedBackend(Backend):
         """End the given runs' processes or containers."""
 
     def submit(self, job: Job) -> None:
-        argv = [sys.executable, "-m", "singkit.jobs.runner", str(job.dir)]
+        argv = [sys.executable, "-m", "singkit.backends.runtime.runner", str(job.dir)]
         with open(job.dir / "runner.log", "ab") as log:
             popen = subprocess.Popen(argv, cwd=job.dir, env=dict(self.env.environ), stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log, start_new_session=True, close_fds=True)

@@ -22,10 +22,11 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+from singkit import procs
 from singkit.backends.embedded import EmbeddedBackend, exit_reason, gpu_count, processes, stop_processes
-from singkit.jobs import procs
-from singkit.jobs.workdir import (ENTRY_SCRIPT, grace_seconds, host_environment, host_paths, job_shell, max_run_seconds,
-                                  program_command, run_command, run_environment, setup_command, shell_argv)
+from singkit.backends.runtime.workdir import (ENTRY_SCRIPT, grace_seconds, host_environment, host_paths, job_shell,
+                                              max_run_seconds, program_command, run_command, run_environment,
+                                              setup_command, shell_argv)
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run

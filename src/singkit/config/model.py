@@ -13,9 +13,9 @@ from typing import Any
 from singkit.config import schema
 from singkit.config.layers import Layer, locate, plain, position
 from singkit.config.secrets import EnvRef, is_env_ref, masked
-from singkit.config.validate import suggest
 from singkit.exceptions import ConfigError, Problem, UsageError, shown_path
 from singkit.fsutil import atomic_write, folder_lock
+from singkit.suggest import did_you_mean as suggest
 
 BUILTIN = Path("<built-in>")
 BUILTIN_TARGETS = {

@@ -1,6 +1,6 @@
 """A setup's `pip:` entries that pip cannot read, found at validate instead of in a queued job.
 
-Each entry becomes one argument of `python -m pip install` (singkit.jobs.setup.steps quotes it), so
+Each entry becomes one argument of `python -m pip install` (singkit.backends.runtime.setup.steps quotes it), so
 an entry that looks like a requirement must be one: pip parses it with the `packaging` library's
 PEP 508 `Requirement` (pip vendors the same code), and refuses e.g. `xtlib==*` ("Invalid
 requirement") — XT's `==*` spelling, which XT itself replaced before pip ran (xtlib 0.0.342

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from singkit.backendkinds import BUILTIN_SERVICES, REMOTE_SERVICES
 from singkit.config import schema
 from singkit.config.layers import locate
 from singkit.config.model import BUILTIN
-from singkit.config.validate import suggest
 from singkit.exceptions import Problem
+from singkit.suggest import did_you_mean as suggest
 
 if TYPE_CHECKING:
     from singkit.config.model import Config
@@ -38,14 +39,14 @@ def reference_problems(cfg: "Config") -> list[Problem]:
 
     for name, target in cfg.targets.items():
         service_name = target.get("service")
-        if isinstance(service_name, str) and service_name not in cfg.services and service_name not in schema.BUILTIN_SERVICES:
-            usable = [*schema.BUILTIN_SERVICES, *(n for n, r in cfg.services.items() if r.get("type") in ("singularity", "aml"))]
+        if isinstance(service_name, str) and service_name not in cfg.services and service_name not in BUILTIN_SERVICES:
+            usable = [*BUILTIN_SERVICES, *(n for n, r in cfg.services.items() if r.get("type") in REMOTE_SERVICES)]
             at("compute-targets", name, "service", f"`service: {service_name}` in compute-targets.{name} names no external "
                f"service{suggest(str(service_name), usable)}")
         check("compute-targets", name, "docker", target.get("docker"), cfg.dockers, "docker record")
         check("compute-targets", name, "setup", target.get("setup"), cfg.setups, "setup")
         service = cfg.services.get(str(target.get("service") or ""))
-        if service and service.get("type") not in ("singularity", "aml"):
+        if service and service.get("type") not in REMOTE_SERVICES:
             at("compute-targets", name, "service", f"`service: {target['service']}` in compute-targets.{name} is a "
                f"{service.get('type')} record; a target's service must be local, docker, or a singularity/aml record")
     _target_problems(cfg, at)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from singkit.backendkinds import REMOTE_SERVICES
+
 SCHEMA_ID = "https://singkit.dev/schema/config.json"
 
 SECTIONS = ("external-services", "dockers", "compute-targets", "setups", "general", "skus", "datastores")
 SECTION_ALIASES = {s.replace("-", "_"): s for s in SECTIONS if "-" in s}
 
-SERVICE_TYPES = ("singularity", "aml", "virtual_cluster", "registry", "storage")
-BUILTIN_SERVICES = ("local", "docker")
+# a service record is a backend kind that runs elsewhere (singkit.backendkinds), or a resource one uses
+SERVICE_TYPES = (*REMOTE_SERVICES, "virtual_cluster", "registry", "storage")
 SLA_VALUES = ("premium", "standard", "basic")
 PRIORITY_VALUES = ("low", "medium", "high")
 

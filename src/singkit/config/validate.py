@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-from collections.abc import Iterable
 from typing import Any
 
 from singkit.config import schema
 from singkit.config.layers import Layer, locate
 from singkit.config.secrets import bad_env_name, is_env_ref
 from singkit.exceptions import Problem
+from singkit.suggest import did_you_mean as suggest
 
 _TYPE_NAMES = {
     "string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
@@ -46,19 +46,6 @@ def _finite(_checker: Any, value: Any) -> bool:
 
 # enums whose readers compare without regard to case (singkit.singularity.aisc lower-cases them)
 CASE_FREE = frozenset({"sla", "priority"})
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """`; did you mean `x`?` for the nearest choice, else the list of valid ones."""
-    choices = sorted(set(choices))
-    if not choices:
-        return ""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean `{close[0]}`?"
-    if len(choices) <= 12:
-        return "; expected one of: " + ", ".join(f"`{c}`" for c in choices)
-    return ""
 
 
 def _where(path: list[Any]) -> str:

@@ -243,7 +243,7 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
     """Follow every run's output until the job ends; its final status. Ctrl-C propagates
     (KeyboardInterrupt) and leaves the job running. With json_out the job's stdout goes to
     stderr too, keeping stdout for the JSON printed afterwards."""
-    from singkit.jobs.follow import JobFollower, status_counts, took
+    from singkit.backends.follow import JobFollower, status_counts, took
 
     store, job, backend = open_job(env, job_ref)
     if job.spec.get("dry_run"):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from singkit.config import macros
+from singkit import macros
+from singkit.backends.runtime.variables import OWN_CREDENTIALS, SECRET_PREFIX
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 from singkit.mounts import plan as data_plan
@@ -130,20 +130,9 @@ def run_command(command: str, hparams: dict[str, Any]) -> str:
     return command + hp_arguments(hparams)
 
 
-def hp_environment(hparams: dict[str, Any], text: dict[str, str] | None = None) -> dict[str, str]:
-    """The hparams as environment: SINGKIT_HPARAMS (JSON of the typed values: the entry wrapper
-    records it in run.log) and SINGKIT_HP_<NAME> each, as typed on the command line (`text`;
-    jobs stored before it was kept have only the typed values)."""
-    env = {"SINGKIT_HPARAMS": json.dumps(hparams)}
-    text = text or {}
-    for name, value in hparams.items():
-        env["SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()] = str(text.get(name, value))
-    return env
-
-
 def setup_prefix(setup: dict[str, Any] | None) -> str:
-    """A setup's steps (singkit.jobs.setup.steps), as a shell prefix for the command."""
-    from singkit.jobs.setup import steps
+    """A setup's steps (singkit.backends.runtime.setup.steps), as a shell prefix for the command."""
+    from singkit.backends.runtime.setup import steps
 
     return "".join(f"{s} && " for s in steps(setup))
 
@@ -216,12 +205,6 @@ def build_spec(env: Any, cfg: Any, target: dict[str, Any], service: dict[str, An
                   "command": run_command(command, hp)} for hp, repeat in plan],
     })
     return spec, secrets
-
-
-SECRET_PREFIX = "SINGKIT_SECRET_"
-
-# singkit's own credentials that live in fixed variables (singkit.backends.singularity.client)
-OWN_CREDENTIALS = ("SINGKIT_AZURE_TOKEN", "SINGKIT_AZURE_ML_TOKEN")
 
 
 def credential_variables(cfg: Any) -> list[str]:

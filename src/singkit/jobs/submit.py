@@ -28,12 +28,12 @@ from typing import Any, cast
 
 from singkit import imageref
 from singkit.backends.base import Backend, backend_for, service_record
+from singkit.backends.runtime.workdir import processes_per_node
 from singkit.configcheck import require
 from singkit.environment import Environment
 from singkit.exceptions import ConfigError, Problem, SingkitError, UsageError
 from singkit.jobs import spec as jobspec
 from singkit.jobs.spec import SubmitRequest, check_env_refs, launcher_warning, number_runs
-from singkit.jobs.workdir import processes_per_node
 from singkit.snapshot import Snapshot, check_archive, take
 from singkit.store import Job, Store, events
 from singkit.store.jobspec import JobSpec

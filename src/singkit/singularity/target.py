@@ -391,11 +391,11 @@ def service_problems(cfg: Any) -> list[Problem]:
 
 def experiment_problem(cfg: Any, experiment: Any, environ: Mapping[str, str] | None = None) -> Problem | None:
     """The experiment name as submit sends it (XT's `$username`, `$current_conda_env` expanded
-    from `environ`, default os.environ: singkit.config.macros; `$job_id` stands for a job id)
+    from `environ`, default os.environ: singkit.macros; `$job_id` stands for a job id)
     checked against Azure ML's rule (EXPERIMENT), at the line of `general.experiment`."""
     import os
 
-    from singkit.config import macros
+    from singkit import macros
 
     text = str(experiment)
     expanded = str(macros.expand(text, os.environ if environ is None else environ, job_id="job1"))

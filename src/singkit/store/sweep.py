@@ -37,7 +37,7 @@ _SHAPE: dict[int, tuple[set[str], set[str]]] = {
 def mark_creating(job_dir: Path) -> None:
     """Record this process as the one making `job_dir` (best effort: a full disk must not stop
     the submit here; the sweep then goes by age alone)."""
-    from singkit.jobs import procs
+    from singkit import procs
 
     try:
         with open(job_dir / CREATING, "w") as fh:
@@ -78,7 +78,7 @@ def sweep(root: Path, jobs_dir: Path, older_than: float) -> list[str]:
 
 def abandoned(folder: Path, older_than: float) -> bool:
     """Is this job folder one a submit left half-made, with nothing in it worth keeping?"""
-    from singkit.jobs import procs
+    from singkit import procs
     from singkit.store import runlog
 
     if (folder / "job.yaml").exists() or (folder / "runner.json").exists():

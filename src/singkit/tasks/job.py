@@ -223,8 +223,8 @@ def list_jobs(c, env, status=None, target=None, last: int | None = None, json=Fa
                                 "tail": "only the last N lines of each log", "follow": "keep printing until the runs end"})
 def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
     """Print a run's output: its stdout on stdout, its stderr on stderr (prefixed when several runs)."""
+    from singkit.backends.follow import JobFollower
     from singkit.jobs import control
-    from singkit.jobs.follow import JobFollower
 
     tail_n = int_arg(tail, "tail", minimum=0)
     _store, stored, backend = control.open_job(env, job_arg(job))

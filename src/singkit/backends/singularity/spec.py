@@ -78,9 +78,9 @@ def _env_text(value: Any) -> str:
 
 
 def setup_command(setup: Mapping[str, Any] | None, command: str) -> str:
-    """The setup's steps (activate, pre-commands, conda and pip installs: singkit.jobs.setup),
+    """The setup's steps (activate, pre-commands, conda and pip installs: singkit.backends.runtime.setup),
     then the command, joined with &&."""
-    from singkit.jobs.setup import steps
+    from singkit.backends.runtime.setup import steps
 
     return " && ".join([*steps(setup, pip_options="--no-input -q"), command])
 

@@ -1,7 +1,7 @@
 """What goes into a run's Azure ML job besides the YAML's resources: the code folder with the
 in-job scripts, the command that runs them, and the environment — secrets kept apart.
 
-The job's code, singkit_metrics and singkit_entry are laid out by singkit.jobs.workdir exactly
+The job's code, singkit_metrics and singkit_entry are laid out by singkit.backends.runtime.workdir exactly
 as for local runs; only the Blob mirror (scripts/blob_sync.py) is Singularity's own. The
 in-job files go in a plain folder inside the uploaded code: Azure ML honours .gitignore, which
 often lists dot folders and .singkit.
@@ -41,7 +41,7 @@ def is_secret(name: Any, value: Any) -> bool:
 
 def stage_code(job: Job) -> Path:
     """The job's code folder (workdir.prepare) with the in-job scripts in IN_JOB; idempotent."""
-    from singkit.jobs.workdir import entry_script, prepare
+    from singkit.backends.runtime.workdir import entry_script, prepare
 
     code, lib = prepare(job)
     sync = entry_script().parent / SYNC_SCRIPT  # packaged beside singkit_entry.py
@@ -55,7 +55,7 @@ def stage_code(job: Job) -> Path:
 def run_variables(run: Run, nodes: int) -> dict[str, str]:
     """The run's environment as the YAML holds it: workdir.run_environment (the one list of
     singkit's variables, after the job's env) without secrets and without host paths."""
-    from singkit.jobs.workdir import RunPaths, run_environment
+    from singkit.backends.runtime.workdir import RunPaths, run_environment
 
     spec_env = run.job.spec.get("env") or {}
     # `$env:` references resolve to a placeholder here and are dropped below: no secret is read
@@ -104,8 +104,8 @@ def command(run: Run) -> str:
     after the target's `grace-seconds` (--grace). (The platform sends SIGTERM, then stops the
     container after a timeout, and a shell must pass the signal on for a Python program to see
     it: microsoft.github.io/ai4s-jobq/misc/10-preemption.html.)"""
-    from singkit.jobs.workdir import (grace_seconds, job_shell, processes_per_node, program_command, run_command,
-                                      setup_command, shell_line)
+    from singkit.backends.runtime.workdir import (grace_seconds, job_shell, processes_per_node, program_command,
+                                                  run_command, setup_command, shell_line)
 
     setup = setup_command(run) if processes_per_node(run.job.spec) != 1 else ""
     options = f"--grace {grace_seconds(run.job.spec):g} " + (f"--setup {shlex.quote(setup)} " if setup else "")

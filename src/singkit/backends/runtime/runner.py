@@ -1,4 +1,4 @@
-"""The detached runner of one job on an embedded target: `python -m singkit.jobs.runner JOB_DIR`.
+"""The detached runner of one job on an embedded target: `python -m singkit.backends.runtime.runner JOB_DIR`.
 
 Started by `job.submit` in a session of its own (it outlives the CLI). It extracts the code,
 then runs the job's queued runs through the backend, at most `parallel` at a time, skipping
@@ -18,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from singkit.backends.base import backend_for_job
+from singkit.backends.embedded import EmbeddedBackend
+from singkit.backends.runtime import workdir
 from singkit.environment import Environment
-from singkit.jobs import workdir
 from singkit.store import Job, Run, Store
 
 
-def _one(backend, job: Job, run: Run, store: Store, lock: threading.Lock) -> None:
+def _one(backend: EmbeddedBackend, job: Job, run: Run, store: Store, lock: threading.Lock) -> None:
     if run.state().status != "queued":
         return  # cancelled (or reconciled) while it waited for a slot
     try:
@@ -47,8 +48,8 @@ def record_self(job_dir: Path) -> None:
     """Write runner.json for this very process: the runner's first act, so a live runner is
     always on record even when the submit that spawned it was killed before recording it
     (refresh would otherwise take its queued runs for orphans)."""
+    from singkit import procs
     from singkit.fsutil import atomic_write
-    from singkit.jobs import procs
 
     info = {**procs.identity(os.getpid()), "argv": [sys.executable, *sys.argv], "started": round(time.time(), 3)}
     atomic_write(job_dir / "runner.json", json.dumps(info, indent=1))
@@ -63,6 +64,13 @@ def run_job(job_dir: Path) -> int:
                       stdout=sys.stdout, stderr=sys.stderr)
     backend = backend_for_job(job, env)
     queued = [r for r in job.runs if r.state().status == "queued"]
+    if not isinstance(backend, EmbeddedBackend):
+        # only an embedded backend's submit starts this runner: a job of another kind has no
+        # process here to run (its service runs it), so its queued runs get an outcome instead
+        for run in queued:
+            run.set_status("failed", reason=f"runner error: a {backend.name} job does not run on this machine")
+        save(store, job)
+        return 1
     try:
         workdir.prepare(job)
     except Exception as error:  # noqa: BLE001
@@ -82,7 +90,7 @@ def run_job(job_dir: Path) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m singkit.jobs.runner JOB_DIR", file=sys.stderr)
+        print("usage: python -m singkit.backends.runtime.runner JOB_DIR", file=sys.stderr)
         return 2
     return run_job(Path(argv[0]))
 

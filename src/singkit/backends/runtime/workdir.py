@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import singkit
 from singkit import mounts
+from singkit.backends.runtime.variables import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
 from singkit.exceptions import SingkitError
-from singkit.jobs.spec import OWN_CREDENTIALS, SECRET_PREFIX, hp_environment
 from singkit.store import Job, Run
 from singkit.store.jobspec import run_entry
 
@@ -58,7 +59,7 @@ _BASH = ('_sk_s=$1; shift; command -v bash >/dev/null 2>&1 || { echo "singkit: t
 
 def entry_script() -> Path:
     """scripts/singkit_entry.py: packaged as singkit/data/ in a wheel, beside src/ in a checkout."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(singkit.__file__).resolve().parent  # wherever this module sits inside it
     for candidate in (package / "data" / ENTRY_SCRIPT, package.parent.parent / "scripts" / ENTRY_SCRIPT):
         if candidate.is_file():
             return candidate

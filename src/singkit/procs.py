@@ -131,11 +131,13 @@ def _running(pid: int) -> bool:
         return False
 
 
-RUNNER_MODULE = "singkit.jobs.runner"
+RUNNER_MODULE = "singkit.backends.runtime.runner"
+# a runner started before the runtime moved beside the backends (issue 12) still runs by this name
+RUNNER_MODULES = (RUNNER_MODULE, "singkit.jobs.runner")
 
 
 def find_runner(job_dir: Path) -> dict[str, Any] | None:
-    """The identity (as `identity` gives it) of a live `python -m singkit.jobs.runner JOB_DIR`
+    """The identity (as `identity` gives it) of a live `python -m singkit.backends.runtime.runner JOB_DIR`
     for this job folder, found by its command line; None when there is none (or no /proc).
 
     runner.json can be missing while the runner lives (a submit killed between spawning it and
@@ -151,7 +153,7 @@ def find_runner(job_dir: Path) -> dict[str, Any] | None:
         except OSError:
             continue
         words = [os.fsdecode(a) for a in argv if a]
-        if RUNNER_MODULE not in words or words[-1] == RUNNER_MODULE:
+        if not any(m in words for m in RUNNER_MODULES) or words[-1] in RUNNER_MODULES:
             continue
         target = Path(words[-1])
         if not target.is_absolute():
