@@ -34,7 +34,7 @@ from invoke.exceptions import Exit, ParseError
 from invoke.parser import Argument, ParserContext
 
 from singkit import __version__
-from singkit.exceptions import UsageError
+from singkit.exceptions import ExitStatus, UsageError
 from singkit.refs import parse_ref
 from singkit.suggest import closest
 from singkit.tasks import ns
@@ -360,7 +360,7 @@ def take_over_invoke(module: str) -> None:
     binary = called if called in ("invoke", "inv") else "invoke"  # `python -m invoke` shows __main__.py
     head = argv[1:len(argv) - len(rest)]  # the core words invoke read; -c/-r have done their part
     main([argv[0], *_without_invoke_only(head), *rest], make_program(binary))
-    raise SystemExit(0)
+    raise SystemExit(ExitStatus.OK)
 
 
 def invoke_core_options(words: list[str]) -> tuple[dict[str, Any], list[str]]:

@@ -7,19 +7,35 @@ Messages are one line: what is wrong and what would be right. The task edge
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitStatus(IntEnum):
+    """What a singkit command (or the detached job runner) ends with; DESIGN.md's codes.
+
+    Scripts branch on these (`job.monitor` in CI: 1 failed, 3 cancelled), so a value never
+    changes; 130 and 141 are what a shell reports for a command ended by SIGINT / SIGPIPE."""
+
+    OK = 0
+    ERROR = 1  # an error of ours, or the job failed
+    USAGE = 2  # the command line or a config is wrong
+    CANCELLED = 3
+    SERVICE = 4  # an outside service is unreachable or refused us
+    INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+    SIGPIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head -1`)
 
 
 class SingkitError(Exception):
     """Base class; exit code 1."""
 
-    exit_code = 1
+    exit_code: ExitStatus = ExitStatus.ERROR
 
 
 class UsageError(SingkitError):
     """The command line asked for something that cannot be (unknown job, bad flag value)."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 Record = tuple[str, str]  # (config section, record name), e.g. ("compute-targets", "eus-v100")
@@ -65,7 +81,7 @@ def shown_path(file: Path | str) -> str:
 class ConfigError(SingkitError):
     """One or more config mistakes; the message lists each as `file:line:col: message`."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
     def __init__(self, problems: list[Problem] | Problem):
         if isinstance(problems, Problem):
@@ -77,12 +93,12 @@ class ConfigError(SingkitError):
 class ServiceError(SingkitError):
     """An outside service (Docker Engine, registry, Azure) is unreachable, refused us, or kept failing."""
 
-    exit_code = 4
+    exit_code = ExitStatus.SERVICE
 
 
 class JobFailed(SingkitError):
-    exit_code = 1
+    exit_code = ExitStatus.ERROR
 
 
 class JobCancelled(SingkitError):
-    exit_code = 3
+    exit_code = ExitStatus.CANCELLED

@@ -15,6 +15,7 @@ from typing import Any
 from invoke.exceptions import Exit
 
 from singkit import fmt
+from singkit.exceptions import ExitStatus
 from singkit.tasks._edge import int_arg, job_arg, task
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
@@ -160,7 +161,7 @@ def _follow(env, job_id: str, as_json: bool) -> None:
         final = control.monitor(env, job_id, live=not as_json, json_out=as_json)
     except KeyboardInterrupt:
         env.err(control.detach_hint(job_id))
-        raise Exit(code=130) from None
+        raise Exit(code=ExitStatus.INTERRUPTED) from None
     if as_json:
         _dump(env, control.status(env, job_id))
     control.outcome(final, job_id)
@@ -239,7 +240,7 @@ def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
             JobFollower(stored, backend, env.stdout, env.stderr, runs=runs, tail=tail_n).follow()
         except KeyboardInterrupt:
             env.err(control.detach_hint(stored.id))
-            raise Exit(code=130) from None
+            raise Exit(code=ExitStatus.INTERRUPTED) from None
         return
     several = len(runs) > 1
     for r in runs:
