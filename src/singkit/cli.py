@@ -39,6 +39,7 @@ from singkit.refs import parse_ref
 from singkit.suggest import closest
 from singkit.tasks import ns
 from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, once, run_for_job, task_flag, task_help, usage
+from singkit.tasks._edge import shown
 
 _UNKNOWN = re.compile(r"^No idea what '(.*)' is!$")
 _MISSING = re.compile(r"^'(.*)' did not receive required positional arguments: (.*)$")
@@ -127,7 +128,7 @@ class SingkitProgram(Program):
         except ParseError as error:
             raise Exit(f"error: {usage_message(error, self)}", code=UsageError.exit_code) from None
         except UsageError as error:
-            raise Exit(f"error: {error}", code=error.exit_code) from None
+            raise Exit(f"error: {shown(error)}", code=error.exit_code) from None
 
     def _prepare(self) -> str | None:
         """Rewrite the task words in place (`JOB=x` → `--job=x`) and check integer values; the

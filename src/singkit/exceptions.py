@@ -26,10 +26,56 @@ class ExitStatus(IntEnum):
     SIGPIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head -1`)
 
 
+@dataclass(frozen=True)
+class Hint:
+    """A command the user could run next, as data (pip's `hint_stmt`): the library names the task
+    and its arguments, the edge decides how a command is spelled (`invoke job.status job3`).
+
+    `say` places the command in the message's closing words: `"; run {} first"` reads
+    `…; run `invoke image.build --docker=x` first`; each hint in `more` fills the next `{}`."""
+
+    task: str
+    words: tuple[str, ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+    say: str = " (see {})"
+    more: tuple["Hint", ...] = ()
+
+    @classmethod
+    def command(cls, task: str, *words: str, say: str = " (see {})", more: tuple["Hint", ...] = (),
+                **options: object) -> "Hint":
+        """`Hint.command("image.build", docker="pytorch", say="; run {} first")`: options given as
+        Python names (`create_registry_connection=True` is the flag `--create-registry-connection`)."""
+        return cls(task, tuple(words), tuple((k, "" if v is True else str(v)) for k, v in options.items()), say, more)
+
+    def argv(self) -> list[str]:
+        """The task's words as typed: `["job.status", "job3", "--wide"]`."""
+        flags = [f"--{k.replace('_', '-')}" + (f"={v}" if v else "") for k, v in self.options]
+        return [self.task, *self.words, *flags]
+
+    def render(self, program: str = "invoke") -> str:
+        """The closing words with the command spelled for `program`."""
+        return self.say.format(*(f"`{' '.join([program, *h.argv()])}`" for h in (self, *self.more)))
+
+
 class SingkitError(Exception):
-    """Base class; exit code 1."""
+    """Base class; exit code 1.
+
+    `hint`: what to run next, which the edge renders after the message (str() renders it the
+    way the README teaches, `invoke …`, for a log line or a run's reason)."""
 
     exit_code: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, *args: object, hint: Hint | None = None) -> None:
+        super().__init__(*args)
+        self.hint = hint
+
+    @property
+    def message(self) -> str:
+        """The message without its hint."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        return self.message + (self.hint.render() if self.hint else "")
 
 
 class UsageError(SingkitError):

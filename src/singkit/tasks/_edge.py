@@ -182,7 +182,7 @@ def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple
     """The one line (and exit code) an error that reached the edge is shown as."""
     if isinstance(error, SingkitError):
         # config problems already read `file:line:col: message`; anything else gets a prefix
-        return (str(error) if isinstance(error, ConfigError) else f"error: {error}"), error.exit_code
+        return (str(error) if isinstance(error, ConfigError) else f"error: {shown(error)}"), error.exit_code
     lost = lost_connection(error)
     if lost:  # a service call the library did not wrap: still an outage (exit 4), not our bug
         return f"error: {lost}", ExitStatus.SERVICE
@@ -193,6 +193,16 @@ def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple
     if sqlite3 is not None and isinstance(error, sqlite3.Error):
         return f"error: SQLite: {one_line(error)}{hint}", ExitStatus.ERROR
     return f"internal error: {type(error).__name__}: {one_line(error)}{hint}", ExitStatus.ERROR
+
+
+# How the edge spells a command it suggests: the README teaches `invoke TASK` (the Makefile's
+# targets are thin calls of the same tasks).
+PROGRAM = "invoke"
+
+
+def shown(error: SingkitError) -> str:
+    """The error's message, with its hint (if any) spelled as a command."""
+    return error.message + (error.hint.render(PROGRAM) if error.hint else "")
 
 
 def lost_connection(error: BaseException) -> str | None:

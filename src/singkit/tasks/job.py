@@ -17,6 +17,7 @@ from invoke.exceptions import Exit
 from singkit import fmt
 from singkit.exceptions import ExitStatus
 from singkit.tasks._edge import int_arg, job_arg, task
+from singkit.tasks._hints import detach_hint, next_steps
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
 # Enumerated option values, spelled as singkit.store.runlog.STATUSES and backends.base.WHAT spell
@@ -146,7 +147,7 @@ def _submit_one(env, request, follow: bool, json: bool, quiet: bool = False) -> 
         env.err(f"{job.id} {what}: {len(spec['runs'])} run(s) on {spec['target']['name']}, "
                 f"parallel {spec['parallel']}, code {spec['code']['sha256'][:12]} ({spec['code']['files']} files)")
         if not dry_run and not follow:
-            env.err(control.next_steps(job.id))
+            env.err(next_steps(job.id))
     if follow and not dry_run:
         _follow(env, job.id, json)
     elif json:
@@ -160,7 +161,7 @@ def _follow(env, job_id: str, as_json: bool) -> None:
     try:
         final = control.monitor(env, job_id, live=not as_json, json_out=as_json)
     except KeyboardInterrupt:
-        env.err(control.detach_hint(job_id))
+        env.err(detach_hint(job_id))
         raise Exit(code=ExitStatus.INTERRUPTED) from None
     if as_json:
         _dump(env, control.status(env, job_id))
@@ -239,7 +240,7 @@ def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
         try:
             JobFollower(stored, backend, env.stdout, env.stderr, runs=runs, tail=tail_n).follow()
         except KeyboardInterrupt:
-            env.err(control.detach_hint(stored.id))
+            env.err(detach_hint(stored.id))
             raise Exit(code=ExitStatus.INTERRUPTED) from None
         return
     several = len(runs) > 1
@@ -305,7 +306,7 @@ def rerun(c, env, job=None, parallel: int | None = None, follow=False, json=Fals
         resumed = " resuming from its output folders" if resume else ""
         env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}{resumed}")
         if not follow:
-            env.err(control.next_steps(new.id))
+            env.err(next_steps(new.id))
     if follow:
         _follow(env, new.id, json)
     elif json:
