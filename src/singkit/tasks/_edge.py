@@ -9,13 +9,16 @@ as one line: an OSError names the file, an SQLite error says so, anything else i
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import inspect
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,25 @@ from singkit.suggest import choice
 from singkit.tasks._surface import Choices, SingkitTask, int_params
 
 VERBOSE_HELP = "show the traceback of an error"
+# The Environment a command runs against when the caller gave one (cli.run: a test, an embedding
+# program); otherwise each task builds it from the process (os.environ, cwd, sys streams).
+_INJECTED: ContextVar[Environment | None] = ContextVar("singkit_environment", default=None)
+
+
+@contextlib.contextmanager
+def injected(env: Environment) -> Iterator[None]:
+    """Tasks called inside run against `env` (its environ, project root and streams)."""
+    token = _INJECTED.set(env)
+    try:
+        yield
+    finally:
+        _INJECTED.reset(token)
+
+
+def current_environment(verbose: bool = False) -> Environment:
+    """The injected Environment (with this call's --verbose), else one built from the OS."""
+    env = _INJECTED.get()
+    return Environment.from_os(verbose=verbose) if env is None else dataclasses.replace(env, verbose=verbose)
 
 
 def task(*args: Any, **kwargs: Any) -> Any:
@@ -63,7 +85,7 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     def run(c: invoke.Context, *a: Any, verbose: bool = False, **kw: Any) -> None:
         if any(v in HELP_WORDS for v in (*a, *kw.values()) if isinstance(v, str)):
             return _print_help(made[0])  # invoke fed `--help` to a missing positional argument
-        env = Environment.from_os(verbose=verbose)
+        env = current_environment(verbose)
         try:
             _run_body(body, c, env, verbose, a, kw, choices)
         except BrokenPipeError:  # telling the user failed too: stderr is the closed pipe (2>&1 | head)
