@@ -52,7 +52,7 @@ def cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
     with isolated_process(cwd, environ, ["singkit", *args]):
         found = Environment.from_os(environ=environ, stdout=out, stderr=err, stdin=io.StringIO())
         code = _cli.run(list(args), found)
-    return subprocess.CompletedProcess(["singkit", *args], code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(["singkit", *args], int(code), out.getvalue(), err.getvalue())
 
 
 @contextlib.contextmanager

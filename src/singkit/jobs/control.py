@@ -105,14 +105,15 @@ def _no_store(store: Store) -> bool:
     return False
 
 
-def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str:
-    """Why job.list shows nothing: the store has no jobs, or the filters exclude every one."""
+def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str | None:
+    """Why job.list shows nothing: None when the store has no jobs (or no filter was given), else
+    which filter excluded every one and what the store holds instead."""
     store = Store.of(env)
     everything = [] if _no_store(store) else store.summaries()
     if everything is None:  # no usable index: the folders say the same, slower
         everything = [s for s in (_summary_or_none(store, job_id) for job_id in store.job_ids()) if s]
     if not everything or not (status or target):
-        return "no jobs yet; submit one with `invoke job.submit` (make submit)"
+        return None
     given = " ".join(f"--{flag} {value}" for flag, value in (("status", status), ("target", target)) if value)
     known = []
     if status:

@@ -3,6 +3,8 @@ target where one exists): command names belong to the edge, not to the library."
 
 from __future__ import annotations
 
+NO_JOBS_YET = "no jobs yet; submit one with `invoke job.submit` (make submit)"
+
 
 def detach_hint(job_id: str) -> str:
     """The line after Ctrl-C while following a job: it keeps running, and how to reach it again."""

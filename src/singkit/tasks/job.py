@@ -17,7 +17,7 @@ from invoke.exceptions import Exit
 from singkit import fmt
 from singkit.exceptions import ExitStatus
 from singkit.tasks._edge import int_arg, job_arg, task
-from singkit.tasks._hints import detach_hint, next_steps
+from singkit.tasks._hints import NO_JOBS_YET, detach_hint, next_steps
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
 # Enumerated option values, spelled as singkit.store.runlog.STATUSES and backends.base.WHAT spell
@@ -214,7 +214,7 @@ def list_jobs(c, env, status=None, target=None, last: int | None = None, json=Fa
         _dump(env, jobs)
         return
     if not jobs:
-        env.err(control.nothing_listed(env, status=status, target=target))
+        env.err(control.nothing_listed(env, status=status, target=target) or NO_JOBS_YET)
         return
     rows = [[j["job"], j.get("target"), j["status"], f"{j['runs_done']}/{j['runs_total']}",
              _when(j.get("created")), _duration(j.get("started"), j.get("ended"))] for j in jobs]
