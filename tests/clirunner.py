@@ -59,13 +59,14 @@ def cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
 def isolated_process(cwd: Path, environ: dict[str, str], argv: list[str]) -> Iterator[None]:
     """What a separate process would not share with the next command, put back afterwards: cwd,
     os.environ (the SDKs read it), sys.argv, sys.dont_write_bytecode (singkit's program sets it),
-    signal handlers, logging's handlers and levels (azure-ai-ml sets its own), and singkit's
-    memoized functions."""
+    signal handlers, logging's handlers and levels (azure-ai-ml sets its own), matplotlib's
+    rcParams and figures, and singkit's memoized functions."""
     saved_cwd, saved_environ, saved_argv = os.getcwd(), dict(os.environ), sys.argv
     saved_bytecode = sys.dont_write_bytecode
     signals = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP, signal.SIGCHLD)]
     saved_signals = {s: signal.getsignal(s) for s in signals}
     saved_logging = _logging_state()
+    plotting = _matplotlib_state()
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(environ)
@@ -82,6 +83,7 @@ def isolated_process(cwd: Path, environ: dict[str, str], argv: list[str]) -> Ite
             if handler is not None:
                 signal.signal(number, handler)
         _restore_logging(saved_logging)
+        _restore_matplotlib(plotting)
         _clear_singkit_caches()
 
 
@@ -100,6 +102,28 @@ def _restore_logging(saved: dict[str, tuple[int, list[logging.Handler], bool, bo
         lg.handlers[:] = handlers
         lg.propagate, lg.disabled = propagate, disabled
     logging.disable(logging.NOTSET)
+
+
+def _matplotlib_state() -> dict | None:
+    """matplotlib's rcParams (seaborn's theme changes them) when it is loaded already."""
+    matplotlib = sys.modules.get("matplotlib")
+    return dict(matplotlib.rcParams) if matplotlib is not None else None
+
+
+def _restore_matplotlib(saved: dict | None) -> None:
+    matplotlib = sys.modules.get("matplotlib")
+    if matplotlib is None:
+        return
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    import warnings
+
+    with warnings.catch_warnings():  # deprecated keys come back as they were
+        warnings.simplefilter("ignore")
+        if saved is None:
+            matplotlib.rcdefaults()
+        else:
+            matplotlib.rcParams.update(saved)
 
 
 def _clear_singkit_caches() -> None:
