@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import tarfile
 import textwrap
 from dataclasses import dataclass
@@ -122,6 +121,7 @@ def environ(root: Path, docker_host: str, **extra: str) -> dict[str, str]:
 
 
 def run_cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """`python -m singkit …` in the project, as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "singkit", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=600)
+    """`singkit …` typed in the project with environment `env`, run in this process (clirunner.cli)."""
+    from clirunner import cli
+
+    return cli(list(args), root, environ=env)

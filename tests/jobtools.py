@@ -91,5 +91,12 @@ def run_cli(args: list[str], project: Path, env: Environment, timeout: float = 1
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_here(args: list[str], project: Path, env: Environment, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`run_cli` in this process (clirunner.cli): the same result, no interpreter start-up."""
+    from clirunner import cli
+
+    return cli(args, project, environ=dict(env.environ), timeout=timeout)
+
+
 def store_of(env: Environment) -> Store:
     return Store.of(env)

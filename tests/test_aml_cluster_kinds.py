@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clirunner import run_singkit
+from clirunner import cli
 from ruamel.yaml import YAML
 from test_aml_compute import CLUSTER, DIGEST, config, write
 
@@ -36,43 +36,43 @@ def spec_of(root: Path, job: str = "job1") -> dict:
 def test_a_cluster_job_runs_the_base_image_of_a_wrapped_record(tmp_path):
     with_wrapped_record(tmp_path, CLUSTER.replace("docker: torch", "docker: torch-wrapped")
                         + "  eus:\n    service: sing-ws\n    compute: msrvc\n    vm-size: ND40rs_v2\n    docker: torch-wrapped\n")
-    checked = run_singkit(["config.validate"], cwd=tmp_path)
+    checked = cli(["config.validate"], cwd=tmp_path)
     # the Singularity target runs the wrapped image, not built yet; the cluster target's base is pinned
     assert checked.returncode == 0 and checked.stderr.count("is not pinned by digest yet") == 1, checked.stderr
     assert "a Singularity submit refuses it" in checked.stderr and "compute-cluster targets" not in checked.stderr
-    done = run_singkit(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
+    done = cli(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert spec_of(tmp_path)["environment"] == {"image": f"singkit.azurecr.io/research/torch@sha256:{BASE}"}
     # the Singularity target refuses until image.wrap pins the wrapped image, and says why truly
-    refused = run_singkit(["job.submit", "--target=eus", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
+    refused = cli(["job.submit", "--target=eus", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
     assert refused.returncode == 2 and "no sha256" not in refused.stderr
     assert refused.stderr.strip() == (
         "configs/singkit.yaml:26:12: docker record `torch-wrapped`: the wrapped image is not pinned by digest yet "
         "(`sha256:` is unset; the digest in `image:` pins the base it wraps); run `invoke image.wrap --docker=torch-wrapped` "
         "to build, push and pin it, or pass --allow-unpinned"), refused.stderr
-    allowed = run_singkit(["job.submit", "--target=eus", "--cmd=python train.py", "--dry-run", "--allow-unpinned"], cwd=tmp_path)
+    allowed = cli(["job.submit", "--target=eus", "--cmd=python train.py", "--dry-run", "--allow-unpinned"], cwd=tmp_path)
     assert spec_of(tmp_path, allowed.stdout.strip())["environment"] == {"image": "singkit.azurecr.io/research/torch:2.1-sing"}
 
 
 def test_a_wrapped_records_sha256_does_not_pin_a_cluster_jobs_base(tmp_path):
     record = WRAPPED_TORCH.replace(f"@sha256:{BASE}", "") + f"    sha256: {DIGEST}\n"
     with_wrapped_record(tmp_path, CLUSTER.replace("docker: torch", "docker: torch-wrapped"), record)
-    checked = run_singkit(["config.validate"], cwd=tmp_path)
+    checked = cli(["config.validate"], cwd=tmp_path)
     assert checked.returncode == 0 and "is not pinned by digest yet for compute-cluster targets, which run its base image" \
         in checked.stderr, checked.stderr
-    refused = run_singkit(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
+    refused = cli(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.strip() == (
         "configs/singkit.yaml:26:12: docker record `torch-wrapped`: the base image a compute cluster runs is not pinned by "
         "digest (`image:` carries none; `sha256:` would pin the wrapped image, which a compute cluster does not run); write "
         "`image: <name>:<tag>@sha256:<digest>`, or pass --allow-unpinned"), refused.stderr
-    allowed = run_singkit(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run", "--allow-unpinned"], cwd=tmp_path)
+    allowed = cli(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run", "--allow-unpinned"], cwd=tmp_path)
     assert spec_of(tmp_path, allowed.stdout.strip())["environment"] == {"image": "singkit.azurecr.io/research/torch:2.1"}
 
 
 def test_a_singularity_size_on_a_bare_aml_compute_name_says_it_is_a_singularity_job(tmp_path):
     write(tmp_path, "  vc:\n    service: ws\n    compute: gpu-cluster\n    vm-size: NC6_v3\n    docker: torch\n"
                     "  named:\n    service: ws\n    compute: msrvc\n    vm-size: ND40rs_v2\n    docker: torch\n")
-    done = run_singkit(["config.validate"], cwd=tmp_path)
+    done = cli(["config.validate"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
     assert notes == ["note: configs/singkit.yaml:27:5: compute-targets.vc is a Singularity job on virtual cluster "

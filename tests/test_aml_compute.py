@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from clirunner import run_singkit
+from clirunner import cli
 from test_singularity_e2e import make_env, only_job
 
 from singkit.config import load_config
@@ -119,7 +119,7 @@ def test_azure_vm_size_grammar(size, ok):
 # -- validate: one line at the key, exit 2 on errors -------------------------------------------
 def test_validate_refuses_a_size_outside_azure_grammar_at_its_line(tmp_path):
     write(tmp_path, CLUSTER.replace("Standard_NC6s_v3", "Standard_NC"))
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == ("configs/singkit.yaml:29:14: vm-size `Standard_NC` is not an Azure VM size: Azure writes "
                                      "Standard_<family><vCPUs><features>[_<accelerator>][_v<version>], e.g. Standard_NC6s_v3 "
@@ -128,21 +128,21 @@ def test_validate_refuses_a_size_outside_azure_grammar_at_its_line(tmp_path):
 
 def test_validate_warns_at_each_singularity_key_of_a_cluster_target(tmp_path):
     write(tmp_path, CLUSTER + "    sla: premium\n    ai-super-computer: {slaTier: Premium}\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0].startswith("warning: configs/singkit.yaml:32:10: `sla` is Singularity's; compute-targets.gpu runs on "
                                "an Azure ML compute cluster"), lines
     assert lines[1].startswith("warning: configs/singkit.yaml:33:24: `ai-super-computer` is Singularity's") or \
         lines[1].startswith("warning: configs/singkit.yaml:33:5: `ai-super-computer` is Singularity's"), lines
-    strict = run_singkit(["config.validate", "--strict"], cwd=tmp_path)
+    strict = cli(["config.validate", "--strict"], cwd=tmp_path)
     assert strict.returncode == 2
 
 
 def test_low_pri_on_a_singularity_target_is_refused_with_the_sla_words(tmp_path):
     write(tmp_path, "  eus:\n    service: sing-ws\n    compute: msrvc\n    vm-size: ND40rs_v2\n    docker: torch\n"
                     "    low-pri: true\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == ("configs/singkit.yaml:31:14: `low-pri` is for Azure ML compute clusters; "
                                      "compute-targets.eus is a Singularity target: use `sla: basic` (preemptible) and "
@@ -151,7 +151,7 @@ def test_low_pri_on_a_singularity_target_is_refused_with_the_sla_words(tmp_path)
 
 def test_low_pri_must_be_true_or_false(tmp_path):
     write(tmp_path, CLUSTER + "    low-pri: maybe\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and "configs/singkit.yaml:32:14: `compute-targets.gpu.low-pri` must be true or false" \
         in result.stderr, result.stderr
 
@@ -161,7 +161,7 @@ def test_a_cluster_target_needs_a_docker_record_and_its_own_workspace(tmp_path):
              "workspaces/other-ws/computes/gpu-cluster")
     write(tmp_path, f"  gpu:\n    service: ws\n    compute: {other}\n    vm-size: Standard_NC6s_v3\n"
                     "    image-version: pytorch\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
     assert any("configs/singkit.yaml:28:14: compute `" in e and "belongs to workspace other-ws" in e for e in errors), errors
@@ -173,7 +173,7 @@ def test_validate_says_which_kind_of_job_each_target_is(tmp_path):
     import json
 
     write(tmp_path, CLUSTER + "  eus:\n    service: ws\n    compute: msrvc\n    vm-size: ND40rs_v2\n    docker: torch\n")
-    result = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    result = cli(["config.validate", "--json"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["targets"] == {"gpu": "compute-cluster", "eus": "singularity"}
     assert "note: configs/singkit.yaml:27:5: compute-targets.gpu is an Azure ML compute cluster job on `gpu-cluster` " \
@@ -196,7 +196,7 @@ def test_processes_per_gpu_need_the_azure_size_under_skus(tmp_path):
 
 def test_config_skus_says_a_cluster_is_not_a_virtual_cluster(tmp_path):
     write(tmp_path, CLUSTER)
-    result = run_singkit(["config.skus", "--target=gpu"], cwd=tmp_path)
+    result = cli(["config.skus", "--target=gpu"], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("config.skus --target asks a Singularity virtual cluster"), result.stderr
 
@@ -204,7 +204,7 @@ def test_config_skus_says_a_cluster_is_not_a_virtual_cluster(tmp_path):
 # -- the spec a dry run writes ------------------------------------------------------------------
 def test_dry_run_writes_a_cluster_job_without_the_singularity_block(tmp_path):
     write(tmp_path, CLUSTER + "    processes-per-node: 4\n    low-pri: true\n")
-    result = run_singkit(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
+    result = cli(["job.submit", "--target=gpu", "--cmd=python train.py", "--dry-run"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "note: gpu runs on Azure ML compute cluster gpu-cluster" in result.stderr
     assert "`low-pri: true` is checked against the cluster's tier" in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_cli, wait_done
+from jobtools import make_env, make_project, run_here, wait_done
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 
@@ -32,7 +32,7 @@ SIGPIPE_EXIT = 141
 ])
 def test_parse_errors_are_usage_errors_with_a_hint(tmp_path: Path, args: list[str], expected: str) -> None:
     project = make_project(tmp_path)
-    done = run_cli(args, project, make_env(project))
+    done = run_here(args, project, make_env(project))
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(expected), done.stderr
 
@@ -89,9 +89,9 @@ def test_head_dash_1_through_a_real_pipeline(tmp_path: Path) -> None:
 def test_usage_words_still_work(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     env = make_env(project)
-    assert run_cli(["--version"], project, env).returncode == 0
-    assert run_cli(["job.list"], project, env).returncode == 0
-    helped = run_cli(["job.status", "--help"], project, env)
+    assert run_here(["--version"], project, env).returncode == 0
+    assert run_here(["job.list"], project, env).returncode == 0
+    helped = run_here(["job.status", "--help"], project, env)
     assert helped.returncode == 0 and "--job=JOB" in helped.stdout
 
 
@@ -130,7 +130,7 @@ def test_a_core_option_after_a_task_word_is_an_unknown_option_of_the_task(tmp_pa
     """`invoke job.list -c x` exited 0 ignoring -c; `job.list -l 2` was `--list=2` ("Sub-collection
     '2' not found!", exit 1) in both binaries."""
     project = make_project(tmp_path)
-    done = run_cli(args, project, make_env(project))
+    done = run_here(args, project, make_env(project))
     assert done.returncode == 2 and done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done
 
 
@@ -194,13 +194,13 @@ def test_enumerated_values_get_did_you_mean(tmp_path: Path, args: list[str], exp
     env = make_env(project)
     storegen.write_job(env.home, "job1", [storegen.RunSpec(hparams={"lr": 0.1},
                                                            metrics=storegen.curve(5, 2.0, 0.5))])
-    done = run_cli(args, project, env)
+    done = run_here(args, project, env)
     assert done.returncode == 2 and done.stderr == expected + "\n", done.stderr
 
 
 def test_a_value_in_another_case_is_the_choice(tmp_path: Path) -> None:
     project = make_project(tmp_path)
-    done = run_cli(["job.list", "--status", "Completed", "--json"], project, make_env(project))
+    done = run_here(["job.list", "--status", "Completed", "--json"], project, make_env(project))
     assert done.returncode == 0 and done.stdout.strip() == "[]", done
 
 
@@ -231,7 +231,7 @@ def test_a_job_or_run_word_names_the_job_and_run(tmp_path: Path, word_form, flag
     env = make_env(project)
     job = submit(env, SubmitRequest(command='echo "out of $SINGKIT_RUN"; exit $SINGKIT_HP_K', hp=["k=0,3"]))
     assert job.id == "job1" and wait_done(env, job.id) == "failed"
-    as_word, as_flag = run_cli(word_form, project, env), run_cli(flag_form, project, env)
+    as_word, as_flag = run_here(word_form, project, env), run_here(flag_form, project, env)
     assert (as_word.returncode, as_word.stdout, as_word.stderr) == (as_flag.returncode, as_flag.stdout, as_flag.stderr)
     assert as_word.returncode == 0 and as_word.stdout, as_word
     if word_form[0] == "job.logs":
@@ -257,6 +257,6 @@ def test_a_job_or_run_word_names_the_job_and_run(tmp_path: Path, word_form, flag
 def test_a_job_given_twice_or_a_run_for_a_job_is_one_line(tmp_path: Path, args, expected) -> None:
     """`job.status JOB=job1 --job job2` answered "no task `job2`"; `job.status RUN=job3.2` "no job `job3.2`"."""
     project = make_project(tmp_path)
-    done = run_cli(args, project, make_env(project))
+    done = run_here(args, project, make_env(project))
     assert done.returncode == 2 and done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done
     assert not (project / ".singkit").exists()

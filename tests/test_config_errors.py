@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clirunner import run_singkit
+from clirunner import cli
 
 GOOD = """\
 external-services:
@@ -78,7 +78,7 @@ def write_project(root: Path, text: str) -> Path:
 def test_mistake_is_one_precise_line(tmp_path, name, text, line, col, words):
     config = write_project(tmp_path, text)
     before = config.read_bytes()
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -91,25 +91,25 @@ def test_mistake_is_one_precise_line(tmp_path, name, text, line, col, words):
 
 def test_every_problem_is_listed(tmp_path):
     write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: gold\n  b:\n    service: local\n    nodez: 1\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2
     assert [ln.split(":")[1] for ln in result.stderr.strip().splitlines()] == ["4", "7"]
 
 
 def test_verbose_shows_traceback(tmp_path):
     write_project(tmp_path, "compute-targets:\n  a:\n    sla: gold\n")
-    result = run_singkit(["config.validate", "--verbose"], cwd=tmp_path)
+    result = cli(["config.validate", "--verbose"], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
 def test_missing_env_variable_names_it_and_its_line(tmp_path):
     write_project(tmp_path, GOOD)
-    result = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"REG_PASSWORD": ""})
+    result = cli(["config.validate", "--secrets"], cwd=tmp_path, env={"REG_PASSWORD": ""})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "configs/singkit.yaml:6:15: environment variable REG_PASSWORD is not set; "
         "export REG_PASSWORD=… (the value is never printed)")
-    ok = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"REG_PASSWORD": "s3cret-value"})
+    ok = cli(["config.validate", "--secrets"], cwd=tmp_path, env={"REG_PASSWORD": "s3cret-value"})
     assert ok.returncode == 0, ok.stderr
     assert "s3cret-value" not in ok.stderr + ok.stdout
 
@@ -119,21 +119,21 @@ def test_mistake_in_user_layer_points_at_that_file(tmp_path):
     user = tmp_path / "home" / ".config" / "singkit" / "config.yaml"
     user.parent.mkdir(parents=True)
     user.write_text("compute-targets:\n  eus:\n    priority: urgent\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
+    result = cli(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
     assert result.returncode == 2
     assert result.stderr.startswith("home/.config/singkit/config.yaml:3:15: `urgent` is not a valid priority")
 
 
 def test_unknown_target_suggests(tmp_path):
     write_project(tmp_path, GOOD)
-    result = run_singkit(["config.show", "--target=euss"], cwd=tmp_path)
+    result = cli(["config.show", "--target=euss"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: no compute target named `euss`; did you mean `eus`?"
 
 
 def test_shipped_config_is_valid(tmp_path):
     root = Path(__file__).resolve().parents[1]
-    result = run_singkit(["config.validate"], cwd=root, env={"HOME": str(tmp_path)})
+    result = cli(["config.validate"], cwd=root, env={"HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
 
 
@@ -142,23 +142,23 @@ def test_overlay_key_checked_against_merged_record_type(tmp_path):
     user = tmp_path / "home" / ".config" / "singkit" / "config.yaml"
     user.parent.mkdir(parents=True)
     user.write_text("external-services:\n  reg:\n    pasword: x\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
+    result = cli(["config.validate"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
     assert result.returncode == 2
     assert result.stderr.strip() == "home/.config/singkit/config.yaml:3:5: unknown key `pasword` for a registry record; did you mean `password`?"
 
 
 def test_a_config_that_passed_once_is_checked_again_after_an_edit(tmp_path):
     config = write_project(tmp_path, GOOD)
-    assert run_singkit(["config.validate"], cwd=tmp_path).returncode == 0
+    assert cli(["config.validate"], cwd=tmp_path).returncode == 0
     assert list((tmp_path / ".cache" / "singkit" / "validated").iterdir())  # the pass was remembered
     config.write_text(GOOD.replace("service: local", "service: local\n    sla: gold"))
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and "`gold` is not a valid sla" in result.stderr
 
 
 def test_literal_token_in_a_committed_env_map_is_refused(tmp_path):
     write_project(tmp_path, GOOD + "    env:\n      WANDB_API_KEY: abc123\n      LOG_LEVEL: info\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("configs/singkit.yaml:19:22: `WANDB_API_KEY` holds a literal secret")
 
@@ -179,7 +179,7 @@ compute-targets:
     vm-size: Singularity.nd40rs_v2
     image-version: pytorch
 """)
-    warned = run_singkit(["config.validate"], cwd=tmp_path)
+    warned = cli(["config.validate"], cwd=tmp_path)
     line = ("configs/singkit.yaml:7:14: vm-size `ND40rs_v9` is not in singkit's instance-type catalog; nearest known: "
             "`ND40rs_v2`, `ND40r_v2`, `ND40s_v2g1` (the virtual cluster decides: `invoke config.skus --target=…` asks it)")
     assert warned.returncode == 0 and warned.stderr.splitlines()[0] == "warning: " + line
@@ -187,56 +187,56 @@ compute-targets:
     assert warned.stderr.splitlines()[1].startswith("note: configs/singkit.yaml:10:5: compute-targets.ok is a Singularity "
                                                     "job on virtual cluster `vc` (vm-size Singularity.nd40rs_v2 is a")
     assert warned.stderr.splitlines()[2].startswith("config ok (1 warning(s)): ")
-    strict = run_singkit(["config.validate", "--strict"], cwd=tmp_path)
+    strict = cli(["config.validate", "--strict"], cwd=tmp_path)
     assert strict.returncode == 2 and [x for x in strict.stderr.splitlines() if not x.startswith("note: ")] == [line]
 
 
 def test_no_choices_means_no_empty_list(tmp_path):
     write_project(tmp_path, "dockers:\n  py:\n    image: a\n    registry: acr\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and "expected one of" not in result.stderr, result.stderr
 
 
 def test_cloud_keys_without_a_service_warn_that_the_target_runs_here(tmp_path):
     write_project(tmp_path, "compute-targets:\n  a:\n    vm-size: ND40rs_v2\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("warning: configs/singkit.yaml:3:14: compute-targets.a has `vm-size:` but no `service:`")
-    assert run_singkit(["config.validate", "--strict"], cwd=tmp_path).returncode == 2
+    assert cli(["config.validate", "--strict"], cwd=tmp_path).returncode == 2
     write_project_again = tmp_path / "configs" / "singkit.yaml"
     write_project_again.write_text("compute-targets:\n  a:\n    service: local\n    vm-size: ND40rs_v2\n")
-    quiet = run_singkit(["config.validate"], cwd=tmp_path)
+    quiet = cli(["config.validate"], cwd=tmp_path)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
 
 
 def test_the_built_in_docker_target_is_not_a_mistake(tmp_path):
     write_project(tmp_path, "general:\n  experiment: e\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("value", ["0", "lots", '"3"'])
 def test_a_local_submit_refuses_what_validate_refuses(tmp_path, value):
     write_project(tmp_path, f"compute-targets:\n  a:\n    service: local\n    processes-per-node: {value}\n")
-    result = run_singkit(["job.submit", "--target=a", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    result = cli(["job.submit", "--target=a", "--cmd=true", "--dry-run"], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("configs/singkit.yaml:4:25: "), result.stderr
 
 
 def test_a_general_key_blocks_only_the_commands_that_read_it(tmp_path):
     """A bad `credential:` is Singularity's; an unknown key in general blocks nothing; validate lists every one."""
     write_project(tmp_path, "general:\n  credential: bogus\n  nonsense: 1\ncompute-targets:\n  a:\n    service: local\n    sla: gold\n")
-    checked = run_singkit(["config.validate"], cwd=tmp_path)
+    checked = cli(["config.validate"], cwd=tmp_path)
     assert checked.returncode == 2 and [ln.split(":")[1] for ln in checked.stderr.splitlines()] == ["2", "3", "7"]
-    local = run_singkit(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    local = cli(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
     assert local.returncode == 0 and "`bogus` is not a valid credential" in local.stderr, local.stderr
     assert "(does not affect this command)" in local.stderr
-    blocked = run_singkit(["job.submit", "--target=a", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    blocked = cli(["job.submit", "--target=a", "--cmd=true", "--dry-run"], cwd=tmp_path)
     assert blocked.returncode == 2 and blocked.stderr.startswith("configs/singkit.yaml:7:10: `gold`"), blocked.stderr
 
 
 def test_a_general_key_every_command_reads_blocks_every_submit(tmp_path):
     write_project(tmp_path, "general:\n  code-dirs: src\n")
-    result = run_singkit(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
+    result = cli(["job.submit", "--target=local", "--cmd=true", "--dry-run"], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith("configs/singkit.yaml:2:14: "), result.stderr
 
 
@@ -249,17 +249,17 @@ def test_an_unset_variable_in_an_env_map_is_found_by_validate_and_located(tmp_pa
         text, line = "compute-targets:\n  a:\n    service: local\n    setup: s\nsetups:\n  s:\n" + env_map, 8
     write_project(tmp_path, text)
     expected = f"configs/singkit.yaml:{line}:17: environment variable MY_HF_TOKEN is not set"
-    checked = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"MY_HF_TOKEN": ""})
+    checked = cli(["config.validate", "--secrets"], cwd=tmp_path, env={"MY_HF_TOKEN": ""})
     assert checked.returncode == 2 and checked.stderr.startswith(expected), checked.stderr
-    submitted = run_singkit(["job.submit", "--target=a", "--cmd=true"], cwd=tmp_path, env={"MY_HF_TOKEN": ""})
+    submitted = cli(["job.submit", "--target=a", "--cmd=true"], cwd=tmp_path, env={"MY_HF_TOKEN": ""})
     assert submitted.returncode == 2 and submitted.stderr.startswith(expected), submitted.stderr
-    ok = run_singkit(["config.validate", "--secrets"], cwd=tmp_path, env={"MY_HF_TOKEN": "hf-secret-value"})
+    ok = cli(["config.validate", "--secrets"], cwd=tmp_path, env={"MY_HF_TOKEN": "hf-secret-value"})
     assert ok.returncode == 0 and "hf-secret-value" not in ok.stderr + ok.stdout
 
 
 def test_sla_and_priority_in_azures_own_case_are_fine(tmp_path):
     write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: Premium\n    priority: HIGH\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
 
 
@@ -271,17 +271,17 @@ def test_sla_and_priority_in_azures_own_case_are_fine(tmp_path):
 ])
 def test_a_launcher_with_several_processes_per_node_is_warned(tmp_path, command, warned):
     write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    processes-per-node: 2\n  one:\n    service: local\n")
-    result = run_singkit(["job.submit", "--target=a", f"--cmd={command}", "--dry-run"], cwd=tmp_path)
+    result = cli(["job.submit", "--target=a", f"--cmd={command}", "--dry-run"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert ("warning: `" in result.stderr and "processes-per-node: 2 starts that many" in result.stderr) is warned, result.stderr
-    single = run_singkit(["job.submit", "--target=one", f"--cmd={command}", "--dry-run"], cwd=tmp_path)
+    single = cli(["job.submit", "--target=one", f"--cmd={command}", "--dry-run"], cwd=tmp_path)
     assert "starts its own workers" not in single.stderr
 
 
 def test_a_service_hint_names_only_what_a_target_can_run_on(tmp_path):
     write_project(tmp_path, "external-services:\n  vc:\n    type: virtual_cluster\n    subscription-id: "
                   "11111111-2222-4333-8444-555555555555\n    resource-group: rg\ncompute-targets:\n  a:\n    service: singularity\n")
-    result = run_singkit(["config.validate"], cwd=tmp_path)
+    result = cli(["config.validate"], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.rstrip().endswith(
         "names no external service; expected one of: `docker`, `local`"), result.stderr
 
@@ -290,7 +290,7 @@ def test_validate_json_lists_errors_and_warnings_and_keeps_the_exit_code(tmp_pat
     import json
 
     write_project(tmp_path, "compute-targets:\n  a:\n    service: local\n    sla: gold\n  b:\n    vm-size: ND40rs_v2\n")
-    result = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    result = cli(["config.validate", "--json"], cwd=tmp_path)
     assert result.returncode == 2
     shown = json.loads(result.stdout)  # JSON alone on stdout
     assert shown["ok"] is False
@@ -298,10 +298,10 @@ def test_validate_json_lists_errors_and_warnings_and_keeps_the_exit_code(tmp_pat
     assert shown["problems"][0]["file"] == "configs/singkit.yaml" and shown["problems"][0]["records"] == [["compute-targets", "a"]]
     write_project_again = tmp_path / "configs" / "singkit.yaml"
     write_project_again.write_text("compute-targets:\n  b:\n    vm-size: ND40rs_v2\n")
-    fine = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    fine = cli(["config.validate", "--json"], cwd=tmp_path)
     assert fine.returncode == 0 and json.loads(fine.stdout)["ok"] is True
-    strict = run_singkit(["config.validate", "--json", "--strict"], cwd=tmp_path)
+    strict = cli(["config.validate", "--json", "--strict"], cwd=tmp_path)
     assert strict.returncode == 2 and [p["severity"] for p in json.loads(strict.stdout)["problems"]] == ["error"]
     write_project_again.write_text("compute-targets: {a: [\n")
-    broken = run_singkit(["config.validate", "--json"], cwd=tmp_path)
+    broken = cli(["config.validate", "--json"], cwd=tmp_path)
     assert broken.returncode == 2 and "invalid YAML" in json.loads(broken.stdout)["problems"][0]["message"]

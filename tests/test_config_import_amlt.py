@@ -12,7 +12,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from clirunner import run_singkit
+from clirunner import cli
 
 DATA = Path(__file__).parent / "data"
 # Azure ML is unreachable: a dry run that tried to reach it would fail (exit 4)
@@ -31,21 +31,21 @@ def imported(tmp_path: Path, name: str):
     (project / "amlt" / "topic").mkdir(parents=True)
     source = project / "amlt" / "topic" / name
     shutil.copy(DATA / name, source)
-    done = run_singkit(["config.import-amlt", str(source), "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", str(source), "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0, done.stderr
     jobs_file = project / f"{Path(name).stem}.jobs.yaml"
     return project, load(project / "configs" / "singkit.yaml"), load(jobs_file), done.stderr
 
 
 def validate_ok(project: Path) -> None:
-    done = run_singkit(["config.validate"], cwd=project)
+    done = cli(["config.validate"], cwd=project)
     others = [line for line in done.stderr.splitlines() if PIN_WARNING not in line and not line.startswith("config ok")]
     assert done.returncode == 0 and not others, done.stderr
 
 
 def dry_run(project: Path, jobs_file: str, job: str) -> tuple[str, list[dict]]:
     """Submit one job of the file as a dry run; its Azure ML job specs, one per run."""
-    done = run_singkit(["job.submit", f"--from={jobs_file}", f"--job={job}", "--dry-run", "--allow-unpinned"],
+    done = cli(["job.submit", f"--from={jobs_file}", f"--job={job}", "--dry-run", "--allow-unpinned"],
                        cwd=project, env=NOWHERE)
     assert done.returncode == 0, done.stderr
     job_id = done.stdout.strip()
@@ -122,7 +122,7 @@ def test_grid_search_runs_the_same_values(tmp_path):
     for spec in specs:  # the values reach the command through the variables, nothing appended
         assert "--seed" not in spec["command"] and "--lr" not in spec["command"]
         assert spec["resources"]["instance_type"] == "Singularity.ND40rs_v2"
-    status = json.loads(run_singkit(["job.status", job_id, "--json"], cwd=project).stdout)
+    status = json.loads(cli(["job.status", job_id, "--json"], cwd=project).stdout)
     assert len(status["runs"]) == 6
 
 
@@ -152,7 +152,7 @@ def test_aml_cluster_target_is_kept_and_its_vm_size_asked_for(tmp_path):
     (project / "amlt" / "topic" / "src").mkdir(parents=True)
     (project / "configs").mkdir()
     shutil.copy(DATA / "amlt_aml.yaml", project / "amlt" / "topic" / "amlt_aml.yaml")
-    done = run_singkit(["config.import-amlt", "amlt/topic/amlt_aml.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt/topic/amlt_aml.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0, done.stderr
     config = load(project / "configs" / "singkit.yaml")
     assert config["external-services"]["msrresrchws"]["type"] == "aml"
@@ -164,7 +164,7 @@ def test_aml_cluster_target_is_kept_and_its_vm_size_asked_for(tmp_path):
     line = next(n for n, text in enumerate((project / "configs" / "singkit.yaml").read_text().splitlines(), 1)
                 if text.strip() == "train:")
     assert f"fill in: configs/singkit.yaml:{line}: compute-targets.train.vm-size" in done.stderr
-    validated = run_singkit(["config.validate"], cwd=project)
+    validated = cli(["config.validate"], cwd=project)
     errors = [x for x in validated.stderr.splitlines() if not x.startswith("warning")]
     assert validated.returncode == 2 and errors and all("vm-size" in e for e in errors), validated.stderr
     assert errors[0].startswith((f"configs/singkit.yaml:{line}:", f"configs/singkit.yaml:{line + 1}:"))  # the record
@@ -179,13 +179,13 @@ def test_missing_ids_are_named_at_their_record(tmp_path):
         "environment: {image: ai4s-sfm:20240429.081857, registry: msroctocr.azurecr.io}\n"
         "jobs: [{name: t, sku: G1, command: [python a.py]}]\n"
         "amlt_only_key: 1\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0 and "note: amlt_only_key: " in done.stderr, done.stderr
-    validated = run_singkit(["config.validate"], cwd=project)
+    validated = cli(["config.validate"], cwd=project)
     errors = sorted(x for x in validated.stderr.splitlines() if not x.startswith("warning"))
     assert validated.returncode == 2 and len(errors) == 2, validated.stderr
     assert errors[0].endswith("needs `resource-group`") and errors[1].endswith("needs `subscription-id`")
-    again = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    again = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert again.returncode == 2 and "--force" in again.stderr  # nothing overwritten without --force
 
 
@@ -198,18 +198,18 @@ def test_a_workspace_amulet_looked_up_is_named_by_validate_until_written(tmp_pat
         "target: {service: sing, name: baltic02, subscription_id: 00000000-0000-4000-8000-00000000beef, resource_group: rg}\n"
         "environment: {image: ai4s-sfm:20240429.081857, registry: msroctocr.azurecr.io}\n"
         "jobs: [{name: t, sku: G1, command: [python a.py]}]\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0 and "workspace" in done.stderr, done.stderr
     text = (project / "configs" / "singkit.yaml").read_text()
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "workspace: FILL-IN-WORKSPACE" in t)
-    validated = run_singkit(["config.validate"], cwd=project)
+    validated = cli(["config.validate"], cwd=project)
     errors = [x for x in validated.stderr.splitlines() if not x.startswith(("warning", "note"))]
     assert validated.returncode == 2 and len(errors) == 1, validated.stderr
     assert errors[0].startswith(f"configs/singkit.yaml:{line}:") and "is still `FILL-IN-WORKSPACE`: write the real value" in errors[0]
-    dry = run_singkit(["job.submit", "--from", "amlt.jobs.yaml", "--job", "t", "--dry-run", "--allow-unpinned"], cwd=project)
+    dry = cli(["job.submit", "--from", "amlt.jobs.yaml", "--job", "t", "--dry-run", "--allow-unpinned"], cwd=project)
     assert dry.returncode == 2 and "FILL-IN-WORKSPACE" in dry.stderr, dry.stderr  # a submit is blocked by it too
     (project / "configs" / "singkit.yaml").write_text(text.replace("FILL-IN-WORKSPACE", "msrresrchws"))
-    assert run_singkit(["config.validate"], cwd=project).returncode == 0
+    assert cli(["config.validate"], cwd=project).returncode == 0
 
 
 def test_an_unknown_service_is_said_and_its_jobs_run_here(tmp_path):
@@ -221,13 +221,13 @@ def test_an_unknown_service_is_said_and_its_jobs_run_here(tmp_path):
         "target: {service: amlk8s, name: itplabrr1cl1, vc: mprr3}\n"
         "jobs:\n- name: hello\n  sku: G1\n  command: ['echo hp=$$SINGKIT_HP_X env=$$GREETING', 'echo two']\n"
         "  submit_args: {env: {GREETING: hi}}\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--jobs-file=jobs.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--jobs-file=jobs.yaml"], cwd=project)
     assert done.returncode == 0 and "note: target.service: `amlk8s` has no singkit counterpart" in done.stderr
     assert "jobs:" in done.stdout and not (project / "jobs.yaml").exists()  # no --out: both printed
     (project / "jobs.yaml").write_text(
         "jobs:\n  hello:\n    command: ['echo hp=$SINGKIT_HP_X env=$GREETING', 'echo two']\n"
         "    env: {GREETING: hi}\n    sweep: {type: grid, params: {x: [1, 2]}}\n")
-    ran = run_singkit(["job.submit", "--from=jobs.yaml", "--job=hello", "--follow"], cwd=project)
+    ran = cli(["job.submit", "--from=jobs.yaml", "--job=hello", "--follow"], cwd=project)
     assert ran.returncode == 0, ran.stderr
     assert "hp=1 env=hi" in ran.stdout and "hp=2 env=hi" in ran.stdout and "two" in ran.stdout
 
@@ -244,19 +244,19 @@ def test_jobs_file_mistakes_are_one_line_each_at_their_place(tmp_path):
         "    sweep: {type: grid, params: {lr: {uniform: [0, 1]}}}\n"
         "  b:\n"
         "    command: echo b\n")
-    done = run_singkit(["job.submit", "--from=jobs.yaml", "--dry-run"], cwd=project)
+    done = cli(["job.submit", "--from=jobs.yaml", "--dry-run"], cwd=project)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert lines[0].startswith("jobs.yaml:3:5: unknown key `comand` in job `a`")
     assert any(x.startswith("jobs.yaml:4:11: `runs` must be a whole number") for x in lines), lines
     assert any(x.startswith("jobs.yaml:5:") and "grid takes lists only" in x for x in lines), lines
     (project / "jobs.yaml").write_text("jobs:\n  b:\n    command: echo b\n")
-    unknown = run_singkit(["job.submit", "--from=jobs.yaml", "--job=bb"], cwd=project)
+    unknown = cli(["job.submit", "--from=jobs.yaml", "--job=bb"], cwd=project)
     assert unknown.returncode == 2 and "no job `bb` in jobs.yaml; did you mean `b`?" in unknown.stderr
     for args in (["--job=b"], ["--from=jobs.yaml", "--cmd=echo x"], ["--from=jobs.yaml", "--hp", "x=1"]):
-        refused = run_singkit(["job.submit", *args, "--dry-run"], cwd=project)
+        refused = cli(["job.submit", *args, "--dry-run"], cwd=project)
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, (args, refused.stderr)
-    both = run_singkit(["job.submit", "--from=jobs.yaml", "--dry-run", "--json"], cwd=project)
+    both = cli(["job.submit", "--from=jobs.yaml", "--dry-run", "--json"], cwd=project)
     assert both.returncode == 0 and json.loads(both.stdout)["job"]  # one job: --json is its status alone
 
 
@@ -280,18 +280,18 @@ jobs:
   command: [python train.py]
   submit_args: {{env: {{SHARED_MEMORY_PERCENT: 0.5, WANDB_API_KEY: "${{WANDB_API_KEY}}"}}}}
 """)
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0, done.stderr
     token = si.credential().get_token(si.url + "/.default").token
     environ = {"SINGKIT_AZURE_TOKEN": token, "SINGKIT_RETRY_BASE_DELAY": "0.01", "WANDB_API_KEY": "wandb-s3cr3t"}
     # singkit-vc is in no public table: its ids are to be filled in, and nothing is sent until they are
     assert "fill in: configs/singkit.yaml:" in done.stderr and "external-services.singkit-vc.subscription-id" in done.stderr
-    blocked = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
+    blocked = cli(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
     assert blocked.returncode == 2 and "FILL-IN-SUBSCRIPTION" in blocked.stderr and not si.jobs, blocked.stderr
     config = project / "configs" / "singkit.yaml"
     config.write_text(config.read_text().replace("FILL-IN-SUBSCRIPTION", si.subscription_id)
                       .replace("FILL-IN-RESOURCE-GROUP", si.resource_group))
-    sent = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
+    sent = cli(["job.submit", "--from=amlt.jobs.yaml", "--job=train", "--allow-unpinned"], cwd=project, env=environ)
     assert sent.returncode == 0, sent.stderr
     assert len(si.jobs) == 1
     body = si.job_body(next(iter(si.jobs)))["properties"]
@@ -317,7 +317,7 @@ def test_the_virtual_cluster_is_where_xt_says_or_to_be_filled_in(tmp_path):
         "         subscription_id: e0330000-0000-4000-8000-000000000000, resource_group: RDAgentAPP}\n"
         "environment: {image: 'pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel'}\n"
         "jobs: [{name: t, sku: G1, command: [python a.py]}]\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0, done.stderr
     config = load(project / "configs" / "singkit.yaml")
     assert config["external-services"]["mckinley01"] == {"type": "virtual_cluster", "resource-group": "gcr-singularity-lab",
@@ -326,10 +326,10 @@ def test_the_virtual_cluster_is_where_xt_says_or_to_be_filled_in(tmp_path):
     assert spec["compute"].startswith("/subscriptions/156138e5-a3b1-48af-9e2e-883f4df3f457/resourceGroups/gcr-singularity-lab/")
     # a cluster XT does not know: placeholders at their lines, never the workspace's ids
     (project / "amlt.yaml").write_text((project / "amlt.yaml").read_text().replace("mckinley01", "myvc"))
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml", "--force"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml", "--force"], cwd=project)
     text = (project / "configs" / "singkit.yaml").read_text()
     assert load(project / "configs" / "singkit.yaml")["external-services"]["myvc"]["resource-group"] == "FILL-IN-RESOURCE-GROUP"
-    validated = run_singkit(["config.validate"], cwd=project)
+    validated = cli(["config.validate"], cwd=project)
     errors = [x for x in validated.stderr.splitlines() if not x.startswith(("warning", "note"))]
     lines = [i for i, t in enumerate(text.splitlines(), 1) if "FILL-IN-" in t and not t.startswith("#")]
     assert validated.returncode == 2 and sorted(int(e.split(":")[1]) for e in errors) == lines, validated.stderr
@@ -348,7 +348,7 @@ def test_sku_forms_pick_the_series_and_infiniband_the_public_configs_ask_for(tmp
         "- {name: ib, sku: 4xG8-H100-IB, command: [python a.py]}\n"
         "- {name: plain, sku: 4xG8-H100, command: [python a.py]}\n"
         "- {name: nosuch, sku: 'NC_A100_v4:G8', command: [python a.py]}\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0, done.stderr
     targets = load(project / "configs" / "singkit.yaml")["compute-targets"]
     assert targets["series"]["vm-size"].startswith("NC96ad_A100_v4")  # 4 x A100 of the NC_A100_v4 series
@@ -379,7 +379,7 @@ def test_data_storage_is_the_data_dir_and_a_string_list_param_is_kept(tmp_path):
         "  - {name: lr, spec: discrete, values: [0.1]}\n"
         "  - {name: bs, spec: discrete, values: '[16, 32]'}\n"
         "  - {name: m, spec: discrete, values: 'not a list'}\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0, done.stderr
     config, jobs = load(project / "configs" / "singkit.yaml"), load(project / "amlt.jobs.yaml")
     job = jobs["jobs"]["run_GPUs1_uni"]  # env_defaults written in, accents dropped
@@ -390,7 +390,7 @@ def test_data_storage_is_the_data_dir_and_a_string_list_param_is_kept(tmp_path):
     assert "{bs}" not in jobs["jobs"]["lr"]["command"][0] and "{m}" not in jobs["jobs"]["lr"]["command"][0]
     assert "fill in: " in done.stderr and "sweep param `m`" in done.stderr
     line = next(i for i, t in enumerate((project / "amlt.jobs.yaml").read_text().splitlines(), 1) if "FILL-IN" in t)
-    refused = run_singkit(["job.submit", "--from=amlt.jobs.yaml", "--job=lr", "--dry-run", "--allow-unpinned"], cwd=project)
+    refused = cli(["job.submit", "--from=amlt.jobs.yaml", "--job=lr", "--dry-run", "--allow-unpinned"], cwd=project)
     assert refused.returncode == 2 and refused.stderr.startswith(f"amlt.jobs.yaml:{line}:"), refused.stderr
     assert "hparam `m` is still" in refused.stderr and "Traceback" not in refused.stderr
 
@@ -402,11 +402,11 @@ def test_a_sweep_param_placed_as_braces_is_refused_in_a_jobs_file(tmp_path):
     (project / "jobs.yaml").write_text(
         "jobs:\n  a:\n    command: echo {lr} {final} {hparams} ${SINGKIT_HP_LR}\n"
         "    sweep: {type: grid, params: {lr: [1, 2]}}\n")
-    done = run_singkit(["job.submit", "--from=jobs.yaml", "--dry-run"], cwd=project)
+    done = cli(["job.submit", "--from=jobs.yaml", "--dry-run"], cwd=project)
     assert done.returncode == 2 and done.stderr.startswith("jobs.yaml:3:14: `{lr}`"), done.stderr
     assert "${SINGKIT_HP_LR}" in done.stderr
     (project / "jobs.yaml").write_text((project / "jobs.yaml").read_text().replace("{lr} ", ""))
-    ran = run_singkit(["job.submit", "--from=jobs.yaml", "--follow"], cwd=project)
+    ran = cli(["job.submit", "--from=jobs.yaml", "--follow"], cwd=project)
     assert ran.returncode == 0 and "] {final} --lr 1 1" in ran.stdout, ran.stderr  # other braces are the command's own
 
 
@@ -414,14 +414,14 @@ def test_unreadable_or_empty_inputs_are_said_in_one_line(tmp_path):
     (tmp_path / "bin.yaml").write_bytes(b"\x00\x01\xff\xfe")
     (tmp_path / "list.yaml").write_text("- a\n")
     for name, start in (("bin.yaml", "error: cannot read"), ("list.yaml", "list.yaml:1:1: an Amulet config is a mapping")):
-        done = run_singkit(["config.import-amlt", name], cwd=tmp_path)
+        done = cli(["config.import-amlt", name], cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
         assert done.stderr.startswith(start) and "Traceback" not in done.stderr, done.stderr
     (tmp_path / "empty.yaml").write_text("jobs: []\n")
-    done = run_singkit(["config.import-amlt", "empty.yaml"], cwd=tmp_path)
+    done = cli(["config.import-amlt", "empty.yaml"], cwd=tmp_path)
     assert done.returncode == 0 and "warning: empty.yaml has no jobs" in done.stderr, done.stderr
     (tmp_path / "xt.yaml").write_text("")
-    done = run_singkit(["config.import-xt", "xt.yaml"], cwd=tmp_path)
+    done = cli(["config.import-xt", "xt.yaml"], cwd=tmp_path)
     assert done.returncode == 0 and "warning: nothing singkit carries was found" in done.stderr, done.stderr
 
 
@@ -436,7 +436,7 @@ def test_max_run_duration_becomes_the_run_time_limit_azure_ml_gets(tmp_path):
         "jobs:\n"
         "- {name: smoke, sku: 80G4-H100, submit_args: {max_run_duration_seconds: 7200}, command: [nvidia-smi]}\n"
         "- {name: bad, sku: G1, submit_args: {max_run_duration_seconds: soon}, command: [nvidia-smi]}\n")
-    done = run_singkit(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
+    done = cli(["config.import-amlt", "amlt.yaml", "--out=configs/singkit.yaml"], cwd=project)
     assert done.returncode == 0 and "note: jobs[2].submit_args.max_run_duration_seconds: `soon`" in done.stderr, done.stderr
     targets = load(project / "configs" / "singkit.yaml")["compute-targets"]
     assert targets["smoke"]["max-run-seconds"] == 7200 and "max-run-seconds" not in targets["bad"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from clirunner import run_singkit
+from clirunner import cli
 
 DATA = Path(__file__).parent / "data"
 FACTORY = DATA / "xt_factory_config.yaml"  # xtlib 0.0.342's factory_config.yaml (source in its first lines)
@@ -22,20 +22,20 @@ def imported(tmp_path: Path, *names: str | Path, args: tuple[str, ...] = ()):
     out = tmp_path / "configs" / "singkit.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = ",".join(str(DATA / n) for n in names)
-    result = run_singkit(["config.import-xt", paths, f"--out={out}", "--force", *args], cwd=tmp_path)
+    result = cli(["config.import-xt", paths, f"--out={out}", "--force", *args], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return YAML(typ="safe").load(out.read_text()), out.read_text(), result.stderr
 
 
 def validate(tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     """config.validate's exit code and its lines, less the warnings about images not pinned yet."""
-    done = run_singkit(["config.validate"], cwd=tmp_path, env=env)
+    done = cli(["config.validate"], cwd=tmp_path, env=env)
     return done.returncode, [line for line in done.stderr.splitlines() if UNPINNED not in line and not line.startswith("config ok")]
 
 
 def dry_run(tmp_path: Path, target: str, env: dict[str, str]) -> dict:
     """The Azure ML job spec a dry run of `target` writes (the one azure-ai-ml would send)."""
-    done = run_singkit(["job.submit", f"--target={target}", "--dry-run", "--allow-unpinned", "--cmd", "python train.py"],
+    done = cli(["job.submit", f"--target={target}", "--dry-run", "--allow-unpinned", "--cmd", "python train.py"],
                        cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     job = done.stdout.strip()
@@ -77,9 +77,9 @@ def test_import_does_not_overwrite_without_force(tmp_path):
     out.parent.mkdir(parents=True)
     out.write_text("# mine\n")
     args = ["config.import-xt", str(DATA / "xt_config_2024.yaml"), f"--out={out}"]
-    refused = run_singkit(args, cwd=tmp_path)
+    refused = cli(args, cwd=tmp_path)
     assert refused.returncode == 2 and "--force" in refused.stderr and out.read_text() == "# mine\n"
-    assert run_singkit([*args, "--force"], cwd=tmp_path).returncode == 0
+    assert cli([*args, "--force"], cwd=tmp_path).returncode == 0
     assert "sandboxcr" in out.read_text()
 
 
@@ -109,7 +109,7 @@ def test_nodes_as_runs_writes_one_node_and_the_submit_command(tmp_path):
     command = "invoke job.submit --target=wus3-a100 --runs=2"
     assert f"submit as XT did: {command}" in messages and f"# Submit as XT did: {command}" in text
     assert f"nodes: 1  # XT's nodes: 2 (independent runs): `{command}`" in text
-    refused = run_singkit(["config.import-xt", str(DATA / "xt_config_2024.yaml"), "--xt-nodes=nodes"], cwd=tmp_path)
+    refused = cli(["config.import-xt", str(DATA / "xt_config_2024.yaml"), "--xt-nodes=nodes"], cwd=tmp_path)
     assert refused.returncode == 2 and "--xt-nodes=nodes: give one of job, runs" in refused.stderr
 
 
@@ -131,7 +131,7 @@ def test_the_issues_small_inputs(tmp_path):
     config_file.write_text(text + "external-services:\n  hub: {type: registry, login-server: docker.io}\n"
                            "  ws: {type: singularity, subscription-id: 00000000-0000-4000-8000-00000000beef, resource-group: rg}\n"
                            "compute-targets:\n  sing: {service: ws, compute: vc, vm-size: NC6_v3, sla: basic, docker: d}\n")
-    refused = run_singkit(["job.submit", "--target=sing", "--dry-run"], cwd=tmp_path, env={"USER": "alice"})
+    refused = cli(["job.submit", "--target=sing", "--dry-run"], cwd=tmp_path, env={"USER": "alice"})
     assert refused.returncode == 2 and "run `invoke image.wrap --docker=d`" in refused.stderr, refused.stderr
 
 
@@ -268,20 +268,20 @@ def test_the_written_yaml_reads_back_as_the_converted_data():
 def test_broken_xt_yaml_is_one_line_at_its_place(tmp_path):
     broken = tmp_path / "xt_config.yaml"
     broken.write_text("compute-targets:\n    t1: {service: ws, nodes: [1\n")
-    done = run_singkit(["config.import-xt", str(broken)], cwd=tmp_path)
+    done = cli(["config.import-xt", str(broken)], cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("xt_config.yaml:3:1: not valid YAML: did not find expected ',' or ']'"), done.stderr
-    missing = run_singkit(["config.import-xt", f"{DATA / 'xt_issue11.yaml'},{tmp_path / 'nope.yaml'}"], cwd=tmp_path)
+    missing = cli(["config.import-xt", f"{DATA / 'xt_issue11.yaml'},{tmp_path / 'nope.yaml'}"], cwd=tmp_path)
     assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
 
 
 def test_two_files_as_two_words_merge_as_the_comma_form(tmp_path):
     """`import-xt factory.yaml mine.yaml` (the issue's form): the words after the first are more
     files, not task names; a task name after them still starts that task."""
-    words = run_singkit(["config.import-xt", str(FACTORY), str(MINE), "--xt-nodes=runs"], cwd=tmp_path)
-    comma = run_singkit(["config.import-xt", f"{FACTORY},{MINE}", "--xt-nodes=runs"], cwd=tmp_path)
-    alone = run_singkit(["config.import-xt", str(FACTORY), "--xt-nodes=runs"], cwd=tmp_path)
+    words = cli(["config.import-xt", str(FACTORY), str(MINE), "--xt-nodes=runs"], cwd=tmp_path)
+    comma = cli(["config.import-xt", f"{FACTORY},{MINE}", "--xt-nodes=runs"], cwd=tmp_path)
+    alone = cli(["config.import-xt", str(FACTORY), "--xt-nodes=runs"], cwd=tmp_path)
     assert words.returncode == comma.returncode == 0, words.stderr
     assert words.stdout == comma.stdout != alone.stdout
-    chained = run_singkit(["config.import-xt", str(FACTORY), str(MINE), "--xt-nodes=runs", "config.schema"], cwd=tmp_path)
+    chained = cli(["config.import-xt", str(FACTORY), str(MINE), "--xt-nodes=runs", "config.schema"], cwd=tmp_path)
     assert chained.returncode == 0 and chained.stdout.startswith(comma.stdout) and '"$schema"' in chained.stdout

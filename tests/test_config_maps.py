@@ -77,17 +77,17 @@ def test_nested_maps_merge_too(tmp_path):
 
 
 def test_config_show_cites_each_key_of_a_merged_map(tmp_path):
-    from clirunner import run_singkit
+    from clirunner import cli
 
     setup_project(tmp_path)
     home = {"HOME": str(tmp_path / "home")}
-    result = run_singkit(["config.show", "--setup=s", "--json"], cwd=tmp_path, env=home)
+    result = cli(["config.show", "--setup=s", "--json"], cwd=tmp_path, env=home)
     assert result.returncode == 0, result.stderr
     keys = json.loads(result.stdout)["setups.s"]["env"]["keys"]
     assert keys["HF_TOKEN"] == {"value": "$env:HF_TOKEN", "from": "configs/singkit.yaml:5"}
     assert keys["LOG_LEVEL"] == {"value": "debug", "from": "home/.config/singkit/config.yaml:3"}
     assert keys["MINE"]["from"] == "home/.config/singkit/config.yaml:3"
-    table = run_singkit(["config.show", "--setup=s"], cwd=tmp_path, env=home)
+    table = cli(["config.show", "--setup=s"], cwd=tmp_path, env=home)
     assert table.returncode == 0, table.stderr
     rows = {line.split()[0]: line.split()[-1] for line in table.stdout.splitlines()[2:] if line.strip()}
     assert rows["env.WANDB_API_KEY"] == "configs/singkit.yaml:6"

@@ -127,11 +127,11 @@ def test_literal_secret_allowed_in_user_layer_but_masked(tmp_path):
 
 
 def test_config_show_json_masks_and_cites(tmp_path):
-    from clirunner import run_singkit
+    from clirunner import cli
 
     write(tmp_path / "configs" / "singkit.yaml", "external-services:\n  reg:\n    type: registry\n    login-server: r\n")
     write(tmp_path / "home" / ".config" / "singkit" / "config.yaml", "external-services:\n  reg:\n    password: hunter2\n")
-    result = run_singkit(["config.show", "--service=reg", "--json"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
+    result = cli(["config.show", "--service=reg", "--json"], cwd=tmp_path, env={"HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)["external-services.reg"]
     assert data["password"] == {"value": "******", "from": "home/.config/singkit/config.yaml:3"}

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import storegen
-from clirunner import run_singkit
+from clirunner import cli
 from singkit import procs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_an_infinite_node_count_is_one_line_at_its_place(tmp_path):
     text = config.read_text()
     config.write_text(text.replace("    nodes: 1\n", "    nodes: .inf\n", 1))
     line = next(n for n, l in enumerate(config.read_text().splitlines(), 1) if "nodes: .inf" in l)
-    done = run_singkit(["config.validate"], project, timeout=120)
+    done = cli(["config.validate"], project, timeout=120)
     assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
     assert f"singkit.yaml:{line}:" in done.stderr and "must be an integer" in done.stderr
 
@@ -53,7 +53,7 @@ def test_a_time_out_of_the_calendar_is_shown_as_written(tmp_path):
         fh.write(json.dumps({"t": -1e20, "event": "metrics", "step": 4, "metrics": {"loss": 1}}) + "\n")
     storegen.write_events(home, [{"t": 1e308, "event": "submit", "job": "job1"}])
     for args in (["report.log", "job1.1"], ["report.events"], ["report.list", "--runs", "job1", "--json"]):
-        done = run_singkit(args, tmp_path, {"SINGKIT_HOME": str(home)})
+        done = cli(args, tmp_path, {"SINGKIT_HOME": str(home)})
         assert done.returncode == 0 and "internal error" not in done.stderr, (args, done.stderr)
 
 

@@ -11,7 +11,7 @@ import invoke
 import pytest
 from invoke.exceptions import Exit
 
-from jobtools import make_env, make_project, run_cli
+from jobtools import make_env, make_project, run_here
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.tasks._edge import task
@@ -58,7 +58,7 @@ def test_verbose_adds_the_traceback(capsys, monkeypatch, tmp_path: Path) -> None
 ])
 def test_bad_whole_numbers_are_usage_errors(tmp_path: Path, args: list[str], flag: str) -> None:
     project = make_project(tmp_path)
-    done = run_cli(args, project, make_env(project))
+    done = run_here(args, project, make_env(project))
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"error: --{flag} takes a whole number, not `") and done.stderr.count("\n") == 1, done.stderr
 
@@ -69,7 +69,7 @@ def test_store_under_a_file_is_one_line(tmp_path: Path) -> None:
     env = make_env(project)
     env.environ["SINGKIT_HOME"] = str(tmp_path / "afile" / "store")  # type: ignore[index]
     for args in (["job.submit", "--cmd", "true"], ["job.list"]):
-        done = run_cli(args, project, env)
+        done = run_here(args, project, env)
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith("error: Not a directory: ") and "afile" in done.stderr
         assert "set SINGKIT_HOME to one" in done.stderr
@@ -85,9 +85,9 @@ def test_malformed_job_spec_is_one_line_naming_the_file(tmp_path: Path) -> None:
     job.spec_path.write_text("job: job1\ntarget: {name: local}\nservice: {name: local, type: local}\nruns: 5\n")
     line = (f"error: {job.spec_path}: `runs` is a whole number 5, expected a list; "
             "the store may be damaged: fix the file, or move its job folder aside")
-    done = run_cli(["job.status", job.id], project, env)
+    done = run_here(["job.status", job.id], project, env)
     assert done.returncode == 2 and done.stderr == line + "\n", done.stderr
-    verbose = run_cli(["job.status", job.id, "--verbose"], project, env)
+    verbose = run_here(["job.status", job.id, "--verbose"], project, env)
     assert verbose.returncode == 2 and verbose.stderr.splitlines()[-1] == line, verbose.stderr
 
 
@@ -107,7 +107,7 @@ compute-targets:
 def test_bad_docker_image_is_a_config_error_at_its_line(tmp_path: Path) -> None:
     project = make_project(tmp_path, BAD_IMAGE)
     env = make_env(project)
-    done = run_cli(["job.submit", "--target=docker", "--cmd", "true"], project, env)
+    done = run_here(["job.submit", "--target=docker", "--cmd", "true"], project, env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("configs/singkit.yaml:5:12: dockers.bb: `not an image` is not an image reference")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import storegen
-from clirunner import run_singkit
+from clirunner import cli
 from singkit.config import load_config
 from singkit.environment import Environment
 from singkit.images.pin import pin
@@ -89,7 +89,7 @@ def test_generated_files_stay_out_of_the_code_snapshot(tmp_path, git):
 def test_export_with_a_bare_name_goes_under_reports(tmp_path):
     shipped_project(tmp_path)
     storegen.write_job(tmp_path / ".singkit", "job1", [RunSpec({"lr": 0.1}, [(1, {"loss": 0.5})])])
-    proc = run_singkit(["report.list", "--runs", "--export", "runs.csv"], cwd=tmp_path)
+    proc = cli(["report.list", "--runs", "--export", "runs.csv"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     written = tmp_path / "reports" / "runs.csv"
     assert written.is_file() and not (tmp_path / "runs.csv").exists()
@@ -99,7 +99,7 @@ def test_export_with_a_bare_name_goes_under_reports(tmp_path):
     # an absolute path is used as written
     target = tmp_path / "elsewhere" / "runs.json"
     target.parent.mkdir()
-    proc = run_singkit(["report.list", "--runs", "--export", str(target)], cwd=tmp_path)
+    proc = cli(["report.list", "--runs", "--export", str(target)], cwd=tmp_path)
     assert proc.returncode == 0 and target.is_file(), proc.stderr
-    help_text = " ".join(run_singkit(["report.list", "--help"], cwd=tmp_path).stdout.split())
+    help_text = " ".join(cli(["report.list", "--help"], cwd=tmp_path).stdout.split())
     assert "a relative FILE goes under reports/" in help_text

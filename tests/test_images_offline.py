@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clirunner import run_singkit
+from clirunner import cli
 from singkit.config import load_config
 from singkit.environment import Environment
 from singkit.exceptions import SingkitError
@@ -47,7 +47,7 @@ def check_placeholder_file(root: Path) -> str:
 def test_render_falls_back_to_placeholders_when_no_registry_answers(shipped):
     root, offline_env = shipped
     config = (root / "configs" / "singkit.yaml").read_bytes()
-    proc = run_singkit(["image.render", "--docker=pytorch"], cwd=root, env=offline_env)
+    proc = cli(["image.render", "--docker=pytorch"], cwd=root, env=offline_env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{root / 'dockerfiles' / 'pytorch.Dockerfile'}\n"
     warning, said = proc.stderr.splitlines()
@@ -60,7 +60,7 @@ def test_render_falls_back_to_placeholders_when_no_registry_answers(shipped):
 
 def test_render_offline_asks_no_registry_and_says_nothing_more(shipped):
     root, offline_env = shipped
-    proc = run_singkit(["image.render", "--docker=pytorch", "--offline"], cwd=root, env=offline_env)
+    proc = cli(["image.render", "--docker=pytorch", "--offline"], cwd=root, env=offline_env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("\n") == 1 and "warning" not in proc.stderr, proc.stderr
     check_placeholder_file(root)
@@ -79,7 +79,7 @@ def test_nothing_builds_wraps_or_pins_from_a_placeholder(shipped):
                     stages={"installer-image": "r/i:1", "validator-image": "r/v:1"}).placeholder
     config = (root / "configs" / "singkit.yaml").read_bytes()
     for task in ("image.wrap", "image.build", "image.pin"):
-        proc = run_singkit([task, "--docker=pytorch"], cwd=root, env=offline_env)
+        proc = cli([task, "--docker=pytorch"], cwd=root, env=offline_env)
         assert proc.returncode == 4 and "placeholder" not in proc.stderr, (task, proc.stderr)
     assert (root / "configs" / "singkit.yaml").read_bytes() == config
     assert not (root / "dockerfiles").exists()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_cli, wait_done
+from jobtools import make_env, make_project, run_here, wait_done
 from singkit.backends.runtime.variables import hp_environment
 from singkit.jobs.spec import parse_hp, parse_hp_text, parse_value, run_command
 from singkit.store import Store
@@ -32,7 +32,7 @@ def test_a_sweep_reaches_the_command_as_typed(tmp_path: Path) -> None:
     env = make_env(project)
     hp = [a for v in AS_TYPED for a in ("--hp", v)]
     cmd = 'echo "env $SINGKIT_HP_VER $SINGKIT_HP_FLAG $SINGKIT_HP_NAME $SINGKIT_HP_LR" args {hparams}'
-    done = run_cli(["job.submit", "--cmd", cmd, *hp, "--parallel=4"], project, env)
+    done = run_here(["job.submit", "--cmd", cmd, *hp, "--parallel=4"], project, env)
     assert done.returncode == 0, done.stderr
     job_id = done.stdout.strip()
     assert wait_done(env, job_id) == "completed"
@@ -41,5 +41,5 @@ def test_a_sweep_reaches_the_command_as_typed(tmp_path: Path) -> None:
     assert outputs[0] == "env 1.10 true 007 1e-3 args --ver 1.10 --flag true --name 007 --lr 1e-3\n"
     assert outputs[3] == "env 2.0 no 007 1e-3 args --ver 2.0 --flag no --name 007 --lr 1e-3\n"
     assert [r.state().hparams for r in job.runs][1] == {"ver": 1.1, "flag": "no", "name": "007", "lr": 0.001}
-    table = json.loads(run_cli(["report.list", "--json", "--sort=ver", "--columns=run,hparams.ver"], project, env).stdout)
+    table = json.loads(run_here(["report.list", "--json", "--sort=ver", "--columns=run,hparams.ver"], project, env).stdout)
     assert [row["hparams.ver"] for row in table] == [1.1, 1.1, 2.0, 2.0]  # numbers in the reports

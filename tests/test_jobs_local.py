@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, pid_gone, read_pid, run_cli, wait_done, wait_for
+from jobtools import make_env, make_project, pid_gone, read_pid, run_here, wait_done, wait_for
 from singkit.exceptions import UsageError
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
@@ -55,32 +55,32 @@ def test_default_example_through_the_cli(project: Path) -> None:
     """What `make submit` does, then `job.status JOB=<id> --json` (the example, shortened)."""
     env = make_env(project)
     cmd = "python examples/train.py --epochs 2 --step-time 0"
-    done = run_cli(["job.submit", "--cmd", cmd, "--follow"], project, env)
+    done = run_here(["job.submit", "--cmd", cmd, "--follow"], project, env)
     assert done.returncode == 0, done.stderr
     job_id = done.stdout.split()[0]
     assert job_id == "job1"
     assert "training:" in done.stdout and "wrote" in done.stdout
-    status = run_cli(["job.status", f"JOB={job_id}", "--json"], project, env)
+    status = run_here(["job.status", f"JOB={job_id}", "--json"], project, env)
     data = json.loads(status.stdout)
     assert data["status"] == "completed" and data["runs"][0]["exit_code"] == 0
     run = Store.of(env).job(job_id).runs[0]
     kinds = {e["event"] for e in __import__("singkit.store.runlog", fromlist=["x"]).events(run.log_path)}
     assert {"status", "hparams", "metrics"} <= kinds
     assert json.loads((run.outputs_dir / "model.json").read_text())["hparams"]["epochs"] == 2
-    listed = json.loads(run_cli(["job.list", "--json", "--last", "1"], project, env).stdout)
+    listed = json.loads(run_here(["job.list", "--json", "--last", "1"], project, env).stdout)
     assert [j["job"] for j in listed] == [job_id] and listed[0]["runs_done"] == 1
 
 
 def test_failed_job_and_monitor_exit_codes(project: Path) -> None:
     env = make_env(project)
-    failed = run_cli(["job.submit", "--cmd", "echo bad >&2; exit 3", "--follow"], project, env)
+    failed = run_here(["job.submit", "--cmd", "echo bad >&2; exit 3", "--follow"], project, env)
     assert failed.returncode == 1
     assert "bad" in failed.stderr and "exit code 3" in failed.stderr
-    again = run_cli(["job.monitor", "--job=job1"], project, env)
+    again = run_here(["job.monitor", "--job=job1"], project, env)
     assert again.returncode == 1
-    status = json.loads(run_cli(["job.status", "job1", "--json"], project, env).stdout)
+    status = json.loads(run_here(["job.status", "job1", "--json"], project, env).stdout)
     assert status["runs"][0]["reason"] == "exit code 3" and status["runs"][0]["exit_code"] == 3
-    logs = run_cli(["job.logs", "JOB=job1"], project, env)
+    logs = run_here(["job.logs", "JOB=job1"], project, env)
     assert logs.stderr == "bad\n"
 
 
@@ -108,9 +108,9 @@ def test_cancel_ends_every_process(project: Path) -> None:
     assert data["status"] == "cancelled" and {r["status"] for r in data["runs"]} == {"cancelled"}
     assert not job.runs[1].backend_info()  # the queued run never started
     assert control.cancel(env, job.id) == []  # idempotent
-    done = run_cli(["job.cancel", job.id], project, env)
+    done = run_here(["job.cancel", job.id], project, env)
     assert done.returncode == 0 and "nothing to cancel" in done.stderr
-    assert run_cli(["job.monitor", job.id], project, env).returncode == 3
+    assert run_here(["job.monitor", job.id], project, env).returncode == 3
 
 
 def test_cancel_one_run_leaves_the_others(project: Path) -> None:
@@ -201,7 +201,7 @@ def test_extract_refuses_escaping_member(project: Path, tmp_path: Path) -> None:
         info.size = 4
         tar.addfile(info, io.BytesIO(b"evil"))
     dest = tmp_path / "x" / "dest"
-    done = run_cli(["job.extract", job.id, f"--dest={dest}", "--what=code"], project, env)
+    done = run_here(["job.extract", job.id, f"--dest={dest}", "--what=code"], project, env)
     assert done.returncode == 2 and "outside" in done.stderr and "\n" == done.stderr[-1]  # store content: bad input
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "x" / "escaped.txt").exists()
 
@@ -210,7 +210,7 @@ def test_usage_errors_are_one_line(project: Path) -> None:
     env = make_env(project)
     for args, code in ((["job.status", "job9"], 2), (["job.submit", "--target=nope"], 2),
                        (["job.submit", "--hp", "lr"], 2), (["job.status", "--job="], 2), (["job.list", "--status=odd"], 2)):
-        done = run_cli(args, project, env)
+        done = run_here(args, project, env)
         assert done.returncode == code, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error:"), done.stderr
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_cli, wait_done
+from jobtools import make_env, make_project, run_here, wait_done
 from singkit.exceptions import ConfigError
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
@@ -57,7 +57,7 @@ def test_job_yaml_without_run_folders_is_listed_not_a_traceback(tmp_path: Path) 
     _age(job)
     Store.of(env).save(job)  # the index as the submit would have left it: queued
     assert not (job.dir / "runs").exists()
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
     assert [(j["job"], j["status"]) for j in json.loads(listed.stdout)] == [(job.id, "failed")]
     runs = control.status(env, job.id)["runs"]
@@ -75,7 +75,7 @@ def test_submit_killed_right_after_job_yaml_leaves_a_whole_job(tmp_path: Path) -
     assert [r.state().status for r in job.runs] == ["queued", "queued"]  # the folders came first
     assert not job.runner_path.exists()
     _age(job)
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["status"] == "failed"
     assert "no runner was ever started" in control.status(env, job.id)["runs"][0]["reason"]
@@ -95,7 +95,7 @@ def test_list_skips_a_damaged_job_with_one_warning_line(tmp_path: Path) -> None:
     (env.home / "index.sqlite").unlink()  # a fresh index: every folder is read again
     for suffix in ("-wal", "-shm"):
         Path(f"{env.home / 'index.sqlite'}{suffix}").unlink(missing_ok=True)
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert listed.returncode == 0, listed.stderr
     assert [j["job"] for j in json.loads(listed.stdout)] == [good.id]
     warnings = listed.stderr.splitlines()
@@ -153,7 +153,7 @@ def test_rerun_without_the_secret_variable_fails_in_one_line(secret_project: Pat
     wait_done(env, job.id)
     with pytest.raises(ConfigError, match="environment variable SINGKIT_SECRET_(HF_TOKEN|API_KEY) is not set"):
         rerun(env, job.id)  # a later shell: the literal was never stored anywhere
-    done = run_cli(["job.rerun", job.id], secret_project, env)
+    done = run_here(["job.rerun", job.id], secret_project, env)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "job.yaml:" in done.stderr and "is not set; export SINGKIT_SECRET_" in done.stderr
     assert len(Store.of(env).job_ids()) == 1  # refused before anything was allocated
@@ -177,9 +177,9 @@ def test_a_deeply_nested_line_in_run_log_is_skipped_by_every_reader(tmp_path: Pa
     assert wait_done(env, job.id) == "completed"  # the runner's own fold skips the line
     for args in (["job.status", job.id, "--json"], ["job.list", "--json"], ["report.list", "--runs", "--json"],
                  ["report.metrics", job.id, "--json"], ["job.logs", job.id]):
-        done = run_cli(args, project, env)
+        done = run_here(args, project, env)
         assert done.returncode == 0 and "Traceback" not in done.stderr and "RecursionError" not in done.stderr, (args, done.stderr)
-    runs = json.loads(run_cli(["report.list", "--runs", "--json"], project, env).stdout)
+    runs = json.loads(run_here(["report.list", "--runs", "--json"], project, env).stdout)
     assert [r["status"] for r in runs] == ["completed"] and runs[0]["metrics.loss"] == 0.5, runs
 
 
@@ -192,11 +192,11 @@ def test_extract_into_the_store_is_refused_and_writes_nothing(tmp_path: Path) ->
     before = sorted(str(p) for p in env.home.rglob("*") if "index.sqlite" not in p.name)
     outputs = next(env.home.rglob("model.pt")).parent
     for dest in (outputs / "copy", env.home, env.home / "jobs" / "x", Path(".singkit") / "extracted"):
-        done = run_cli(["job.extract", job.id, f"--dest={dest}"], project, env)
+        done = run_here(["job.extract", job.id, f"--dest={dest}"], project, env)
         assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, (dest, done.stderr)
         assert "is inside the job store" in done.stderr, done.stderr
     assert sorted(str(p) for p in env.home.rglob("*") if "index.sqlite" not in p.name) == before
-    done = run_cli(["job.extract", job.id, "--dest=extracted"], project, env)  # outside: as before
+    done = run_here(["job.extract", job.id, "--dest=extracted"], project, env)  # outside: as before
     assert done.returncode == 0 and (project / "extracted").rglob("model.pt"), done.stderr
     assert any((project / "extracted").rglob("model.pt"))
 
@@ -215,8 +215,8 @@ def test_reports_follow_the_stores_rule_for_half_created_job_folders(tmp_path: P
     old = time.time() - 3600
     for path in (half / "runs" / "job9.1", half / "runs", half):
         os.utime(path, (old, old))
-    listed = {args[-1]: json.loads(run_cli(["report.list", *args, "--json"], project, env).stdout)
+    listed = {args[-1]: json.loads(run_here(["report.list", *args, "--json"], project, env).stdout)
               for args in (["--jobs"], ["--runs"])}
     assert [j["job"] for j in listed["--jobs"]] == [good.id], listed
     assert {r["run"].rsplit(".", 1)[0] for r in listed["--runs"]} == {good.id}, listed
-    assert [j["job"] for j in json.loads(run_cli(["job.list", "--json"], project, env).stdout)] == [good.id]
+    assert [j["job"] for j in json.loads(run_here(["job.list", "--json"], project, env).stdout)] == [good.id]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_cli, wait_done
+from jobtools import make_env, make_project, run_here, wait_done
 from singkit.config import load_config
 from singkit.exceptions import UsageError
 from singkit.jobs.spec import SubmitRequest
@@ -136,7 +136,7 @@ def test_validate_points_at_unknown_datastores_and_missing_folders(tmp_path: Pat
     assert any(p.startswith("singkit.yaml:30:13: compute-targets.nodata.outputs.ckpt is a blob URI") for p in found), found
     assert len(found) == 5, found
     # and a submit to the target is refused at that line, exit 2 from the CLI, one line, no traceback
-    done = run_cli(["job.submit", "--target", "nodata", "--cmd", "true"], project, make_env(project))
+    done = run_here(["job.submit", "--target", "nodata", "--cmd", "true"], project, make_env(project))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "singkit.yaml:26:13: input `data`" in done.stderr
 
@@ -149,7 +149,7 @@ def test_submit_options_and_resume_through_the_cli(tmp_path: Path) -> None:
     env = make_env(project)
     # the target's own `ckpt` stays the first output ($SINGKIT_OUTPUT_DIR): this job keeps its step in `runs`
     cmd = JOB.replace("$SINGKIT_OUTPUT_CKPT", "$SINGKIT_OUTPUT_RUNS").replace("$SINGKIT_OUTPUT_DIR", "$SINGKIT_OUTPUT_RUNS")
-    done = run_cli(["job.submit", "--target", "local", "--cmd", cmd, "--follow",
+    done = run_here(["job.submit", "--target", "local", "--cmd", cmd, "--follow",
                     "--input", "data=azureml://datastores/training/paths/other",
                     "--output", "runs=azureml://datastores/training/paths/runs"], project, env)
     assert done.returncode == 0, done.stderr
@@ -157,16 +157,16 @@ def test_submit_options_and_resume_through_the_cli(tmp_path: Path) -> None:
     job = Store.of(env).job(job_id)
     assert ran(job) == ["other data", "step 1"]  # --input over the target's own `data`
     assert os.listdir(project / "store" / "training" / "runs") == [f"{job_id}.1"]
-    done = run_cli(["job.rerun", job_id, "--resume", "--follow"], project, env)
+    done = run_here(["job.rerun", job_id, "--resume", "--follow"], project, env)
     assert done.returncode == 0, done.stderr
     assert "resuming from its output folders" in done.stderr
     assert ran(Store.of(env).job(done.stdout.split()[0]))[-1] == "step 2"
 
-    bad = run_cli(["job.submit", "--cmd", "true", "--input", "data=azureml://datastores/trainin/paths/x"], project, env)
+    bad = run_here(["job.submit", "--cmd", "true", "--input", "data=azureml://datastores/trainin/paths/x"], project, env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].endswith("is not in `datastores:`; map it to a local folder there; "
                                                          "did you mean `training`?")
-    bad = run_cli(["job.submit", "--cmd", "true", "--output", "ckpt"], project, env)
+    bad = run_here(["job.submit", "--cmd", "true", "--output", "ckpt"], project, env)
     assert bad.returncode == 2 and "--output ckpt is not NAME=URI" in bad.stderr
 
 
@@ -191,7 +191,7 @@ def test_resume_refuses_a_live_job_and_a_dry_run(tmp_path: Path) -> None:
     live = submit(env, SubmitRequest(target="local", command="sleep 60"))
     with pytest.raises(UsageError, match=rf"{live.id} still runs \({live.id}\.1\): a resumed run would write"):
         rerun(env, live.id, resume=True)
-    assert run_cli(["job.cancel", live.id], project, env).returncode in (0, 3)
+    assert run_here(["job.cancel", live.id], project, env).returncode in (0, 3)
     wait_done(env, live.id)
     assert rerun(env, live.id, resume=True).spec["resumed_from"] == live.id  # ended: fine
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clirunner import run_singkit
+from clirunner import cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def test_read_only_command_outside_a_project_creates_nothing(tmp_path, args, cod
     folder, home = tmp_path / "empty", tmp_path / "home"
     folder.mkdir()
     home.mkdir()
-    proc = run_singkit(args, cwd=folder, env={"HOME": str(home)})
+    proc = cli(args, cwd=folder, env={"HOME": str(home)})
     assert proc.returncode == code, proc.stderr
     assert tree(folder) == []
 
@@ -46,6 +46,6 @@ def test_read_only_command_in_a_fresh_clone_creates_nothing(tmp_path, args, code
     (project / "configs").mkdir(parents=True)
     shutil.copyfile(REPO / "configs" / "singkit.yaml", project / "configs" / "singkit.yaml")
     home.mkdir()
-    proc = run_singkit(args, cwd=project, env={"HOME": str(home)})
+    proc = cli(args, cwd=project, env={"HOME": str(home)})
     assert proc.returncode == code, proc.stderr
     assert tree(project) == ["configs", "configs/singkit.yaml"]

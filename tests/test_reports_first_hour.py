@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import storegen
-from clirunner import run_singkit
-from jobtools import make_env, make_project, run_cli
+from clirunner import cli
+from jobtools import make_env, make_project, run_here
 from storegen import T0, RunSpec, curve
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "singkit"
@@ -36,7 +36,7 @@ def _run(root: Path, *args: str, columns: str | None = None) -> object:
     env = {"SINGKIT_HOME": str(root / ".singkit")}
     if columns:
         env["COLUMNS"] = columns
-    return run_singkit(list(args), cwd=root, env=env)
+    return cli(list(args), cwd=root, env=env)
 
 
 # -- 2: --metric and --event typos ---------------------------------------------------------------------
@@ -97,12 +97,12 @@ def test_columns_with_a_slip_of_a_long_metric_name_says_did_you_mean(store):
 def test_a_dry_run_is_dry_run_in_report_list_as_in_job_list(tmp_path):
     project = make_project(tmp_path)
     env = make_env(project, COLUMNS="200")
-    assert run_cli(["job.submit", "--cmd", "true", "--dry-run"], project, env).returncode == 0
-    listed = run_cli(["job.list"], project, env).stdout.splitlines()
+    assert run_here(["job.submit", "--cmd", "true", "--dry-run"], project, env).returncode == 0
+    listed = run_here(["job.list"], project, env).stdout.splitlines()
     assert listed[2].split()[:3] == ["job1", "local", "dry-run"], listed
-    rows = json.loads(run_cli(["report.list", "--jobs", "--json"], project, env).stdout)
+    rows = json.loads(run_here(["report.list", "--jobs", "--json"], project, env).stdout)
     assert rows[0]["status"] == "dry-run" and rows[0]["statuses"] == "1 dry-run", rows   # was `completed`
-    table = run_cli(["report.list", "--jobs"], project, env).stdout
+    table = run_here(["report.list", "--jobs"], project, env).stdout
     assert re.search(r"^job1 .* dry-run ", table, re.M) and "completed" not in table, table
 
 

@@ -10,8 +10,8 @@ import re
 import pytest
 
 import storegen
-from clirunner import run_singkit
-from jobtools import make_env, make_project, run_cli
+from clirunner import cli
+from jobtools import make_env, make_project, run_here
 from storegen import RunSpec, curve
 from singkit import fmt
 
@@ -94,18 +94,18 @@ DURATION = re.compile(r"^(<?\d+(\.\d+)?s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$")
 def test_job_tables_write_durations_as_report_tables_do(tmp_path):
     project = make_project(tmp_path)
     env = make_env(project, COLUMNS="200")
-    done = run_cli(["job.submit", "--cmd", "echo hi", "--hp", "flag=true,false", "--follow"], project, env)
+    done = run_here(["job.submit", "--cmd", "echo hi", "--hp", "flag=true,false", "--follow"], project, env)
     assert done.returncode == 0, done.stderr
-    status = run_cli(["job.status", "job1"], project, env)
+    status = run_here(["job.status", "job1"], project, env)
     assert status.returncode == 0, status.stderr
     took = re.search(r"took (\S+)", status.stdout.splitlines()[0]).group(1)
     assert DURATION.match(took), status.stdout                   # was `0:00`
     rows = [line.split() for line in status.stdout.splitlines()[3:]]
     assert all(DURATION.match(row[3]) for row in rows), status.stdout
     assert {row[4] for row in rows} == {"flag=true", "flag=false"}   # not Python's True
-    listed = run_cli(["job.list"], project, env).stdout.splitlines()
+    listed = run_here(["job.list"], project, env).stdout.splitlines()
     assert DURATION.match(listed[2].split()[-1]), listed
-    runs = run_cli(["report.list", "--job=job1"], project, env).stdout
+    runs = run_here(["report.list", "--job=job1"], project, env).stdout
     assert re.search(r"completed\s+<?\d+(\.\d+)?s", runs), runs   # the same style in the report table
 
 
@@ -114,7 +114,7 @@ def test_config_show_prints_yaml_booleans_and_whole_values(tmp_path):
     project = make_project(tmp_path, "general:\n  primary-metric: acc\n  maximize: true\ncompute-targets:\n"
                                      f"  local:\n    service: local\n    description: {long}\n")
     env = make_env(project)
-    shown = run_cli(["config.show"], project, env)
+    shown = run_here(["config.show"], project, env)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"^maximize\s+true\s", shown.stdout, re.M), shown.stdout
     assert "True" not in shown.stdout and long in shown.stdout
@@ -134,7 +134,7 @@ def store(tmp_path):
 
 
 def _run(root, *args):
-    return run_singkit(list(args), cwd=root, env={"SINGKIT_HOME": str(root / ".singkit"), "COLUMNS": "200"})
+    return cli(list(args), cwd=root, env={"SINGKIT_HOME": str(root / ".singkit"), "COLUMNS": "200"})
 
 
 def test_summary_numbers_share_decimals(store):

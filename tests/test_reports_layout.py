@@ -9,8 +9,8 @@ import json
 import pytest
 
 import storegen
-from clirunner import run_singkit
-from jobtools import make_env, make_project, run_cli
+from clirunner import cli
+from jobtools import make_env, make_project, run_here
 from storegen import RunSpec
 from singkit.reports import layout, render
 
@@ -32,7 +32,7 @@ def _list(root, *args, columns: str | None = "100"):
     env = {"SINGKIT_HOME": str(root / ".singkit")}
     if columns is not None:
         env["COLUMNS"] = columns
-    return run_singkit(["report.list", *args], cwd=root, env=env)
+    return cli(["report.list", *args], cwd=root, env=env)
 
 
 def test_a_sweep_table_fits_the_terminal_and_says_shared_hparams_once(sweep):
@@ -74,15 +74,15 @@ def test_job_tables_fit_the_terminal(tmp_path):
     project = make_project(tmp_path)
     env = make_env(project, COLUMNS="60")
     value = "a-very-long-hparam-value-" * 4
-    done = run_cli(["job.submit", "--cmd", "true", "--hp", f"name={value}", "--follow"], project, env)
+    done = run_here(["job.submit", "--cmd", "true", "--hp", f"name={value}", "--follow"], project, env)
     assert done.returncode == 0, done.stderr
-    status = run_cli(["job.status", "job1"], project, env)
+    status = run_here(["job.status", "job1"], project, env)
     table = status.stdout.splitlines()[1:]
     assert max(map(len, table)) <= 60 and "…" in table[2], status.stdout
     assert table[0].split()[:2] == ["run", "status"]
-    whole = run_cli(["job.status", "job1", "--wide"], project, env)
+    whole = run_here(["job.status", "job1", "--wide"], project, env)
     assert f"name={value}" in whole.stdout
-    listed = run_cli(["job.list"], project, make_env(project, COLUMNS="40"))
+    listed = run_here(["job.list"], project, make_env(project, COLUMNS="40"))
     assert max(map(len, listed.stdout.splitlines())) <= 40 and "job1" in listed.stdout
     assert "left out" in listed.stderr and "--wide" in listed.stderr
 

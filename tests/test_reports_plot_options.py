@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import storegen
-from clirunner import run_singkit
+from clirunner import cli
 from storegen import RunSpec, curve
 from singkit.reports import summary as sweep
 from singkit.reports.html import write_html
@@ -35,7 +35,7 @@ def store(tmp_path):
 
 
 def _plot(root, *args):
-    return run_singkit(["report.plot", *args], cwd=root, env={"SINGKIT_HOME": str(root / ".singkit")})
+    return cli(["report.plot", *args], cwd=root, env={"SINGKIT_HOME": str(root / ".singkit")})
 
 
 def svg_texts(path) -> list[str]:

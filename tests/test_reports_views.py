@@ -8,7 +8,7 @@ import json
 import pytest
 
 import storegen
-from clirunner import run_singkit
+from clirunner import cli
 from storegen import T0, RunSpec, curve
 from singkit.exceptions import UsageError
 from singkit.reports import errors, render, views
@@ -92,7 +92,7 @@ def test_audit_events_filter_by_job_and_kind(store):
 
 # -- the tasks, as a user runs them -------------------------------------------------------------------
 def _run(tmp_path, *args):
-    return run_singkit(list(args), cwd=tmp_path, env={"SINGKIT_HOME": str(tmp_path / ".singkit"), "HOME": str(tmp_path)})
+    return cli(list(args), cwd=tmp_path, env={"SINGKIT_HOME": str(tmp_path / ".singkit"), "HOME": str(tmp_path)})
 
 
 def test_tasks_print_tables_json_and_paths(store, tmp_path):

@@ -228,13 +228,13 @@ def test_portal_urls(world):
 def test_dry_run_writes_a_loadable_spec_without_network(tmp_path):
     """`job.submit --dry-run` on a Singularity target: the CLI v2 YAML in the job folder, its
     path printed, nothing sent anywhere (the cloud points at a closed port, no credential)."""
-    from clirunner import run_singkit
+    from clirunner import cli
 
     class Nowhere:
         workspace, subscription_id, resource_group = "ws", "00000000-0000-4000-8000-00000000beef", "rg"
 
     root = project(tmp_path, Nowhere, None)
-    result = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run"], cwd=root, env={
+    result = cli(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run"], cwd=root, env={
         "ARM_CLOUD_METADATA_URL": "https://127.0.0.1:9/metadata/endpoints", "SINGKIT_AZURE_TOKEN": "",
         "HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
     assert result.returncode == 0, result.stderr
@@ -250,17 +250,17 @@ def test_dry_run_writes_a_loadable_spec_without_network(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert check.stdout.split()[:2] == ["True", "Singularity.NC6_v3"], check.stderr
     # and the portal has nothing to show for a dry run
-    portal = run_singkit(["job.portal", job_id], cwd=root, env={"HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
+    portal = cli(["job.portal", job_id], cwd=root, env={"HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
     assert portal.returncode == 2 and "dry run" in portal.stderr
 
 
 def test_portal_task_prints_the_studio_url(world):
-    from clirunner import run_singkit
+    from clirunner import cli
 
     si, azurite, root = world
     env = make_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
-    result = run_singkit(["job.portal", f"JOB={job.id}"], cwd=root, env={"HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
+    result = cli(["job.portal", f"JOB={job.id}"], cwd=root, env={"HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == job.runs[0].backend_info()["studio_url"]
 
@@ -303,7 +303,7 @@ def test_cloud_from_the_service_record_and_the_metadata_url(world):
 
 
 def test_unpinned_image_is_refused_at_submit_unless_allowed(tmp_path):
-    from clirunner import run_singkit
+    from clirunner import cli
 
     class Nowhere:
         workspace, subscription_id, resource_group = "ws", "00000000-0000-4000-8000-00000000beef", "rg"
@@ -313,15 +313,15 @@ def test_unpinned_image_is_refused_at_submit_unless_allowed(tmp_path):
     config.write_text(config.read_text().replace(f"    sha256: {DIGEST}\n", ""))
     environ = {"ARM_CLOUD_METADATA_URL": "https://127.0.0.1:9/metadata/endpoints", "SINGKIT_AZURE_TOKEN": "",
                "HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")}
-    refused = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run"], cwd=root, env=environ)
+    refused = cli(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run"], cwd=root, env=environ)
     assert refused.returncode == 2 and "image.wrap --docker=torch" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    allowed = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run", "--allow-unpinned"],
+    allowed = cli(["job.submit", "--target=sing", "--cmd=python train.py", "--dry-run", "--allow-unpinned"],
                           cwd=root, env=environ)
     assert allowed.returncode == 0, allowed.stderr
     job_id = allowed.stdout.strip()
     spec = (root / ".singkit" / "jobs" / job_id / "azureml" / f"{job_id}.1.yaml").read_text()
     assert "singkit.azurecr.io/research/torch:2.1" in spec
-    listed = run_singkit(["job.list", "--json"], cwd=root, env=environ)
+    listed = cli(["job.list", "--json"], cwd=root, env=environ)
     statuses = {j["job"]: j["status"] for j in json.loads(listed.stdout)}
     assert statuses == {job_id: "dry-run"}, statuses  # the refused one left no job, only a submit-refused event

@@ -560,10 +560,10 @@ def test_wrapped_images_are_the_ones_image_wrap_pushes(cfg):
 
 
 def test_image_tasks_leave_a_registered_environment_alone(project):
-    from clirunner import run_singkit
+    from clirunner import cli
 
     for task in ("image.pin", "image.wrap", "image.render"):
-        result = run_singkit([task, "--docker=sklearn-env"], cwd=project)
+        result = cli([task, "--docker=sklearn-env"], cwd=project)
         assert result.returncode == 2, (task, result.stderr)
         assert result.stderr.strip() == ("error: docker record `sklearn-env` names a registered Azure ML environment "
                                          "(azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33): Azure ML versions it, "
@@ -571,21 +571,21 @@ def test_image_tasks_leave_a_registered_environment_alone(project):
 
 
 def test_validate_cli_lists_every_problem_and_the_dry_run_of_a_good_target_still_works(project):
-    from clirunner import run_singkit
+    from clirunner import cli
 
     (project / "configs" / "singkit.yaml").write_text(BROKEN)
     (project / "train.py").write_text("print('hi')\n")
-    checked = run_singkit(["config.validate"], cwd=project)
+    checked = cli(["config.validate"], cwd=project)
     errors = [line for line in checked.stderr.splitlines() if not line.startswith("warning: ")]
     assert checked.returncode == 2 and len(errors) == 4, checked.stderr  # nodocker, novmsize, nocompute, vc2's GUID
     assert all(line.startswith("configs/singkit.yaml:") and ":0:0" not in line for line in errors)
-    dry = run_singkit(["job.submit", "--target=h100x2", "--cmd=torchrun --nnodes 2 --nproc_per_node 8 train.py", "--dry-run"],
+    dry = cli(["job.submit", "--target=h100x2", "--cmd=torchrun --nnodes 2 --nproc_per_node 8 train.py", "--dry-run"],
                       cwd=project, env={"SINGKIT_HOME": str(project / ".singkit")})
     assert dry.returncode == 0, dry.stderr
     assert "(does not affect this command)" in dry.stderr  # the broken records are named, not blocking
     written = (project / ".singkit" / "jobs" / "job1" / "azureml" / "job1.1.yaml").read_text()
     assert "instance_type: Singularity.ND96r_H100_v5" in written and "process_count_per_instance: 1" in written
-    refused = run_singkit(["job.submit", "--target=nodocker", "--cmd=python train.py", "--dry-run"], cwd=project,
+    refused = cli(["job.submit", "--target=nodocker", "--cmd=python train.py", "--dry-run"], cwd=project,
                           env={"SINGKIT_HOME": str(project / ".singkit")})
     assert refused.returncode == 2 and "has no `docker:` record" in refused.stderr and "Traceback" not in refused.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobtools import make_env, make_project, run_cli
+from jobtools import make_env, make_project, run_here
 from services import require_service
 from singkit.store import Store
 
@@ -95,19 +95,19 @@ def test_full_disk_lists_from_the_job_folders(tmp_path: Path, small_disk: Path, 
     project = make_project(tmp_path)
     env = _env_at(project, home)
     before = sorted(p.name for p in (home / "jobs").rglob("*"))
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert _listed(listed) == [("job1", "completed"), ("job2", "completed"), ("job3", "completed")]
     assert len(listed.stderr.splitlines()) == 1, listed.stderr
     assert "no space left on device" in listed.stderr and "another singkit" not in listed.stderr, listed.stderr
-    status = run_cli(["job.status", "job3", "--json"], project, env)
+    status = run_here(["job.status", "job3", "--json"], project, env)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["status"] == "completed"
     assert "no space left on device" in status.stderr and len(status.stderr.splitlines()) == 1, status.stderr
-    filtered = run_cli(["job.list", "--json", "--last", "1"], project, env)
+    filtered = run_here(["job.list", "--json", "--last", "1"], project, env)
     assert _listed(filtered) == [("job3", "completed")]
     assert sorted(p.name for p in (home / "jobs").rglob("*")) == before
     (small_disk / "filler").unlink()  # space again: the next listing indexes as before, no note
-    again = run_cli(["job.list", "--json"], project, env)
+    again = run_here(["job.list", "--json"], project, env)
     assert len(_listed(again)) == 3 and again.stderr == "", again.stderr
 
 
@@ -118,7 +118,7 @@ def test_read_only_store_lists_and_says_read_only(tmp_path: Path, small_disk: Pa
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     project = make_project(tmp_path)
     env = _env_at(project, home)
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert [j for j, _ in _listed(listed)] == ["job1", "job2", "job3"]
     assert "read-only" in listed.stderr and "another singkit" not in listed.stderr, listed.stderr
     assert len(listed.stderr.splitlines()) == 1, listed.stderr
@@ -195,7 +195,7 @@ def test_a_damaged_index_is_rebuilt_from_the_folders(tmp_path: Path, damage: str
     _completed_jobs(home)
     _crafted(home, damage)
     for _ in range(2):  # rebuilt once, then simply used
-        listed = run_cli(["job.list", "--json"], project, env, timeout=60)
+        listed = run_here(["job.list", "--json"], project, env, timeout=60)
         assert _listed(listed) == [("job1", "completed"), ("job2", "completed"), ("job3", "completed")]
         assert len(listed.stderr.splitlines()) <= 1 and "another singkit" not in listed.stderr, listed.stderr
     assert Path(home / "index.sqlite").is_file()
@@ -235,17 +235,17 @@ def test_a_damaged_job_yaml_is_one_line_and_the_others_are_listed(tmp_path: Path
     spec = home / "jobs" / "job2" / "job.yaml"
     spec.write_text(text.format(job="job2") if "{job}" in text else text)
     _drop_index(home)  # every folder is read again
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert _listed(listed) == [("job1", "completed"), ("job3", "completed")]
     assert len(listed.stderr.splitlines()) == 1, listed.stderr
     assert listed.stderr.startswith("warning: skipped job2: ") and f"{spec}" in listed.stderr, listed.stderr
     assert said in listed.stderr and "KeyError" not in listed.stderr, listed.stderr
     for args in (["job.status", "job2"], ["job.logs", "job2"], ["job.cancel", "job2"]):
-        done = run_cli(args, project, env)
+        done = run_here(args, project, env)
         assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, (args, done.stderr)
         assert done.stderr.startswith(f"error: {spec}") and said in done.stderr, (args, done.stderr)
         assert "fix the file, or move its job folder aside" in done.stderr
-    assert run_cli(["job.status", "job3"], project, env).returncode == 0
+    assert run_here(["job.status", "job3"], project, env).returncode == 0
 
 
 @pytest.mark.parametrize("record", ["[1, 2]", '{"pid": "abc", "start": 1}', "nul\0l", "{"])
@@ -266,10 +266,10 @@ def test_damaged_runner_and_backend_records_are_taken_as_missing(tmp_path: Path,
     for path in (job.runner_path, run.backend_path):
         path.write_text(record)
     store.close()
-    status = run_cli(["job.status", job.id, "--json"], project, env)
+    status = run_here(["job.status", job.id, "--json"], project, env)
     assert status.returncode == 0 and "internal error" not in status.stderr, status.stderr
     assert json.loads(status.stdout)["status"] == "failed"
-    assert _listed(run_cli(["job.list", "--json"], project, env)) == [("job1", "completed"), (job.id, "failed")]
+    assert _listed(run_here(["job.list", "--json"], project, env)) == [("job1", "completed"), (job.id, "failed")]
 
 
 CACHE_DAMAGES = {
@@ -298,7 +298,7 @@ def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None
     for job in ("job1", "job2"):
         write_job(home, job, [RunSpec(hparams={"lr": 0.1}, metrics=curve(5, 1.0, 0.2)), RunSpec(hparams={"lr": 0.2})])
     args = ["report.list", "--runs", "--json"]
-    first = run_cli(args, project, env)
+    first = run_here(args, project, env)
     assert first.returncode == 0, first.stderr
     cache = home / "reports-cache.sqlite"
     sql = CACHE_DAMAGES[damage]
@@ -317,7 +317,7 @@ def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None
         else:
             os.mkfifo(cache)
     for _ in range(2):
-        again = run_cli(args, project, env, timeout=60)
+        again = run_here(args, project, env, timeout=60)
         assert again.returncode == 0 and again.stderr == "", again.stderr
         assert json.loads(again.stdout) == json.loads(first.stdout)
     db = sqlite3.connect(cache)  # a working cache again, holding both jobs
@@ -337,7 +337,7 @@ def test_reports_show_the_other_jobs_beside_a_damaged_job_yaml(tmp_path: Path, t
     spec = home / "jobs" / "job2" / "job.yaml"
     spec.write_bytes(text.encode("latin-1"))
     for args in (["report.list", "--runs", "--json"], ["report.list", "--jobs", "--json"]):
-        done = run_cli(args, project, env)
+        done = run_here(args, project, env)
         assert done.returncode == 0, done.stderr
         assert len(done.stderr.splitlines()) == 1 and f"{spec}" in done.stderr, done.stderr
         assert done.stderr.startswith("warning: job2 shown from its run folders only: "), done.stderr
@@ -364,10 +364,10 @@ def test_run_log_fields_of_the_wrong_type_are_not_trusted(tmp_path: Path) -> Non
             fh.write(json.dumps({"event": "status", "status": "failed", "t": [1], "exit_code": "x",
                                  "reason": {"why": 1}}) + "\n")
     store.close()
-    listed = run_cli(["job.list", "--json"], project, env)
+    listed = run_here(["job.list", "--json"], project, env)
     assert _listed(listed) == [("job1", "completed"), ("job2", "failed")]
-    status = run_cli(["job.status", "job2", "--json"], project, env)
+    status = run_here(["job.status", "job2", "--json"], project, env)
     assert status.returncode == 0, status.stderr
     runs = json.loads(status.stdout)["runs"]
     assert [(r["exit_code"], r["reason"], r["started"]) for r in runs] == [(None, None, None), (None, None, None)]
-    assert run_cli(["job.status", "job2"], project, env).returncode == 0
+    assert run_here(["job.status", "job2"], project, env).returncode == 0

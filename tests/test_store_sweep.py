@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_cli, wait_done
+from jobtools import make_env, make_project, run_here, wait_done
 from singkit import procs
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
@@ -55,8 +55,8 @@ def test_a_submit_sweeps_abandoned_half_created_job_folders(tmp_path: Path) -> N
     assert all(f.is_dir() for f in (young, live, valuable))
     assert (jobs / "job2.refused").exists() and (jobs / "job3.refused").exists()
     assert wait_done(env, second.id) == "completed"
-    shown = run_cli(["job.status", "job2"], project, env)
+    shown = run_here(["job.status", "job2"], project, env)
     assert shown.returncode == 2 and len(shown.stderr.splitlines()) == 1, shown.stderr
     assert "job2 was never fully created" in shown.stderr, shown.stderr
-    listed = json.loads(run_cli(["job.list", "--json"], project, env).stdout)
+    listed = json.loads(run_here(["job.list", "--json"], project, env).stdout)
     assert [j["job"] for j in listed if j["job"] != "job4"] == ["job1", "job7"], listed

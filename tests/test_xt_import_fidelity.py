@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from clirunner import run_singkit
+from clirunner import cli, run_singkit
 
 STAR = """setups:
   s:
@@ -21,7 +21,9 @@ def imported(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tu
     source.write_text(text)
     out = tmp_path / "configs" / "singkit.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = run_singkit(["config.import-xt", str(source), f"--out={out}", "--force"], cwd=tmp_path, env=env)
+    # PYTHONPATH (a package installed where the import runs) needs an interpreter of its own
+    run = run_singkit if env and "PYTHONPATH" in env else cli
+    done = run(["config.import-xt", str(source), f"--out={out}", "--force"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     return YAML(typ="safe").load(out.read_text()), out.read_text(), done.stderr
 
@@ -56,7 +58,7 @@ def test_a_pip_entry_pip_would_refuse_is_an_error_at_its_line(tmp_path):
         "setups:\n  s:\n    pip-packages:\n      - torch==2.1\n      - \"xtlib==*\"\n      - -r requirements.txt\n"
         "      - git+https://github.com/microsoft/ExperimentTools\n      - numpy<2; python_version>\"3.8\"\n"
         "      - torch torchvision\n")
-    done = run_singkit(["config.validate"], cwd=tmp_path)
+    done = cli(["config.validate"], cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("configs/")]
     assert lines == [
@@ -67,7 +69,7 @@ def test_a_pip_entry_pip_would_refuse_is_an_error_at_its_line(tmp_path):
     # a target using the setup refuses to submit with the same line (the job would fail after it queued)
     (tmp_path / "configs" / "singkit.yaml").write_text(
         "setups:\n  s: {pip: [\"xtlib==*\"]}\ncompute-targets:\n  here: {service: local, setup: s}\n")
-    refused = run_singkit(["job.submit", "--target=here", "--cmd", "true"], cwd=tmp_path)
+    refused = cli(["job.submit", "--target=here", "--cmd", "true"], cwd=tmp_path)
     assert refused.returncode == 2 and "configs/singkit.yaml:2:13: setups.s.pip: `xtlib==*`" in refused.stderr, refused.stderr
 
 
@@ -79,7 +81,7 @@ def test_a_dry_run_names_the_secret_variables_it_will_add_never_their_values(tmp
             "general:\n  env-vars: {WANDB_API_KEY: $$WANDB_API_KEY, WANDB_PROJECT: bb, HF_TOKEN: hf_literal}\n")
     imported(tmp_path, text)
     env = {"WANDB_API_KEY": "wandb-value-1", "HF_TOKEN": "hf-value-2"}
-    done = run_singkit(["job.submit", "--target=sing", "--dry-run", "--cmd", "python train.py"], cwd=tmp_path, env=env)
+    done = cli(["job.submit", "--target=sing", "--dry-run", "--cmd", "python train.py"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     job = done.stdout.strip()
     assert (f"{job}: secret variables added at submit, not written into the spec: HF_TOKEN ($env:HF_TOKEN), "

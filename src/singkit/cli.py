@@ -34,11 +34,13 @@ from invoke.exceptions import Exit, ParseError
 from invoke.parser import Argument, ParserContext
 
 from singkit import __version__
-from singkit.exceptions import UsageError
+from singkit.environment import Environment
+from singkit.exceptions import ExitStatus, UsageError
 from singkit.refs import parse_ref
 from singkit.suggest import closest
 from singkit.tasks import ns
 from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, once, run_for_job, task_flag, task_help, usage
+from singkit.tasks._edge import injected, shown
 
 _UNKNOWN = re.compile(r"^No idea what '(.*)' is!$")
 _MISSING = re.compile(r"^'(.*)' did not receive required positional arguments: (.*)$")
@@ -127,7 +129,7 @@ class SingkitProgram(Program):
         except ParseError as error:
             raise Exit(f"error: {usage_message(error, self)}", code=UsageError.exit_code) from None
         except UsageError as error:
-            raise Exit(f"error: {error}", code=error.exit_code) from None
+            raise Exit(f"error: {shown(error)}", code=error.exit_code) from None
 
     def _prepare(self) -> str | None:
         """Rewrite the task words in place (`JOB=x` → `--job=x`) and check integer values; the
@@ -332,10 +334,36 @@ def main(argv: list[str] | None = None, prog: SingkitProgram | None = None) -> N
     try:
         (prog or program).run(argv)
     except BrokenPipeError:  # invoke's own output (help, --list) to a reader that went away
-        from singkit.environment import Environment
-        from singkit.tasks._edge import pipe_closed
+        from singkit.tasks._edge import current_environment, pipe_closed
 
-        raise SystemExit(pipe_closed(Environment.from_os())) from None
+        raise SystemExit(pipe_closed(current_environment())) from None
+
+
+def run(args: list[str], env: Environment) -> int:
+    """Run one singkit command line (`["job.status", "job1"]`) in this process against `env` —
+    its environ, project root and streams — as `singkit ARGS` would in a process of its own;
+    the exit code (ExitStatus, or a task's own code).
+
+    The tasks write through `env`; invoke's own words (help, --list, its parse errors) go to
+    sys.stdout/sys.stderr, which point at env's streams meanwhile. Process-wide state that a
+    command may change (cwd, os.environ, signal handlers, logging) is the caller's to isolate:
+    tests/clirunner.py does."""
+    with injected(env), contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+        try:
+            main(["singkit", *args], make_program())
+        except SystemExit as ended:
+            return _exit_code(ended.code)
+    return ExitStatus.OK
+
+
+def _exit_code(code: object) -> int:
+    """SystemExit's code as the process would end with it: None is 0, a message is 1 (printed)."""
+    if code is None:
+        return ExitStatus.OK
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return ExitStatus.ERROR
 
 
 def take_over_invoke(module: str) -> None:
@@ -360,7 +388,7 @@ def take_over_invoke(module: str) -> None:
     binary = called if called in ("invoke", "inv") else "invoke"  # `python -m invoke` shows __main__.py
     head = argv[1:len(argv) - len(rest)]  # the core words invoke read; -c/-r have done their part
     main([argv[0], *_without_invoke_only(head), *rest], make_program(binary))
-    raise SystemExit(0)
+    raise SystemExit(ExitStatus.OK)
 
 
 def invoke_core_options(words: list[str]) -> tuple[dict[str, Any], list[str]]:

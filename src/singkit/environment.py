@@ -36,6 +36,7 @@ class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
     verbose: bool = False
 
     @classmethod
@@ -69,6 +70,12 @@ class Environment:
     def err(self, message: str) -> None:
         """A message for people, on stderr."""
         print(message, file=self.stderr, flush=True)
+
+    def warn(self, message: str) -> None:
+        """A warning from library code that goes on working (a lost engine, a retry): one
+        `singkit: message` line on this environment's stderr, which the edge (or the detached
+        runner, whose stderr is runner.log) chose, never the process's own."""
+        print(f"singkit: {message}", file=self.stderr, flush=True)
 
     def out(self, text: str) -> None:
         """Data, on stdout."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from singkit.exceptions import SingkitError, UsageError
+from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.fsutil import temp_beside
 from singkit.gitignore import IgnoreRules
 from singkit.statcache import StatCache
@@ -435,8 +435,8 @@ def _damaged(archive: Path, error: BaseException) -> UsageError:
         what = "damaged (its gzip checksum fails: bytes changed since singkit wrote it)"
     else:
         what = "not a gzip archive of the code (tar.gz)"
-    return UsageError(f"{archive}: {what}; the job's code snapshot is damaged: submit the job again from the project "
-                      "(`invoke job.submit`) rather than rerunning it")
+    return UsageError(f"{archive}: {what}; the job's code snapshot is damaged", hint=Hint.command(
+        "job.submit", say=": submit the job again from the project ({}) rather than rerunning it"))
 
 
 # what reading a damaged tar.gz raises: tarfile's own error, gzip's (BadGzipFile is an OSError),

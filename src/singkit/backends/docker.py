@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import math
-import sys
 import threading
 import time
 
@@ -52,7 +51,7 @@ from singkit.backends.dockerlogs import catch_up, copy_stream, lost_connection
 from singkit.backends.embedded import EmbeddedBackend, free_port, gpu_count, processes, user_spec, world_variables
 from singkit.backends.runtime.workdir import (RunPaths, grace_seconds, job_shell, max_run_seconds, program_command,
                                               run_command, run_environment, setup_command, shell_argv, timeout_reason)
-from singkit.exceptions import SingkitError, UsageError
+from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.store.jobspec import run_entry
 
 if TYPE_CHECKING:
@@ -205,7 +204,8 @@ class DockerBackend(EmbeddedBackend):
             ref = next((c for c in (known, wanted) if c and has_image(client, c)), None)
             if ref is None:
                 if self.cfg is None:
-                    raise SingkitError(f"image {wanted} is not on this engine; pull it or run `invoke image.wrap --docker={record['name']}`")
+                    raise SingkitError(f"image {wanted} is not on this engine",
+                                       hint=Hint.command("image.wrap", docker=record["name"], say="; pull it or run {}"))
                 ref = wanted
                 ensure_image(self.env, self.cfg, client, ref, "job")
             image_id = client.api.inspect_image(ref)["Id"]
@@ -236,8 +236,7 @@ class DockerBackend(EmbeddedBackend):
                     from singkit.images.engine import engine_error
 
                     raise engine_error(self.env, error) from None
-                print(f"singkit: lost the Docker Engine while creating {run.id}'s container ({error}); retrying",
-                      file=sys.stderr, flush=True)
+                self.env.warn(f"lost the Docker Engine while creating {run.id}'s container ({error}); retrying")
             except docker.errors.APIError as error:
                 client.close()
                 raise SingkitError(f"the Docker Engine refused the run: {error.explanation or error}") from None
@@ -276,13 +275,13 @@ class DockerBackend(EmbeddedBackend):
 
         from singkit.exceptions import ServiceError
 
-        print(f"singkit: lost the Docker Engine while following {run.id} ({type(error).__name__}: {error}); "
-              "reconnecting", file=sys.stderr, flush=True)
+        self.env.warn(f"lost the Docker Engine while following {run.id} ({type(error).__name__}: {error}); "
+                      "reconnecting")
         lost_at, delay = time.monotonic(), 0.25
         while True:
             if time.monotonic() - lost_at > ENGINE_RECONNECT:
-                print(f"singkit: the Docker Engine is still unreachable; {run.id} is left running for "
-                      "`job.status` to settle", file=sys.stderr, flush=True)
+                self.env.warn(f"the Docker Engine is still unreachable; {run.id} is left running for "
+                              "`job.status` to settle")
                 return
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -334,7 +333,7 @@ class DockerBackend(EmbeddedBackend):
                 if time.monotonic() > deadline:
                     raise
                 if not said:
-                    print(f"singkit: waiting for the Docker Engine to start {run.id} ({error})", file=sys.stderr, flush=True)
+                    self.env.warn(f"waiting for the Docker Engine to start {run.id} ({error})")
                     said = True
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

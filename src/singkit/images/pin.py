@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from singkit.exceptions import ConfigError, SingkitError
+from singkit.exceptions import ConfigError, Hint, SingkitError
 from singkit.images.audit import audit
 from singkit.imageref import Reference, normalize_digest, target_reference
 from singkit.images.registry import RemoteImage, client_for
@@ -38,7 +38,8 @@ def pin(env: Environment, cfg: Config, name: str, remote: RemoteImage | None = N
     if remote is None:
         remote = client_for(env, cfg, ref).inspect(ref)
         if remote is None and record.get("sing-wrap"):
-            raise SingkitError(f"{ref.tagged} is not in registry {ref.registry_host}; run `invoke image.wrap --docker={name}`")
+            raise SingkitError(f"{ref.tagged} is not in registry {ref.registry_host}",
+                              hint=Hint.command("image.wrap", docker=name, say="; run {}"))
         if remote is None:  # the record names an image that does not exist: a config mistake
             raise ConfigError(origin_problem(cfg, name, "image", f"image {ref.tagged} is not in registry "
                                                                  f"{ref.registry_host}; push it there or fix `image:`"))

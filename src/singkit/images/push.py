@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from singkit.exceptions import ServiceError, SingkitError, UsageError
+from singkit.exceptions import Hint, ServiceError, SingkitError, UsageError
 from singkit.images.audit import audit
 from singkit.images.engine import connect, engine_calls, has_image, long_reads
 from singkit.images.progress import LayerProgress
@@ -26,7 +26,7 @@ def push(env: Environment, cfg: Config, name: str, *, rendered: Rendered | None 
         raise UsageError(f"dockers.{name} names no registry to push to; add `registry: <a type: registry record>`")
     client = client or connect(env, read_timeout=None)
     if not has_image(client, ref.tagged, env):
-        raise UsageError(f"no local image {ref.tagged}; run `invoke image.build --docker={name}` first")
+        raise UsageError(f"no local image {ref.tagged}", hint=Hint.command("image.build", docker=name, say="; run {} first"))
     creds = credentials_for(cfg, ref.registry_host)
     registry = client_for(env, cfg, ref)
     registry.probe()  # a login page or an outage at login-server: said plainly, before the engine tries

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from singkit.exceptions import SingkitError, UsageError
+from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.images.engine import connect, engine_calls, has_image, long_reads
 from singkit.images.render import DOCKER_LABEL, VALIDATOR_SCRIPT, Rendered, wrapped_image
 
@@ -46,7 +46,7 @@ def validate(env: Environment, cfg: Config, name: str, *, rendered: Rendered | N
         accelerator = accelerator_for(cfg, name)
     client = client or connect(env, read_timeout=None)
     if not has_image(client, image, env):
-        raise UsageError(f"no local image {image}; run `invoke image.build --docker={name}` first")
+        raise UsageError(f"no local image {image}", hint=Hint.command("image.build", docker=name, say="; run {} first"))
     env.err(f"validate {image} ({VALIDATOR_SCRIPT}, no network)")
     lines: list[str] = []
     tail: deque[str] = deque(maxlen=TAIL_LINES)

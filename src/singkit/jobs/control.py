@@ -13,7 +13,7 @@ from typing import Any
 
 from singkit.backends.base import Backend, backend_for_job
 from singkit.environment import Environment
-from singkit.exceptions import JobCancelled, JobFailed, SingkitError, UsageError
+from singkit.exceptions import Hint, JobCancelled, JobFailed, SingkitError, UsageError
 from singkit.store import Job, Store, events, runlog
 from singkit.store.status import DRY_RUN, SETTLED, STATUSES
 
@@ -108,14 +108,15 @@ def _no_store(store: Store) -> bool:
     return False
 
 
-def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str:
-    """Why job.list shows nothing: the store has no jobs, or the filters exclude every one."""
+def nothing_listed(env: Environment, status: str | None = None, target: str | None = None) -> str | None:
+    """Why job.list shows nothing: None when the store has no jobs (or no filter was given), else
+    which filter excluded every one and what the store holds instead."""
     store = Store.of(env)
     everything = [] if _no_store(store) else store.summaries()
     if everything is None:  # no usable index: the folders say the same, slower
         everything = [s for s in (_summary_or_none(store, job_id) for job_id in store.job_ids()) if s]
     if not everything or not (status or target):
-        return "no jobs yet; submit one with `invoke job.submit` (make submit)"
+        return None
     given = " ".join(f"--{flag} {value}" for flag, value in (("status", status), ("target", target)) if value)
     known = []
     if status:
@@ -209,7 +210,8 @@ def extract(env: Environment, job_ref: str, dest: Path, what: str = "all") -> tu
 def outcome(status: str, job_id: str) -> None:
     """Raise the exception whose exit code says how the job ended (nothing if it completed)."""
     if status == "failed":
-        raise JobFailed(f"{job_id} failed; see `invoke job.status {job_id}` and `invoke job.logs {job_id}`")
+        raise JobFailed(f"{job_id} failed", hint=Hint.command("job.status", job_id, say="; see {} and {}",
+                                                              more=(Hint.command("job.logs", job_id),)))
     if status == "cancelled":
         raise JobCancelled(f"{job_id} was cancelled")
 
@@ -266,19 +268,3 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
         if state.skipped_lines:
             env.err("  " + runlog.skipped_note(run_id, state.skipped_lines))
     return summary["status"]
-
-
-def detach_hint(job_id: str) -> str:
-    return (f"detached from {job_id}; it keeps running. Cancel it with `invoke job.cancel {job_id}` "
-            f"(make cancel JOB={job_id}), follow it again with `invoke job.monitor {job_id}`")
-
-
-def next_steps(job_id: str) -> str:
-    return "\n".join([
-        f"  monitor: invoke job.monitor {job_id}    (make monitor JOB={job_id})",
-        f"  logs:    invoke job.logs {job_id}       (make logs JOB={job_id})",
-        f"  status:  invoke job.status {job_id}     (make status JOB={job_id})",
-        f"  cancel:  invoke job.cancel {job_id}     (make cancel JOB={job_id})",
-        f"  report:  invoke report.list --runs --job={job_id}  (make report JOB={job_id})",
-    ])
-

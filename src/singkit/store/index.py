@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import SingkitError
+from singkit.exceptions import Hint, SingkitError
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
 
@@ -257,8 +257,8 @@ class Index:
         except (sqlite3.DatabaseError, OSError) as error:
             text = " ".join(str(error).split())
             if damaged(error):
-                raise IndexDamaged(f"the job index {self.path} is damaged ({text}); move it aside and run "
-                                   "`invoke job.list`: it is rebuilt from the job folders") from None
+                raise IndexDamaged(f"the job index {self.path} is damaged ({text})", hint=Hint.command(
+                    "job.list", say="; move it aside and run {}: it is rebuilt from the job folders")) from None
             unavailable = trouble(error, self.path)
             if unavailable is None:
                 raise

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from singkit.exceptions import SingkitError, UsageError
+from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the command line reads job words by
 from singkit.store import runlog
@@ -377,8 +377,8 @@ class Store:
 
                 if reason.startswith(ABANDONED_NOTE.split(":")[0] + ":"):
                     raise UsageError(f"{job_id} was never fully created ({reason[:300]})")
-                raise UsageError(f"{job_id} was refused at submit and nothing was started ({reason[:300]}); "
-                                 f"see `invoke report.events --job={job_id}`")
+                raise UsageError(f"{job_id} was refused at submit and nothing was started ({reason[:300]})",
+                                 hint=Hint.command("report.events", job=job_id, say="; see {}"))
         raise no_such_job(ref, self.job_ids(), self.root)
 
     def discard(self, job: Job, reason: str) -> None:
@@ -511,8 +511,9 @@ def no_such_job(ref: str, known: list[str], root: Path) -> UsageError:
     import difflib
 
     if not known:
-        return UsageError(f"no job {shown(ref)}: the store {root} has no jobs yet; submit one with `invoke job.submit`")
+        return UsageError(f"no job {shown(ref)}: the store {root} has no jobs yet",
+                          hint=Hint.command("job.submit", say="; submit one with {}"))
     job_id = f"job{ref}" if ref.isdigit() else ref
     close = difflib.get_close_matches(job_id, known, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else f"the newest are {', '.join(known[-3:])}"
-    return UsageError(f"no job {shown(ref)} in {root}; {hint} (see `invoke job.list`)")
+    return UsageError(f"no job {shown(ref)} in {root}; {hint}", hint=Hint.command("job.list"))

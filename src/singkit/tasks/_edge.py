@@ -9,13 +9,16 @@ as one line: an OSError names the file, an SQLite error says so, anything else i
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import inspect
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,31 @@ import invoke
 from invoke.exceptions import Exit, Failure, ParseError
 
 from singkit.environment import Environment
-from singkit.exceptions import ConfigError, SingkitError, UsageError
+from singkit.exceptions import ConfigError, ExitStatus, SingkitError, UsageError
 from singkit.refs import check_word
 from singkit.suggest import choice
 from singkit.tasks._surface import Choices, SingkitTask, int_params
 
 VERBOSE_HELP = "show the traceback of an error"
+# The Environment a command runs against when the caller gave one (cli.run: a test, an embedding
+# program); otherwise each task builds it from the process (os.environ, cwd, sys streams).
+_INJECTED: ContextVar[Environment | None] = ContextVar("singkit_environment", default=None)
+
+
+@contextlib.contextmanager
+def injected(env: Environment) -> Iterator[None]:
+    """Tasks called inside run against `env` (its environ, project root and streams)."""
+    token = _INJECTED.set(env)
+    try:
+        yield
+    finally:
+        _INJECTED.reset(token)
+
+
+def current_environment(verbose: bool = False) -> Environment:
+    """The injected Environment (with this call's --verbose), else one built from the OS."""
+    env = _INJECTED.get()
+    return Environment.from_os(verbose=verbose) if env is None else dataclasses.replace(env, verbose=verbose)
 
 
 def task(*args: Any, **kwargs: Any) -> Any:
@@ -63,7 +85,7 @@ def _make(body: Callable[..., Any], options: dict[str, Any]) -> invoke.Task:
     def run(c: invoke.Context, *a: Any, verbose: bool = False, **kw: Any) -> None:
         if any(v in HELP_WORDS for v in (*a, *kw.values()) if isinstance(v, str)):
             return _print_help(made[0])  # invoke fed `--help` to a missing positional argument
-        env = Environment.from_os(verbose=verbose)
+        env = current_environment(verbose)
         try:
             _run_body(body, c, env, verbose, a, kw, choices)
         except BrokenPipeError:  # telling the user failed too: stderr is the closed pipe (2>&1 | head)
@@ -108,12 +130,12 @@ def _run_body(body: Callable[..., Any], c: invoke.Context, env: Environment, ver
         raise Exit(code=_report(error, env, verbose)) from None  # some other pipe: a real error
     except KeyboardInterrupt:
         env.err("interrupted")
-        raise Exit(code=130) from None
+        raise Exit(code=ExitStatus.INTERRUPTED) from None
     except Exception as error:  # noqa: BLE001 - the edge: nothing leaves as a traceback
         raise Exit(code=_report(error, env, verbose)) from None
 
 
-def _report(error: Exception, env: Environment, verbose: bool) -> int:
+def _report(error: Exception, env: Environment, verbose: bool) -> ExitStatus:
     """Tell the user in one line (after the traceback with --verbose); the exit code."""
     if verbose:
         traceback.print_exc(file=env.stderr)
@@ -126,7 +148,7 @@ HELP_WORDS = {"-h", "--help"}
 VERBOSE_HINT = "(run again with --verbose for the traceback)"
 # What a command killed by SIGPIPE ends with (128 + 13): `singkit job.list | head -1` ends as
 # `git log | head -1` does, and `set -o pipefail` scripts can tell it from a real failure.
-SIGPIPE_EXIT = 141
+SIGPIPE_EXIT = ExitStatus.SIGPIPE
 
 
 def reader_gone(stream: Any) -> bool:
@@ -144,7 +166,7 @@ def reader_gone(stream: Any) -> bool:
     return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
 
 
-def pipe_closed(env: Environment) -> int:
+def pipe_closed(env: Environment) -> ExitStatus:
     """The reader of stdout went away (`| head -1`): say nothing and end with SIGPIPE's code.
 
     stdout (and stderr when it is that same pipe: `2>&1 | head`) is pointed at /dev/null
@@ -178,21 +200,31 @@ def _same_file(a: int, b: int) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple[str, int]:
+def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple[str, ExitStatus]:
     """The one line (and exit code) an error that reached the edge is shown as."""
     if isinstance(error, SingkitError):
         # config problems already read `file:line:col: message`; anything else gets a prefix
-        return (str(error) if isinstance(error, ConfigError) else f"error: {error}"), error.exit_code
+        return (str(error) if isinstance(error, ConfigError) else f"error: {shown(error)}"), error.exit_code
     lost = lost_connection(error)
     if lost:  # a service call the library did not wrap: still an outage (exit 4), not our bug
-        return f"error: {lost}", 4
+        return f"error: {lost}", ExitStatus.SERVICE
     if isinstance(error, OSError):
-        return f"error: {os_error_text(error)}{_store_hint(error, env)}", 1
+        return f"error: {os_error_text(error)}{_store_hint(error, env)}", ExitStatus.ERROR
     hint = "" if verbose else f" {VERBOSE_HINT}"
     sqlite3 = sys.modules.get("sqlite3")  # only loaded when something used SQLite
     if sqlite3 is not None and isinstance(error, sqlite3.Error):
-        return f"error: SQLite: {one_line(error)}{hint}", 1
-    return f"internal error: {type(error).__name__}: {one_line(error)}{hint}", 1
+        return f"error: SQLite: {one_line(error)}{hint}", ExitStatus.ERROR
+    return f"internal error: {type(error).__name__}: {one_line(error)}{hint}", ExitStatus.ERROR
+
+
+# How the edge spells a command it suggests: the README teaches `invoke TASK` (the Makefile's
+# targets are thin calls of the same tasks).
+PROGRAM = "invoke"
+
+
+def shown(error: SingkitError) -> str:
+    """The error's message, with its hint (if any) spelled as a command."""
+    return error.message + (error.hint.render(PROGRAM) if error.hint else "")
 
 
 def lost_connection(error: BaseException) -> str | None:

@@ -15,7 +15,9 @@ from typing import Any
 from invoke.exceptions import Exit
 
 from singkit import fmt
+from singkit.exceptions import ExitStatus
 from singkit.tasks._edge import int_arg, job_arg, task
+from singkit.tasks._hints import NO_JOBS_YET, detach_hint, next_steps
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
 # Enumerated option values, spelled as singkit.store.runlog.STATUSES and backends.base.WHAT spell
@@ -145,7 +147,7 @@ def _submit_one(env, request, follow: bool, json: bool, quiet: bool = False) -> 
         env.err(f"{job.id} {what}: {len(spec['runs'])} run(s) on {spec['target']['name']}, "
                 f"parallel {spec['parallel']}, code {spec['code']['sha256'][:12]} ({spec['code']['files']} files)")
         if not dry_run and not follow:
-            env.err(control.next_steps(job.id))
+            env.err(next_steps(job.id))
     if follow and not dry_run:
         _follow(env, job.id, json)
     elif json:
@@ -159,8 +161,8 @@ def _follow(env, job_id: str, as_json: bool) -> None:
     try:
         final = control.monitor(env, job_id, live=not as_json, json_out=as_json)
     except KeyboardInterrupt:
-        env.err(control.detach_hint(job_id))
-        raise Exit(code=130) from None
+        env.err(detach_hint(job_id))
+        raise Exit(code=ExitStatus.INTERRUPTED) from None
     if as_json:
         _dump(env, control.status(env, job_id))
     control.outcome(final, job_id)
@@ -212,7 +214,7 @@ def list_jobs(c, env, status=None, target=None, last: int | None = None, json=Fa
         _dump(env, jobs)
         return
     if not jobs:
-        env.err(control.nothing_listed(env, status=status, target=target))
+        env.err(control.nothing_listed(env, status=status, target=target) or NO_JOBS_YET)
         return
     rows = [[j["job"], j.get("target"), j["status"], f"{j['runs_done']}/{j['runs_total']}",
              _when(j.get("created")), _duration(j.get("started"), j.get("ended"))] for j in jobs]
@@ -238,8 +240,8 @@ def logs(c, env, job=None, run=None, tail: int | None = None, follow=False):
         try:
             JobFollower(stored, backend, env.stdout, env.stderr, runs=runs, tail=tail_n).follow()
         except KeyboardInterrupt:
-            env.err(control.detach_hint(stored.id))
-            raise Exit(code=130) from None
+            env.err(detach_hint(stored.id))
+            raise Exit(code=ExitStatus.INTERRUPTED) from None
         return
     several = len(runs) > 1
     for r in runs:
@@ -304,7 +306,7 @@ def rerun(c, env, job=None, parallel: int | None = None, follow=False, json=Fals
         resumed = " resuming from its output folders" if resume else ""
         env.err(f"{new.id} submitted: a rerun of {new.spec['rerun_of']}{resumed}")
         if not follow:
-            env.err(control.next_steps(new.id))
+            env.err(next_steps(new.id))
     if follow:
         _follow(env, new.id, json)
     elif json:

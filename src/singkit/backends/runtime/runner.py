@@ -21,6 +21,7 @@ from singkit.backends.base import backend_for_job
 from singkit.backends.embedded import EmbeddedBackend
 from singkit.backends.runtime import workdir
 from singkit.environment import Environment
+from singkit.exceptions import ExitStatus
 from singkit.store import Job, Run, Store
 
 
@@ -55,7 +56,7 @@ def record_self(job_dir: Path) -> None:
     atomic_write(job_dir / "runner.json", json.dumps(info, indent=1))
 
 
-def run_job(job_dir: Path) -> int:
+def run_job(job_dir: Path) -> ExitStatus:
     job_dir = job_dir.resolve()
     record_self(job_dir)
     store = Store(job_dir.parent.parent)
@@ -70,7 +71,7 @@ def run_job(job_dir: Path) -> int:
         for run in queued:
             run.set_status("failed", reason=f"runner error: a {backend.name} job does not run on this machine")
         save(store, job)
-        return 1
+        return ExitStatus.ERROR
     try:
         workdir.prepare(job)
     except Exception as error:  # noqa: BLE001
@@ -78,20 +79,20 @@ def run_job(job_dir: Path) -> int:
         for run in queued:
             run.set_status("failed", reason=f"could not prepare the job's code: {error}"[:500])
         save(store, job)
-        return 1
+        return ExitStatus.ERROR
     lock = threading.Lock()
     parallel = max(1, int(job.spec.get("parallel") or 1))
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="run") as pool:
         for run in queued:  # a Store each: an sqlite connection serves only the thread that opened it
             pool.submit(_one, backend, job, run, Store(store.root), lock)
     save(store, job)
-    return 0
+    return ExitStatus.OK
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> ExitStatus:
     if len(argv) != 1:
         print("usage: python -m singkit.backends.runtime.runner JOB_DIR", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     return run_job(Path(argv[0]))
 
 
