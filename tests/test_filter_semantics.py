@@ -31,6 +31,7 @@ def kept(expr: str) -> set[str]:
     ("acc>0.5", {"acc"}), ("acc<=0.1", {"low"}),  # NaN and missing never satisfy an order
     ("opt=adam", {"acc"}), ("opt!=adam", {"low", "nan", "bare"}),
     ("opt>b", {"low"}), ("opt<b", {"acc", "nan"}), ("opt>=sgd", {"low"}),  # text orders text only
+    ("acc=0.90", {"acc"}), ("opt~^$", set()), ("opt!~.*", {"bare"}),  # a missing value matches no pattern
     ("opt~^adam", {"acc", "nan"}), ("opt=~^adam", {"acc", "nan"}), ("opt!~^adam", {"low", "bare"}),  # !~ keeps missing
     ("opt=none", {"bare"}), ("opt==null", {"bare"}), ("opt!=", {"acc", "low", "nan"}),
     ("flag=true", {"acc"}), ("flag=True", {"acc"}), ("flag=false", {"low"}), ("flag!=true", {"low", "nan", "bare"}),

@@ -124,11 +124,12 @@ def test_to_dict_carries_every_field() -> None:
 def test_read_counted_counts_unusable_lines_and_resumes_from_an_offset(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     assert runlog.read_counted(log, 7) == ([], 7, 0)  # no file yet: nothing, same offset
-    log.write_bytes(b'{"event": "a"}\n\n   \nnot json\n[1]\n"text"\n{"event": "b"}\n{"event": "c"')
+    log.write_bytes(b'{"event": "a"}\n\n   \nnot json\n[1]\n"text"\n\n{"event": "b"}\n{"event": "c"')
     records, end, skipped = runlog.read_counted(log)
     assert [r["event"] for r in records] == ["a", "b"] and skipped == 3  # blank lines are not counted
     assert end == log.read_bytes().rindex(b"\n") + 1
     assert runlog.read(log) == (records, end)
     later, end2, skipped2 = runlog.read_counted(log, len(b'{"event": "a"}\n'))
     assert [r["event"] for r in later] == ["b"] and (end2, skipped2) == (end, 3)
+    assert runlog.read(log, len(b'{"event": "a"}\n')) == (later, end)
     assert runlog.state(log).skipped_lines == 3
