@@ -24,7 +24,7 @@ STORE  := $(or $(SINGKIT_HOME),.singkit)
 quoted_cmd = '$(subst ','\'',$(value CMD))'
 
 .DEFAULT_GOAL := help
-.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors lint test bench clean clean-store
+.PHONY: help setup submit wrap monitor status logs cancel list report plot html portal rerun extract summary errors lint test bench mutate clean clean-store
 
 # One column for the texts; a command too long for it has its text on the next line.
 help:
@@ -49,6 +49,8 @@ help:
 	@echo "                                 lint, then the tests; as root it first installs and starts"
 	@echo "                                 their services (bash .ci/services.sh; SERVICES=0 skips that)"
 	@echo "make bench                       the benchmarks"
+	@echo "make mutate                      mutation testing of the run.log fold, filters, image resolution"
+	@echo "                                 (mutmut; [tool.mutmut] in pyproject.toml; not part of make test)"
 	@echo "make clean                       delete build products: .venv, rendered dockerfiles/*.Dockerfile,"
 	@echo "                                 reports/*/, caches; never the job store"
 	@echo "make clean-store [CONFIRM=1]     delete the job store $(STORE)/ (every job's logs, metrics, outputs):"
@@ -114,6 +116,18 @@ test: $(STAMP) lint
 	$(VENV)/bin/pytest -q $(ARGS)
 bench: $(STAMP)
 	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || status=1; done; exit $$status
+
+# Mutants of the modules [tool.mutmut] in pyproject.toml names, each run against the fast unit tests
+# listed there (minutes, not the suite); ends with the survivors per module. Not part of `make test`.
+# `mutmut results --all true` says "    singkit.store.runlog.x_job_status__mutmut_3: survived";
+# `mutmut show NAME` shows one mutant's diff.
+mutate: $(STAMP)
+	@$(VENV)/bin/mutmut run --max-children $(or $(JOBS),2); status=$$?; \
+	$(VENV)/bin/mutmut results --all true | awk '{ n = split($$1, part, "."); module = part[1]; \
+	    for (i = 2; i < n; i++) module = module "." part[i]; \
+	    state = $$2; for (i = 3; i <= NF; i++) state = state " " $$i; seen[module]++; count[module, state]++ } \
+	    END { for (m in seen) printf "mutate: %s: %d mutants, %d survived, %d killed, %d without a covering test\n", \
+	          m, seen[m], count[m, "survived"], count[m, "killed"], count[m, "no tests"] }' | sort; exit $$status
 
 # Build products only: everything here is made again by `make setup`, `image.render`, the report
 # tasks or Python itself. The job store is not a build product (clean-store): wherever

@@ -46,7 +46,7 @@ si.stop()
 
 
 class Remote:
-    """What the tests' project() and make_env() read of a stand-in, for one in another process."""
+    """What the tests' project() and sing_env() read of a stand-in, for one in another process."""
 
     def __init__(self, described: dict) -> None:
         self.__dict__.update(described)
@@ -65,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import services
-    from test_singularity_e2e import STORE_CONTAINER, make_env, project
+    from singtools import STORE_CONTAINER, project, sing_env
 
     from singkit.jobs import control
     from singkit.jobs.spec import SubmitRequest
@@ -83,7 +83,7 @@ def main() -> int:
             root = project(Path(tmp), si, azurite)
             figures = []
             for poll in args.poll:
-                env = make_env(root, si, azurite, SINGKIT_POLL_INTERVAL=str(poll))
+                env = sing_env(root, si, azurite, SINGKIT_POLL_INTERVAL=str(poll))
 
                 def cancel_time(runs: int, env=env) -> float:  # this poll's env, bound now
                     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=runs))

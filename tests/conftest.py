@@ -108,3 +108,16 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> services.Chromium:
     return services.find_chromium(tmp_path_factory.mktemp("chromium"))
 
 from azureml_standin.fixtures import azureml_standin  # noqa: E402,F401  (the Azure ML REST stand-in)
+
+
+@pytest.fixture
+def world(tmp_path: Path, azureml_standin: Any, azurite: services.Azurite) -> Iterator[tuple[Any, services.Azurite, Path]]:  # noqa: F811
+    """(stand-in, azurite, root): the Azure ML stand-in, Azurite with the store mirror's container
+    (emptied afterwards), and a Singularity project at root (singtools.project; its Environment:
+    singtools.sing_env(root, si, azurite))."""
+    import singtools
+
+    azurite.service_client().create_container(singtools.STORE_CONTAINER)
+    root = singtools.project(tmp_path, azureml_standin, azurite)
+    yield azureml_standin, azurite, root
+    azurite.service_client().delete_container(singtools.STORE_CONTAINER)

@@ -120,6 +120,14 @@ def environ(root: Path, docker_host: str, **extra: str) -> dict[str, str]:
             "PATH": os.environ.get("PATH", ""), **extra}
 
 
+def images_env(root: Path, docker_host: str, **extra: str):
+    """A test Environment (jobtools.make_env) over project `root` with exactly `environ(...)`:
+    the engine at `docker_host`, PATH, HOME root/home, the store in root/.singkit."""
+    from jobtools import make_env
+
+    return make_env(root, home=root / "home", inherit=False, **environ(root, docker_host, **extra))
+
+
 def run_cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """`singkit …` typed in the project with environment `env`, run in this process (clirunner.cli)."""
     from clirunner import cli

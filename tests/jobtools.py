@@ -28,6 +28,19 @@ compute-targets:
   local:
     service: local
 """
+# One docker target in the image {image} (format it; busybox_image.ref in most tests): tests that
+# need more targets append them under compute-targets, the last key.
+DOCKER_CONFIG = """\
+general:
+  experiment: test
+dockers:
+  bb:
+    image: {image}
+compute-targets:
+  docker:
+    service: docker
+    docker: bb
+"""
 
 
 def make_project(tmp_path: Path, config: str = LOCAL_CONFIG, with_example: bool = False) -> Path:
@@ -41,9 +54,18 @@ def make_project(tmp_path: Path, config: str = LOCAL_CONFIG, with_example: bool 
     return project
 
 
-def make_env(project: Path, **environ: str) -> Environment:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SINGKIT_")}
-    base.update(HOME=str(project.parent / "home"), SINGKIT_HOME=str(project / ".singkit"), **environ)
+def make_env(project: Path, *, home: Path | None = None, inherit: bool = True, **environ: str) -> Environment:
+    """The tests' one Environment maker: project root `project`, its store in project/.singkit, HOME
+    `home` (default: beside the project, project.parent/home), stdout and stderr captured in StringIO.
+
+    inherit: start from this process's variables less every SINGKIT_* (a developer's own settings
+    must not reach a test); False starts from nothing. `environ` adds or overrides variables.
+    The helpers for one kind of test (storegen.store_env, images_helpers.images_env,
+    singtools.sing_env) build on this; tests/test_hygiene.py keeps it the only `make_env`.
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SINGKIT_")} if inherit else {}
+    base.update(HOME=str(home or project.parent / "home"), SINGKIT_HOME=str(project / ".singkit"))
+    base.update(environ)  # HOME=… or SINGKIT_HOME=… here wins
     return Environment(project_root=project, environ=base, stdout=io.StringIO(), stderr=io.StringIO())
 
 

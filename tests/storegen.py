@@ -142,11 +142,9 @@ def fast_metrics_log(path: Path, steps: int, metrics: tuple[str, ...] = ("loss",
     path.write_text("\n".join(parts) + "\n")
 
 
-def make_env(root: Path, **environ: str):
-    """An Environment over `root` (project root) with its store in root/.singkit and no user config."""
-    import io
+def store_env(root: Path, **environ: str):
+    """An Environment over `root` (project root) with its store in root/.singkit, HOME root/home
+    and no variable of this process's (so no user config)."""
+    from jobtools import make_env
 
-    from singkit.environment import Environment
-
-    env = {"SINGKIT_HOME": str(root / ".singkit"), "HOME": str(root / "home"), **environ}
-    return Environment(project_root=root, environ=env, stdout=io.StringIO(), stderr=io.StringIO())
+    return make_env(root, home=root / "home", inherit=False, **environ)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from clirunner import cli
 from ruamel.yaml import YAML
-from test_aml_compute import CLUSTER, DIGEST, config, write
+from amltools import CLUSTER, DIGEST, config, write
 
 from singkit.singularity import target as targets
 

@@ -10,73 +10,17 @@ priority VMs), Azure's VM size names (MicrosoftDocs/azure-compute-docs sizes/ove
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
+from amltools import CLUSTER, DIGEST, SUB, config, write
 from clirunner import cli
-from test_singularity_e2e import make_env, only_job
+from singtools import only_job, sing_env
 
-from singkit.config import load_config
-from singkit.environment import Environment
 from singkit.exceptions import ConfigError
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.singularity import amlcompute
 from singkit.singularity import target as targets
-
-SUB = "00000000-0000-4000-8000-000000005ab5"
-DIGEST = "cd" * 32
-
-
-def write(root: Path, targets_yaml: str, *, sub: str = SUB, rg: str = "singkit-rg", ws: str = "singkit-ws") -> Path:
-    (root / "configs").mkdir(parents=True, exist_ok=True)
-    (root / "train.py").write_text("print('training')\n")
-    (root / "configs" / "singkit.yaml").write_text(f"""\
-general:
-  experiment: clusters
-external-services:
-  ws:
-    type: aml
-    subscription-id: {sub}
-    resource-group: {rg}
-    workspace: {ws}
-  sing-ws:
-    type: singularity
-    subscription-id: {sub}
-    resource-group: {rg}
-  msrvc:
-    type: virtual_cluster
-    subscription-id: {sub}
-    resource-group: {rg}
-  acr:
-    type: registry
-    login-server: singkit.azurecr.io
-dockers:
-  torch:
-    image: research/torch:2.1
-    registry: acr
-    sha256: {DIGEST}
-compute-targets:
-{targets_yaml}""")
-    return root
-
-
-def config(root: Path):
-    env = Environment(project_root=root, environ={"HOME": str(root / "home")}, stdout=io.StringIO(), stderr=io.StringIO())
-    return load_config(env)
-
-
-CLUSTER = """\
-  gpu:
-    service: ws
-    compute: gpu-cluster
-    vm-size: Standard_NC6s_v3
-    nodes: 2
-    docker: torch
-"""
 
 
 # -- which targets are compute-cluster jobs ---------------------------------------------------
@@ -230,7 +174,7 @@ def cluster_world(tmp_path, azureml_standin, azurite):  # noqa: F811
 def test_submit_status_logs_completed_on_a_compute_cluster(cluster_world):
     si, azurite, root = cluster_world
     si.add_compute("gpu-cluster", vm_size="Standard_NC6s_v3", max_nodes=2)
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="gpu", command="python train.py"))
     name = only_job(si)
     body = si.job_body(name)["properties"]
@@ -263,7 +207,7 @@ def test_submit_checks_the_cluster_first_and_queues_nothing(cluster_world, clust
     (root / "configs" / "singkit.yaml").write_text((root / "configs" / "singkit.yaml").read_text() + "    low-pri: true\n")
     if cluster is not None:
         si.add_compute("gpu-cluster", **{"max_nodes": 4, "tier": "low_priority", **cluster})
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     with pytest.raises(ConfigError) as caught:
         submit(env, SubmitRequest(target="gpu", command="python train.py"))
     [problem] = caught.value.problems
@@ -275,7 +219,7 @@ def test_a_low_priority_cluster_takes_low_pri(cluster_world):
     si, azurite, root = cluster_world
     (root / "configs" / "singkit.yaml").write_text((root / "configs" / "singkit.yaml").read_text() + "    low-pri: true\n")
     si.add_compute("gpu-cluster", max_nodes=2, tier="low_priority")
-    submit(make_env(root, si, azurite), SubmitRequest(target="gpu", command="python train.py"))
+    submit(sing_env(root, si, azurite), SubmitRequest(target="gpu", command="python train.py"))
     body = si.job_body(only_job(si))["properties"]
     assert "lowPri" not in str(body) and "LowPriority" not in str(body)  # never sent: the cluster's tier decides
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobtools import make_env
 from singkit.config import load_config, resolve_secret
 from singkit.config.schema import json_schema
 from singkit.environment import Environment
@@ -36,9 +36,9 @@ compute-targets:
 """
 
 
-def make_env(tmp_path: Path, environ: dict[str, str] | None = None) -> Environment:
-    return Environment(project_root=tmp_path, environ={"HOME": str(tmp_path / "home"), **(environ or {})},
-                       stdout=io.StringIO(), stderr=io.StringIO())
+def config_env(tmp_path: Path, environ: dict[str, str] | None = None) -> Environment:
+    """HOME tmp_path/home and `environ`, no variable of this process's: no user config leaks in."""
+    return make_env(tmp_path, home=tmp_path / "home", inherit=False, **(environ or {}))
 
 
 def write(path: Path, text: str) -> Path:
@@ -52,7 +52,7 @@ def test_layers_merge_key_by_key_with_provenance(tmp_path):
     user = write(tmp_path / "home" / ".config" / "singkit" / "config.yaml", "compute-targets:\n  eus:\n    nodes: 2\n")
     extra1 = write(tmp_path / "a.yaml", "compute-targets:\n  eus:\n    sla: basic\n  mine:\n    service: local\n")
     extra2 = write(tmp_path / "b.yaml", "compute-targets:\n  eus:\n    sla: standard\n")
-    env = make_env(tmp_path, {"SINGKIT_CONFIG": f"{extra1}:{extra2}"})
+    env = config_env(tmp_path, {"SINGKIT_CONFIG": f"{extra1}:{extra2}"})
     config = load_config(env)
     target = config.target("eus")
     assert (target["nodes"], target["sla"], target["service"]) == (2, "standard", "local")
@@ -68,26 +68,26 @@ def test_layers_merge_key_by_key_with_provenance(tmp_path):
 def test_unknown_record_suggests(tmp_path):
     write(tmp_path / "configs" / "singkit.yaml", PROJECT)
     with pytest.raises(UsageError, match="did you mean `py`"):
-        load_config(make_env(tmp_path)).docker("pyy")
+        load_config(config_env(tmp_path)).docker("pyy")
 
 
 def test_write_back_keeps_comments_order_and_quoting(tmp_path):
     project = write(tmp_path / "configs" / "singkit.yaml", PROJECT)
-    config = load_config(make_env(tmp_path))
+    config = load_config(config_env(tmp_path))
     digest = "sha256:" + "ab" * 32
     assert config.write_back("dockers", "py", "sha256", digest) == project
     text = project.read_text()
     assert text == PROJECT.replace("    sing_wrap: true\n", f"    sing_wrap: true\n    sha256: {digest}\n")
     # an existing key is replaced in place, under the spelling the user wrote
-    load_config(make_env(tmp_path)).write_back("dockers", "py", "sing-wrap", False)
+    load_config(config_env(tmp_path)).write_back("dockers", "py", "sing-wrap", False)
     assert "    sing_wrap: false\n    sha256:" in project.read_text()
-    assert load_config(make_env(tmp_path)).docker("py")["sha256"] == digest
+    assert load_config(config_env(tmp_path)).docker("py")["sha256"] == digest
 
 
 def test_write_back_goes_to_the_defining_layer(tmp_path):
     project = write(tmp_path / "configs" / "singkit.yaml", PROJECT)
     extra = write(tmp_path / "mine.yaml", "# mine\ndockers:\n  mydocker: {image: 'busybox:1', sing-wrap: false}\n")
-    config = load_config(make_env(tmp_path, {"SINGKIT_CONFIG": str(extra)}))
+    config = load_config(config_env(tmp_path, {"SINGKIT_CONFIG": str(extra)}))
     before = project.read_text()
     config.write_back("dockers", "mydocker", "sha256", "sha256:" + "0" * 64)
     assert project.read_text() == before
@@ -97,7 +97,7 @@ def test_write_back_goes_to_the_defining_layer(tmp_path):
 def test_write_back_of_shipped_config_is_byte_identical_but_for_the_key(tmp_path):
     shipped = (ROOT / "configs" / "singkit.yaml").read_text()
     project = write(tmp_path / "configs" / "singkit.yaml", shipped)
-    load_config(make_env(tmp_path)).write_back("dockers", "pytorch", "sha256", "sha256:" + "f" * 64)
+    load_config(config_env(tmp_path)).write_back("dockers", "pytorch", "sha256", "sha256:" + "f" * 64)
     after = project.read_text().splitlines()
     before = shipped.splitlines()
     added = [line for line in after if line not in before]
@@ -108,7 +108,7 @@ def test_write_back_of_shipped_config_is_byte_identical_but_for_the_key(tmp_path
 def test_secrets_resolve_only_when_used_and_name_the_variable(tmp_path):
     write(tmp_path / "configs" / "singkit.yaml",
           "external-services:\n  reg:\n    type: registry\n    login-server: r\n    password: $env:MY_PW\n")
-    config = load_config(make_env(tmp_path))  # loading needs no variable
+    config = load_config(config_env(tmp_path))  # loading needs no variable
     password = config.service("reg")["password"]
     assert resolve_secret(password, {"MY_PW": "x1"}) == "x1"
     with pytest.raises(ConfigError) as caught:
@@ -121,7 +121,7 @@ def test_secrets_resolve_only_when_used_and_name_the_variable(tmp_path):
 def test_literal_secret_allowed_in_user_layer_but_masked(tmp_path):
     write(tmp_path / "configs" / "singkit.yaml", "external-services:\n  reg:\n    type: registry\n    login-server: r\n")
     write(tmp_path / "home" / ".config" / "singkit" / "config.yaml", "external-services:\n  reg:\n    password: hunter2\n")
-    config = load_config(make_env(tmp_path))
+    config = load_config(config_env(tmp_path))
     assert config.service("reg")["password"] == "hunter2"
     assert config.provenance("external-services", "reg")["password"][0] == "******"
 
@@ -175,7 +175,7 @@ def test_cli_start_imports_nothing_heavy(argv):
 def test_user_skus_refine_the_shipped_catalog_whatever_the_spelling(tmp_path):
     write(tmp_path / "configs" / "singkit.yaml",
           "skus:\n  Singularity.nd40rs_v2:\n    price-per-hour: 1.5\n  MyBox_v1:\n    gpus: 2\n")
-    skus = load_config(make_env(tmp_path)).skus
+    skus = load_config(config_env(tmp_path)).skus
     assert skus["ND40rs_v2"]["price-per-hour"] == 1.5 and skus["ND40rs_v2"]["gpus"] == 8
     assert "Singularity.nd40rs_v2" not in skus and skus["MyBox_v1"] == {"gpus": 2}
 
@@ -183,7 +183,7 @@ def test_user_skus_refine_the_shipped_catalog_whatever_the_spelling(tmp_path):
 def test_secret_env_values_from_the_user_layer_are_masked(tmp_path):
     write(tmp_path / "configs" / "singkit.yaml", "setups:\n  s:\n    env: {LOG_LEVEL: info, HF_TOKEN: $env:HF_TOKEN}\n")
     write(tmp_path / "home" / ".config" / "singkit" / "config.yaml", "setups:\n  s:\n    env: {LOG_LEVEL: info, HF_TOKEN: hf_literal}\n")
-    shown = load_config(make_env(tmp_path)).provenance("setups", "s")["env"][0]
+    shown = load_config(config_env(tmp_path)).provenance("setups", "s")["env"][0]
     assert shown == {"LOG_LEVEL": "info", "HF_TOKEN": "******"}
 
 
@@ -192,5 +192,5 @@ def test_write_back_follows_a_symlinked_config(tmp_path):
     link = tmp_path / "home" / ".config" / "singkit" / "config.yaml"
     link.parent.mkdir(parents=True)
     link.symlink_to(real)
-    load_config(make_env(tmp_path)).write_back("dockers", "d", "sha256", "sha256:" + "1" * 64)
+    load_config(config_env(tmp_path)).write_back("dockers", "d", "sha256", "sha256:" + "1" * 64)
     assert link.is_symlink() and "sha256:" + "1" * 64 in real.read_text()

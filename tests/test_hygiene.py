@@ -1,8 +1,11 @@
 """The test helpers clean up after themselves: a failing job test leaves no process behind,
-and the Chromium helper writes nothing into the real home folder."""
+and the Chromium helper writes nothing into the real home folder. And the helpers have one home
+each: no test module (nor benchmark) imports a test module, and the tests' Environment maker
+`make_env` is defined in tests/jobtools.py only."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -57,3 +60,61 @@ def test_chromium_helper_keeps_out_of_the_real_home(chromium: services.Chromium,
     assert list(real_home.iterdir()) == []
     assert "--disable-crash-reporter" in browser.args()
     assert (tmp_path / "chromium" / "home").is_dir()
+
+
+def layout_faults(root: Path) -> list[str]:
+    """file:line of each import of a test module (test_*) and each `make_env` not from
+    tests/jobtools.py, under root/tests and root/bench; [] when there is none."""
+    home = root / "tests" / "jobtools.py"
+    faults = []
+    for path in sorted([*(root / "tests").rglob("*.py"), *(root / "bench").rglob("*.py")]):
+        where = path.relative_to(root)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            imported: list[tuple[str, str | None]] = []  # (dotted module, name bound as)
+            if isinstance(node, ast.Import):
+                imported = [(a.name, a.asname) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                imported = [(f"{base}.{a.name}".strip("."), a.asname or a.name) for a in node.names]
+                if node.module and any(part.startswith("test_") for part in node.module.split(".")):
+                    faults.append(f"{where}:{node.lineno}: imports the test module {node.module}")
+                    continue
+            for dotted, bound in imported:
+                if isinstance(node, ast.Import) and any(part.startswith("test_") for part in dotted.split(".")):
+                    faults.append(f"{where}:{node.lineno}: imports the test module {dotted}")
+                elif isinstance(node, ast.ImportFrom) and dotted.rsplit(".", 1)[-1].startswith("test_"):
+                    faults.append(f"{where}:{node.lineno}: imports the test module {dotted}")
+                elif bound == "make_env" and dotted != "jobtools.make_env":
+                    faults.append(f"{where}:{node.lineno}: binds make_env to {dotted}")
+            defined = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "make_env"
+            assigned = isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
+                isinstance(t, ast.Name) and t.id == "make_env"
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+            if (defined or assigned) and path != home:
+                faults.append(f"{where}:{node.lineno}: defines make_env (its one place is tests/jobtools.py)")
+    return faults
+
+
+def test_no_test_module_imports_another_and_make_env_has_one_home() -> None:
+    assert layout_faults(TESTS.parent) == []
+
+
+def test_the_layout_check_sees_each_kind_of_fault(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "tests" / "jobtools.py").write_text("def make_env(root):\n    return root\n")
+    (tmp_path / "tests" / "test_a.py").write_text(
+        "from test_b import helper\nimport tests.test_c\nfrom tests import test_d\nfrom . import test_e\n"
+        "from singtools import sing_env as make_env\nfrom jobtools import make_env as fine\n")
+    (tmp_path / "tests" / "storegen.py").write_text("def make_env(root):\n    return root\n")
+    (tmp_path / "bench" / "bench_x.py").write_text("def main():\n    from test_f import x\n    make_env = x\n")
+    assert layout_faults(tmp_path) == [
+        "bench/bench_x.py:2: imports the test module test_f",
+        "bench/bench_x.py:3: defines make_env (its one place is tests/jobtools.py)",
+        "tests/storegen.py:1: defines make_env (its one place is tests/jobtools.py)",
+        "tests/test_a.py:1: imports the test module test_b",
+        "tests/test_a.py:2: imports the test module tests.test_c",
+        "tests/test_a.py:3: imports the test module tests.test_d",
+        "tests/test_a.py:4: imports the test module test_e",
+        "tests/test_a.py:5: binds make_env to singtools.sing_env",
+    ]

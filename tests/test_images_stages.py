@@ -4,16 +4,13 @@ a tag pinned in the config wins."""
 
 from __future__ import annotations
 
-import io
 import uuid
-from pathlib import Path
 
 import pytest
 
 import docker_services
-from images_helpers import StandIns, environ, make_standins, project_yaml, run_cli, write_project
+from images_helpers import StandIns, environ, images_env, make_standins, project_yaml, run_cli, write_project
 from singkit.config import load_config, schema
-from singkit.environment import Environment
 from singkit.images import plan, wrap
 from singkit.images.registry import RegistryClient, newest_dated
 from singkit.images.render import INPUTS_LABEL, STAGE_LABELS
@@ -95,10 +92,6 @@ def test_tags_list_follows_link_pages():
         server.shutdown()
 
 
-def make_env(root: Path, docker_host: str) -> Environment:
-    return Environment(project_root=root, environ=environ(root, docker_host), stdout=io.StringIO(), stderr=io.StringIO())
-
-
 def test_wrap_uses_the_newest_dated_tags_and_records_them(tmp_path, docker_client, docker_host, registry, stages):
     made, base = stages
     untagged = StandIns(installer=f"{base}/installer", broken_installer=made.broken_installer, validator=f"{base}/validator")
@@ -107,7 +100,7 @@ def test_wrap_uses_the_newest_dated_tags_and_records_them(tmp_path, docker_clien
     config = write_project(tmp_path, project_yaml(registry_host=registry.host, standins=untagged, wrapped=wrapped)
                            .replace("accelerator: CPU", "accelerator: AMD"))
 
-    env = make_env(tmp_path, docker_host)
+    env = images_env(tmp_path, docker_host)
     result = wrap(env, load_config(env), "tiny")
     said = env.stderr.getvalue()
     assert result.status == "wrapped"
@@ -125,7 +118,7 @@ def test_wrap_uses_the_newest_dated_tags_and_records_them(tmp_path, docker_clien
     # a newer installer build appears: the inputs hash changes, so the next wrap rebuilds with it
     newer = "20250101T000000000"
     docker_services.push_image(docker_client, made.installer, registry, f"{base.split('/', 1)[1]}/installer", newer)
-    env = make_env(tmp_path, docker_host)
+    env = images_env(tmp_path, docker_host)
     again = wrap(env, load_config(env), "tiny")
     assert again.status == "wrapped" and "inputs changed" in env.stderr.getvalue()
     assert again.inputs_hash != first_hash
@@ -135,7 +128,7 @@ def test_wrap_uses_the_newest_dated_tags_and_records_them(tmp_path, docker_clien
     # a tag pinned in the config wins over the newest one
     config.write_text(config.read_text().replace(f"installer-image: {base}/installer\n",
                                                  f"installer-image: {base}/installer:{OLD}\n"))
-    env = make_env(tmp_path, docker_host)
+    env = images_env(tmp_path, docker_host)
     pinned = plan(env, load_config(env), "tiny")
     assert pinned.installer == f"{base}/installer:{OLD}" and pinned.validator == f"{base}/validator:{NEWEST}"
     assert "installer: " not in env.stderr.getvalue()  # nothing resolved, nothing to say

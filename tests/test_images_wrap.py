@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -11,9 +10,8 @@ import pytest
 
 import docker_services
 import services
-from images_helpers import MARKER, environ, make_standins, project_yaml, run_cli, write_project
+from images_helpers import MARKER, environ, images_env, make_standins, project_yaml, run_cli, write_project
 from singkit.config import load_config
-from singkit.environment import Environment
 from singkit.exceptions import ServiceError, SingkitError
 from singkit.images import wrap
 from singkit.imageref import Reference
@@ -25,13 +23,8 @@ def standins(docker_client, busybox_image, registry, registry_busybox):
     return make_standins(docker_client, busybox_image.id, registry)
 
 
-def make_env(root: Path, docker_host: str, **extra: str) -> Environment:
-    return Environment(project_root=root, environ=environ(root, docker_host, **extra),
-                       stdout=io.StringIO(), stderr=io.StringIO())
-
-
 def wrap_once(root: Path, docker_host: str, name: str = "tiny", **kw):
-    env = make_env(root, docker_host)
+    env = images_env(root, docker_host)
     result = wrap(env, load_config(env), name, **kw)
     return result, env.stderr.getvalue()
 
@@ -152,7 +145,7 @@ def test_validate_failure_after_post_steps_leaves_yaml_unchanged(tmp_path, docke
                                                   wrapped="wrapped/post-broken:1",
                                                   post_steps=["RUN touch /etc/fail-validation"]))
     before = config.read_text()
-    env = make_env(tmp_path, docker_host)
+    env = images_env(tmp_path, docker_host)
     with pytest.raises(SingkitError, match=r"validator failed in .*post-broken:1 \(exit 4\): .*/etc/fail-validation is present"):
         wrap(env, load_config(env), "tiny")
     assert config.read_text() == before
@@ -162,7 +155,7 @@ def test_validate_failure_after_post_steps_leaves_yaml_unchanged(tmp_path, docke
 def test_failing_run_step_names_the_step_and_its_output(tmp_path, docker_host, registry, standins):
     write_project(tmp_path, project_yaml(registry_host=registry.host, standins=standins, wrapped="wrapped/step:1",
                                          post_steps=["RUN echo first line && echo boom && exit 7"]))
-    env = make_env(tmp_path, docker_host)
+    env = images_env(tmp_path, docker_host)
     with pytest.raises(SingkitError) as caught:
         wrap(env, load_config(env), "tiny")
     message = str(caught.value)
@@ -262,11 +255,11 @@ def test_push_with_wrong_credentials_is_refused(tmp_path, docker_host, auth_regi
                                          wrapped="private/push-refused:1", username=auth_registry.username))
     from singkit.images import build, plan, push
 
-    right = make_env(tmp_path, docker_host, TEST_REGISTRY_PASSWORD=auth_registry.password)
+    right = images_env(tmp_path, docker_host, TEST_REGISTRY_PASSWORD=auth_registry.password)
     cfg = load_config(right)
     rendered = plan(right, cfg, "tiny")
     build(right, cfg, "tiny", rendered=rendered)
-    wrong = make_env(tmp_path, docker_host, TEST_REGISTRY_PASSWORD="not-" + auth_registry.password)
+    wrong = images_env(tmp_path, docker_host, TEST_REGISTRY_PASSWORD="not-" + auth_registry.password)
     with pytest.raises(ServiceError) as caught:
         push(wrong, cfg, "tiny", rendered=rendered)
     assert str(caught.value) == (f"registry {auth_registry.host} refused the credentials of external-services.loop "

@@ -9,21 +9,12 @@ from typing import Any
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_cli, wait_done, wait_for
+from jobtools import DOCKER_CONFIG, make_env, make_project, run_cli, wait_done, wait_for
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 
-CONFIG = """\
-general:
-  experiment: test
-dockers:
-  bb:
-    image: {image}
-compute-targets:
-  docker:
-    service: docker
-    docker: bb
+CONFIG = DOCKER_CONFIG + """\
   docker-net:
     service: docker
     docker: bb

@@ -17,23 +17,12 @@ import pytest
 
 from enginerelay import EngineRelay
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, pid_gone, run_cli, wait_done, wait_for
+from jobtools import DOCKER_CONFIG, make_env, make_project, pid_gone, run_cli, wait_done, wait_for
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.store import Store
 
-CONFIG = """\
-general:
-  experiment: test
-dockers:
-  bb:
-    image: {image}
-compute-targets:
-  docker:
-    service: docker
-    docker: bb
-"""
 COMMAND = "echo started; sleep 3; echo finished; echo oops >&2"
 
 
@@ -46,7 +35,7 @@ def relay(docker_host: str) -> Any:
 
 @pytest.fixture
 def project(tmp_path: Path, busybox_image: Any) -> Path:
-    return make_project(tmp_path, CONFIG.format(image=busybox_image.ref))
+    return make_project(tmp_path, DOCKER_CONFIG.format(image=busybox_image.ref))
 
 
 def _labelled(client: Any, job: Any) -> list[dict]:

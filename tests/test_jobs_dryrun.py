@@ -8,44 +8,11 @@ from pathlib import Path
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, run_here, wait_done
+from singtools import NOWHERE, SINGULARITY
 from singkit.jobs import control
 from singkit.backends.follow import took
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
-
-DIGEST = "ab" * 32
-SINGULARITY = f"""\
-general:
-  experiment: exp
-external-services:
-  ws:
-    type: singularity
-    subscription-id: 00000000-0000-4000-8000-00000000beef
-    resource-group: rg
-  vc:
-    type: virtual_cluster
-    subscription-id: 00000000-0000-4000-8000-00000000beef
-    resource-group: rg
-  acr:
-    type: registry
-    login-server: singkit.azurecr.io
-dockers:
-  torch:
-    image: research/torch:2.1
-    registry: acr
-    sha256: {DIGEST}
-compute-targets:
-  sing:
-    service: ws
-    compute: vc
-    vm-size: NC6_v3
-    nodes: 1
-    sla: premium
-    priority: high
-    docker: torch
-"""
-# Azure ML is unreachable: had anything tried to reach it, the command would fail (exit 4)
-NOWHERE = {"ARM_CLOUD_METADATA_URL": "https://127.0.0.1:9/metadata/endpoints", "SINGKIT_AZURE_TOKEN": ""}
 
 
 def _dry(project: Path, env, *args: str) -> str:

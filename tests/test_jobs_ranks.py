@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
+import jobtools
 from jobtools import ROOT, make_env, make_project, pid_gone, read_pid, wait_done, wait_for
-from test_singularity_e2e import make_env as sing_env, only_job, project as sing_project, world  # noqa: F401  (world: the fixture)
-from test_singularity_injob import job_process
+from singtools import job_process, only_job, sing_env
+from singtools import project as sing_project
 from singkit.backends.embedded import visible_gpus
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
@@ -290,16 +291,7 @@ def test_entry_no_rank_tears_another_ranks_line(tmp_path: Path) -> None:
     assert_untorn((tmp_path / "stdout.log").read_text(), 2)
 
 
-DOCKER_CONFIG = """\
-general:
-  experiment: test
-dockers:
-  bb:
-    image: {image}
-compute-targets:
-  docker:
-    service: docker
-    docker: bb
+DOCKER_CONFIG = jobtools.DOCKER_CONFIG + """\
   three:
     service: docker
     docker: bb

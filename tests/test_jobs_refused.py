@@ -13,7 +13,7 @@ from jobtools import make_env, make_project, run_here, wait_done
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.store import Store, events
-from test_jobs_dryrun import NOWHERE, SINGULARITY
+from singtools import NOWHERE, SINGULARITY
 
 # a Singularity target whose image is not pinned by digest: refused by the backend's prepare,
 # before anything reaches Azure (submit --allow-unpinned would take it, so validate cannot)

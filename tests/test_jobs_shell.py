@@ -29,7 +29,7 @@ from docker_services import add_host_program, busybox_rootfs_tar
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, run_cli, wait_done
 from services import TEST_LABELS, find_tool
-from test_jobs_dryrun import NOWHERE, SINGULARITY
+from singtools import NOWHERE, SINGULARITY
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.backends.runtime.workdir import shell_argv, shell_line

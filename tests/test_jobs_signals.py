@@ -27,8 +27,8 @@ from docker_services import add_host_program, busybox_rootfs_tar
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, pid_gone, wait_for
 from services import TEST_LABELS, find_tool
-from test_singularity_e2e import make_env as sing_env, only_job, project as sing_project, world  # noqa: F401  (world: the fixture)
-from test_singularity_injob import job_process
+from singtools import job_process, only_job, sing_env
+from singtools import project as sing_project
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit

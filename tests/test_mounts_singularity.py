@@ -13,9 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, world  # noqa: F401  (world: the fixture)
-from test_singularity_injob import job_process
+from singtools import job_process, sing_env
 
 from singkit.exceptions import SingkitError
 from singkit.jobs.spec import SubmitRequest
@@ -80,7 +78,7 @@ def test_singularity_job_reads_its_data_and_resume_finds_its_checkpoint(world, t
     mounts = tmp_path / "mounts"
     (mounts / "training" / "mnist").mkdir(parents=True)
     (mounts / "training" / "mnist" / "train.txt").write_text("the training data\n")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
 
     first = submit(env, SubmitRequest(target="sing-data", command="python train.py"))
     [name] = list(si.jobs)
@@ -114,7 +112,7 @@ def test_a_datastore_the_workspace_lacks_is_refused_before_it_queues(world):
     # `training` is known here (for the local targets), `trainingdata` neither here nor in the workspace
     config.write_text(config.read_text() + TARGETS.format(ws=si.workspace) + "datastores:\n  training:\n    path: data\n")
     si.add_datastore("training")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     with pytest.raises(SingkitError, match="Could not find datastore: trainingdata"):
         submit(env, SubmitRequest(target="sing-nostore", command="python train.py"))
     assert si.jobs == {}

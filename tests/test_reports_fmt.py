@@ -179,7 +179,7 @@ def test_report_list_writes_a_column_with_one_count_of_decimals(precision):
 def test_the_html_summary_and_runs_table_write_a_value_alike(precision):
     from singkit.reports.html import write_html
 
-    path, _ = write_html(storegen.make_env(precision), "job1", metric="acc")
+    path, _ = write_html(storegen.store_env(precision), "job1", metric="acc")
     cells = re.findall(r'<td class="num" data-v="([^"]+)">([^<]+)', path.read_text())
     shown = {text for value, text in cells if value == "0.975"}
     assert shown == {"0.9750"}, cells                         # summary said 0.9750, runs table 0.975

@@ -48,7 +48,7 @@ def store(tmp_path):
                         stderr="Traceback (most recent call last):\nFloatingPointError: loss is <nan> & diverged\n"))
     storegen.write_job(home, "job1", runs, target="eus-v100", **{"price-per-hour": 2.5})
     storegen.write_job(home, "job2", [RunSpec({"lr": 0.1}, None, status="queued", log=False)])
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def test_page_is_self_contained_and_its_images_exist(store, tmp_path):
@@ -134,7 +134,7 @@ def realistic(tmp_path):
     text += (f'project_root: "{tmp_path}"\ndry_run: false\nallow_unpinned: false\n'
              f'code: {{"sha256": "{"ab" * 32}", "files": 6, "bytes": 60317, "archive": "snapshots/x.tar.gz"}}\n')
     spec.write_text(text)
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def test_page_reads_well_at_1300px_and_names_nothing_of_this_machine(realistic, chromium, tmp_path):
@@ -168,7 +168,7 @@ def test_errors_section_lists_failed_runs_with_exit_code_and_reason(tmp_path, ch
         RunSpec({"lr": 2.0}, None, status="failed", exit_code=137, reason="node lost: " + "evicted " * 40),
         RunSpec({"lr": 3.0}, None, status="cancelled", reason="cancelled by the user"),
     ])
-    path, _ = write_html(storegen.make_env(tmp_path), "job1")
+    path, _ = write_html(storegen.store_env(tmp_path), "job1")
     text = path.read_text()
     errors = text[text.index("<h2>Errors</h2>"):]
     table = re.search(r"<table.*?</table>", errors, re.S).group(0)

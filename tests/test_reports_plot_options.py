@@ -68,13 +68,13 @@ def test_unknown_names_exit_2_with_did_you_mean_and_write_nothing(store, args, h
 
 
 def test_x_may_be_step_time_or_a_logged_metric(store):
-    [by_epoch] = plot_job(storegen.make_env(store), "job1", PlotOptions(x="epoch", fmt="svg"))
+    [by_epoch] = plot_job(storegen.store_env(store), "job1", PlotOptions(x="epoch", fmt="svg"))
     assert "epoch" not in by_epoch.metrics and "epoch" in svg_texts(by_epoch.path)   # the axis label
 
 
 # -- 3: file names from the options that change the picture ---------------------------------------------
 def test_different_options_give_different_stable_names(store):
-    env = storegen.make_env(store)
+    env = storegen.store_env(store)
     variants = [PlotOptions(), PlotOptions(aggregate="mean", band="std"), PlotOptions(aggregate="median"),
                 PlotOptions(aggregate="none"), PlotOptions(smooth=0.6), PlotOptions(metrics=["loss"]),
                 PlotOptions(x="time"), PlotOptions(layout="3x1"), PlotOptions(aggregate="mean", group_by=["seed"]),
@@ -90,7 +90,7 @@ def test_different_options_give_different_stable_names(store):
 
 
 def test_report_html_writes_its_own_images(store):
-    env = storegen.make_env(store)
+    env = storegen.store_env(store)
     [plot] = plot_job(env, "job1", PlotOptions())
     summary = sweep.summary_plot(env, sweep.summarize(env, "job1", metric="loss"))
     before = (plot.path.read_bytes(), summary.read_bytes())
@@ -101,7 +101,7 @@ def test_report_html_writes_its_own_images(store):
 
 # -- 12: what the plots show ------------------------------------------------------------------------------
 def test_repeats_are_drawn_as_mean_and_band_per_hparam_set(store):
-    env = storegen.make_env(store)
+    env = storegen.store_env(store)
     [default] = plot_job(env, "job1", PlotOptions(fmt="svg"))
     texts = svg_texts(default.path)
     assert default.lines == ["lr=0.001 (n=2)", "lr=0.01 (n=2)", "lr=0.1 (n=2)"]
@@ -118,13 +118,13 @@ def test_repeats_are_drawn_as_mean_and_band_per_hparam_set(store):
 
 
 def test_single_run_titles_name_their_hparams(store):
-    env = storegen.make_env(store)
+    env = storegen.store_env(store)
     per_run = plot_job(env, "job1", PlotOptions(break_on="run", fmt="svg"))
     assert "job1 on local · job1.3 · lr=0.01, seed=1" in svg_texts(per_run[2].path)
 
 
 def test_log_spaced_sweeps_get_a_log_axis_in_the_summary_plot(store):
-    env = storegen.make_env(store)
+    env = storegen.store_env(store)
     logged = sweep.summary_plot(env, sweep.summarize(env, "job1", metric="loss"), fmt="svg")
     assert any("10^{-2}" in t for t in svg_texts(logged))            # decade ticks: a log axis
     linear = sweep.summary_plot(env, sweep.summarize(env, "job2", metric="loss"), fmt="svg")
@@ -148,7 +148,7 @@ def test_the_example_logs_no_epoch_metric(tmp_path):
 def test_a_two_value_sweep_a_decade_apart_gets_a_log_axis_and_an_honest_title(tmp_path):
     # the README's own sweep: --hp lr=0.1,0.01, one run each
     storegen.write_job(tmp_path / ".singkit", "job3", [RunSpec({"lr": lr}, curve(10, 2.0, 0.3 + lr)) for lr in (0.1, 0.01)])
-    env = storegen.make_env(tmp_path)
+    env = storegen.store_env(tmp_path)
     drawn = sweep.summary_plot(env, sweep.summarize(env, "job3", metric="loss"), fmt="svg")
     texts = svg_texts(drawn)
     assert any("10^{-1}" in t for t in texts) or any("10^{-2}" in t for t in texts), texts   # was a linear axis
@@ -158,6 +158,6 @@ def test_a_two_value_sweep_a_decade_apart_gets_a_log_axis_and_an_honest_title(tm
 
 
 def test_the_summary_title_says_how_many_runs_each_point_averages(store):
-    env = storegen.make_env(store)
+    env = storegen.store_env(store)
     texts = svg_texts(sweep.summary_plot(env, sweep.summarize(env, "job1", metric="loss"), fmt="svg"))
     assert "job1: best loss by hparam (mean ± std over 2 runs)" in texts, [t for t in texts if "job1" in t]

@@ -27,7 +27,7 @@ def store(tmp_path):
         RunSpec({"lr": 0.4}, None, status="queued"),
     ])
     storegen.write_job(home, "job4", [RunSpec({"lr": 0.1}, curve(10, 2.0, 1.0), nodes=3)])
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def axes_in_svg(path) -> int:
@@ -136,7 +136,7 @@ def test_a_diverged_last_value_scores_nothing_in_the_summary(tmp_path):
     storegen.write_job(home, "job1", [RunSpec({"lr": 0.1, "seed": 1}, [(0, {"loss": 1.0}), (1, {"loss": float("nan")})]),
                                       RunSpec({"lr": 0.1, "seed": 2}, [(0, {"loss": 0.5})]),
                                       RunSpec({"lr": 1.0, "seed": 1}, [(0, {"loss": 0.9}), (1, {"loss": float("-inf")})])])
-    result = sweep.summarize(storegen.make_env(tmp_path), "job1", metric="loss", use="last")
+    result = sweep.summarize(storegen.store_env(tmp_path), "job1", metric="loss", use="last")
     groups = {g["hparams.lr"]: g for g in result.groups}
     assert (groups[0.1]["scored"], groups[0.1]["mean"], groups[0.1]["best"]) == (1, 0.5, 0.5)
     assert groups[1.0]["scored"] == 0 and groups[1.0]["mean"] is None and groups[1.0]["best"] is None

@@ -83,7 +83,7 @@ def test_one_fold_keeps_metric_stats_nodes_and_round_trips_as_json():
 
 def _env_with_job(tmp_path, runs):
     storegen.write_job(tmp_path / ".singkit", "job1", runs)
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def _load(env):
@@ -154,7 +154,7 @@ def test_job_yaml_shapes_runs_without_folders_and_folders_without_spec(tmp_path)
         '{"t": 1000, "event": "status", "status": "running"}\n'
         '{"t": 1000, "event": "hparams", "hparams": {"lr": 0.25, "extra": true}}\n'
         '{"t": 4600, "event": "status", "status": "completed", "exit_code": 0}\n')
-    env = storegen.make_env(tmp_path)
+    env = storegen.store_env(tmp_path)
     runs = _load(env)
     assert list(runs) == ["job4.1", "job4.2", "job4.10"]
     assert runs["job4.1"].status == "queued" and runs["job4.1"].hparams == {"lr": 0.1}

@@ -33,7 +33,7 @@ def store(tmp_path):
                                              (2, {"loss": float("inf")})], torn=True),
     ], created=T0 + 3600)
     storegen.write_job(home, "job3", [RunSpec({"lr": 0.1}, curve(4, 2.0, 1.0), nodes=2)], created=T0 + 7200)
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def rows_by_run(table: Table) -> dict[str, dict]:
@@ -58,7 +58,7 @@ def test_best_differs_from_last_and_follows_direction(tmp_path):
     home = tmp_path / ".singkit"
     storegen.write_job(home, "job1", [RunSpec({"lr": 0.1}, [(0, {"loss": 3.0, "acc": 0.2}), (1, {"loss": 1.0, "acc": 0.9}),
                                                             (2, {"loss": 2.0, "acc": 0.5})])])
-    row = views.list_table(storegen.make_env(tmp_path)).rows[0]
+    row = views.list_table(storegen.store_env(tmp_path)).rows[0]
     assert (row["metrics.loss"], row["metrics.loss.best"]) == (2.0, 1.0)
     assert (row["metrics.acc"], row["metrics.acc.best"]) == (0.5, 0.9)
 
@@ -71,7 +71,7 @@ def test_non_finite_values_never_become_the_best_either_way(tmp_path):
                               (3, {"loss": inf, "acc": -inf}), (4, {"loss": 1.0, "acc": 0.3})]),
         RunSpec({"lr": 0.2}, [(0, {"loss": inf, "acc": nan})]),
     ])
-    first, only_inf = views.list_table(storegen.make_env(tmp_path)).rows
+    first, only_inf = views.list_table(storegen.store_env(tmp_path)).rows
     assert (first["metrics.loss.best"], first["metrics.acc.best"]) == (1.0, 0.4)  # neither -inf, inf nor NaN
     assert first["metrics.loss"] == 1.0 and first["metrics.acc"] == 0.3
     assert only_inf["metrics.loss.best"] is None and only_inf["metrics.acc.best"] is None
@@ -213,7 +213,7 @@ def test_jobs_and_nodes_tables(store):
 def test_unknown_job_and_empty_store(store, tmp_path):
     with pytest.raises(UsageError, match="did you mean job1"):
         views.list_table(store, "runs", "jobb1")
-    empty = storegen.make_env(tmp_path / "empty")
+    empty = storegen.store_env(tmp_path / "empty")
     assert views.list_table(empty).rows == []
     with pytest.raises(UsageError, match="no jobs yet"):
         views.list_table(empty, "runs", "job1")

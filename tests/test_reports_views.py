@@ -36,7 +36,7 @@ def store(tmp_path):
     ])
     with open(home / "events.jsonl", "a") as fh:
         fh.write('{"t": 1, "event": "torn')
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def test_metrics_table_merges_lines_of_the_same_step(store):
@@ -53,7 +53,7 @@ def test_metrics_table_merges_lines_of_the_same_step(store):
 
 def test_metrics_table_shows_nodes_of_multi_node_runs(tmp_path):
     storegen.write_job(tmp_path / ".singkit", "job1", [RunSpec({}, curve(3, 2.0, 1.0), nodes=2)])
-    table = views.metrics_table(storegen.make_env(tmp_path), "job1")
+    table = views.metrics_table(storegen.store_env(tmp_path), "job1")
     assert table.columns[:3] == ["run", "node", "step"] and len(table.rows) == 6
 
 

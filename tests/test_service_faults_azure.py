@@ -6,9 +6,7 @@ Blob mirror's storage down at job.status — each bounded (a pytest timeout), on
 from __future__ import annotations
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, only_job, world  # noqa: F401  (world: the fixture)
-from test_singularity_faults import count
+from singtools import count, only_job, sing_env
 
 import services
 from singkit.exceptions import ServiceError
@@ -22,7 +20,7 @@ def test_workspace_storage_down_at_the_code_upload_is_one_line_exit_4(world):
     """The SDK's own storage client used to retry each file 3 times after 15, 18 and 24 s (a
     submit took 423 s); bounded now, and the line names the storage, not Azure ML."""
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2")
+    env = sing_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2")
     si.storage_down()
     with pytest.raises(ServiceError) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -55,10 +53,10 @@ def test_mirror_storage_down_keeps_job_status_quick(world):
     """job.status reads the Blob mirror first; with its storage down it took 82-89 s. Now a
     warning naming the storage, after bounded retries, and the status from Azure ML."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     dead = f"127.0.0.1:{services.free_port()}"
-    down = make_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2",
+    down = sing_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2",
                     TEST_STORE_CONNECTION=azurite.connection_string.replace(azurite.host, dead))
     control.status(down, job.id)
     err = down.stderr.getvalue()
@@ -72,7 +70,7 @@ def test_an_azure_ml_put_held_unanswered_times_out_and_is_retried(world):
     """The job PUT is carried out but its answer never comes (it once held a submit 307 s):
     the read timeout (SINGKIT_HTTP_TIMEOUT) ends the wait, the retry finds the job created."""
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2")
+    env = sing_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="2")
     held = si.hold(r"^PUT .*/jobs/", handled=True)
     try:
         job = submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -89,7 +87,7 @@ def test_an_azure_ml_that_keeps_failing_ends_at_the_submit_deadline(world):
     """Every job PUT answered 503 (Retry-After 2): no retry starts after the submit's
     deadline — one line, exit 4, naming the deadline, the run failed and nothing half recorded."""
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="1", SINGKIT_SUBMIT_DEADLINE="3",
+    env = sing_env(root, si, azurite, SINGKIT_HTTP_TIMEOUT="1", SINGKIT_SUBMIT_DEADLINE="3",
                    SINGKIT_RETRY_BASE_DELAY="1")
     si.fail_next(r"^PUT .*/jobs/", 503, times=None, retry_after=2)
     with pytest.raises(ServiceError) as caught:
@@ -105,7 +103,7 @@ def test_a_bad_deadline_is_a_usage_error_before_anything_is_recorded(world):
     from singkit.store import Store
 
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_SUBMIT_DEADLINE="-1")
+    env = sing_env(root, si, azurite, SINGKIT_SUBMIT_DEADLINE="-1")
     with pytest.raises(UsageError, match=r"^SINGKIT_SUBMIT_DEADLINE=-1 is not a number of seconds between 0 and "):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert not si.jobs and Store.of(env).job_ids() == []

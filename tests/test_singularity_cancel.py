@@ -10,8 +10,7 @@ import threading
 import time
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, world  # noqa: F401  (world: the fixture)
+from singtools import sing_env
 
 from singkit.exceptions import ServiceError
 from singkit.jobs import control
@@ -41,7 +40,7 @@ def release_when(si, hold, count: int, limit: float = 20.0) -> threading.Thread:
 
 def test_a_sweep_is_cancelled_at_once_and_the_slow_run_is_reported(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_CANCEL_TIMEOUT="2")
+    env = sing_env(root, si, azurite, SINGKIT_CANCEL_TIMEOUT="2")
     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=6))
     names = {r.id: r.backend_info()["azureml_name"] for r in job.runs}
     assert len(set(names.values())) == 6 and set(names.values()) == set(si.jobs)
@@ -80,7 +79,7 @@ def test_a_sweep_is_cancelled_at_once_and_the_slow_run_is_reported(world):
 
 def test_a_refused_cancel_is_reported_and_the_others_still_cancelled(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=3))
     names = {r.id: r.backend_info()["azureml_name"] for r in job.runs}
     refused = job.runs[0].id
@@ -97,7 +96,7 @@ def test_a_run_that_ended_meanwhile_is_recorded_as_it_ended(world):
     """Azure ML refuses to cancel a job that is ending or has ended (400); singkit reads its state
     instead and records what it ended as — no error, the other run is cancelled."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
     names = [r.backend_info()["azureml_name"] for r in job.runs]
     si.set_status(names[0], "Completed")
@@ -113,7 +112,7 @@ def test_status_reads_use_the_sdks_own_get_without_building_entities(world):
     from singkit.backends.singularity.cancel import job_status
 
     si, azurite, root = world
-    job = submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+    job = submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
     name = job.runs[0].backend_info()["azureml_name"]
     ml = si.ml_client()
     assert callable(getattr(ml.jobs, "_get_job", None))

@@ -1,123 +1,27 @@
 """Singularity end to end: the real azure-ai-ml MLClient against the loopback Azure ML stand-in
 (tests/azureml_standin) and Azurite — submit → monitor → cancel → extract, the job body the
-service received, logs, preemption, clouds, dry runs. The helpers here (project, make_env,
-world) serve test_singularity_faults.py (submit faults, orphaned jobs) and
-test_singularity_injob.py (what runs inside the job: mirror, ranks, SAS, secrets) too.
+service received, logs, preemption, clouds, dry runs. The helpers (project, sing_env) are in
+tests/singtools.py, the `world` fixture in conftest.py.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
+from singtools import DIGEST, assert_no_secret, only_job, project, sing_env
 
-from singkit.environment import Environment
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGEST = "ab" * 32
-STORE_CONTAINER = "singkit-store"
-
-
-def project(tmp_path: Path, si, azurite, *, nodes: int = 1, vm_size: str = "NC6_v3", per_node: str = "1") -> Path:
-    root = tmp_path / "proj"
-    (root / "configs").mkdir(parents=True)
-    (root / "train.py").write_text("print('training')\n")
-    (root / "configs" / "singkit.yaml").write_text(f"""\
-general:
-  experiment: standin-exp
-  store: mirror
-external-services:
-  {si.workspace}:
-    type: singularity
-    subscription-id: {si.subscription_id}
-    resource-group: {si.resource_group}
-  singkit-vc:
-    type: virtual_cluster
-    subscription-id: {si.subscription_id}
-    resource-group: {si.resource_group}
-  mirror:
-    type: storage
-    connection-string: $env:TEST_STORE_CONNECTION
-    container: {STORE_CONTAINER}
-  acr:
-    type: registry
-    login-server: singkit.azurecr.io
-dockers:
-  torch:
-    image: research/torch:2.1
-    registry: acr
-    sha256: {DIGEST}
-setups:
-  s:
-    env: {{FROM_SETUP: "1", API_KEY: $env:TEST_API_KEY}}
-compute-targets:
-  sing:
-    service: {si.workspace}
-    compute: singkit-vc
-    vm-size: {vm_size}
-    nodes: {nodes}
-    processes-per-node: {per_node}
-    sla: premium
-    priority: high
-    docker: torch
-    setup: s
-""")
-    return root
-
-
-def make_env(root: Path, si, azurite, **extra: str) -> Environment:
-    token = si.credential().get_token(si.url + "/.default").token
-    environ = {**os.environ, "HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit"),
-               "SINGKIT_AZURE_TOKEN": token, "SINGKIT_RETRY_BASE_DELAY": "0.01", "SINGKIT_POLL_INTERVAL": "0.01",
-               "TEST_STORE_CONNECTION": azurite.connection_string, "TEST_API_KEY": "s3cr3t-api-key", **extra}
-    environ.pop("SINGKIT_CONFIG", None)
-    return Environment(project_root=root, environ=environ, stdout=io.StringIO(), stderr=io.StringIO())
-
-
-@pytest.fixture
-def world(tmp_path, azureml_standin, azurite):  # noqa: F811
-    azurite.service_client().create_container(STORE_CONTAINER)
-    root = project(tmp_path, azureml_standin, azurite)
-    yield azureml_standin, azurite, root
-    azurite.service_client().delete_container(STORE_CONTAINER)
-
-
-def assert_no_secret(env: Environment, *needles: str, also: tuple[Path, ...] = ()) -> None:
-    """No needle (a secret, or `sig=`: any SAS signature) in any file of the store — job
-    folders, code archives, index, events.jsonl — nor in `also` folders, nor on stderr."""
-    import gzip
-
-    assert (Path(env.home) / "events.jsonl").is_file()
-    for folder in (Path(env.home), *also):
-        for path in folder.rglob("*"):
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            if path.suffix == ".gz":
-                data += gzip.decompress(data)
-            for needle in needles:
-                assert needle.encode() not in data, f"{needle!r} in {path}"
-    for needle in needles:
-        assert needle not in env.stderr.getvalue(), f"{needle!r} on stderr"
-
-
-def only_job(si) -> str:
-    assert len(si.jobs) == 1, sorted(si.jobs)
-    return next(iter(si.jobs))
-
 
 def test_submit_monitor_cancel_extract(world, tmp_path):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py", hp=["lr=0.1"]))
     name = only_job(si)
     info = job.runs[0].backend_info()
@@ -182,7 +86,7 @@ def test_submit_monitor_cancel_extract(world, tmp_path):
 def test_two_nodes_of_eight_gpus_and_per_node_log_prefixes(world, tmp_path):
     si, azurite, root = world
     root = project(tmp_path / "multi", si, azurite, nodes=2, vm_size="Singularity.ND96amrs_A100_v4", per_node="gpus")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     body = si.job_body(name)["properties"]
@@ -201,7 +105,7 @@ def test_two_nodes_of_eight_gpus_and_per_node_log_prefixes(world, tmp_path):
 
 def test_monitor_follows_until_the_service_says_completed(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     si.script(name, ["Queued", ("Running", "step 1\n"), ("Running", "step 2\n"), "Finalizing", "Completed"])
@@ -216,7 +120,7 @@ def test_monitor_follows_until_the_service_says_completed(world):
 
 def test_portal_urls(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
     from singkit.backends.singularity.backend import portal_urls
 
@@ -258,7 +162,7 @@ def test_portal_task_prints_the_studio_url(world):
     from clirunner import cli
 
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     result = cli(["job.portal", f"JOB={job.id}"], cwd=root, env={"HOME": str(root / "home"), "SINGKIT_HOME": str(root / ".singkit")})
     assert result.returncode == 0, result.stderr
@@ -267,7 +171,7 @@ def test_portal_task_prints_the_studio_url(world):
 
 def test_preempted_then_requeued_then_failed_with_the_service_reason(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     seen = []
@@ -291,7 +195,7 @@ def test_cloud_from_the_service_record_and_the_metadata_url(world):
     named = original.replace(f"    resource-group: {si.resource_group}\n", f"    resource-group: {si.resource_group}\n    cloud: {si.cloud_name}\n", 1)
     config.write_text(named)
     before = os.environ.get("AZUREML_CURRENT_CLOUD")
-    job = submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+    job = submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
     assert job.runs[0].backend_info()["azureml_name"] in si.jobs
     assert os.environ.get("AZUREML_CURRENT_CLOUD") == before  # the SDK's process-wide setting is put back
 
@@ -299,7 +203,7 @@ def test_cloud_from_the_service_record_and_the_metadata_url(world):
 
     config.write_text(original.replace(f"    resource-group: {si.resource_group}\n", f"    resource-group: {si.resource_group}\n    cloud: AzureMars\n", 1))
     with pytest.raises(UsageError, match=rf"cloud `AzureMars` is not among the clouds .* lists \({si.cloud_name}\)"):
-        submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+        submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
 
 
 def test_unpinned_image_is_refused_at_submit_unless_allowed(tmp_path):

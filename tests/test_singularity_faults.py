@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, only_job, world  # noqa: F401  (world: the fixture)
+from singtools import count, only_job, sing_env
 
 from singkit.environment import Environment
 from singkit.exceptions import ServiceError
@@ -20,12 +19,6 @@ from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.store import Store, events
-
-def count(si, method: str, pattern: str) -> int:
-    import re
-
-    return sum(1 for r in si.requests if r.method == method and re.search(pattern, r.path))
-
 
 
 def assert_nothing_half_recorded(env: Environment, si=None) -> None:
@@ -57,7 +50,7 @@ def assert_refused(env: Environment, si, reason: str) -> None:
 
 def test_401_is_one_line_exit_4(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 401, times=None)
     with pytest.raises(ServiceError) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -73,7 +66,7 @@ def test_signed_out_on_a_retry_is_not_a_refusal(world):
     is refused (401). Azure ML may hold the job: the submit is not discarded as refused, the job
     is kept with the name it was submitted under, for refresh to settle."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 500, times=1, handled=True)
     si.fail_next(r"GET .*/jobs/singkit-", 401, times=None)
     with pytest.raises(ServiceError, match="401"):
@@ -87,7 +80,7 @@ def test_signed_out_on_a_retry_is_not_a_refusal(world):
 
 def test_429_then_success_is_retried(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 429, times=2, retry_after=0.01)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert count(si, "PUT", r"/jobs/") == 3
@@ -96,7 +89,7 @@ def test_429_then_success_is_retried(world):
 
 def test_500_forever_is_bounded_and_one_line(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 500, times=None)
     with pytest.raises(ServiceError) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -112,7 +105,7 @@ def test_unknown_workspace_is_404(world):
     config = root / "configs" / "singkit.yaml"
     config.write_text(config.read_text().replace(f"  {si.workspace}:\n", "  no-such-ws:\n")
                       .replace(f"service: {si.workspace}", "service: no-such-ws"))
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     with pytest.raises(ServiceError) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert "404" in str(caught.value) and "workspace no-such-ws" in str(caught.value)
@@ -124,7 +117,7 @@ def test_expired_token_is_one_line(world):
     import jwt
 
     expired = jwt.encode({"aud": si.url, "tid": si.tenant_id, "exp": 1_600_000_000}, "k", algorithm="HS256")
-    env = make_env(root, si, azurite, SINGKIT_AZURE_TOKEN=expired)
+    env = sing_env(root, si, azurite, SINGKIT_AZURE_TOKEN=expired)
     with pytest.raises(ServiceError, match=r"SINGKIT_AZURE_TOKEN expired at 2020-09-13.*az account get-access-token"):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert_refused(env, si, "expired at 2020-09-13")
@@ -140,7 +133,7 @@ def test_expired_token_is_one_line(world):
 
 def test_missing_credential_is_one_line(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_AZURE_TOKEN="")  # DefaultAzureCredential finds nothing here
+    env = sing_env(root, si, azurite, SINGKIT_AZURE_TOKEN="")  # DefaultAzureCredential finds nothing here
     with pytest.raises(ServiceError, match=r"no usable Azure credential: .*; run `az login`, or set SINGKIT_AZURE_TOKEN"):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert_refused(env, si, "no usable Azure credential")
@@ -148,7 +141,7 @@ def test_missing_credential_is_one_line(world):
 
 def test_network_down_on_cancel(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     si.stop()
     with pytest.raises(ServiceError) as caught:
@@ -166,7 +159,7 @@ def test_a_create_retried_after_a_lost_answer_adopts_the_job(world, fault):
     connection reset): the retry GETs the name first, finds the job carrying this run's tag,
     and follows it — one PUT, nothing cancelled, the submit succeeds."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", fault, times=None, handled=True)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
@@ -182,7 +175,7 @@ def test_a_retry_that_misses_the_job_and_gets_already_exists_adopts_it(world):
     """The retry's GET answers 404 (the stored job not yet readable), so the PUT goes again and
     Azure ML refuses it, 400 "already exists": that job is the run's, and is followed too."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 500, times=1, handled=True)
     si.fail_next(r"GET .*/jobs/singkit-", 404, times=1)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -198,7 +191,7 @@ def test_a_job_of_the_same_name_that_is_not_the_runs_is_never_adopted(world):
     import threading
 
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 500, times=None, handled=True)
     hold = si.hold(r"PUT .*/jobs/", handled=True)
 
@@ -225,7 +218,7 @@ def test_a_failed_later_run_withdraws_the_runs_already_submitted(world, status):
     created — not a refusal then, run 1 exists): the submit fails, and run 1's job, which the
     store now records as failed, must not keep running."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/singkit-job1-2-", status, times=None, body={"error": {"code": "UserError", "message": "refused"}})
     with pytest.raises(ServiceError):
         submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
@@ -268,7 +261,7 @@ def submit_killed_at_the_create(env: Environment, si, root, handled: bool) -> tu
 
 def test_a_submit_killed_after_azure_ml_created_the_job_is_adopted(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job_id, info = submit_killed_at_the_create(env, si, root, handled=True)
     name = only_job(si)
     assert info["azureml_name"] == name and info["submitting"]  # written before the create
@@ -288,7 +281,7 @@ def test_a_submit_killed_after_azure_ml_created_the_job_is_adopted(world):
 
 def test_a_submit_killed_before_azure_ml_saw_it_fails_after_the_grace_period(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job_id, info = submit_killed_at_the_create(env, si, root, handled=False)
     assert not si.jobs and info["submitting"]
 
@@ -296,7 +289,7 @@ def test_a_submit_killed_before_azure_ml_saw_it_fails_after_the_grace_period(wor
     assert control.status(env, job_id)["runs"][0]["status"] == "queued"
     assert Store.of(env).job(job_id).runs[0].backend_info()["submitting"]
 
-    later = make_env(root, si, azurite, SINGKIT_SUBMIT_GRACE="0")
+    later = sing_env(root, si, azurite, SINGKIT_SUBMIT_GRACE="0")
     run = control.status(later, job_id)["runs"][0]
     assert run["status"] == "failed" and "never reached Azure ML" in run["reason"] and info["azureml_name"] in run["reason"]
     assert control.status(later, job_id)["status"] == "failed"  # settled: no further lookups

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_singularity_e2e import make_env, only_job, world  # noqa: F401  (the fixture)
+from singtools import only_job, sing_env
 
 from singkit.backends.singularity.logs import OVERLAP
 from singkit.jobs import control
@@ -35,7 +35,7 @@ def _ranges(si, name, file):
 @pytest.mark.parametrize("stop", ["Queued", "Paused"])
 def test_a_preempted_then_requeued_run_is_followed_without_losing_or_repeating_a_line(world, stop):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     # one step per poll of the follower (it reads run details once a poll)
@@ -49,7 +49,7 @@ def test_a_preempted_then_requeued_run_is_followed_without_losing_or_repeating_a
 
 def test_every_poll_asks_only_for_the_new_bytes_and_a_replaced_log_is_read_again(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     si.set_status(name, "Running")
@@ -88,7 +88,7 @@ def test_requests_stay_small_on_a_long_log(world):
     """Day 7 costs what day 1 does: after the first read, each poll's GET brings back the new
     bytes and the overlap, not the log (bytes counted at the stand-in's proxy)."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     si.set_status(name, "Running")
@@ -117,7 +117,7 @@ def test_job_status_counts_each_runs_preemptions(world):
     from clirunner import run_singkit
 
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py", runs=2))
     first, second = (run.backend_info()["azureml_name"] for run in job.runs)
     seen = []

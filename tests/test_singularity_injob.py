@@ -15,23 +15,13 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import ROOT, assert_no_secret, make_env, only_job, project, world  # noqa: F401  (world: the fixture)
+from singtools import ROOT, assert_no_secret, job_process, only_job, project, sing_env
 
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
-
-
-def job_process(job, si, name: str, **extra: str) -> tuple[list[str], dict[str, str], Path]:
-    """(argv, env, cwd) of the job's command as Azure ML runs it on one process."""
-    body = si.job_body(name)["properties"]
-    env = {**body["environmentVariables"], "SINGKIT_SYNC_INTERVAL": "0.05",
-           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], **extra}
-    return ["sh", "-c", body["command"]], env, job.dir / "code"
 
 
 def run_in_job(job, si, name: str, **extra: str) -> subprocess.CompletedProcess:
@@ -52,7 +42,7 @@ def test_in_job_mirror_lands_in_the_store(world):
     si, azurite, root = world
     (root / ".gitignore").write_text(".singkit/\n")  # the store is ignored; the in-job scripts must not be
     (root / "train.py").write_text(TRAIN)
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     uploaded = [b for c in azurite.service_client().list_containers()
@@ -93,7 +83,7 @@ def test_a_rank_that_ends_first_does_not_end_the_run(world, tmp_path):
     and report.list alike."""
     si, azurite, root = world
     root = project(tmp_path / "multi", si, azurite, nodes=2)
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     si.set_status(name, "Running")
@@ -119,7 +109,7 @@ def test_a_rank_stopped_by_a_cancel_does_not_fail_the_run(world):
     `cancelled`, not `failed` from the wrapper's own view of the signal."""
     si, azurite, root = world
     (root / "train.py").write_text("import time\nprint('ready', flush=True)\ntime.sleep(120)\n")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
     si.set_status(name, "Running")
@@ -158,7 +148,7 @@ def status_of(method: str, url: str, headers: dict[str, str] | None = None, data
 
 def test_the_job_sas_can_create_and_append_only_and_lives_as_long_as_the_job(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     variables = si.job_body(only_job(si))["properties"]["environmentVariables"]
     sas, url = variables["SINGKIT_BLOB_SAS"], variables["SINGKIT_BLOB_URL"]
@@ -187,7 +177,7 @@ def test_the_job_sas_can_create_and_append_only_and_lives_as_long_as_the_job(wor
     assert status_of("GET", blob) == 403
     assert status_of("DELETE", blob) == 403
 
-    shorter = make_env(root, si, azurite, SINGKIT_BLOB_SAS_HOURS="5")
+    shorter = sing_env(root, si, azurite, SINGKIT_BLOB_SAS_HOURS="5")
     job = submit(shorter, SubmitRequest(target="sing", command="python train.py"))
     name = job.runs[0].backend_info()["azureml_name"]
     parts = sas_parts(si.job_body(name)["properties"]["environmentVariables"]["SINGKIT_BLOB_SAS"])
@@ -204,7 +194,7 @@ def test_a_literal_secret_from_the_user_config_goes_to_azure_ml_only(world, tmp_
     user = home / ".config" / "singkit" / "config.yaml"
     user.parent.mkdir(parents=True)
     user.write_text('setups:\n  s:\n    env: {FROM_SETUP: "1", HF_TOKEN: hf-literal-v4lue, API_KEY: $env:TEST_API_KEY}\n')
-    env = make_env(root, si, azurite, HOME=str(home))
+    env = sing_env(root, si, azurite, HOME=str(home))
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     variables = si.job_body(only_job(si))["properties"]["environmentVariables"]
     assert variables["HF_TOKEN"] == "hf-literal-v4lue" and variables["FROM_SETUP"] == "1"

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, only_job, world  # noqa: F401  (world: the fixture)
+from singtools import only_job, sing_env
 
 from singkit.backends.singularity import mirror
 from singkit.jobs import control
@@ -28,7 +27,7 @@ def test_the_sas_covers_the_jobs_own_time_limit_plus_queueing(world):
     """A job whose spec sets limits.timeout (30 days, longer than the default 21) gets a SAS
     that outlives it by the queue allowance; the limit reaches Azure ML as the job's own."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py", dry_run=True))
     _, stored, backend = control.open_job(env, job.id)
     path = backend.spec_path(stored, stored.runs[0].id)
@@ -46,7 +45,7 @@ def test_the_sas_covers_the_jobs_own_time_limit_plus_queueing(world):
 
 def test_an_explicit_lifetime_still_wins(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite, SINGKIT_BLOB_SAS_HOURS="5")
+    env = sing_env(root, si, azurite, SINGKIT_BLOB_SAS_HOURS="5")
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     left = sas_left(si.job_body(only_job(si))["properties"]["environmentVariables"])
     assert dt.timedelta(hours=4) < left <= dt.timedelta(hours=5)
@@ -61,7 +60,7 @@ def test_a_job_with_a_managed_identity_gets_no_sas(world):
     arm = si.add_user_identity("trainer", client_id)
     config = root / "configs" / "singkit.yaml"
     config.write_text(config.read_text().replace("    type: singularity\n", "    type: singularity\n    user-identity-id: trainer\n", 1))
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     variables = si.job_body(only_job(si))["properties"]["environmentVariables"]
     assert variables["_AZUREML_SINGULARITY_JOB_UAI"] == arm and variables["DEFAULT_IDENTITY_CLIENT_ID"] == client_id

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import make_env, only_job, project, world  # noqa: F401  (fixtures and helpers)
+from singtools import only_job, sing_env
 
 from singkit.backends.singularity import offers
 from singkit.exceptions import ConfigError, ServiceError
@@ -27,7 +26,7 @@ def test_a_size_the_cluster_does_not_offer_is_refused_before_anything_is_queued(
     si, azurite, root = world
     si.add_virtual_cluster("v100only", {"NDv2": {"Premium": 16}, "NCv3": {"Basic": 0}})
     use_cluster(root, "v100only")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     with pytest.raises(ConfigError) as caught:  # the target asks for NC6_v3: its series has no quota there
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     message = str(caught.value)
@@ -38,7 +37,7 @@ def test_a_size_the_cluster_does_not_offer_is_refused_before_anything_is_queued(
 
 def test_an_offered_size_is_submitted_and_the_answer_is_cached_a_day(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert si.state.vc_reads == 1
     submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -52,7 +51,7 @@ def test_a_size_missing_from_an_old_list_is_asked_again(world):
     si, azurite, root = world
     si.add_virtual_cluster("growing", {"NDv2": {"Premium": 16}})
     use_cluster(root, "growing")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     compute = si.virtual_cluster_id("growing")
     stale = offers.ClusterOffers(compute, ["eastus"], [offers.Offer("ND40rs_v2", "NDv2", 8, {"Premium": 16})],
                                  offers.time.time() - 2 * offers.RECHECK)
@@ -64,7 +63,7 @@ def test_a_size_missing_from_an_old_list_is_asked_again(world):
 
 def test_an_unreadable_cluster_warns_and_submits(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"GET .*/virtualclusters/", 403)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert "warning: asking virtual cluster singkit-vc which instance types it offers: access denied (403" in env.stderr.getvalue()
@@ -76,7 +75,7 @@ def test_a_user_identity_name_becomes_its_arm_id_and_client_id(world):
     arm = si.add_user_identity("trainer", "0b1c2d3e-0000-4000-8000-000000000001")
     config = root / "configs" / "singkit.yaml"
     config.write_text(config.read_text().replace("    type: singularity\n", "    type: singularity\n    user-identity-id: trainer\n", 1))
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     variables = si.job_body(only_job(si))["properties"]["environmentVariables"]
     assert variables["_AZUREML_SINGULARITY_JOB_UAI"] == arm
@@ -89,7 +88,7 @@ def test_an_unknown_user_identity_name_is_refused_naming_the_known_ones(world):
     si.add_user_identity("trainer", "0b1c2d3e-0000-4000-8000-000000000001")
     config = root / "configs" / "singkit.yaml"
     config.write_text(config.read_text().replace("    type: singularity\n", "    type: singularity\n    user-identity-id: trainr\n", 1))
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     with pytest.raises(Exception, match="user-identity-id `trainr` names no user-assigned identity of workspace singkit-ws "
                                         r"\(its identities: trainer\)"):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -100,7 +99,7 @@ def test_a_create_whose_answer_was_lost_is_followed_not_withdrawn(world):
     """The PUT landed, its answer was lost (500); the retried PUT gets Azure ML's 400 "already
     exists": that job is this run's, so the submit succeeds and nothing is cancelled."""
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"PUT .*/jobs/", 500, times=1, handled=True)
     job = submit(env, SubmitRequest(target="sing", command="python train.py"))
     name = only_job(si)
@@ -113,7 +112,7 @@ def test_a_create_whose_answer_was_lost_is_followed_not_withdrawn(world):
 
 def test_a_401_names_the_credential_that_was_used(world):
     si, azurite, root = world
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     si.fail_next(r"GET .*/workspaces/", 401, times=None)
     with pytest.raises(ServiceError, match=r"\(401, the token in SINGKIT_AZURE_TOKEN\)"):
         submit(env, SubmitRequest(target="sing", command="python train.py"))
@@ -125,7 +124,7 @@ def test_config_skus_shows_the_clusters_own_list_with_quota(world):
     si, azurite, root = world
     si.add_virtual_cluster("mixed", {"NDAMv4": {"Premium": 8, "Basic": 64}, "NDH100v5": {"Standard": 16}, "NDv2": {"Premium": 0}})
     use_cluster(root, "mixed")
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     environ = {k: v for k, v in env.environ.items() if k != "HOME"}
     shown = run_singkit(["config.skus", "--target=sing", "--json"], cwd=root, env=environ)
     assert shown.returncode == 0, shown.stderr

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from azureml_standin.fixtures import azureml_standin  # noqa: F401  (the fixture)
-from test_singularity_e2e import assert_no_secret, make_env, only_job, project, world  # noqa: F401
+from singtools import assert_no_secret, only_job, sing_env
 
 from singkit.backends.singularity.preflight import connection_name
 from singkit.exceptions import ConfigError
@@ -34,12 +33,12 @@ def connection_calls(si) -> list:
 
 def test_the_workspace_acr_passes_without_asking_for_connections(world):
     si, azurite, root = world  # the stand-in's workspace ACR is `singkit`: singkit.azurecr.io
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si) and connection_calls(si) == []
     si.container_registry = None  # the same image, a workspace without that ACR: refused
     with pytest.raises(ConfigError) as caught:
-        submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+        submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
     assert "cannot pull singkit.azurecr.io (it has no registry of its own yet)" in str(caught.value)
 
 
@@ -50,7 +49,7 @@ def test_a_connection_for_the_registry_passes(world):
                                   "type": "Microsoft.MachineLearningServices/workspaces/connections",
                                   "properties": {"category": "ContainerRegistry", "authType": "UsernamePassword",
                                                  "target": f"https://{HOST}/"}}
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si)
     [listed] = connection_calls(si)
@@ -65,20 +64,20 @@ def test_a_connection_for_another_registry_does_not_count(world):
     si.connections["other"] = {"name": "other", "properties": {"category": "ContainerRegistry", "authType": "None",
                                                                "target": "https://other.azurecr.io"}}
     with pytest.raises(ConfigError):
-        submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+        submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
 
 
 def test_the_job_identity_declared_to_pull_passes_and_is_said_unchecked(world):
     si, azurite, root = world
     use_registry(root, HOST, "    pull: identity\n")
     with pytest.raises(ConfigError) as caught:  # no identity to pull with
-        submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+        submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
     assert "says `pull: identity`, but workspace record" in str(caught.value)
     arm = si.add_user_identity("puller", "11111111-2222-4333-8444-555555555555")
     config = root / "configs" / "singkit.yaml"
     config.write_text(config.read_text().replace("    resource-group: singkit-rg\n  singkit-vc:",
                                                  f"    resource-group: singkit-rg\n    user-identity-id: {arm}\n  singkit-vc:"))
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si)
     assert f"note: {HOST} is pulled with the job's identity puller; singkit cannot check it holds AcrPull" in env.stderr.getvalue()
@@ -87,7 +86,7 @@ def test_the_job_identity_declared_to_pull_passes_and_is_said_unchecked(world):
 def test_no_way_to_pull_is_refused_with_the_commands_that_fix_it(world):
     si, azurite, root = world
     use_registry(root, HOST, "    username: puller\n    password: $env:TEST_REG_PASSWORD\n")
-    env = make_env(root, si, azurite, TEST_REG_PASSWORD=SECRET)
+    env = sing_env(root, si, azurite, TEST_REG_PASSWORD=SECRET)
     with pytest.raises(ConfigError) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py"))
     message = str(caught.value)
@@ -109,7 +108,7 @@ def test_no_way_to_pull_is_refused_with_the_commands_that_fix_it(world):
 def test_create_registry_connection_creates_it_and_keeps_the_password_out_of_everything(world):
     si, azurite, root = world
     use_registry(root, HOST, "    username: puller\n    password: $env:TEST_REG_PASSWORD\n")
-    env = make_env(root, si, azurite, TEST_REG_PASSWORD=SECRET)
+    env = sing_env(root, si, azurite, TEST_REG_PASSWORD=SECRET)
     submit(env, SubmitRequest(target="sing", command="python train.py", create_registry_connection=True))
     assert only_job(si)
     name = connection_name({"name": "acr"}, HOST)
@@ -125,7 +124,7 @@ def test_create_registry_connection_creates_it_and_keeps_the_password_out_of_eve
     assert [getattr(c.credentials, "password", None) for c in listed] == [None]
     assert_no_secret(env, SECRET, also=(root,))
     # the next submit finds the connection and creates nothing
-    submit(make_env(root, si, azurite, TEST_REG_PASSWORD=SECRET), SubmitRequest(target="sing", command="python train.py"))
+    submit(sing_env(root, si, azurite, TEST_REG_PASSWORD=SECRET), SubmitRequest(target="sing", command="python train.py"))
     assert len(si.jobs) == 2 and len([r for r in connection_calls(si) if r.method == "PUT"]) == 1
 
 
@@ -134,7 +133,7 @@ def test_create_registry_connection_never_overwrites_a_connection_of_that_name(w
     use_registry(root, HOST, "    username: puller\n    password: $env:TEST_REG_PASSWORD\n")
     si.connections["singkit-acr"] = {"name": "singkit-acr", "properties": {"category": "Git", "authType": "None",
                                                                            "target": "https://example.com/repo.git"}}
-    env = make_env(root, si, azurite, TEST_REG_PASSWORD=SECRET)
+    env = sing_env(root, si, azurite, TEST_REG_PASSWORD=SECRET)
     with pytest.raises(Exception) as caught:
         submit(env, SubmitRequest(target="sing", command="python train.py", create_registry_connection=True))
     assert "already has a connection named singkit-acr (target https://example.com/repo.git)" in str(caught.value)
@@ -144,7 +143,7 @@ def test_create_registry_connection_never_overwrites_a_connection_of_that_name(w
 def test_a_public_image_and_the_stand_in_refusals(world):
     si, azurite, root = world
     use_registry(root, "docker.io")  # no credentials, not an ACR: a public image, nothing asked
-    submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+    submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si) and connection_calls(si) == []
     # the stand-in refuses what the service refuses: a name outside the pattern, no authType
     from azure.ai.ml.entities import WorkspaceConnection
@@ -162,7 +161,7 @@ def test_from_the_command_line_refused_in_one_line_then_created(world):
 
     si, azurite, root = world
     use_registry(root, HOST, "    username: puller\n    password: $env:TEST_REG_PASSWORD\n")
-    environ = {k: v for k, v in make_env(root, si, azurite, TEST_REG_PASSWORD=SECRET).environ.items()
+    environ = {k: v for k, v in sing_env(root, si, azurite, TEST_REG_PASSWORD=SECRET).environ.items()
                if k.startswith(("SINGKIT_", "TEST_", "HOME"))}
     refused = run_singkit(["job.submit", "--target=sing", "--cmd=python train.py"], cwd=root, env=environ)
     assert refused.returncode == 2 and refused.stdout == ""
@@ -179,7 +178,7 @@ def test_a_connection_list_azure_ml_will_not_show_only_warns(world):
     si, azurite, root = world
     use_registry(root, HOST)
     si.fail_next(r"^GET .*/connections", 403)
-    env = make_env(root, si, azurite)
+    env = sing_env(root, si, azurite)
     submit(env, SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si)
     assert f"submitting without checking that the job can pull {HOST}" in env.stderr.getvalue()
@@ -194,5 +193,5 @@ def test_a_registered_environment_needs_no_check(world):
     si.state.assets["environments/torch-env/versions/3"] = {
         "id": f"{si.workspace_id}/environments/torch-env/versions/3", "name": "3",
         "properties": {"image": "private.azurecr.io/torch:3", "isAnonymous": False}}
-    submit(make_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
+    submit(sing_env(root, si, azurite), SubmitRequest(target="sing", command="python train.py"))
     assert only_job(si) and connection_calls(si) == []
