@@ -117,3 +117,28 @@ def test_the_sweep_removes_a_tree_only_when_no_job_folder_links_it(tmp_path: Pat
     assert sweep_trees(env.home, 0.0) == [tree.name]
     assert not tree.exists() and not (trees / f"{tree.name}.lock").exists()
     assert stat.S_ISDIR(os.stat(trees).st_mode) and not (tree / MANIFEST).exists()
+
+
+def test_concurrent_jobs_on_a_new_snapshot_make_its_tree_once(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    for k in range(300):
+        (project / "pkg" / f"m{k}.py").parent.mkdir(exist_ok=True)
+        (project / "pkg" / f"m{k}.py").write_text(f"x = {k}\n" * 200)
+    env = make_env(project)
+    job = submit(env, SubmitRequest(command="true", dry_run=True))
+    store = Store(env.home)
+    archive, sha = store.job(job.id).code_archive, store.job(job.id).spec["code"]["sha256"]
+    script = ("import sys; from pathlib import Path; from singkit.codetree import job_view; "
+              "job_view(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])")
+    folders = [tmp_path / f"job{k}" for k in range(4)]
+    procs = []
+    for folder in folders:
+        folder.mkdir()
+        procs.append(subprocess.Popen([sys.executable, "-c", script, str(env.home), str(folder), str(archive), sha],
+                                      stderr=subprocess.PIPE, text=True))
+    errors = [(p.wait(), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _ in errors), errors
+    trees = env.home / TREES
+    assert [p.name for p in trees.iterdir() if p.is_dir()] == [sha]
+    assert len({os.stat(f / "code" / "pkg" / "m7.py").st_ino for f in folders}) == 1
+    assert os.stat(trees / sha / MANIFEST).st_nlink == 1 + len(folders)
