@@ -65,7 +65,7 @@ def load_series(runs: list[Run], x: str, metrics: list[str] | None) -> dict[str,
 
     out: dict[str, dict[str, tuple[Any, Any]]] = {}
     for run in runs:
-        cols = series.columns(series.main_node(series.metric_events(run.ref.log)), x, metrics)
+        cols = series.columns(series.main_node(series.metric_events(run.ref.log, as_floats=True)), x, metrics)
         arrays = {}
         for name, (xa, ya) in cols.items():
             ya[np.isinf(ya)] = np.nan

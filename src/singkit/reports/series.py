@@ -18,8 +18,10 @@ from singkit.store.runlog import UNDECODABLE
 from singkit.store.safe import open_stored
 
 
-def metric_events(log: Path | str) -> list[dict[str, Any]]:
-    """The run's `metrics` events in file order; a torn or foreign line is skipped."""
+def metric_events(log: Path | str, as_floats: bool = False) -> list[dict[str, Any]]:
+    """The run's `metrics` events in file order; a torn or foreign line is skipped.
+    `as_floats`: the caller turns every value into a float (plots), so the faster orjson may read
+    them (it reads an integer past 64 bits as a float, where json keeps the int)."""
     try:
         with open_stored(log) as fh:  # a link is read as missing, never followed
             data = fh.read()
@@ -27,12 +29,29 @@ def metric_events(log: Path | str) -> list[dict[str, Any]]:
         return []
     lines = [ln for ln in data.split(b"\n") if b'"metrics"' in ln]
     with paused_gc():
-        try:
-            events = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-        except UNDECODABLE:
-            events = [ev for ev in map(loads_or_none, lines) if ev is not None]
+        events = _parse(lines, as_floats)
     return [ev for ev in events
             if isinstance(ev, dict) and ev.get("event") == "metrics" and isinstance(ev.get("metrics"), dict)]
+
+
+def _parse(lines: list[bytes], fast: bool) -> list[Any]:
+    """Every line in one call: orjson (strict JSON, about 1.5× json's speed) when all of them are
+    strict JSON; else json, which also reads the NaN and Infinity tokens Python's json.dumps writes
+    for non-finite metrics; else line by line, skipping a torn or foreign line."""
+    if not lines:
+        return []
+    blob = b"[" + b",".join(lines) + b"]"
+    try:
+        if fast:
+            import orjson
+
+            return orjson.loads(blob)
+    except (ImportError, ValueError):  # orjson.JSONDecodeError is a ValueError: NaN, Infinity, bad UTF-8
+        pass
+    try:
+        return json.loads(blob)
+    except UNDECODABLE:
+        return [ev for ev in map(loads_or_none, lines) if ev is not None]
 
 
 def main_node(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
