@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,32 @@ def test_wrap_builds_validates_pushes_pins_then_skips(tmp_path, docker_client, d
     assert changed.digest == new_digest != registry_digest
     assert f"sha256: {new_digest}" in config.read_text()
     assert comments(config.read_text()) == comments(before)
+
+
+NOOP_PROBE = """
+import sys
+from singkit.cli import main
+code = 0
+try:
+    main(['singkit', 'image.wrap', '--docker=tiny'])
+except SystemExit as done:
+    code = done.code or 0
+heavy = ('docker', 'jinja2', 'tarfile')
+skipped = ('singkit.images.build', 'singkit.images.push', 'singkit.images.validate', 'singkit.images.engine')
+print('probe:', code, *sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in skipped))
+"""
+
+
+def test_a_no_op_wrap_loads_nothing_the_check_does_not_need(tmp_path, docker_host, registry, standins):
+    """Issue 14: "up to date" is decided before the docker SDK, jinja2, tarfile or the build,
+    validate and push code is imported (the command line, as a user runs it)."""
+    write_project(tmp_path, project_yaml(registry_host=registry.host, standins=standins, wrapped="wrapped/noop:1"))
+    env = environ(tmp_path, docker_host)
+    assert run_cli(tmp_path, env, "image.wrap", "--docker=tiny").returncode == 0
+    out = subprocess.run([sys.executable, "-c", NOOP_PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert "is up to date" in out.stderr, out.stderr
+    assert out.stdout.splitlines()[-1].split() == ["probe:", "0"], out.stdout
 
 
 def test_each_step_as_its_own_task(tmp_path, docker_host, registry, registry_busybox, standins):

@@ -14,17 +14,42 @@ Nothing here imports the docker SDK or jinja2 until a function runs.
 
 from __future__ import annotations
 
-from singkit.images.build import BuildResult, build
-from singkit.images.pin import Pin, pin
-from singkit.images.push import push
-from singkit.imageref import Reference, pinned_reference, target_reference
-from singkit.images.registry import RegistryClient, RemoteImage
-from singkit.images.render import INPUTS_LABEL, Rendered, inputs_hash, plan, render, render_dockerfile
-from singkit.images.validate import Validation, validate
-from singkit.images.wrap import WrapResult, wrap
+import importlib
+import sys
+import types
+from typing import Any
 
-__all__ = [
-    "BuildResult", "INPUTS_LABEL", "Pin", "Reference", "RegistryClient", "RemoteImage", "Rendered",
-    "Validation", "WrapResult", "build", "inputs_hash", "pin", "pinned_reference", "plan", "push",
-    "render", "render_dockerfile", "target_reference", "validate", "wrap",
-]
+# Loaded on first use (PEP 562), so a no-op wrap, a pin or a render loads only the modules its
+# check needs: not build, push, validate and the engine code (issue 14, item 5).
+_HOME = {
+    "BuildResult": "build", "build": "build", "Pin": "pin", "pin": "pin", "push": "push",
+    "Reference": None, "pinned_reference": None, "target_reference": None,
+    "RegistryClient": "registry", "RemoteImage": "registry",
+    "INPUTS_LABEL": "render", "Rendered": "render", "inputs_hash": "render", "plan": "render", "render": "render",
+    "render_dockerfile": "render", "Validation": "validate", "validate": "validate", "WrapResult": "wrap", "wrap": "wrap",
+}
+__all__ = sorted(_HOME)
+
+
+def _load(name: str) -> Any:
+    module = importlib.import_module(f"singkit.images.{_HOME[name]}" if _HOME[name] else "singkit.imageref")
+    return getattr(module, name)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = _load(name)
+    globals()[name] = value
+    return value
+
+
+class _Package(types.ModuleType):
+    """The functions keep their modules' names: importing `singkit.images.build` sets the package's
+    `build` to the module (the import system does that on a first import), which must not replace
+    the function, as it did not when this package imported everything at once."""
+
+
+for _name in ("build", "pin", "push", "render", "validate", "wrap"):
+    setattr(_Package, _name, property(lambda _self, _n=_name: _load(_n), lambda _self, _value: None))
+sys.modules[__name__].__class__ = _Package

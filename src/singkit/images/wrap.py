@@ -11,14 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import UsageError
-from singkit.images.build import build
-from singkit.images.engine import connect
 from singkit.images.pin import pin
-from singkit.images.push import push
 from singkit.images.registry import RemoteImage, client_for
 from singkit.images.render import INPUTS_LABEL, dockerfile_current, plan, registry_record, write_dockerfile
 from singkit.imageref import base_reference
-from singkit.images.validate import validate
 
 if TYPE_CHECKING:
     from singkit.config.model import Config
@@ -78,6 +74,12 @@ def wrap(env: Environment, cfg: Config, name: str, *, force: bool = False, no_ca
     if rendered.text is None:
         rendered = plan(env, cfg, name, base_digest=rendered.base.digest, stages=rendered.stages)
     write_dockerfile(rendered)
+    # only now: an up-to-date image never loads the build, validate and push code (issue 14)
+    from singkit.images.build import build
+    from singkit.images.engine import connect
+    from singkit.images.push import push
+    from singkit.images.validate import validate
+
     client = connect(env, read_timeout=None)
     try:
         build(env, cfg, name, rendered=rendered, client=client, no_cache=no_cache)

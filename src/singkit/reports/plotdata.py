@@ -65,11 +65,9 @@ def load_series(runs: list[Run], x: str, metrics: list[str] | None) -> dict[str,
 
     out: dict[str, dict[str, tuple[Any, Any]]] = {}
     for run in runs:
-        cols = series.columns(series.main_node(series.metric_events(run.ref.log)), x, metrics)
+        cols = series.columns(series.main_node(series.metric_events(run.ref.log, as_floats=True)), x, metrics)
         arrays = {}
-        for name, (xs, ys) in cols.items():
-            xa = np.asarray(xs, dtype=float)
-            ya = np.asarray(ys, dtype=float)
+        for name, (xa, ya) in cols.items():
             ya[np.isinf(ya)] = np.nan
             if xa.size > 1 and np.any(np.diff(xa) < 0):
                 order = np.argsort(xa, kind="stable")

@@ -6,6 +6,7 @@
     <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
     <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
     <root>/cache/stat/<hash of a project root>.json   what snapshots learnt (singkit.statcache)
+    <root>/trees/<sha>/                          a snapshot extracted once, read-only, for the jobs on it (singkit.codetree)
 """
 
 from __future__ import annotations
@@ -356,6 +357,12 @@ class Store:
         removed. Never fails: a folder it cannot judge or remove is left for another time."""
         from singkit.store.sweep import sweep
 
+        try:
+            from singkit.codetree import sweep_trees
+
+            sweep_trees(self.root, ABANDONED_AFTER)  # code trees no job folder links any more
+        except Exception:  # noqa: BLE001 - tidying up must never cost a submit
+            pass
         try:
             return sweep(self.root, self.jobs_dir, ABANDONED_AFTER)
         except Exception:  # noqa: BLE001 - tidying up must never cost a submit

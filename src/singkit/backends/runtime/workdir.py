@@ -1,6 +1,6 @@
 """What a run sees: the job's code folder, the in-job files on PYTHONPATH, its environment.
 
-    jobs/<jobN>/code/                 the snapshot, extracted once per job (the runs' working dir)
+    jobs/<jobN>/code/                 the snapshot: hard links into its shared tree (singkit.codetree; the runs' working dir)
     jobs/<jobN>/lib/singkit_metrics.py   a copy of the installed top-level module (src/singkit_metrics.py)
     jobs/<jobN>/lib/singkit_entry.py     the entry wrapper (scripts/singkit_entry.py)
 """
@@ -70,10 +70,11 @@ def prepare(job: Job) -> tuple[Path, Path]:
     """Extract the code and place the in-job files; (code dir, lib dir). Idempotent."""
     code, lib = job.dir / "code", job.dir / "lib"
     if not (code / ".singkit-extracted").exists():
-        from singkit.snapshot import safe_extract  # tarfile and the snapshot code: only when a run starts
+        # the snapshot's one shared, read-only tree, hard-linked into the job's own folders
+        from singkit.codetree import job_view  # tarfile and the snapshot code: only when a run starts
 
-        safe_extract(job.code_archive, code)
-        (code / ".singkit-extracted").touch()
+        recorded = job.spec.get("code")
+        job_view(job.store.root, job.dir, job.code_archive, recorded.get("sha256") if isinstance(recorded, dict) else None)
     lib.mkdir(exist_ok=True)
     import singkit_metrics  # the installed module itself, byte for byte (standard library only)
 
