@@ -193,7 +193,7 @@ def _intact(tree: Path, entries: list[Entry]) -> bool:
 
 def _freeze(top: Path) -> None:
     """Drop every write bit below `top` (children first, then folders, then `top`)."""
-    for folder, dirs, files in os.walk(top, topdown=False):
+    for folder, _dirs, files in os.walk(top, topdown=False):
         for name in files:
             path = os.path.join(folder, name)
             info = os.lstat(path)
