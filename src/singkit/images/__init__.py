@@ -50,6 +50,16 @@ class _Package(types.ModuleType):
     the function, as it did not when this package imported everything at once."""
 
 
+def _function_of(name: str) -> property:
+    def get(_self: types.ModuleType) -> Any:
+        return _load(name)
+
+    def ignore(_self: types.ModuleType, _value: Any) -> None:
+        return None
+
+    return property(get, ignore)
+
+
 for _name in ("build", "pin", "push", "render", "validate", "wrap"):
-    setattr(_Package, _name, property(lambda _self, _n=_name: _load(_n), lambda _self, _value: None))
+    setattr(_Package, _name, _function_of(_name))
 sys.modules[__name__].__class__ = _Package
