@@ -29,6 +29,11 @@ SIGPIPE_EXIT = 141
     (["--bogus"], "error: unknown option --bogus"),
     (["job.status", "--bogus"], "error: unknown option --bogus"),
     (["job.status", "--bogus=1"], "error: unknown option --bogus"),
+    # a repeatable option with nothing after it (invoke would give it its empty default and run)
+    (["job.submit", "--hp"], "error: --hp needs a value: --hp=VALUE"),
+    (["job.submit", "--hp", "--dry-run"], "error: --hp needs a value: --hp=VALUE"),
+    (["job.submit", "--output"], "error: --output needs a value: --output=VALUE"),
+    (["report.plot", "job1", "--filter"], "error: --filter needs a value: --filter=VALUE"),
 ])
 def test_parse_errors_are_usage_errors_with_a_hint(tmp_path: Path, args: list[str], expected: str) -> None:
     project = make_project(tmp_path)

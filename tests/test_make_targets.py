@@ -227,3 +227,12 @@ def test_make_test_lints_first_and_stops_on_a_finding(tmp_path):
     proc = make(root, "test", "SERVICES=0")
     assert proc.returncode != 0 and "src/singkit/x.py:1: error: planted" in proc.stdout
     assert calls.read_text().splitlines() == ["ruff check --quiet src tests bench"]  # no pytest after a finding
+
+
+def test_make_logs_and_cancel_take_a_run_alone(tmp_path):
+    """README: `make logs RUN=job3.2` names the job by its run; an empty `--job=` used to refuse it."""
+    root = project(tmp_path)
+    logs = make(root, "-s", "logs", "RUN=job1.1", HOME=str(root), SINGKIT_HOME=str(root / ".singkit"))
+    assert logs.returncode == 0 and "hi" in logs.stdout, logs.stderr
+    cancel = make(root, "-s", "cancel", "RUN=job1.1", HOME=str(root), SINGKIT_HOME=str(root / ".singkit"))
+    assert cancel.returncode == 0 and "no job given" not in cancel.stderr, cancel.stderr

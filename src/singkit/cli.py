@@ -186,6 +186,10 @@ class SingkitProgram(Program):
                 once(ctx, arg, given, filled)
                 flag, eq, value = token.partition("=")
                 inline = flag not in ctx.flags and ctx.flags.get(flag[:2]) is arg  # `-jjob3`
+                if arg.kind is list and not eq and not inline:  # invoke gives a bare `--hp` its [] default
+                    following = tokens[index + 1] if index + 1 < len(tokens) else None
+                    if following is None or following in contexts or (following.startswith("-") and following != "-"):
+                        raise UsageError(f"{flag} needs a value: {flag}=VALUE (see `{self.binary} {ctx.name} --help`)")
                 if arg.takes_value and not arg.optional:
                     if eq:
                         _check_int(arg, flag, value)
