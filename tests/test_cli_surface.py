@@ -201,7 +201,7 @@ def test_value_placeholders_say_what_goes_there(capsys):
     import re
 
     source = "\n".join(p.read_text() for p in (ROOT / "src" / "singkit").rglob("*.py"))
-    kinds = set(re.findall(r'(?:events\.record|audit)\((?:self\.)?env, "([a-z-]+)"', source))
+    kinds = set(re.findall(r'(?:events\.record|audit)\((?:\w+\.)?env, "([a-z-]+)"', source))
     kinds |= set(re.findall(r'event, reason = "([a-z-]+)"', source))
     assert {"build", "push", "pin", "submit", "cancel", "submit-refused"} <= kinds
     flat = " ".join(events.split())

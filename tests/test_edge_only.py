@@ -11,7 +11,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "singkit"
 # the edges: the CLI and its tasks, the detached runner's entry point (its stderr is runner.log),
 # the Environment's defaults, and data/ (the in-job wrapper: a program of its own in the image)
-EDGES = ("tasks", "cli.py", "jobs/runner.py", "environment.py", "data", "__main__.py")
+EDGES = ("tasks", "cli.py", "backends/runtime/runner.py", "environment.py", "data", "__main__.py")
 
 
 def _library_files() -> list[Path]:

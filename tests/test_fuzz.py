@@ -189,3 +189,18 @@ def test_a_reference_of_the_wrong_type_is_a_problem_not_a_crash(project: Path, m
         except SingkitError:
             continue
         assert [p for p in problems if not p.warning], (make(value), problems)
+
+
+def test_a_service_record_named_empty_is_not_every_targets_service(project: Path) -> None:
+    """CI's hypothesis run: `external-services: {'': {...}}` beside a target without `service:` made
+    the reference check look the empty name up and raise KeyError on the target's missing key."""
+    from singkit.configcheck import all_problems
+
+    for kind in (None, "registry", "local"):
+        data = {"compute-targets": {"a": None, "b": {"docker": "d"}}, "external-services": {"": {"type": kind}}}
+        (project / "configs" / "singkit.yaml").write_text(dumped(data))
+        env = Environment(project_root=project, environ={"HOME": str(project / "home")})
+        try:
+            all_problems(load_config(env))
+        except SingkitError:
+            pass

@@ -79,7 +79,8 @@ def test_digests_and_references_that_do_not_parse() -> None:
     assert Reference.parse("localhost/x:1") == Reference("localhost", "x", "1")
     assert Reference.parse("acr.io:5000/a/b") == Reference("acr.io:5000", "a/b")
     assert Reference.parse("registry:5000/a") == Reference("registry:5000", "a")  # a port makes a host
-    assert Reference.parse("acr.io/a:1/b") == Reference("acr.io", "a:1/b")  # a tag is only in the last part
+    with pytest.raises(ValueError, match="not a repository name"):  # a tag is only in the last part, and
+        Reference.parse("acr.io/a:1/b")  # `a:1/b` is no repository (distribution/reference's grammar)
     assert Reference.parse("acr.io/x").pinned(D1) == f"acr.io/x@{D1}"
     assert Reference.parse(f"acr.io/x:1@{D2}").pinned() == f"acr.io/x@{D2}"
     with pytest.raises(ValueError, match="carries no digest"):

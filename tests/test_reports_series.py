@@ -95,7 +95,7 @@ def store(tmp_path):
         RunSpec({"lr": 0.5}, [(k, {"loss": math.nan}) for k in range(5)] + [(None, {"step_as_metric": 3.0})]),
         RunSpec({"lr": 0.6}, storegen.curve(50, 2.0, 1.0)),
     ])
-    env = storegen.make_env(tmp_path)
+    env = storegen.store_env(tmp_path)
     with StoreReader(env) as reader:
         return reader.runs("job1")
 

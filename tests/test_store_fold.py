@@ -31,7 +31,7 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def _job(tmp_path: Path, runs: int = 5):
     storegen.write_job(tmp_path / ".singkit", "job1", [RunSpec({"lr": 0.1 * k}, curve(4, 2.0, 1.0)) for k in range(runs)])
-    return storegen.make_env(tmp_path)
+    return storegen.store_env(tmp_path)
 
 
 def test_job_status_parses_each_run_log_once_then_never_while_unchanged(tmp_path: Path, parses: list[str]) -> None:

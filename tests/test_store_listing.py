@@ -21,7 +21,7 @@ def _store(tmp_path: Path, jobs: int = 6):
         storegen.write_job(home, f"job{num}", [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0))])
     old = os.stat(home / "jobs").st_mtime - 60  # as a store last changed a minute ago
     os.utime(home / "jobs", (old, old))
-    return storegen.make_env(tmp_path), home
+    return storegen.store_env(tmp_path), home
 
 
 @pytest.fixture

@@ -45,9 +45,9 @@ def reference_problems(cfg: "Config") -> list[Problem]:
                f"service{suggest(str(service_name), usable)}")
         check("compute-targets", name, "docker", target.get("docker"), cfg.dockers, "docker record")
         check("compute-targets", name, "setup", target.get("setup"), cfg.setups, "setup")
-        service = cfg.services.get(str(target.get("service") or ""))
+        service = cfg.services.get(service_name) if isinstance(service_name, str) and service_name else None
         if service and service.get("type") not in REMOTE_SERVICES:
-            at("compute-targets", name, "service", f"`service: {target['service']}` in compute-targets.{name} is a "
+            at("compute-targets", name, "service", f"`service: {service_name}` in compute-targets.{name} is a "
                f"{service.get('type')} record; a target's service must be local, docker, or a singularity/aml record")
     _target_problems(cfg, at)
     _code_dir_problems(cfg, at)

@@ -358,7 +358,7 @@ class Store:
         from singkit.store.sweep import sweep
 
         try:
-            from singkit.codetree import sweep_trees
+            from singkit.store.trees import sweep_trees
 
             sweep_trees(self.root, ABANDONED_AFTER)  # code trees no job folder links any more
         except Exception:  # noqa: BLE001 - tidying up must never cost a submit
