@@ -43,3 +43,19 @@ def test_a_sweep_reaches_the_command_as_typed(tmp_path: Path) -> None:
     assert [r.state().hparams for r in job.runs][1] == {"ver": 1.1, "flag": "no", "name": "007", "lr": 0.001}
     table = json.loads(run_here(["report.list", "--json", "--sort=ver", "--columns=run,hparams.ver"], project, env).stdout)
     assert [row["hparams.ver"] for row in table] == [1.1, 1.1, 2.0, 2.0]  # numbers in the reports
+
+
+def test_hparam_names_one_variable_each_and_no_empty_value() -> None:
+    """`--hp LR=1 --hp lr=2` gave the command both flags but $SINGKIT_HP_LR only the second;
+    `--hp lr=0.1,,0.2` dropped the empty value and made two runs (fresh-user findings)."""
+    import pytest
+
+    from singkit.exceptions import UsageError
+
+    for specs, said in ((["LR=1", "lr=2"], "--hp LR and --hp lr are both $SINGKIT_HP_LR"),
+                        (["batch-size=1", "batch_size=2"], "both $SINGKIT_HP_BATCH_SIZE"),
+                        (["lr=0.1,,0.2"], "has an empty value"), (["lr=0.1,"], "has an empty value")):
+        with pytest.raises(UsageError, match=said.replace("$", r"\$")):
+            parse_hp_text(specs)
+    assert parse_hp_text(["lr=0.1,0.2", "bs=1"]) == {"lr": ["0.1", "0.2"], "bs": ["1"]}
+    assert set(hp_environment({"batch.size": 1, "lr": 2})) == {"SINGKIT_HPARAMS", "SINGKIT_HP_BATCH_SIZE", "SINGKIT_HP_LR"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from singkit import macros
-from singkit.backends.runtime.variables import OWN_CREDENTIALS, SECRET_PREFIX
+from singkit.backends.runtime.variables import OWN_CREDENTIALS, SECRET_PREFIX, hp_variable
 from singkit.config.layers import plain
 from singkit.exceptions import UsageError
 from singkit.mounts import plan as data_plan
@@ -73,9 +73,14 @@ def parse_hp_text(specs: list[str]) -> dict[str, list[str]]:
                 raise UsageError(f"--hp name {name!r} must be letters, digits, _ . - (e.g. lr, batch_size)")
             if name in grid:
                 raise UsageError(f"--hp {name} is given twice; list its values once: {name}=a,b,c")
-            grid[name] = [v.strip() for v in values.split(",") if v.strip() != ""]
-            if not grid[name]:
+            variable = hp_variable(name)
+            if clash := next((other for other in grid if hp_variable(other) == variable), None):
+                raise UsageError(f"--hp {clash} and --hp {name} are both ${variable} in the run: rename one")
+            grid[name] = [v.strip() for v in values.split(",")]
+            if not any(grid[name]):
                 raise UsageError(f"--hp {name}= has no values; e.g. --hp {name}=0.1,0.01")
+            if "" in grid[name]:
+                raise UsageError(f"--hp {item} has an empty value; e.g. --hp {name}=0.1,0.01")
     return grid
 
 

@@ -16,6 +16,11 @@ SECRET_PREFIX = "SINGKIT_SECRET_"
 OWN_CREDENTIALS = ("SINGKIT_AZURE_TOKEN", "SINGKIT_AZURE_ML_TOKEN")
 
 
+def hp_variable(name: str) -> str:
+    """The variable a run reads hparam `name` from: SINGKIT_HP_<NAME>, `.`/`-` as `_`."""
+    return "SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+
+
 def hp_environment(hparams: dict[str, Any], text: dict[str, str] | None = None) -> dict[str, str]:
     """The hparams as environment: SINGKIT_HPARAMS (JSON of the typed values: the entry wrapper
     records it in run.log) and SINGKIT_HP_<NAME> each, as typed on the command line (`text`;
@@ -23,5 +28,5 @@ def hp_environment(hparams: dict[str, Any], text: dict[str, str] | None = None) 
     env = {"SINGKIT_HPARAMS": json.dumps(hparams)}
     text = text or {}
     for name, value in hparams.items():
-        env["SINGKIT_HP_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()] = str(text.get(name, value))
+        env[hp_variable(name)] = str(text.get(name, value))
     return env
