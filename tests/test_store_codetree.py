@@ -62,6 +62,17 @@ def test_what_a_run_writes_into_its_code_folder_stays_in_its_job(tmp_path: Path)
     assert not any(p.name.startswith(".tmp-") for p in (env.home / TREES).iterdir())
 
 
+def test_a_same_size_rewrite_in_place_is_seen_and_the_next_job_gets_the_snapshot(tmp_path: Path) -> None:
+    """The tree check compares mtime too: a run (root) rewriting a shared file in place with as
+    many bytes keeps its size, and a size-only check handed the next job the edited file."""
+    project = make_project(tmp_path)
+    env = make_env(project)
+    assert len("echo JOB SCRIPT\n") == len((project / "job.sh").read_text())
+    _job(env, "printf 'echo JOB SCRIPT\\n' > job.sh; cat job.sh")
+    later = _job(env)
+    assert (later / "code" / "job.sh").read_text() == "echo job script\n"
+
+
 def test_a_kill_while_a_tree_is_made_leaves_nothing_a_later_job_uses(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     for k in range(20):

@@ -57,3 +57,22 @@ def test_a_damaged_indexed_fold_is_parsed_again(tmp_path: Path, parses: list[str
     store.close()
     parses.clear()
     assert control.status(env, "job1") == expected and parses == ["job1.2"]
+
+
+def test_a_run_log_rewritten_to_the_same_size_is_parsed_again(tmp_path: Path, parses: list[str]) -> None:
+    """The key is size AND mtime_ns: a run.log replaced by one as long (a job rewriting its own log,
+    a copy from the Blob mirror) must not be answered from the indexed fold of the old one."""
+    env = _job(tmp_path, runs=1)
+    control.status(env, "job1")
+    log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
+    text = log.read_text()
+    changed = text.replace('"loss": 1.', '"loss": 7.', 1)
+    assert changed != text and len(changed) == len(text)
+    before = log.stat().st_mtime_ns
+    log.write_text(changed)
+    import os
+
+    os.utime(log, ns=(before + 5_000_000_000, before + 5_000_000_000))
+    parses.clear()
+    control.status(env, "job1")
+    assert parses == ["job1.1"]
