@@ -148,14 +148,11 @@ def link_notes(job: Job, runs: list[Any] | None = None) -> list[str]:
     """One warning per store file of the job's runs that is a symbolic link (run.log, stdout.log,
     stderr.log, outputs/, or the run folder itself): such files are never read or followed
     (singkit.store.safe), and the user should know why a run shows nothing."""
-    from singkit.store.safe import link_in_job
+    from singkit.store.safe import links_in_runs
 
-    found: list[str] = []
-    for run in runs if runs is not None else job.runs:
-        for path in (run.log_path, run.stdout_path, run.stderr_path, run.outputs_dir):
-            link = link_in_job(path)
-            if link is not None and link not in found:
-                found.append(link)
+    chosen = runs if runs is not None else job.runs
+    names = ("run.log", "stdout.log", "stderr.log", "outputs")
+    found = links_in_runs(job.dir, [run.dir for run in chosen], names)
     return [f"warning: {link} is a symbolic link in the job store; not read or followed "
             "(the store was damaged or tampered with)" for link in found]
 

@@ -50,6 +50,8 @@ def safe_join(top: Path, name: str, what: str, source: Path | str | None = None)
            or any(p in ("..", "") for p in parts) or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
            or (len(text) > 1 and text[1] == ":"))
     joined = Path(top) / text
+    if not bad and len(parts) == 1 and not _is_link(joined):
+        return joined  # one plain name that is no link stays in `top`: one lstat, not two realpaths
     if bad or not inside(top, joined):
         where = f"{source}: " if source is not None else ""
         raise UnsafeStoreContent(f"{where}{what} {shown(text)} would lead outside {top}; nothing was read or written "
@@ -66,6 +68,34 @@ def link_in_job(path: Path | str) -> str | None:
         if part.parent.name == JOBS:  # `part` is the job folder: the last one checked
             return next((str(p) for p in chain[:i + 1] if _is_link(p)), None)
     return str(current) if _is_link(current) else None
+
+
+def links_in_runs(job_dir: Path, run_dirs: list[Path], names: tuple[str, ...]) -> list[str]:
+    """`link_in_job` of each run folder's `names` (run.log, outputs, ...), the links found in order,
+    each once: a listing of each run folder instead of an lstat per folder of each path (job.status
+    of a 10,000-run job asked 40,000 times)."""
+    above = link_in_job(Path(job_dir) / "runs")  # the job folder or its runs/ folder: under every path
+    found: list[str] = []
+
+    def note(link: str | None) -> None:
+        if link is not None and link not in found:
+            found.append(link)
+
+    for run_dir in run_dirs:
+        run_dir = Path(os.path.abspath(run_dir))
+        if above is not None or _is_link(run_dir):  # rare: the exact walk, path by path
+            for name in names:
+                note(link_in_job(run_dir / name))
+            continue
+        try:
+            with os.scandir(run_dir) as entries:
+                linked = {e.name for e in entries if e.name in names and e.is_symlink()}
+        except OSError:
+            linked = set()
+        for name in names:
+            if name in linked:
+                note(str(run_dir / name))
+    return found
 
 
 def _is_link(path: Path) -> bool:
