@@ -35,11 +35,16 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_both(src, dst)
+
+
+def shut_both(*socks: socket.socket) -> None:
+    """Shut both directions of each socket, whatever state it is in (the other pipe may have)."""
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def serve(port: int, upstream: str) -> None:

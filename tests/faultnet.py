@@ -16,7 +16,7 @@ import struct
 import threading
 from typing import Any
 
-from enginerelay import connect_upstream
+from enginerelay import connect_upstream, shut_both
 
 
 class Relay:
@@ -57,11 +57,7 @@ class Relay:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut_both(src, dst)
 
     def wait_for(self, needle: bytes, timeout: float) -> bool:
         """Has a client sent `needle` (within `timeout` seconds)?"""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, run_here, wait_done
+from jobtools import age, make_env, make_project, run_here, wait_done
 from singkit.exceptions import ConfigError
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
@@ -39,13 +39,6 @@ KILL_AFTER_COMMIT = textwrap.dedent("""
 """)
 
 
-def _age(job, seconds: float = 3600.0) -> None:
-    """Make the job look submitted long ago (past the runner's start-up grace)."""
-    spec = dict(job.spec)
-    spec["created"] = time.time() - seconds
-    job.write_spec(spec)
-
-
 def test_job_yaml_without_run_folders_is_listed_not_a_traceback(tmp_path: Path) -> None:
     """What a submit killed between job.yaml and the run folders left behind (older singkit)."""
     project = make_project(tmp_path)
@@ -54,7 +47,7 @@ def test_job_yaml_without_run_folders_is_listed_not_a_traceback(tmp_path: Path) 
     spec = dict(job.spec)
     spec["dry_run"] = False
     job.write_spec(spec)
-    _age(job)
+    age(job)
     Store.of(env).save(job)  # the index as the submit would have left it: queued
     assert not (job.dir / "runs").exists()
     listed = run_here(["job.list", "--json"], project, env)
@@ -74,7 +67,7 @@ def test_submit_killed_right_after_job_yaml_leaves_a_whole_job(tmp_path: Path) -
     job = Store.of(env).job("job1")
     assert [r.state().status for r in job.runs] == ["queued", "queued"]  # the folders came first
     assert not job.runner_path.exists()
-    _age(job)
+    age(job)
     listed = run_here(["job.list", "--json"], project, env)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["status"] == "failed"

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
-from jobtools import make_env, make_project, pid_gone, run_cli, wait_done, wait_for
+from jobtools import age, make_env, make_project, pid_gone, run_cli, wait_done, wait_for
 from singkit.jobs import control
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
@@ -39,13 +38,6 @@ KILL_BEFORE_RUNNER_JSON = textwrap.dedent("""
 """)
 
 
-def _age(job, seconds: float = 3600.0) -> None:
-    """Make the job look submitted long ago (past the runner's start-up grace)."""
-    spec = dict(job.spec)
-    spec["created"] = time.time() - seconds
-    job.write_spec(spec)
-
-
 def _listed(project: Path, env) -> dict[str, str]:
     done = run_cli(["job.list", "--json"], project, env)
     assert done.returncode == 0, done.stderr
@@ -59,7 +51,7 @@ def test_a_submit_killed_before_recording_its_runner_loses_no_run(tmp_path: Path
                              "--runs=2"], cwd=project, env=dict(env.environ), capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr
     job = Store.of(env).job("job1")
-    _age(job)  # past the start-up grace: only the live runner itself can keep its runs from being failed
+    age(job)  # past the start-up grace: only the live runner itself can keep its runs from being failed
     assert _listed(project, env)["job1"] in ("queued", "running")
     assert wait_done(env, job.id) == "completed"
     assert [r.stdout_path.read_text() for r in job.runs] == ["done\n", "done\n"]
@@ -71,7 +63,7 @@ def test_a_live_runner_is_found_when_runner_json_is_gone(tmp_path: Path) -> None
     job = submit(env, SubmitRequest(command="sleep 2; echo done", runs=2))
     wait_for(lambda: job.runs[0].state().status == "running", what="the first run to start")
     job.runner_path.unlink()
-    _age(job)
+    age(job)
     assert _listed(project, env)[job.id] == "running"  # the second run, still queued, is not failed
     assert wait_done(env, job.id) == "completed"
     assert all(r.state().status == "completed" for r in job.runs)
@@ -89,7 +81,7 @@ def test_a_runner_killed_mid_sweep_is_said_to_have_died(tmp_path: Path, runner_j
     wait_for(lambda: pid_gone(pid), what="the runner to die")
     if runner_json == "lost":
         job.runner_path.unlink()
-    _age(job)
+    age(job)
     assert wait_done(env, job.id) == "failed"
     reasons = [r["reason"] for r in control.status(env, job.id)["runs"] if r["status"] == "failed"]
     assert reasons, "the runs the runner never started are failed"

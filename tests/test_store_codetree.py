@@ -15,7 +15,8 @@ from pathlib import Path
 
 from jobreaper import reaped  # noqa: F401  (autouse: every job ends with its test)
 from jobtools import make_env, make_project, wait_done
-from singkit.codetree import MANIFEST, TREES, job_view, sweep_trees
+from singkit.codetree import MANIFEST, TREES, job_view
+from singkit.store.trees import sweep_trees
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
 from singkit.store import Store

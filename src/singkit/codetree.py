@@ -29,7 +29,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from singkit.store.trees import MANIFEST, SHA, TREES, sweep_trees  # noqa: F401  (the sweep is the store's)
+from singkit.store.trees import MANIFEST, SHA, TREES
 from singkit.store.trees import lock as _lock
 from singkit.store.trees import remove as _remove
 
