@@ -161,3 +161,13 @@ def test_import_xt_of_a_fifo_or_a_folder_is_refused_without_reading(project: Pat
     assert "not a regular file" in err
     err = one_line(cli(project, env, "config.import-xt", str(project.parent)))
     assert "not a regular file" in err
+
+
+def test_submit_with_a_project_config_that_is_a_fifo_names_the_fifo(project: Path, env: Environment) -> None:
+    # configs/singkit.yaml marks the project even when it is no file; job.submit must say what is
+    # wrong with it, not that there is no project.
+    config = project / "configs" / "singkit.yaml"
+    config.unlink()
+    os.mkfifo(config)  # nobody writes it: reading it would wait for ever
+    err = one_line(cli(project, env, "job.submit", "--target=local", "--dry-run"))
+    assert "FIFO" in err and "no configs/singkit.yaml" not in err, err

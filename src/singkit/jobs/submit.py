@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -288,8 +289,9 @@ def with_secrets(backend: Backend, secrets: dict[str, str]) -> Backend:
 
 def require_project(env: Environment, what: str) -> None:
     """Refuse to submit from a folder that is not in a project: its code would be a stranger's
-    folder (a home or /tmp, thousands of files), snapshotted and shipped."""
-    if not env.project_config.is_file():
+    folder (a home or /tmp, thousands of files), snapshotted and shipped. A configs/singkit.yaml
+    that is there but no file (a FIFO, a folder) passes: loading it says what is wrong with it."""
+    if not os.path.lexists(env.project_config):
         raise UsageError(f"{what} needs a singkit project: no configs/singkit.yaml in {env.project_root} or any folder "
                          f"above it; cd into your project, or make {env.project_root} one by creating "
                          f"{env.project_config} (e.g. `general: {{experiment: NAME}}`)")
