@@ -171,3 +171,10 @@ def test_submit_with_a_project_config_that_is_a_fifo_names_the_fifo(project: Pat
     os.mkfifo(config)  # nobody writes it: reading it would wait for ever
     err = one_line(cli(project, env, "job.submit", "--target=local", "--dry-run"))
     assert "FIFO" in err and "no configs/singkit.yaml" not in err, err
+
+
+@pytest.mark.parametrize("cmd", ["", "   "])
+def test_submit_with_an_empty_cmd_is_refused_not_the_default(project: Path, env: Environment, cmd: str) -> None:
+    err = one_line(cli(project, env, "job.submit", f"--cmd={cmd}", "--dry-run"))
+    assert "--cmd is empty" in err, err
+    assert not (env.home / "jobs").exists() or not any((env.home / "jobs").iterdir())

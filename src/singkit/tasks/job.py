@@ -85,8 +85,12 @@ def submit(c, env, target="local", cmd=None, runs: int | None = None, hp=None, p
            from_=None, job=None):
     """Submit a job: snapshot the code, start its runs (detached unless --follow).
     --from FILE: the jobs the file names (--job NAME: one of them), each as its own singkit job."""
+    from singkit.exceptions import UsageError
     from singkit.jobs.spec import SubmitRequest
 
+    if cmd is not None and not cmd.strip():  # an empty $(CMD) or "$VAR": running the default would surprise
+        raise UsageError("--cmd is empty: give the command to run (e.g. --cmd='python train.py'), or leave "
+                         "--cmd out for the default (python examples/train.py)")
     request = SubmitRequest(target=target or "local", command=cmd, runs=int_arg(runs, "runs", minimum=1) or 1,
                             hp=list(hp or []), parallel=int_arg(parallel, "parallel", minimum=1), dry_run=dry_run,
                             allow_unpinned=allow_unpinned, inputs=list(input or []), outputs=list(output or []),
