@@ -4,8 +4,6 @@ one seaborn drew: same pixels for lines with NaN points, several lines per colou
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 
