@@ -136,6 +136,8 @@ def read_run_log(path: Path) -> None:
         evs = series.main_node(series.metric_events(path))
         series.columns(evs, "step")
         series.step_rows(evs, "job1.1")
+        for x in ("step", "time", "loss"):  # the plot's reader: orjson over the whole file first
+            series.columns(series.main_node(series.metric_events(path, as_floats=True)), x)
     except SingkitError:
         pass
 

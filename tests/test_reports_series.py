@@ -63,17 +63,20 @@ def reference_series(runs: list[Any], x: str, metrics: list[str] | None) -> dict
     return out
 
 
-def _awkward_points(rng: random.Random, steps: int) -> list[tuple[int | None, dict]]:
+def _awkward_points(rng: random.Random, steps: int, finite: bool = False) -> list[tuple[int | None, dict]]:
+    """`finite`: no NaN or inf anywhere, so the file is strict JSON and orjson reads it whole."""
     specials = [math.nan, math.inf, -math.inf, "n/a", True, None, [1, 2], {"a": 1}, 10 ** 30]
+    if finite:
+        specials = [v for v in specials if not isinstance(v, float)]
     points: list[tuple[int | None, dict]] = []
     for i in range(steps):
         values: dict[str, Any] = {"loss": 1.0 / (i + 1), "acc": i / steps}
         if rng.random() < 0.15:
             values[rng.choice(["loss", "acc"])] = rng.choice(specials)
         if i % 7 == 0:
-            values["eval"] = rng.choice([0.5, 1, math.nan, "skip"])  # only on some lines
+            values["eval"] = rng.choice([0.5, 1, "skip"] + ([] if finite else [math.nan]))  # only on some lines
         if i % 11 == 0:
-            values["lr"] = rng.choice([0.1, 0.01, math.inf, False])
+            values["lr"] = rng.choice([0.1, 0.01, False] + ([] if finite else [math.inf]))
         step: int | None = i
         if rng.random() < 0.1:
             step = None  # no step: the line's index stands in
@@ -94,7 +97,17 @@ def store(tmp_path):
         RunSpec({"lr": 0.4}, []),
         RunSpec({"lr": 0.5}, [(k, {"loss": math.nan}) for k in range(5)] + [(None, {"step_as_metric": 3.0})]),
         RunSpec({"lr": 0.6}, storegen.curve(50, 2.0, 1.0)),
+        # strict JSON (read whole by orjson): missing steps and metrics, text, bools, nulls, lists
+        RunSpec({"lr": 0.7}, _awkward_points(rng, 300, finite=True)),
+        RunSpec({"lr": 0.8}, _awkward_points(rng, 100, finite=True), nodes=2),
+        RunSpec({"lr": 0.9}, storegen.curve(50, 2.0, 1.0)),  # then a blank line and a torn one
+        RunSpec({"lr": 1.0}, storegen.curve(50, 2.0, 1.0)),  # then a foreign line
     ])
+    logs = home / "jobs" / "job1" / "runs"
+    with (logs / "job1.9" / "run.log").open("ab") as fh:
+        fh.write(b'\n{"t": 1.0, "event": "metrics", "step": 99, "metrics": {"loss": 0.5}}\n{"t": 2.0, "event": "metr')
+    with (logs / "job1.10" / "run.log").open("ab") as fh:
+        fh.write(b'[1, 2]\n"metrics"\n{"event": "metrics", "metrics": [1]}\n{"event": "metrics", "step": 7, "metrics": {"loss": 3}}\n')
     env = storegen.store_env(tmp_path)
     with StoreReader(env) as reader:
         return reader.runs("job1")

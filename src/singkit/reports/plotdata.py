@@ -60,7 +60,8 @@ def has_points(line: Line) -> bool:
 
 
 def load_series(runs: list[Run], x: str, metrics: list[str] | None) -> dict[str, dict[str, tuple[Any, Any]]]:
-    """run id -> metric -> (x, y) float arrays sorted by x; inf becomes NaN (a gap in the line)."""
+    """run id -> metric -> (x, y) float arrays sorted by x; inf becomes NaN, a point the drawn line
+    leaves out (as sns.lineplot did: the line joins its neighbours) and aggregates skip."""
     import numpy as np
 
     out: dict[str, dict[str, tuple[Any, Any]]] = {}
