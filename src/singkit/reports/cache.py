@@ -29,6 +29,7 @@ CACHE_NAME = "reports-cache.sqlite"
 SCHEMA_VERSION = 7  # bump when the folded state's shape changes: old caches are dropped
 
 COLUMNS = {"bundles": ("job", "bundle"), "jobs": ("path", "size", "mtime_ns", "spec"), "kv": ("key", "value")}
+_FEW = 500  # keys looked up one by one (SQLite's IN); more: one scan of the table is cheaper
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (job TEXT PRIMARY KEY, bundle TEXT);
 CREATE TABLE IF NOT EXISTS jobs (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, spec TEXT);
@@ -64,7 +65,8 @@ class SummaryCache:
         shows that job from its run folders rather than failing for every job)."""
         cached: dict[str, tuple] = {}
         if self.db is not None:
-            cached = {row[0]: row[1:] for row in self._select("SELECT path, size, mtime_ns, spec FROM jobs", ())}
+            paths = [str(self.layout.job_yaml(job)) for job in jobs]
+            cached = {row[0]: row[1:] for row in self._select_in("SELECT path, size, mtime_ns, spec FROM jobs", "path", paths)}
         specs: dict[str, dict[str, Any]] = {}
         updates = []
         for job in jobs:
@@ -146,10 +148,7 @@ class SummaryCache:
     def _bundles(self, jobs: set[str], whole_store: bool) -> dict[str, dict]:
         if self.db is None:
             return {}
-        if whole_store or len(jobs) > 20:
-            rows = self._select("SELECT job, bundle FROM bundles", ())
-        else:
-            rows = [r for job in jobs for r in self._select("SELECT job, bundle FROM bundles WHERE job = ?", (job,))]
+        rows = self._select_in("SELECT job, bundle FROM bundles", "job", None if whole_store else sorted(jobs))
         out = {}
         for job, text in rows:
             bundle = _bundle(_loads(text))
@@ -175,6 +174,17 @@ class SummaryCache:
         except sqlite3.Error as error:
             self._check(error)
             return []
+
+    def _select_in(self, sql: str, column: str, keys: list[str] | None) -> list[tuple]:
+        """`sql`'s rows whose `column` is one of `keys` (None: every row). A few keys are looked
+        up by the primary key, so a listing of the newest jobs reads their rows, not the table's."""
+        if keys is None or len(keys) > _FEW:
+            rows = self._select(sql, ())
+            if keys is None:
+                return rows
+            wanted = set(keys)
+            return [row for row in rows if row[0] in wanted]
+        return self._select(f"{sql} WHERE {column} IN ({','.join('?' * len(keys))})", tuple(keys)) if keys else []
 
     def _write(self, sql: str, rows: list[tuple]) -> None:
         if self.db is None or not rows:
