@@ -175,7 +175,7 @@ class StoreReader:
         if last is not None:
             start = max(0, len(refs) - last)
             refs, pending = refs[start:], pending[start:]
-        states = self.cache.run_states(refs, whole_store=whole_store)
+        states = self.cache.run_states(refs, names if whole_store else None)
         for (item, run, hparams), ref, state in zip(pending, refs, states):
             if state and state.hparams:
                 hparams = {**hparams, **state.hparams}  # what the run logged wins
