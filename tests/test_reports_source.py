@@ -213,3 +213,16 @@ def test_reports_and_job_status_read_one_fold(tmp_path):
     store = Store(tmp_path / ".singkit")
     assert store.indexed_folds("job1")["job1.1"][2] == fold  # job.status finds it there
     store.close()
+
+
+def test_generated_stores_are_read_as_the_store_reads_them(tmp_path):
+    """tests/storegen.py writes what job.submit writes: job.status's readers take its jobs."""
+    home = tmp_path / ".singkit"
+    storegen.sweep_job(home, "job1")
+    storegen.write_job(home, "job2", [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), status="failed", exit_code=1),
+                                      RunSpec({"lr": 0.2}, log=False)], target="eus-v100", service="sing",
+                       service_type="singularity", **{"vm-size": "ND12_v2"})
+    assert storegen.check_readable(home, "job1")["status"] == "completed"
+    summary = storegen.check_readable(home, "job2")
+    assert (summary["status"], summary["target"], summary["service"], summary["runs_total"]) == ("running", "eus-v100", "sing", 2)
+    assert not (home / "index.sqlite").exists()  # reading creates nothing
