@@ -122,10 +122,10 @@ class StoreReader:
         """The newest jobs (or `job`) holding the last `runs` runs in natural order, and only
         those runs: jobs are read newest first until enough runs are found, so the cost follows
         what is shown, not the store's history."""
+        names: list[str] = []
         if job:
             names = self.job_ids(job)
         else:
-            names: list[str] = []
             found, batch = 0, 1
             newest = self.layout.newest_job_names()
             while found < runs:
