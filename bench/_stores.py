@@ -26,6 +26,7 @@ def many_runs(home: Path, jobs: int = 100, runs_per_job: int = 100, steps: int =
         storegen.write_job(home, f"job{j}", runs, target="eus-v100", service="sing", service_type="singularity",
                            **{"price-per-hour": 3.06, "vm-size": "ND12_v2"})
         total += len(runs)
+    storegen.check_readable(home, f"job{jobs}")  # as job.status reads it: what is measured is what singkit reads
     return total
 
 

@@ -46,6 +46,8 @@ def write_store(home: Path, runs: int, runs_per_job: int) -> None:
                                   exit_code=1 if k % 17 == 0 else 0) for k in range(count)]
         storegen.write_job(home, f"job{num}", specs)
         runs -= count
+    for job in {"job1", f"job{num}"}:  # read back as job.status reads it: the store measured is one singkit reads
+        storegen.check_readable(home, job)
     home.rename(final)
 
 

@@ -108,6 +108,20 @@ def write_run(folder: Path, run: RunSpec, t0: float) -> None:
     (folder / "stderr.log").write_text(run.stderr)
 
 
+def check_readable(home: Path, job: str) -> dict[str, Any]:
+    """Read `job` back through the store's own readers, as job.status and job.list read it
+    (job.yaml checked field by field, every run.log folded); its summary, or the store's error.
+    Benchmarks call it on the stores they generate, so what they measure is what singkit reads."""
+    from singkit.store.model import Store
+
+    store = Store(home)
+    try:
+        summary, _runs = store.job(job).summary()
+    finally:
+        store.close()
+    return summary
+
+
 def write_events(home: Path, events: list[dict[str, Any]]) -> None:
     home.mkdir(parents=True, exist_ok=True)
     with open(home / "events.jsonl", "a") as fh:

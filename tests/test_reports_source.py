@@ -1,4 +1,4 @@
-"""Reading the store's files: torn lines, job.yaml shapes, and the summary cache staying right."""
+"""Reading the store's files: torn lines, job.yaml shapes, and the index's folds staying right."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 import storegen
 from storegen import RunSpec, curve
-from singkit.reports.cache import CACHE_NAME
+from singkit.reports.cache import OLD_CACHE
 from singkit.reports.model import StoreReader
 from singkit.reports.source import natural_key, parse_jsonl
 from singkit.store.fold import LAST, MIN, RunState
@@ -91,14 +91,17 @@ def _load(env):
         return {r.run: r for r in reader.runs()}
 
 
+INDEX = "index.sqlite"  # the store's one index: the reports keep their folds there (issue 14)
+
+
 def test_cache_follows_appends_rewrites_and_deletion(tmp_path):
     env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), status="running")])
     log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
     first = _load(env)["job1.1"]
     assert first.status == "running" and first.state.metric_lines == 3
-    assert (tmp_path / ".singkit" / CACHE_NAME).is_file()
+    assert (tmp_path / ".singkit" / INDEX).is_file()
 
-    with open(log, "a") as fh:  # the job goes on: the cache folds only the new lines
+    with open(log, "a") as fh:  # the job goes on: the log is folded again
         fh.write(json.dumps({"t": storegen.T0 + 900, "event": "metrics", "step": 3, "metrics": {"loss": 0.1}}) + "\n")
         fh.write(json.dumps({"t": storegen.T0 + 901, "event": "status", "status": "completed", "exit_code": 0}) + "\n")
     grown = _load(env)["job1.1"]
@@ -110,7 +113,7 @@ def test_cache_follows_appends_rewrites_and_deletion(tmp_path):
     rewritten = _load(env)["job1.1"]
     assert rewritten.status == "failed" and rewritten.metrics == {}
 
-    (tmp_path / ".singkit" / CACHE_NAME).unlink()  # the cache is rebuildable
+    (tmp_path / ".singkit" / INDEX).unlink()  # the index is rebuildable
     assert _load(env)["job1.1"].status == "failed"
 
 
@@ -125,19 +128,32 @@ def test_torn_line_is_read_once_it_is_complete(tmp_path):
 
 def test_unusable_cache_still_reports(tmp_path):
     env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(2, 2.0, 1.0))])
-    (tmp_path / ".singkit" / CACHE_NAME).write_bytes(b"this is not sqlite" * 100)
+    (tmp_path / ".singkit" / INDEX).write_bytes(b"this is not sqlite" * 100)
     assert _load(env)["job1.1"].status == "completed"
 
 
-def test_old_cache_schema_is_dropped(tmp_path):
+def test_a_fold_row_that_is_no_fold_is_read_again(tmp_path):
     env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(2, 2.0, 1.0))])
     _load(env)
-    db = sqlite3.connect(tmp_path / ".singkit" / CACHE_NAME)
-    db.execute("UPDATE bundles SET bundle = '{\"bogus\": 1}'")
-    db.execute("PRAGMA user_version = 0")
+    db = sqlite3.connect(tmp_path / ".singkit" / INDEX)
+    db.execute("UPDATE runs SET fold = '{\"bogus\": 1}'")
     db.commit()
     db.close()
     assert _load(env)["job1.1"].state.metric_lines == 2
+
+
+def test_the_old_reports_cache_is_removed(tmp_path):
+    """An older singkit kept a copy of the folds in reports-cache.sqlite: its rows are never
+    read, and the file goes at the first report."""
+    env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(2, 2.0, 1.0))])
+    old = tmp_path / ".singkit" / OLD_CACHE
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE bundles (job TEXT PRIMARY KEY, bundle TEXT)")
+    db.execute("INSERT INTO bundles VALUES ('job1', '{}')")
+    db.commit()
+    db.close()
+    assert _load(env)["job1.1"].state.metric_lines == 2
+    assert not old.exists()
 
 
 def test_job_yaml_shapes_runs_without_folders_and_folders_without_spec(tmp_path):
@@ -174,3 +190,39 @@ def test_report_modules_import_no_heavy_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "[]"
+
+
+def test_reports_and_job_status_read_one_fold(tmp_path):
+    """The reports keep a run's fold in the store's index, keyed as job.status keys it: what one
+    folded the other reads, skipped lines counted the same."""
+    from singkit.store import runlog
+    from singkit.store.model import Store
+
+    env = _env_with_job(tmp_path, [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), torn=True)])
+    log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
+    with open(log, "r+b") as fh:  # a line that is no JSON, then the torn one (still being written)
+        text = fh.read()
+        cut = text.rindex(b"\n") + 1
+        fh.seek(cut)
+        fh.write(b"not json\n" + text[cut:])
+    assert _load(env)["job1.1"].state.skipped_lines == 1
+    db = sqlite3.connect(tmp_path / ".singkit" / INDEX)
+    (fold,) = db.execute("SELECT fold FROM runs WHERE run = 'job1.1'").fetchone()
+    db.close()
+    assert json.loads(fold) == runlog.state(log).to_json()
+    store = Store(tmp_path / ".singkit")
+    assert store.indexed_folds("job1")["job1.1"][2] == fold  # job.status finds it there
+    store.close()
+
+
+def test_generated_stores_are_read_as_the_store_reads_them(tmp_path):
+    """tests/storegen.py writes what job.submit writes: job.status's readers take its jobs."""
+    home = tmp_path / ".singkit"
+    storegen.sweep_job(home, "job1")
+    storegen.write_job(home, "job2", [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), status="failed", exit_code=1),
+                                      RunSpec({"lr": 0.2}, log=False)], target="eus-v100", service="sing",
+                       service_type="singularity", **{"vm-size": "ND12_v2"})
+    assert storegen.check_readable(home, "job1")["status"] == "completed"
+    summary = storegen.check_readable(home, "job2")
+    assert (summary["status"], summary["target"], summary["service"], summary["runs_total"]) == ("running", "eus-v100", "sing", 2)
+    assert not (home / "index.sqlite").exists()  # reading creates nothing

@@ -133,3 +133,15 @@ def test_read_counted_counts_unusable_lines_and_resumes_from_an_offset(tmp_path:
     assert [r["event"] for r in later] == ["b"] and (end2, skipped2) == (end, 3)
     assert runlog.read(log, len(b'{"event": "a"}\n')) == (later, end)
     assert runlog.state(log).skipped_lines == 3
+
+
+@pytest.mark.parametrize("lines, events, skipped", [
+    ([b'{"a": 1}', b'{"b": NaN}', b' {"c": [1, {"d": 2}]} '], ["a", "b", "c"], 0),  # one parse of them all
+    ([b'{"a": 1}, {"b": 2}', b'{"c": 3}'], ["c"], 1),   # two objects on one line: that line is no event
+    ([b'{"a": 1}', b'{"b": 2', b'}'], ["a"], 2),         # an object across two lines is none
+    ([b'{"a": 1}', b'[1]', b'{"b": 2}'], ["a", "b"], 1),
+    ([b'{"a": 1}', b'\xff{}', b'{"a": 1}{}'], ["a"], 2),
+])
+def test_lines_are_read_as_one_by_one_however_they_are_parsed(lines, events, skipped) -> None:
+    found, count = runlog.parse_lines(lines)
+    assert [next(iter(r)) for r in found] == events and count == skipped

@@ -62,7 +62,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(folder: Path) -> None:
     """Write until the file system says ENOSPC (the boundary every writer hits)."""
-    with open(folder / "filler", "wb") as fh:
+    with open(folder / "filler", "wb", buffering=0) as fh:  # unbuffered: no half-written buffer for close to flush
         try:
             while True:
                 fh.write(b"\0" * 65536)
@@ -272,24 +272,25 @@ def test_damaged_runner_and_backend_records_are_taken_as_missing(tmp_path: Path,
     assert _listed(run_here(["job.list", "--json"], project, env)) == [("job1", "completed"), (job.id, "failed")]
 
 
-CACHE_DAMAGES = {
+CACHE_DAMAGES = {  # what the reports keep in the store's index (issue 14: the one index)
     "not a database": None,
     "directory": None,
     "fifo": None,
-    "spec row not JSON": "UPDATE jobs SET spec = '{bad'",
-    "spec row a list": "UPDATE jobs SET spec = '[1, 2]'",
-    "bundle not JSON": "UPDATE bundles SET bundle = '{bad'",
-    "bundle stamp of another shape": """UPDATE bundles SET bundle = json_set(bundle, '$.stamps."job1.1"', json('[1, 2]'))""",
-    "bundle state of another shape": """UPDATE bundles SET bundle = json_set(bundle, '$.states."job1.1".metrics', json('{"loss": 3}'))""",
-    "bundle state not a mapping": """UPDATE bundles SET bundle = json_set(bundle, '$.states."job1.1"', 'x')""",
-    "kv value not JSON": "UPDATE kv SET value = '{bad'",
-    "kv value a list": "UPDATE kv SET value = '[1]'",
-    "table of another shape": "DROP TABLE bundles; CREATE TABLE bundles (other TEXT)",
+    "spec row not JSON": "UPDATE specs SET spec = '{bad'",
+    "spec row a list": "UPDATE specs SET spec = '[1, 2]'",
+    "spec stamp not a number": "UPDATE specs SET size = 'x'",
+    "fold not JSON": "UPDATE runs SET fold = '{bad'",
+    "fold of another shape": """UPDATE runs SET fold = json_set(fold, '$.metrics', json('{"loss": 3}'))""",
+    "fold not a mapping": """UPDATE runs SET fold = '"x"'""",
+    "fold stamp not a number": "UPDATE runs SET log_size = 'x'",
+    "config value not JSON": "UPDATE meta SET value = '{bad'",
+    "config value a list": "UPDATE meta SET value = '[1]'",
+    "table of another shape": "DROP TABLE specs; CREATE TABLE specs (other TEXT)",
 }
 
 
 @pytest.mark.parametrize("damage", list(CACHE_DAMAGES))
-def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
+def test_a_damaged_index_is_rebuilt_for_the_reports(tmp_path: Path, damage: str) -> None:
     from storegen import RunSpec, curve, write_job
 
     project = make_project(tmp_path)
@@ -300,7 +301,10 @@ def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None
     args = ["report.list", "--runs", "--json"]
     first = run_here(args, project, env)
     assert first.returncode == 0, first.stderr
-    cache = home / "reports-cache.sqlite"
+    cache = home / "index.sqlite"
+    db = sqlite3.connect(cache)
+    assert db.execute("SELECT count(*) FROM meta WHERE key = 'reports:config-general'").fetchone() == (1,)
+    db.close()
     sql = CACHE_DAMAGES[damage]
     if sql is not None:
         db = sqlite3.connect(cache)
@@ -320,9 +324,11 @@ def test_a_damaged_reports_cache_is_rebuilt(tmp_path: Path, damage: str) -> None
         again = run_here(args, project, env, timeout=60)
         assert again.returncode == 0 and again.stderr == "", again.stderr
         assert json.loads(again.stdout) == json.loads(first.stdout)
-    db = sqlite3.connect(cache)  # a working cache again, holding both jobs
-    assert sorted(j for (j,) in db.execute("SELECT job FROM bundles")) == ["job1", "job2"]
-    assert all(json.loads(b)["states"] for (b,) in db.execute("SELECT bundle FROM bundles"))
+    db = sqlite3.connect(cache)  # a working index again, holding both jobs
+    assert sorted(j for (j,) in db.execute("SELECT job FROM specs")) == ["job1", "job2"]
+    folds = dict(db.execute("SELECT run, fold FROM runs WHERE fold IS NOT NULL"))
+    assert sorted(folds) == ["job1.1", "job1.2", "job2.1", "job2.2"]
+    assert [json.loads(folds[run])["metrics"]["loss"][4] for run in ("job1.1", "job2.1")] == [5, 5]
 
 
 @pytest.mark.parametrize("text", ["job: [unclosed\n", "\xff\xfe not text"])

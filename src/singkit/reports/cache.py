@@ -1,13 +1,13 @@
-"""A rebuildable SQLite cache of run summaries and job specs: $SINGKIT_HOME/reports-cache.sqlite.
+"""The reports' reads through the store's one index (index.sqlite; singkit.store.index).
 
-Listing 10,000 runs must take well under a second, and parsing 10,000 run.logs cannot. Each
-run.log's folded summary is kept with the file's size, mtime_ns and inode (grouped per job):
-unchanged files are not read at all, a file that only grew is read from the offset where we
-stopped (logs are append-only), anything else is read again. Deleting the file loses nothing.
-If the cache cannot be opened or written (read-only store, locked), reports still work, slower.
-A damaged cache is never fatal and never kept: a file that is not a database (or a folder, a
-FIFO) is set aside as reports-cache.sqlite.damaged and a new one made; tables of another shape
-are recreated; a row that does not decode to what it should hold is read again from the files.
+Listing 10,000 runs must take well under a second, and parsing 10,000 run.logs cannot. The
+index keeps each run's fold (singkit.store.fold, as job.status reads it) keyed by its run.log's
+size and mtime_ns, and each job.yaml as JSON keyed the same way: an unchanged file is not read,
+a changed one is read again (and its row rewritten). The index is only a cache: one that cannot
+be written (read-only store, full disk, locked) leaves reports reading the files, slower; a
+damaged one is set aside and rebuilt (Store.cached); a row that does not decode to what it
+should hold is read again from the files. The reports' own cache of earlier versions
+(reports-cache.sqlite) is removed when found.
 """
 
 from __future__ import annotations
@@ -15,56 +15,53 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import sqlite3
-import stat
-from pathlib import Path
 from typing import Any
 
 from singkit.exceptions import SingkitError
-from singkit.reports.source import RunRef, StoreLayout, read_jsonl, read_yaml
+from singkit.reports.source import RunRef, StoreLayout, read_yaml
 from singkit.store.fold import RunState
 
-CACHE_NAME = "reports-cache.sqlite"
-SCHEMA_VERSION = 7  # bump when the folded state's shape changes: old caches are dropped
-
-COLUMNS = {"bundles": ("job", "bundle"), "jobs": ("path", "size", "mtime_ns", "spec"), "kv": ("key", "value")}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS bundles (job TEXT PRIMARY KEY, bundle TEXT);
-CREATE TABLE IF NOT EXISTS jobs (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, spec TEXT);
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT);
-"""
+OLD_CACHE = "reports-cache.sqlite"  # the reports' own copy of the index, before issue 14
+GENERAL_KEY = "reports:config-general"  # the index's meta key for what the config says (prefs.py)
 
 
 class SummaryCache:
-    def __init__(self, layout: StoreLayout, path: Path | None = None):
+    """Folds and job specs for the reports, through the store's index."""
+
+    def __init__(self, layout: StoreLayout):
+        from singkit.store.model import Store
+
         self.layout = layout
-        self.db: sqlite3.Connection | None = None
         self.damaged: dict[str, str] = {}  # job → why its job.yaml could not be read
-        path = path or layout.root / CACHE_NAME
-        self.path = path
-        if layout.root.is_dir():
-            self.db = _open(path)
+        self.store: Store | None = None
+        if layout.root.is_dir():  # a read creates nothing where there is no store
+            self.store = Store(layout.root)
+            _remove_old_cache(layout)
 
     def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-            self.db = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
-    def __enter__(self) -> "SummaryCache":
+    def __enter__(self) -> SummaryCache:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _use(self, read: Any, default: Any) -> Any:
+        """`read(index)`, or `default` when there is no store or its index cannot be used."""
+        store = self.store
+        if store is None:
+            return default
+        return store.cached(lambda: read(store.index), default)
 
     # -- job specs ----------------------------------------------------------------------------
     def job_specs(self, jobs: list[str]) -> dict[str, dict[str, Any]]:
         """job.yaml of each job as plain data ({} when the file is missing, and when it cannot
         be read or parsed: then `damaged` maps the job to the one-line reason, and the report
         shows that job from its run folders rather than failing for every job)."""
-        cached: dict[str, tuple] = {}
-        if self.db is not None:
-            cached = {row[0]: row[1:] for row in self._select("SELECT path, size, mtime_ns, spec FROM jobs", ())}
+        cached = self._use(lambda index: index.specs(jobs), {})
         specs: dict[str, dict[str, Any]] = {}
         updates = []
         for job in jobs:
@@ -74,7 +71,7 @@ class SummaryCache:
             except FileNotFoundError:
                 specs[job] = {}
                 continue
-            hit = cached.get(str(path))
+            hit = cached.get(job)
             if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
                 spec = _loads(hit[2])
                 if isinstance(spec, dict):
@@ -86,202 +83,75 @@ class SummaryCache:
                 specs[job] = {}
                 self.damaged[job] = str(error)
                 continue
-            updates.append((str(path), st.st_size, st.st_mtime_ns, json.dumps(specs[job], default=str)))
-        self._write("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)", updates)
+            updates.append((job, st.st_size, st.st_mtime_ns, json.dumps(specs[job], default=str)))
+        self._use(lambda index: index.put_specs(updates), None)
         return specs
 
-    # -- run summaries ------------------------------------------------------------------------
-    def run_states(self, refs: list[RunRef], whole_store: bool = False) -> list[RunState | None]:
-        """The folded state of each run's run.log, None for a run with no log yet.
-
-        The cache keeps one bundle per job (the stamps and states of all its runs, one JSON
-        text): a single parse per job is a third cheaper than one per run. A job whose logs
-        changed has its bundle rewritten. `whole_store`: refs cover every job in the store,
-        so bundles of jobs that are gone are dropped.
-        """
-        by_job: dict[str, list[int]] = {}
-        for i, ref in enumerate(refs):
-            by_job.setdefault(ref.job, []).append(i)
-        bundles = self._bundles(set(by_job), whole_store)
-        states: list[RunState | None] = [None] * len(refs)
+    # -- run folds ----------------------------------------------------------------------------
+    def run_states(self, refs: list[RunRef], every_job: list[str] | None = None) -> list[RunState | None]:
+        """The fold of each run's run.log (what job.status reads), None for a run with no log
+        yet. `every_job`: the store's jobs, when refs are all their runs: rows of jobs that are
+        gone are dropped."""
+        jobs = sorted({ref.job for ref in refs})
+        indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs), {})
+        states: list[RunState | None] = []
         updates = []
-        for job, indexes in by_job.items():
-            old = bundles.get(job) or {"stamps": {}, "states": {}}
-            new: dict[str, dict] = {"stamps": {}, "states": {}}
-            changed = len(old["stamps"]) != len(indexes)
-            for i in indexes:
-                ref = refs[i]
-                try:
-                    st = os.stat(ref.log)
-                except (FileNotFoundError, NotADirectoryError):
-                    changed = changed or ref.run in old["stamps"]
-                    continue
-                stamp, state = self._state(ref, st, old["stamps"].get(ref.run), old["states"].get(ref.run))
-                changed = changed or stamp is not old["stamps"].get(ref.run)
-                new["stamps"][ref.run], new["states"][ref.run] = stamp, state
-                states[i] = state
-            if changed:
-                new["states"] = {run: state.to_json() for run, state in new["states"].items()}
-                updates.append((job, json.dumps(new)))
-        self._write("INSERT OR REPLACE INTO bundles VALUES (?, ?)", updates)
-        if whole_store:
-            self._write("DELETE FROM bundles WHERE job = ?", [(job,) for job in bundles if job not in by_job])
+        for ref in refs:
+            try:
+                st = os.lstat(ref.log)  # a link is read as missing, as the store reads it
+            except (FileNotFoundError, NotADirectoryError):
+                states.append(None)
+                continue
+            state = _indexed(indexed.get(ref.run), ref.job, st)
+            if state is None:
+                state = _read_state(ref.log)
+                updates.append((ref.run, ref.job, st.st_size, st.st_mtime_ns, state.to_json()))
+            states.append(state)
+        self._use(lambda index: index.put_folds(updates), None)
+        if every_job is not None:
+            self._use(lambda index: index.forget(set(every_job)), None)
         return states
-
-    @staticmethod
-    def _state(ref: RunRef, st: os.stat_result, stamp: list | None, state: RunState | None) -> tuple[list, RunState]:
-        """(stamp, state) of one run.log: the cached one while the file is unchanged, the cached
-        state folded on with what was appended when it only grew, else read from the start.
-        A stamp is [size, mtime_ns, inode, offset reached, last line unterminated]."""
-        if stamp is not None and state is not None:
-            size, mtime_ns, ino, offset, unterminated = stamp
-            if size == st.st_size and mtime_ns == st.st_mtime_ns and ino == st.st_ino:
-                return stamp, state
-            if ino == st.st_ino and not unterminated and st.st_size > size:
-                events, end, unterm = read_jsonl(ref.log, offset)
-                return [st.st_size, st.st_mtime_ns, st.st_ino, end, unterm], state.fold(events)
-        events, end, unterm = read_jsonl(ref.log)
-        return [st.st_size, st.st_mtime_ns, st.st_ino, end, unterm], RunState().fold(events)
-
-    def _bundles(self, jobs: set[str], whole_store: bool) -> dict[str, dict]:
-        if self.db is None:
-            return {}
-        if whole_store or len(jobs) > 20:
-            rows = self._select("SELECT job, bundle FROM bundles", ())
-        else:
-            rows = [r for job in jobs for r in self._select("SELECT job, bundle FROM bundles WHERE job = ?", (job,))]
-        out = {}
-        for job, text in rows:
-            bundle = _bundle(_loads(text))
-            if bundle is not None:
-                out[job] = bundle
-            # (a damaged bundle: that job's logs are read again, and the bundle rewritten)
-        return out
 
     # -- small values (what the config says, keyed on its files' stamps) ---------------------
     def get_value(self, key: str) -> Any:
-        rows = self._select("SELECT value FROM kv WHERE key = ?", (key,))
-        return _loads(rows[0][0]) if rows else None  # (a value that does not decode is a miss)
+        data = _loads(self._use(lambda index: index.get_meta(GENERAL_KEY), None))
+        if isinstance(data, dict) and data.get("key") == key:
+            return data.get("value")
+        return None  # (another stamp, or a value that does not decode: a miss)
 
     def put_value(self, key: str, value: Any) -> None:
-        prefix = key.split(":", 1)[0] + ":"
-        self._write("DELETE FROM kv WHERE key LIKE ? AND key != ?", [(prefix + "%", key)])  # older stamps
-        self._write("INSERT OR REPLACE INTO kv VALUES (?, ?)", [(key, json.dumps(value))])
+        text = json.dumps({"key": key, "value": value})
+        self._use(lambda index: index.set_meta(GENERAL_KEY, text), None)
 
-    # -- sqlite plumbing ----------------------------------------------------------------------
-    def _select(self, sql: str, args: tuple) -> list[tuple]:
-        try:
-            return self.db.execute(sql, args).fetchall() if self.db is not None else []
-        except sqlite3.Error as error:
-            self._check(error)
-            return []
 
-    def _write(self, sql: str, rows: list[tuple]) -> None:
-        if self.db is None or not rows:
-            return
-        try:
-            with self.db:
-                self.db.executemany(sql, rows)
-        except sqlite3.Error as error:
-            self._check(error)  # a locked or read-only cache only costs speed, never a report
+def _indexed(row: tuple[str, int, int, str] | None, job: str, st: os.stat_result) -> RunState | None:
+    """The indexed fold when it is of this job and this very file (size and mtime_ns)."""
+    if row is None or row[0] != job or (row[1], row[2]) != (st.st_size, st.st_mtime_ns):
+        return None
+    return RunState.from_json(_loads(row[3]))  # None for a row that is not a fold
 
-    def _check(self, error: sqlite3.Error) -> None:
-        """Damage found in use (`malformed`): set the file aside and go on with a new cache."""
-        from singkit.store.index import damaged
 
-        if self.db is None or not damaged(error):
-            return
-        self.db.close()
-        self.db = None
+def _read_state(path: str) -> RunState:
+    from singkit.store import runlog
+
+    return runlog.state(path)
+
+
+def _remove_old_cache(layout: StoreLayout) -> None:
+    """reports-cache.sqlite (and its -wal, -shm, .damaged) of an older singkit: the index holds
+    what it did. Only regular files are removed; anything else there is left alone."""
+    for suffix in ("", "-wal", "-shm", ".damaged"):
+        path = layout.root / f"{OLD_CACHE}{suffix}"
         with contextlib.suppress(OSError):
-            _set_aside(self.path)
-        self.db = _open(self.path)
-
-
-def _open(path: Path) -> sqlite3.Connection | None:
-    """The cache at `path`, made new when what is there is damaged; None when it cannot be used
-    (read-only, locked, full disk): reports then read the files every time."""
-    try:
-        if path.exists() and not _regular(path):
-            _set_aside(path)  # a folder or FIFO: SQLite cannot use it (a FIFO can even block)
-        return _connect(path)
-    except sqlite3.DatabaseError as error:
-        from singkit.store.index import damaged
-
-        if not damaged(error) or not _regular(path):
-            return None  # locked, read-only, full: the file is fine, or may be in use
-    except OSError:
-        return None
-    try:  # `file is not a database`, `malformed`: it is a cache, start again
-        _set_aside(path)
-        return _connect(path)
-    except (sqlite3.Error, OSError):
-        return None
-
-
-def _regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _set_aside(path: Path) -> None:
-    """Move a damaged cache to <name>.damaged (replacing an older one) and drop its -wal/-shm,
-    which belong to it alone."""
-    aside = path.with_name(path.name + ".damaged")
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside)
-    else:
-        aside.unlink(missing_ok=True)
-    os.replace(path, aside)
-    for suffix in ("-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{path}{suffix}")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=5)
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        current = version == SCHEMA_VERSION and all(
-            tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})")) in ((), columns)
-            for table, columns in COLUMNS.items())
-        if not current:  # an older cache, or tables someone changed: they are rebuilt
-            db.executescript("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS bundles; DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS kv;")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)
-    except sqlite3.Error:
-        db.close()
-        raise
-    return db
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
 
 
 def _loads(text: object) -> object:
-    """JSON text from a cache row as data; None for anything that does not decode."""
+    """JSON text from an index row as data; None for anything that does not decode."""
     if not isinstance(text, (str, bytes)):
         return None
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
-
-
-def _bundle(data: object) -> dict[str, dict[str, Any]] | None:
-    """{"stamps": {run: [size, mtime_ns, ino, offset, unterminated]}, "states": {run: RunState}} from
-    a cache row's data; None when any stamp or state is not of its shape (what _state and the
-    readers rely on): that job's logs are then read again."""
-    if not isinstance(data, dict):
-        return None
-    stamps, states = data.get("stamps"), data.get("states")
-    if not isinstance(stamps, dict) or not isinstance(states, dict) or set(stamps) != set(states):
-        return None
-    for stamp in stamps.values():
-        if not (isinstance(stamp, list) and len(stamp) == 5 and all(isinstance(v, int) for v in stamp)):
-            return None
-    folds = {run: RunState.from_json(state) for run, state in states.items()}
-    if any(state is None for state in folds.values()):
-        return None
-    return {"stamps": stamps, "states": folds}

@@ -116,8 +116,45 @@ class StoreReader:
 
     def load(self, job: str | None = None, now: float | None = None) -> list[Job]:
         """Every job (or one), each with its runs in natural order, states folded."""
+        return self._load_names(self.job_ids(job), now, whole_store=job is None)
+
+    def load_newest(self, runs: int, job: str | None = None, now: float | None = None) -> list[Job]:
+        """The newest jobs (or `job`) holding the last `runs` runs in natural order, and only
+        those runs: jobs are read newest first until enough runs are found, so the cost follows
+        what is shown, not the store's history."""
+        names: list[str] = []
+        if job:
+            names = self.job_ids(job)
+        else:
+            found, batch = 0, 1
+            newest = self.layout.newest_job_names()
+            while found < runs:
+                more = [name for _, name in zip(range(batch), newest)]
+                if not more:
+                    break
+                specs = self.cache.job_specs(more)  # one query per batch, not per job
+                for name in more:
+                    names.append(name)
+                    found += len(self._run_ids(name, specs.get(name, {}))[0])
+                # the next batch: as many jobs as the runs still missing need, at the runs per
+                # job seen so far (so no job beyond the shown ones is read, unless sizes vary)
+                batch = -(-(runs - found) * len(names) // found) if found else 2 * batch
+            names.reverse()
+        return [j for j in self._load_names(names, now, whole_store=False, last=runs) if j.runs]
+
+    def _run_ids(self, name: str, spec: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+        """(run ids in natural order, run id -> hparams from job.yaml) of one job: those job.yaml
+        lists, merged with run folders it does not list."""
+        from_spec = _spec_runs(name, spec)
+        run_ids = list(from_spec)
+        extra = [r for r in self.layout.run_names(name) if r not in from_spec]
+        if extra:  # run folders job.yaml does not list: merge them in natural order
+            run_ids = sorted(run_ids + extra, key=natural_key)
+        return run_ids, from_spec
+
+    def _load_names(self, names: list[str], now: float | None, whole_store: bool, last: int | None = None) -> list[Job]:
+        """`names`' jobs with their runs (`last`: only the last N runs of them all are read)."""
         now = time.time() if now is None else now
-        names = self.job_ids(job)
         specs = self.cache.job_specs(names)
         for name, why in self.cache.damaged.items():
             if name not in self.warned:  # once per command, however often it loads the store
@@ -131,15 +168,14 @@ class StoreReader:
             spec = specs.get(name, {})
             item = Job(name, spec)
             jobs.append(item)
-            from_spec = _spec_runs(name, spec)
-            run_ids = list(from_spec)
-            extra = [r for r in self.layout.run_names(name) if r not in from_spec]
-            if extra:  # run folders job.yaml does not list: merge them in natural order
-                run_ids = sorted(run_ids + extra, key=natural_key)
+            run_ids, from_spec = self._run_ids(name, spec)
             for run in run_ids:
                 refs.append(self.layout.run_ref(name, run))
                 pending.append((item, run, from_spec.get(run, {})))
-        states = self.cache.run_states(refs, whole_store=job is None)
+        if last is not None:
+            start = max(0, len(refs) - last)
+            refs, pending = refs[start:], pending[start:]
+        states = self.cache.run_states(refs, names if whole_store else None)
         for (item, run, hparams), ref, state in zip(pending, refs, states):
             if state and state.hparams:
                 hparams = {**hparams, **state.hparams}  # what the run logged wins

@@ -72,6 +72,21 @@ class StoreLayout:
             return []
         return sorted(names, key=natural_key)
 
+    def newest_job_names(self) -> Iterator[str]:
+        """Job names newest first, each checked only when reached: a listing of the last N runs
+        stats the jobs it shows, not every job folder (one scandir of jobs/ names them all)."""
+        from singkit.refs import JOB_ID
+        from singkit.store.model import is_job_folder
+
+        try:
+            entries = [e for e in os.scandir(self.jobs_dir) if JOB_ID.match(e.name)]
+        except FileNotFoundError:
+            return
+        entries.sort(key=lambda e: int(e.name[3:]), reverse=True)  # jobN only: natural order is N's
+        for entry in entries:
+            if is_job_folder(entry):
+                yield entry.name
+
     def job_dir(self, job: str) -> Path:
         return self.jobs_dir / job
 

@@ -34,13 +34,18 @@ def list_table(env: Environment, kind: str = "runs", job: str | None = None, *, 
                last: int | None = None, group: str | None = None, mean: str | list[str] | None = None,
                prefs: MetricPrefs | None = None, now: float | None = None, cli: bool = False) -> Table:
     """The jobs, runs or nodes table after filter → group/mean → sort → last N → columns.
-    `cli`: the caller is a one-shot command (see paused_gc's freeze)."""
+    `cli`: the caller is a one-shot command (see paused_gc's freeze).
+
+    The last N runs in store order (`--runs --last N` with no filter, sort or group) are read
+    alone, newest job first (issue 14): that table's hparam and metric columns are those of
+    the runs it shows, and its cost follows N, not the store's history."""
     if kind not in KINDS:
         raise UsageError(f"cannot list `{kind}`: choose one of {', '.join(KINDS)}")
     now = time.time() if now is None else now
     prefs = prefs or metric_prefs(env)
+    newest = kind == "runs" and last is not None and last > 0 and not (filters or sort or group or mean)
     with StoreReader(env) as reader, paused_gc(freeze=cli):  # tens of thousands of fresh dicts, no cycles
-        jobs = reader.load(job, now)
+        jobs = reader.load_newest(last, job, now) if newest else reader.load(job, now)
         if kind == "jobs":
             table = rowsets.job_table(jobs, prefs, now)
         elif kind == "nodes":

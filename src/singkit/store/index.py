@@ -30,7 +30,7 @@ from singkit.exceptions import Hint, SingkitError
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
 
-SCHEMA_VERSION = 3  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta
+SCHEMA_VERSION = 4  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS runs (
     started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, fold TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, spec TEXT);
 """
+_FEW = 500  # keys looked up through SQLite's IN; more: one scan of the table is cheaper
 
 
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
@@ -55,6 +57,7 @@ COLUMNS = {
     "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", "log_size",
              "log_mtime_ns", "fold"),
     "meta": ("key", "value"),
+    "specs": ("job", "size", "mtime_ns", "spec"),
 }
 # what a summary row must hold to be listed (anything else is a damaged row)
 ROW_TYPES: dict[str, tuple[type, ...]] = {
@@ -202,6 +205,7 @@ class Index:
                 db.execute("DROP TABLE IF EXISTS jobs")
                 db.execute("DROP TABLE IF EXISTS runs")
                 db.execute("DROP TABLE IF EXISTS meta")
+                db.execute("DROP TABLE IF EXISTS specs")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -324,6 +328,66 @@ class Index:
         with self._write() as db:
             db.execute("DELETE FROM jobs WHERE job = ?", (job,))
             db.execute("DELETE FROM runs WHERE job = ?", (job,))
+            db.execute("DELETE FROM specs WHERE job = ?", (job,))
+
+    # -- what the reports read: folds of many jobs' runs at once, and job.yaml as JSON ----------
+    def run_folds(self, jobs: list[str] | None = None) -> dict[str, tuple[str, int, int, str]]:
+        """run id -> (job, run.log size, mtime_ns, the fold's JSON text) of `jobs`' runs (None:
+        every job's), for runs indexed with a fold; the caller checks the text (RunState.from_json)."""
+        rows = self._rows("SELECT job, run, log_size, log_mtime_ns, fold FROM runs", jobs)
+        return {run: (job, size, mtime_ns, text) for job, run, size, mtime_ns, text in rows
+                if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
+
+    def put_folds(self, rows: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
+        """Keep folds read from run.logs: (run, job, size, mtime_ns, RunState.to_json()) each. A
+        run the store indexed keeps its row and gets the fold; a run it has not gets a row."""
+        if not rows:
+            return
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run) DO UPDATE SET "
+                "log_size = excluded.log_size, log_mtime_ns = excluded.log_mtime_ns, fold = excluded.fold",
+                [(run, job, state.get("status"), state.get("reason"), state.get("exit_code"), state.get("started"),
+                  state.get("ended"), json.dumps(state.get("hparams") or {}, default=str),
+                  *_fold_columns((size, mtime_ns, state)))
+                 for run, job, size, mtime_ns, state in rows])
+
+    def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, str]]:
+        """job -> (job.yaml size, mtime_ns, its data as JSON text) as kept by put_specs."""
+        rows = self._rows("SELECT job, size, mtime_ns, spec FROM specs", jobs)
+        return {job: (size, mtime_ns, text) for job, size, mtime_ns, text in rows
+                if isinstance(job, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
+
+    def put_specs(self, rows: list[tuple[str, int, int, str]]) -> None:
+        """Keep job.yaml files read: (job, size, mtime_ns, data as JSON text) each."""
+        if rows:
+            with self._write() as db:
+                db.executemany("INSERT OR REPLACE INTO specs VALUES (?,?,?,?)", rows)
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the runs and specs of every job not in `keep` (the job folders there are now)."""
+        db = self.db
+        with self._errors():
+            gone = {(table, job) for table in ("runs", "specs")
+                    for (job,) in db.execute(f"SELECT DISTINCT job FROM {table}") if job not in keep}
+        if gone:  # (a listing that finds nothing gone takes no write lock)
+            with self._write() as db:
+                db.executemany("DELETE FROM runs WHERE job IS ?", [(job,) for table, job in gone if table == "runs"])
+                db.executemany("DELETE FROM specs WHERE job IS ?", [(job,) for table, job in gone if table == "specs"])
+
+    def _rows(self, sql: str, jobs: list[str] | None) -> list[tuple]:
+        """`sql`'s rows (its first column the job) of `jobs`, or of every job (None)."""
+        db = self.db
+        with self._errors():
+            if jobs is not None and len(jobs) <= _FEW:
+                if not jobs:
+                    return []
+                return db.execute(f"{sql} WHERE job IN ({','.join('?' * len(jobs))})", jobs).fetchall()
+            rows = db.execute(sql).fetchall()
+        if jobs is None:
+            return rows
+        wanted = set(jobs)
+        return [row for row in rows if row[0] in wanted]
 
     def get_meta(self, key: str) -> Any:
         """A value the store keeps about itself (see Store.sync_index); None when unset."""
@@ -383,6 +447,7 @@ class Index:
             for job in jobs:
                 db.execute("DELETE FROM jobs WHERE job IS ?", (job,))
                 db.execute("DELETE FROM runs WHERE job IS ?", (job,))
+                db.execute("DELETE FROM specs WHERE job IS ?", (job,))
 
 
 def _fold_columns(fold: tuple[int, int, dict[str, Any]] | None) -> tuple[Any, Any, Any]:

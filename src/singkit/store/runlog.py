@@ -55,18 +55,45 @@ def read_counted(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]
     except FileNotFoundError:
         return [], offset, 0
     end = data.rfind(b"\n") + 1  # a line without its newline yet is still being written
+    events, skipped = parse_lines(data[:end].splitlines())
+    return events, offset + end, skipped
+
+
+def parse_lines(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
+    """(the lines that are JSON objects, decoded; how many non-blank lines are not).
+
+    One json.loads over the lines joined into an array is several times faster than one per
+    line. It is taken when every line is a `{...}` and the array holds one object per line (a
+    line such as `{"a": 1}, {"b": 2}` would count two); anything else is read line by line.
+    (Lines crafted to be invalid alone yet valid joined could still pass: the job writes its
+    own run.log, so that gains it nothing it could not write plainly.)"""
+    import gc
+
+    lines = [raw for raw in lines if raw.strip()]
+    if lines and all(raw.lstrip()[:1] == b"{" and raw.rstrip()[-1:] == b"}" for raw in lines):
+        enabled = gc.isenabled()
+        gc.disable()  # fresh dicts by the thousand, no cycles: the collector would rescan them
+        try:
+            records = json.loads(b"[" + b",".join(lines) + b"]")
+        except UNDECODABLE:
+            records = None
+        finally:
+            if enabled:
+                gc.enable()
+        if records is not None and len(records) == len(lines) and all(type(r) is dict for r in records):
+            return records, 0
     events, skipped = [], 0
-    for raw in data[:end].splitlines():
+    for raw in lines:
         try:
             record = json.loads(raw)
         except UNDECODABLE:
-            skipped += bool(raw.strip())
+            skipped += 1
             continue
         if isinstance(record, dict):
             events.append(record)
         else:
             skipped += 1
-    return events, offset + end, skipped
+    return events, skipped
 
 
 def events(path: Path | str) -> list[dict[str, Any]]:
