@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from singkit import snapshot
+from singkit import snaparchive, snapshot
+from singkit.exceptions import SingkitError
 from singkit.snapshot import content_hash, safe_extract, take
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -145,7 +146,7 @@ def test_a_file_edited_while_it_is_archived_is_refused_not_mislabelled(tmp_path,
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", growing_open)
-    with pytest.raises(snapshot.SingkitError, match="m4.py changed while the code snapshot was taken"):
+    with pytest.raises(SingkitError, match="m4.py changed while the code snapshot was taken"):
         snap(root, tmp_path)
     assert [p.name for p in (tmp_path / "store" / "snapshots").iterdir()] == []  # no archive, no temporary
 
@@ -188,7 +189,7 @@ def test_our_tar_headers_are_tarfiles_byte_for_byte():
         mtime = rng.choice([0, 1_700_000_000, 8**11 - 1])
         info = tarfile.TarInfo(name)
         info.mode, info.size, info.mtime = mode, size, mtime
-        assert snapshot.tar_header(name, mode, size, mtime) == info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"), name
+        assert snaparchive.tar_header(name, mode, size, mtime) == info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"), name
 
 
 def test_a_reused_archive_is_read_whole_once_then_trusted_by_its_stat_and_damage_is_seen(tmp_path, monkeypatch):

@@ -17,13 +17,17 @@ from pathlib import Path
 
 import pathspec
 
+# (characters of the path to cut: the folder the file sits in, with its "/"; that folder's patterns)
+Chain = tuple[tuple[int, pathspec.GitIgnoreSpec], ...]
+
 
 class IgnoreRules:
     """The .gitignore files of one tree, loaded folder by folder as a walk enters them."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._specs: dict[str, pathspec.GitIgnoreSpec] = {}
+        self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
+        self._chains: dict[str, Chain] = {}
 
     def enter(self, folder: str) -> None:
         """Load `folder`/.gitignore (folder relative to the root, "" for the root itself)."""
@@ -36,21 +40,37 @@ class IgnoreRules:
                 text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             pass
-        self._specs[folder] = parse(text)
+        spec = parse(text)
+        # a folder without patterns (most of them) costs no match per file below it
+        self._specs[folder] = spec if any(p.include is not None for p in spec.patterns) else None
+
+    def chain(self, folder: str) -> Chain:
+        """The .gitignore files that decide for the entries of `folder`, shallowest first (only
+        those with patterns): a walk asks once per folder, not once per file and depth."""
+        found = self._chains.get(folder)
+        if found is None:
+            self.enter(folder)
+            parent = self.chain(folder.rpartition("/")[0]) if folder else ()
+            spec = self._specs[folder]
+            found = (*parent, (len(folder) + 1 if folder else 0, spec)) if spec is not None else parent
+            self._chains[folder] = found
+        return found
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         """Is `rel` (a '/'-separated path under the root) ignored? The deepest .gitignore with a
         matching pattern decides; no match anywhere: not ignored."""
-        parts = rel.split("/")
-        result = False
-        for depth in range(len(parts)):
-            base = "/".join(parts[:depth])
-            self.enter(base)
-            sub = "/".join(parts[depth:]) + ("/" if is_dir else "")  # pathspec's folder spelling
-            decided = self._specs[base].check_file(sub).include
-            if decided is not None:
-                result = decided
-        return result
+        return ignored_by(self.chain(rel.rpartition("/")[0]), rel, is_dir)
+
+
+def ignored_by(chain: Chain, rel: str, is_dir: bool) -> bool:
+    """`rel` against the chain of its folder (IgnoreRules.chain): the deepest match decides."""
+    result = False
+    suffix = "/" if is_dir else ""  # pathspec's folder spelling
+    for cut, spec in chain:
+        decided = spec.check_file(rel[cut:] + suffix).include
+        if decided is not None:
+            result = decided
+    return result
 
 
 def parse(text: str) -> pathspec.GitIgnoreSpec:
