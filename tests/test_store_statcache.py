@@ -120,14 +120,21 @@ def test_mode_change_and_renames_are_seen(tmp_path):
     assert snap(root, tmp_path).sha256 != first.sha256
 
 
-@pytest.mark.parametrize("damage", ["{not json", '{"version": 1, "root": "/elsewhere", "stamp_ns": 1, "files": {}}',
-                                    '{"version": 1, "stamp_ns": "x", "files": []}', ""])
+@pytest.mark.parametrize("damage", [
+    lambda data: b"{not json", lambda data: b"",
+    lambda data: data[:-7],  # cut short
+    lambda data: data + b"x",  # a byte too many
+    lambda data: data.replace(b'"root":"', b'"root":"/elsewhere'),  # another project's
+    lambda data: data.replace(b'"count":5', b'"count":4'),  # records and names disagree
+    lambda data: data.replace(b'"stamp_ns":', b'"stamp_ns":"x",    "x":'),
+    lambda data: data[:data.index(b"\n") + 1] + b"[]" + data[data.index(b"\n", 21):],  # no header object
+], ids=["text", "empty", "cut", "longer", "foreign", "count", "stamp", "header"])
 def test_a_damaged_or_foreign_cache_is_ignored_and_rewritten(tmp_path, reads, damage):
     root = project(tmp_path)
     first = snap(root, tmp_path)
     cache_files = list((tmp_path / "store" / "cache" / "stat").iterdir())
     assert len(cache_files) == 1
-    cache_files[0].write_text(damage)
+    cache_files[0].write_bytes(damage(cache_files[0].read_bytes()))
     reads.clear()
     again = snap(root, tmp_path)
     assert again.sha256 == first.sha256 and sum(reads.values()) == 5  # hashed again, from the files

@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:  # imported by parse() only: a git work tree never needs it (~80 ms to import)
+    import pathspec
 
 # (characters of the path to cut: the folder the file sits in, with its "/"; that folder's patterns)
-Chain = tuple[tuple[int, pathspec.GitIgnoreSpec], ...]
+Chain = tuple[tuple[int, "pathspec.GitIgnoreSpec"], ...]
 
 
 class IgnoreRules:
@@ -75,4 +77,6 @@ def ignored_by(chain: Chain, rel: str, is_dir: bool) -> bool:
 
 def parse(text: str) -> pathspec.GitIgnoreSpec:
     """One .gitignore file's patterns."""
+    import pathspec
+
     return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
