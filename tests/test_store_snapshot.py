@@ -170,3 +170,28 @@ def test_walk_without_git_takes_what_git_takes(tmp_path: Path) -> None:
         listing = subprocess.run(["git", "-C", str(root), "ls-files", "--others", "--exclude-standard"],
                                  capture_output=True, text=True, check=True).stdout.split()
         assert ours == sorted(listing), (case, sorted(set(ours) ^ set(listing)))
+
+
+def test_the_one_regex_of_a_gitignore_matches_wherever_pathspec_decides() -> None:
+    """gitignore.any_match answers "no pattern matches" for most paths without asking pathspec:
+    it must never say so for a path some pattern of the file decides (random files and paths)."""
+    import random
+
+    from singkit.gitignore import any_match
+
+    rng = random.Random(7)
+    patterns = ["*.log", "!keep*", "build/", "/a", "b/", "**/z.pyc", "!x.log", "*.md", "a/**/y.py", "[xy].*", "!b",
+                "keep/", "*/y.py", "doc/*.txt", "\\#hash", "sp ace", "**/deep/**", "?.py", "/top/*.cfg", "*~",
+                "!/a/keep", "x[!0-9].py", "# comment", "", "a/b/", "**/"]
+    parts = ["a", "b", "keep", "build", "x.log", "y.py", "z.pyc", "doc", "deep", "top", "#hash", "sp ace", "x1.py",
+             "xa.py", "q.py", "f.cfg", "n~", "d.md"]
+    decided = 0
+    for _ in range(300):
+        spec = parse("\n".join(rng.sample(patterns, rng.randint(1, 8))))
+        quick = any_match(spec)
+        for _ in range(40):
+            path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) + rng.choice(["", "/"])
+            if spec.check_file(path).include is not None:
+                decided += 1
+                assert quick is not None and quick.search(path) is not None, (spec.patterns, path)
+    assert decided > 1000  # the random cases do reach pathspec's decisions
