@@ -5,7 +5,8 @@ seconds (user + sys: of the child processes, or of this process's threads for `t
 wall time on a shared machine is noise:
   - an unchanged dry-run resubmit of a 10k-file project, minus the same command on a 1-file
     project (interpreter, config and store costs cancel out), ≤ 5 × `find -printf` of the tree
-    (a stat of every file: the least any "what changed?" check can do);
+    (a stat of every file: the least any "what changed?" check can do); both projects have
+    GitHub's Python .gitignore and are no git work trees, so singkit matches its patterns itself;
   - the first snapshot of that tree (singkit.snapshot.take into an empty store) ≤ 1.0 × `tar czf`
     (tar and gzip's CPU together); both archives' sizes are printed beside it. singkit writes
     gzip level 1 (snaparchive.LEVEL says why), `tar czf` level 6: a row for take at level 6 shows
@@ -32,12 +33,22 @@ from pathlib import Path
 RESUBMIT_GOAL = 5.0
 FIRST_GOAL = 1.0
 CONFIG = "general:\n  experiment: bench\ncompute-targets:\n  local:\n    service: local\n"
+# a project has a .gitignore: the patterns of GitHub's Python template (github/gitignore), one line each
+GITIGNORE = """__pycache__/ *.py[cod] *$py.class *.so .Python build/ develop-eggs/ dist/ downloads/ eggs/ .eggs/ lib/
+lib64/ parts/ sdist/ var/ wheels/ share/python-wheels/ *.egg-info/ .installed.cfg *.egg MANIFEST *.manifest *.spec
+pip-log.txt pip-delete-this-directory.txt htmlcov/ .tox/ .nox/ .coverage .coverage.* .cache nosetests.xml
+coverage.xml *.cover *.py,cover .hypothesis/ .pytest_cache/ cover/ *.mo *.pot *.log local_settings.py db.sqlite3
+db.sqlite3-journal instance/ .webassets-cache .scrapy docs/_build/ .pybuilder/ target/ .ipynb_checkpoints
+profile_default/ ipython_config.py .pdm.toml __pypackages__/ celerybeat-schedule celerybeat.pid *.sage.py .env
+.venv env/ venv/ ENV/ env.bak/ venv.bak/ .spyderproject .spyproject .ropeproject /site .mypy_cache/ .dmypy.json
+dmypy.json .pyre/ .pytype/ cython_debug/""".split()
 
 
 def make_project(root: Path, files: int) -> Path:
     rng = random.Random(1)
     (root / "configs").mkdir(parents=True)
     (root / "configs" / "singkit.yaml").write_text(CONFIG)
+    (root / ".gitignore").write_text("\n".join(GITIGNORE) + "\n")  # not a git work tree: singkit matches it
     words = [f"name_{k}" for k in range(200)]
     for k in range(files):
         path = root / "src" / f"pkg{k % 100}" / f"module_{k}.py"
