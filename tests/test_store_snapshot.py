@@ -146,7 +146,7 @@ def test_walk_without_git_takes_what_git_takes(tmp_path: Path) -> None:
     overriding its parent's, `!` re-includes, folder-only and anchored patterns)."""
     import random
 
-    from singkit.snapshot import _walk_files
+    from singkit.snapfiles import _walk_files
 
     rng = random.Random(12)
     names = ["a", "b", "keep", "build", "x.log", "y.py", "z.pyc", "doc.md"]

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from singkit.exceptions import UsageError
 from singkit.fsutil import temp_beside
-from singkit.snaparchive import END_OF_ARCHIVE, GzipWriter, add_file, check_archive, check_members, safe_extract
-from singkit.snapfiles import ALWAYS_OMIT_DIRS, _walk_files, code_files, code_stats, omitted
+from singkit.snaparchive import END_OF_ARCHIVE, GzipWriter, add_file, check_archive, safe_extract
+from singkit.snapfiles import code_files, code_stats
 from singkit.statcache import StatCache
 
-# the names callers and tests import from here (one place to import a snapshot's parts from)
-__all__ = ["ALWAYS_OMIT_DIRS", "Snapshot", "check_archive", "check_members", "code_files", "content_hash", "omitted",
-           "safe_extract", "take", "_walk_files"]
+# what callers import from here: the snapshot, and the few parts of its modules a job needs
+__all__ = ["Snapshot", "check_archive", "code_files", "content_hash", "safe_extract", "take"]
 
 
 @dataclass(frozen=True)
