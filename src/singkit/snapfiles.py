@@ -17,7 +17,7 @@ import fnmatch
 import os
 import stat
 import subprocess
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path, PurePosixPath
 
 from singkit.exceptions import SingkitError, UsageError
@@ -77,18 +77,21 @@ def _walk_files(root: Path, dirs: list[str]) -> list[str]:
 
 
 def _walk(top: str, dirs: list[str], rules: IgnoreRules, prune: Collection[str] = frozenset(),
-          skip_venvs: bool = False) -> list[tuple[str, os.DirEntry[str] | None]]:
+          skip_venvs: bool = False, left_out: Callable[[str], bool] = lambda folder: False,
+          ) -> list[tuple[str, os.DirEntry[str] | None]]:
     """(path relative to `top`, its DirEntry: None for a code dir that is a file) of the files
     under `dirs` that no .gitignore ignores; folders in `prune` (or named in ALWAYS_OMIT_DIRS, or
-    virtualenvs with `skip_venvs`) are not entered. A link to a folder is not followed."""
+    virtualenvs with `skip_venvs`) are not entered, nor a code dir in a folder `left_out` says is
+    (asked once per code dir: below it the walk decides). A link to a folder is not followed."""
     found: list[tuple[str, os.DirEntry[str] | None]] = []
     stack: list[str] = []
     for d in dirs:
         start = os.path.realpath(f"{top}/{d}")
         rel = os.path.relpath(start, top).replace(os.sep, "/")
         if os.path.isfile(start):
-            found.append((rel, None))
-        else:
+            if not left_out(rel.rpartition("/")[0]):
+                found.append((rel, None))
+        elif not left_out("" if rel == "." else rel):
             stack.append("" if rel == "." else rel)
     while stack:
         folder = stack.pop()
@@ -155,19 +158,18 @@ def code_stats(root: Path, code_dirs: list[str], omit: list[str], exclude: Seque
         return left_out[folder]
 
     files = _git_files(root, dirs)
-    if files is None:  # the walk leaves out the folders itself, so only the code dirs' own folders are asked
-        listed = [(rel, entry) for rel, entry in _walk(top, dirs, IgnoreRules(root), excluded, skip_venvs=True)
-                  if not folder_left_out(rel.rpartition("/")[0])]
+    if files is None:  # the walk leaves out folders itself: no question per file
+        listed = _walk(top, dirs, IgnoreRules(root), excluded, skip_venvs=True, left_out=folder_left_out)
     else:
         listed = [(rel, None) for rel in files if not folder_left_out(rel.rpartition("/")[0])]
     kept: dict[str, os.stat_result] = {}
     for rel, entry in listed:
         if rel.endswith(BYTECODE) or rel in excluded or (omit and omitted(rel, omit)):
             continue
-        path = f"{top}/{rel}"
         try:  # one stat per file: a link's own stat says it is one, only then is its target's read
-            st = entry.stat(follow_symlinks=False) if entry is not None else os.lstat(path)
+            st = entry.stat(follow_symlinks=False) if entry is not None else os.lstat(f"{top}/{rel}")
             if stat.S_ISLNK(st.st_mode):
+                path = f"{top}/{rel}"
                 st = os.stat(path)
                 if not _inside(os.path.realpath(path), top):
                     if outside is not None:
