@@ -60,6 +60,23 @@ def test_git_work_tree_gives_the_same_files(tmp_path: Path) -> None:
     assert files == EXPECTED
 
 
+@pytest.mark.parametrize("git", [False, True], ids=["walk", "git"])
+def test_a_code_dir_inside_what_is_never_code_takes_nothing(tmp_path: Path, git: bool) -> None:
+    """A code dir in a virtualenv, in __pycache__, or in an excluded folder (the store) is left
+    out as a whole; the walk decides that once per code dir, below it folder by folder."""
+    root = tree(tmp_path / "p")
+    (root / "venv" / "lib" / "deep").mkdir(parents=True)
+    (root / "venv" / "lib" / "deep" / "m.py").write_text("x = 1\n")
+    (root / "__pycache__" / "pkg").mkdir()
+    (root / "__pycache__" / "pkg" / "m.py").write_text("x = 1\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    dirs = ["venv/lib", "venv/lib/site.py", "__pycache__/pkg", ".singkit/jobs", "lib/util.py", "sub"]
+    assert code_files(root, dirs, [], exclude=[root / ".singkit"]) == [
+        "lib/util.py", "sub/.gitignore", "sub/deep/local-only.txt"]
+    assert code_files(root, ["lib"], [], exclude=[root / "lib"]) == []
+
+
 def test_code_dirs_limit_the_snapshot(tmp_path: Path) -> None:
     root = tree(tmp_path / "p")
     assert code_files(root, ["lib", "train.py"], []) == ["lib/keep.log", "lib/util.py", "train.py"]
