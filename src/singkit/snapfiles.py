@@ -73,7 +73,7 @@ def _git_files(root: Path, dirs: list[str]) -> list[str] | None:
 
 def _walk_files(root: Path, dirs: list[str]) -> list[str]:
     """Files under `dirs`, honouring every .gitignore on the way down (no git needed)."""
-    return [rel for rel, _is_link in _walk(str(root.resolve()), dirs, IgnoreRules(root.resolve()))]
+    return [rel for rel, _entry in _walk(str(root.resolve()), dirs, IgnoreRules(root.resolve()))]
 
 
 def _walk(top: str, dirs: list[str], rules: IgnoreRules, prune: Collection[str] = frozenset(),
@@ -100,7 +100,7 @@ def _walk(top: str, dirs: list[str], rules: IgnoreRules, prune: Collection[str] 
                 entries = list(listing)
         except OSError:
             continue
-        if skip_venvs and folder and any(e.name == "pyvenv.cfg" and e.is_file() for e in entries):
+        if skip_venvs and folder and any(e.name == "pyvenv.cfg" and _is_file(e) for e in entries):
             continue  # a virtualenv: none of its files are code
         chain = rules.chain(folder)
         prefix = f"{folder}/" if folder else ""
@@ -118,6 +118,13 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
     except OSError:  # a link loop: os.walk counts it a file too (the stat later leaves it out)
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a link loop: no file, as os.path.isfile says
         return False
 
 
