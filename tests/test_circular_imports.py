@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("singkit", "exceptions", "environment", "refs", "fsutil", "fmt", "suggest", "imageref",
                      "timeouts", "outpaths", "procs", "macros", "backendkinds", "metrics", "data"), 0),
     # 1 store: job folders, the index, run.log, code snapshots
-    **dict.fromkeys(("store", "snapshot", "statcache", "gitignore", "codetree"), 1),
+    **dict.fromkeys(("store", "snapshot", "snapfiles", "snaparchive", "statcache", "gitignore", "codetree"), 1),
     # 2 what singkit knows of Singularity targets and data mounts, over plain records
     **dict.fromkeys(("singularity", "mounts"), 2),
     # 3 config: layered YAML, schema, write-back, import; the checks over a whole config

@@ -88,7 +88,7 @@ def test_a_kill_while_a_tree_is_made_leaves_nothing_a_later_job_uses(tmp_path: P
     script = textwrap.dedent(f"""
         import os, signal, sys
         from pathlib import Path
-        import singkit.snapshot as snapshot
+        import singkit.snaparchive as snapshot
         from singkit.codetree import job_view
         real = snapshot.safe_extract
         def half(archive, dest):

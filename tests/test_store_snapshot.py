@@ -60,6 +60,23 @@ def test_git_work_tree_gives_the_same_files(tmp_path: Path) -> None:
     assert files == EXPECTED
 
 
+@pytest.mark.parametrize("git", [False, True], ids=["walk", "git"])
+def test_a_code_dir_inside_what_is_never_code_takes_nothing(tmp_path: Path, git: bool) -> None:
+    """A code dir in a virtualenv, in __pycache__, or in an excluded folder (the store) is left
+    out as a whole; the walk decides that once per code dir, below it folder by folder."""
+    root = tree(tmp_path / "p")
+    (root / "venv" / "lib" / "deep").mkdir(parents=True)
+    (root / "venv" / "lib" / "deep" / "m.py").write_text("x = 1\n")
+    (root / "__pycache__" / "pkg").mkdir()
+    (root / "__pycache__" / "pkg" / "m.py").write_text("x = 1\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    dirs = ["venv/lib", "venv/lib/site.py", "__pycache__/pkg", ".singkit/jobs", "lib/util.py", "sub"]
+    assert code_files(root, dirs, [], exclude=[root / ".singkit"]) == [
+        "lib/util.py", "sub/.gitignore", "sub/deep/local-only.txt"]
+    assert code_files(root, ["lib"], [], exclude=[root / "lib"]) == []
+
+
 def test_code_dirs_limit_the_snapshot(tmp_path: Path) -> None:
     root = tree(tmp_path / "p")
     assert code_files(root, ["lib", "train.py"], []) == ["lib/keep.log", "lib/util.py", "train.py"]
@@ -146,7 +163,7 @@ def test_walk_without_git_takes_what_git_takes(tmp_path: Path) -> None:
     overriding its parent's, `!` re-includes, folder-only and anchored patterns)."""
     import random
 
-    from singkit.snapshot import _walk_files
+    from singkit.snapfiles import _walk_files
 
     rng = random.Random(12)
     names = ["a", "b", "keep", "build", "x.log", "y.py", "z.pyc", "doc.md"]
@@ -170,3 +187,28 @@ def test_walk_without_git_takes_what_git_takes(tmp_path: Path) -> None:
         listing = subprocess.run(["git", "-C", str(root), "ls-files", "--others", "--exclude-standard"],
                                  capture_output=True, text=True, check=True).stdout.split()
         assert ours == sorted(listing), (case, sorted(set(ours) ^ set(listing)))
+
+
+def test_the_one_regex_of_a_gitignore_matches_wherever_pathspec_decides() -> None:
+    """gitignore.any_match answers "no pattern matches" for most paths without asking pathspec:
+    it must never say so for a path some pattern of the file decides (random files and paths)."""
+    import random
+
+    from singkit.gitignore import any_match
+
+    rng = random.Random(7)
+    patterns = ["*.log", "!keep*", "build/", "/a", "b/", "**/z.pyc", "!x.log", "*.md", "a/**/y.py", "[xy].*", "!b",
+                "keep/", "*/y.py", "doc/*.txt", "\\#hash", "sp ace", "**/deep/**", "?.py", "/top/*.cfg", "*~",
+                "!/a/keep", "x[!0-9].py", "# comment", "", "a/b/", "**/"]
+    parts = ["a", "b", "keep", "build", "x.log", "y.py", "z.pyc", "doc", "deep", "top", "#hash", "sp ace", "x1.py",
+             "xa.py", "q.py", "f.cfg", "n~", "d.md"]
+    decided = 0
+    for _ in range(300):
+        spec = parse("\n".join(rng.sample(patterns, rng.randint(1, 8))))
+        quick = any_match(spec)
+        for _ in range(40):
+            path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) + rng.choice(["", "/"])
+            if spec.check_file(path).include is not None:
+                decided += 1
+                assert quick is not None and quick.search(path) is not None, (spec.patterns, path)
+    assert decided > 1000  # the random cases do reach pathspec's decisions

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from singkit import snapshot
+from singkit import snaparchive, snapshot
+from singkit.exceptions import SingkitError
 from singkit.snapshot import content_hash, safe_extract, take
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -119,14 +120,21 @@ def test_mode_change_and_renames_are_seen(tmp_path):
     assert snap(root, tmp_path).sha256 != first.sha256
 
 
-@pytest.mark.parametrize("damage", ["{not json", '{"version": 1, "root": "/elsewhere", "stamp_ns": 1, "files": {}}',
-                                    '{"version": 1, "stamp_ns": "x", "files": []}', ""])
+@pytest.mark.parametrize("damage", [
+    lambda data: b"{not json", lambda data: b"",
+    lambda data: data[:-7],  # cut short
+    lambda data: data + b"x",  # a byte too many
+    lambda data: data.replace(b'"root":"', b'"root":"/elsewhere'),  # another project's
+    lambda data: data.replace(b'"count":5', b'"count":4'),  # records and names disagree
+    lambda data: data.replace(b'"stamp_ns":', b'"stamp_ns":"x",    "x":'),
+    lambda data: data[:data.index(b"\n") + 1] + b"[]" + data[data.index(b"\n", 21):],  # no header object
+], ids=["text", "empty", "cut", "longer", "foreign", "count", "stamp", "header"])
 def test_a_damaged_or_foreign_cache_is_ignored_and_rewritten(tmp_path, reads, damage):
     root = project(tmp_path)
     first = snap(root, tmp_path)
     cache_files = list((tmp_path / "store" / "cache" / "stat").iterdir())
     assert len(cache_files) == 1
-    cache_files[0].write_text(damage)
+    cache_files[0].write_bytes(damage(cache_files[0].read_bytes()))
     reads.clear()
     again = snap(root, tmp_path)
     assert again.sha256 == first.sha256 and sum(reads.values()) == 5  # hashed again, from the files
@@ -145,7 +153,7 @@ def test_a_file_edited_while_it_is_archived_is_refused_not_mislabelled(tmp_path,
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", growing_open)
-    with pytest.raises(snapshot.SingkitError, match="m4.py changed while the code snapshot was taken"):
+    with pytest.raises(SingkitError, match="m4.py changed while the code snapshot was taken"):
         snap(root, tmp_path)
     assert [p.name for p in (tmp_path / "store" / "snapshots").iterdir()] == []  # no archive, no temporary
 
@@ -188,7 +196,7 @@ def test_our_tar_headers_are_tarfiles_byte_for_byte():
         mtime = rng.choice([0, 1_700_000_000, 8**11 - 1])
         info = tarfile.TarInfo(name)
         info.mode, info.size, info.mtime = mode, size, mtime
-        assert snapshot.tar_header(name, mode, size, mtime) == info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"), name
+        assert snaparchive.tar_header(name, mode, size, mtime) == info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"), name
 
 
 def test_a_reused_archive_is_read_whole_once_then_trusted_by_its_stat_and_damage_is_seen(tmp_path, monkeypatch):

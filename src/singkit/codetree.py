@@ -55,7 +55,7 @@ def job_view(store_root: Path, job_dir: Path, archive: Path, sha: Any) -> Path:
     part = job_dir / f"code.part-{os.getpid()}"
     try:
         if not (isinstance(sha, str) and SHA.fullmatch(sha)):
-            from singkit.snapshot import safe_extract
+            from singkit.snaparchive import safe_extract
 
             safe_extract(archive, part)
             (part / MARKER).touch()
@@ -87,7 +87,7 @@ def _ensure(trees: Path, sha: str, archive: Path) -> tuple[Path, list[Entry]]:
         aside = trees / f".tmp-{sha}-old-{os.getpid()}"
         os.rename(final, aside)
         _remove(aside)
-    from singkit.snapshot import safe_extract
+    from singkit.snaparchive import safe_extract
 
     tmp = trees / f".tmp-{sha}-{os.getpid()}"
     try:

@@ -5,7 +5,7 @@
     <root>/jobs/<jobN>/runner.json               the detached runner: pid, start time, boot id
     <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
     <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
-    <root>/cache/stat/<hash of a project root>.json   what snapshots learnt (singkit.statcache)
+    <root>/cache/stat/<hash of a project root>.bin what snapshots learnt (singkit.statcache)
     <root>/trees/<sha>/                          a snapshot extracted once, read-only, for the jobs on it (singkit.codetree)
 """
 
