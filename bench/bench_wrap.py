@@ -1,12 +1,16 @@
 """Benchmark: a no-op `image.wrap` against a fully cached `docker build` of the same Dockerfile.
 
-Goal (issue 3): ratio ≤ 1.0 — skipping an up-to-date image must beat even a cache-hit build.
-Both sides run here, in one run, against the real local engine and a loopback registry
+Goal (issue 3, issue 14 item 5): ratio ≤ 1.0 — skipping an up-to-date image must beat even a
+cache-hit build, command line against command line: `singkit image.wrap` in a process of its own
+(Python, invoke, config load, the registry check) against the fastest cached `docker build` of the
+same Dockerfile (the docker CLI, classic builder or BuildKit). Wall time of each, interleaved in
+rounds, medians compared: a cached build's work is in the engine, no child of this process, so
+CPU seconds would not see it. Both sides run here, in one run, against the real local engine and a loopback registry
 (the same services the tests use: `bash .ci/services.sh`). The image is a tiny busybox wrap,
 which flatters the cached build: a real CUDA image has more layers to check, the no-op the same
 few registry requests.
 
-    .venv/bin/python bench/bench_wrap.py [--repeat 7]
+    .venv/bin/python bench/bench_wrap.py [--repeat 7] [--quick]
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ def timed(fn, repeat: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="3 rounds")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 3
 
     import docker_services
     import images_helpers as helpers
@@ -91,8 +98,11 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
         e = env()
         assert wrap(e, load_config(e), "tiny").status == "up to date"
 
-    def noop_cli() -> None:
-        proc = helpers.run_cli(project, environ, "image.wrap", "--docker=tiny")
+    singkit = str(Path(sys.executable).with_name("singkit"))
+
+    def noop_cli() -> None:  # a process of its own, as a user types it
+        proc = subprocess.run([singkit, "image.wrap", "--docker=tiny"], cwd=project, env=environ,
+                              capture_output=True, text=True)
         assert proc.returncode == 0 and "up to date" in proc.stderr, proc.stderr
 
     # The same Dockerfile, tag and labels the wrap built, through the same engine API.
@@ -121,23 +131,26 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
         return run
 
     def cli_startup() -> None:
-        proc = helpers.run_cli(project, environ, "--list")
+        proc = subprocess.run([singkit, "--version"], cwd=project, env=environ, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
 
     rows = {
         "noop": "no-op image.wrap, library call (config load + registry check)",
         "sdk": "cached build through the engine API (classic builder, as image.build)",
-        "cli": "no-op `python -m singkit image.wrap` (command line)",
-        "startup": "`python -m singkit --list` (command-line start-up alone)",
+        "cli": "no-op `singkit image.wrap` (command line, a process of its own)",
+        "startup": "`singkit --version` (Python and invoke start-up alone)",
         "classic": "cached `docker build` (classic builder)",
         "buildkit": "cached `docker build` (BuildKit)",
     }
     fns = {"noop": noop_library, "sdk": cached_sdk, "cli": noop_cli, "startup": cli_startup,
            "classic": cli_build("0"), "buildkit": cli_build("1")}
-    results = {}
-    for key, fn in fns.items():
+    for fn in fns.values():
         fn()  # warm-up: fills BuildKit's own cache, loads files into the page cache
-        results[key] = statistics.median(timed(fn, repeat))
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(repeat):  # interleaved rounds: each side sees the same machine load
+        for key, fn in fns.items():
+            times[key] += timed(fn, 1)
+    results = {key: statistics.median(t) for key, t in times.items()}
 
     from tabulate import tabulate
 
@@ -147,12 +160,12 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
     library = results["noop"] / results["sdk"]
     docker_cli = min(results["classic"], results["buildkit"])
     command_line = results["cli"] / docker_cli
-    print(f"ratio (goal ≤ {GOAL:.1f}) no-op wrap / cached build, both through the API: {library:.2f}  "
-          f"{'met' if library <= GOAL else 'MISSED'}")
-    print(f"ratio, command lines: `singkit image.wrap` / fastest cached `docker build`: {command_line:.2f}  "
-          f"{'met' if command_line <= GOAL else 'MISSED'} (Python + invoke start-up alone is "
+    print(f"no-op wrap / cached build, both through the API (library): {library:.2f} (goal ≤ {GOAL:.1f})  "
+          f"{'MET' if library <= GOAL else 'MISSED'}")
+    print(f"no-op `singkit image.wrap` / fastest cached `docker build`: {command_line:.2f} (goal ≤ {GOAL:.1f})  "
+          f"{'MET' if command_line <= GOAL else 'MISSED'} (start-up alone is "
           f"{results['startup'] / docker_cli:.2f} of the build)")
-    return 0 if library <= GOAL else 1
+    return 0 if library <= GOAL and command_line <= GOAL else 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ listing imports nothing it does not use. Speed itself is measured in bench/, not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -91,3 +92,30 @@ def test_plain_pip_entries_pass_without_packaging_and_the_shortcut_accepts_only_
     assert taken > 1000
     for refused in ("xtlib==*", "x~=1", "x==1.dev2.*", "x[a-]"):
         assert pipcheck.problem(refused), refused
+
+
+def test_a_command_line_builds_the_options_of_the_tasks_it_names_and_no_other(monkeypatch, capsys):
+    # invoke builds (inspect.signature) and deep-copies every task's options on each parse: ~30
+    # tasks were a third of `invoke --list` (issue 14). Completion still sees them all.
+    from singkit.cli import make_program
+    from singkit.tasks._surface import SingkitTask
+
+    built: list[str] = []
+    original = SingkitTask.get_arguments
+
+    def counted(self, *args, **kwargs):
+        built.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SingkitTask, "get_arguments", counted)
+    for argv, expected in ((["--list"], []), (["job.list", "--help"], ["list"]), (["--help", "job.status"], ["status"]),
+                           (["job.status", "-h", "job1"], ["status"])):
+        built.clear()
+        with contextlib.suppress(SystemExit):
+            make_program().run(["singkit", *argv])
+        assert built == expected, argv
+    assert "job.status" in capsys.readouterr().out
+    built.clear()
+    with contextlib.suppress(SystemExit):
+        make_program().run(["singkit", "--complete", "--", "singkit", "job."])
+    assert len(built) == len(make_program().namespace.task_names) > 20

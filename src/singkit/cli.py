@@ -31,7 +31,7 @@ from typing import Any
 
 from invoke import Program
 from invoke.exceptions import Exit, ParseError
-from invoke.parser import Argument, ParserContext
+from invoke.parser import Argument, Parser, ParserContext
 
 from singkit import __version__
 from singkit.environment import Environment
@@ -108,15 +108,42 @@ class SingkitProgram(Program):
         # PYTHONDONTWRITEBYTECODE) still rules; `make setup` compiles the package either way.
         sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode) and not self.args["write-pyc"].value
 
+    _words: frozenset[str] | None = None  # while parsing the task words: every word typed
+    _built: Parser | None = None
+
     def parse_tasks(self) -> None:
-        with self._usage():
-            asked = self._prepare()
-            if asked is not None:  # `TASK -h`: help, and nothing of the task is parsed or run
-                self.parser = self._make_parser()
-                self.core[0].args.help.value = asked
-                self.tasks = []
-                return
-            super().parse_tasks()
+        helped = self.args.help.value
+        self._words = frozenset([*self.core.unparsed, *([helped] if isinstance(helped, str) else [])])
+        try:
+            with self._usage():
+                asked = self._prepare()
+                if asked is not None:  # `TASK -h`: help, and nothing of the task is parsed or run
+                    self.parser = self._make_parser()
+                    self.core[0].args.help.value = asked
+                    self.tasks = []
+                    return
+                super().parse_tasks()
+        finally:
+            self._words = self._built = None
+
+    def _make_parser(self) -> Parser:
+        """invoke's parser over every task; while the task words are parsed, one parser (made
+        once) over only the tasks those words name.
+
+        A parser asks its contexts only about a word it reads (is it a task?), so the others
+        change nothing, but invoke builds each task's arguments (an inspect.signature) and
+        deep-copies and formats every context on each parse: ~30 tasks, about a third of
+        `invoke --list` and of a task's start (issue 14). Tab completion still gets them all."""
+        if self._words is None:
+            return super()._make_parser()
+        if self._built is None:
+            names = self.collection.task_names  # primary → aliases
+            unknown_help = self.config.tasks.ignore_unknown_help
+            self._built = Parser(initial=self.initial_context, contexts=[
+                ParserContext(name=name, aliases=aliases,
+                              args=self.collection[name].get_arguments(ignore_unknown_help=unknown_help))
+                for name, aliases in names.items() if not self._words.isdisjoint([name, *aliases])])
+        return self._built
 
     def parse_cleanup(self) -> None:
         with self._usage():
@@ -140,7 +167,7 @@ class SingkitProgram(Program):
         A job word (`job4`) is the job also where the job is optional (`report.errors job4`); a
         run word (`job3.2`) where a job is expected is `--job=job3 --run=job3.2` in a task with
         --run, and a one-line refusal in one without. An option given twice is refused."""
-        contexts = self._make_parser().contexts
+        contexts = self._make_parser().contexts  # the tasks these words name (_make_parser)
         tokens = self.core.unparsed
         out: list[str] = []
         ctx: ParserContext | None = None
