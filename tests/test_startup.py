@@ -54,16 +54,44 @@ def test_status_and_listing_import_no_table_archive_or_service_library(tmp_path)
     storegen.sweep_job(tmp_path / "store", "job1")
     env = {**os.environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1"}
     for words in (["job.list"], ["job.status", "job1"]):
-        out = subprocess.run([sys.executable, "-c", LISTING, "tabulate,tarfile,pandas,seaborn,docker,azure,ruamel,jinja2",
+        out = subprocess.run([sys.executable, "-c", LISTING, "tabulate,tarfile,pandas,seaborn,docker,azure,ruamel,jinja2,tempfile",
                               *words], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and out.stderr.splitlines()[-1] == "", (words, out.stderr)
 
 
 def test_validate_of_the_shipped_config_imports_no_requirement_parser_or_table_library(tmp_path):
     env = {**os.environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1"}
-    out = subprocess.run([sys.executable, "-c", LISTING, "packaging,tabulate,docker,azure,pandas,jinja2", "config.validate"],
+    out = subprocess.run([sys.executable, "-c", LISTING, "packaging,tabulate,docker,azure,pandas,jinja2,tempfile,shutil",
+                          "config.validate"],
                          env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stderr.splitlines()[-1] == "", out.stderr
+
+
+def test_the_sku_catalog_is_read_only_by_a_config_that_needs_it(tmp_path):
+    # the shipped catalog is a YAML file; its parse is kept as JSON in the user's cache folder
+    local = tmp_path / "local"
+    (local / "configs").mkdir(parents=True)
+    (local / "configs" / "singkit.yaml").write_text("compute-targets:\n  mine:\n    service: local\n")
+    shipped_config = Path(__file__).resolve().parents[1]
+    for project, cache, reads in ((local, tmp_path / "cache-local", False), (shipped_config, tmp_path / "cache", True)):
+        env = {**os.environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1", "XDG_CACHE_HOME": str(cache)}
+        out = subprocess.run([sys.executable, "-m", "singkit", "config.validate"], env=env, cwd=project,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert bool(list(cache.glob("singkit/instance_types-*.json"))) is reads, project
+
+
+def test_a_record_used_by_targets_of_both_gpu_vendors_still_warns(tmp_path):
+    # the catalog is read only where a record has two Singularity users: this is that case
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "configs").mkdir()
+    text = (root / "configs" / "singkit.yaml").read_text()
+    assert "vm-size: ND96amrs_A100_v4" in text
+    (tmp_path / "configs" / "singkit.yaml").write_text(text.replace("vm-size: ND96amrs_A100_v4", "vm-size: ND96isr_MI300X_v5"))
+    env = {**os.environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "singkit", "config.validate"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "both GPU vendors (AMD: wus3-a100x2; NVIDIA: eus-v100)" in out.stderr, out.stderr
 
 
 def test_plain_pip_entries_pass_without_packaging_and_the_shortcut_accepts_only_what_pip_reads():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +41,8 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
 def temp_beside(path: Path) -> tuple[int, str]:
     """(fd, name) of a new temp file in `path`'s folder, named for `path` and this process;
     leftovers of dead writers in that folder are removed first (sweep_temps)."""
+    import tempfile  # here: tempfile brings shutil, random, bz2, lzma into every command that reads (issue 14)
+
     sweep_temps(path)
     return tempfile.mkstemp(prefix=f".{path.name}.p{os.getpid()}.", suffix=".tmp", dir=path.parent)
 

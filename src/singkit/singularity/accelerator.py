@@ -37,11 +37,15 @@ def accelerator_problems(cfg: Any) -> list[Problem]:
     cannot be validated for both (warning)."""
     out: list[Problem] = []
     note = Collector(cfg, out)
-    skus = getattr(cfg, "skus", None) or catalog.shipped()
+    skus = None
     for name, record in (getattr(cfg, "dockers", {}) or {}).items():
         if record.get("accelerator") or not record.get("sing-wrap"):
             continue
         users = users_of(cfg, name)
+        if len(users) < 2:  # one target is one vendor: a config without two never reads the catalog
+            continue
+        if skus is None:
+            skus = getattr(cfg, "skus", None) or catalog.shipped()
         by_vendor: dict[str, list[str]] = {}
         for user in users:
             for kind in catalog.vendors_of(skus, [str(cfg.targets[user].get("vm-size") or "")]):
