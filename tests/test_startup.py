@@ -147,3 +147,72 @@ def test_a_command_line_builds_the_options_of_the_tasks_it_names_and_no_other(mo
     with contextlib.suppress(SystemExit):
         make_program().run(["singkit", "--complete", "--", "singkit", "job."])
     assert len(built) == len(make_program().namespace.task_names) > 20
+
+
+EXTRA = """
+compute-targets:
+  base-target: &defaults {service: local, nodes: 2, priority: 'low'}
+  merged:
+    <<: *defaults
+    setup: s1
+    nodez: 3
+setups:
+  s1:
+    pip: ["numpy", 'torch>=2.1']
+    env: {A: "$env:HOME", B: 0x1F, C: 1.50, D: yes, E: ~}
+"""
+
+
+def _config_seen(cfg) -> tuple:
+    problems = sorted((str(p.file), p.line, p.col, p.message) for p in cfg.layer_problems)
+    return cfg.general, cfg.targets, cfg.dockers, cfg.setups, sorted(cfg._origins.items()), problems
+
+
+def test_a_cached_config_reads_as_its_first_parse_and_without_ruamel(tmp_path):
+    # the parse cache keeps Map/Seq (positions kept, scalars plain): what every reader sees is the
+    # same whether the parse was cached, made now, or made without a cache (ruamel's own document)
+    import io
+
+    from singkit.config import load_config
+    from singkit.config import layers as config_layers
+    from singkit.environment import Environment
+
+    (tmp_path / "configs").mkdir()
+    shipped = (Path(__file__).resolve().parents[1] / "configs" / "singkit.yaml").read_text()
+    (tmp_path / "configs" / "singkit.yaml").write_text(shipped)
+    (tmp_path / "extra.yaml").write_text(EXTRA)
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path), "PATH": os.environ["PATH"],
+               "SINGKIT_CONFIG": str(tmp_path / "extra.yaml")}
+
+    def load():
+        return load_config(Environment(tmp_path, environ, io.StringIO(), io.StringIO()))
+
+    first, second = load(), load()
+    assert list((tmp_path / "cache").glob("singkit/parsed/*.pickle")), "the parse was not cached"
+    assert [type(layer.doc) for layer in second.layers] == [config_layers.Map] * 2
+    original = config_layers.read_layer
+
+    def uncached(path, committed=False, cache=None, raw=None):
+        return original(path, committed, None, raw)
+
+    config_layers.read_layer = uncached
+    try:
+        import singkit.config as config_package
+
+        saved, config_package.read_layer = config_package.read_layer, uncached
+        try:
+            ruamels = load()
+        finally:
+            config_package.read_layer = saved
+    finally:
+        config_layers.read_layer = original
+    assert [type(layer.doc).__name__ for layer in ruamels.layers] == ["CommentedMap"] * 2
+    assert _config_seen(first) == _config_seen(second) == _config_seen(ruamels)
+    assert any("nodez" in p.message for p in first.layer_problems)
+
+    env = {**os.environ, **environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1"}
+    probe = LISTING.replace("m.split('.')[0] in", "m in")  # whole module names: `ruamel` itself is a namespace
+    for _ in range(2):  # the first also caches the SKU catalog's parse (this cache folder is new)
+        out = subprocess.run([sys.executable, "-c", probe, "ruamel.yaml", "config.validate"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert out.stderr.splitlines()[-1] == "", out.stderr  # a cached parse: ruamel.yaml is not even imported

@@ -1,7 +1,12 @@
-"""Reading one config file (a layer) with ruamel's round-trip loader, keeping every position."""
+"""Reading one config file (a layer) with ruamel's round-trip loader, keeping every position.
+
+A load through the parse cache (load_config's) gives the document as Map/Seq: plain dicts and
+lists that keep ruamel's positions (`.lc`), with plain scalars. Those pickle without ruamel, so
+a cached config is read without importing it (~20 % of `config.validate`, issue 14)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,8 @@ def yaml_rt():
     """A round-trip YAML instance that keeps comments, key order and quoting."""
     from ruamel.yaml import YAML
 
-    from singkit.config.yamlsafe import MAX_DEPTH, BoundedComposer
+    from singkit.config.composer import BoundedComposer
+    from singkit.config.yamlsafe import MAX_DEPTH
 
     yaml = YAML(typ="rt")
     yaml.Composer = BoundedComposer  # bounded nesting and alias expansion (hostile configs)
@@ -37,8 +43,6 @@ def read_layer(path: Path, committed: bool = False, cache: Path | None = None, r
     `cache`: a folder for parsed documents keyed by the file's content hash. Pure-Python
     ruamel parses ~4,000 lines a second; a cached parse loads in milliseconds.
     Raises ConfigError, one located line, for whatever the file holds or is (yamlsafe)."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     from singkit.config.yamlsafe import decode, read_bytes
 
     if raw is None:
@@ -46,6 +50,8 @@ def read_layer(path: Path, committed: bool = False, cache: Path | None = None, r
     cached = _parsed(cache, raw)
     if cached is not None:
         return Layer(path, cached, committed)
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     text = decode(path, raw)
     try:
         doc = yaml_rt().load(text)
@@ -57,19 +63,94 @@ def read_layer(path: Path, committed: bool = False, cache: Path | None = None, r
         raise ConfigError(Problem(path, 1, 1, f"invalid YAML: {what}")) from None
     if doc is not None and not hasattr(doc, "lc"):
         raise ConfigError(Problem(path, 1, 1, "a config file must be a mapping of sections (external-services, dockers, compute-targets, setups, general)"))
-    _keep_parsed(cache, raw, doc)
+    if cache is not None and doc is not None:
+        light = lightened(doc)
+        if light is not None:  # else a value Map/Seq do not hold (a date, a tag): parsed each time
+            _keep_parsed(cache, raw, light)
+            doc = light
     return Layer(path, doc, committed)
+
+
+class Positions:
+    """ruamel's LineCol, kept: 0-based line and col of the node, and `data` key → [line, col,
+    value line, value col] (a mapping) or index → [line, col] (a sequence)."""
+
+    __slots__ = ("line", "col", "data")
+
+    def __init__(self, line: int, col: int, data: dict[Any, list[int]]) -> None:
+        self.line, self.col, self.data = line, col, data
+
+    def __getstate__(self) -> tuple[int, int, dict[Any, list[int]]]:
+        return self.line, self.col, self.data
+
+    def __setstate__(self, state: tuple[int, int, dict[Any, list[int]]]) -> None:
+        self.line, self.col, self.data = state
+
+
+class Map(dict):
+    """A mapping of a cached config document: a dict with its positions (`lc`)."""
+
+    lc: Positions
+
+
+class Seq(list):
+    """A sequence of a cached config document: a list with its positions (`lc`)."""
+
+    lc: Positions
+
+
+def lightened(node: Any) -> Any:
+    """`node` (a ruamel round-trip document) as Map/Seq/plain scalars — what every reader of a
+    config document sees of it: items (merged `<<` keys included), values, positions; None if
+    it holds a value of another kind (a timestamp, a tagged scalar), which stays ruamel's."""
+    try:
+        return _light(node)
+    except _Heavy:
+        return None
+
+
+def _light(node: Any) -> Any:
+    if isinstance(node, dict):
+        out: Any = Map((_light(k), _light(v)) for k, v in node.items())
+    elif isinstance(node, list):
+        out = Seq(_light(v) for v in node)
+    elif type(node).__name__ == "ScalarBoolean":  # an anchored boolean: ruamel's is an int, keep it so
+        raise _Heavy
+    elif node is None or isinstance(node, bool):
+        return node
+    elif isinstance(node, str):
+        return str(node)
+    elif isinstance(node, int):
+        return int(node)
+    elif isinstance(node, float):
+        return float(node)
+    else:
+        raise _Heavy
+    lc = getattr(node, "lc", None)
+    out.lc = Positions(getattr(lc, "line", 0) or 0, getattr(lc, "col", 0) or 0,
+                       {k: list(v) for k, v in (getattr(lc, "data", None) or {}).items()})
+    return out
+
+
+class _Heavy(Exception):
+    """A value lightened() does not convert."""
 
 
 def _parsed_path(cache: Path, raw: bytes) -> Path:
     import hashlib
-
-    import ruamel.yaml
+    import importlib.util
 
     from singkit.config.yamlsafe import RULES
 
-    # the rules are in the key: a parse cached before a bound existed must not skip that bound
-    key = hashlib.sha256(f"{ruamel.yaml.__version__}\0{RULES}\0".encode() + raw).hexdigest()
+    # the rules are in the key: a parse cached before a bound existed must not skip that bound;
+    # so is the installed ruamel (its file, found without importing it), which made the parse
+    spec = importlib.util.find_spec("ruamel.yaml")
+    try:
+        made_by = os.stat(spec.origin) if spec and spec.origin else None
+    except OSError:
+        made_by = None
+    version = f"{made_by.st_size}:{made_by.st_mtime_ns}" if made_by else "?"
+    key = hashlib.sha256(f"map-seq-1\0{version}\0{RULES}\0".encode() + raw).hexdigest()
     return cache / f"{key[:32]}.pickle"
 
 
