@@ -320,6 +320,13 @@ class Index:
         return {run: (size, mtime_ns, text) for run, size, mtime_ns, text in rows
                 if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
 
+    def summary_text(self, job: str) -> str | None:
+        """One job's summary JSON text exactly as upsert wrote it; None when it is not indexed."""
+        db = self.db
+        with self._errors():
+            row = db.execute("SELECT summary FROM jobs WHERE job = ?", (job,)).fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
+
     def remove(self, job: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM jobs WHERE job = ?", (job,))
