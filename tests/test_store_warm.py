@@ -103,6 +103,20 @@ def _runs_rows(home: Path) -> dict[str, str]:
         return dict(db.execute("SELECT run, hparams FROM runs"))
 
 
+def _all_rows(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "index.sqlite") as db:
+        return [*db.execute("SELECT * FROM jobs ORDER BY job"), *db.execute("SELECT * FROM runs ORDER BY run")]
+
+
+def _rebuilt(home: Path, copy: Path) -> Path:
+    """A copy of the store whose index is made anew from the job folders."""
+    import shutil
+
+    shutil.copytree(home / "jobs", copy / "jobs")
+    Store(copy).rebuild_index()
+    return copy
+
+
 def test_a_look_that_changes_nothing_writes_nothing_to_the_index(tmp_path: Path) -> None:
     home = tmp_path / "store"
     spec = _job(home)
@@ -116,12 +130,13 @@ def test_a_look_that_changes_nothing_writes_nothing_to_the_index(tmp_path: Path)
     assert again.index.db.total_changes == 0  # nothing new: no row written
     again.close()
 
-    # a run.log line more: its fold is indexed again
-    Store(home).job("job1").runs[0].append("metrics", metrics={"loss": 0.5}, step=3)
+    # a run.log line more: the job's row and that run's row are written, no other
+    Store(home).job("job1").runs[1].append("metrics", metrics={"loss": 0.5}, step=3)
     news = Store(home)
     news.save(news.job("job1"))
-    assert news.index.db.total_changes > 0
+    assert news.index.db.total_changes == 2
     news.close()
+    assert _all_rows(home) == _all_rows(_rebuilt(home, tmp_path / "rebuilt"))
 
     # job.yaml rewritten by hand (the sweep's values, not a run.log): the run rows follow it
     atomic_write(spec, spec.read_text().replace('{"lr": 0.0}', '{"lr": 0.0, "bs": 8}'))

@@ -292,9 +292,10 @@ class Index:
             db.execute("COMMIT")
 
     def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]],
-               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None) -> None:
+               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None, keep_others: bool = False) -> None:
         """Write one job's row and its runs' rows in one transaction. `folds`: run id ->
-        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known."""
+        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known.
+        `keep_others`: `runs` are only the runs that changed; the job's other run rows stay."""
         folds = folds or {}
         with self._write() as db:
             db.execute(
@@ -303,7 +304,8 @@ class Index:
                  summary["status"], summary["runs_total"], summary["runs_done"], summary.get("created"),
                  summary.get("started"), summary.get("ended"), summary.get("command"),
                  json.dumps(summary, default=str)))
-            db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
+            if not keep_others:
+                db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
             db.executemany(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(r["run"], summary["job"], r["status"], r.get("reason"), r.get("exit_code"),

@@ -6,6 +6,8 @@
     <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
     <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
     <root>/cache/stat/<hash of a project root>.json   what snapshots learnt (singkit.statcache)
+    <root>/cache/spec/<jobN>.json                job.yaml as parsed, for its stamp (singkit.store.speccache)
+    <root>/cache/runlinks/<jobN>.json            run folders seen without links (singkit.store.runlinks)
     <root>/trees/<sha>/                          a snapshot extracted once, read-only, for the jobs on it (singkit.codetree)
 """
 
@@ -303,19 +305,22 @@ class Job:
             return None
         return RunState.from_text(text)  # None for a row that is not a fold
 
-    def known_folds(self) -> dict[str, tuple[int, int, dict[str, Any]]]:
-        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read."""
-        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state, _) in self._folds.items()}
+    def known_folds(self, only: set[str] | None = None) -> dict[str, tuple[int, int, dict[str, Any]]]:
+        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read
+        (`only`: of these runs)."""
+        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state, _) in self._folds.items()
+                if only is None or run_id in only}
 
-    def indexed_as_read(self) -> bool:
-        """Did every run's fold this command read come from the index, at the stamp the index has,
-        with the index holding no other run of the job? Then the index's run rows already say
-        what a save would write (Store.save checks the job's row and job.yaml's stamp)."""
+    def stale_runs(self) -> set[str] | None:
+        """The runs whose index rows are not what this command read: their fold was parsed from
+        run.log (it grew) or could not be read. None when the job's run rows cannot be kept at
+        all: the index was not read, or its runs are not the ones job.yaml lists."""
         runs = self.runs
-        if self._indexed is None or len(self._indexed) != len(runs):
-            return False
+        indexed = self._indexed
+        if indexed is None or len(indexed) != len(runs) or any(r.id not in indexed for r in runs):
+            return None
         folds = self._folds
-        return all((known := folds.get(r.id)) is not None and known[2] and r.id in self._indexed for r in runs)
+        return {r.id for r in runs if (known := folds.get(r.id)) is None or not known[2]}
 
     def states(self) -> dict[str, runlog.RunState]:
         return {r.id: r.state() for r in self.runs}
@@ -445,6 +450,11 @@ class Store:
         atomic_write(self.jobs_dir / (job.id + REFUSED), reason.strip() + "\n")
         job.spec_path.unlink(missing_ok=True)
         shutil.rmtree(job.dir, ignore_errors=True)
+        from singkit.store import runlinks
+
+        for cache in (speccache.cache_path(self.root, job.id), runlinks.cache_path(self.root, job.id)):
+            with contextlib.suppress(OSError):
+                cache.unlink()
         if self.index.path.exists():
             try:
                 self.index.remove(job.id)  # a concurrent listing may have indexed it meanwhile
@@ -473,11 +483,16 @@ class Store:
 
     def save(self, job: Job, summarised: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """Write the job's current summary into the index (when it can be written); return it.
-        `summarised`: job.summary() as the caller just made it (not made again). Nothing is
-        written when the index already holds exactly this (see _indexed_now): a look at a
-        finished 10,000-run job writes no row."""
+        `summarised`: job.summary() as the caller just made it (not made again). Only what
+        changed is written (see _stale_rows): a look at a finished 10,000-run job writes
+        nothing, one at a running sweep the job's row and the runs whose run.log grew."""
         summary, runs = summarised or job.summary()
-        if self._indexed_now(job, summary):
+        stale = self._stale_rows(job)
+        if stale is not None:
+            if not stale and self.cached(lambda: self.index.summary_text(job.id), None) == json.dumps(summary, default=str):
+                return summary
+            changed = [r for r in runs if r["run"] in stale]
+            self.cached(lambda: self.index.upsert(summary, changed, job.known_folds(stale), keep_others=True), None)
             return summary
         self.cached(lambda: self.index.upsert(summary, runs, job.known_folds()), None)
         stamp = speccache.stamp(job.spec_path)
@@ -485,16 +500,19 @@ class Store:
             self.cached(lambda: self.index.set_meta(SPEC_STAMP + job.id, json.dumps(stamp)), None)
         return summary
 
-    def _indexed_now(self, job: Job, summary: dict[str, Any]) -> bool:
-        """Does the index hold this summary, every run's fold at the run.log stamp just read
-        (none parsed from the file), and run rows made from this very job.yaml (its stamp, kept
-        in the index's meta after each write)? Then writing the rows again would change nothing."""
-        if not job.indexed_as_read() or self.index_trouble is not None:
-            return False
+    def _stale_rows(self, job: Job) -> set[str] | None:
+        """The runs whose index rows a save must write (Job.stale_runs), when the others can be
+        kept: they were made from this very job.yaml (its stamp, kept in the index's meta after
+        each whole write). None: write every row."""
+        if self.index_trouble is not None:
+            return None
+        stale = job.stale_runs()
+        if stale is None:
+            return None
         stamp = speccache.stamp(job.spec_path)
         if stamp is None or self.cached(lambda: self.index.get_meta(SPEC_STAMP + job.id), None) != json.dumps(stamp):
-            return False
-        return self.cached(lambda: self.index.summary_text(job.id), None) == json.dumps(summary, default=str)
+            return None
+        return stale
 
     def indexed_folds(self, job_id: str) -> dict[str, tuple[int, int, str]]:
         """The index's run folds of one job (see Index.folds); {} when there is no index yet (a
