@@ -17,6 +17,9 @@ from singkit.store import Store
 from singkit.store.speccache import cache_path
 
 
+BIG = 500  # runs: a job.yaml past speccache.CACHED_FROM_BYTES
+
+
 def _job(home: Path, runs: int = 3, aged: bool = True, **spec) -> Path:
     folder = storegen.write_job(home, "job1", [RunSpec({"lr": 0.1 * k}, storegen.curve(3, 2.0, 1.0)) for k in range(runs)],
                                 **spec)
@@ -48,7 +51,7 @@ def _command(home: Path) -> str:
 
 def test_job_yaml_is_parsed_once_per_version_and_every_change_is_seen(tmp_path: Path) -> None:
     home = tmp_path / "store"
-    spec = _job(home)
+    spec = _job(home, BIG)
     assert _command(home) == "python train.py --epochs 3"
     assert cache_path(home, "job1").is_file()
     # the file's stamp is the one it was parsed at: the parsed copy is what is read
@@ -70,7 +73,7 @@ def test_job_yaml_is_parsed_once_per_version_and_every_change_is_seen(tmp_path: 
 
 def test_a_job_yaml_changed_just_now_is_parsed_every_time(tmp_path: Path) -> None:
     home = tmp_path / "store"
-    spec = _job(home, aged=False)  # written this very second: an edit in the same tick keeps its mtime_ns
+    spec = _job(home, BIG, aged=False)  # written this very second: an edit in the same tick keeps its mtime_ns
     assert _command(home) == "python train.py --epochs 3"
     _edit_in_place_keeping_stamp(spec, "--epochs 3", "--epochs 4")
     assert _command(home) == "python train.py --epochs 4"
@@ -78,7 +81,7 @@ def test_a_job_yaml_changed_just_now_is_parsed_every_time(tmp_path: Path) -> Non
 
 def test_a_damaged_spec_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
     home = tmp_path / "store"
-    _job(home)
+    _job(home, BIG)
     assert _command(home) == "python train.py --epochs 3"
     cached = cache_path(home, "job1")
     for damage in (b"\x00not json", b"[1, 2]", b'{"stamp": [1, 2, 3], "spec": {"command": "x"}}',
@@ -90,7 +93,7 @@ def test_a_damaged_spec_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
 
 def test_a_spec_json_cannot_hold_exactly_is_parsed_each_time(tmp_path: Path) -> None:
     home = tmp_path / "store"
-    spec = _job(home)
+    spec = _job(home, BIG)
     spec.write_text(spec.read_text() + "noted: 2024-01-02\n")  # a hand edit: YAML reads a date
     _age(spec)
     for _ in range(2):

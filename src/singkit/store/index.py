@@ -292,10 +292,12 @@ class Index:
             db.execute("COMMIT")
 
     def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]],
-               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None, keep_others: bool = False) -> None:
+               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None, keep_others: bool = False,
+               meta: dict[str, Any] | None = None) -> None:
         """Write one job's row and its runs' rows in one transaction. `folds`: run id ->
         (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known.
-        `keep_others`: `runs` are only the runs that changed; the job's other run rows stay."""
+        `keep_others`: `runs` are only the runs that changed; the job's other run rows stay.
+        `meta`: keys to set in the same transaction (see set_meta)."""
         folds = folds or {}
         with self._write() as db:
             db.execute(
@@ -312,6 +314,7 @@ class Index:
                   r.get("started"), r.get("ended"), json.dumps(r.get("hparams") or {}, default=str),
                   *_fold_columns(folds.get(r["run"])))
                  for r in runs])
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items()))
 
     def folds(self, job: str) -> dict[str, tuple[int, int, str]]:
         """run id -> (run.log size, mtime_ns, the fold's JSON text) as indexed for one job's runs

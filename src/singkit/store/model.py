@@ -494,10 +494,10 @@ class Store:
             changed = [r for r in runs if r["run"] in stale]
             self.cached(lambda: self.index.upsert(summary, changed, job.known_folds(stale), keep_others=True), None)
             return summary
-        self.cached(lambda: self.index.upsert(summary, runs, job.known_folds()), None)
         stamp = speccache.stamp(job.spec_path)
-        if stamp is not None and self.index_trouble is None and speccache.settled(stamp):
-            self.cached(lambda: self.index.set_meta(SPEC_STAMP + job.id, json.dumps(stamp)), None)
+        # the job.yaml the rows are made from, when it is old enough to know by its stamp
+        meta = {SPEC_STAMP + job.id: json.dumps(stamp)} if stamp is not None and speccache.settled(stamp) else {}
+        self.cached(lambda: self.index.upsert(summary, runs, job.known_folds(), meta=meta), None)
         return summary
 
     def _stale_rows(self, job: Job) -> set[str] | None:

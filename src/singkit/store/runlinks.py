@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from singkit.fsutil import atomic_write
 from singkit.store.safe import links_in_runs
+from singkit.store.speccache import write_cache
 
 
 def cache_path(root: Path, job_id: str) -> Path:
@@ -53,4 +53,4 @@ def _write(path: Path, clean: dict[str, Any]) -> None:
     with contextlib.suppress(OSError, ImportError, TypeError):
         import orjson
 
-        atomic_write(path, orjson.dumps(clean))
+        write_cache(path, orjson.dumps(clean))

@@ -23,9 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from singkit.fsutil import atomic_write
+from singkit.fsutil import temp_beside
 
 RACY_S = 2.0  # a job.yaml changed more recently than this is parsed, not cached
+# a smaller job.yaml (a few hundred runs) parses in a few ms: not worth a file per job (the
+# first job.list of a store with 5,000 jobs would write 5,000)
+CACHED_FROM_BYTES = 16_384
 Stamp = tuple[int, int, int]
 
 
@@ -46,7 +49,7 @@ def stamp(path: Path | str) -> Stamp | None:
 def load(path: Path, cache: Path, parse: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The spec in job.yaml at `path`: the cached copy at `cache` while job.yaml is unchanged,
     else `parse()` (which reads and checks the file, raising what it raises), cached when the
-    file is old enough to trust and JSON holds the spec exactly."""
+    file is old enough to trust, big enough to be worth it and JSON holds the spec exactly."""
     from singkit.store.safe import link_in_job
 
     before = stamp(path) if link_in_job(path) is None else None  # a link: parse() refuses it as it does
@@ -56,7 +59,7 @@ def load(path: Path, cache: Path, parse: Callable[[], dict[str, Any]]) -> dict[s
             return cached
     data = parse()
     after = stamp(path)
-    if after is not None and after == before and settled(after):
+    if after is not None and after == before and settled(after) and after[0] >= CACHED_FROM_BYTES:
         _write(cache, after, data)
     return data
 
@@ -87,7 +90,22 @@ def _write(cache: Path, at: Stamp, data: dict[str, Any]) -> None:
         blob = orjson.dumps({"stamp": list(at), "spec": data})
         if orjson.loads(blob)["spec"] != data:
             return  # JSON would change it (NaN, a date, a tuple): parse the YAML each time instead
-        atomic_write(cache, blob)
+        write_cache(cache, blob)
     except (OSError, TypeError, ValueError, ImportError):
         with contextlib.suppress(OSError):
             os.unlink(cache)  # never leave an older copy that a reused stamp could match
+
+
+def write_cache(path: Path, blob: bytes) -> None:
+    """Write a cache file whole (a temp file renamed over it), without fsync: a copy a crash cut
+    short does not decode, or names another stamp, and is then ignored like a missing one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
