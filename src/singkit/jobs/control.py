@@ -57,11 +57,14 @@ def status(env: Environment, job_ref: str) -> dict[str, Any]:
     """The job's summary with its runs, each with status, reason, exit code, hparams, times."""
     store = Store.of(env)
     job = store.job(job_ref)
-    for note in link_notes(job):
-        env.err(note)
-    summary, runs = refreshed(env, store, job)
-    index_note(env, store)
-    return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
+    try:
+        for note in link_notes(job):
+            env.err(note)
+        summary, runs = refreshed(env, store, job)
+        index_note(env, store)
+        return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
+    finally:
+        job.forget()  # freed now by reference counting, not later by a walk of the cycle collector
 
 
 def list_jobs(env: Environment, status: str | None = None, target: str | None = None,

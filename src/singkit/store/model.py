@@ -322,6 +322,11 @@ class Job:
         folds = self._folds
         return {r.id for r in runs if (known := folds.get(r.id)) is None or not known[2]}
 
+    def forget(self) -> None:
+        """Drop what this command read (runs, folds): each Run points back at its Job, so a
+        10,000-run job is otherwise one big reference cycle that only the cycle collector frees."""
+        self._runs, self._folds, self._indexed = None, {}, None
+
     def states(self) -> dict[str, runlog.RunState]:
         return {r.id: r.state() for r in self.runs}
 

@@ -14,7 +14,6 @@ rewritten, and a store that cannot be written is simply listed in full next time
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,7 @@ def links(root: Path, job_id: str, job_dir: Path, run_ids: list[str], names: tup
     path = cache_path(root, job_id)
     known = _read(path)
     clean = dict(known)
-    runs = os.path.join(job_dir, "runs")
-    found = links_in_runs(job_dir, [os.path.join(runs, run_id) for run_id in run_ids], names, clean=clean)
+    found = links_in_runs(job_dir, run_ids, names, clean=clean)
     if clean != known:
         _write(path, clean)
     return found

@@ -72,11 +72,11 @@ def link_in_job(path: Path | str) -> str | None:
     return str(current) if _is_link(current) else None
 
 
-def links_in_runs(job_dir: Path, run_dirs: list[Path] | list[str], names: tuple[str, ...],
+def links_in_runs(job_dir: Path, run_names: list[str], names: tuple[str, ...],
                   clean: dict[str, list[int]] | None = None) -> list[str]:
-    """`link_in_job` of each run folder's `names` (run.log, outputs, ...), the links found in order,
-    each once: a listing of each run folder instead of an lstat per folder of each path (job.status
-    of a 10,000-run job asked 40,000 times).
+    """`link_in_job` of the `names` (run.log, outputs, ...) in each run folder job_dir/runs/<run
+    name>, the links found in order, each once: a listing of each run folder instead of an lstat
+    per folder of each path (job.status of a 10,000-run job asked 40,000 times).
 
     `clean` (run folder name -> [ctime_ns, inode], updated here): folders already seen holding
     no such link. A folder whose ctime and inode are unchanged is not listed again: a link can
@@ -91,7 +91,7 @@ def links_in_runs(job_dir: Path, run_dirs: list[Path] | list[str], names: tuple[
             found.append(link)
 
     wanted = frozenset(names)
-    runs = os.path.abspath(os.path.join(job_dir, "runs"))
+    runs = os.path.abspath(os.path.join(job_dir, "runs")) + os.sep  # text, not Paths: 10,000 runs
     linked_dirs: set[str] | None = None
     if clean is None:
         try:  # which run folders are links: one listing of runs/, not an lstat per folder
@@ -99,10 +99,9 @@ def links_in_runs(job_dir: Path, run_dirs: list[Path] | list[str], names: tuple[
                 linked_dirs = {e.name for e in entries if e.is_symlink()}
         except OSError:
             pass  # not listable: ask each folder
-    settled = time.time() - CLEAN_AFTER_S
-    for run_dir in run_dirs:
-        run_dir = os.path.abspath(run_dir)  # text, not a Path: 10,000 runs are 10,000 of these
-        parent, folder = os.path.split(run_dir)
+    settled = (time.time() - CLEAN_AFTER_S) * 1e9
+    for folder in run_names:
+        run_dir = runs + folder
         stamp = None
         if clean is not None and above is None:
             try:
@@ -116,7 +115,7 @@ def links_in_runs(job_dir: Path, run_dirs: list[Path] | list[str], names: tuple[
                 if clean.get(folder) == stamp:
                     continue
         else:
-            is_link = folder in linked_dirs if parent == runs and linked_dirs is not None else _is_link(run_dir)
+            is_link = folder in linked_dirs if linked_dirs is not None else _is_link(run_dir)
         if above is not None or is_link:  # rare: the exact walk, path by path
             for name in names:
                 note(link_in_job(Path(run_dir) / name))
@@ -129,11 +128,11 @@ def links_in_runs(job_dir: Path, run_dirs: list[Path] | list[str], names: tuple[
         for name in names:
             if name in linked:
                 note(os.path.join(run_dir, name))
-        if clean is not None and stamp is not None:
-            if not linked and stamp[0] / 1e9 < settled:
-                clean[folder] = stamp
+        if stamp is not None:
+            if not linked and stamp[0] < settled:
+                clean[folder] = stamp  # type: ignore[index]  # (stamp is set only when clean is given)
             else:
-                clean.pop(folder, None)
+                clean.pop(folder, None)  # type: ignore[union-attr]
     return found
 
 
