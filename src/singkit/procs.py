@@ -148,9 +148,9 @@ def find_runner(job_dir: Path) -> dict[str, Any] | None:
     if not PROC.is_dir():
         return None
     if _listing:
-        if _listing[-1] is None:
-            _listing[-1] = _runner_pids()
         runners = _listing[-1]
+        if runners is None:
+            runners = _listing[-1] = _runner_pids()
     else:
         runners = _runner_pids()
     for pid in runners.get(_resolved(job_dir), ()):

@@ -192,13 +192,10 @@ def _loads(text: str) -> Any:
     json for what orjson refuses (NaN and inf, which a metric's last value may be; huge ints)."""
     try:
         import orjson
-    except ImportError:
-        orjson = None
-    if orjson is not None:
-        try:
-            return orjson.loads(text)
-        except ValueError:
-            pass
+
+        return orjson.loads(text)
+    except (ImportError, ValueError):
+        pass
     import json
 
     return json.loads(text)
