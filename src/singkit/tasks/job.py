@@ -50,7 +50,7 @@ def _table(env: Any, rows: list[list[Any]], headers: list[str], wide: bool = Fal
     cells (reason, sweep, target) are cut with an ellipsis before columns are left out."""
     from singkit.reports import layout, render
 
-    cells = [[str(row[i]) for row in rows] for i in range(len(headers))]
+    cells = [list(map(str, col)) for col in zip(*rows)] if rows else [[] for _ in headers]  # column-wise, at C speed
     filled = [i for i, col in enumerate(cells) if any(col) or headers[i] in keep]  # an all-empty `reason`: no column
     headers, cells = [headers[i] for i in filled], [cells[i] for i in filled]
     right = [all(c.replace(".", "", 1).replace("/", "", 1).isdigit() or c == "-" for c in col) and any(c != "-" for c in col)
