@@ -59,6 +59,33 @@ def test_status_and_listing_import_no_table_archive_or_service_library(tmp_path)
         assert out.returncode == 0 and out.stderr.splitlines()[-1] == "", (words, out.stderr)
 
 
+MODULES = """
+import sys
+from singkit.cli import main
+try:
+    main(['singkit', *sys.argv[1:]])
+except SystemExit:
+    pass
+print(' '.join(sorted(m for m in sys.modules if m.startswith('singkit.'))), file=sys.stderr)
+"""
+
+
+def test_a_look_at_finished_jobs_loads_no_backend(tmp_path):
+    """job.status and job.list of jobs that ended ask no backend anything (issue 14 item 4): the
+    local backend would bring the runtime, mounts and process modules."""
+    storegen.sweep_job(tmp_path / "store", "job1")
+    env = {**os.environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1"}
+    unused = ("singkit.backends.local", "singkit.backends.embedded", "singkit.backends.docker",
+              "singkit.backends.runtime", "singkit.backends.singularity", "singkit.mounts", "singkit.procs",
+              "singkit.store.events", "singkit.config", "singkit.snapshot")
+    for words in (["job.list"], ["job.status", "job1"], ["job.status", "job1", "--json"]):
+        out = subprocess.run([sys.executable, "-c", MODULES, *words], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60)
+        loaded = out.stderr.splitlines()[-1].split()
+        assert out.returncode == 0 and "singkit.jobs.control" in loaded, (words, out.stderr)
+        assert [m for m in loaded if m.startswith(unused)] == [], words
+
+
 def test_validate_of_the_shipped_config_imports_no_requirement_parser_or_table_library(tmp_path):
     # a cache of its own, warmed first: a cold one is written (tempfile, shutil); a warm one only read
     env = {**os.environ, "SINGKIT_HOME": str(tmp_path / "store"), "NO_COLOR": "1", "XDG_CACHE_HOME": str(tmp_path)}

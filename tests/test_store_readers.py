@@ -139,6 +139,7 @@ def test_a_locked_index_is_the_only_one_called_busy(tmp_path: Path) -> None:
         store.index.timeout = 0.05
         store.index._db = None
         job = store.job("job1")
+        job.runs[0].append("metrics", metrics={"loss": 1.0})  # news to index: save must write (issue 14)
         assert store.save(job)["status"] == "completed"  # a reader is not failed by a writer's lock
         assert store.index_trouble is not None and store.index_trouble.kind == "locked"
     finally:

@@ -5,10 +5,12 @@ alive. Linux reads /proc; elsewhere only the pid is checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +143,43 @@ def find_runner(job_dir: Path) -> dict[str, Any] | None:
     for this job folder, found by its command line; None when there is none (or no /proc).
 
     runner.json can be missing while the runner lives (a submit killed between spawning it and
-    recording it, a file removed by hand): its runs must not be taken for orphans then."""
+    recording it, a file removed by hand): its runs must not be taken for orphans then.
+    Inside `one_listing()` the processes are listed once for every job asked about."""
     if not PROC.is_dir():
         return None
-    want = _resolved(job_dir)
+    if _listing:
+        runners = _listing[-1]
+        if runners is None:
+            runners = _listing[-1] = _runner_pids()
+    else:
+        runners = _runner_pids()
+    for pid in runners.get(_resolved(job_dir), ()):
+        info = identity(pid)
+        if alive(info):
+            return info
+    return None
+
+
+# the runner listing of each open one_listing() block (None until find_runner first needs it)
+_listing: list[dict[Path, list[int]] | None] = []
+
+
+@contextlib.contextmanager
+def one_listing() -> Iterator[None]:
+    """Within the block find_runner lists the processes once, when first asked, and answers every
+    job from that list: job.list reconciling a thousand jobs whose runners died reads /proc once,
+    not once per job. A runner that starts later is known by its runner.json, which `alive`
+    reads as always, or by its job being too young to judge (embedded.RUNNER_GRACE)."""
+    _listing.append(None)
+    try:
+        yield
+    finally:
+        _listing.pop()
+
+
+def _runner_pids() -> dict[Path, list[int]]:
+    """Every process that runs a job's runner: its job folder (resolved) -> pids, in /proc order."""
+    found: dict[Path, list[int]] = {}
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -161,11 +196,8 @@ def find_runner(job_dir: Path) -> dict[str, Any] | None:
                 target = Path(os.readlink(entry / "cwd")) / target
             except OSError:
                 continue
-        if _resolved(target) == want:
-            info = identity(int(entry.name))
-            if alive(info):
-                return info
-    return None
+        found.setdefault(_resolved(target), []).append(int(entry.name))
+    return found
 
 
 def _resolved(path: Path) -> Path:

@@ -6,15 +6,15 @@ reconciles runs whose process died), so nothing stays `running` after its runner
 
 from __future__ import annotations
 
+import contextlib
 import os
-
 from pathlib import Path
 from typing import Any
 
 from singkit.backends.base import Backend, backend_for_job
 from singkit.environment import Environment
 from singkit.exceptions import Hint, JobCancelled, JobFailed, SingkitError, UsageError
-from singkit.store import Job, Store, events, runlog
+from singkit.store import Job, Store, runlog
 from singkit.store.status import DRY_RUN, SETTLED, STATUSES
 
 FINISHED = SETTLED
@@ -28,12 +28,23 @@ def open_job(env: Environment, job_ref: str) -> tuple[Store, Job, Backend]:
 
 def refresh(env: Environment, store: Store, job: Job, backend: Backend | None = None) -> dict[str, Any]:
     """Bring one job up to date and return its summary (as indexed)."""
-    if not job.spec.get("dry_run") and job.status() not in FINISHED:
+    return refreshed(env, store, job, backend)[0]
+
+
+def refreshed(env: Environment, store: Store, job: Job,
+              backend: Backend | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Bring one job up to date: (its summary as indexed, its runs' summaries), from one fold
+    of each run (again only when its backend was asked to reconcile: that may record outcomes).
+    The backend is made only for a job that is not finished."""
+    summarised = job.summary()
+    if not job.spec.get("dry_run") and summarised[0]["status"] not in FINISHED:
         try:
             (backend or backend_for_job(job, env)).refresh(job)
         except (SingkitError, OSError) as error:  # OSError: e.g. no space left to record an outcome
             env.err(f"warning: could not refresh {job.id}: {why(error)}")
-    return store.save(job)
+        summarised = job.summary()
+    store.save(job, summarised)
+    return summarised
 
 
 def index_note(env: Environment, store: Store) -> None:
@@ -44,13 +55,16 @@ def index_note(env: Environment, store: Store) -> None:
 
 def status(env: Environment, job_ref: str) -> dict[str, Any]:
     """The job's summary with its runs, each with status, reason, exit code, hparams, times."""
-    store, job, backend = open_job(env, job_ref)
-    for note in link_notes(job):
-        env.err(note)
-    summary = refresh(env, store, job, backend)
-    index_note(env, store)
-    _, runs = job.summary()
-    return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
+    store = Store.of(env)
+    job = store.job(job_ref)
+    try:
+        for note in link_notes(job):
+            env.err(note)
+        summary, runs = refreshed(env, store, job)
+        index_note(env, store)
+        return {**summary, "runs": runs, "spec": {k: job.spec.get(k) for k in ("command", "parallel", "code", "experiment")}}
+    finally:
+        job.forget()  # freed now by reference counting, not later by a walk of the cycle collector
 
 
 def list_jobs(env: Environment, status: str | None = None, target: str | None = None,
@@ -67,19 +81,32 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
         env.err(f"warning: skipped {job_id}: {why(error)}")
 
     store.sync_index(on_error=skip)
-    # only the jobs that can be listed are brought up to date: with --last alone, the newest N
+    # only the jobs that can be listed are brought up to date: with --last alone, the newest N;
+    # the runners of all of them are looked for in one listing of the processes
     shown = last if not status and not target else None
-    for job_id, cached in (store.cached_statuses(shown) or {}).items():
-        if cached not in FINISHED:
+    statuses = store.cached_statuses(shown)
+    unfinished = [job_id for job_id, cached in (statuses or {}).items() if cached not in FINISHED]
+    with _runners_listed_once(bool(unfinished) or statuses is None):
+        for job_id in unfinished:
             try:
                 refresh(env, store, store.job(job_id))
             except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
                 skip(job_id, error)
-    rows = store.summaries(status=status, target=target, last=last, on_error=skip)
-    if rows is None:  # the index cannot be used (full disk, read-only, locked): the folders are the truth
-        rows = _from_folders(env, store, skip, status, target, last)
+        rows = store.summaries(status=status, target=target, last=last, on_error=skip)
+        if rows is None:  # the index cannot be used (full disk, read-only, locked): the folders are the truth
+            rows = _from_folders(env, store, skip, status, target, last)
     index_note(env, store)
     return rows
+
+
+def _runners_listed_once(needed: bool) -> contextlib.AbstractContextManager[None]:
+    """Reconciling many jobs looks for their runners in one listing of the processes (see
+    procs.one_listing); a listing with no job to refresh imports nothing for it."""
+    if not needed:
+        return contextlib.nullcontext()
+    from singkit import procs
+
+    return procs.one_listing()
 
 
 def _from_folders(env: Environment, store: Store, skip: Any, status: str | None, target: str | None,
@@ -148,11 +175,11 @@ def link_notes(job: Job, runs: list[Any] | None = None) -> list[str]:
     """One warning per store file of the job's runs that is a symbolic link (run.log, stdout.log,
     stderr.log, outputs/, or the run folder itself): such files are never read or followed
     (singkit.store.safe), and the user should know why a run shows nothing."""
-    from singkit.store.safe import links_in_runs
+    from singkit.store import runlinks
 
     chosen = runs if runs is not None else job.runs
     names = ("run.log", "stdout.log", "stderr.log", "outputs")
-    found = links_in_runs(job.dir, [run.dir for run in chosen], names)
+    found = runlinks.links(job.store.root, job.id, job.dir, [run.id for run in chosen], names)
     return [f"warning: {link} is a symbolic link in the job store; not read or followed "
             "(the store was damaged or tampered with)" for link in found]
 
@@ -182,6 +209,8 @@ def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
         # recording the others: the index and the audit trail show those all the same
         if active:
             done = [r.id for r in runs if r.id in active and r.state().status == "cancelled"]
+            from singkit.store import events
+
             events.record(env, "cancel", job=job.id, runs=active, **({} if done == active else {"confirmed": done}))
         store.save(job)
     return active

@@ -157,27 +157,56 @@ class RunState:
         return data
 
     @classmethod
+    def from_text(cls, text: str) -> RunState | None:
+        """A fold from the JSON text of to_json's data (an index row); None when it is not one."""
+        try:
+            return cls.from_json(_loads(text))
+        except (ValueError, RecursionError):
+            return None
+
+    @classmethod
     def from_json(cls, data: object) -> RunState | None:
         """A fold from to_json's data; None for anything not of its shape (a damaged cache row)."""
-        if not isinstance(data, dict) or data.keys() != set(_FIELDS):
+        if not isinstance(data, dict) or data.keys() != _FIELD_SET:
             return None
-        status = parse(data["status"])
-        if status is None or any(not isinstance(data[k], t) for k, t in _TYPES.items()):
+        status = _STATUS_OF.get(data["status"]) if isinstance(data["status"], str) else None
+        # map(isinstance, ...): the type checks at C speed (job.status of 10,000 runs makes 10,000)
+        if status is None or not all(map(isinstance, map(data.__getitem__, _TYPE_KEYS), _TYPE_TYPES)):
             return None
         if any(not (isinstance(m, list) and len(m) == 6) for m in data["metrics"].values()):
             return None
         if any(not isinstance(n, dict) for n in data["nodes"].values()):
             return None
-        return cls(**{**data, "status": status})
+        state = object.__new__(cls)  # what __init__ would do with these very fields, without its cost
+        state.__dict__.update(data)
+        state.status = status
+        return state
 
 
 _FIELDS = tuple(f.name for f in fields(RunState))
+_FIELD_SET = frozenset(_FIELDS)
+
+
+def _loads(text: str) -> Any:
+    """JSON text as data: orjson (a job.status of 10,000 runs decodes 10,000 folds, ~2.5x faster),
+    json for what orjson refuses (NaN and inf, which a metric's last value may be; huge ints)."""
+    try:
+        import orjson
+
+        return orjson.loads(text)
+    except (ImportError, ValueError):
+        pass
+    import json
+
+    return json.loads(text)
 _NUMBER = (int, float, type(None))
 _TYPES: dict[str, tuple[type, ...]] = {
     "reason": (str, type(None)), "exit_code": (int, type(None)), "queued": _NUMBER, "started": _NUMBER,
     "ended": _NUMBER, "hparams": (dict,), "last_metrics": (dict,), "last_step": (int, type(None)),
     "preemptions": (int,), "skipped_lines": (int,), "first_t": _NUMBER, "last_t": _NUMBER, "metrics_t": _NUMBER,
     "metric_lines": (int,), "metrics": (dict,), "nodes": (dict,)}
+_TYPE_KEYS, _TYPE_TYPES = tuple(_TYPES), tuple(_TYPES.values())
+_STATUS_OF = {status.value: status for status in RunStatus}
 
 
 def _fold_metric(metrics: dict[str, list[Any]], name: str, value: Any, step: Any) -> None:

@@ -296,9 +296,12 @@ class Index:
             db.execute("COMMIT")
 
     def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]],
-               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None) -> None:
+               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None, keep_others: bool = False,
+               meta: dict[str, Any] | None = None) -> None:
         """Write one job's row and its runs' rows in one transaction. `folds`: run id ->
-        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known."""
+        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known.
+        `keep_others`: `runs` are only the runs that changed; the job's other run rows stay.
+        `meta`: keys to set in the same transaction (see set_meta)."""
         folds = folds or {}
         with self._write() as db:
             db.execute(
@@ -307,13 +310,15 @@ class Index:
                  summary["status"], summary["runs_total"], summary["runs_done"], summary.get("created"),
                  summary.get("started"), summary.get("ended"), summary.get("command"),
                  json.dumps(summary, default=str)))
-            db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
+            if not keep_others:
+                db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
             db.executemany(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(r["run"], summary["job"], r["status"], r.get("reason"), r.get("exit_code"),
                   r.get("started"), r.get("ended"), json.dumps(r.get("hparams") or {}, default=str),
                   *_fold_columns(folds.get(r["run"])))
                  for r in runs])
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items()))
 
     def folds(self, job: str) -> dict[str, tuple[int, int, str]]:
         """run id -> (run.log size, mtime_ns, the fold's JSON text) as indexed for one job's runs
@@ -323,6 +328,13 @@ class Index:
             rows = db.execute("SELECT run, log_size, log_mtime_ns, fold FROM runs WHERE job = ?", (job,)).fetchall()
         return {run: (size, mtime_ns, text) for run, size, mtime_ns, text in rows
                 if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
+
+    def summary_text(self, job: str) -> str | None:
+        """One job's summary JSON text exactly as upsert wrote it; None when it is not indexed."""
+        db = self.db
+        with self._errors():
+            row = db.execute("SELECT summary FROM jobs WHERE job = ?", (job,)).fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
 
     def remove(self, job: str) -> None:
         with self._write() as db:

@@ -6,12 +6,15 @@
     <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
     <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
     <root>/cache/stat/<hash of a project root>.bin what snapshots learnt (singkit.statcache)
+    <root>/cache/spec/<jobN>.json                job.yaml as parsed, for its stamp (singkit.store.speccache)
+    <root>/cache/runlinks/<jobN>.json            run folders seen without links (singkit.store.runlinks)
     <root>/trees/<sha>/                          a snapshot extracted once, read-only, for the jobs on it (singkit.codetree)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -19,12 +22,12 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID, RUN_ID, check_word, shown  # the grammar the command line reads job words by
-from singkit.store import runlog
+from singkit.store import runlog, speccache
 from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.jobspec import JobSpec
@@ -42,6 +45,7 @@ T = TypeVar("T")
 # is taken as abandoned (the submit died) and ignored.
 ABANDONED_AFTER = 300.0
 JOBS_STAMP = "jobs_dir_mtime_ns"  # the index's meta key for jobs/'s mtime at the last full scan
+SPEC_STAMP = "spec_stamp:"  # + job id: the index's meta key for the job.yaml stamp its run rows were made from
 RACY_S = 2.0  # a jobs/ changed more recently than this is scanned anyway (see Store._jobs_stamp)
 
 
@@ -77,7 +81,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
 class Run:
     """One run's folder: jobs/<jobN>/runs/<jobN.K>/."""
 
-    def __init__(self, job: Job, run_id: str, hparams: dict[str, Any] | None = None):
+    def __init__(self, job: Job, run_id: str, hparams: dict[str, Any] | None = None, linked: bool = True):
+        """`linked=False`: the caller saw that runs/<run_id> is no symbolic link (a listing of
+        runs/), so the folder's path needs no check of where it leads."""
         self.job = job
         self.id = run_id
         self.hparams = hparams or {}
@@ -87,12 +93,35 @@ class Run:
             raise UnsafeStoreContent(f"{job.spec_path}: the run id {shown(str(run_id))} is not a run of {job.id} "
                                      f"({job.id}.K); nothing was read or written (the job folder is damaged or was "
                                      "not written by singkit)")
-        self.dir = safe_join(job.dir / "runs", run_id, "the run id", job.spec_path)
-        self.log_path = self.dir / "run.log"
-        self.stdout_path = self.dir / "stdout.log"
-        self.stderr_path = self.dir / "stderr.log"
-        self.outputs_dir = self.dir / "outputs"
-        self.backend_path = self.dir / "backend.json"
+        if linked:
+            safe_join(job.dir / "runs", run_id, "the run id", job.spec_path)  # a link out of runs/ is refused
+        # a plain str for the per-run stat of every listing (a 10,000-run job.status makes no Path per run)
+        self.log_file = f"{job.runs_folder}{os.sep}{run_id}{os.sep}run.log"
+
+    # Paths are made when asked for: job.status of a 10,000-run job uses none of them
+    @functools.cached_property
+    def dir(self) -> Path:
+        return self.job.dir / "runs" / self.id
+
+    @functools.cached_property
+    def log_path(self) -> Path:
+        return self.dir / "run.log"
+
+    @functools.cached_property
+    def stdout_path(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @functools.cached_property
+    def stderr_path(self) -> Path:
+        return self.dir / "stderr.log"
+
+    @functools.cached_property
+    def outputs_dir(self) -> Path:
+        return self.dir / "outputs"
+
+    @functools.cached_property
+    def backend_path(self) -> Path:
+        return self.dir / "backend.json"
 
     def __repr__(self) -> str:
         return f"Run({self.id!r})"
@@ -164,12 +193,13 @@ class Job:
         self.id = job_id
         self.num = int(JOB_ID.match(job_id).group(1))  # type: ignore[union-attr]
         self.dir = store.jobs_dir / job_id
+        self.runs_folder = os.path.join(self.dir, "runs")  # as text: see Run.log_file
         self.spec_path = self.dir / "job.yaml"
         self.code_archive = self.dir / "code.tar.gz"
         self.runner_path = self.dir / "runner.json"
         self._spec: JobSpec | None = None
-        # run id -> ((run.log size, mtime_ns), its fold): what this command has read so far
-        self._folds: dict[str, tuple[tuple[int, int], runlog.RunState]] = {}
+        # run id -> ((run.log size, mtime_ns), its fold, taken from the index): what this command read so far
+        self._folds: dict[str, tuple[tuple[int, int], runlog.RunState, bool]] = {}
         self._indexed: dict[str, tuple[int, int, str]] | None = None  # the index's folds, read once
         self._runs: tuple[JobSpec, list[Run]] | None = None  # (the spec they were made from, runs)
 
@@ -179,7 +209,10 @@ class Job:
     @property
     def spec(self) -> JobSpec:
         if self._spec is None:
-            self._spec = checked_spec(load_yaml(self.spec_path), self.spec_path, self.id)
+            # parsed once per version of job.yaml (a 10,000-run sweep's takes over a second)
+            self._spec = cast(JobSpec, speccache.load(
+                self.spec_path, speccache.cache_path(self.store.root, self.id),
+                lambda: dict(checked_spec(load_yaml(self.spec_path), self.spec_path, self.id))))
         return self._spec
 
     def write_spec(self, spec: JobSpec) -> None:
@@ -208,8 +241,17 @@ class Job:
         if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
             raise UnsafeStoreContent(f"{self.spec_path}: `runs` is not a list of runs ({{run: {self.id}.K, hparams: ...}}); "
                                      "the job folder is damaged or was not written by singkit")
-        return [Run(self, r["run"], r.get("hparams") if isinstance(r.get("hparams"), dict) else None)
-                for r in listed]
+        linked = self._linked_runs()
+        return [Run(self, r["run"], r.get("hparams") if isinstance(r.get("hparams"), dict) else None,
+                    linked=r["run"] in linked) for r in listed]
+
+    def _linked_runs(self) -> set[str]:
+        """Names in runs/ that are symbolic links, from one listing (no stat per run folder)."""
+        try:
+            with os.scandir(self.dir / "runs") as entries:
+                return {entry.name for entry in entries if entry.is_symlink()}
+        except OSError:
+            return set()
 
     def run(self, ref: str) -> Run:
         """A run by `jobN.K`, `N.K` or `K`; UsageError listing the runs if unknown."""
@@ -240,7 +282,7 @@ class Job:
         the file is unchanged — from this command's earlier reads, else from the index — and
         parsed from the file otherwise. run.log is append-only, so any write changes the key."""
         try:
-            st = os.lstat(run.log_path)  # a link is read as missing (runlog.read); its own stamp does
+            st = os.lstat(run.log_file)  # a link is read as missing (runlog.read); its own stamp does
         except (FileNotFoundError, NotADirectoryError):
             self._folds.pop(run.id, None)
             return runlog.state(run.log_path)
@@ -249,9 +291,10 @@ class Job:
         if known is not None and known[0] == stamp:
             return known[1]
         state = self._indexed_fold(run.id, stamp)
+        indexed = state is not None
         if state is None:
             state = runlog.state(run.log_path)
-        self._folds[run.id] = (stamp, state)
+        self._folds[run.id] = (stamp, state, indexed)
         return state
 
     def _indexed_fold(self, run_id: str, stamp: tuple[int, int]) -> runlog.RunState | None:
@@ -260,14 +303,29 @@ class Job:
         size, mtime_ns, text = self._indexed.get(run_id) or (None, None, None)
         if (size, mtime_ns) != stamp or text is None:
             return None
-        try:
-            return RunState.from_json(json.loads(text))  # None for a row that is not a fold
-        except (ValueError, RecursionError):
-            return None
+        return RunState.from_text(text)  # None for a row that is not a fold
 
-    def known_folds(self) -> dict[str, tuple[int, int, dict[str, Any]]]:
-        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read."""
-        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state) in self._folds.items()}
+    def known_folds(self, only: set[str] | None = None) -> dict[str, tuple[int, int, dict[str, Any]]]:
+        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read
+        (`only`: of these runs)."""
+        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state, _) in self._folds.items()
+                if only is None or run_id in only}
+
+    def stale_runs(self) -> set[str] | None:
+        """The runs whose index rows are not what this command read: their fold was parsed from
+        run.log (it grew) or could not be read. None when the job's run rows cannot be kept at
+        all: the index was not read, or its runs are not the ones job.yaml lists."""
+        runs = self.runs
+        indexed = self._indexed
+        if indexed is None or len(indexed) != len(runs) or any(r.id not in indexed for r in runs):
+            return None
+        folds = self._folds
+        return {r.id for r in runs if (known := folds.get(r.id)) is None or not known[2]}
+
+    def forget(self) -> None:
+        """Drop what this command read (runs, folds): each Run points back at its Job, so a
+        10,000-run job is otherwise one big reference cycle that only the cycle collector frees."""
+        self._runs, self._folds, self._indexed = None, {}, None
 
     def states(self) -> dict[str, runlog.RunState]:
         return {r.id: r.state() for r in self.runs}
@@ -397,6 +455,11 @@ class Store:
         atomic_write(self.jobs_dir / (job.id + REFUSED), reason.strip() + "\n")
         job.spec_path.unlink(missing_ok=True)
         shutil.rmtree(job.dir, ignore_errors=True)
+        from singkit.store import runlinks
+
+        for cache in (speccache.cache_path(self.root, job.id), runlinks.cache_path(self.root, job.id)):
+            with contextlib.suppress(OSError):
+                cache.unlink()
         if self.index.path.exists():
             try:
                 self.index.remove(job.id)  # a concurrent listing may have indexed it meanwhile
@@ -423,11 +486,38 @@ class Store:
                 self.index_trouble = error
         return default
 
-    def save(self, job: Job) -> dict[str, Any]:
-        """Write the job's current summary into the index (when it can be written); return it."""
-        summary, runs = job.summary()
-        self.cached(lambda: self.index.upsert(summary, runs, job.known_folds()), None)
+    def save(self, job: Job, summarised: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """Write the job's current summary into the index (when it can be written); return it.
+        `summarised`: job.summary() as the caller just made it (not made again). Only what
+        changed is written (see _stale_rows): a look at a finished 10,000-run job writes
+        nothing, one at a running sweep the job's row and the runs whose run.log grew."""
+        summary, runs = summarised or job.summary()
+        stale = self._stale_rows(job)
+        if stale is not None:
+            if not stale and self.cached(lambda: self.index.summary_text(job.id), None) == json.dumps(summary, default=str):
+                return summary
+            changed = [r for r in runs if r["run"] in stale]
+            self.cached(lambda: self.index.upsert(summary, changed, job.known_folds(stale), keep_others=True), None)
+            return summary
+        stamp = speccache.stamp(job.spec_path)
+        # the job.yaml the rows are made from, when it is old enough to know by its stamp
+        meta = {SPEC_STAMP + job.id: json.dumps(stamp)} if stamp is not None and speccache.settled(stamp) else {}
+        self.cached(lambda: self.index.upsert(summary, runs, job.known_folds(), meta=meta), None)
         return summary
+
+    def _stale_rows(self, job: Job) -> set[str] | None:
+        """The runs whose index rows a save must write (Job.stale_runs), when the others can be
+        kept: they were made from this very job.yaml (its stamp, kept in the index's meta after
+        each whole write). None: write every row."""
+        if self.index_trouble is not None:
+            return None
+        stale = job.stale_runs()
+        if stale is None:
+            return None
+        stamp = speccache.stamp(job.spec_path)
+        if stamp is None or self.cached(lambda: self.index.get_meta(SPEC_STAMP + job.id), None) != json.dumps(stamp):
+            return None
+        return stale
 
     def indexed_folds(self, job_id: str) -> dict[str, tuple[int, int, str]]:
         """The index's run folds of one job (see Index.folds); {} when there is no index yet (a

@@ -16,12 +16,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from singkit.exceptions import UsageError
 from singkit.refs import shown
 
+CLEAN_AFTER_S = 2.0  # a run folder changed more recently than this is listed on every look (links_in_runs)
 JOBS = "jobs"  # the store folder whose children are job folders: links are refused below it
 
 
@@ -70,10 +72,17 @@ def link_in_job(path: Path | str) -> str | None:
     return str(current) if _is_link(current) else None
 
 
-def links_in_runs(job_dir: Path, run_dirs: list[Path], names: tuple[str, ...]) -> list[str]:
-    """`link_in_job` of each run folder's `names` (run.log, outputs, ...), the links found in order,
-    each once: a listing of each run folder instead of an lstat per folder of each path (job.status
-    of a 10,000-run job asked 40,000 times)."""
+def links_in_runs(job_dir: Path, run_names: list[str], names: tuple[str, ...],
+                  clean: dict[str, list[int]] | None = None) -> list[str]:
+    """`link_in_job` of the `names` (run.log, outputs, ...) in each run folder job_dir/runs/<run
+    name>, the links found in order, each once: a listing of each run folder instead of an lstat
+    per folder of each path (job.status of a 10,000-run job asked 40,000 times).
+
+    `clean` (run folder name -> [ctime_ns, inode], updated here): folders already seen holding
+    no such link. A folder whose ctime and inode are unchanged is not listed again: a link can
+    only appear in it by adding or renaming an entry, which changes the folder's ctime (which,
+    unlike mtime, nobody can set back). A folder changed within CLEAN_AFTER_S of the look is
+    not recorded (git's "racy" rule: a change in the same clock tick keeps the ctime)."""
     above = link_in_job(Path(job_dir) / "runs")  # the job folder or its runs/ folder: under every path
     found: list[str] = []
 
@@ -81,24 +90,53 @@ def links_in_runs(job_dir: Path, run_dirs: list[Path], names: tuple[str, ...]) -
         if link is not None and link not in found:
             found.append(link)
 
-    for run_dir in run_dirs:
-        run_dir = Path(os.path.abspath(run_dir))
-        if above is not None or _is_link(run_dir):  # rare: the exact walk, path by path
+    wanted = frozenset(names)
+    runs = os.path.abspath(os.path.join(job_dir, "runs")) + os.sep  # text, not Paths: 10,000 runs
+    linked_dirs: set[str] | None = None
+    if clean is None:
+        try:  # which run folders are links: one listing of runs/, not an lstat per folder
+            with os.scandir(runs) as entries:
+                linked_dirs = {e.name for e in entries if e.is_symlink()}
+        except OSError:
+            pass  # not listable: ask each folder
+    settled = (time.time() - CLEAN_AFTER_S) * 1e9
+    for folder in run_names:
+        run_dir = runs + folder
+        stamp = None
+        if clean is not None and above is None:
+            try:
+                st = os.lstat(run_dir)
+            except OSError:
+                continue  # no run folder: nothing in it to be a link
+            if stat.S_ISLNK(st.st_mode):
+                is_link = True
+            else:
+                is_link, stamp = False, [st.st_ctime_ns, st.st_ino]
+                if clean.get(folder) == stamp:
+                    continue
+        else:
+            is_link = folder in linked_dirs if linked_dirs is not None else _is_link(run_dir)
+        if above is not None or is_link:  # rare: the exact walk, path by path
             for name in names:
-                note(link_in_job(run_dir / name))
+                note(link_in_job(Path(run_dir) / name))
             continue
         try:
             with os.scandir(run_dir) as entries:
-                linked = {e.name for e in entries if e.name in names and e.is_symlink()}
+                linked = [e.name for e in entries if e.name in wanted and e.is_symlink()]
         except OSError:
-            linked = set()
+            continue
         for name in names:
             if name in linked:
-                note(str(run_dir / name))
+                note(os.path.join(run_dir, name))
+        if stamp is not None:
+            if not linked and stamp[0] < settled:
+                clean[folder] = stamp  # type: ignore[index]  # (stamp is set only when clean is given)
+            else:
+                clean.pop(folder, None)  # type: ignore[union-attr]
     return found
 
 
-def _is_link(path: Path) -> bool:
+def _is_link(path: Path | str) -> bool:
     try:
         return stat.S_ISLNK(os.lstat(path).st_mode)
     except OSError:

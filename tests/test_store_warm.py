@@ -1,0 +1,179 @@
+"""A warm look at a job (issue 14 item 2): job.yaml is parsed once per version of the file, a
+look that changes nothing writes nothing to the index, and every real change is still seen."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import storegen
+from storegen import RunSpec
+
+from singkit.fsutil import atomic_write
+from singkit.store import Store
+from singkit.store.speccache import cache_path
+
+
+BIG = 500  # runs: a job.yaml past speccache.CACHED_FROM_BYTES
+
+
+def _job(home: Path, runs: int = 3, aged: bool = True, **spec) -> Path:
+    folder = storegen.write_job(home, "job1", [RunSpec({"lr": 0.1 * k}, storegen.curve(3, 2.0, 1.0)) for k in range(runs)],
+                                **spec)
+    if aged:
+        _age(folder / "job.yaml")
+    return folder / "job.yaml"
+
+
+def _age(path: Path, seconds: int = 3600) -> None:
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
+def _edit_in_place_keeping_stamp(path: Path, old: str, new: str) -> None:
+    """Same size, same inode, same mtime_ns: a change no stamp can see (the limit of any stat cache)."""
+    assert len(old) == len(new)
+    st = os.stat(path)
+    text = path.read_text()
+    assert old in text
+    with open(path, "r+") as fh:
+        fh.write(text.replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_ino == st.st_ino and os.stat(path).st_size == st.st_size
+
+
+def _command(home: Path) -> str:
+    return Store(home).job("job1").spec["command"]
+
+
+def test_job_yaml_is_parsed_once_per_version_and_every_change_is_seen(tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    spec = _job(home, BIG)
+    assert _command(home) == "python train.py --epochs 3"
+    assert cache_path(home, "job1").is_file()
+    # the file's stamp is the one it was parsed at: the parsed copy is what is read
+    _edit_in_place_keeping_stamp(spec, "--epochs 3", "--epochs 4")
+    assert _command(home) == "python train.py --epochs 3"
+    # rewritten as singkit writes it (a new inode), even to the same size and mtime: seen
+    st = os.stat(spec)
+    atomic_write(spec, spec.read_text().replace("--epochs 4", "--epochs 5"))
+    os.utime(spec, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _command(home) == "python train.py --epochs 5"
+    # edited in place to another size: seen
+    with open(spec, "r+") as fh:
+        text = fh.read().replace("--epochs 5", "--epochs 66")
+        fh.seek(0)
+        fh.write(text)
+    _age(spec)
+    assert _command(home) == "python train.py --epochs 66"
+
+
+def test_a_job_yaml_changed_just_now_is_parsed_every_time(tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    spec = _job(home, BIG, aged=False)  # written this very second: an edit in the same tick keeps its mtime_ns
+    assert _command(home) == "python train.py --epochs 3"
+    _edit_in_place_keeping_stamp(spec, "--epochs 3", "--epochs 4")
+    assert _command(home) == "python train.py --epochs 4"
+
+
+def test_a_damaged_spec_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    _job(home, BIG)
+    assert _command(home) == "python train.py --epochs 3"
+    cached = cache_path(home, "job1")
+    for damage in (b"\x00not json", b"[1, 2]", b'{"stamp": [1, 2, 3], "spec": {"command": "x"}}',
+                   json.dumps({"stamp": json.loads(cached.read_bytes())["stamp"], "spec": [1]}).encode()):
+        cached.write_bytes(damage)
+        assert _command(home) == "python train.py --epochs 3", damage
+    assert json.loads(cached.read_bytes())["spec"]["command"] == "python train.py --epochs 3"
+
+
+def test_a_spec_json_cannot_hold_exactly_is_parsed_each_time(tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    spec = _job(home, BIG)
+    spec.write_text(spec.read_text() + "noted: 2024-01-02\n")  # a hand edit: YAML reads a date
+    _age(spec)
+    for _ in range(2):
+        assert Store(home).job("job1").spec["noted"] == datetime.date(2024, 1, 2)
+    assert not cache_path(home, "job1").exists()
+
+
+def _runs_rows(home: Path) -> dict[str, str]:
+    with sqlite3.connect(home / "index.sqlite") as db:
+        return dict(db.execute("SELECT run, hparams FROM runs"))
+
+
+def _all_rows(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "index.sqlite") as db:
+        return [*db.execute("SELECT * FROM jobs ORDER BY job"), *db.execute("SELECT * FROM runs ORDER BY run")]
+
+
+def _rebuilt(home: Path, copy: Path) -> Path:
+    """A copy of the store whose index is made anew from the job folders."""
+    import shutil
+
+    shutil.copytree(home / "jobs", copy / "jobs")
+    Store(copy).rebuild_index()
+    return copy
+
+
+def test_a_look_that_changes_nothing_writes_nothing_to_the_index(tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    spec = _job(home)
+    first = Store(home)
+    summary = first.save(first.job("job1"))
+    assert first.index.db.total_changes > 0
+    first.close()
+
+    again = Store(home)
+    assert again.save(again.job("job1")) == summary
+    assert again.index.db.total_changes == 0  # nothing new: no row written
+    again.close()
+
+    # a run.log line more: the job's row and that run's row are written, no other
+    Store(home).job("job1").runs[1].append("metrics", metrics={"loss": 0.5}, step=3)
+    news = Store(home)
+    news.save(news.job("job1"))
+    assert news.index.db.total_changes == 2
+    news.close()
+    assert _all_rows(home) == _all_rows(_rebuilt(home, tmp_path / "rebuilt"))
+
+    # job.yaml rewritten by hand (the sweep's values, not a run.log): the run rows follow it
+    atomic_write(spec, spec.read_text().replace('{"lr": 0.0}', '{"lr": 0.0, "bs": 8}'))
+    _age(spec)
+    edited = Store(home)
+    edited.save(edited.job("job1"))
+    assert edited.index.db.total_changes > 0
+    edited.close()
+    assert json.loads(_runs_rows(home)["job1.1"]) == {"lr": 0.0, "bs": 8}
+
+
+def _link_notes(home: Path) -> list[str]:
+    from singkit.jobs import control
+
+    return control.link_notes(Store(home).job("job1"))
+
+
+def test_a_link_planted_after_a_look_is_warned_of_on_the_next(tmp_path: Path, monkeypatch) -> None:
+    from singkit.store import safe
+    from singkit.store.runlinks import cache_path as links_cache
+
+    home = tmp_path / "store"
+    _job(home)
+    assert _link_notes(home) == []
+    assert not links_cache(home, "job1").exists()  # folders changed just now: not taken as seen
+    monkeypatch.setattr(safe, "CLEAN_AFTER_S", -1.0)  # as if they were older (a ctime cannot be set back)
+    assert _link_notes(home) == []
+    assert sorted(json.loads(links_cache(home, "job1").read_bytes())) == ["job1.1", "job1.2", "job1.3"]
+    assert _link_notes(home) == []  # (now from the cache)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the store's\n")
+    log = home / "jobs" / "job1" / "runs" / "job1.2" / "stdout.log"
+    log.unlink()
+    log.symlink_to(secret)  # the folder's ctime changes with it
+    notes = _link_notes(home)
+    assert len(notes) == 1 and str(log) in notes[0], notes
+    assert _link_notes(home) == notes  # and on every look after
