@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from singkit.backends.base import Backend
-from singkit.backends.singularity import client as aml, creating, mirror as blob, spec as specs, staging, status as states
+from singkit.backends.singularity import client as aml, creating, mirror as blob, settled, spec as specs, staging, status as states
 from singkit.backends.singularity.handle import SingularityHandle, SubmitState
 from singkit.exceptions import ServiceError, SingkitError, UsageError
 from singkit.store import events, runlog
@@ -315,15 +315,21 @@ class SingularityBackend(Backend):
 
     # -- refresh --------------------------------------------------------------------------
     def refresh(self, job: Job) -> None:
-        pending = [(r, r.backend_info()) for r in job.runs]
-        pending = [(r, i) for r, i in pending if i.get("azureml_name") and not (r.state().terminal and i.get("final"))]
-        if not pending:
-            return
-        with self.session() as ml:
-            for run, info in pending:
-                if SingularityHandle(info).state is SubmitState.SUBMITTING and not self._adopt(ml, run, info):
-                    continue
-                self._refresh_run(ml, run, info)
+        known = settled.over(job)  # a sweep's finished runs: no backend.json read for them
+        looked = [(r, r.backend_info()) for r in job.runs if r.id not in known]
+        pending = [(r, i) for r, i in looked if i.get("azureml_name") and not (r.state().terminal and i.get("final"))]
+        if pending:
+            with self.session() as ml:
+                for run, info in pending:
+                    if SingularityHandle(info).state is SubmitState.SUBMITTING and not self._adopt(ml, run, info):
+                        continue
+                    self._refresh_run(ml, run, info)
+        # over for good: terminal, and final on Azure ML or never sent (a run just looked at: read again)
+        asked = {r.id for r, _ in pending}
+        now = {r.id for r, i in looked if r.state().terminal
+               and ((r.backend_info() if r.id in asked else i).get("final") or not i.get("azureml_name"))}
+        if now:
+            settled.keep(job, known | now)
 
     def _adopt(self, ml: Any, run: Run, info: dict[str, Any]) -> bool:
         """A run whose submit did not finish: look its job up by name. True when there is one to

@@ -1,0 +1,68 @@
+"""The runs of a Singularity job that are over for good, kept so a look skips them.
+
+A sweep of 10,000 runs has 10,000 backend.json files; while any run is still active,
+`refresh` read all of them on every job.status only to learn that almost none needs Azure ML
+again (issue 14: job.status of a 10,000-run job ≤ 1.0 s). A run that is terminal in the store and
+either final on Azure ML or never sent there changes again only through a new job.yaml (the one
+writer that adds or resets runs), so the job folder keeps
+
+    <jobN>/backend-settled.json   {"spec": [size, mtime_ns, inode] of job.yaml, "over": [run ids]}
+
+and `refresh` reads backend.json only for the other runs while job.yaml has that stamp. A
+job.yaml changed within RACY_S is not trusted to show a change in its stamp (git's racy rule),
+so nothing is kept for it yet. The file is a cache: a missing, damaged, foreign or linked one only
+costs the full look."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from singkit.store.model import Job
+
+NAME = "backend-settled.json"
+RACY_S = 2.0
+
+
+def _stamp(job: Job) -> list[int] | None:
+    try:
+        st = os.lstat(job.spec_path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def over(job: Job) -> set[str]:
+    """Run ids a look at this very job.yaml found over for good (none when there is no record)."""
+    try:
+        with open(os.path.join(job.dir, NAME), "rb") as fh:
+            kept = json.loads(fh.read())
+        if kept.get("spec") != _stamp(job):
+            return set()
+        return {run for run in kept["over"] if isinstance(run, str)}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+
+
+def keep(job: Job, runs: set[str]) -> None:
+    """Record `runs` (the caller has just seen each one over for good) for this job.yaml."""
+    from singkit.fsutil import temp_beside
+
+    stamp = _stamp(job)
+    if stamp is None or time.time() - stamp[1] / 1e9 <= RACY_S:
+        return
+    path = job.dir / NAME
+    with contextlib.suppress(OSError):  # only a cache: a read-only store just looks again next time
+        fd, tmp = temp_beside(path)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"spec": stamp, "over": sorted(runs)}))
+            os.replace(tmp, path)  # replaces a link put there, never writes through it
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
