@@ -14,7 +14,7 @@ from storegen import RunSpec
 
 from singkit.fsutil import atomic_write
 from singkit.store import Store
-from singkit.store.speccache import cache_path
+from singkit.store.speccache import cached as decoded
 
 
 BIG = 500  # runs: a job.yaml past speccache.CACHED_FROM_BYTES
@@ -46,14 +46,34 @@ def _edit_in_place_keeping_stamp(path: Path, old: str, new: str) -> None:
 
 
 def _command(home: Path) -> str:
-    return Store(home).job("job1").spec["command"]
+    store = Store(home)
+    try:
+        return store.job("job1").spec["command"]
+    finally:
+        store.close()
+
+
+def _spec_row(home: Path) -> tuple[int, int, int, str] | None:
+    """job1's row in the index's specs table (size, mtime_ns, inode, JSON text), None if none."""
+    if not (home / "index.sqlite").exists():
+        return None
+    with sqlite3.connect(home / "index.sqlite") as db:
+        return db.execute("SELECT size, mtime_ns, inode, spec FROM specs WHERE job = 'job1'").fetchone()
+
+
+def _report_command(home: Path) -> str:
+    from singkit.reports.cache import SummaryCache
+    from singkit.reports.source import StoreLayout
+
+    with SummaryCache(StoreLayout(home)) as cache:
+        return cache.job_specs(["job1"])["job1"]["command"]
 
 
 def test_job_yaml_is_parsed_once_per_version_and_every_change_is_seen(tmp_path: Path) -> None:
     home = tmp_path / "store"
     spec = _job(home, BIG)
     assert _command(home) == "python train.py --epochs 3"
-    assert cache_path(home, "job1").is_file()
+    assert _spec_row(home) is not None
     # the file's stamp is the one it was parsed at: the parsed copy is what is read
     _edit_in_place_keeping_stamp(spec, "--epochs 3", "--epochs 4")
     assert _command(home) == "python train.py --epochs 3"
@@ -75,20 +95,29 @@ def test_a_job_yaml_changed_just_now_is_parsed_every_time(tmp_path: Path) -> Non
     home = tmp_path / "store"
     spec = _job(home, BIG, aged=False)  # written this very second: an edit in the same tick keeps its mtime_ns
     assert _command(home) == "python train.py --epochs 3"
+    assert _report_command(home) == "python train.py --epochs 3"
+    assert _spec_row(home) is None  # (by either reader)
     _edit_in_place_keeping_stamp(spec, "--epochs 3", "--epochs 4")
     assert _command(home) == "python train.py --epochs 4"
+    assert _report_command(home) == "python train.py --epochs 4"
 
 
-def test_a_damaged_spec_cache_is_ignored_and_rewritten(tmp_path: Path) -> None:
+def test_a_damaged_spec_row_is_ignored_and_rewritten(tmp_path: Path) -> None:
     home = tmp_path / "store"
     _job(home, BIG)
     assert _command(home) == "python train.py --epochs 3"
-    cached = cache_path(home, "job1")
-    for damage in (b"\x00not json", b"[1, 2]", b'{"stamp": [1, 2, 3], "spec": {"command": "x"}}',
-                   json.dumps({"stamp": json.loads(cached.read_bytes())["stamp"], "spec": [1]}).encode()):
-        cached.write_bytes(damage)
+    row = _spec_row(home)
+    assert row is not None
+    for damage in ("\x00not json", "[1, 2]", '{"command": "x"', 7, None):
+        with sqlite3.connect(home / "index.sqlite") as db:
+            db.execute("UPDATE specs SET spec = ? WHERE job = 'job1'", (damage,))
         assert _command(home) == "python train.py --epochs 3", damage
-    assert json.loads(cached.read_bytes())["spec"]["command"] == "python train.py --epochs 3"
+        assert _report_command(home) == "python train.py --epochs 3", damage
+    with sqlite3.connect(home / "index.sqlite") as db:  # another file's stamp, same job
+        db.execute("UPDATE specs SET spec = ?, inode = inode + 1 WHERE job = 'job1'", (json.dumps({"command": "x"}),))
+    assert _command(home) == "python train.py --epochs 3"
+    assert _report_command(home) == "python train.py --epochs 3"
+    assert _spec_row(home) == row  # rewritten
 
 
 def test_a_spec_json_cannot_hold_exactly_is_parsed_each_time(tmp_path: Path) -> None:
@@ -98,7 +127,26 @@ def test_a_spec_json_cannot_hold_exactly_is_parsed_each_time(tmp_path: Path) -> 
     _age(spec)
     for _ in range(2):
         assert Store(home).job("job1").spec["noted"] == datetime.date(2024, 1, 2)
-    assert not cache_path(home, "job1").exists()
+        assert _report_command(home) == "python train.py --epochs 3"
+    assert _spec_row(home) is None
+
+
+def test_a_report_and_job_status_agree_on_a_job_yaml_rewritten_to_the_same_size_and_mtime(tmp_path: Path) -> None:
+    """Both read the one cache with one key: a job.yaml replaced as singkit replaces it (a new
+    inode), to the same size and the same mtime_ns, is parsed again by both (the reports' old
+    key, size and mtime_ns alone, kept showing the old file)."""
+    home = tmp_path / "store"
+    spec = _job(home, 3)  # small: only the reports keep its row
+    assert _report_command(home) == _command(home) == "python train.py --epochs 3"
+    kept = _spec_row(home)
+    assert kept is not None and decoded(kept, kept[:3])["command"] == "python train.py --epochs 3"
+    st = os.stat(spec)
+    atomic_write(spec, spec.read_text().replace("--epochs 3", "--epochs 5"))
+    os.utime(spec, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (os.stat(spec).st_size, os.stat(spec).st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert _command(home) == "python train.py --epochs 5"
+    assert _report_command(home) == "python train.py --epochs 5"
+    assert _report_command(home) == _command(home)  # (now from the row rewritten for the new file)
 
 
 def _runs_rows(home: Path) -> dict[str, str]:

@@ -45,8 +45,11 @@ def test_broken_job_yaml_is_one_line_naming_the_file(tmp_path: Path, loader: str
 
 
 def test_store_and_reports_read_through_the_same_helper(tmp_path: Path, loader: str) -> None:
-    from singkit.reports.source import read_yaml
+    from singkit.reports.source import parse_job_yaml, plain_yaml
     from singkit.store import Store
+
+    def read_yaml(path: Path) -> dict:  # as the reports read a job.yaml (SummaryCache.job_specs)
+        return plain_yaml(parse_job_yaml(path))
 
     _project, env, job = _broken_job(tmp_path)
     with pytest.raises(SingkitError, match=r"job\.yaml:\d+: not valid YAML \(.+\); the store may be damaged") as from_store:

@@ -2,8 +2,9 @@
 
 Listing 10,000 runs must take well under a second, and parsing 10,000 run.logs cannot. The
 index keeps each run's fold (singkit.store.fold, as job.status reads it) keyed by its run.log's
-size and mtime_ns, and each job.yaml as JSON keyed the same way: an unchanged file is not read,
-a changed one is read again (and its row rewritten). The index is only a cache: one that cannot
+size and mtime_ns, and each job.yaml as parsed, the store's one copy (singkit.store.speccache:
+keyed by size, mtime_ns and inode, never kept when changed just now): an unchanged file is not
+read, a changed one is read again (and its row rewritten). The index is only a cache: one that cannot
 be written (read-only store, full disk, locked) leaves reports reading the files, slower; a
 damaged one is set aside and rebuilt (Store.cached); a row that does not decode to what it
 should hold is read again from the files. The reports' own cache of earlier versions
@@ -18,7 +19,8 @@ import os
 from typing import Any
 
 from singkit.exceptions import SingkitError
-from singkit.reports.source import RunRef, StoreLayout, read_yaml
+from singkit.reports.source import RunRef, StoreLayout, parse_job_yaml, plain_yaml
+from singkit.store import speccache
 from singkit.store.fold import RunState
 
 OLD_CACHE = "reports-cache.sqlite"  # the reports' own copy of the index, before issue 14
@@ -60,30 +62,29 @@ class SummaryCache:
     def job_specs(self, jobs: list[str]) -> dict[str, dict[str, Any]]:
         """job.yaml of each job as plain data ({} when the file is missing, and when it cannot
         be read or parsed: then `damaged` maps the job to the one-line reason, and the report
-        shows that job from its run folders rather than failing for every job)."""
+        shows that job from its run folders rather than failing for every job). Read through
+        the index's specs rows, the store's one cache of parsed job.yaml (singkit.store.speccache:
+        the same rows and rules as job.status)."""
         cached = self._use(lambda index: index.specs(jobs), {})
         specs: dict[str, dict[str, Any]] = {}
         updates = []
         for job in jobs:
             path = self.layout.job_yaml(job)
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                specs[job] = {}
+            before = speccache.trusted_stamp(path)
+            hit = speccache.cached(cached.get(job), before)
+            if hit is not None:
+                specs[job] = hit  # (JSON data: plain already)
                 continue
-            hit = cached.get(job)
-            if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-                spec = _loads(hit[2])
-                if isinstance(spec, dict):
-                    specs[job] = spec
-                    continue  # (a row that does not decode to a mapping: read the file again)
             try:
-                specs[job] = read_yaml(path)
+                data = parse_job_yaml(path)
             except SingkitError as error:
                 specs[job] = {}
                 self.damaged[job] = str(error)
                 continue
-            updates.append((job, st.st_size, st.st_mtime_ns, json.dumps(specs[job], default=str)))
+            specs[job] = plain_yaml(data)
+            row = speccache.row(job, before, speccache.trusted_stamp(path), data)
+            if row is not None:
+                updates.append(row)
         self._use(lambda index: index.put_specs(updates), None)
         return specs
 

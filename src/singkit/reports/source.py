@@ -139,15 +139,17 @@ def is_run_of(job: str, run: str) -> bool:
     return match is not None and match[1] == job
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A job.yaml as plain data ({} when missing or not a mapping); a file that does not parse
-    is a one-line SingkitError naming it (singkit.store.yamlio, shared with the store)."""
+def parse_job_yaml(path: Path) -> Any:
+    """A job.yaml's data exactly as parsed (None when missing), as the store parses it; a file
+    that does not parse is a one-line SingkitError naming it (singkit.store.yamlio)."""
     from singkit.store.yamlio import parse_yaml, read_text
 
     text = read_text(path)
-    if text is None:
-        return {}
-    data = parse_yaml(text, path)
+    return None if text is None else parse_yaml(text, path)
+
+
+def plain_yaml(data: Any) -> dict[str, Any]:
+    """Parsed job.yaml data as plain data ({} when it is not a mapping)."""
     return _plain(data) if isinstance(data, dict) else {}
 
 

@@ -30,7 +30,8 @@ from singkit.exceptions import Hint, SingkitError
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
 
-SCHEMA_VERSION = 4  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs
+SCHEMA_VERSION = 5  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
+# 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache)
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, fold TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, spec TEXT);
+CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, spec TEXT);
 """
 _FEW = 500  # keys looked up through SQLite's IN; more: one scan of the table is cheaper
 
@@ -57,7 +58,7 @@ COLUMNS = {
     "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", "log_size",
              "log_mtime_ns", "fold"),
     "meta": ("key", "value"),
-    "specs": ("job", "size", "mtime_ns", "spec"),
+    "specs": ("job", "size", "mtime_ns", "inode", "spec"),
 }
 # what a summary row must hold to be listed (anything else is a damaged row)
 ROW_TYPES: dict[str, tuple[type, ...]] = {
@@ -364,17 +365,20 @@ class Index:
                   *_fold_columns((size, mtime_ns, state)))
                  for run, job, size, mtime_ns, state in rows])
 
-    def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, str]]:
-        """job -> (job.yaml size, mtime_ns, its data as JSON text) as kept by put_specs."""
-        rows = self._rows("SELECT job, size, mtime_ns, spec FROM specs", jobs)
-        return {job: (size, mtime_ns, text) for job, size, mtime_ns, text in rows
-                if isinstance(job, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
+    def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, int, str]]:
+        """job -> (job.yaml size, mtime_ns, inode, its data as JSON text) as kept by put_specs;
+        the caller checks the stamp and decodes the text (singkit.store.speccache.cached)."""
+        rows = self._rows("SELECT job, size, mtime_ns, inode, spec FROM specs", jobs)
+        return {job: (size, mtime_ns, inode, text) for job, size, mtime_ns, inode, text in rows
+                if isinstance(job, str) and isinstance(size, int) and isinstance(mtime_ns, int)
+                and isinstance(inode, int) and isinstance(text, str)}
 
-    def put_specs(self, rows: list[tuple[str, int, int, str]]) -> None:
-        """Keep job.yaml files read: (job, size, mtime_ns, data as JSON text) each."""
+    def put_specs(self, rows: list[tuple[str, int, int, int, str]]) -> None:
+        """Keep job.yaml files parsed: (job, size, mtime_ns, inode, data as JSON text) each
+        (singkit.store.speccache.row)."""
         if rows:
             with self._write() as db:
-                db.executemany("INSERT OR REPLACE INTO specs VALUES (?,?,?,?)", rows)
+                db.executemany("INSERT OR REPLACE INTO specs VALUES (?,?,?,?,?)", rows)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the runs and specs of every job not in `keep` (the job folders there are now)."""

@@ -6,7 +6,6 @@
     <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
     <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
     <root>/cache/stat/<hash of a project root>.bin what snapshots learnt (singkit.statcache)
-    <root>/cache/spec/<jobN>.json                job.yaml as parsed, for its stamp (singkit.store.speccache)
     <root>/cache/runlinks/<jobN>.json            run folders seen without links (singkit.store.runlinks)
     <root>/trees/<sha>/                          a snapshot extracted once, read-only, for the jobs on it (singkit.codetree)
 """
@@ -22,7 +21,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.fsutil import atomic_write
@@ -209,10 +208,7 @@ class Job:
     @property
     def spec(self) -> JobSpec:
         if self._spec is None:
-            # parsed once per version of job.yaml (a 10,000-run sweep's takes over a second)
-            self._spec = cast(JobSpec, speccache.load(
-                self.spec_path, speccache.cache_path(self.store.root, self.id),
-                lambda: dict(checked_spec(load_yaml(self.spec_path), self.spec_path, self.id))))
+            self._spec = checked_spec(self.store.job_yaml(self), self.spec_path, self.id)
         return self._spec
 
     def write_spec(self, spec: JobSpec) -> None:
@@ -457,9 +453,8 @@ class Store:
         shutil.rmtree(job.dir, ignore_errors=True)
         from singkit.store import runlinks
 
-        for cache in (speccache.cache_path(self.root, job.id), runlinks.cache_path(self.root, job.id)):
-            with contextlib.suppress(OSError):
-                cache.unlink()
+        with contextlib.suppress(OSError):
+            runlinks.cache_path(self.root, job.id).unlink()
         if self.index.path.exists():
             try:
                 self.index.remove(job.id)  # a concurrent listing may have indexed it meanwhile
@@ -485,6 +480,22 @@ class Store:
             except IndexUnavailable as error:
                 self.index_trouble = error
         return default
+
+    def job_yaml(self, job: Job) -> dict[str, Any]:
+        """job.yaml's data as parsed, not yet checked (load_yaml; raising what it raises), parsed
+        once per version of the file (a 10,000-run sweep's takes over a second): the index's
+        row while the file's stamp is the one it was parsed at (singkit.store.speccache). A
+        small job.yaml is parsed every time; an index that cannot be used is not asked."""
+        before = speccache.trusted_stamp(job.spec_path)
+        if before is None or before[0] < speccache.CACHED_FROM_BYTES:
+            return load_yaml(job.spec_path)
+        data = speccache.cached(self.cached(lambda: self.index.specs([job.id]).get(job.id), None), before)
+        if data is None:
+            data = load_yaml(job.spec_path)
+            row = speccache.row(job.id, before, speccache.trusted_stamp(job.spec_path), data)
+            if row is not None:
+                self.cached(lambda: self.index.put_specs([row]), None)
+        return data
 
     def save(self, job: Job, summarised: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """Write the job's current summary into the index (when it can be written); return it.

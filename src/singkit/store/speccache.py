@@ -1,40 +1,40 @@
-"""job.yaml, parsed once per version: a JSON copy of the checked spec keyed by the file's stamp.
+"""job.yaml, parsed once per version: the index's `specs` rows, keyed by the file's stamp.
 
 A sweep's job.yaml lists every run (10,000 runs: ~1 MB of YAML, over a second to parse even
 with libyaml's C parser, since PyYAML builds every value in Python), and every command that
-looks at the job reads it. The store keeps what it parsed in
+looks at the job reads it. The one copy of what was parsed is a row of the index's `specs`
+table (singkit.store.index: one query serves the reports thousands of jobs at once):
 
-    <root>/cache/spec/<jobN>.json   {"stamp": [size, mtime_ns, inode], "spec": <the checked spec>}
+    (job, size, mtime_ns, inode, <job.yaml's data as JSON text>)
 
-and reads that back (orjson: ~100x faster) while job.yaml's size, mtime_ns and inode are the
-ones it was parsed at. job.yaml is only ever replaced whole (atomic_write: a new inode), and a
-file changed within RACY_S of being parsed is never cached (git's "racy" rule: an edit in the
-same clock tick keeps mtime_ns), so a cached spec is never older than the file. The copy is
-only a cache: one that is missing, unreadable, damaged or of another shape is ignored (and
-rewritten); a spec that JSON cannot hold exactly (a date, a non-text key) is not cached.
+read back (orjson: ~100x faster than the YAML) while job.yaml's size, mtime_ns and inode are
+the ones it was parsed at. job.yaml is only ever replaced whole (atomic_write: a new inode), and
+a file changed within RACY_S of being parsed is never kept (git's "racy" rule: an edit in the
+same clock tick keeps mtime_ns), so a kept copy is never older than the file. The row holds the
+data as parsed (before Job.spec's checks, which run on every read); data that JSON cannot hold
+exactly (a date, a non-text key, NaN) is never kept. A row that does not decode to a mapping is
+ignored (and rewritten). Store.job_yaml and reports.cache.SummaryCache.job_specs read and write
+the rows through the functions here, so both see the same data under the same rules.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from singkit.fsutil import temp_beside
 
-RACY_S = 2.0  # a job.yaml changed more recently than this is parsed, not cached
-# a smaller job.yaml (a few hundred runs) parses in a few ms: not worth a file per job (the
-# first job.list of a store with 5,000 jobs would write 5,000)
+RACY_S = 2.0  # a job.yaml changed more recently than this is parsed, not kept
+# Job.spec keeps a row of its own only for a bigger job.yaml: one write transaction per job is
+# more than parsing a few hundred runs costs (a first job.list of 5,000 jobs would write 5,000).
+# The reports keep every job's row, all in one transaction.
 CACHED_FROM_BYTES = 16_384
-Stamp = tuple[int, int, int]
-
-
-def cache_path(root: Path, job_id: str) -> Path:
-    """Where the parsed spec of `job_id` is kept in the store at `root`."""
-    return Path(root) / "cache" / "spec" / f"{job_id}.json"
+Stamp = tuple[int, int, int]  # (size, mtime_ns, inode)
+Row = tuple[str, int, int, int, str]  # (job, size, mtime_ns, inode, JSON text): Index.put_specs
 
 
 def stamp(path: Path | str) -> Stamp | None:
@@ -46,22 +46,24 @@ def stamp(path: Path | str) -> Stamp | None:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def load(path: Path, cache: Path, parse: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The spec in job.yaml at `path`: the cached copy at `cache` while job.yaml is unchanged,
-    else `parse()` (which reads and checks the file, raising what it raises), cached when the
-    file is old enough to trust, big enough to be worth it and JSON holds the spec exactly."""
-    from singkit.store.safe import link_in_job
+def trusted_stamp(path: Path | str) -> Stamp | None:
+    """stamp(path) when no link lies on the way from its job folder (the parser refuses such a
+    file, and a cached copy must not answer for it); else None."""
+    from singkit.store.safe import JOBS, link_in_job
 
-    before = stamp(path) if link_in_job(path) is None else None  # a link: parse() refuses it as it does
-    if before is not None:
-        cached = _read(cache, before)
-        if cached is not None:
-            return cached
-    data = parse()
-    after = stamp(path)
-    if after is not None and after == before and settled(after) and after[0] >= CACHED_FROM_BYTES:
-        _write(cache, after, data)
-    return data
+    # the usual case, <jobs>/<jobN>/job.yaml, in plain strings: the reports ask for every job
+    # (safe.link_in_job's Paths cost 10x the two lstats)
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if os.path.basename(os.path.dirname(folder)) != JOBS:
+        return stamp(path) if link_in_job(path) is None else None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or os.path.islink(folder):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def settled(at: Stamp) -> bool:
@@ -69,31 +71,35 @@ def settled(at: Stamp) -> bool:
     return time.time() - at[1] / 1e9 > RACY_S
 
 
-def _read(cache: Path, want: Stamp) -> dict[str, Any] | None:
+def cached(row: tuple[int, int, int, str] | None, at: Stamp | None) -> dict[str, Any] | None:
+    """The data in an index row (size, mtime_ns, inode, text; Index.specs) when it was kept for a
+    file of stamp `at`; None for another stamp, no stamp, or text that is not a JSON mapping."""
+    if row is None or at is None or tuple(row[:3]) != at:
+        return None
     try:
         import orjson
 
-        with open(cache, "rb") as fh:
-            record = orjson.loads(fh.read())
-    except (OSError, ValueError, ImportError):
+        data = orjson.loads(row[3])
+    except (ValueError, TypeError, ImportError):
         return None
-    if not isinstance(record, dict) or record.get("stamp") != list(want):
-        return None
-    spec = record.get("spec")
-    return spec if isinstance(spec, dict) else None
+    return data if isinstance(data, dict) else None
 
 
-def _write(cache: Path, at: Stamp, data: dict[str, Any]) -> None:
+def row(job: str, before: Stamp | None, after: Stamp | None, data: Any) -> Row | None:
+    """The row to keep for `data`, parsed from a file stamped `before` when its reading began and
+    `after` when it ended; None when it must not be kept: the file changed meanwhile or too
+    recently to trust its stamp, or JSON would not give back exactly `data`."""
+    if before is None or after != before or not settled(after) or not isinstance(data, dict):
+        return None
     try:
         import orjson
 
-        blob = orjson.dumps({"stamp": list(at), "spec": data})
-        if orjson.loads(blob)["spec"] != data:
-            return  # JSON would change it (NaN, a date, a tuple): parse the YAML each time instead
-        write_cache(cache, blob)
-    except (OSError, TypeError, ValueError, ImportError):
-        with contextlib.suppress(OSError):
-            os.unlink(cache)  # never leave an older copy that a reused stamp could match
+        blob = orjson.dumps(data)
+        if orjson.loads(blob) != data:
+            return None  # (NaN, a tuple): parse the YAML each time instead
+    except (TypeError, ValueError, ImportError):
+        return None  # a date, a non-text key, an int past 64 bits
+    return (job, *after, blob.decode())
 
 
 def write_cache(path: Path, blob: bytes) -> None:
