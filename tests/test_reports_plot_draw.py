@@ -62,3 +62,17 @@ def test_matplotlib_lines_draw_the_pixels_seaborn_drew(metrics):
     got, want = _pixels(ours[0]), _pixels(theirs[0])
     assert got.shape == want.shape
     assert np.array_equal(got, want), f"{int((got != want).any(axis=2).sum())} pixels differ"
+
+
+def test_a_run_of_one_step_is_drawn_as_a_marker():
+    # a line through one point draws no pixel: a one-step run (or one finite value) showed nothing
+    one = plotdata.Line("lr=1", [], {"loss": (np.array([0.0, 1.0]), np.array([2.0, np.nan]))})
+    many = plotdata.Line("lr=2", [], {"loss": (np.arange(3.0), np.arange(3.0))})
+    fig, axes = plots.new_figure(1, 1, 1)
+    plots.draw_lines(fig, axes, ["loss"], [one, many], "step", 1.0)
+    drawn = {tuple(line.get_xdata()): line.get_marker() for line in axes[0].lines}
+    assert drawn[(0.0,)] == "o" and drawn[(0.0, 1.0, 2.0)] in (None, "None", "")
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].reshape(-1, 3)
+    color = np.array([round(c * 255) for c in plots.palette([one, many])["lr=1"][:3]])
+    assert (np.abs(pixels.astype(int) - color).sum(axis=1) < 30).any()

@@ -166,7 +166,9 @@ def draw_lines(fig: Any, axes: list[Any], metrics: list[str], lines: list[plotda
                 for line in sorted((p for p in parts if p.key == key), key=lambda p: p.label):
                     xa, ya = line.xy[metric]
                     shown_ = ~(np.isnan(xa) | np.isnan(ya))  # seaborn's dropna: a NaN point is left out
-                    ax.plot(xa[shown_] / time_scale, ya[shown_], color=colors[key], linewidth=1.2)
+                    # one point makes no line: a marker, so a run of one step still shows
+                    ax.plot(xa[shown_] / time_scale, ya[shown_], color=colors[key], linewidth=1.2,
+                            marker="o" if np.count_nonzero(shown_) == 1 else None, markersize=4)
             for line in parts:
                 if metric in line.band:
                     bx, lo, hi = line.band[metric]
