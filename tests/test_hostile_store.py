@@ -413,3 +413,35 @@ def test_extract_writes_through_no_folder_link_planted_in_the_destination(world:
     assert list(victim.iterdir()) == []  # nothing written through the link
     assert not (dest / planted).is_symlink() and (dest / planted).is_dir()
     assert (dest / "runs" / job.runs[0].id / "run.log").is_file() and (dest / "code").is_dir()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_run_log_that_is_no_file_is_read_as_missing_not_waited_on(world: World, kind: str) -> None:
+    # a FIFO's open waited for a writer for ever; a folder made every command on the job fail
+    job = dry_job(world, runs=2)
+    run = job.runs[0]
+    run.dir.mkdir(parents=True, exist_ok=True)
+    run.log_path.unlink(missing_ok=True)
+    os.mkfifo(run.log_path) if kind == "fifo" else run.log_path.mkdir()
+    for args in (["job.status", job.id, "--json"], ["report.list", "--runs", "--json"],
+                 ["report.metrics", job.id, "--json"], ["report.errors", job.id, "--json"]):
+        done = run_cli(list(args), world.project, world.env, timeout=30)
+        assert done.returncode == 0, (args, done.stderr)
+    status = json.loads(run_cli(["job.status", job.id, "--json"], world.project, world.env, timeout=30).stdout)
+    assert [r["run"] for r in status["runs"]] == [run.id, job.runs[1].id]
+
+
+def test_a_job_yaml_that_is_a_fifo_is_one_line_not_a_hang(world: World) -> None:
+    job = dry_job(world)
+    job.spec_path.unlink()
+    os.mkfifo(job.spec_path)
+    done = world.cli("job.status", job.id)
+    assert done.code == 2 and len(done.lines) == 1 and "not a regular file" in done.err, done.err
+
+
+def test_a_job_folder_without_its_job_yaml_says_so_not_did_you_mean_itself(world: World) -> None:
+    job = dry_job(world)
+    job.spec_path.rename(world.outside / "moved.yaml")
+    done = world.cli("job.status", job.id)
+    assert done.code == 2 and len(done.lines) == 1, done.err
+    assert "job.yaml is missing" in done.err and "did you mean" not in done.err, done.err

@@ -163,12 +163,12 @@ def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
 @contextlib.contextmanager
 def _opened(archive: Path) -> Iterator[tarfile.TarFile]:
     """The code archive opened for reading, without following a link (singkit.store.safe)."""
-    from singkit.store.safe import StoreLink, open_stored
+    from singkit.store.safe import NotAFile, StoreLink, open_stored
 
     try:
         handle = open_stored(archive)
-    except StoreLink as link:
-        raise UsageError(f"{archive}: {link.strerror}; a code archive is a file singkit wrote") from None
+    except (StoreLink, NotAFile) as odd:
+        raise UsageError(f"{archive}: {odd.strerror}; a code archive is a file singkit wrote") from None
     with handle, tarfile.open(fileobj=handle, mode="r:*") as tar:
         yield tar
 

@@ -426,7 +426,8 @@ class Store:
         """A job by `jobN` or `N`; UsageError naming the closest jobs if unknown."""
         check_word(ref)
         job_id = f"job{ref}" if ref.isdigit() else ref
-        if JOB_ID.match(job_id) and (self.jobs_dir / job_id / "job.yaml").is_file():
+        # lexists: a job.yaml that is a link, folder or FIFO is the job's, and reading it says what is wrong
+        if JOB_ID.match(job_id) and os.path.lexists(self.jobs_dir / job_id / "job.yaml"):
             return Job(self, job_id)
         if JOB_ID.match(job_id):
             try:
@@ -440,7 +441,12 @@ class Store:
                     raise UsageError(f"{job_id} was never fully created ({reason[:300]})")
                 raise UsageError(f"{job_id} was refused at submit and nothing was started ({reason[:300]})",
                                  hint=Hint.command("report.events", job=job_id, say="; see {}"))
-        raise no_such_job(ref, self.job_ids(), self.root)
+        from singkit.store.sweep import CREATING
+
+        if JOB_ID.match(job_id) and os.path.isdir(self.jobs_dir / job_id) and not os.path.lexists(self.jobs_dir / job_id / CREATING):
+            raise StoreDamaged(f"{self.jobs_dir / job_id / 'job.yaml'} is missing: {job_id} cannot be read without it "
+                               f"(was it moved or deleted?); put it back, or remove the folder {self.jobs_dir / job_id}")
+        raise no_such_job(ref, [known for known in self.job_ids() if known != job_id], self.root)
 
     def discard(self, job: Job, reason: str) -> None:
         """Remove a job nothing was started for (its submit was refused), keeping its id taken.

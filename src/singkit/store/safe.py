@@ -31,6 +31,12 @@ class StoreLink(FileNotFoundError):
     """A store file (or a folder on its way, within the job folder) is a symbolic link: not read."""
 
 
+class NotAFile(FileNotFoundError):
+    """A store file that is no regular file (a folder, a FIFO, a device, a socket): not read. A
+    reader that takes a missing file in its stride takes this one too; opening a FIFO would wait
+    for a writer for ever."""
+
+
 class UnsafeStoreContent(UsageError):
     """A name read from the store would leave it (`..`, an absolute path, a link out)."""
 
@@ -155,17 +161,22 @@ def check_not_linked(path: Path | str) -> None:
 
 
 def open_stored(path: Path | str) -> BinaryIO:
-    """Open a store file for reading without following a link (StoreLink if it is one)."""
+    """Open a store file for reading without following a link (StoreLink if it is one) and only
+    if it is a regular file (NotAFile: a folder, FIFO, device or socket)."""
     check_not_linked(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO's open returns at once instead of waiting for a writer (no effect on a file)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         if error.errno == errno.ELOOP:  # turned into a link between the check and the open
             raise StoreLink(errno.ELOOP, "a symbolic link in the job store (not followed)", str(path)) from None
+        if error.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+            raise NotAFile(errno.ENXIO, "not a regular file (not read)", str(path)) from None
         raise
-    if stat.S_ISDIR(os.fstat(fd).st_mode):  # a read would fail naming the descriptor, not the file
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        raise NotAFile(errno.EISDIR, "not a regular file (a folder, FIFO or device; not read)", str(path))
+    os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 

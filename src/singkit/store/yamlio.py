@@ -34,13 +34,15 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
 
 def read_text(path: Path) -> str | None:
     """The file's text; None when it does not exist; SingkitError when it cannot be read."""
-    from singkit.store.safe import StoreLink, UnsafeStoreContent, open_stored
+    from singkit.store.safe import NotAFile, StoreLink, UnsafeStoreContent, open_stored
 
     try:
         with open_stored(path) as fh:  # a job.yaml that is a link is not followed out of the store
             return fh.read().decode("utf-8")
     except StoreLink:
         raise UnsafeStoreContent(f"{path}: a symbolic link, not a file singkit wrote; not read ({DAMAGED_HINT})") from None
+    except NotAFile:
+        raise UnsafeStoreContent(f"{path}: not a regular file (a folder, FIFO or device); not read ({DAMAGED_HINT})") from None
     except FileNotFoundError:
         return None
     except UnicodeDecodeError:
