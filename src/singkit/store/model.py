@@ -3,6 +3,8 @@
     <root>/jobs/<jobN>/job.yaml                  resolved spec
     <root>/jobs/<jobN>/code.tar.gz               the code snapshot (hard link to snapshots/<sha>.tar.gz)
     <root>/jobs/<jobN>/runner.json               the detached runner: pid, start time, boot id
+    <root>/jobs/<jobN>/backend-settled.json      Singularity runs over for good (singkit.backends.singularity.settled)
+    <root>/index.sqlite                          the index: jobs, runs' folds, parsed job.yaml (singkit.store.index)
     <root>/jobs/<jobN>/runs/<jobN.K>/run.log     JSONL events (singkit.store.runlog)
     <root>/jobs/<jobN>/runs/<jobN.K>/stdout.log, stderr.log, outputs/, backend.json
     <root>/cache/stat/<hash of a project root>.bin what snapshots learnt (singkit.statcache)
