@@ -98,6 +98,7 @@ class Run:
             safe_join(job.dir / "runs", run_id, "the run id", job.spec_path)  # a link out of runs/ is refused
         # a plain str for the per-run stat of every listing (a 10,000-run job.status makes no Path per run)
         self.log_file = f"{job.runs_folder}{os.sep}{run_id}{os.sep}run.log"
+        self._summary: tuple[runlog.RunState, dict[str, Any]] | None = None  # (the fold it was made of, it)
 
     # Paths are made when asked for: job.status of a 10,000-run job uses none of them
     @functools.cached_property
@@ -180,10 +181,13 @@ class Run:
 
     def summary(self, state: runlog.RunState | None = None) -> dict[str, Any]:
         state = state or self.state()
+        if self._summary is not None and self._summary[0] is state:  # the same fold (job.status sums up twice)
+            return dict(self._summary[1])
         data = {"run": self.id, **state.to_dict()}
         data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
         data["sweep"] = dict(self.hparams)
-        return data
+        self._summary = (state, data)
+        return dict(data)
 
 
 class Job:
