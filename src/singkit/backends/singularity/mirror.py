@@ -38,7 +38,7 @@ from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
 
 if TYPE_CHECKING:
     from singkit.config.model import Config
-    from singkit.store.model import Run
+    from singkit.store.run import Run
 
 # run.log first: the job appends it last, so output read after it is at least as complete
 FILES = ("run.log", "stdout.log", "stderr.log")

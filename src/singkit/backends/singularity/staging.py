@@ -20,7 +20,7 @@ from singkit.exceptions import SingkitError
 
 if TYPE_CHECKING:
     from singkit.store.model import Job
-    from singkit.store.model import Run
+    from singkit.store.run import Run
 
 IN_JOB = "_singkit"
 SYNC_SCRIPT = "blob_sync.py"

@@ -1,0 +1,133 @@
+"""One run's folder, jobs/<jobN>/runs/<jobN.K>/: its files, its events and its summary.
+
+The Job (singkit.store.model) lists its runs and folds their run.log; a Run asks its Job for the
+fold, so the one per-command cache of folds lives in one place."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from singkit.fsutil import atomic_write
+from singkit.refs import RUN_ID, shown
+from singkit.store import runlog
+from singkit.store.records import BACKEND_FIELDS, json_record
+from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
+from singkit.store.status import STATUSES
+
+if TYPE_CHECKING:
+    from singkit.store.model import Job
+
+
+class Run:
+    """One run's folder: jobs/<jobN>/runs/<jobN.K>/."""
+
+    def __init__(self, job: Job, run_id: str, hparams: dict[str, Any] | None = None, linked: bool = True):
+        """`linked=False`: the caller saw that runs/<run_id> is no symbolic link (a listing of
+        runs/), so the folder's path needs no check of where it leads."""
+        self.job = job
+        self.id = run_id
+        self.hparams = hparams or {}
+        # run ids come from job.yaml, which is untrusted: only `jobN.K` of this job names a folder
+        match = RUN_ID.match(run_id) if isinstance(run_id, str) else None
+        if match is None or match[1] != job.id:
+            raise UnsafeStoreContent(f"{job.spec_path}: the run id {shown(str(run_id))} is not a run of {job.id} "
+                                     f"({job.id}.K); nothing was read or written (the job folder is damaged or was "
+                                     "not written by singkit)")
+        if linked:
+            safe_join(job.dir / "runs", run_id, "the run id", job.spec_path)  # a link out of runs/ is refused
+        # a plain str for the per-run stat of every listing (a 10,000-run job.status makes no Path per run)
+        self.log_file = f"{job.runs_folder}{os.sep}{run_id}{os.sep}run.log"
+        self._summary: tuple[runlog.RunState, dict[str, Any]] | None = None  # (the fold it was made of, it)
+
+    # Paths are made when asked for: job.status of a 10,000-run job uses none of them
+    @functools.cached_property
+    def dir(self) -> Path:
+        return self.job.dir / "runs" / self.id
+
+    @functools.cached_property
+    def log_path(self) -> Path:
+        return self.dir / "run.log"
+
+    @functools.cached_property
+    def stdout_path(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @functools.cached_property
+    def stderr_path(self) -> Path:
+        return self.dir / "stderr.log"
+
+    @functools.cached_property
+    def outputs_dir(self) -> Path:
+        return self.dir / "outputs"
+
+    @functools.cached_property
+    def backend_path(self) -> Path:
+        return self.dir / "backend.json"
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r})"
+
+    @property
+    def num(self) -> int:
+        return int(self.id.rsplit(".", 1)[1])
+
+    def create(self) -> None:
+        """Make the folder and record the run as queued."""
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.stdout_path, self.stderr_path):
+            path.touch()
+        self.append("status", status="queued")
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        try:
+            check_not_linked(self.log_path)  # never write through a link out of the job folder
+        except FileNotFoundError as error:
+            raise UnsafeStoreContent(f"{error.filename}: a symbolic link where the store keeps a run's file; "
+                                     "nothing was written (the store was damaged or tampered with)") from None
+        try:
+            return runlog.append(self.log_path, event, **fields)
+        except FileNotFoundError:
+            # the run's folder is missing (a submit killed mid-way by an older singkit, or
+            # removed by hand): recreate it so the run can still be given its outcome. Not
+            # when the whole job folder is gone: that job was deleted, not damaged.
+            if not self.job.dir.is_dir():
+                raise
+            self.dir.mkdir(parents=True, exist_ok=True)
+            return runlog.append(self.log_path, event, **fields)
+
+    def state(self) -> runlog.RunState:
+        """The run's fold: parsed at most once per command while run.log is unchanged (see Job.fold)."""
+        return self.job.fold(self)
+
+    def set_status(self, status: str, reason: str | None = None, exit_code: int | None = None,
+                   **fields: Any) -> bool:
+        """Append a status line unless the run already ended; True if it was appended.
+
+        Two writers can still race past the check; readers keep the first terminal line."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if self.state().terminal:
+            return False
+        extra = {k: v for k, v in (("reason", reason), ("exit_code", exit_code)) if v is not None}
+        self.append("status", status=status, **extra, **fields)
+        return True
+
+    def backend_info(self) -> dict[str, Any]:
+        return json_record(self.backend_path, BACKEND_FIELDS)
+
+    def write_backend_info(self, info: dict[str, Any]) -> None:
+        atomic_write(self.backend_path, json.dumps(info, indent=1, default=str))
+
+    def summary(self, state: runlog.RunState | None = None) -> dict[str, Any]:
+        state = state or self.state()
+        if self._summary is not None and self._summary[0] is state:  # the same fold (job.status sums up twice)
+            return dict(self._summary[1])
+        data = {"run": self.id, **state.to_dict()}
+        data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
+        data["sweep"] = dict(self.hparams)
+        self._summary = (state, data)
+        return dict(data)
