@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from singkit.store import runlog
 from singkit.store.status import RunStatus
-from singkit.store.safe import open_stored
+from singkit.store.safe import NotAFile, open_stored
 
 if TYPE_CHECKING:
     from singkit.backends.base import Backend
@@ -67,6 +67,8 @@ def follow_lines(run: Run, stream: str = "stdout", follow: bool = False, tail: i
             with open_stored(path) as fh:
                 fh.seek(offset)
                 chunk = fh.read()
+        except NotAFile:
+            raise  # the output being followed turned into a folder or FIFO: say so, never go quiet
         except FileNotFoundError:
             chunk = b""
         offset += len(chunk)

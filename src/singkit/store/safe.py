@@ -173,9 +173,12 @@ def open_stored(path: Path | str) -> BinaryIO:
         if error.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
             raise NotAFile(errno.ENXIO, "not a regular file (not read)", str(path)) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise NotAFile(errno.EISDIR, "not a regular file (a folder, FIFO or device; not read)", str(path))
+        if stat.S_ISDIR(mode):
+            raise NotAFile(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        raise NotAFile(errno.EINVAL, "not a regular file (a FIFO or device; not read)", str(path))
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
