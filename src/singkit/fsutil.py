@@ -38,6 +38,21 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
         raise
 
 
+def write_cache(path: Path, blob: bytes) -> None:
+    """Write a cache file whole (a temp file renamed over `path`), without fsync: a copy a crash
+    cut short does not decode, or names another stamp, and is then ignored like a missing one.
+    A link at `path` is replaced, never written through (store folders are untrusted)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def temp_beside(path: Path) -> tuple[int, str]:
     """(fd, name) of a new temp file in `path`'s folder, named for `path` and this process;
     leftovers of dead writers in that folder are removed first (sweep_temps)."""

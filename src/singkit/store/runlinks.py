@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.store.safe import links_in_runs
-from singkit.store.speccache import write_cache
+from singkit.fsutil import write_cache
 
 
 def cache_path(root: Path, job_id: str) -> Path:

@@ -19,14 +19,12 @@ the rows through the functions here, so both see the same data under the same ru
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from singkit.fsutil import temp_beside
 
 RACY_S = 2.0  # a job.yaml changed more recently than this is parsed, not kept
 # Job.spec keeps a row of its own only for a bigger job.yaml: one write transaction per job is
@@ -100,18 +98,3 @@ def row(job: str, before: Stamp | None, after: Stamp | None, data: Any) -> Row |
     except (TypeError, ValueError, ImportError):
         return None  # a date, a non-text key, an int past 64 bits
     return (job, *after, blob.decode())
-
-
-def write_cache(path: Path, blob: bytes) -> None:
-    """Write a cache file whole (a temp file renamed over it), without fsync: a copy a crash cut
-    short does not decode, or names another stamp, and is then ignored like a missing one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

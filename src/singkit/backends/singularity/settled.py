@@ -9,8 +9,8 @@ writer that adds or resets runs), so the job folder keeps
     <jobN>/backend-settled.json   {"spec": [size, mtime_ns, inode] of job.yaml, "over": [run ids]}
 
 and `refresh` reads backend.json only for the other runs while job.yaml has that stamp. A
-job.yaml changed within RACY_S is not trusted to show a change in its stamp (git's racy rule),
-so nothing is kept for it yet. The file is a cache: a missing, damaged, foreign or linked one only
+job.yaml changed within the store's racy window (speccache.RACY_S) is not trusted to show a
+change in its stamp (git's racy rule), so nothing is kept for it yet. The file is a cache: a missing, damaged, foreign or linked one only
 costs the full look."""
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from singkit.store.model import Job
 
 NAME = "backend-settled.json"
-RACY_S = 2.0
 
 
 def _stamp(job: Job) -> list[int] | None:
@@ -50,19 +48,11 @@ def over(job: Job) -> set[str]:
 
 def keep(job: Job, runs: set[str]) -> None:
     """Record `runs` (the caller has just seen each one over for good) for this job.yaml."""
-    from singkit.fsutil import temp_beside
+    from singkit.fsutil import write_cache
+    from singkit.store.speccache import settled as old_enough  # the store's one racy rule for job.yaml
 
     stamp = _stamp(job)
-    if stamp is None or time.time() - stamp[1] / 1e9 <= RACY_S:
+    if stamp is None or not old_enough((stamp[0], stamp[1], stamp[2])):
         return
-    path = job.dir / NAME
     with contextlib.suppress(OSError):  # only a cache: a read-only store just looks again next time
-        fd, tmp = temp_beside(path)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps({"spec": stamp, "over": sorted(runs)}))
-            os.replace(tmp, path)  # replaces a link put there, never writes through it
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_cache(job.dir / NAME, json.dumps({"spec": stamp, "over": sorted(runs)}).encode())
