@@ -31,7 +31,7 @@ PACKAGE = Path(singkit.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     # 0 leaves: no singkit imports above them
     **dict.fromkeys(("singkit", "exceptions", "environment", "refs", "fsutil", "fmt", "suggest", "imageref",
-                     "timeouts", "outpaths", "procs", "macros", "backendkinds", "metrics", "data"), 0),
+                     "timeouts", "outpaths", "procs", "gcpause", "macros", "backendkinds", "metrics", "data"), 0),
     # 1 store: job folders, the index, run.log, code snapshots
     **dict.fromkeys(("store", "snapshot", "snapfiles", "snaparchive", "statcache", "gitignore", "codetree"), 1),
     # 2 what singkit knows of Singularity targets and data mounts, over plain records

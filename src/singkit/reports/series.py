@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from singkit.reports.source import loads_or_none, paused_gc
+from singkit.gcpause import paused_gc
+from singkit.reports.source import loads_or_none
 from singkit.store.runlog import UNDECODABLE
 from singkit.store.safe import open_stored
 

@@ -11,9 +11,7 @@ line (and any other line that is not a JSON object: it is skipped, never fatal).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import gc
 import json
 import os
 import re
@@ -24,6 +22,7 @@ from typing import Any
 
 from singkit.exceptions import UsageError
 from singkit.store.runlog import UNDECODABLE
+from singkit.gcpause import paused_gc
 from singkit.store.safe import open_stored
 
 _DIGITS = re.compile(r"(\d+)")
@@ -209,26 +208,6 @@ def parse_jsonl(data: bytes) -> tuple[list[dict[str, Any]], int, bool]:
             events.append(last)
             unterminated = True
     return [ev for ev in events if isinstance(ev, dict)], end, unterminated
-
-
-@contextlib.contextmanager
-def paused_gc(freeze: bool = False) -> Iterator[None]:
-    """Pause the cyclic GC while parsing: fresh dicts by the million make it rescan the heap
-    over and over, which costs more than the parsing itself.
-
-    freeze=True also moves everything alive into the collector's permanent generation on the
-    way out, so the objects just built are never scanned (they hold no cycles; refcounting
-    still frees them). Only for short-lived CLI commands, where that scan (at the next
-    collection, or at interpreter exit) costs a tenth of the command."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def loads_or_none(line: bytes) -> Any:

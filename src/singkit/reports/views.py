@@ -14,7 +14,8 @@ from singkit.reports import rowsets, series, tables
 from singkit.reports.model import Run, StoreReader
 from singkit.reports.prefs import MetricPrefs, metric_prefs
 from singkit.reports.render import format_cell
-from singkit.reports.source import StoreLayout, paused_gc, read_jsonl
+from singkit.gcpause import paused_gc
+from singkit.reports.source import StoreLayout, read_jsonl
 from singkit.reports.tables import Table
 from singkit.suggest import hint
 

@@ -67,19 +67,15 @@ def parse_lines(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
     line such as `{"a": 1}, {"b": 2}` would count two); anything else is read line by line.
     (Lines crafted to be invalid alone yet valid joined could still pass: the job writes its
     own run.log, so that gains it nothing it could not write plainly.)"""
-    import gc
+    from singkit.gcpause import paused_gc
 
     lines = [raw for raw in lines if raw.strip()]
     if lines and all(raw.lstrip()[:1] == b"{" and raw.rstrip()[-1:] == b"}" for raw in lines):
-        enabled = gc.isenabled()
-        gc.disable()  # fresh dicts by the thousand, no cycles: the collector would rescan them
-        try:
-            records = json.loads(b"[" + b",".join(lines) + b"]")
-        except UNDECODABLE:
-            records = None
-        finally:
-            if enabled:
-                gc.enable()
+        with paused_gc():  # fresh dicts by the thousand, no cycles: the collector would rescan them
+            try:
+                records = json.loads(b"[" + b",".join(lines) + b"]")
+            except UNDECODABLE:
+                records = None
         if records is not None and len(records) == len(lines) and all(type(r) is dict for r in records):
             return records, 0
     events, skipped = [], 0

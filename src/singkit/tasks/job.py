@@ -7,16 +7,14 @@ config error, 3 cancelled, 4 a service (e.g. the Docker Engine) is unavailable.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json as _json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
 
+from singkit.gcpause import paused_gc
 from singkit import fmt
 from singkit.exceptions import ExitStatus
 from singkit.tasks._edge import int_arg, job_arg, task
@@ -176,25 +174,11 @@ def _follow(env, job_id: str, as_json: bool) -> None:
 WIDE_HELP = "every column whole (default: fit the terminal's width)"
 
 
-@contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """A status or a listing makes a dozen objects per run and keeps them to the end: Python's
-    cycle collector, run every few hundred allocations, would walk them again and again (~15 %
-    of job.status of a 10,000-run job). Reference counting frees everything as usual meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 @task(positional=["job"], help={"job": JOB_HELP, "json": "print the job and its runs as JSON", "wide": WIDE_HELP})
 def status(c, env, job=None, json=False, wide=False):
     """Show a job's status and each run's status, reason, exit code and hparams; a `preempted`
     column (times each run was preempted) when any run was. --json: `preemptions` per run."""
-    with _no_cycle_collection():
+    with paused_gc():
         _status(env, job_arg(job), json, wide)
 
 
@@ -229,7 +213,7 @@ def _status(env: Any, job_id: str, json: bool, wide: bool) -> None:
       choices={"status": STATUSES})
 def list_jobs(c, env, status=None, target=None, last: int | None = None, json=False, wide=False):
     """List jobs: target, status, runs done/total, created, duration."""
-    with _no_cycle_collection():
+    with paused_gc():
         _list(env, status, target, int_arg(last, "last", minimum=1), json, wide)
 
 
