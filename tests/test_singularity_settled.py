@@ -6,6 +6,7 @@ changed within the racy window means a full look."""
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 import pytest
@@ -89,3 +90,8 @@ def test_a_damaged_or_linked_record_is_only_a_full_look(world, reads, tmp_path):
     os.symlink(outside, record)
     control.status(env, job.id)
     assert outside.read_text() == "keep" and not record.is_symlink()
+    record.unlink()
+    os.mkfifo(record)  # nobody writes it: an open that waits for a writer would never return
+    reads.clear()
+    control.status(env, job.id)
+    assert f"{job.id}.1" in reads and stat.S_ISREG(os.lstat(record).st_mode)  # a full look, then a file again

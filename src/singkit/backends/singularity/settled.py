@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,20 +25,16 @@ if TYPE_CHECKING:
 NAME = "backend-settled.json"
 
 
-def _stamp(job: Job) -> list[int] | None:
-    try:
-        st = os.lstat(job.spec_path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
 def over(job: Job) -> set[str]:
     """Run ids a look at this very job.yaml found over for good (none when there is no record)."""
+    from singkit.store.safe import open_stored
+    from singkit.store.speccache import stamp
+
     try:
-        with open(os.path.join(job.dir, NAME), "rb") as fh:
+        with open_stored(job.dir / NAME) as fh:  # no link followed, no FIFO waited on
             kept = json.loads(fh.read())
-        if kept.get("spec") != _stamp(job):
+        now = stamp(job.spec_path)
+        if now is None or kept.get("spec") != list(now):
             return set()
         return {run for run in kept["over"] if isinstance(run, str)}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
@@ -49,10 +44,10 @@ def over(job: Job) -> set[str]:
 def keep(job: Job, runs: set[str]) -> None:
     """Record `runs` (the caller has just seen each one over for good) for this job.yaml."""
     from singkit.fsutil import write_cache
-    from singkit.store.speccache import settled as old_enough  # the store's one racy rule for job.yaml
+    from singkit.store.speccache import settled, stamp
 
-    stamp = _stamp(job)
-    if stamp is None or not old_enough((stamp[0], stamp[1], stamp[2])):
+    now = stamp(job.spec_path)
+    if now is None or not settled(now):  # the store's one racy rule for job.yaml
         return
     with contextlib.suppress(OSError):  # only a cache: a read-only store just looks again next time
-        write_cache(job.dir / NAME, json.dumps({"spec": stamp, "over": sorted(runs)}).encode())
+        write_cache(job.dir / NAME, json.dumps({"spec": list(now), "over": sorted(runs)}).encode())
