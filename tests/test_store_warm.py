@@ -225,3 +225,17 @@ def test_a_link_planted_after_a_look_is_warned_of_on_the_next(tmp_path: Path, mo
     notes = _link_notes(home)
     assert len(notes) == 1 and str(log) in notes[0], notes
     assert _link_notes(home) == notes  # and on every look after
+
+
+def test_a_fifo_where_the_link_cache_is_kept_is_only_a_full_look(tmp_path: Path, monkeypatch) -> None:
+    from singkit.store import safe
+    from singkit.store.runlinks import cache_path as links_cache
+
+    home = tmp_path / "store"
+    _job(home)
+    monkeypatch.setattr(safe, "CLEAN_AFTER_S", -1.0)
+    cache = links_cache(home, "job1")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(cache)  # nobody writes it: an open that waits for a writer would never return
+    assert _link_notes(home) == []
+    assert sorted(json.loads(cache.read_bytes())) == ["job1.1", "job1.2", "job1.3"]  # rewritten as a file

@@ -17,8 +17,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from singkit.store.safe import links_in_runs
 from singkit.fsutil import write_cache
+from singkit.store.safe import links_in_runs, open_stored
 
 
 def cache_path(root: Path, job_id: str) -> Path:
@@ -40,7 +40,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         import orjson
 
-        with open(path, "rb") as fh:
+        with open_stored(path) as fh:  # no link followed, no FIFO waited on
             data = orjson.loads(fh.read())
     except (OSError, ValueError, ImportError):
         return {}
