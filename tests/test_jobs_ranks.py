@@ -409,7 +409,7 @@ def test_docker_ranks_script_ends_a_rank_that_ignores_sigterm(docker_client: Any
     container still ends, with the failing rank's code."""
     from services import TEST_LABELS
 
-    from singkit.backends.docker import RANKS_SH
+    from singkit.backends.containersh import RANKS_SH
     from singkit.backends.runtime.workdir import shell_argv
 
     command = ('if [ "$RANK" = 1 ]; then sleep 0.2; exit 9; fi; trap "" TERM; sleep 300')
