@@ -16,7 +16,7 @@ import pytest
 from faultnet import Relay
 from images_helpers import environ, images_env, make_standins, project_yaml, write_project
 from singkit.config import load_config
-from singkit.images import wrap
+from singkit.images import render, wrap
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,8 @@ def test_changed_inputs_rebuild(tmp_path, docker_host, relay, standins, registry
     config = pinned_project(tmp_path, relay, standins, registry_busybox.digest)
     first, _, _ = wrap_now(tmp_path, docker_host, relay)
     config.write_text(config.read_text().replace("RUN echo post-step-ran > /post.txt", "RUN echo memo > /post.txt"))
+    env = images_env(tmp_path, docker_host)
+    render(env, load_config(env), "tiny")  # a look at the new Dockerfile first: it names the new inputs
     changed, err, _ = wrap_now(tmp_path, docker_host, relay)
     assert changed.status == "wrapped" and "inputs changed since it was built; rebuilding" in err
     assert changed.digest != first.digest and changed.inputs_hash != first.inputs_hash

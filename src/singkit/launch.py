@@ -51,7 +51,8 @@ def recognised(words: list[str]) -> tuple[str, bool] | None:
         else:
             return None  # anything else — a second --docker, --force, -h, a task word — is the parser's
         i += 1
-    return (docker, as_json) if docker else None
+    # a name with `=` (`--docker=DOCKER=x`, a Make slip the loader mends) is the full path's to read
+    return (docker, as_json) if docker and "=" not in docker else None
 
 
 def answer(env: Environment, docker: str) -> WrapResult | None:
