@@ -280,8 +280,7 @@ def plan(env: Environment, cfg: Config, name: str, *, base_digest: str | None = 
                                    accelerator=values["accelerator"], post_steps=values["post_sing_steps"],
                                    build_args=build_args)
     path = env.project_root / "dockerfiles" / f"{name}.Dockerfile"
-    header = _header(env, cfg, name, digest_of_inputs, image, path, placeholder)
-    full = header + body if body is not None else None
+    full = _header(env, cfg, name, digest_of_inputs, image, path, placeholder) + body if body is not None else None
     return Rendered(name, full, digest_of_inputs, image, base, values["installer"], values["validator"],
                     values["accelerator"], path, build_args, placeholder)
 
