@@ -158,9 +158,11 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
     for fn in fns.values():
         fn()  # warm-up: fills BuildKit's own cache, loads files into the page cache
     times: dict[str, list[float]] = {key: [] for key in fns}
-    for _ in range(repeat):  # interleaved rounds: each side sees the same machine load
-        for key, fn in fns.items():
-            times[key] += timed(fn, 1)
+    keys = list(fns)
+    for round_ in range(repeat):  # interleaved rounds: each side sees the same machine load
+        # rotated each round: no row always runs right after an engine build (dockerd still busy)
+        for key in keys[round_ % len(keys):] + keys[:round_ % len(keys)]:
+            times[key] += timed(fns[key], 1)
     results = {key: statistics.median(t) for key, t in times.items()}
 
     from tabulate import tabulate
