@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faultnet import Relay
-from images_helpers import environ, images_env, make_standins, project_yaml, write_project
+from images_helpers import environ, images_env, make_standins, own_cache, project_yaml, write_project
 from singkit.config import load_config
 from singkit.images import render, wrap
 
@@ -40,8 +40,9 @@ def pinned_project(root: Path, relay: Relay, standins, base_digest: str, **kw) -
     """A project whose registry record is the relay, with the base pinned by digest (and the
     installer and validator by tag): what lets a no-op decide without any registry."""
     wrapped = f"memo-{uuid.uuid4().hex[:8]}/wrapped:1"  # each test its own image: no test moves another's tag
-    return write_project(root, project_yaml(registry_host=host(relay), standins=standins, wrapped=wrapped,
-                                            base_image=f"singkit-test/busybox:1@{base_digest}", **kw))
+    return write_project(root, own_cache(project_yaml(registry_host=host(relay), standins=standins, wrapped=wrapped,
+                                                      base_image=f"singkit-test/busybox:1@{base_digest}", **kw)))
+
 
 
 def wrap_now(root: Path, docker_host: str, relay: Relay, **kw) -> tuple[object, str, bytes]:
@@ -153,3 +154,13 @@ def test_a_damaged_record_is_no_record(tmp_path, docker_host, relay, standins, r
     assert proc.stdout == first.reference + "\n"
     assert proc.stderr == f"{first.reference.split('@')[0]}:1 is up to date ({first.digest})\n"
     assert bytes(relay.sent) != b""  # the registry was asked
+
+
+def test_a_base_named_by_tag_keeps_no_record(tmp_path, docker_host, relay, standins):
+    """Its inputs hash needs the registry (the tag's digest now), so a record could never answer."""
+    write_project(tmp_path, own_cache(project_yaml(registry_host=host(relay), standins=standins,
+                                                   wrapped=f"memo-{uuid.uuid4().hex[:8]}/by-tag:1")))
+    assert wrap_now(tmp_path, docker_host, relay)[0].status == "wrapped"
+    again, _, sent = wrap_now(tmp_path, docker_host, relay)
+    assert again.status == "up to date" and sent != b""
+    assert not memo_file(tmp_path).exists()

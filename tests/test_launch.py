@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from images_helpers import environ, images_env, make_standins, project_yaml, write_project
+from images_helpers import environ, images_env, make_standins, own_cache, project_yaml, write_project
 from singkit.config import load_config
 from singkit.images import wrap
 
@@ -38,8 +38,8 @@ def project(tmp_path_factory, docker_client, docker_host, busybox_image, registr
     """A project whose wrapped image was just built, pushed, pinned and recorded (base pinned by digest)."""
     root = tmp_path_factory.mktemp("launch")
     standins = make_standins(docker_client, busybox_image.id, registry)
-    write_project(root, project_yaml(registry_host=registry.host, standins=standins, wrapped="launch/wrapped:1",
-                                     base_image=f"singkit-test/busybox:1@{registry_busybox.digest}"))
+    write_project(root, own_cache(project_yaml(registry_host=registry.host, standins=standins, wrapped="launch/wrapped:1",
+                                               base_image=f"singkit-test/busybox:1@{registry_busybox.digest}")))
     env = images_env(root, docker_host)
     assert wrap(env, load_config(env), "tiny").status == "wrapped"
     load_config(images_env(root, docker_host))  # the pinned config parsed once, as any later command would

@@ -6,10 +6,11 @@ recognises ONE command line, exactly:
 
     singkit image.wrap --docker=NAME | --docker NAME | DOCKER=NAME | -d NAME  [--json]
 
-(the two words in either order), loads the config the cheap way (the parsed-config cache, no
-ruamel, no jsonschema) and asks the local wrap record (images/wrapmemo.py) through the same
-function the full path asks first (images.wrap.known_up_to_date). Only when that says "up to
-date", with no config warning to show, does it print what the full path prints (the same
+(the two words in either order). When anything is recorded at all, it loads the config the cheap
+way (the parsed-config cache, no ruamel, no jsonschema), asks the local wrap record
+(images/wrapmemo.py) through the same function the full path asks first
+(images.wrap.known_up_to_date), then runs the record's config checks as the full path does
+(configcheck.require). Only when that says "up to date", with no config warning to show, does it print what the full path prints (the same
 functions make the stderr line and stdout) and end with 0. In every other case — another task or
 option, `--help`, `--verbose`, a record miss, a config problem, ANY exception in the check — it
 hands the untouched command line to `singkit.cli.main`, so every error is reported by the one
@@ -58,13 +59,20 @@ def recognised(words: list[str]) -> tuple[str, bool] | None:
 def answer(env: Environment, docker: str) -> WrapResult | None:
     """The up-to-date result for dockers.<docker> from the local record alone, or None: let the
     full path run. Raises whatever loading the config or the check raises (main falls through)."""
-    from singkit.images.wrap import known_up_to_date, load_docker
+    from singkit.images import wrapmemo
 
+    if not wrapmemo.has_records(env):  # nothing ever recorded here: no config to load for nothing
+        return None
+    from singkit.configcheck import require
+    from singkit.images.wrap import find_docker, known_up_to_date
+
+    cfg, name = find_docker(env, docker)
+    result = known_up_to_date(env, cfg, name)
+    if result is None:
+        return None
     warnings: list[str] = []
-    cfg, name = load_docker(env, docker, warnings.append)
-    if warnings:
-        return None  # the full path shows them
-    return known_up_to_date(env, cfg, name)
+    require(cfg, warnings.append, "dockers", name)  # as images.wrap.load_docker, after the cheaper check
+    return None if warnings else result  # the full path shows them
 
 
 def main() -> None:

@@ -61,8 +61,16 @@ def load_docker(env: Environment, docker: str | None, warn: Callable[[str], None
     Raises UsageError for no name, an unknown record (with the closest names) or a registered
     Azure ML environment, ConfigError for problems in the record's closure; the warnings of
     configcheck.require go to `warn`."""
-    from singkit.config import load_config
     from singkit.configcheck import require
+
+    cfg, name = find_docker(env, docker)
+    require(cfg, warn, "dockers", name)
+    return cfg, name
+
+
+def find_docker(env: Environment, docker: str | None) -> tuple[Config, str]:
+    """load_docker without configcheck.require: the record is named and exists, nothing more."""
+    from singkit.config import load_config
 
     cfg = load_config(env)
     name = (docker or "").strip()
@@ -75,7 +83,6 @@ def load_docker(env: Environment, docker: str | None, warn: Callable[[str], None
     if str(record.get("image") or "").startswith("azureml:"):
         raise UsageError(f"docker record `{name}` names a registered Azure ML environment ({record['image']}): "
                          "Azure ML versions it, so there is nothing to render, build, push or pin")
-    require(cfg, warn, "dockers", name)
     return cfg, name
 
 
@@ -136,6 +143,7 @@ def wrap(env: Environment, cfg: Config, name: str, *, force: bool = False, no_ca
     if not force and (known := known_up_to_date(env, cfg, name, rendered)) is not None:
         env.err(up_to_date_line(rendered.image.tagged, known.digest))
         return known
+    local = not rendered.placeholder  # a record is kept only where the local check can use it (not a base by tag)
     if rendered.placeholder:  # the base's digest or a stage's tag is the registry's to say
         rendered = plan(env, cfg, name, text=False)
     image = rendered.image
@@ -147,7 +155,8 @@ def wrap(env: Environment, cfg: Config, name: str, *, force: bool = False, no_ca
             result = pin(env, cfg, name, remote)
             if not result.file:
                 env.err(up_to_date_line(image.tagged, remote.digest))
-            wrapmemo.remember(env, image.tagged, rendered.inputs_hash, result.digest)
+            if local:
+                wrapmemo.remember(env, image.tagged, rendered.inputs_hash, result.digest)
             return WrapResult(name, PINNED if result.file else UP_TO_DATE, result.reference, result.digest,
                               rendered.inputs_hash, rendered.path, image.tagged)
         env.err(f"{image.tagged}: inputs changed since it was built; rebuilding" if remote
@@ -169,5 +178,6 @@ def wrap(env: Environment, cfg: Config, name: str, *, force: bool = False, no_ca
     finally:
         client.close()
     result = pin(env, cfg, name, RemoteImage(digest, rendered.labels))
-    wrapmemo.remember(env, image.tagged, rendered.inputs_hash, result.digest)
+    if local:
+        wrapmemo.remember(env, image.tagged, rendered.inputs_hash, result.digest)
     return WrapResult(name, WRAPPED, result.reference, result.digest, rendered.inputs_hash, rendered.path, image.tagged)

@@ -2,7 +2,8 @@
 
 A cached `docker build` decides "nothing to do" from what it has locally; a no-op `image.wrap`
 does the same when it can. After a wrap pushed and pinned an image, and after a registry check
-found the registry's image up to date, singkit records
+found the registry's image up to date, singkit records (for a record whose inputs hash needs no
+registry, the only kind the check below can use)
 
     wrapped image (host/repo:tag) → {inputs: the inputs hash, digest: the registry's digest}
 
@@ -56,6 +57,11 @@ def _entries(env: Environment) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("images"), dict):
         return {}
     return doc["images"]
+
+
+def has_records(env: Environment) -> bool:
+    """Is anything recorded at all (a readable, well-formed file with an entry)?"""
+    return bool(_entries(env))
 
 
 def recorded(env: Environment, image: str, inputs_hash: str) -> str | None:
