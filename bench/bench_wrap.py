@@ -8,7 +8,10 @@ rounds, medians compared: a cached build's work is in the engine, no child of th
 CPU seconds would not see it. Both sides run here, in one run, against the real local engine and a loopback registry
 (the same services the tests use: `bash .ci/services.sh`). The image is a tiny busybox wrap,
 which flatters the cached build: a real CUDA image has more layers to check, the no-op the same
-few registry requests.
+work. The record's base is pinned by digest in `image:` and the installer and validator by tag,
+so a no-op can decide from the local wrap record (images/wrapmemo.py) without any registry,
+as the cached build decides from its local cache; the row "first no-op after the record is
+gone" is the registry path (a fresh clone, another machine), shown beside it, not judged.
 
     .venv/bin/python bench/bench_wrap.py [--repeat 7] [--quick]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,11 +66,12 @@ def main() -> int:
     try:
         registry = services.start_registry(work / "registry")
         base = docker_services.build_busybox_image(client)
-        docker_services.push_image(client, base.id, registry, "singkit-test/busybox", "1")
+        pushed = docker_services.push_image(client, base.id, registry, "singkit-test/busybox", "1")
         standins = helpers.make_standins(client, base.id, registry)
         project = work / "project"
         helpers.write_project(project, helpers.project_yaml(registry_host=registry.host, standins=standins,
-                                                            wrapped="bench/wrapped:1"))
+                                                            wrapped="bench/wrapped:1",
+                                                            base_image=f"singkit-test/busybox:1@{pushed.digest}"))
         return measure(client, project, helpers, args.repeat)
     finally:
         docker_services.docker_cleanup(client)
@@ -100,9 +105,17 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
 
     singkit = str(Path(sys.executable).with_name("singkit"))
 
+    cpu: list[float] = []  # CPU seconds (user + sys) of each no-op process answered by the record
+
+    def children_cpu() -> float:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return used.ru_utime + used.ru_stime
+
     def noop_cli() -> None:  # a process of its own, as a user types it
+        before = children_cpu()
         proc = subprocess.run([singkit, "image.wrap", "--docker=tiny"], cwd=project, env=environ,
                               capture_output=True, text=True)
+        cpu.append(children_cpu() - before)
         assert proc.returncode == 0 and "up to date" in proc.stderr, proc.stderr
 
     # The same Dockerfile, tag and labels the wrap built, through the same engine API.
@@ -130,26 +143,36 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
             assert proc.returncode == 0, proc.stderr
         return run
 
+    memo = project / "home" / ".cache" / "singkit" / "wraps.json"  # images/wrapmemo.py, under the bench's HOME
+
+    def noop_cli_registry() -> None:  # the record gone: the registry answers (and it is recorded again)
+        memo.unlink()
+        noop_cli()
+        cpu.pop()
+
     def cli_startup() -> None:
         proc = subprocess.run([singkit, "--version"], cwd=project, env=environ, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
 
     rows = {
-        "noop": "no-op image.wrap, library call (config load + registry check)",
+        "noop": "no-op image.wrap, library call (config load + local record check)",
         "sdk": "cached build through the engine API (classic builder, as image.build)",
         "cli": "no-op `singkit image.wrap` (command line, a process of its own)",
-        "startup": "`singkit --version` (Python and invoke start-up alone)",
+        "registry": "first no-op `singkit image.wrap` after the record is gone (registry path)",
+        "startup": "`singkit --version` (Python and invoke start-up: the full path's start)",
         "classic": "cached `docker build` (classic builder)",
         "buildkit": "cached `docker build` (BuildKit)",
     }
-    fns = {"noop": noop_library, "sdk": cached_sdk, "cli": noop_cli, "startup": cli_startup,
+    fns = {"noop": noop_library, "sdk": cached_sdk, "cli": noop_cli, "registry": noop_cli_registry, "startup": cli_startup,
            "classic": cli_build("0"), "buildkit": cli_build("1")}
     for fn in fns.values():
         fn()  # warm-up: fills BuildKit's own cache, loads files into the page cache
     times: dict[str, list[float]] = {key: [] for key in fns}
-    for _ in range(repeat):  # interleaved rounds: each side sees the same machine load
-        for key, fn in fns.items():
-            times[key] += timed(fn, 1)
+    keys = list(fns)
+    for round_ in range(repeat):  # interleaved rounds: each side sees the same machine load
+        # rotated each round: no row always runs right after an engine build (dockerd still busy)
+        for key in keys[round_ % len(keys):] + keys[:round_ % len(keys)]:
+            times[key] += timed(fns[key], 1)
     results = {key: statistics.median(t) for key, t in times.items()}
 
     from tabulate import tabulate
@@ -165,6 +188,10 @@ def measure(client, project: Path, helpers, repeat: int) -> int:
     print(f"no-op `singkit image.wrap` / fastest cached `docker build`: {command_line:.2f} (goal ≤ {GOAL:.1f})  "
           f"{'MET' if command_line <= GOAL else 'MISSED'} (start-up alone is "
           f"{results['startup'] / docker_cli:.2f} of the build)")
+    print(f"(not judged) CPU of the no-op `singkit image.wrap` process: median {statistics.median(cpu[1:]) * 1000:.0f} ms "
+          f"(the cached build's work is in dockerd: no CPU figure to set beside it)")
+    print(f"(not judged) the first no-op after the record is gone / fastest cached `docker build`: "
+          f"{results['registry'] / docker_cli:.2f}")
     return 0 if library <= GOAL and command_line <= GOAL else 1
 
 

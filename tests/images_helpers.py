@@ -108,6 +108,13 @@ def project_yaml(*, registry_host: str, standins: StandIns, wrapped: str, userna
                            steps=step_lines, extra=extra)
 
 
+def own_cache(text: str) -> str:
+    """project_yaml's text wrapped for NVIDIA: a build cache of its own, so test_images_wrap's CPU
+    build still runs the installer whichever test runs first (the engine caches by the base's
+    image id, not by the name FROM uses)."""
+    return text.replace("accelerator: CPU", "accelerator: NVIDIA")
+
+
 def write_project(root: Path, text: str) -> Path:
     config = root / "configs" / "singkit.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ LAYERS: dict[str, int] = {
     "images": 4,
     "backends": 5,  # the local/docker runtime (backends/runtime/) lives here, beside its backends
     **dict.fromkeys(("jobs", "reports"), 6),
-    **dict.fromkeys(("cli", "tasks", "__main__"), 7),
+    **dict.fromkeys(("cli", "launch", "tasks", "__main__"), 7),
 }
 
 # `python -m singkit` runs the program when imported; it is the edge's entry, not a library module.

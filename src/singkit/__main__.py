@@ -1,5 +1,5 @@
 """`python -m singkit …` — the same as the `singkit` console script."""
 
-from singkit.cli import main
+from singkit.launch import main
 
 main()

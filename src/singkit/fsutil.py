@@ -53,6 +53,28 @@ def write_cache(path: Path, blob: bytes) -> None:
         raise
 
 
+def read_cache(path: Path) -> bytes | None:
+    """A cache file's bytes, or None when it is missing or no regular file: a link is not
+    followed, a FIFO is not waited on (O_NONBLOCK), a folder or device is not read. The reader
+    that goes with write_cache, for caches outside the store (store files: store/safe.open_stored)."""
+    import stat
+
+    try:  # any file that cannot be read is a cache miss, never an error
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def temp_beside(path: Path) -> tuple[int, str]:
     """(fd, name) of a new temp file in `path`'s folder, named for `path` and this process;
     leftovers of dead writers in that folder are removed first (sweep_temps)."""

@@ -31,7 +31,8 @@ ALIAS_FACTOR = 10
 RULES = f"bounded depth {MAX_DEPTH}, aliases {ALIAS_BUDGET}/{ALIAS_FACTOR}, scalar keys"  # in the parse cache's key
 
 # What YAML 1.2 allows in a stream (ruamel.yaml.reader.Reader.NON_PRINTABLE, the same class)
-NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+# (a pattern, compiled by re at the first parse: compiling it costs more than a cached config load)
+NON_PRINTABLE = "[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]"
 _BOMS = (
     (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),  # before UTF-16: it starts the same
     (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"),
@@ -114,7 +115,7 @@ def decode(path: Path, raw: bytes) -> str:
         raise ConfigError(Problem(path, raw.count(b"\n", 0, start) + 1, col,
                                   f"byte 0x{raw[start]:02x} is not UTF-8 (the file was saved as Latin-1 or "
                                   "Windows-1252, or is not text); save it as UTF-8")) from None
-    bad = NON_PRINTABLE.search(text)
+    bad = re.search(NON_PRINTABLE, text)
     if bad:
         at = bad.start()
         line_start = text.rfind("\n", 0, at) + 1

@@ -280,8 +280,7 @@ def plan(env: Environment, cfg: Config, name: str, *, base_digest: str | None = 
                                    accelerator=values["accelerator"], post_steps=values["post_sing_steps"],
                                    build_args=build_args)
     path = env.project_root / "dockerfiles" / f"{name}.Dockerfile"
-    header = _header(env, cfg, name, digest_of_inputs, image, path, placeholder)
-    full = header + body if body is not None else None
+    full = _header(env, cfg, name, digest_of_inputs, image, path, placeholder) + body if body is not None else None
     return Rendered(name, full, digest_of_inputs, image, base, values["installer"], values["validator"],
                     values["accelerator"], path, build_args, placeholder)
 
@@ -293,12 +292,12 @@ def stage_image(env: Environment, cfg: Config, name: str, key: str, value: str) 
     used as written. A repository alone (singkit's default) means its newest build: the greatest
     dated tag (`20220218T112740648`) in the registry's v2 tags list. Raises ConfigError when
     the repository has no dated tag, ServiceError when its registry cannot be asked."""
-    from singkit.images.registry import client_for, newest_dated
-
     what = key.removesuffix("-image")
     ref = Reference.parse(value)
     if ref.tag or ref.digest:
         return value  # as the user wrote it: nothing to say
+    from singkit.images.registry import client_for, newest_dated  # only now: a no-op wrap may ask no registry
+
     tags = client_for(env, cfg, ref).tags(ref)
     newest = newest_dated(tags)
     if newest is None:

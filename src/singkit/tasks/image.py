@@ -6,33 +6,17 @@ progress to stderr. singkit.images is imported inside the tasks so `invoke --lis
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from singkit.exceptions import UsageError
 from singkit.tasks._edge import task
 
 DOCKER_HELP = "name of a record under `dockers:` in configs/ (Make: DOCKER=name)"
 
 
 def _load(env: Any, docker: str | None) -> tuple[Any, str]:
-    from singkit.config import load_config
+    from singkit.images.wrap import load_docker  # shared with the console script's no-op wrap (singkit.launch)
 
-    cfg = load_config(env)
-    name = (docker or "").strip()
-    if name.lower().startswith("docker="):  # `invoke image.wrap --docker=DOCKER=x` from a Make slip
-        name = name.split("=", 1)[1]
-    if not name:
-        known = ", ".join(sorted(cfg.dockers)) or "none defined yet"
-        raise UsageError(f"no docker record given: pass --docker=NAME (records: {known})")
-    record = cfg.docker(name)  # unknown names fail here, with the closest match
-    if str(record.get("image") or "").startswith("azureml:"):
-        raise UsageError(f"docker record `{name}` names a registered Azure ML environment ({record['image']}): "
-                         "Azure ML versions it, so there is nothing to render, build, push or pin")
-    from singkit.configcheck import require
-
-    require(cfg, env.err, "dockers", name)
-    return cfg, name
+    return load_docker(env, docker, env.err)
 
 
 @task(help={"docker": DOCKER_HELP,
@@ -97,8 +81,8 @@ def pin(c, env, docker=None):
             "no-cache": "with a build, build every step again", "json": "print the result as JSON on stdout"})
 def wrap(c, env, docker=None, force=False, no_cache=False, json_=False):
     """Render, build, validate, push and pin — or say "up to date" when the registry has these inputs."""
-    from singkit.images.wrap import wrap as wrap_image
+    from singkit.images.wrap import output, wrap as wrap_image
 
     cfg, name = _load(env, docker)
     result = wrap_image(env, cfg, name, force=force, no_cache=no_cache)
-    env.out(json.dumps(result.as_json()) if json_ else result.reference)
+    env.out(output(result, json_))
