@@ -16,12 +16,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from singkit.exceptions import SingkitError
 from singkit.reports.source import RunRef, StoreLayout, parse_job_yaml, plain_yaml
 from singkit.store import speccache
 from singkit.store.fold import RunState
+from singkit.store.foldcache import LISTING_LEN, listing, stamp
+from singkit.store.status import RunStatus
 
 OLD_CACHE = "reports-cache.sqlite"  # the reports' own copy of the index, before issue 14
 GENERAL_KEY = "reports:config-general"  # the index's meta key for what the config says (prefs.py)
@@ -93,25 +96,50 @@ class SummaryCache:
         """The fold of each run's run.log (what job.status reads), None for a run with no log
         yet. `every_job`: the store's jobs, when refs are all their runs: rows of jobs that are
         gone are dropped."""
+        return self._kept(refs, every_job, "fold", _state_of, lambda run, state: state)
+
+    def run_listings(self, refs: list[RunRef], every_job: list[str] | None = None) -> list[Listed | None]:
+        """The listing columns of each run (foldcache.listing, as a Listed), None for a run with
+        no log yet: what the runs and jobs tables show, without decoding whole folds. A run whose
+        row is stale is folded from its run.log and its fold kept, as run_states does."""
+        return self._kept(refs, every_job, "listing", Listed.from_texts, Listed.of)
+
+    def _kept(self, refs: list[RunRef], every_job: list[str] | None, what: str,
+              decode: Callable[[list[str], list[str]], list[Any]], of: Callable[[str, RunState], Any]) -> list[Any]:
+        """Per ref: `decode`d from its index row (`what`: "fold" or "listing") while the row's
+        stamp is its run.log's, else `of(run, fold)` from the file (and the fold kept); None
+        for a run with no log."""
         jobs = sorted({ref.job for ref in refs})
-        indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs), {})
-        states: list[RunState | None] = []
-        updates = []
-        for ref in refs:
+        indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs, what), {})
+        out: list[Any] = [None] * len(refs)
+        hits: list[int] = []
+        texts: list[str] = []
+        stats: list[os.stat_result | None] = [None] * len(refs)
+        lstat, get = os.lstat, indexed.get
+        for i, ref in enumerate(refs):
             try:
-                st = os.lstat(ref.log)  # a link is read as missing, as the store reads it
+                st = stats[i] = lstat(ref.log)  # a link is read as missing, as the store reads it
             except (FileNotFoundError, NotADirectoryError):
-                states.append(None)
                 continue
-            state = _indexed(indexed.get(ref.run), ref.job, st)
-            if state is None:
-                state = _read_state(ref.log)
-                updates.append((ref.run, ref.job, st.st_size, st.st_mtime_ns, state.to_json()))
-            states.append(state)
+            row = get(ref.run)
+            if row is not None and row[0] == ref.job and row[1] == stamp(st):
+                hits.append(i)
+                texts.append(row[2])
+        decoded = decode(texts, [refs[i].run for i in hits])
+        for i, value in zip(hits, decoded):
+            out[i] = value
+        updates = []
+        for i, st in enumerate(stats):
+            if st is None or out[i] is not None:
+                continue
+            ref = refs[i]
+            state = _read_state(ref.log)  # not indexed, stale, or a row that is not what it should hold
+            updates.append((ref.run, ref.job, stamp(st), state))
+            out[i] = of(ref.run, state)
         self._use(lambda index: index.put_folds(updates), None)
         if every_job is not None:
             self._use(lambda index: index.forget(set(every_job)), None)
-        return states
+        return out
 
     # -- small values (what the config says, keyed on its files' stamps) ---------------------
     def get_value(self, key: str) -> Any:
@@ -125,11 +153,9 @@ class SummaryCache:
         self._use(lambda index: index.set_meta(GENERAL_KEY, text), None)
 
 
-def _indexed(row: tuple[str, int, int, str] | None, job: str, st: os.stat_result) -> RunState | None:
-    """The indexed fold when it is of this job and this very file (size and mtime_ns)."""
-    if row is None or row[0] != job or (row[1], row[2]) != (st.st_size, st.st_mtime_ns):
-        return None
-    return RunState.from_json(_loads(row[3]))  # None for a row that is not a fold
+def _state_of(texts: list[str], runs: list[str]) -> list[RunState | None]:
+    """Fold rows' texts as folds (None for a row that is not a fold)."""
+    return [RunState.from_json(_loads(text)) for text in texts]
 
 
 def _read_state(path: str) -> RunState:
@@ -156,3 +182,57 @@ def _loads(text: object) -> object:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
+
+
+_NUMBER = (int, float, type(None))
+# the types of foldcache.listing's items, in order (the run and status are checked apart)
+_SHAPE = (str, str, (str, type(None)), (int, type(None)), _NUMBER, _NUMBER, int, int, dict, dict)
+_STATUSES = frozenset(status.value for status in RunStatus)
+
+
+class Listed:
+    """One run's listing columns (singkit.store.foldcache.listing) as the runs and jobs tables
+    read them: `metrics` maps a metric to [last, last_step, min, max] (the fold's LAST, MIN and
+    MAX indexes), `nodes` is how many nodes logged."""
+
+    __slots__ = ("status", "reason", "exit_code", "started", "ended", "metric_lines", "nodes", "hparams", "metrics")
+
+    def __init__(self, data: list[Any]):
+        (_, self.status, self.reason, self.exit_code, self.started, self.ended, self.metric_lines, self.nodes,
+         self.hparams, self.metrics) = data
+
+    @classmethod
+    def of(cls, run: str, state: RunState) -> Listed:
+        return cls(listing(run, state))
+
+    @classmethod
+    def checked(cls, data: Any, run: str) -> Listed | None:
+        """`data` decoded from `run`'s row, when it is foldcache.listing's shape; else None."""
+        if type(data) is not list or len(data) != LISTING_LEN or data[0] != run or data[1] not in _STATUSES:
+            return None
+        if not all(map(isinstance, data, _SHAPE)):
+            return None
+        if not all(type(m) is list and len(m) == 4 for m in data[9].values()):
+            return None
+        return cls(data)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], runs: list[str]) -> list[Listed | None]:
+        """Rows' listing texts of `runs` (in order) as Listed, None for a row that is not one.
+        One json.loads over all of them (C speed; json reads the NaN and inf a metric may end
+        on); any text that breaks the whole sends each to its own decode."""
+        data: Any = None
+        if texts:
+            with contextlib.suppress(ValueError, RecursionError):
+                data = json.loads("[" + ",".join(texts) + "]")
+        if type(data) is not list or len(data) != len(texts):
+            data = [_loads(text) for text in texts]
+        checked = cls.checked
+        return [checked(item, run) for item, run in zip(data, runs)]
+
+    def times(self, now: float) -> tuple[float | None, float | None, float | None]:
+        """(started, ended, duration) as RunState.times says them (a run still going: up to `now`)."""
+        started, ended = self.started, self.ended
+        if started is None:
+            return None, None, None
+        return started, ended, max(0.0, (ended if ended is not None else now) - started)

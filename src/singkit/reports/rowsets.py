@@ -50,12 +50,12 @@ def best_value(stats: list | None, higher: bool) -> float | None:
 
 def run_row(run: Run, metrics: list[tuple[str, str, str, int]], target: str | None, vm: str | None) -> dict[str, Any]:
     """`metrics`: (name, column, best column, MAX or MIN index) for each metric."""
-    state = run.state
+    listed = run.listed
     row: dict[str, Any] = {
         "job": run.job, "run": run.run, "status": run.status, "target": target,
         "sku": vm, "started": run.started, "ended": run.ended, "duration": run.duration,
-        "cost": run.cost, "steps": state.metric_lines if state else None, "nodes": (len(state.nodes) or None) if state else None,
-        "reason": state.reason if state else None, "exit_code": state.exit_code if state else None,
+        "cost": run.cost, "steps": listed.metric_lines if listed else None, "nodes": (listed.nodes or None) if listed else None,
+        "reason": listed.reason if listed else None, "exit_code": listed.exit_code if listed else None,
     }
     for name, value in run.hparams.items():
         row["hparams." + name] = value

@@ -29,9 +29,12 @@ from typing import Any
 from singkit.exceptions import Hint, SingkitError
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
+from singkit.store.foldcache import FOLD_COLUMNS, FoldRows, Stamp, fold_columns
+from singkit.store.fold import RunState
 
-SCHEMA_VERSION = 5  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
-# 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache)
+SCHEMA_VERSION = 6  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
+# 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache);
+# 6: runs keyed by run.log's inode and ctime too, with their listing columns (singkit.store.foldcache)
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,7 +44,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE TABLE IF NOT EXISTS runs (
     run TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT, reason TEXT, exit_code INTEGER,
-    started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, fold TEXT);
+    started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, log_ino INTEGER,
+    log_ctime_ns INTEGER, fold TEXT, listing TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, spec TEXT);
@@ -55,8 +59,7 @@ SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_C
 COLUMNS = {
     "jobs": ("job", "num", "target", "service", "status", "runs_total", "runs_done", "created", "started",
              "ended", "command", "summary"),
-    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", "log_size",
-             "log_mtime_ns", "fold"),
+    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", *FOLD_COLUMNS),
     "meta": ("key", "value"),
     "specs": ("job", "size", "mtime_ns", "inode", "spec"),
 }
@@ -135,7 +138,7 @@ def damaged(error: BaseException) -> bool:
     return type(error) is sqlite3.DatabaseError
 
 
-class Index:
+class Index(FoldRows):
     def __init__(self, path: Path, timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
         self.timeout = timeout
@@ -297,10 +300,10 @@ class Index:
             db.execute("COMMIT")
 
     def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]],
-               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None, keep_others: bool = False,
+               folds: dict[str, tuple[Stamp, RunState]] | None = None, keep_others: bool = False,
                meta: dict[str, Any] | None = None) -> None:
         """Write one job's row and its runs' rows in one transaction. `folds`: run id ->
-        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known.
+        (run.log stamp, its fold) for the runs whose fold is known (singkit.store.foldcache).
         `keep_others`: `runs` are only the runs that changed; the job's other run rows stay.
         `meta`: keys to set in the same transaction (see set_meta)."""
         folds = folds or {}
@@ -314,21 +317,12 @@ class Index:
             if not keep_others:
                 db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
             db.executemany(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,{','.join('?' * len(FOLD_COLUMNS))})",
                 [(r["run"], summary["job"], r["status"], r.get("reason"), r.get("exit_code"),
                   r.get("started"), r.get("ended"), json.dumps(r.get("hparams") or {}, default=str),
-                  *_fold_columns(folds.get(r["run"])))
+                  *fold_columns(r["run"], folds.get(r["run"])))
                  for r in runs])
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items()))
-
-    def folds(self, job: str) -> dict[str, tuple[int, int, str]]:
-        """run id -> (run.log size, mtime_ns, the fold's JSON text) as indexed for one job's runs
-        (those indexed with a fold); the caller decodes and checks the text (RunState.from_json)."""
-        db = self.db
-        with self._errors():
-            rows = db.execute("SELECT run, log_size, log_mtime_ns, fold FROM runs WHERE job = ?", (job,)).fetchall()
-        return {run: (size, mtime_ns, text) for run, size, mtime_ns, text in rows
-                if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
 
     def summary_text(self, job: str) -> str | None:
         """One job's summary JSON text exactly as upsert wrote it; None when it is not indexed."""
@@ -343,28 +337,7 @@ class Index:
             db.execute("DELETE FROM runs WHERE job = ?", (job,))
             db.execute("DELETE FROM specs WHERE job = ?", (job,))
 
-    # -- what the reports read: folds of many jobs' runs at once, and job.yaml as JSON ----------
-    def run_folds(self, jobs: list[str] | None = None) -> dict[str, tuple[str, int, int, str]]:
-        """run id -> (job, run.log size, mtime_ns, the fold's JSON text) of `jobs`' runs (None:
-        every job's), for runs indexed with a fold; the caller checks the text (RunState.from_json)."""
-        rows = self._rows("SELECT job, run, log_size, log_mtime_ns, fold FROM runs", jobs)
-        return {run: (job, size, mtime_ns, text) for job, run, size, mtime_ns, text in rows
-                if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
-
-    def put_folds(self, rows: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
-        """Keep folds read from run.logs: (run, job, size, mtime_ns, RunState.to_json()) each. A
-        run the store indexed keeps its row and gets the fold; a run it has not gets a row."""
-        if not rows:
-            return
-        with self._write() as db:
-            db.executemany(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run) DO UPDATE SET "
-                "log_size = excluded.log_size, log_mtime_ns = excluded.log_mtime_ns, fold = excluded.fold",
-                [(run, job, state.get("status"), state.get("reason"), state.get("exit_code"), state.get("started"),
-                  state.get("ended"), json.dumps(state.get("hparams") or {}, default=str),
-                  *_fold_columns((size, mtime_ns, state)))
-                 for run, job, size, mtime_ns, state in rows])
-
+    # -- job.yaml as JSON (the folds: singkit.store.foldcache.FoldRows) ----------------------------
     def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, int, str]]:
         """job -> (job.yaml size, mtime_ns, inode, its data as JSON text) as kept by put_specs;
         the caller checks the stamp and decodes the text (singkit.store.speccache.cached)."""
@@ -464,13 +437,6 @@ class Index:
                 db.execute("DELETE FROM jobs WHERE job IS ?", (job,))
                 db.execute("DELETE FROM runs WHERE job IS ?", (job,))
                 db.execute("DELETE FROM specs WHERE job IS ?", (job,))
-
-
-def _fold_columns(fold: tuple[int, int, dict[str, Any]] | None) -> tuple[Any, Any, Any]:
-    if fold is None:
-        return None, None, None
-    size, mtime_ns, state = fold
-    return size, mtime_ns, json.dumps(state, default=str)
 
 
 def _decoded(text: Any) -> dict[str, Any] | None:
