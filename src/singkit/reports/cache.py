@@ -122,9 +122,9 @@ class SummaryCache:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             row = get(ref.run)
-            if row is not None and row[0] == ref.job and row[1] == stamp(st):
+            if row is not None and row[0] == ref.job and row[2:6] == stamp(st):
                 hits.append(i)
-                texts.append(row[2])
+                texts.append(row[6])
         decoded = decode(texts, [refs[i].run for i in hits])
         for i, value in zip(hits, decoded):
             out[i] = value
@@ -188,6 +188,7 @@ _NUMBER = (int, float, type(None))
 # the types of foldcache.listing's items, in order (the run and status are checked apart)
 _SHAPE = (str, str, (str, type(None)), (int, type(None)), _NUMBER, _NUMBER, int, int, dict, dict)
 _STATUSES = frozenset(status.value for status in RunStatus)
+_LIST, _FOUR = {list}, {4}
 
 
 class Listed:
@@ -212,7 +213,8 @@ class Listed:
             return None
         if not all(map(isinstance, data, _SHAPE)):
             return None
-        if not all(type(m) is list and len(m) == 4 for m in data[9].values()):
+        stats = data[9].values()  # (set(map(...)): checked at C speed, 150,000 of them at 50,000 runs)
+        if stats and not (set(map(type, stats)) == _LIST and set(map(len, stats)) == _FOUR):
             return None
         return cls(data)
 

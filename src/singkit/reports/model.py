@@ -153,7 +153,7 @@ class StoreReader:
         lists, merged with run folders it does not list."""
         from_spec = _spec_runs(name, spec)
         run_ids = list(from_spec)
-        extra = [r for r in self.layout.run_names(name) if r not in from_spec]
+        extra = self.layout.run_names(name, from_spec)
         if extra:  # run folders job.yaml does not list: merge them in natural order
             run_ids = sorted(run_ids + extra, key=natural_key)
         return run_ids, from_spec

@@ -51,8 +51,9 @@ def fold_columns(run: str, fold: tuple[Stamp, RunState] | None) -> tuple[Any, ..
     return (*key, json.dumps(state.to_json(), default=str), json.dumps(listing(run, state), default=str))
 
 
-def _stamped(row: tuple) -> bool:
-    return all(isinstance(value, int) for value in row[:4]) and isinstance(row[4], str)
+# rows whose stamp is four integers and whose text is text (SQLite checks the types: C speed)
+_KEPT = ("typeof(log_size) = 'integer' AND typeof(log_mtime_ns) = 'integer' AND typeof(log_ino) = 'integer' "
+         "AND typeof(log_ctime_ns) = 'integer' AND typeof({}) = 'text' AND typeof(run) = 'text'")
 
 
 class FoldRows:
@@ -65,17 +66,19 @@ class FoldRows:
         db = self.db  # type: ignore[attr-defined]
         with self._errors():  # type: ignore[attr-defined]
             rows = db.execute("SELECT run, log_size, log_mtime_ns, log_ino, log_ctime_ns, fold FROM runs "
-                              "WHERE job = ?", (job,)).fetchall()
-        return {row[0]: (row[1:5], row[5]) for row in rows if isinstance(row[0], str) and _stamped(row[1:])}
+                              f"WHERE job = ? AND {_KEPT.format('fold')}", (job,)).fetchall()
+        return {row[0]: (row[1:5], row[5]) for row in rows}
 
-    def run_folds(self, jobs: list[str] | None = None, what: str = "fold") -> dict[str, tuple[str, Stamp, str]]:
-        """run id -> (job, run.log stamp, JSON text) of `jobs`' runs (None: every job's), for runs
-        indexed with a fold. `what`: "fold" (the whole fold; the caller checks it with
+    def run_folds(self, jobs: list[str] | None = None, what: str = "fold") -> dict[str, tuple]:
+        """run id -> (job, run, size, mtime_ns, inode, ctime_ns, JSON text) of `jobs`' runs (None:
+        every job's), for runs indexed with a fold: the row as SQLite gives it (row[2:6] is the
+        run.log's stamp). `what`: "fold" (the whole fold; the caller checks it with
         RunState.from_text) or "listing" (the listing columns; see `listing`)."""
         column = {"fold": "fold", "listing": "listing"}[what]
         rows = self._rows(  # type: ignore[attr-defined]
-            f"SELECT job, run, log_size, log_mtime_ns, log_ino, log_ctime_ns, {column} FROM runs", jobs)
-        return {row[1]: (row[0], row[2:6], row[6]) for row in rows if isinstance(row[1], str) and _stamped(row[2:])}
+            f"SELECT job, run, log_size, log_mtime_ns, log_ino, log_ctime_ns, {column} FROM runs "
+            f"WHERE {_KEPT.format(column)}", jobs)
+        return {row[1]: row for row in rows}
 
     def put_folds(self, rows: list[tuple[str, str, Stamp, RunState]]) -> None:
         """Keep folds read from run.logs: (run, job, run.log stamp, fold) each. A run the store

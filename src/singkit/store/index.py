@@ -371,7 +371,8 @@ class Index(FoldRows):
             if jobs is not None and len(jobs) <= _FEW:
                 if not jobs:
                     return []
-                return db.execute(f"{sql} WHERE job IN ({','.join('?' * len(jobs))})", jobs).fetchall()
+                where = " AND " if " WHERE " in sql else " WHERE "
+                return db.execute(f"{sql}{where}job IN ({','.join('?' * len(jobs))})", jobs).fetchall()
             rows = db.execute(sql).fetchall()
         if jobs is None:
             return rows
