@@ -127,9 +127,13 @@ def format_column(values: list[Any], kind: str, spec: str | None = None) -> tupl
     types = set(map(type, values))
     if spec and kind == "plain" and types <= _PLAIN_NUMBERS:
         # the common case, at C speed: format() writes nan, inf and -inf as fmt.number does
-        cells = ["" if v is None else format(v, spec) for v in values]
-        cells = [c[1:] if c[:1] == "-" and c != "-inf" and float(c) == 0 else c for c in cells]  # no -0.0000
-        return cells, any(v is not None for v in values)
+        if _NONE in types:
+            cells = ["" if v is None else format(v, spec) for v in values]
+        else:
+            cells = list(map(format, values, repeat(spec)))
+        if any(map(str.startswith, cells, repeat("-"))):
+            cells = [c[1:] if c[:1] == "-" and c != "-inf" and float(c) == 0 else c for c in cells]  # no -0.0000
+        return cells, types != {_NONE} and bool(values)
     types.discard(_NONE)
     numeric = bool(types & _NUMBER_TYPES) and not types - _NUMBER_TYPES  # (exact types: bool is no number here)
     if types == _STR:
