@@ -125,7 +125,7 @@ def _odd_store(tmp_path):
         RunSpec({"lr": 0.3, "flag": True, "layers": [1, 2]}, None, status="failed", exit_code=2, reason="boom  "),
         RunSpec({"lr": 1e-5, "flag": False, "cfg": {"a": 1}}, curve(4, 2.0, 1.0, big=12345678.0), nodes=2, status="preempted"),
         RunSpec({"lr": 0.5, "neg": -0.0}, [(0, {"loss": -0.00001, "acc": 0.9688}), (1, {"loss": 1, "acc": 1})]),
-        RunSpec({"lr": 0.6}, log=False),
+        RunSpec({"lr": 0.6, "neg": 0.0}, log=False),
     ]
     storegen.write_job(tmp_path / ".singkit", "job1", runs, **{"price-per-hour": 3.06})
     storegen.write_job(tmp_path / ".singkit", "job2", [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0)), RunSpec({"lr": 2})])
@@ -145,13 +145,13 @@ def test_the_fast_renderer_draws_what_the_old_one_drew_of_a_store(tmp_path, old_
 
 
 def _odd_value(rng):
-    pick = rng.randrange(14)
-    return [None, float("nan"), float("inf"), -float("inf"), -0.0, 0, rng.randrange(-10**6, 10**6),
+    pick = rng.randrange(15)
+    return [None, float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 0, rng.randrange(-10**6, 10**6),
             rng.uniform(-1, 1), rng.uniform(-1e7, 1e7) * 10 ** rng.randrange(-12, 3), True,
             rng.choice([" pad ", "text", "ünï", "x" * 70]), [1, "a b"], {"k": None}, 12345.0][pick]
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_the_fast_renderer_draws_what_the_old_one_drew_of_odd_columns(old_renderer, seed):
     rng = random.Random(seed)
     columns = ["run", "status", "target", "duration", "cost", "started", "hparams.lr", "metrics.loss", "metrics.loss.best",

@@ -141,11 +141,33 @@ def format_column(values: list[Any], kind: str, spec: str | None = None) -> tupl
     keys = list(zip(map(type, values), values))  # the type too: True == 1 == 1.0 as dict keys
     try:
         memo = dict.fromkeys(keys)
-    except TypeError:  # lists and dicts (unhashable hparams): each cell on its own
-        return [_cell(v, kind, spec) for v in values], numeric
+    except TypeError:  # lists and dicts (unhashable hparams)
+        return _one_by_one(keys, kind, spec), numeric
+    if kind == "plain" and (float, 0.0) in memo:  # -0.0 == 0.0 as keys, but a plain float is written
+        return _one_by_one(keys, kind, spec), numeric  # as it is: `-0` beside `0`
     for key in memo:
         memo[key] = _cell(key[1], kind, spec)
     return list(map(memo.__getitem__, keys)), numeric
+
+
+def _one_by_one(keys: list[tuple[type, Any]], kind: str, spec: str | None) -> list[str]:
+    """format_column's cells, a value at a time: plain floats each on its own, unhashable values
+    each on its own, any other value once (the first of equal keys: `$0.00` for 0.0 then -0.0)."""
+    memo: dict[tuple[type, Any], str] = {}
+    cells = []
+    for key in keys:
+        if kind == "plain" and key[0] is float:
+            cells.append(_cell(key[1], kind, spec))
+            continue
+        try:
+            text = memo.get(key)
+        except TypeError:
+            cells.append(_cell(key[1], kind, spec))
+            continue
+        if text is None:
+            text = memo[key] = _cell(key[1], kind, spec)
+        cells.append(text)
+    return cells
 
 
 def _cell(value: Any, kind: str, spec: str | None) -> str:
