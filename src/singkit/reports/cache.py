@@ -120,9 +120,10 @@ class SummaryCache:
         lstat, get = os.lstat, indexed.get
         for i, ref in enumerate(refs):
             try:
-                st = stats[i] = lstat(ref.log)  # a link is read as missing, as the store reads it
+                st = lstat(ref.log)  # a link is read as missing, as the store reads it
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            stats[i] = st
             row = get(ref.run)
             if row is not None and row[0] == ref.job and row[2:6] == stamp(st):
                 hits.append(i)
@@ -131,12 +132,12 @@ class SummaryCache:
         for i, value in zip(hits, decoded):
             out[i] = value
         updates = []
-        for i, st in enumerate(stats):
-            if st is None or out[i] is not None:
+        for i, seen in enumerate(stats):
+            if seen is None or out[i] is not None:
                 continue
             ref = refs[i]
             state = _read_state(ref.log)  # not indexed, stale, or a row that is not what it should hold
-            updates.append((ref.run, ref.job, stamp(st), state))
+            updates.append((ref.run, ref.job, stamp(seen), state))
             out[i] = of(ref.run, state)
         self._use(lambda index: index.put_folds(updates), None)
         if every_job is not None:
@@ -188,7 +189,7 @@ def _loads(text: object) -> object:
 
 _NUMBER = (int, float, type(None))
 # the types of foldcache.listing's items, in order (the run and status are checked apart)
-_SHAPE = (str, str, (str, type(None)), (int, type(None)), _NUMBER, _NUMBER, int, int, dict, dict)
+_SHAPE: tuple[Any, ...] = (str, str, (str, type(None)), (int, type(None)), _NUMBER, _NUMBER, int, int, dict, dict)
 _STATUSES = frozenset(status.value for status in RunStatus)
 _LIST, _FOUR = {list}, {4}
 

@@ -140,7 +140,7 @@ def format_column(values: list[Any], kind: str, spec: str | None = None) -> tupl
         return ["" if v is None else v.strip() for v in values], False  # tabulate strips cells too
     keys = list(zip(map(type, values), values))  # the type too: True == 1 == 1.0 as dict keys
     try:
-        memo = dict.fromkeys(keys)
+        memo: dict[tuple[type, Any], Any] = dict.fromkeys(keys)
     except TypeError:  # lists and dicts (unhashable hparams)
         return _one_by_one(keys, kind, spec), numeric
     if kind == "plain" and (float, 0.0) in memo:  # -0.0 == 0.0 as keys, but a plain float is written

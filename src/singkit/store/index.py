@@ -16,7 +16,6 @@ message says which of the three it is. The store treats that as "no cache" (see 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -26,11 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import Hint, SingkitError
+from singkit.exceptions import Hint
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
 from singkit.store.foldcache import FOLD_COLUMNS, FoldRows, Stamp, fold_columns
 from singkit.store.fold import RunState
+from singkit.store.indexerrors import IndexDamaged, IndexUnavailable, damaged, trouble  # noqa: F401 (IndexUnavailable: re-exported)
 
 SCHEMA_VERSION = 6  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
 # 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache);
@@ -53,8 +53,6 @@ CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns I
 _FEW = 500  # keys looked up through SQLite's IN; more: one scan of the table is cheaper
 
 
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 5, 6, 8, 10, 13, 14
 # the columns each table must have, in order: a table with others is rebuilt, not queried
 COLUMNS = {
     "jobs": ("job", "num", "target", "service", "status", "runs_total", "runs_done", "created", "started",
@@ -69,73 +67,6 @@ ROW_TYPES: dict[str, tuple[type, ...]] = {
     "target": (str, type(None)), "service": (str, type(None)), "command": (str, type(None)),
     "created": (int, float, type(None)), "started": (int, float, type(None)), "ended": (int, float, type(None)),
 }
-
-
-class IndexUnavailable(SingkitError):
-    """The index cannot be used right now, its file untouched: `kind` is "full" (no space left on
-    the device), "readonly" (the folder or file cannot be written), "locked" (another process
-    holds its write lock past the busy timeout) or "unusable" (anything else SQLite or the OS
-    refused). Readers fall back to the job folders."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-class IndexDamaged(SingkitError):
-    """The index turned out damaged while in use (SQLite: `malformed`); Index.recover rebuilds it."""
-
-
-def trouble(error: BaseException, path: Path) -> IndexUnavailable | None:
-    """`error` (from SQLite or the OS, while using the index at `path`) as an IndexUnavailable
-    saying which trouble it is; None when it is not about the file being usable (a bug)."""
-    text = " ".join(str(error).split())
-    folder = path.parent
-    if isinstance(error, OSError):
-        kind = {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EFBIG: "full", errno.EROFS: "readonly",
-                errno.EACCES: "readonly", errno.EPERM: "readonly"}.get(error.errno or 0, "unusable")
-        text = error.strerror or text
-    elif isinstance(error, sqlite3.OperationalError):
-        code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
-        kind = {SQLITE_FULL: "full", SQLITE_READONLY: "readonly", SQLITE_BUSY: "locked",
-                SQLITE_LOCKED: "locked"}.get(code, "")
-        if not kind:  # an I/O error or a failed open: SQLite does not say why, the folder does
-            kind = _folder_trouble(folder) or ("locked" if "locked" in text else "unusable")
-    else:
-        return None
-    if kind == "full":
-        said = f"no space left on device ({folder})"
-    elif kind == "readonly":
-        said = f"{folder} is read-only or not writable ({text})"
-    elif kind == "locked":
-        said = f"it is locked ({text}): another singkit may be writing it (retry)"
-    else:
-        said = text
-    return IndexUnavailable(f"the job index {path} cannot be used: {said}", kind)
-
-
-def _folder_trouble(folder: Path) -> str | None:
-    """"full" or "readonly" when the folder's file system says so, else None."""
-    try:
-        fs = os.statvfs(folder)
-    except OSError:
-        return None
-    if fs.f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK):
-        return "readonly"
-    if fs.f_bavail == 0:
-        return "full"
-    return None
-
-
-def damaged(error: BaseException) -> bool:
-    """Is this the file's contents being broken (`malformed`, `file is not a database`), not the
-    file being busy, read-only or on a full disk (those are OperationalError)?"""
-    if not isinstance(error, sqlite3.DatabaseError) or isinstance(error, sqlite3.OperationalError):
-        return False
-    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
-    if code is not None:
-        return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
-    return type(error) is sqlite3.DatabaseError
 
 
 class Index(FoldRows):
