@@ -242,7 +242,8 @@ class Listed:
         started, ended = self.started, self.ended
         if started is None:
             return None, None, None
-        return started, ended, max(0.0, (ended if ended is not None else now) - started)
+        took = (ended if ended is not None else now) - started
+        return started, ended, took if took > 0.0 else 0.0  # max(0.0, took), as RunState.times, without max's call
 
 
 def _loads_all(text: str) -> object:

@@ -38,17 +38,28 @@ class Run:
     @property
     def cost(self) -> float | None:
         """price-per-hour × hours × nodes, when the job records a price (Singularity SKUs)."""
-        price = self.spec.get("price-per-hour")
-        if price is None and isinstance(self.spec.get("target"), dict):
-            price = self.spec["target"].get("price-per-hour")
-        if isinstance(price, bool) or not isinstance(price, (int, float)) or self.duration is None:
-            return None
-        target = self.spec.get("target")
-        nodes = self.spec.get("nodes")
-        if nodes is None and isinstance(target, dict):
-            nodes = target.get("nodes")
-        nodes = nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 1
-        return price * self.duration / 3600.0 * nodes
+        return cost_of(price_and_nodes(self.spec), self.duration)
+
+
+def price_and_nodes(spec: dict[str, Any]) -> tuple[float, int] | None:
+    """A job's (price per hour, nodes) when its job.yaml records a price (Singularity SKUs)."""
+    price = spec.get("price-per-hour")
+    if price is None and isinstance(spec.get("target"), dict):
+        price = spec["target"].get("price-per-hour")
+    if isinstance(price, bool) or not isinstance(price, (int, float)):
+        return None
+    target = spec.get("target")
+    nodes = spec.get("nodes")
+    if nodes is None and isinstance(target, dict):
+        nodes = target.get("nodes")
+    return price, nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 1
+
+
+def cost_of(price: tuple[float, int] | None, duration: float | None) -> float | None:
+    """price-per-hour × hours × nodes (`price`: price_and_nodes of the run's job)."""
+    if price is None or duration is None:
+        return None
+    return price[0] * duration / 3600.0 * price[1]
 
 
 @dataclass
