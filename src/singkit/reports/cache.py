@@ -1,8 +1,9 @@
 """The reports' reads through the store's one index (index.sqlite; singkit.store.index).
 
-Listing 10,000 runs must take well under a second, and parsing 10,000 run.logs cannot. The
-index keeps each run's fold (singkit.store.fold, as job.status reads it) keyed by its run.log's
-size and mtime_ns, and each job.yaml as parsed, the store's one copy (singkit.store.speccache:
+Listing 50,000 runs must take about a second, and parsing 50,000 run.logs cannot. The index
+keeps each run's fold (singkit.store.fold, as job.status reads it) and its listing columns
+(singkit.store.foldcache: what the runs and jobs tables show, decoded without the whole fold)
+keyed by its run.log's size, mtime_ns, inode and ctime_ns, and each job.yaml as parsed, the store's one copy (singkit.store.speccache:
 keyed by size, mtime_ns and inode, never kept when changed just now): an unchanged file is not
 read, a changed one is read again (and its row rewritten). The index is only a cache: one that cannot
 be written (read-only store, full disk, locked) leaves reports reading the files, slower; a
