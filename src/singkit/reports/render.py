@@ -138,9 +138,20 @@ def format_column(values: list[Any], kind: str, spec: str | None = None) -> tupl
     numeric = bool(types & _NUMBER_TYPES) and not types - _NUMBER_TYPES  # (exact types: bool is no number here)
     if types == _STR:
         return ["" if v is None else v.strip() for v in values], False  # tabulate strips cells too
+    if len(types) == 1:  # one type (and None): the values themselves are the memo's keys
+        try:
+            memo: dict[Any, Any] = dict.fromkeys(values)
+        except TypeError:
+            pass
+        else:
+            if kind == "plain" and _FLOAT in types and 0.0 in memo:  # -0.0 == 0.0 as keys, as below
+                return _one_by_one(list(zip(map(type, values), values)), kind, spec), numeric
+            for value in memo:
+                memo[value] = _cell(value, kind, spec)
+            return list(map(memo.__getitem__, values)), numeric
     keys = list(zip(map(type, values), values))  # the type too: True == 1 == 1.0 as dict keys
     try:
-        memo: dict[tuple[type, Any], Any] = dict.fromkeys(keys)
+        memo = dict.fromkeys(keys)
     except TypeError:  # lists and dicts (unhashable hparams)
         return _one_by_one(keys, kind, spec), numeric
     if kind == "plain" and (float, 0.0) in memo:  # -0.0 == 0.0 as keys, but a plain float is written
@@ -218,7 +229,7 @@ def column_texts(columns: list[str], rows: list[dict[str, Any]], aligned: list[l
 _INF = float("inf")
 _NONE = type(None)
 _PLAIN_NUMBERS = {float, int, _NONE}
-_NUMBER_TYPES, _STR = {float, int}, {str}
+_NUMBER_TYPES, _STR, _FLOAT = {float, int}, {str}, float
 
 
 @dataclass
