@@ -96,6 +96,7 @@ def test_listing_columns_are_the_folds_and_a_row_that_is_not_its_runs_is_read_ag
     db.commit()
     assert _listed(env) == first
     for bad in ("[1, 2", '"text"', json.dumps(["job1.1", "weird", None, None, None, None, 3, 0, {}, {}]),
+                json.dumps(["job1.1", {"status": 1}, None, None, None, None, 3, 0, {}, {}]),
                 json.dumps(["job1.1", "completed", None, None, None, None, 3, 0, {}, {"loss": [1]}])):
         db.execute("UPDATE runs SET listing = ? WHERE run = 'job1.1'", (bad,))
         db.commit()
