@@ -211,7 +211,7 @@ def test_reports_and_job_status_read_one_fold(tmp_path):
     db.close()
     assert json.loads(fold) == runlog.state(log).to_json()
     store = Store(tmp_path / ".singkit")
-    assert store.indexed_folds("job1")["job1.1"][2] == fold  # job.status finds it there
+    assert store.indexed_folds("job1")["job1.1"][1] == fold  # job.status finds it there
     store.close()
 
 

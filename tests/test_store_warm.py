@@ -155,8 +155,10 @@ def _runs_rows(home: Path) -> dict[str, str]:
 
 
 def _all_rows(home: Path) -> list[tuple]:
+    """Every row but the run.logs' inode and ctime (a copy's files have others)."""
     with sqlite3.connect(home / "index.sqlite") as db:
-        return [*db.execute("SELECT * FROM jobs ORDER BY job"), *db.execute("SELECT * FROM runs ORDER BY run")]
+        runs = [c for (c,) in db.execute("SELECT name FROM pragma_table_info('runs')") if c not in ("log_ino", "log_ctime_ns")]
+        return [*db.execute("SELECT * FROM jobs ORDER BY job"), *db.execute(f"SELECT {', '.join(runs)} FROM runs ORDER BY run")]
 
 
 def _rebuilt(home: Path, copy: Path) -> Path:

@@ -1,10 +1,12 @@
 """The reports' reads through the store's one index (index.sqlite; singkit.store.index).
 
-Listing 10,000 runs must take well under a second, and parsing 10,000 run.logs cannot. The
-index keeps each run's fold (singkit.store.fold, as job.status reads it) keyed by its run.log's
-size and mtime_ns, and each job.yaml as parsed, the store's one copy (singkit.store.speccache:
-keyed by size, mtime_ns and inode, never kept when changed just now): an unchanged file is not
-read, a changed one is read again (and its row rewritten). The index is only a cache: one that cannot
+Listing 50,000 runs must take about a second, and parsing 50,000 run.logs cannot. The index
+keeps each run's fold (singkit.store.fold, as job.status reads it) and its listing columns
+(singkit.store.foldcache: what the runs and jobs tables show, decoded without the whole fold)
+keyed by its run.log's size, mtime_ns, inode and ctime_ns, and each job.yaml as parsed, the
+store's one copy (singkit.store.speccache: keyed by size, mtime_ns and inode, never kept when
+changed just now): an unchanged file is not read, a changed one is read again (and its row
+rewritten). The index is only a cache: one that cannot
 be written (read-only store, full disk, locked) leaves reports reading the files, slower; a
 damaged one is set aside and rebuilt (Store.cached); a row that does not decode to what it
 should hold is read again from the files. The reports' own cache of earlier versions
@@ -16,12 +18,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from singkit.exceptions import SingkitError
 from singkit.reports.source import RunRef, StoreLayout, parse_job_yaml, plain_yaml
 from singkit.store import speccache
 from singkit.store.fold import RunState
+from singkit.store.foldcache import LISTING_LEN, listing, stamp
+from singkit.store.status import RunStatus
 
 OLD_CACHE = "reports-cache.sqlite"  # the reports' own copy of the index, before issue 14
 GENERAL_KEY = "reports:config-general"  # the index's meta key for what the config says (prefs.py)
@@ -93,25 +100,51 @@ class SummaryCache:
         """The fold of each run's run.log (what job.status reads), None for a run with no log
         yet. `every_job`: the store's jobs, when refs are all their runs: rows of jobs that are
         gone are dropped."""
+        return self._kept(refs, every_job, "fold", _state_of, lambda run, state: state)
+
+    def run_listings(self, refs: list[RunRef], every_job: list[str] | None = None) -> list[Listed | None]:
+        """The listing columns of each run (foldcache.listing, as a Listed), None for a run with
+        no log yet: what the runs and jobs tables show, without decoding whole folds. A run whose
+        row is stale is folded from its run.log and its fold kept, as run_states does."""
+        return self._kept(refs, every_job, "listing", Listed.from_texts, Listed.of)
+
+    def _kept(self, refs: list[RunRef], every_job: list[str] | None, what: str,
+              decode: Callable[[list[str], list[str]], list[Any]], of: Callable[[str, RunState], Any]) -> list[Any]:
+        """Per ref: `decode`d from its index row (`what`: "fold" or "listing") while the row's
+        stamp is its run.log's, else `of(run, fold)` from the file (and the fold kept); None
+        for a run with no log."""
         jobs = sorted({ref.job for ref in refs})
-        indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs), {})
-        states: list[RunState | None] = []
-        updates = []
-        for ref in refs:
+        indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs, what), {})
+        out: list[Any] = [None] * len(refs)
+        hits: list[int] = []
+        texts: list[str] = []
+        stats: list[os.stat_result | None] = [None] * len(refs)
+        lstat, get = os.lstat, indexed.get
+        for i, ref in enumerate(refs):
             try:
-                st = os.lstat(ref.log)  # a link is read as missing, as the store reads it
+                st = lstat(ref.log)  # a link is read as missing, as the store reads it
             except (FileNotFoundError, NotADirectoryError):
-                states.append(None)
                 continue
-            state = _indexed(indexed.get(ref.run), ref.job, st)
-            if state is None:
-                state = _read_state(ref.log)
-                updates.append((ref.run, ref.job, st.st_size, st.st_mtime_ns, state.to_json()))
-            states.append(state)
+            stats[i] = st
+            row = get(ref.run)
+            if row is not None and row[0] == ref.job and row[2:6] == stamp(st):
+                hits.append(i)
+                texts.append(row[6])
+        decoded = decode(texts, [refs[i].run for i in hits])
+        for i, value in zip(hits, decoded):
+            out[i] = value
+        updates = []
+        for i, seen in enumerate(stats):
+            if seen is None or out[i] is not None:
+                continue
+            ref = refs[i]
+            state = _read_state(ref.log)  # not indexed, stale, or a row that is not what it should hold
+            updates.append((ref.run, ref.job, stamp(seen), state))
+            out[i] = of(ref.run, state)
         self._use(lambda index: index.put_folds(updates), None)
         if every_job is not None:
             self._use(lambda index: index.forget(set(every_job)), None)
-        return states
+        return out
 
     # -- small values (what the config says, keyed on its files' stamps) ---------------------
     def get_value(self, key: str) -> Any:
@@ -125,11 +158,9 @@ class SummaryCache:
         self._use(lambda index: index.set_meta(GENERAL_KEY, text), None)
 
 
-def _indexed(row: tuple[str, int, int, str] | None, job: str, st: os.stat_result) -> RunState | None:
-    """The indexed fold when it is of this job and this very file (size and mtime_ns)."""
-    if row is None or row[0] != job or (row[1], row[2]) != (st.st_size, st.st_mtime_ns):
-        return None
-    return RunState.from_json(_loads(row[3]))  # None for a row that is not a fold
+def _state_of(texts: list[str], runs: list[str]) -> list[RunState | None]:
+    """Fold rows' texts as folds (None for a row that is not a fold)."""
+    return [RunState.from_json(_loads(text)) for text in texts]
 
 
 def _read_state(path: str) -> RunState:
@@ -156,3 +187,89 @@ def _loads(text: object) -> object:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
+
+
+_NUMBER = (int, float, type(None))
+# the types of foldcache.listing's items, in order (the run and status are checked apart)
+_SHAPE: tuple[Any, ...] = (str, str, (str, type(None)), (int, type(None)), _NUMBER, _NUMBER, int, int, dict, dict)
+_STATUSES = frozenset(status.value for status in RunStatus)
+_LIST, _FOUR = {list}, {4}
+
+
+class Listed:
+    """One run's listing columns (singkit.store.foldcache.listing) as the runs and jobs tables
+    read them: `metrics` maps a metric to [last, last_step, min, max] (the fold's LAST, MIN and
+    MAX indexes), `nodes` is how many nodes logged."""
+
+    __slots__ = ("status", "reason", "exit_code", "started", "ended", "metric_lines", "nodes", "hparams", "metrics")
+
+    def __init__(self, data: list[Any]):
+        (_, self.status, self.reason, self.exit_code, self.started, self.ended, self.metric_lines, self.nodes,
+         self.hparams, self.metrics) = data
+
+    @classmethod
+    def of(cls, run: str, state: RunState) -> Listed:
+        return cls(listing(run, state))
+
+    @classmethod
+    def checked(cls, data: Any, run: str) -> Listed | None:
+        """`data` decoded from `run`'s row, when it is foldcache.listing's shape; else None."""
+        if type(data) is not list or len(data) != LISTING_LEN or data[0] != run:
+            return None
+        if not all(map(isinstance, data, _SHAPE)) or data[1] not in _STATUSES:  # (a status is text first)
+            return None
+        stats = data[9].values()  # (set(map(...)): checked at C speed, 150,000 of them at 50,000 runs)
+        if stats and not (set(map(type, stats)) == _LIST and set(map(len, stats)) == _FOUR):
+            return None
+        return cls(data)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], runs: list[str]) -> list[Listed | None]:
+        """Rows' listing texts of `runs` (in order) as Listed, None for a row that is not one.
+        One orjson call over all of them (json when orjson refuses: the NaN and inf a metric may
+        end on), checked column-wise at C speed; any text that breaks the whole sends each row
+        to its own decode and check."""
+        if not texts:
+            return []
+        data = _loads_all("[" + ",".join(texts) + "]")
+        if type(data) is list and len(data) == len(texts) and _all_listings(data, runs):
+            return list(map(cls, data))
+        if type(data) is not list or len(data) != len(texts):
+            data = [_loads(text) for text in texts]
+        checked = cls.checked
+        return [checked(item, run) for item, run in zip(data, runs)]
+
+    def times(self, now: float) -> tuple[float | None, float | None, float | None]:
+        """(started, ended, duration) as RunState.times says them (a run still going: up to `now`)."""
+        started, ended = self.started, self.ended
+        if started is None:
+            return None, None, None
+        took = (ended if ended is not None else now) - started
+        return started, ended, took if took > 0.0 else 0.0  # max(0.0, took), as RunState.times, without max's call
+
+
+def _loads_all(text: str) -> object:
+    """JSON text as data (orjson; json for what orjson refuses); None when it does not decode."""
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        return _loads(text)
+
+
+def _all_listings(data: list[Any], runs: list[str]) -> bool:
+    """Is every item of `data` the listing of the run at its place in `runs` (Listed.checked's
+    test, made column by column through map)?"""
+    try:
+        if set(map(type, data)) != _LIST or set(map(len, data)) != {LISTING_LEN}:
+            return False
+        if list(map(itemgetter(0), data)) != runs or not set(map(itemgetter(1), data)) <= _STATUSES:
+            return False
+        for j in range(2, LISTING_LEN):
+            if not all(map(isinstance, map(itemgetter(j), data), repeat(_SHAPE[j]))):
+                return False
+        stats = list(chain.from_iterable(map(dict.values, map(itemgetter(9), data))))
+        return set(map(type, stats)) <= _LIST and set(map(len, stats)) <= _FOUR
+    except TypeError:  # an unhashable status, say
+        return False

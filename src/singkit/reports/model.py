@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from singkit.environment import Environment
-from singkit.reports.cache import SummaryCache
+from singkit.reports.cache import Listed, SummaryCache
 from singkit.reports.source import RunRef, StoreLayout, is_run_of, natural_key
 from singkit.store.fold import RunState
 from singkit.store.status import DRY_RUN, RunStatus
@@ -20,30 +20,46 @@ class Run:
     ref: RunRef
     spec: dict[str, Any]           # the job's job.yaml (shared by its runs)
     hparams: dict[str, Any]
-    state: RunState | None         # folded run.log (singkit.store.fold); None before the run wrote anything
+    state: RunState | None         # folded run.log (singkit.store.fold); None before the run wrote anything,
+    # and in a listing (StoreReader.load(full=False)), which reads only `listed`
     status: str = "queued"
     started: float | None = None
     ended: float | None = None
     duration: float | None = None
+    listed: Listed | None = None   # its listing columns (singkit.store.foldcache.listing); None: no run.log yet
 
     @property
     def metrics(self) -> dict[str, list]:
-        return self.state.metrics if self.state else {}
+        """metric -> its stats (the fold's; in a listing, their first four: LAST, MIN, MAX hold)."""
+        if self.state is not None:
+            return self.state.metrics
+        return self.listed.metrics if self.listed is not None else {}
 
     @property
     def cost(self) -> float | None:
         """price-per-hour × hours × nodes, when the job records a price (Singularity SKUs)."""
-        price = self.spec.get("price-per-hour")
-        if price is None and isinstance(self.spec.get("target"), dict):
-            price = self.spec["target"].get("price-per-hour")
-        if isinstance(price, bool) or not isinstance(price, (int, float)) or self.duration is None:
-            return None
-        target = self.spec.get("target")
-        nodes = self.spec.get("nodes")
-        if nodes is None and isinstance(target, dict):
-            nodes = target.get("nodes")
-        nodes = nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 1
-        return price * self.duration / 3600.0 * nodes
+        return cost_of(price_and_nodes(self.spec), self.duration)
+
+
+def price_and_nodes(spec: dict[str, Any]) -> tuple[float, int] | None:
+    """A job's (price per hour, nodes) when its job.yaml records a price (Singularity SKUs)."""
+    price = spec.get("price-per-hour")
+    if price is None and isinstance(spec.get("target"), dict):
+        price = spec["target"].get("price-per-hour")
+    if isinstance(price, bool) or not isinstance(price, (int, float)):
+        return None
+    target = spec.get("target")
+    nodes = spec.get("nodes")
+    if nodes is None and isinstance(target, dict):
+        nodes = target.get("nodes")
+    return price, nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 1
+
+
+def cost_of(price: tuple[float, int] | None, duration: float | None) -> float | None:
+    """price-per-hour × hours × nodes (`price`: price_and_nodes of the run's job)."""
+    if price is None or duration is None:
+        return None
+    return price[0] * duration / 3600.0 * price[1]
 
 
 @dataclass
@@ -114,11 +130,12 @@ class StoreReader:
     def job_ids(self, job: str | None = None) -> list[str]:
         return [self.layout.check_job(job)] if job else self.layout.job_names()
 
-    def load(self, job: str | None = None, now: float | None = None) -> list[Job]:
-        """Every job (or one), each with its runs in natural order, states folded."""
-        return self._load_names(self.job_ids(job), now, whole_store=job is None)
+    def load(self, job: str | None = None, now: float | None = None, full: bool = True) -> list[Job]:
+        """Every job (or one), each with its runs in natural order, states folded (`full`: each
+        Run's whole fold in `state`; else only its listing columns, in `listed`)."""
+        return self._load_names(self.job_ids(job), now, whole_store=job is None, full=full)
 
-    def load_newest(self, runs: int, job: str | None = None, now: float | None = None) -> list[Job]:
+    def load_newest(self, runs: int, job: str | None = None, now: float | None = None, full: bool = True) -> list[Job]:
         """The newest jobs (or `job`) holding the last `runs` runs in natural order, and only
         those runs: jobs are read newest first until enough runs are found, so the cost follows
         what is shown, not the store's history."""
@@ -140,20 +157,22 @@ class StoreReader:
                 # job seen so far (so no job beyond the shown ones is read, unless sizes vary)
                 batch = -(-(runs - found) * len(names) // found) if found else 2 * batch
             names.reverse()
-        return [j for j in self._load_names(names, now, whole_store=False, last=runs) if j.runs]
+        return [j for j in self._load_names(names, now, whole_store=False, last=runs, full=full) if j.runs]
 
     def _run_ids(self, name: str, spec: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
         """(run ids in natural order, run id -> hparams from job.yaml) of one job: those job.yaml
         lists, merged with run folders it does not list."""
         from_spec = _spec_runs(name, spec)
         run_ids = list(from_spec)
-        extra = [r for r in self.layout.run_names(name) if r not in from_spec]
+        extra = self.layout.run_names(name, from_spec)
         if extra:  # run folders job.yaml does not list: merge them in natural order
             run_ids = sorted(run_ids + extra, key=natural_key)
         return run_ids, from_spec
 
-    def _load_names(self, names: list[str], now: float | None, whole_store: bool, last: int | None = None) -> list[Job]:
-        """`names`' jobs with their runs (`last`: only the last N runs of them all are read)."""
+    def _load_names(self, names: list[str], now: float | None, whole_store: bool, last: int | None = None,
+                    full: bool = True) -> list[Job]:
+        """`names`' jobs with their runs (`last`: only the last N runs of them all are read;
+        `full`: see load)."""
         now = time.time() if now is None else now
         specs = self.cache.job_specs(names)
         for name, why in self.cache.damaged.items():
@@ -175,15 +194,26 @@ class StoreReader:
         if last is not None:
             start = max(0, len(refs) - last)
             refs, pending = refs[start:], pending[start:]
-        states = self.cache.run_states(refs, names if whole_store else None)
-        for (item, run, hparams), ref, state in zip(pending, refs, states):
-            if state and state.hparams:
-                hparams = {**hparams, **state.hparams}  # what the run logged wins
-            started, ended, duration = state.times(now) if state else (None, None, None)
-            status: str = state.status.value if state else RunStatus.QUEUED.value
-            if status == RunStatus.QUEUED and item.spec.get("dry_run"):
+        every_job = names if whole_store else None
+        if full:
+            states = self.cache.run_states(refs, every_job)
+            listed = [None if state is None else Listed.of(ref.run, state) for ref, state in zip(refs, states)]
+        else:
+            listed = self.cache.run_listings(refs, every_job)
+            states = [None] * len(refs)
+        queued = RunStatus.QUEUED.value
+        for (item, run, hparams), ref, state, row in zip(pending, refs, states, listed):
+            if row is None:
+                started = ended = duration = None
+                status: str = queued
+            else:
+                if row.hparams:
+                    hparams = {**hparams, **row.hparams}  # what the run logged wins
+                started, ended, duration = row.times(now)
+                status = row.status
+            if status == queued and item.spec.get("dry_run"):
                 status = DRY_RUN  # as job.status says: nothing was started, nothing will be
-            item.runs.append(Run(item.job, run, ref, item.spec, hparams, state, status, started, ended, duration))
+            item.runs.append(Run(item.job, run, ref, item.spec, hparams, state, status, started, ended, duration, row))
         return jobs
 
     def runs(self, job: str | None = None) -> list[Run]:

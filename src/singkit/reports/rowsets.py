@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from singkit.reports.model import Job, Run, service_name, sku, target_name
+from singkit.reports.model import Job, Run, cost_of, price_and_nodes, service_name, sku, target_name
 from singkit.reports.prefs import MetricPrefs
 from singkit.reports.tables import Table
 from singkit.store.fold import LAST, MAX, MIN
@@ -48,14 +48,16 @@ def best_value(stats: list | None, higher: bool) -> float | None:
     return stats[MAX] if higher else stats[MIN]
 
 
-def run_row(run: Run, metrics: list[tuple[str, str, str, int]], target: str | None, vm: str | None) -> dict[str, Any]:
-    """`metrics`: (name, column, best column, MAX or MIN index) for each metric."""
-    state = run.state
+def run_row(run: Run, metrics: list[tuple[str, str, str, int]], target: str | None, vm: str | None,
+            price: tuple[float, int] | None) -> dict[str, Any]:
+    """`metrics`: (name, column, best column, MAX or MIN index) for each metric; `price`: the
+    job's price_and_nodes."""
+    listed = run.listed
     row: dict[str, Any] = {
         "job": run.job, "run": run.run, "status": run.status, "target": target,
         "sku": vm, "started": run.started, "ended": run.ended, "duration": run.duration,
-        "cost": run.cost, "steps": state.metric_lines if state else None, "nodes": (len(state.nodes) or None) if state else None,
-        "reason": state.reason if state else None, "exit_code": state.exit_code if state else None,
+        "cost": cost_of(price, run.duration), "steps": listed.metric_lines if listed else None, "nodes": (listed.nodes or None) if listed else None,
+        "reason": listed.reason if listed else None, "exit_code": listed.exit_code if listed else None,
     }
     for name, value in run.hparams.items():
         row["hparams." + name] = value
@@ -75,8 +77,8 @@ def run_table(jobs: list[Job], prefs: MetricPrefs) -> Table:
             for m in metrics]
     rows = []
     for job in jobs:
-        target, vm = target_name(job.spec), sku(job.spec)
-        rows += [run_row(r, plan, target, vm) for r in job.runs]
+        target, vm, price = target_name(job.spec), sku(job.spec), price_and_nodes(job.spec)
+        rows += [run_row(r, plan, target, vm, price) for r in job.runs]
     columns = ["run", "status", "target", "duration"]
     if any(r["cost"] is not None for r in rows):
         columns.append("cost")

@@ -15,12 +15,12 @@ import datetime as _dt
 import json
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Container, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from singkit.exceptions import UsageError
+from singkit.refs import RUN_ID
 from singkit.store.runlog import UNDECODABLE
 from singkit.gcpause import paused_gc
 from singkit.store.safe import open_stored
@@ -33,9 +33,9 @@ def natural_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(name))
 
 
-@dataclass(frozen=True)
-class RunRef:
-    """A run's folder. Paths are plain strings: listing 10,000 runs cannot afford pathlib."""
+class RunRef(NamedTuple):
+    """A run's folder. Paths are plain strings, and a tuple: listing 50,000 runs cannot afford
+    pathlib, nor a frozen dataclass's __init__."""
     job: str
     run: str
     dir: str
@@ -105,12 +105,13 @@ class StoreLayout:
 
         raise no_such_job(job, self.job_names(), self.root)
 
-    def run_names(self, job: str) -> list[str]:
-        """Run folders present under jobs/<job>/runs/ (a queued run may have none yet), unsorted."""
+    def run_names(self, job: str, known: Container[str] = ()) -> list[str]:
+        """Run folders present under jobs/<job>/runs/ (a queued run may have none yet), unsorted,
+        but for those in `known` (job.yaml's runs, already checked)."""
         try:
             # a run folder is `jobN.K` of this job; a link (to a folder outside the store) is none
             return [e.name for e in os.scandir(f"{self._jobs}/{job}/runs")
-                    if e.is_dir(follow_symlinks=False) and is_run_of(job, e.name)]
+                    if e.name not in known and e.is_dir(follow_symlinks=False) and is_run_of(job, e.name)]
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -132,8 +133,6 @@ class StoreLayout:
 def is_run_of(job: str, run: str) -> bool:
     """Is `run` (read from the store: untrusted) an id of one of `job`'s runs, `jobN.K`? Only
     such ids are made into paths."""
-    from singkit.refs import RUN_ID
-
     match = RUN_ID.match(run)
     return match is not None and match[1] == job
 

@@ -46,7 +46,8 @@ def list_table(env: Environment, kind: str = "runs", job: str | None = None, *, 
     prefs = prefs or metric_prefs(env)
     newest = kind == "runs" and last is not None and last > 0 and not (filters or sort or group or mean)
     with StoreReader(env) as reader, paused_gc(freeze=cli):  # tens of thousands of fresh dicts, no cycles
-        jobs = reader.load_newest(last, job, now) if newest else reader.load(job, now)
+        full = kind == "nodes"  # the runs and jobs tables read each run's listing columns, not its whole fold
+        jobs = reader.load_newest(last, job, now, full) if newest else reader.load(job, now, full)
         if kind == "jobs":
             table = rowsets.job_table(jobs, prefs, now)
         elif kind == "nodes":

@@ -16,7 +16,6 @@ message says which of the three it is. The store treats that as "no cache" (see 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -26,12 +25,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from singkit.exceptions import Hint, SingkitError
+from singkit.exceptions import Hint
 from singkit.fsutil import file_lock
 from singkit.refs import JOB_ID
+from singkit.store.foldcache import FOLD_COLUMNS, FoldRows, Stamp, fold_columns
+from singkit.store.fold import RunState
+from singkit.store.indexerrors import IndexDamaged, IndexUnavailable, damaged, trouble  # noqa: F401 (IndexUnavailable: re-exported)
 
-SCHEMA_VERSION = 5  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
-# 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache)
+SCHEMA_VERSION = 6  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
+# 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache);
+# 6: runs keyed by run.log's inode and ctime too, with their listing columns (singkit.store.foldcache)
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,7 +44,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE TABLE IF NOT EXISTS runs (
     run TEXT PRIMARY KEY, job TEXT NOT NULL, status TEXT, reason TEXT, exit_code INTEGER,
-    started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, fold TEXT);
+    started REAL, ended REAL, hparams TEXT, log_size INTEGER, log_mtime_ns INTEGER, log_ino INTEGER,
+    log_ctime_ns INTEGER, fold TEXT, listing TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, spec TEXT);
@@ -49,14 +53,11 @@ CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns I
 _FEW = 500  # keys looked up through SQLite's IN; more: one scan of the table is cheaper
 
 
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 5, 6, 8, 10, 13, 14
 # the columns each table must have, in order: a table with others is rebuilt, not queried
 COLUMNS = {
     "jobs": ("job", "num", "target", "service", "status", "runs_total", "runs_done", "created", "started",
              "ended", "command", "summary"),
-    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", "log_size",
-             "log_mtime_ns", "fold"),
+    "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", *FOLD_COLUMNS),
     "meta": ("key", "value"),
     "specs": ("job", "size", "mtime_ns", "inode", "spec"),
 }
@@ -68,74 +69,7 @@ ROW_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-class IndexUnavailable(SingkitError):
-    """The index cannot be used right now, its file untouched: `kind` is "full" (no space left on
-    the device), "readonly" (the folder or file cannot be written), "locked" (another process
-    holds its write lock past the busy timeout) or "unusable" (anything else SQLite or the OS
-    refused). Readers fall back to the job folders."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-class IndexDamaged(SingkitError):
-    """The index turned out damaged while in use (SQLite: `malformed`); Index.recover rebuilds it."""
-
-
-def trouble(error: BaseException, path: Path) -> IndexUnavailable | None:
-    """`error` (from SQLite or the OS, while using the index at `path`) as an IndexUnavailable
-    saying which trouble it is; None when it is not about the file being usable (a bug)."""
-    text = " ".join(str(error).split())
-    folder = path.parent
-    if isinstance(error, OSError):
-        kind = {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EFBIG: "full", errno.EROFS: "readonly",
-                errno.EACCES: "readonly", errno.EPERM: "readonly"}.get(error.errno or 0, "unusable")
-        text = error.strerror or text
-    elif isinstance(error, sqlite3.OperationalError):
-        code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
-        kind = {SQLITE_FULL: "full", SQLITE_READONLY: "readonly", SQLITE_BUSY: "locked",
-                SQLITE_LOCKED: "locked"}.get(code, "")
-        if not kind:  # an I/O error or a failed open: SQLite does not say why, the folder does
-            kind = _folder_trouble(folder) or ("locked" if "locked" in text else "unusable")
-    else:
-        return None
-    if kind == "full":
-        said = f"no space left on device ({folder})"
-    elif kind == "readonly":
-        said = f"{folder} is read-only or not writable ({text})"
-    elif kind == "locked":
-        said = f"it is locked ({text}): another singkit may be writing it (retry)"
-    else:
-        said = text
-    return IndexUnavailable(f"the job index {path} cannot be used: {said}", kind)
-
-
-def _folder_trouble(folder: Path) -> str | None:
-    """"full" or "readonly" when the folder's file system says so, else None."""
-    try:
-        fs = os.statvfs(folder)
-    except OSError:
-        return None
-    if fs.f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK):
-        return "readonly"
-    if fs.f_bavail == 0:
-        return "full"
-    return None
-
-
-def damaged(error: BaseException) -> bool:
-    """Is this the file's contents being broken (`malformed`, `file is not a database`), not the
-    file being busy, read-only or on a full disk (those are OperationalError)?"""
-    if not isinstance(error, sqlite3.DatabaseError) or isinstance(error, sqlite3.OperationalError):
-        return False
-    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
-    if code is not None:
-        return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
-    return type(error) is sqlite3.DatabaseError
-
-
-class Index:
+class Index(FoldRows):
     def __init__(self, path: Path, timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
         self.timeout = timeout
@@ -297,10 +231,10 @@ class Index:
             db.execute("COMMIT")
 
     def upsert(self, summary: dict[str, Any], runs: list[dict[str, Any]],
-               folds: dict[str, tuple[int, int, dict[str, Any]]] | None = None, keep_others: bool = False,
+               folds: dict[str, tuple[Stamp, RunState]] | None = None, keep_others: bool = False,
                meta: dict[str, Any] | None = None) -> None:
         """Write one job's row and its runs' rows in one transaction. `folds`: run id ->
-        (run.log size, mtime_ns, RunState.to_json()) for the runs whose fold is known.
+        (run.log stamp, its fold) for the runs whose fold is known (singkit.store.foldcache).
         `keep_others`: `runs` are only the runs that changed; the job's other run rows stay.
         `meta`: keys to set in the same transaction (see set_meta)."""
         folds = folds or {}
@@ -314,21 +248,12 @@ class Index:
             if not keep_others:
                 db.execute("DELETE FROM runs WHERE job = ?", (summary["job"],))
             db.executemany(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,{','.join('?' * len(FOLD_COLUMNS))})",
                 [(r["run"], summary["job"], r["status"], r.get("reason"), r.get("exit_code"),
                   r.get("started"), r.get("ended"), json.dumps(r.get("hparams") or {}, default=str),
-                  *_fold_columns(folds.get(r["run"])))
+                  *fold_columns(r["run"], folds.get(r["run"])))
                  for r in runs])
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items()))
-
-    def folds(self, job: str) -> dict[str, tuple[int, int, str]]:
-        """run id -> (run.log size, mtime_ns, the fold's JSON text) as indexed for one job's runs
-        (those indexed with a fold); the caller decodes and checks the text (RunState.from_json)."""
-        db = self.db
-        with self._errors():
-            rows = db.execute("SELECT run, log_size, log_mtime_ns, fold FROM runs WHERE job = ?", (job,)).fetchall()
-        return {run: (size, mtime_ns, text) for run, size, mtime_ns, text in rows
-                if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
 
     def summary_text(self, job: str) -> str | None:
         """One job's summary JSON text exactly as upsert wrote it; None when it is not indexed."""
@@ -343,28 +268,7 @@ class Index:
             db.execute("DELETE FROM runs WHERE job = ?", (job,))
             db.execute("DELETE FROM specs WHERE job = ?", (job,))
 
-    # -- what the reports read: folds of many jobs' runs at once, and job.yaml as JSON ----------
-    def run_folds(self, jobs: list[str] | None = None) -> dict[str, tuple[str, int, int, str]]:
-        """run id -> (job, run.log size, mtime_ns, the fold's JSON text) of `jobs`' runs (None:
-        every job's), for runs indexed with a fold; the caller checks the text (RunState.from_json)."""
-        rows = self._rows("SELECT job, run, log_size, log_mtime_ns, fold FROM runs", jobs)
-        return {run: (job, size, mtime_ns, text) for job, run, size, mtime_ns, text in rows
-                if isinstance(run, str) and isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(text, str)}
-
-    def put_folds(self, rows: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
-        """Keep folds read from run.logs: (run, job, size, mtime_ns, RunState.to_json()) each. A
-        run the store indexed keeps its row and gets the fold; a run it has not gets a row."""
-        if not rows:
-            return
-        with self._write() as db:
-            db.executemany(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run) DO UPDATE SET "
-                "log_size = excluded.log_size, log_mtime_ns = excluded.log_mtime_ns, fold = excluded.fold",
-                [(run, job, state.get("status"), state.get("reason"), state.get("exit_code"), state.get("started"),
-                  state.get("ended"), json.dumps(state.get("hparams") or {}, default=str),
-                  *_fold_columns((size, mtime_ns, state)))
-                 for run, job, size, mtime_ns, state in rows])
-
+    # -- job.yaml as JSON (the folds: singkit.store.foldcache.FoldRows) ----------------------------
     def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, int, str]]:
         """job -> (job.yaml size, mtime_ns, inode, its data as JSON text) as kept by put_specs;
         the caller checks the stamp and decodes the text (singkit.store.speccache.cached)."""
@@ -398,7 +302,8 @@ class Index:
             if jobs is not None and len(jobs) <= _FEW:
                 if not jobs:
                     return []
-                return db.execute(f"{sql} WHERE job IN ({','.join('?' * len(jobs))})", jobs).fetchall()
+                where = " AND " if " WHERE " in sql else " WHERE "
+                return db.execute(f"{sql}{where}job IN ({','.join('?' * len(jobs))})", jobs).fetchall()
             rows = db.execute(sql).fetchall()
         if jobs is None:
             return rows
@@ -464,13 +369,6 @@ class Index:
                 db.execute("DELETE FROM jobs WHERE job IS ?", (job,))
                 db.execute("DELETE FROM runs WHERE job IS ?", (job,))
                 db.execute("DELETE FROM specs WHERE job IS ?", (job,))
-
-
-def _fold_columns(fold: tuple[int, int, dict[str, Any]] | None) -> tuple[Any, Any, Any]:
-    if fold is None:
-        return None, None, None
-    size, mtime_ns, state = fold
-    return size, mtime_ns, json.dumps(state, default=str)
 
 
 def _decoded(text: Any) -> dict[str, Any] | None:

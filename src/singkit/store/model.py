@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from singkit.exceptions import Hint, SingkitError, UsageError
 from singkit.fsutil import atomic_write
 from singkit.refs import JOB_ID, check_word, shown  # the grammar the command line reads job words by
-from singkit.store import runlog, speccache
+from singkit.store import foldcache, runlog, speccache
 from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.jobspec import JobSpec
@@ -92,9 +92,9 @@ class Job:
         self.code_archive = self.dir / "code.tar.gz"
         self.runner_path = self.dir / "runner.json"
         self._spec: JobSpec | None = None
-        # run id -> ((run.log size, mtime_ns), its fold, taken from the index): what this command read so far
-        self._folds: dict[str, tuple[tuple[int, int], runlog.RunState, bool]] = {}
-        self._indexed: dict[str, tuple[int, int, str]] | None = None  # the index's folds, read once
+        # run id -> (run.log stamp, its fold, taken from the index): what this command read so far
+        self._folds: dict[str, tuple[foldcache.Stamp, runlog.RunState, bool]] = {}
+        self._indexed: dict[str, tuple[foldcache.Stamp, str]] | None = None  # the index's folds, read once
         self._runs: tuple[JobSpec, list[Run]] | None = None  # (the spec they were made from, runs)
 
     def __repr__(self) -> str:
@@ -169,7 +169,7 @@ class Job:
         atomic_write(self.runner_path, json.dumps(info, indent=1))
 
     def fold(self, run: Run) -> runlog.RunState:
-        """`run`'s fold (singkit.store.fold), keyed by its run.log's size and mtime_ns: reused while
+        """`run`'s fold (singkit.store.fold), keyed by its run.log's stamp (foldcache.stamp): reused while
         the file is unchanged — from this command's earlier reads, else from the index — and
         parsed from the file otherwise. run.log is append-only, so any write changes the key."""
         try:
@@ -177,7 +177,7 @@ class Job:
         except (FileNotFoundError, NotADirectoryError):
             self._folds.pop(run.id, None)
             return runlog.state(run.log_path)
-        stamp = (st.st_size, st.st_mtime_ns)
+        stamp = foldcache.stamp(st)
         known = self._folds.get(run.id)
         if known is not None and known[0] == stamp:
             return known[1]
@@ -188,18 +188,17 @@ class Job:
         self._folds[run.id] = (stamp, state, indexed)
         return state
 
-    def _indexed_fold(self, run_id: str, stamp: tuple[int, int]) -> runlog.RunState | None:
+    def _indexed_fold(self, run_id: str, stamp: foldcache.Stamp) -> runlog.RunState | None:
         if self._indexed is None:
             self._indexed = self.store.indexed_folds(self.id)
-        size, mtime_ns, text = self._indexed.get(run_id) or (None, None, None)
-        if (size, mtime_ns) != stamp or text is None:
+        key, text = self._indexed.get(run_id) or (None, None)
+        if key != stamp or text is None:
             return None
         return RunState.from_text(text)  # None for a row that is not a fold
 
-    def known_folds(self, only: set[str] | None = None) -> dict[str, tuple[int, int, dict[str, Any]]]:
-        """run id -> (run.log size, mtime_ns, fold as JSON data) for the folds this command read
-        (`only`: of these runs)."""
-        return {run_id: (*stamp, state.to_json()) for run_id, (stamp, state, _) in self._folds.items()
+    def known_folds(self, only: set[str] | None = None) -> dict[str, tuple[foldcache.Stamp, runlog.RunState]]:
+        """run id -> (run.log stamp, fold) for the folds this command read (`only`: of these runs)."""
+        return {run_id: (stamp, state) for run_id, (stamp, state, _) in self._folds.items()
                 if only is None or run_id in only}
 
     def stale_runs(self) -> set[str] | None:
@@ -431,7 +430,7 @@ class Store:
             return None
         return stale
 
-    def indexed_folds(self, job_id: str) -> dict[str, tuple[int, int, str]]:
+    def indexed_folds(self, job_id: str) -> dict[str, tuple[foldcache.Stamp, str]]:
         """The index's run folds of one job (see Index.folds); {} when there is no index yet (a
         read never creates one) or it cannot be used."""
         if not self.index.path.exists():
