@@ -23,7 +23,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field, fields
 from itertools import chain, compress, repeat
-from operator import eq
+from operator import eq, not_
 from typing import Any
 
 from singkit.store.status import STOPPED, TERMINAL, RunStatus, parse
@@ -256,6 +256,7 @@ def _text(value: Any) -> str | None:
 _NUMS = frozenset((int, float))  # a metric value or time the fold takes (bool is neither: its type is bool)
 _JSON = frozenset((dict, list, str, int, float, bool, type(None)))  # all a decoded line holds
 _KINDS = frozenset((str, type(None)))
+_DICT, _FLOAT = frozenset((dict,)), frozenset((float,))
 
 
 def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
@@ -274,22 +275,35 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
       min/max the first smallest/largest finite number (min() and max() keep the first of
       equals, as `<` did), and a metric is created where its first number is, in file order."""
     get = dict.get
-    if set(map(type, records)) != {dict} or any(map(dict.__contains__, records, repeat("node"))):
+    if set(map(type, records)) != _DICT or any(map(dict.__contains__, records, repeat("node"))):
         return False
     ts = list(map(get, records, repeat("t")))
     kinds = list(map(get, records, repeat("event")))
     if not set(map(type, ts)) <= _NUMS or not set(map(type, kinds)) <= _KINDS:
         return False
-    is_metric = list(map(eq, kinds, repeat("metrics")))
-    lines = list(compress(records, is_metric))
+    count = kinds.count("metrics")
+    first = kinds.index("metrics") if count else len(kinds)
+    if kinds[first:first + count].count("metrics") == count:  # the usual log: metric lines in one block
+        lines = records[first:first + count]
+        others = list(zip(records[:first] + records[first + count:], ts[:first] + ts[first + count:]))
+    else:
+        is_metric = list(map(eq, kinds, repeat("metrics")))
+        lines = list(compress(records, is_metric))
+        others = list(compress(zip(records, ts), map(not_, is_metric)))
     values = list(map(get, lines, repeat("metrics")))
     steps = list(map(get, lines, repeat("step")))
-    if not set(map(type, values)) <= {dict} or not set(map(type, steps)) <= _JSON:
+    if not set(map(type, values)) <= _DICT or not set(map(type, steps)) <= _JSON:
         return False
-    names = list(dict.fromkeys(chain.from_iterable(values)))
-    if len(names) * len(values) > 4 * sum(map(len, values)) + 1000:
-        return False  # each name on few lines: a column per name would be quadratic
-    columns = [list(map(get, values, repeat(name))) for name in names]  # a line without it: None
+    layouts = set(map(tuple, map(dict.keys, values)))
+    uniform = len(layouts) == 1  # every line logs the same names in the same order: columns by zip
+    if uniform:
+        names = list(values[0])
+        columns = list(zip(*map(dict.values, values)))
+    else:
+        names = list(dict.fromkeys(chain.from_iterable(values)))
+        if len(names) * len(values) > 4 * sum(map(len, values)) + 1000:
+            return False  # each name on few lines: a column per name would be quadratic
+        columns = [list(map(get, values, repeat(name))) for name in names]  # a line without it: None
     kinds_of = [set(map(type, column)) for column in columns]
     if not all(map(_JSON.issuperset, kinds_of)):
         return False
@@ -298,40 +312,47 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
     if state.first_t is None:
         state.first_t = ts[0]
     state.last_t = max(ts) if state.last_t is None else max(chain((state.last_t,), ts))
-    for record, t in compress(zip(records, ts), map(eq, is_metric, repeat(False))):
+    for record, t in others:
         state._event(record, t, None)
     if not lines:
         return True
-    deque(map(state.last_metrics.update, values), 0)
+    if uniform:  # the same names on every line: the first line orders them, the last one's values stay
+        state.last_metrics.update(values[0])
+        state.last_metrics.update(values[-1])
+    else:
+        deque(map(state.last_metrics.update, values), 0)
     whole = next((step for step in reversed(steps) if type(step) is int), None)
     if whole is not None:
         state.last_step = whole
     state.metric_lines += len(lines)
     if state.metrics_t is None:
-        state.metrics_t = ts[is_metric.index(True)]
+        state.metrics_t = ts[first]
     metrics, created = state.metrics, []
     for name, column, kinds in zip(names, columns, kinds_of):
         if kinds <= _NUMS:
-            numbers, at, first = column, steps, 0
+            numbers, at, where = column, steps, 0
         else:
             keep = list(map(_NUMS.__contains__, map(type, column)))
             if True not in keep:
                 continue
-            numbers, at, first = list(compress(column, keep)), list(compress(steps, keep)), keep.index(True)
+            numbers, at, where = list(compress(column, keep)), list(compress(steps, keep)), keep.index(True)
         stats = metrics.get(name)
         if stats is None:
             stats = [None, None, None, None, 0, 0]
-            created.append(((first, list(values[first]).index(name)), name, stats))
-        finite = list(map(math.isfinite, numbers))  # (a huge int raises OverflowError here, as in apply)
-        count = stats[COUNT] + len(numbers)
-        stats[COUNT] = count
+            created.append(((where, list(values[where]).index(name)), name, stats))
+        total = stats[COUNT] + len(numbers)
+        stats[COUNT] = total
         stats[LAST] = numbers[-1]
-        stats[LAST_STEP] = at[-1] if type(at[-1]) in _NUMS else count - 1
-        if False in finite:
-            stats[NONFINITE] += finite.count(False)
-            numbers = list(compress(numbers, finite))
-            if not numbers:
-                continue
+        stats[LAST_STEP] = at[-1] if type(at[-1]) in _NUMS else total - 1
+        # floats only: a finite sum means no NaN or inf among them (an int past float's range
+        # must reach isfinite, which raises OverflowError for it as apply does)
+        if kinds != _FLOAT or not math.isfinite(sum(numbers)):
+            finite = list(map(math.isfinite, numbers))
+            if False in finite:
+                stats[NONFINITE] += finite.count(False)
+                numbers = list(compress(numbers, finite))
+                if not numbers:
+                    continue
         low, high = min(numbers), max(numbers)
         if stats[MIN] is None or low < stats[MIN]:
             stats[MIN] = low

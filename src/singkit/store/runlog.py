@@ -74,12 +74,14 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
     recursion limit could refuse a line orjson reads; no NaN/Infinity token, which orjson
     refuses). `floats`: the caller turns every number into a float (plots), so the guards for
     big integers and deep lines are not needed."""
-    lines = data.splitlines()
-    if not lines:
-        return [], 0
-    if all(map(bytes.startswith, lines, repeat(b"{"))) and all(map(bytes.endswith, lines, repeat(b"}"))):
-        blob = b"[" + b",".join(lines) + b"]"
-        if floats or _orjson_is_json(blob, lines):
+    body = data[:-1] if data.endswith(b"\n") else data
+    # every line exactly `{...}`, decided on the whole text: starts with `{`, ends with `}`, each
+    # newline between `}` and `{`, no \r (bytes.splitlines ends a line there too)
+    if (body[:1] == b"{" and body.endswith(b"}") and b"\r" not in body
+            and body.count(b"}\n{") == body.count(b"\n")):
+        count = body.count(b"\n") + 1
+        blob = b"[" + body.replace(b"\n", b",") + b"]"
+        if floats or _orjson_is_json(blob, body):
             from singkit.gcpause import paused_gc
 
             try:
@@ -90,9 +92,9 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
             except (ImportError, ValueError):  # (orjson.JSONDecodeError is a ValueError)
                 records = None
             # one object per line: a line `{"a": 1}, {"b": 2}` would count two
-            if records is not None and len(records) == len(lines) and set(map(type, records)) == {dict}:
+            if records is not None and len(records) == count and set(map(type, records)) == {dict}:
                 return records, 0
-    return parse_lines(lines)
+    return parse_lines(data.splitlines())
 
 
 _DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789", b"9" * 10))  # every digit a 9
@@ -100,7 +102,7 @@ _LONG, _NINES, _DOT = b"9" * 19, re.compile(rb"9*"), ord(".")
 _DEEP = 256  # brackets a line may open before json's recursion limit could be near (~1000 less the stack)
 
 
-def _orjson_is_json(blob: bytes, lines: list[bytes]) -> bool:
+def _orjson_is_json(blob: bytes, body: bytes) -> bool:
     """Does orjson decode `blob` exactly as json would (given that it decodes it at all)?"""
     digits = blob.translate(_DIGITS)
     at = digits.find(_LONG)
@@ -110,6 +112,7 @@ def _orjson_is_json(blob: bytes, lines: list[bytes]) -> bool:
         at = digits.find(_LONG, _NINES.match(digits, at).end())  # a fraction's digits: a float either way
     if blob.count(b"{") + blob.count(b"[") < _DEEP:
         return True
+    lines = body.split(b"\n")
     return max(map(bytes.count, lines, repeat(b"{"))) + max(map(bytes.count, lines, repeat(b"["))) < _DEEP
 
 
