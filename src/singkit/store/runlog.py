@@ -75,12 +75,12 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
     refuses). `floats`: the caller turns every number into a float (plots), so the guards for
     big integers and deep lines are not needed."""
     body = data[:-1] if data.endswith(b"\n") else data
-    # every line exactly `{...}`, decided on the whole text: starts with `{`, ends with `}`, each
-    # newline between `}` and `{`, no \r (bytes.splitlines ends a line there too)
-    if (body[:1] == b"{" and body.endswith(b"}") and b"\r" not in body
-            and body.count(b"}\n{") == body.count(b"\n")):
+    # every line exactly `{...}`, decided on the whole text: it starts with `{` and ends with `}`,
+    # every newline stands between `}` and `{` (none is left once those are joined), no \r
+    # (bytes.splitlines ends a line there too)
+    blob = b"[" + body.replace(b"}\n{", b"},{") + b"]"
+    if body[:1] == b"{" and body.endswith(b"}") and b"\n" not in blob and b"\r" not in blob:
         count = body.count(b"\n") + 1
-        blob = b"[" + body.replace(b"\n", b",") + b"]"
         if floats or _orjson_is_json(blob, body):
             from singkit.gcpause import paused_gc
 
