@@ -61,3 +61,80 @@ def test_a_run_log_that_is_a_fifo_or_a_folder_is_no_file(run_dir: Path) -> None:
     log.mkdir()
     with pytest.raises(NotAFile):
         open_stored(log)
+
+
+def _outcome(read, path: Path) -> object:
+    try:
+        return read(path)
+    except OSError as error:
+        return type(error), error.errno
+
+
+def test_reading_many_files_at_once_refuses_what_open_stored_refuses(tmp_path: Path, monkeypatch) -> None:
+    """safe.read_stored (a listing's every run.log, each folder opened once) gives each file's
+    bytes or None exactly where open_stored gives its bytes or FileNotFoundError, and raises
+    what open_stored raises, whatever stands in the store."""
+    from singkit.store.safe import read_stored
+
+    jobs = tmp_path / ".singkit/jobs"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "run.log").write_text("secret\n")
+    for job in ("job1", "job2", "job3"):
+        for k in range(1, 9):
+            folder = jobs / job / "runs" / f"{job}.{k}"
+            folder.mkdir(parents=True)
+            (folder / "run.log").write_text(f"{job}.{k}\n")
+    runs = jobs / "job1/runs"
+    (runs / "job1.2/run.log").unlink()
+    (runs / "job1.2/run.log").symlink_to(outside / "run.log")  # the file a link
+    os.rename(runs / "job1.3", tmp_path / "moved")
+    (runs / "job1.3").symlink_to(tmp_path / "moved")  # its folder a link
+    (runs / "job1.4/run.log").unlink()
+    os.mkfifo(runs / "job1.4/run.log")
+    (runs / "job1.5/run.log").unlink()
+    (runs / "job1.5/run.log").mkdir()
+    (runs / "job1.6/run.log").unlink()  # missing
+    os.rename(runs / "job1.7", tmp_path / "gone")
+    (runs / "job1.7").write_text("a file where a folder should be\n")
+    os.rename(jobs / "job2/runs", tmp_path / "job2-runs")
+    (jobs / "job2/runs").symlink_to(tmp_path / "job2-runs")  # runs/ a link
+    os.rename(jobs / "job3", tmp_path / "job3")
+    (jobs / "job3").symlink_to(tmp_path / "job3")  # the job folder a link
+    (jobs / "job4").mkdir()
+    (jobs / "job4/job.yaml").write_text("job: job4\n")  # a file right in the job folder
+    (jobs / "top.log").write_text("beside the job folders\n")
+    paths = [jobs / job / "runs" / f"{job}.{k}" / "run.log" for job in ("job1", "job2", "job3") for k in range(1, 10)]
+    paths += [jobs / "job4/job.yaml", jobs / "top.log", jobs / "job1/runs/job1.1/run.log"]
+    expected = [_outcome(lambda p: _read_or_none(p), p) for p in paths]
+    found = []
+    for path in paths:
+        found.append(_outcome(lambda p: read_stored([str(p)])[0], path))
+    assert found == expected
+    fine = [p for p, e in zip(paths, expected) if not isinstance(e, tuple)]
+    assert read_stored([str(p) for p in fine]) == [_read_or_none(p) for p in fine]  # in one call
+    assert sum(e is not None and not isinstance(e, tuple) for e in expected) == 5  # (the test holds files)
+    from singkit.store import safe
+
+    asked: list[str] = []
+    monkeypatch.setattr(safe, "_read_one", lambda p: asked.append(p) or _read_or_none(p))
+    plain = [str(runs / "job1.1/run.log"), str(runs / "job1.8/run.log")]
+    assert read_stored(plain) == [b"job1.1\n", b"job1.8\n"] and asked == []  # read through the open folders
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        with open_stored(path) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def test_the_folds_of_many_run_logs_at_once_are_those_of_each(tmp_path: Path) -> None:
+    import storegen
+    from storegen import RunSpec, curve
+
+    storegen.write_job(tmp_path / ".singkit", "job1", [RunSpec({"lr": 0.1 * k}, curve(12, 2.0, 1.0)) for k in range(4)])
+    logs = sorted(str(p) for p in (tmp_path / ".singkit/jobs/job1/runs").glob("*/run.log"))
+    logs.append(logs[0].replace("job1.1", "job1.9"))  # missing: an empty fold, as runlog.state gives
+    assert [s.to_json() for s in runlog.states(logs)] == [runlog.state(p).to_json() for p in logs]

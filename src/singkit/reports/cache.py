@@ -96,7 +96,7 @@ class SummaryCache:
         jobs = sorted({ref.job for ref in refs})
         indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs), {})
         states: list[RunState | None] = []
-        updates = []
+        updates, unread = [], []
         for ref in refs:
             try:
                 st = os.lstat(ref.log)  # a link is read as missing, as the store reads it
@@ -105,9 +105,13 @@ class SummaryCache:
                 continue
             state = _indexed(indexed.get(ref.run), ref.job, st)
             if state is None:
-                state = _read_state(ref.log)
-                updates.append((ref.run, ref.job, st.st_size, st.st_mtime_ns, state.to_json()))
+                unread.append((len(states), ref, st))
             states.append(state)
+        from singkit.store import runlog  # every unread run.log at once: each folder is looked at once
+
+        for (at, ref, st), state in zip(unread, runlog.states([ref.log for _, ref, _ in unread])):
+            states[at] = state
+            updates.append((ref.run, ref.job, st.st_size, st.st_mtime_ns, state.to_json()))
         self._use(lambda index: index.put_folds(updates), None)
         if every_job is not None:
             self._use(lambda index: index.forget(set(every_job)), None)
@@ -130,12 +134,6 @@ def _indexed(row: tuple[str, int, int, str] | None, job: str, st: os.stat_result
     if row is None or row[0] != job or (row[1], row[2]) != (st.st_size, st.st_mtime_ns):
         return None
     return RunState.from_json(_loads(row[3]))  # None for a row that is not a fold
-
-
-def _read_state(path: str) -> RunState:
-    from singkit.store import runlog
-
-    return runlog.state(path)
 
 
 def _remove_old_cache(layout: StoreLayout) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from singkit.store.fold import RunState
-from singkit.store.safe import open_stored
+from singkit.store.safe import open_stored, read_stored
 from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus
 
 __all__ = ["ACTIVE", "STATUSES", "TERMINAL", "RunState", "RunStatus", "append", "job_status", "read", "state"]
@@ -158,6 +158,19 @@ def state(path: Path | str) -> RunState:
     result = RunState()
     records, _end, result.skipped_lines = read_counted(path)
     return result.fold(records)
+
+
+def states(paths: list[str]) -> list[RunState]:
+    """`state` of each path, the files read by safe.read_stored (each folder looked at once)."""
+    out = []
+    for data in read_stored(paths):
+        result = RunState()
+        if data is not None:
+            end = data.rfind(b"\n") + 1  # (as read_counted: a line without its newline is unfinished)
+            records, result.skipped_lines = decode(data[:end])
+            result.fold(records)
+        out.append(result)
+    return out
 
 
 def skipped_note(run_id: str, count: int) -> str:

@@ -13,7 +13,9 @@ mirror), and a store can be shared or copied. So:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import stat
 import time
@@ -203,6 +205,83 @@ def open_stored(path: Path | str) -> BinaryIO:
         raise NotAFile(errno.EINVAL, "not a regular file (a FIFO or device; not read)", str(path))
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def read_stored(paths: list[str]) -> list[bytes | None]:
+    """Each file's content as `open_stored` reads it, None where that raises FileNotFoundError
+    (missing, a link on the way, not a regular file); anything else it raises, this raises too.
+
+    For many files in few folders (a listing reads every run.log): a file's folder and the one
+    above are opened once and used as they are, relative to the open folder with O_NOFOLLOW (the
+    grandparent's own way up to the job folder looked at once per folder), so no link is
+    followed and nothing is looked at twice: a link met this way is refused by the open itself,
+    race-free. A path this cannot take so (not two folders deep in a job folder, an error) is
+    read by `open_stored`, which gives the exact answer and error."""
+    out: list[bytes | None] = []
+    top_path, top_fd = None, -1
+    try:
+        for path in paths:
+            current = os.path.abspath(path)
+            folder, name = os.path.split(current)
+            top, sub = os.path.split(folder)
+            if top != top_path:
+                if top_fd >= 0:
+                    os.close(top_fd)
+                top_path, top_fd = top, -1
+                # the file, its folder and `top` all in one job folder (what _job_chain of the
+                # file would walk), and no link from `top` up to it
+                if _NOFOLLOW and os.path.basename(top) != JOBS and _in_job(top) and link_in_job(top) is None:
+                    with contextlib.suppress(OSError):
+                        top_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC)
+            fd = _open_below(top_fd, sub, name) if top_fd >= 0 and sub != JOBS else -1
+            if fd < 0:
+                out.append(_read_one(path))
+                continue
+            with io.FileIO(fd, "rb", closefd=True) as fh:
+                out.append(fh.readall())
+    finally:
+        if top_fd >= 0:
+            os.close(top_fd)
+    return out
+
+
+def _in_job(folder: str) -> bool:
+    """Is the absolute `folder` a job folder or in one?"""
+    part = folder
+    while True:
+        parent = os.path.dirname(part)
+        if os.path.basename(parent) == JOBS:
+            return True
+        if parent == part:
+            return False
+        part = parent
+
+
+def _open_below(top_fd: int, sub: str, name: str) -> int:
+    """`sub/name` under the open folder `top_fd`, neither followed if a link, opened only if a
+    regular file; -1 for anything else (the caller asks open_stored for its exact answer)."""
+    try:
+        folder_fd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC, dir_fd=top_fd)
+    except OSError:
+        return -1
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+    except OSError:
+        return -1
+    finally:
+        os.close(folder_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _read_one(path: str) -> bytes | None:
+    try:
+        with open_stored(path) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
 
 
 def copy_file_out(src: Path, dst: Path, notes: list[str]) -> bool:
