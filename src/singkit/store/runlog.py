@@ -82,13 +82,8 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
     if body[:1] == b"{" and body.endswith(b"}") and b"\n" not in blob and b"\r" not in blob:
         count = body.count(b"\n") + 1
         if floats or _orjson_is_json(blob, body):
-            from singkit.gcpause import paused_gc
-
             try:
-                import orjson
-
-                with paused_gc():  # fresh dicts by the thousand, no cycles: the collector would rescan them
-                    records = orjson.loads(blob)
+                records = _orjson_loads(blob)
             except (ImportError, ValueError):  # (orjson.JSONDecodeError is a ValueError)
                 records = None
             # one object per line: a line `{"a": 1}, {"b": 2}` would count two
@@ -97,7 +92,20 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
     return parse_lines(data.splitlines())
 
 
-_DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789", b"9" * 10))  # every digit a 9
+def _orjson_loads(blob: bytes) -> Any:
+    import orjson
+
+    if len(blob) < _BIG_BLOB:  # a few hundred objects: fewer than make the collector run long
+        return orjson.loads(blob)
+    from singkit.gcpause import paused_gc
+
+    with paused_gc():  # fresh dicts by the thousand, no cycles: the collector would rescan them
+        return orjson.loads(blob)
+
+
+_BIG_BLOB = 1 << 16
+# every digit a 9, every `[` a `{`: one pass finds long numbers and counts brackets
+_DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789[", b"9" * 10 + b"{"))
 _LONG, _NINES, _DOT = b"9" * 19, re.compile(rb"9*"), ord(".")
 _DEEP = 256  # brackets a line may open before json's recursion limit could be near (~1000 less the stack)
 
@@ -110,7 +118,7 @@ def _orjson_is_json(blob: bytes, body: bytes) -> bool:
         if digits[at - 1] != _DOT:  # (the blob starts with `[`: at >= 1)
             return False  # an integer (or text): not proven safe
         at = digits.find(_LONG, _NINES.match(digits, at).end())  # a fraction's digits: a float either way
-    if blob.count(b"{") + blob.count(b"[") < _DEEP:
+    if digits.count(b"{") < _DEEP:  # (`[` and `{` alike)
         return True
     lines = body.split(b"\n")
     return max(map(bytes.count, lines, repeat(b"{"))) + max(map(bytes.count, lines, repeat(b"["))) < _DEEP
