@@ -274,11 +274,11 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
     - per metric, only numbers (not bool) count: `last` and its step are the last number's,
       min/max the first smallest/largest finite number (min() and max() keep the first of
       equals, as `<` did), and a metric is created where its first number is, in file order."""
-    get = dict.get
+    get: Any = dict.get  # (Any: map() over it, which typeshed cannot follow)
     if set(map(type, records)) != _DICT or any(map(dict.__contains__, records, repeat("node"))):
         return False
-    ts = list(map(get, records, repeat("t")))
-    kinds = list(map(get, records, repeat("event")))
+    ts: list[Any] = list(map(get, records, repeat("t")))
+    kinds: list[Any] = list(map(get, records, repeat("event")))
     if not set(map(type, ts)) <= _NUMS or not set(map(type, kinds)) <= _KINDS:
         return False
     count = kinds.count("metrics")
@@ -290,12 +290,13 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
         is_metric = list(map(eq, kinds, repeat("metrics")))
         lines = list(compress(records, is_metric))
         others = list(compress(zip(records, ts), map(not_, is_metric)))
-    values = list(map(get, lines, repeat("metrics")))
-    steps = list(map(get, lines, repeat("step")))
+    values: list[Any] = list(map(get, lines, repeat("metrics")))
+    steps: list[Any] = list(map(get, lines, repeat("step")))
     if not set(map(type, values)) <= _DICT or not set(map(type, steps)) <= _JSON:
         return False
     layouts = set(map(tuple, map(dict.keys, values)))
     uniform = len(layouts) == 1  # every line logs the same names in the same order: columns by zip
+    columns: list[Any]
     if uniform:
         names = list(values[0])
         columns = list(zip(*map(dict.values, values)))
@@ -328,8 +329,9 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
     if state.metrics_t is None:
         state.metrics_t = ts[first]
     metrics, created = state.metrics, []
-    for name, column, kinds in zip(names, columns, kinds_of):
-        if kinds <= _NUMS:
+    numbers: Any
+    for name, column, types in zip(names, columns, kinds_of):
+        if types <= _NUMS:
             numbers, at, where = column, steps, 0
         else:
             keep = list(map(_NUMS.__contains__, map(type, column)))
@@ -346,7 +348,7 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
         stats[LAST_STEP] = at[-1] if type(at[-1]) in _NUMS else total - 1
         # floats only: a finite sum means no NaN or inf among them (an int past float's range
         # must reach isfinite, which raises OverflowError for it as apply does)
-        if kinds != _FLOAT or not math.isfinite(sum(numbers)):
+        if types != _FLOAT or not math.isfinite(sum(numbers)):
             finite = list(map(math.isfinite, numbers))
             if False in finite:
                 stats[NONFINITE] += finite.count(False)

@@ -117,7 +117,8 @@ def _orjson_is_json(blob: bytes, body: bytes) -> bool:
     while at >= 0:  # an integer of 19 digits may be past 64 bits, which orjson reads as a float
         if digits[at - 1] != _DOT:  # (the blob starts with `[`: at >= 1)
             return False  # an integer (or text): not proven safe
-        at = digits.find(_LONG, _NINES.match(digits, at).end())  # a fraction's digits: a float either way
+        nines = _NINES.match(digits, at)  # (always a match: `9*`)
+        at = digits.find(_LONG, nines.end() if nines else at + 1)  # a fraction's digits: a float either way
     if digits.count(b"{") < _DEEP:  # (`[` and `{` alike)
         return True
     lines = body.split(b"\n")
