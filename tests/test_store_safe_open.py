@@ -109,17 +109,17 @@ def test_reading_many_files_at_once_refuses_what_open_stored_refuses(tmp_path: P
     expected = [_outcome(lambda p: _read_or_none(p), p) for p in paths]
     found = []
     for path in paths:
-        found.append(_outcome(lambda p: read_stored([str(p)])[0], path))
+        found.append(_outcome(lambda p: next(read_stored([str(p)])), path))
     assert found == expected
     fine = [p for p, e in zip(paths, expected) if not isinstance(e, tuple)]
-    assert read_stored([str(p) for p in fine]) == [_read_or_none(p) for p in fine]  # in one call
+    assert list(read_stored([str(p) for p in fine])) == [_read_or_none(p) for p in fine]  # in one call
     assert sum(e is not None and not isinstance(e, tuple) for e in expected) == 5  # (the test holds files)
     from singkit.store import safe
 
     asked: list[str] = []
     monkeypatch.setattr(safe, "_read_one", lambda p: asked.append(p) or _read_or_none(p))
     plain = [str(runs / "job1.1/run.log"), str(runs / "job1.8/run.log")]
-    assert read_stored(plain) == [b"job1.1\n", b"job1.8\n"] and asked == []  # read through the open folders
+    assert list(read_stored(plain)) == [b"job1.1\n", b"job1.8\n"] and asked == []  # read through the open folders
 
 
 def _read_or_none(path: Path) -> bytes | None:

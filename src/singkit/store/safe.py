@@ -20,6 +20,7 @@ import os
 import stat
 import time
 from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from singkit.exceptions import UsageError
@@ -207,8 +208,9 @@ def open_stored(path: Path | str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_stored(paths: list[str]) -> list[bytes | None]:
-    """Each file's content as `open_stored` reads it, None where that raises FileNotFoundError
+def read_stored(paths: list[str]) -> Iterator[bytes | None]:
+    """Each file's content in turn (one at a time: a listing's 50,000 run.logs are never all held
+    at once) as `open_stored` reads it, None where that raises FileNotFoundError
     (missing, a link on the way, not a regular file); anything else it raises, this raises too.
 
     For many files in few folders (a listing reads every run.log): a file's folder and the one
@@ -217,7 +219,6 @@ def read_stored(paths: list[str]) -> list[bytes | None]:
     followed and nothing is looked at twice: a link met this way is refused by the open itself,
     race-free. A path this cannot take so (not two folders deep in a job folder, an error) is
     read by `open_stored`, which gives the exact answer and error."""
-    out: list[bytes | None] = []
     top_path, top_fd = None, -1
     try:
         for path in paths:
@@ -235,14 +236,14 @@ def read_stored(paths: list[str]) -> list[bytes | None]:
                         top_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC)
             fd = _open_below(top_fd, sub, name) if top_fd >= 0 and sub != JOBS else -1
             if fd < 0:
-                out.append(_read_one(path))
+                yield _read_one(path)
                 continue
             with io.FileIO(fd, "rb", closefd=True) as fh:
-                out.append(fh.readall())
+                data = fh.readall()
+            yield data
     finally:
         if top_fd >= 0:
             os.close(top_fd)
-    return out
 
 
 def _in_job(folder: str) -> bool:
