@@ -129,3 +129,36 @@ def test_batched_loader_gives_the_series_of_the_per_point_loop(store, x, metrics
             checked += xa.size
     if x != "nothing":
         assert checked > 30
+
+
+@pytest.mark.parametrize("as_floats", [False, True])
+@pytest.mark.parametrize("shape", ["clean", "strict", "messy"])
+def test_the_plot_reads_a_run_log_by_the_stores_rules(tmp_path, as_floats: bool, shape: str) -> None:
+    """One run.log reader (issue 15): the plots and report.metrics keep exactly the metric lines
+    job.status folds, whatever the file holds, and a last line without its newline besides."""
+    from singkit.store import runlog
+
+    lines = [b'{"t": 1, "event": "metrics", "step": 0, "metrics": {"loss": 1.5}}',
+             b'{"t": 2, "event": "metrics", "step": 1, "metrics": {"loss": 1.25}}',
+             b'{"t": 3, "event": "status", "status": "running"}']
+    strict = [b'{"t": 4, "event": "metrics", "step": 2, "metrics": {"loss": 1}}, {"event": "metrics", "metrics": {"x": 2}}',
+              b'[{"event": "metrics", "metrics": {"loss": 0}}]']  # JSON, but no object on its own line
+    if shape == "strict":
+        lines += strict
+    if shape == "messy":
+        lines += [*strict, b'{"t": 4, "event": "metrics", "step": 2, "metrics": {"loss": NaN}}',
+                  b'{"t": 5, "event": "metrics", "step": 3, "metrics": {"loss": 1}}, {"event": "metrics", "metrics": {"x": 2}}',
+                  b'{"t": 6, "event": "metrics", "step": 4, "metrics": {"loss": 123456789012345678901}}',
+                  b'[{"event": "metrics", "metrics": {"loss": 0}}]', b'{"t": 7, "event": "metrics", "st', b"",
+                  b'{"t": 8, "event": "metrics", "step": 5, "metrics": {"loss": 0.5}}']
+    log = tmp_path / ".singkit/jobs/job1/runs/job1.1/run.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    folded = [ev for ev in runlog.read(log)[0] if ev.get("event") == "metrics"]
+    events = series.metric_events(log, as_floats=as_floats)
+    assert repr(events) == repr(folded) and len(events) == {"clean": 2, "strict": 2, "messy": 5}[shape]
+    if shape == "messy" and not as_floats:  # json's very values: the 21-digit integer stays an int
+        assert type(events[-2]["metrics"]["loss"]) is int
+    with open(log, "ab") as fh:  # a finished writer that left the newline off its last line
+        fh.write(b'{"t": 9, "event": "metrics", "step": 6, "metrics": {"loss": 0.25}}')
+    assert series.metric_events(log, as_floats=as_floats)[-1]["step"] == 6

@@ -133,12 +133,15 @@ class SummaryCache:
         decoded = decode(texts, [refs[i].run for i in hits])
         for i, value in zip(hits, decoded):
             out[i] = value
+        # not indexed, stale, or a row that is not what it should hold: every such run.log at
+        # once (runlog.states looks at each runs/ folder once)
+        unread = [i for i, seen in enumerate(stats) if seen is not None and out[i] is None]
+        from singkit.store import runlog
+
         updates = []
-        for i, seen in enumerate(stats):
-            if seen is None or out[i] is not None:
-                continue
-            ref = refs[i]
-            state = _read_state(ref.log)  # not indexed, stale, or a row that is not what it should hold
+        for i, state in zip(unread, runlog.states([refs[i].log for i in unread])):
+            ref, seen = refs[i], stats[i]
+            assert seen is not None
             updates.append((ref.run, ref.job, stamp(seen), state))
             out[i] = of(ref.run, state)
         self._use(lambda index: index.put_folds(updates), None)
@@ -161,12 +164,6 @@ class SummaryCache:
 def _state_of(texts: list[str], runs: list[str]) -> list[RunState | None]:
     """Fold rows' texts as folds (None for a row that is not a fold)."""
     return [RunState.from_json(_loads(text)) for text in texts]
-
-
-def _read_state(path: str) -> RunState:
-    from singkit.store import runlog
-
-    return runlog.state(path)
 
 
 def _remove_old_cache(layout: StoreLayout) -> None:

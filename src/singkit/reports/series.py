@@ -1,9 +1,8 @@
 """Per-step metric values out of run.log, fast: the input of plots and of `report.metrics`.
 
 A 10,000-step run.log has 10,000 metric lines; a plot of 100 such runs parses a million.
-For a plot a clean file is read whole by one orjson call; otherwise only lines mentioning
-"metrics" are parsed, all of them in one json.loads call; the cyclic garbage collector is paused
-meanwhile. Columns are read with one C-level pass per metric (operator.itemgetter) when every line
+A clean file is read whole by one orjson call (store.runlog.decode, the one run.log reader);
+the cyclic garbage collector is paused meanwhile. Columns are read with one C-level pass per metric (operator.itemgetter) when every line
 has the key.
 """
 
@@ -16,60 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from singkit.gcpause import paused_gc
-from singkit.reports.source import loads_or_none
-from singkit.store.runlog import UNDECODABLE
+from singkit.store.runlog import decode
 from singkit.store.safe import open_stored
 
 
 def metric_events(log: Path | str, as_floats: bool = False) -> list[dict[str, Any]]:
-    """The run's `metrics` events in file order; a torn or foreign line is skipped.
-    `as_floats`: the caller turns every value into a float (plots), so the faster orjson may read
-    them (it reads an integer past 64 bits as a float, where json keeps the int)."""
+    """The run's `metrics` events in file order, read by the store's one run.log reader
+    (store.runlog.decode, its rules for torn and foreign lines); a last line without its newline
+    is read too when it decodes (a finished writer that left it off). `as_floats`: the caller
+    turns every value into a float (plots), which spares the reader its checks for integers
+    past 64 bits and for deep lines."""
     try:
         with open_stored(log) as fh:  # a link is read as missing, never followed
             data = fh.read()
     except (FileNotFoundError, IsADirectoryError):
         return []
+    end = data.rfind(b"\n") + 1
     with paused_gc():
-        events = _whole(data) if as_floats else None
-        if events is None:
-            events = _parse([ln for ln in data.split(b"\n") if b'"metrics"' in ln], as_floats)
-    return [ev for ev in events
-            if isinstance(ev, dict) and ev.get("event") == "metrics" and isinstance(ev.get("metrics"), dict)]
-
-
-def _whole(data: bytes) -> list[Any] | None:
-    """Every line of a clean run.log in one orjson call, without splitting it into lines first (a
-    Python step per line); None when orjson refuses it (a NaN token, a torn or blank line, no
-    orjson), and the caller reads it line by line. Lines of other events are decoded too: a run.log
-    is almost all metric lines."""
-    try:
-        import orjson
-
-        events = orjson.loads(b"[" + data.strip().replace(b"\n", b",") + b"]")
-    except (ImportError, ValueError):
-        return None
-    return events
-
-
-def _parse(lines: list[bytes], fast: bool) -> list[Any]:
-    """Every line in one call: orjson (strict JSON, about 1.5× json's speed) when all of them are
-    strict JSON; else json, which also reads the NaN and Infinity tokens Python's json.dumps writes
-    for non-finite metrics; else line by line, skipping a torn or foreign line."""
-    if not lines:
-        return []
-    blob = b"[" + b",".join(lines) + b"]"
-    try:
-        if fast:
-            import orjson
-
-            return orjson.loads(blob)
-    except (ImportError, ValueError):  # orjson.JSONDecodeError is a ValueError: NaN, Infinity, bad UTF-8
-        pass
-    try:
-        return json.loads(blob)
-    except UNDECODABLE:
-        return [ev for ev in map(loads_or_none, lines) if ev is not None]
+        events = decode(data[:end], floats=as_floats)[0]
+        if data[end:].strip():
+            events += decode(data[end:], floats=as_floats)[0]
+    return [ev for ev in events if ev.get("event") == "metrics" and isinstance(ev.get("metrics"), dict)]
 
 
 def main_node(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,11 +15,13 @@ run into `preempted` from another status counts one preemption.
 from __future__ import annotations
 
 import json
+import re
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from singkit.store.fold import RunState
-from singkit.store.safe import open_stored
+from singkit.store.safe import open_stored, read_stored
 from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus
 
 __all__ = ["ACTIVE", "STATUSES", "TERMINAL", "RunState", "RunStatus", "append", "job_status", "read", "state"]
@@ -50,17 +52,81 @@ def read_counted(path: Path | str, offset: int = 0) -> tuple[list[dict[str, Any]
     what json can decode), or JSON that is not an object."""
     try:
         with open_stored(path) as fh:  # a link is read as missing, never followed
-            fh.seek(offset)
+            if offset:
+                fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
         return [], offset, 0
     end = data.rfind(b"\n") + 1  # a line without its newline yet is still being written
-    events, skipped = parse_lines(data[:end].splitlines())
+    events, skipped = decode(data[:end])
     return events, offset + end, skipped
 
 
+def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """(the lines of `data` that are JSON objects, decoded; how many non-blank lines are not):
+    the one reader of run.log text (the store's fold, the reports, the plots). Lines are those of
+    bytes.splitlines; blank lines count for nothing.
+
+    A clean log (every line exactly `{...}`) is decoded by ONE orjson call over the lines joined
+    into an array; anything else goes to `parse_lines`. The result is what json gives line by
+    line: orjson's answer is taken only where it cannot differ from json's (no integer of 19 digits,
+    which orjson would read as a float past 64 bits; no line opening 256 brackets, where json's
+    recursion limit could refuse a line orjson reads; no NaN/Infinity token, which orjson
+    refuses). `floats`: the caller turns every number into a float (plots), so the guards for
+    big integers and deep lines are not needed."""
+    body = data[:-1] if data.endswith(b"\n") else data
+    # every line exactly `{...}`, decided on the whole text: it starts with `{` and ends with `}`,
+    # every newline stands between `}` and `{` (none is left once those are joined), no \r
+    # (bytes.splitlines ends a line there too)
+    blob = b"[" + body.replace(b"}\n{", b"},{") + b"]"
+    if body[:1] == b"{" and body.endswith(b"}") and b"\n" not in blob and b"\r" not in blob:
+        count = body.count(b"\n") + 1
+        if floats or _orjson_is_json(blob, body):
+            try:
+                records = _orjson_loads(blob)
+            except (ImportError, ValueError):  # (orjson.JSONDecodeError is a ValueError)
+                records = None
+            # one object per line: a line `{"a": 1}, {"b": 2}` would count two
+            if records is not None and len(records) == count and set(map(type, records)) == {dict}:
+                return records, 0
+    return parse_lines(data.splitlines())
+
+
+def _orjson_loads(blob: bytes) -> Any:
+    import orjson
+
+    if len(blob) < _BIG_BLOB:  # a few hundred objects: fewer than make the collector run long
+        return orjson.loads(blob)
+    from singkit.gcpause import paused_gc
+
+    with paused_gc():  # fresh dicts by the thousand, no cycles: the collector would rescan them
+        return orjson.loads(blob)
+
+
+_BIG_BLOB = 1 << 16
+# every digit a 9, every `[` a `{`: one pass finds long numbers and counts brackets
+_DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789[", b"9" * 10 + b"{"))
+_LONG, _NINES, _DOT = b"9" * 19, re.compile(rb"9*"), ord(".")
+_DEEP = 256  # brackets a line may open before json's recursion limit could be near (~1000 less the stack)
+
+
+def _orjson_is_json(blob: bytes, body: bytes) -> bool:
+    """Does orjson decode `blob` exactly as json would (given that it decodes it at all)?"""
+    digits = blob.translate(_DIGITS)
+    at = digits.find(_LONG)
+    while at >= 0:  # an integer of 19 digits may be past 64 bits, which orjson reads as a float
+        if digits[at - 1] != _DOT:  # (the blob starts with `[`: at >= 1)
+            return False  # an integer (or text): not proven safe
+        nines = _NINES.match(digits, at)  # (always a match: `9*`)
+        at = digits.find(_LONG, nines.end() if nines else at + 1)  # a fraction's digits: a float either way
+    if digits.count(b"{") < _DEEP:  # (`[` and `{` alike)
+        return True
+    lines = body.split(b"\n")
+    return max(map(bytes.count, lines, repeat(b"{"))) + max(map(bytes.count, lines, repeat(b"["))) < _DEEP
+
+
 def parse_lines(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
-    """(the lines that are JSON objects, decoded; how many non-blank lines are not).
+    """(the lines that are JSON objects, decoded; how many non-blank lines are not), by json.
 
     One json.loads over the lines joined into an array is several times faster than one per
     line. It is taken when every line is a `{...}` and the array holds one object per line (a
@@ -101,6 +167,19 @@ def state(path: Path | str) -> RunState:
     result = RunState()
     records, _end, result.skipped_lines = read_counted(path)
     return result.fold(records)
+
+
+def states(paths: list[str]) -> list[RunState]:
+    """`state` of each path, the files read by safe.read_stored (each folder looked at once)."""
+    out = []
+    for data in read_stored(paths):
+        result = RunState()
+        if data is not None:
+            end = data.rfind(b"\n") + 1  # (as read_counted: a line without its newline is unfinished)
+            records, result.skipped_lines = decode(data[:end])
+            result.fold(records)
+        out.append(result)
+    return out
 
 
 def skipped_note(run_id: str, count: int) -> str:

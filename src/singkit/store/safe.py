@@ -13,11 +13,14 @@ mirror), and a store can be shared or copied. So:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import stat
 import time
 from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from singkit.exceptions import UsageError
@@ -70,12 +73,23 @@ def safe_join(top: Path, name: str, what: str, source: Path | str | None = None)
 def link_in_job(path: Path | str) -> str | None:
     """The first symbolic link among `path` and its folders up to (and including) its job folder
     (the child of a `jobs/` folder); None when there is none or `path` is not in a job folder."""
-    current = Path(os.path.abspath(path))
-    chain = [current, *current.parents]
-    for i, part in enumerate(chain):
-        if part.parent.name == JOBS:  # `part` is the job folder: the last one checked
-            return next((str(p) for p in chain[:i + 1] if _is_link(p)), None)
-    return str(current) if _is_link(current) else None
+    return next(filter(_is_link, _job_chain(os.path.abspath(path))), None)
+
+
+def _job_chain(current: str) -> list[str]:
+    """An absolute path and its folders up to its job folder; only the path when it is in no job
+    folder. Plain strings: a listing opens 10,000 store files, and Path.parents cost ten times
+    the lstats."""
+    chain = []
+    part = current
+    while True:
+        chain.append(part)
+        parent = os.path.dirname(part)
+        if os.path.basename(parent) == JOBS:  # `part` is the job folder: the last one checked
+            return chain
+        if parent == part:
+            return chain[:1]
+        part = parent
 
 
 def links_in_runs(job_dir: Path, run_names: list[str], names: tuple[str, ...],
@@ -153,23 +167,34 @@ def check_not_linked(path: Path | str) -> None:
     """Raise StoreLink when `path` (or a folder on its way within its job folder) is a link."""
     link = link_in_job(path)
     if link is not None:
-        try:
-            to = f", to {os.readlink(link)!r}"
-        except OSError:
-            to = ""
-        raise StoreLink(errno.ELOOP, f"a symbolic link in the job store (not followed{to})", link)
+        raise _link_error(link)
+
+
+def _link_error(link: str) -> StoreLink:
+    try:
+        to = f", to {os.readlink(link)!r}"
+    except OSError:
+        to = ""
+    return StoreLink(errno.ELOOP, f"a symbolic link in the job store (not followed{to})", link)
+
+
+# O_NOFOLLOW refuses a link as the file itself, so only its folders are looked at first
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def open_stored(path: Path | str) -> BinaryIO:
     """Open a store file for reading without following a link (StoreLink if it is one) and only
     if it is a regular file (NotAFile: a folder, FIFO, device or socket)."""
-    check_not_linked(path)
+    current = os.path.abspath(path)
+    link = next(filter(_is_link, _job_chain(current)[1 if _NOFOLLOW else 0:]), None)
+    if link is not None:
+        raise _link_error(link)
     try:
         # O_NONBLOCK: a FIFO's open returns at once instead of waiting for a writer (no effect on a file)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
-        if error.errno == errno.ELOOP:  # turned into a link between the check and the open
-            raise StoreLink(errno.ELOOP, "a symbolic link in the job store (not followed)", str(path)) from None
+        if error.errno == errno.ELOOP:  # the file is a link (or turned into one since the look)
+            raise _link_error(current) from None
         if error.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
             raise NotAFile(errno.ENXIO, "not a regular file (not read)", str(path)) from None
         raise
@@ -181,6 +206,83 @@ def open_stored(path: Path | str) -> BinaryIO:
         raise NotAFile(errno.EINVAL, "not a regular file (a FIFO or device; not read)", str(path))
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def read_stored(paths: list[str]) -> Iterator[bytes | None]:
+    """Each file's content in turn (one at a time: a listing's 50,000 run.logs are never all held
+    at once) as `open_stored` reads it, None where that raises FileNotFoundError
+    (missing, a link on the way, not a regular file); anything else it raises, this raises too.
+
+    For many files in few folders (a listing reads every run.log): a file's folder and the one
+    above are opened once and used as they are, relative to the open folder with O_NOFOLLOW (the
+    grandparent's own way up to the job folder looked at once per folder), so no link is
+    followed and nothing is looked at twice: a link met this way is refused by the open itself,
+    race-free. A path this cannot take so (not two folders deep in a job folder, an error) is
+    read by `open_stored`, which gives the exact answer and error."""
+    top_path, top_fd = None, -1
+    try:
+        for path in paths:
+            current = os.path.abspath(path)
+            folder, name = os.path.split(current)
+            top, sub = os.path.split(folder)
+            if top != top_path:
+                if top_fd >= 0:
+                    os.close(top_fd)
+                top_path, top_fd = top, -1
+                # the file, its folder and `top` all in one job folder (what _job_chain of the
+                # file would walk), and no link from `top` up to it
+                if _NOFOLLOW and os.path.basename(top) != JOBS and _in_job(top) and link_in_job(top) is None:
+                    with contextlib.suppress(OSError):
+                        top_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC)
+            fd = _open_below(top_fd, sub, name) if top_fd >= 0 and sub != JOBS else -1
+            if fd < 0:
+                yield _read_one(path)
+                continue
+            with io.FileIO(fd, "rb", closefd=True) as fh:
+                data = fh.readall()
+            yield data
+    finally:
+        if top_fd >= 0:
+            os.close(top_fd)
+
+
+def _in_job(folder: str) -> bool:
+    """Is the absolute `folder` a job folder or in one?"""
+    part = folder
+    while True:
+        parent = os.path.dirname(part)
+        if os.path.basename(parent) == JOBS:
+            return True
+        if parent == part:
+            return False
+        part = parent
+
+
+def _open_below(top_fd: int, sub: str, name: str) -> int:
+    """`sub/name` under the open folder `top_fd`, neither followed if a link, opened only if a
+    regular file; -1 for anything else (the caller asks open_stored for its exact answer)."""
+    try:
+        folder_fd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC, dir_fd=top_fd)
+    except OSError:
+        return -1
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+    except OSError:
+        return -1
+    finally:
+        os.close(folder_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _read_one(path: str) -> bytes | None:
+    try:
+        with open_stored(path) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
 
 
 def copy_file_out(src: Path, dst: Path, notes: list[str]) -> bool:

@@ -1,0 +1,82 @@
+"""Where a cold `report.list --runs` spends its CPU (issue 15): the command run in this process,
+with its stages wrapped to add up their CPU seconds (time.process_time; no profiler overhead).
+
+    python bench/profile_report_list.py STORE      # STORE: a store folder (…/.singkit), e.g. one
+                                                   # bench_report_list.py --keep DIR generated
+
+The store's index is removed first (cold: every run.log read and folded). Stages nest: the
+indented ones are parts of the one above. Not a goal: a map of what the goals measure."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import sys
+import time
+from typing import Any
+
+STAGES = [  # (module, attribute, label)
+    ("singkit.reports.cache", "SummaryCache.job_specs", "job.yaml of every job (parse_job_yaml)"),
+    ("singkit.reports.cache", "SummaryCache.run_states", "run folds (run_states)"),
+    ("singkit.store.runlog", "states", "  read, decode and fold every run.log"),
+    ("singkit.store.runlog", "decode", "    decode"),
+    ("singkit.store.fold", "RunState.fold", "    fold"),
+    ("singkit.store.fold", "RunState.to_json", "  folds as JSON for the index"),
+    ("singkit.store.index", "Index.put_folds", "  index writes"),
+    ("singkit.reports.rowsets", "run_table", "table rows"),
+    ("singkit.tasks.report", "_emit_table", "render and print"),
+]
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    home = os.path.abspath(sys.argv[1])
+    for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(home, name))
+    os.environ["SINGKIT_HOME"] = home
+    os.chdir(os.path.dirname(home))
+    start = time.process_time()
+    import importlib
+
+    from singkit import cli
+
+    imported = time.process_time() - start
+    spent: dict[str, float] = {}
+    for module, attribute, label in STAGES:
+        owner: Any = importlib.import_module(module)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, _timed(getattr(owner, name), label, spent))
+    sys.argv = ["singkit", "report.list", "--runs"]
+    begun = time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        cli.main()
+    command = time.process_time() - begun
+    print(f"imports {imported:.3f} CPU s, command {command:.3f} CPU s (load average {os.getloadavg()[0]:.2f})")
+    for _, _, label in STAGES:
+        print(f"  {label:44} {spent.get(label, 0.0):7.3f}")
+        if label.strip().startswith("read, decode"):  # read_stored yields file by file: what is left is its part
+            rest = spent.get(label, 0.0) - spent.get("    decode", 0.0) - spent.get("    fold", 0.0)
+            print(f"  {'    open (link checks) and read, the rest':44} {rest:7.3f}")
+    return 0
+
+
+def _timed(function: Any, label: str, spent: dict[str, float]) -> Any:
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        begun = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.process_time() - begun
+
+    return timed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
