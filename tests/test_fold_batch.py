@@ -62,7 +62,8 @@ def value(rng: random.Random) -> Any:
         return rng.choice([rng.random(), rng.uniform(-1e6, 1e6), round(rng.random(), 2), 0.5, 1.0])
     if roll < 0.75:
         return rng.choice([rng.randint(-5, 5), 7, 10**18, -(2**63)])
-    return rng.choice([float("nan"), float("inf"), -float("inf"), True, False, None, "x", [1], {"a": 1}, 10**25, -0.0])
+    return rng.choice([float("nan"), float("inf"), -float("inf"), True, False, None, "x", [1], {"a": 1}, 10**25, -0.0,
+                       10**400, -(10**400)])
 
 
 def line(rng: random.Random, names: list[str], shape: str) -> bytes:
@@ -178,3 +179,20 @@ def test_a_log_folded_in_pieces_keeps_ties_and_nan_times_as_line_by_line() -> No
     pieces = RunState().fold(lines[:12]).fold(lines[12:])
     assert_same_state(pieces, slow)
     assert same(pieces.metrics["a"][2:4], [0, 1]) and pieces.last_t == 23.0
+
+
+def test_an_integer_past_float_range_folds_as_inf_in_both_folds_and_plots_as_inf() -> None:
+    """JSON allows any digits: a 401-digit metric used to stop job.status and report.list with an
+    internal OverflowError. It reads as ±inf (not finite: no best), in the bulk fold and line by line."""
+    from singkit.reports import series
+
+    lines = [b'{"t": %d, "event": "metrics", "step": %d, "metrics": {"acc": 0.5}}' % (i, i) for i in range(40)]
+    lines += [b'{"t": 50, "event": "metrics", "step": 50, "metrics": {"acc": 1' + b"0" * 400 + b'}}',
+              b'{"t": 51, "event": "metrics", "step": 51, "metrics": {"acc": -1' + b"0" * 400 + b'}}']
+    records, skipped = runlog.decode(b"\n".join(lines) + b"\n")
+    assert skipped == 0 and len(records) >= fold.BATCH_FROM  # long enough for the bulk fold to be asked
+    for state in (RunState().fold(records), folded_one_by_one(records)):
+        last, step, low, high, count, nonfinite = state.metrics["acc"]
+        assert (last, step, low, high, count, nonfinite) == (-math.inf, 51, 0.5, 0.5, 42, 2)
+    ys, ok = series._numbers([r["metrics"]["acc"] for r in records])
+    assert list(ys[-3:]) == [0.5, math.inf, -math.inf] and ok.all()

@@ -118,9 +118,21 @@ def _numbers(items: list[Any]) -> tuple[Any, Any]:
     from pandas.api.types import infer_dtype
 
     if infer_dtype(items, skipna=False) in _NUMERIC:  # the usual case, decided in C
-        return np.asarray(items, dtype=float), np.ones(len(items), dtype=bool)
+        try:
+            return np.asarray(items, dtype=float), np.ones(len(items), dtype=bool)
+        except OverflowError:  # an integer past float's range: below, as ±inf
+            pass
     ok = np.fromiter(map(_num, items), dtype=bool, count=len(items))
-    return np.fromiter((v if _num(v) else np.nan for v in items), dtype=float, count=len(items)), ok
+    return np.fromiter((_float(v) if _num(v) else np.nan for v in items), dtype=float, count=len(items)), ok
+
+
+def _float(value: float) -> float:
+    """The number as a float; an integer past float's range (JSON allows any digits) is ±inf, as
+    the fold (store/fold.py) reads it."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def step_rows(events: list[dict[str, Any]], run: str, metrics: list[str] | None = None) -> list[dict[str, Any]]:

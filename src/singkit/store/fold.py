@@ -20,6 +20,7 @@ plain JSON data, for caches.
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass, field, fields
 from itertools import chain, compress, repeat
@@ -30,6 +31,7 @@ from singkit.store.status import STOPPED, TERMINAL, RunStatus, parse
 
 # indexes into a metric's stats list
 LAST, LAST_STEP, MIN, MAX, COUNT, NONFINITE = range(6)
+FLOAT_MAX = int(sys.float_info.max)  # a metric integer beyond it (any digits are JSON) folds as ±inf
 BATCH_FROM = 8  # records: below this the bulk fold's set-up costs more than it saves
 
 
@@ -224,6 +226,8 @@ _STATUS_OF = {status.value: status for status in RunStatus}
 def _fold_metric(metrics: dict[str, list[Any]], name: str, value: Any, step: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return  # strings and nested values are not plottable metrics
+    if type(value) is int and not -FLOAT_MAX <= value <= FLOAT_MAX:
+        value = math.inf if value > 0 else -math.inf  # JSON allows any digits; as a float it overflows
     stats = metrics.get(name)
     if stats is None:
         stats = metrics[name] = [None, None, None, None, 0, 0]
@@ -308,6 +312,9 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
     kinds_of = [set(map(type, column)) for column in columns]
     if not all(map(_JSON.issuperset, kinds_of)):
         return False
+    for column, types in zip(columns, kinds_of):  # an int past float's range: apply folds it as ±inf
+        if int in types and max(map(abs, (v for v in column if type(v) is int))) > FLOAT_MAX:
+            return False
 
     # the shape is known: from here on the fold cannot refuse
     if state.first_t is None:
@@ -346,8 +353,7 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
         stats[COUNT] = total
         stats[LAST] = numbers[-1]
         stats[LAST_STEP] = at[-1] if type(at[-1]) in _NUMS else total - 1
-        # floats only: a finite sum means no NaN or inf among them (an int past float's range
-        # must reach isfinite, which raises OverflowError for it as apply does)
+        # floats only: a finite sum means no NaN or inf among them (ints past float's range were refused above)
         if types != _FLOAT or not math.isfinite(sum(numbers)):
             finite = list(map(math.isfinite, numbers))
             if False in finite:
