@@ -38,11 +38,12 @@ def refreshed(env: Environment, store: Store, job: Job,
     The backend is made only for a job that is not finished."""
     summarised = job.summary()
     if not job.spec.get("dry_run") and summarised[0]["status"] not in FINISHED:
+        changed: set[str] | None = None  # the runs the refresh may have written (None: any)
         try:
-            (backend or backend_for_job(job, env)).refresh(job)
+            changed = (backend or backend_for_job(job, env)).refresh(job)
         except (SingkitError, OSError) as error:  # OSError: e.g. no space left to record an outcome
             env.err(f"warning: could not refresh {job.id}: {why(error)}")
-        summarised = job.summary()
+        summarised = job.summary(previous=summarised, again=changed)
     store.save(job, summarised)
     return summarised
 

@@ -224,10 +224,16 @@ class Job:
     def status(self) -> str:
         return overall_status(self.spec, [s.status for s in self.states().values()])
 
-    def summary(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """(job summary, run summaries) as listed and indexed."""
+    def summary(self, previous: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+                again: set[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(job summary, run summaries) as listed and indexed. `previous`: this job's summary as
+        made before a refresh, and `again` the runs that refresh may have written (None: any):
+        the other runs' summaries are kept from `previous` (no fold lookup per run of a sweep)."""
         spec = self.spec
-        runs = [r.summary() for r in self.runs]
+        if previous is not None and again is not None and len(previous[1]) == len(self.runs):
+            runs = [r.summary() if r.id in again or old["run"] != r.id else old for r, old in zip(self.runs, previous[1])]
+        else:
+            runs = [r.summary() for r in self.runs]
         if spec.get("dry_run"):  # nothing was started, nothing ever will be: settled, not queued
             for r in runs:
                 if r["status"] == RunStatus.QUEUED:
