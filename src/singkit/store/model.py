@@ -34,7 +34,7 @@ from singkit.store.lifecycle import ABANDONED_AFTER, REFUSED, TAKEN_ID, Lifecycl
 from singkit.store.listing import JOBS_STAMP, RACY_S, SPEC_STAMP, Listing  # noqa: F401 (JOBS_STAMP, RACY_S: as before)
 from singkit.store.records import RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent
-from singkit.store.status import DRY_RUN, SETTLED, TERMINAL, RunStatus
+from singkit.store.status import DRY_RUN, LOG_MISSING, SETTLED, TERMINAL, RunStatus
 from singkit.store.run import Run
 from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
@@ -239,7 +239,8 @@ class Job:
             "service": (spec.get("service") or {}).get("name"), "status": status,
             "runs_total": len(runs), "runs_done": sum(s in SETTLED for s in statuses),
             "created": spec.get("created"), "started": min(started) if started else None,
-            "ended": max(ended) if ended and all(s in TERMINAL for s in statuses) else None,
+            # a run whose outcome is unknown has ended too: the job's time must not grow for ever
+            "ended": max(ended) if ended and all(s in TERMINAL or s == LOG_MISSING for s in statuses) else None,
             "command": spec.get("command"),
         }
         return summary, runs
@@ -382,7 +383,10 @@ def overall_status(spec: Mapping[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
     if spec.get("dry_run") and RunStatus.FAILED not in statuses:
         return DRY_RUN
-    return runlog.job_status(statuses)
+    known = [s for s in statuses if s != LOG_MISSING]  # a run whose log is missing tells nothing
+    if statuses and not known:
+        return LOG_MISSING
+    return runlog.job_status(known)
 
 
 def no_such_job(ref: str, known: list[str], root: Path) -> UsageError:

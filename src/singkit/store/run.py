@@ -16,7 +16,7 @@ from singkit.refs import RUN_ID, shown
 from singkit.store import runlog
 from singkit.store.records import BACKEND_FIELDS, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
-from singkit.store.status import STATUSES
+from singkit.store.status import LOG_MISSING, STATUSES, RunStatus
 
 if TYPE_CHECKING:
     from singkit.store.model import Job
@@ -116,6 +116,12 @@ class Run:
         self.append("status", status=status, **extra, **fields)
         return True
 
+    def log_missing(self) -> bool:
+        """Is run.log gone from a run folder that is there (a run that never had a folder is
+        only queued)? Nothing then tells what the run did: it is shown as `unknown`, and no
+        outcome is made up for it (a reconciler must not write one)."""
+        return not os.path.lexists(self.log_file) and os.path.isdir(os.path.dirname(self.log_file))
+
     def backend_info(self) -> dict[str, Any]:
         return json_record(self.backend_path, BACKEND_FIELDS)
 
@@ -127,6 +133,9 @@ class Run:
         if self._summary is not None and self._summary[0] is state:  # the same fold (job.status sums up twice)
             return dict(self._summary[1])
         data = {"run": self.id, **state.to_dict()}
+        if state.queued is None and state.status == RunStatus.QUEUED and self.log_missing():  # (no line at all: rare)
+            data.update(status=LOG_MISSING, reason=f"its run.log is missing (deleted or moved?): what {self.id} did "
+                                                   "is unknown; its output may still be in stdout.log")
         data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
         data["sweep"] = dict(self.hparams)
         self._summary = (state, data)
