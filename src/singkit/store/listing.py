@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from singkit.fsutil import RACY_NS
 from singkit.store import speccache
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ T = TypeVar("T")
 
 JOBS_STAMP = "jobs_dir_mtime_ns"  # the index's meta key for jobs/'s mtime at the last full scan
 SPEC_STAMP = "spec_stamp:"  # + job id: the index's meta key for the job.yaml stamp its run rows were made from
-RACY_S = 2.0  # a jobs/ changed more recently than this is scanned anyway (see Listing._jobs_stamp)
 
 
 class Listing:
@@ -96,12 +96,12 @@ class Listing:
     def _jobs_stamp(self) -> int | None:
         """jobs/'s mtime_ns, when it is old enough to trust: a folder made in the same clock tick
         as the one we saw would leave it unchanged (git's "racy" rule), so a stamp younger than
-        RACY_S is never kept. None when there is no jobs/ or it is too young."""
+        fsutil.RACY_NS is never kept. None when there is no jobs/ or it is too young."""
         try:
             st = os.stat(self.jobs_dir)
         except OSError:
             return None
-        return st.st_mtime_ns if time.time() - st.st_mtime > RACY_S else None
+        return st.st_mtime_ns if time.time_ns() - st.st_mtime_ns > RACY_NS else None
 
     def rebuild_index(self) -> int:
         """Drop and refill the index from the job folders; the number of jobs indexed."""

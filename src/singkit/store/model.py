@@ -31,7 +31,7 @@ from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.jobspec import JobSpec
 from singkit.store.lifecycle import ABANDONED_AFTER, REFUSED, TAKEN_ID, Lifecycle  # noqa: F401 (TAKEN_ID: as before)
-from singkit.store.listing import JOBS_STAMP, RACY_S, SPEC_STAMP, Listing  # noqa: F401 (JOBS_STAMP, RACY_S: as before)
+from singkit.store.listing import JOBS_STAMP, SPEC_STAMP, Listing  # noqa: F401 (JOBS_STAMP: as before)
 from singkit.store.records import RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent
 from singkit.store.status import DRY_RUN, LOG_MISSING, SETTLED, TERMINAL, RunStatus
