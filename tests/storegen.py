@@ -162,3 +162,52 @@ def store_env(root: Path, **environ: str):
     from jobtools import make_env
 
     return make_env(root, home=root / "home", inherit=False, **environ)
+
+
+def singularity_sweep(home: Path, job: str, runs: int, active: int = 0, created: float = T0) -> Path:
+    """A Singularity sweep as job.submit and refresh leave it: job.yaml with the target and
+    workspace records and every run, and per run its run.log, logs, outputs/ and backend.json
+    (the Azure ML job it was sent as). The first runs - `active` are completed and final on
+    Azure ML; the last `active` are queued and not yet sent (a sweep whose submit is still under
+    way: no backend.json). job.yaml is dated a minute back, as a sweep's is once its runs end."""
+    folder = home / "jobs" / job
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    service = {"type": "singularity", "subscription-id": "00000000-0000-4000-8000-000000005ab5",
+               "resource-group": "singkit-rg", "workspace": "singkit-ws", "name": "singkit-ws"}
+    target = {"service": "singkit-ws", "compute": "singkit-vc", "vm-size": "NC6_v3", "nodes": 1,
+              "processes-per-node": 1, "sla": "premium", "priority": "high", "docker": "torch", "env": {}, "name": "sing"}
+    lrs = [0.1, 0.03, 0.01, 0.003, 0.001]
+    lines = [f"job: {job}", f"created: {created}", "experiment: sweep", f"target: {json.dumps(target)}",
+             f"service: {json.dumps(service)}", "command: python train.py", "setup_prefix: ''", "env: {}",
+             f"parallel: {runs}", "repeats: 1", f"hp: {json.dumps({'lr': lrs, 'seed': list(range(runs // len(lrs) + 1))})}",
+             "dry_run: false", "allow_unpinned: false", "create_registry_connection: false",
+             f"code: {json.dumps({'sha256': 'c6' * 32, 'files': 4, 'bytes': 2814})}", "runs:"]
+    for k in range(1, runs + 1):
+        hp = {"lr": lrs[k % len(lrs)], "seed": k // len(lrs)}
+        lines += [f"- run: {job}.{k}", f"  hparams: {json.dumps(hp)}",
+                  f"  hparams_text: {json.dumps({n: str(v) for n, v in hp.items()})}",
+                  "  repeat: 1", f"  command: python train.py --lr {hp['lr']} --seed {hp['seed']}"]
+    for k in range(1, runs + 1):
+        run = folder / "runs" / f"{job}.{k}"
+        (run / "outputs").mkdir(parents=True, exist_ok=True)
+        t = created + 1 + k * 0.01
+        log = [{"t": round(t, 3), "event": "status", "status": "queued"}]
+        if k <= runs - active:
+            name = f"singkit-{job}-{k}-{k:08x}"
+            log += [{"t": round(t + 30, 3), "event": "status", "status": "running"},
+                    {"t": round(t + 600, 3), "event": "status", "status": "completed"}]
+            (run / "backend.json").write_text(json.dumps({
+                "azureml_name": name, "studio_url": f"https://ml.azure.com/runs/{name}", "workspace": "singkit-ws",
+                "subscription": service["subscription-id"], "resource_group": "singkit-rg", "experiment": "sweep",
+                "nodes": 1, "per_node": 1, "azure_status": "Completed", "submitted": round(t, 3), "final": True}, indent=1))
+        (run / "run.log").write_text("".join(json.dumps(e) + "\n" for e in log))
+        (run / "stdout.log").write_text("")
+        (run / "stderr.log").write_text("")
+    spec = folder / "job.yaml"
+    spec.write_text("\n".join(lines) + "\n")
+    import os
+    import time
+
+    old = time.time() - 60
+    os.utime(spec, (old, old))
+    return folder

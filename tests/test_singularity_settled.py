@@ -95,3 +95,24 @@ def test_a_damaged_or_linked_record_is_only_a_full_look(world, reads, tmp_path):
     reads.clear()
     control.status(env, job.id)
     assert f"{job.id}.1" in reads and stat.S_ISREG(os.lstat(record).st_mode)  # a full look, then a file again
+
+
+def test_after_a_refresh_only_the_runs_it_asked_about_are_summed_up_again(world, monkeypatch):
+    """job.status sums each run up before the refresh; afterwards only the runs Azure ML was
+    asked about (the refresh writes no other run's files), and what it recorded is shown."""
+    si, env, job, names = _sweep(world, 3)
+    si.set_status(names[f"{job.id}.1"], "Completed")
+    control.status(env, job.id)  # run 1 is over for good from now on
+    summed: list[str] = []
+    real = Run.summary
+
+    def counted(self, state=None):
+        summed.append(self.id)
+        return real(self, state)
+
+    monkeypatch.setattr(Run, "summary", counted)
+    si.set_status(names[f"{job.id}.2"], "Running")
+    data = control.status(env, job.id)
+    assert sorted(summed) == [f"{job.id}.1", f"{job.id}.2", f"{job.id}.2", f"{job.id}.3", f"{job.id}.3"]
+    assert [r["status"] for r in data["runs"]] == ["completed", "running", "queued"]
+    assert data["status"] == "running" and data["runs_done"] == 1

@@ -66,3 +66,40 @@ def test_last_n_brings_only_the_shown_jobs_up_to_date(tmp_path: Path, monkeypatc
     refreshed.clear()
     control.list_jobs(env, status="completed")  # a filter may match any job: all are refreshed
     assert sorted(refreshed) == ["job1", "job2", "job3", "job4"]
+
+
+def _age(path: Path) -> None:
+    old = os.stat(path).st_mtime - 60  # as written a minute ago: its stamp is trusted and kept
+    os.utime(path, (old, old))
+
+
+def test_a_warm_listing_sees_a_job_yaml_edited_or_removed_since(tmp_path: Path) -> None:
+    env, home = _store(tmp_path, jobs=4)
+    for num in range(1, 5):
+        _age(home / "jobs" / f"job{num}" / "job.yaml")
+    for last in (None, 2):
+        control.list_jobs(env, last=last)  # warm: every row made from an aged job.yaml
+    spec = home / "jobs" / "job4" / "job.yaml"
+    spec.write_text(spec.read_text().replace('"name": "local"', '"name": "edited"')
+                    .replace("python train.py --epochs 3", "python other.py"))
+    (home / "jobs" / "job3" / "job.yaml").unlink()
+    for last in (2, None, 2):  # (and the next listing still says so)
+        rows = {r["job"]: r for r in control.list_jobs(env, last=last)}
+        assert rows["job4"]["target"] == "edited" and rows["job4"]["command"] == "python other.py"
+        assert "job3" not in rows
+        err = env.stderr.getvalue()
+        env.stderr.seek(0), env.stderr.truncate()
+        assert "skipped job3" in err and "job.yaml is missing" in err
+    assert [r["job"] for r in control.list_jobs(env, target="edited")] == ["job4"]
+
+
+def test_only_the_listed_jobs_stamps_are_looked_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, home = _store(tmp_path, jobs=5)
+    for num in range(1, 6):
+        _age(home / "jobs" / f"job{num}" / "job.yaml")
+    control.list_jobs(env)
+    asked: list[list[str]] = []
+    real = model.Store.respecced
+    monkeypatch.setattr(model.Store, "respecced", lambda self, ids: asked.append(sorted(ids := list(ids))) or real(self, ids))
+    control.list_jobs(env, last=2)
+    assert asked == [["job4", "job5"]]

@@ -13,6 +13,12 @@ from pathlib import Path
 # only within one file system): the pid tells a later writer whether it was left by a process
 # that died (kill -9) and may be swept, or belongs to a writer still at work.
 _TEMP = re.compile(r"^\..+\.p(\d+)\.[a-z0-9_]{8}\.tmp$")
+# git's "racy" rule, the store's one window for it: a file (or folder) changed less than this
+# before its stamp was taken may change again within the same clock tick and keep that stamp, so
+# nothing is kept or trusted by such a stamp. Beyond any filesystem's timestamp granularity (FAT:
+# 2 s). Used by the snapshots' stat cache, the parsed job.yaml, the Singularity settled record
+# and job.list's trust in jobs/'s mtime.
+RACY_NS = 3_000_000_000
 LEGACY_AGE = 3600.0  # seconds: a temp named without a pid (earlier versions) is swept after this
 
 

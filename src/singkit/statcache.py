@@ -28,10 +28,9 @@ import struct
 import time
 from pathlib import Path
 
-from singkit.fsutil import atomic_write
+from singkit.fsutil import RACY_NS, atomic_write
 
 MAGIC = b"singkit-statcache 2\n"
-RACY_NS = 3_000_000_000  # beyond any filesystem's timestamp granularity (FAT: 2 s)
 KEY = struct.Struct("<QqqQQ")  # size, mtime_ns, ctime_ns, inode, mode
 RECORD = KEY.size + 32  # the key, then the raw sha256
 

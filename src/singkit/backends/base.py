@@ -65,8 +65,10 @@ class Backend(abc.ABC):
         """Start the job's runs (detached from this process) and record backend ids in the store."""
 
     @abc.abstractmethod
-    def refresh(self, job: Job) -> None:
-        """Bring each run's status in the store up to date; mark dead runs failed with a reason."""
+    def refresh(self, job: Job) -> set[str] | None:
+        """Bring each run's status in the store up to date; mark dead runs failed with a reason.
+        Returns the ids of the runs whose files it may have written (the caller sums up only
+        those again: a sweep has thousands), or None for any run."""
 
     @abc.abstractmethod
     def cancel(self, job: Job, run: str | None = None) -> None:

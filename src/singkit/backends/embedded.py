@@ -67,8 +67,8 @@ class EmbeddedBackend(Backend):
             return  # being submitted right now
         ran = bool(runner) or any(s.status != "queued" for s in states.values()) or any(r.backend_info() for r in job.runs)
         for run in job.runs:
-            if states[run.id].terminal or self.run_alive(job, run):
-                continue
+            if states[run.id].terminal or run.log_missing() or self.run_alive(job, run):
+                continue  # (a run whose run.log was deleted: its outcome is unknown, not made up here)
             state = run.state()  # again: the run may have recorded its end just now
             if state.terminal:
                 continue

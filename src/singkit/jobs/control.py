@@ -38,11 +38,12 @@ def refreshed(env: Environment, store: Store, job: Job,
     The backend is made only for a job that is not finished."""
     summarised = job.summary()
     if not job.spec.get("dry_run") and summarised[0]["status"] not in FINISHED:
+        changed: set[str] | None = None  # the runs the refresh may have written (None: any)
         try:
-            (backend or backend_for_job(job, env)).refresh(job)
+            changed = (backend or backend_for_job(job, env)).refresh(job)
         except (SingkitError, OSError) as error:  # OSError: e.g. no space left to record an outcome
             env.err(f"warning: could not refresh {job.id}: {why(error)}")
-        summarised = job.summary()
+        summarised = job.summary(previous=summarised, again=changed)
     store.save(job, summarised)
     return summarised
 
@@ -86,13 +87,21 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
     shown = last if not status and not target else None
     statuses = store.cached_statuses(shown)
     unfinished = [job_id for job_id, cached in (statuses or {}).items() if cached not in FINISHED]
+    # a finished job's rows hold until its job.yaml changes (an edit by hand, a removal): one
+    # stamp per job that can be listed says which to read again
+    respecced = store.respecced(job_id for job_id, cached in (statuses or {}).items() if cached in FINISHED)
+    unreadable: set[str] = set()
     with _runners_listed_once(bool(unfinished) or statuses is None):
-        for job_id in unfinished:
+        for job_id in unfinished + respecced:
             try:
                 refresh(env, store, store.job(job_id))
             except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
                 skip(job_id, error)
+                if job_id in respecced:
+                    unreadable.add(job_id)  # its row was made from a job.yaml that is not there any more
         rows = store.summaries(status=status, target=target, last=last, on_error=skip)
+        if rows is not None and unreadable:
+            rows = [row for row in rows if row["job"] not in unreadable]
         if rows is None:  # the index cannot be used (full disk, read-only, locked): the folders are the truth
             rows = _from_folders(env, store, skip, status, target, last)
     index_note(env, store)

@@ -317,6 +317,17 @@ class Index(FoldRows):
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def metas(self, keys: list[str]) -> dict[str, Any]:
+        """key -> value of those of `keys` that are set (see get_meta), _FEW keys a query."""
+        db = self.db
+        found: dict[str, Any] = {}
+        with self._errors():
+            for i in range(0, len(keys), _FEW):
+                chunk = keys[i:i + _FEW]
+                found.update(db.execute(f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall())
+        return found
+
     def set_meta(self, key: str, value: Any) -> None:
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

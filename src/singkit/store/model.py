@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -31,23 +30,15 @@ from singkit.store import foldcache, runlog, speccache
 from singkit.store.fold import RunState
 from singkit.store.index import Index, IndexDamaged, IndexUnavailable
 from singkit.store.jobspec import JobSpec
+from singkit.store.lifecycle import ABANDONED_AFTER, REFUSED, TAKEN_ID, Lifecycle  # noqa: F401 (TAKEN_ID: as before)
+from singkit.store.listing import JOBS_STAMP, SPEC_STAMP, Listing  # noqa: F401 (JOBS_STAMP: as before)
 from singkit.store.records import RUNNER_FIELDS, StoreDamaged, checked_spec, json_record
 from singkit.store.safe import UnsafeStoreContent
-from singkit.store.status import DRY_RUN, SETTLED, TERMINAL, RunStatus
+from singkit.store.status import DRY_RUN, LOG_MISSING, SETTLED, TERMINAL, RunStatus
 from singkit.store.run import Run
 from singkit.store.yamlio import DAMAGED_HINT, dump_yaml, load_mapping
 
-# jobs/<jobN>.refused: a job removed because its submit was refused before anything started.
-# The file keeps the id taken (events.jsonl names it) and says why.
-REFUSED = ".refused"
-TAKEN_ID = re.compile(r"^job(\d+)(?:\.refused)?$")
 T = TypeVar("T")
-# A job folder without job.yaml is being created by a concurrent submit; after this long it
-# is taken as abandoned (the submit died) and ignored.
-ABANDONED_AFTER = 300.0
-JOBS_STAMP = "jobs_dir_mtime_ns"  # the index's meta key for jobs/'s mtime at the last full scan
-SPEC_STAMP = "spec_stamp:"  # + job id: the index's meta key for the job.yaml stamp its run rows were made from
-RACY_S = 2.0  # a jobs/ changed more recently than this is scanned anyway (see Store._jobs_stamp)
 
 
 def is_job_folder(entry: os.DirEntry[str]) -> bool:
@@ -223,10 +214,16 @@ class Job:
     def status(self) -> str:
         return overall_status(self.spec, [s.status for s in self.states().values()])
 
-    def summary(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """(job summary, run summaries) as listed and indexed."""
+    def summary(self, previous: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+                again: set[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(job summary, run summaries) as listed and indexed. `previous`: this job's summary as
+        made before a refresh, and `again` the runs that refresh may have written (None: any):
+        the other runs' summaries are kept from `previous` (no fold lookup per run of a sweep)."""
         spec = self.spec
-        runs = [r.summary() for r in self.runs]
+        if previous is not None and again is not None and len(previous[1]) == len(self.runs):
+            runs = [r.summary() if r.id in again or old["run"] != r.id else old for r, old in zip(self.runs, previous[1])]
+        else:
+            runs = [r.summary() for r in self.runs]
         if spec.get("dry_run"):  # nothing was started, nothing ever will be: settled, not queued
             for r in runs:
                 if r["status"] == RunStatus.QUEUED:
@@ -241,14 +238,16 @@ class Job:
             "service": (spec.get("service") or {}).get("name"), "status": status,
             "runs_total": len(runs), "runs_done": sum(s in SETTLED for s in statuses),
             "created": spec.get("created"), "started": min(started) if started else None,
-            "ended": max(ended) if ended and all(s in TERMINAL for s in statuses) else None,
+            # a run whose outcome is unknown has ended too: the job's time must not grow for ever
+            "ended": max(ended) if ended and all(s in TERMINAL or s == LOG_MISSING for s in statuses) else None,
             "command": spec.get("command"),
         }
         return summary, runs
 
 
-class Store:
-    """One local store root ($SINGKIT_HOME, default <project>/.singkit)."""
+class Store(Lifecycle, Listing):
+    """One local store root ($SINGKIT_HOME, default <project>/.singkit); how job folders are made
+    and removed is singkit.store.lifecycle's, their listing from the index singkit.store.listing's."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -276,46 +275,6 @@ class Store:
         ids = [entry.name for entry in entries if is_job_folder(entry)]
         return sorted(ids, key=lambda j: int(j[3:]))
 
-    def allocate(self) -> Job:
-        """A new, empty job folder with the next free id. mkdir is atomic, so concurrent
-        submits (threads or processes) can never get the same id; ids of discarded jobs
-        (their `jobN.refused` files) count as taken, so an id is never given out twice."""
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.sweep()
-        taken = [int(m.group(1)) for name in os.listdir(self.jobs_dir) if (m := TAKEN_ID.match(name))]
-        num = max(taken, default=0) + 1
-        while True:
-            try:
-                os.mkdir(self.jobs_dir / f"job{num}")
-            except FileExistsError:
-                num += 1
-                continue
-            if not (self.jobs_dir / f"job{num}{REFUSED}").exists():
-                from singkit.store.sweep import mark_creating
-
-                mark_creating(self.jobs_dir / f"job{num}")  # a sweep leaves it alone while we live
-                return Job(self, f"job{num}")
-            # created and discarded by another submit since we listed: the marker is written
-            # before its folder goes, so seeing no marker here means the id was never used
-            os.rmdir(self.jobs_dir / f"job{num}")
-            num += 1
-
-    def sweep(self) -> list[str]:
-        """Remove job folders submits abandoned half-created (see singkit.store.sweep); the ids
-        removed. Never fails: a folder it cannot judge or remove is left for another time."""
-        from singkit.store.sweep import sweep
-
-        try:
-            from singkit.store.trees import sweep_trees
-
-            sweep_trees(self.root, ABANDONED_AFTER)  # code trees no job folder links any more
-        except Exception:  # noqa: BLE001 - tidying up must never cost a submit
-            pass
-        try:
-            return sweep(self.root, self.jobs_dir, ABANDONED_AFTER)
-        except Exception:  # noqa: BLE001 - tidying up must never cost a submit
-            return []
-
     def job(self, ref: str) -> Job:
         """A job by `jobN` or `N`; UsageError naming the closest jobs if unknown."""
         check_word(ref)
@@ -341,25 +300,6 @@ class Store:
             raise StoreDamaged(f"{self.jobs_dir / job_id / 'job.yaml'} is missing: {job_id} cannot be read without it "
                                f"(was it moved or deleted?); put it back, or remove the folder {self.jobs_dir / job_id}")
         raise no_such_job(ref, [known for known in self.job_ids() if known != job_id], self.root)
-
-    def discard(self, job: Job, reason: str) -> None:
-        """Remove a job nothing was started for (its submit was refused), keeping its id taken.
-
-        The `jobN.refused` file is written before the folder goes: an allocator that lists the
-        folder after it is gone still sees the id taken (see allocate). job.yaml goes first,
-        so a removal cut short leaves a folder every reader ignores (see job_ids)."""
-        atomic_write(self.jobs_dir / (job.id + REFUSED), reason.strip() + "\n")
-        job.spec_path.unlink(missing_ok=True)
-        shutil.rmtree(job.dir, ignore_errors=True)
-        from singkit.store import runlinks
-
-        with contextlib.suppress(OSError):
-            runlinks.cache_path(self.root, job.id).unlink()
-        if self.index.path.exists():
-            try:
-                self.index.remove(job.id)  # a concurrent listing may have indexed it meanwhile
-            except SingkitError:
-                pass  # busy: the next listing drops the row of a folder that is gone (sync_index)
 
     def cached(self, use: Callable[[], T], default: T) -> T:
         """`use()` on the index, which is only a cache: a damaged one is rebuilt (empty: the next
@@ -437,81 +377,15 @@ class Store:
             return {}
         return self.cached(lambda: self.index.folds(job_id), {})
 
-    def cached_statuses(self, last: int | None = None) -> dict[str, str] | None:
-        """job id → status as indexed (`last`: of the newest N jobs only); None when the index
-        cannot be used (see index_trouble)."""
-        return self.cached(lambda: self.index.statuses(last), None)
-
-    def summaries(self, status: str | None = None, target: str | None = None, last: int | None = None,
-                  on_error: Callable[[str, Exception], None] | None = None) -> list[dict[str, Any]] | None:
-        """Indexed job summaries, oldest first (see Index.summaries); rows that turn out damaged
-        are indexed again from their folders. None when the index cannot be used."""
-        rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
-        if rows is not None and (self.index.dropped or self.index.rebuilt):
-            self.sync_index(on_error)  # (rows were dropped: sync_index scans the folders whatever jobs/ says)
-            self.index.dropped.clear()
-            rows = self.cached(lambda: self.index.summaries(status=status, target=target, last=last), None)
-        return rows
-
-    def sync_index(self, on_error: Callable[[str, Exception], None] | None = None) -> None:
-        """Index job folders the index does not know (a fresh/damaged index, a crashed submit).
-
-        A job that cannot be read is skipped (never fails a listing) and passed to `on_error`;
-        one still being created (no job.yaml yet) is skipped silently. An index that cannot be
-        used is left alone (index_trouble says why).
-
-        The scan is skipped while jobs/ itself is unchanged since a scan that found every job
-        folder indexed (its mtime_ns, kept in the index): a job is added or removed only by
-        making or removing its folder there, so a warm listing stats no job folder."""
-        jobs_stamp = self._jobs_stamp()
-        if jobs_stamp is not None and self.cached(lambda: self.index.get_meta(JOBS_STAMP), None) == jobs_stamp \
-                and not self.index.rebuilt and not self.index.dropped:
-            return
-        known = self.cached_statuses()
-        if known is None:
-            return
-        self.index.rebuilt = False
-        complete = True
-        for job_id in known:
-            if not (self.jobs_dir / job_id).exists():
-                # discarded (or deleted by hand) since it was indexed
-                self.cached(lambda job_id=job_id: self.index.remove(job_id), None)
-        for job_id in self.job_ids():
-            if job_id in known:
-                continue
-            job = Job(self, job_id)
-            try:
-                self.save(job)
-            except Exception as error:  # noqa: BLE001 - one damaged job must not hide the others
-                complete = False  # (asked again next time: a damaged job is warned of on every listing)
-                if on_error is not None and job.spec_path.exists():
-                    on_error(job_id, error)
-        if complete and jobs_stamp is not None and self.index_trouble is None and not self.index.rebuilt:
-            self.cached(lambda: self.index.set_meta(JOBS_STAMP, jobs_stamp), None)
-
-    def _jobs_stamp(self) -> int | None:
-        """jobs/'s mtime_ns, when it is old enough to trust: a folder made in the same clock tick
-        as the one we saw would leave it unchanged (git's "racy" rule), so a stamp younger than
-        RACY_S is never kept. None when there is no jobs/ or it is too young."""
-        try:
-            st = os.stat(self.jobs_dir)
-        except OSError:
-            return None
-        return st.st_mtime_ns if time.time() - st.st_mtime > RACY_S else None
-
-    def rebuild_index(self) -> int:
-        """Drop and refill the index from the job folders; the number of jobs indexed."""
-        for job_id in self.index.statuses():
-            self.index.remove(job_id)
-        self.sync_index()
-        return len(self.index.statuses())
-
 
 def overall_status(spec: Mapping[str, Any], statuses: list[str]) -> str:
     """A job's status from its runs'; a dry run is `dry-run` unless preparing it failed."""
     if spec.get("dry_run") and RunStatus.FAILED not in statuses:
         return DRY_RUN
-    return runlog.job_status(statuses)
+    known = [s for s in statuses if s != LOG_MISSING]  # a run whose log is missing tells nothing
+    if statuses and not known:
+        return LOG_MISSING
+    return runlog.job_status(known)
 
 
 def no_such_job(ref: str, known: list[str], root: Path) -> UsageError:

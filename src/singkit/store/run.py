@@ -16,7 +16,7 @@ from singkit.refs import RUN_ID, shown
 from singkit.store import runlog
 from singkit.store.records import BACKEND_FIELDS, json_record
 from singkit.store.safe import UnsafeStoreContent, check_not_linked, safe_join
-from singkit.store.status import STATUSES
+from singkit.store.status import LOG_MISSING, STATUSES, RunStatus
 
 if TYPE_CHECKING:
     from singkit.store.model import Job
@@ -41,7 +41,6 @@ class Run:
             safe_join(job.dir / "runs", run_id, "the run id", job.spec_path)  # a link out of runs/ is refused
         # a plain str for the per-run stat of every listing (a 10,000-run job.status makes no Path per run)
         self.log_file = f"{job.runs_folder}{os.sep}{run_id}{os.sep}run.log"
-        self._summary: tuple[runlog.RunState, dict[str, Any]] | None = None  # (the fold it was made of, it)
 
     # Paths are made when asked for: job.status of a 10,000-run job uses none of them
     @functools.cached_property
@@ -116,6 +115,12 @@ class Run:
         self.append("status", status=status, **extra, **fields)
         return True
 
+    def log_missing(self) -> bool:
+        """Is run.log gone from a run folder that is there (a run that never had a folder is
+        only queued)? Nothing then tells what the run did: it is shown as `unknown`, and no
+        outcome is made up for it (a reconciler must not write one)."""
+        return not os.path.lexists(self.log_file) and os.path.isdir(os.path.dirname(self.log_file))
+
     def backend_info(self) -> dict[str, Any]:
         return json_record(self.backend_path, BACKEND_FIELDS)
 
@@ -123,11 +128,13 @@ class Run:
         atomic_write(self.backend_path, json.dumps(info, indent=1, default=str))
 
     def summary(self, state: runlog.RunState | None = None) -> dict[str, Any]:
+        """The run as job.status shows it, a new dict (made once per fold: Job.summary keeps the
+        summaries a refresh did not touch)."""
         state = state or self.state()
-        if self._summary is not None and self._summary[0] is state:  # the same fold (job.status sums up twice)
-            return dict(self._summary[1])
         data = {"run": self.id, **state.to_dict()}
+        if state.queued is None and state.status == RunStatus.QUEUED and self.log_missing():  # (no line at all: rare)
+            data.update(status=LOG_MISSING, reason=f"its run.log is missing (deleted or moved?): what {self.id} did "
+                                                   "is unknown; its output may still be in stdout.log")
         data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
         data["sweep"] = dict(self.hparams)
-        self._summary = (state, data)
-        return dict(data)
+        return data

@@ -9,7 +9,7 @@ table (singkit.store.index: one query serves the reports thousands of jobs at on
 
 read back (orjson: ~100x faster than the YAML) while job.yaml's size, mtime_ns and inode are
 the ones it was parsed at. job.yaml is only ever replaced whole (atomic_write: a new inode), and
-a file changed within RACY_S of being parsed is never kept (git's "racy" rule: an edit in the
+a file changed within fsutil.RACY_NS of being parsed is never kept (git's "racy" rule: an edit in the
 same clock tick keeps mtime_ns), so a kept copy is never older than the file. The row holds the
 data as parsed (before Job.spec's checks, which run on every read); data that JSON cannot hold
 exactly (a date, a non-text key, NaN) is never kept. A row that does not decode to a mapping is
@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from singkit.fsutil import RACY_NS
 
-RACY_S = 2.0  # a job.yaml changed more recently than this is parsed, not kept
+
 # Job.spec keeps a row of its own only for a bigger job.yaml: one write transaction per job is
 # more than parsing a few hundred runs costs (a first job.list of 5,000 jobs would write 5,000).
 # The reports keep every job's row, all in one transaction.
@@ -66,7 +67,7 @@ def trusted_stamp(path: Path | str) -> Stamp | None:
 
 def settled(at: Stamp) -> bool:
     """Is a file of this stamp old enough that a change would show in its stamp (git's racy rule)?"""
-    return time.time() - at[1] / 1e9 > RACY_S
+    return time.time_ns() - at[1] > RACY_NS
 
 
 def cached(row: tuple[int, int, int, str] | None, at: Stamp | None) -> dict[str, Any] | None:

@@ -35,8 +35,11 @@ ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PREEMPTED})
 # not running now: ended, or stopped by a preemption
 STOPPED = TERMINAL | {RunStatus.PREEMPTED}
 DRY_RUN = "dry-run"  # the status of a dry run and of its runs in listings (never in run.log)
+# a run's status in listings when its run folder is there but its run.log is not (deleted or
+# moved by hand: singkit never removes one): what the run did cannot be known (never in run.log)
+LOG_MISSING = "unknown"
 # a job (or run) that will not change any more
-SETTLED = TERMINAL | {DRY_RUN}
+SETTLED = TERMINAL | {DRY_RUN, LOG_MISSING}
 
 
 def parse(value: object) -> RunStatus | None:

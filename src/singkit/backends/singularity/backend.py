@@ -314,7 +314,9 @@ class SingularityBackend(Backend):
         return load_yaml(self.spec_path(job, run_id))
 
     # -- refresh --------------------------------------------------------------------------
-    def refresh(self, job: Job) -> None:
+    def refresh(self, job: Job) -> set[str]:
+        """The runs Azure ML may have moved on (see the module docstring); returns the ids of
+        those it asked about: no other run's files are written here."""
         known = settled.over(job)  # a sweep's finished runs: no backend.json read for them
         looked = [(r, r.backend_info()) for r in job.runs if r.id not in known]
         pending = [(r, i) for r, i in looked if i.get("azureml_name") and not (r.state().terminal and i.get("final"))]
@@ -330,6 +332,7 @@ class SingularityBackend(Backend):
                and ((r.backend_info() if r.id in asked else i).get("final") or not i.get("azureml_name"))}
         if now:
             settled.keep(job, known | now)
+        return asked
 
     def _adopt(self, ml: Any, run: Run, info: dict[str, Any]) -> bool:
         """A run whose submit did not finish: look its job up by name. True when there is one to

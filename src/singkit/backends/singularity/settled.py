@@ -9,7 +9,7 @@ writer that adds or resets runs), so the job folder keeps
     <jobN>/backend-settled.json   {"spec": [size, mtime_ns, inode] of job.yaml, "over": [run ids]}
 
 and `refresh` reads backend.json only for the other runs while job.yaml has that stamp. A
-job.yaml changed within the store's racy window (speccache.RACY_S) is not trusted to show a
+job.yaml changed within the store's racy window (fsutil.RACY_NS) is not trusted to show a
 change in its stamp (git's racy rule), so nothing is kept for it yet. The file is a cache: a missing, damaged, foreign or linked one only
 costs the full look."""
 
