@@ -15,7 +15,7 @@ from singkit.backends.base import Backend, backend_for_job
 from singkit.environment import Environment
 from singkit.exceptions import Hint, JobCancelled, JobFailed, SingkitError, UsageError
 from singkit.store import Job, Store, runlog
-from singkit.store.status import DRY_RUN, SETTLED, STATUSES
+from singkit.store.status import DRY_RUN, LOG_MISSING, SETTLED, STATUSES
 
 FINISHED = SETTLED
 
@@ -70,8 +70,8 @@ def status(env: Environment, job_ref: str) -> dict[str, Any]:
 
 def list_jobs(env: Environment, status: str | None = None, target: str | None = None,
               last: int | None = None) -> list[dict[str, Any]]:
-    if status and status not in (*STATUSES, DRY_RUN):
-        raise UsageError(f"--status={status} is not one of {', '.join(STATUSES)}, {DRY_RUN}")
+    if status and status not in (*STATUSES, DRY_RUN, LOG_MISSING):
+        raise UsageError(f"--status={status} is not one of {', '.join(STATUSES)}, {DRY_RUN}, {LOG_MISSING}")
     if last is not None and last < 1:
         raise UsageError(f"--last={last}: give 1 or more")
     store = Store.of(env)
@@ -249,6 +249,9 @@ def outcome(status: str, job_id: str) -> None:
                                                               more=(Hint.command("job.logs", job_id),)))
     if status == "cancelled":
         raise JobCancelled(f"{job_id} was cancelled")
+    if status == LOG_MISSING:  # not 0: a script must not read success into an outcome nobody knows
+        raise SingkitError(f"what {job_id} did is unknown: its runs' run.log files are missing",
+                           hint=Hint.command("job.status", job_id, say="; see {}"))
 
 
 class LiveLine:
@@ -289,14 +292,16 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
     line = LiveLine(env.stderr) if live else None
     try:
         out = env.stderr if json_out else env.stdout
-        states = JobFollower(job, backend, out, env.stderr, status_line=line).follow()
+        follower = JobFollower(job, backend, out, env.stderr, status_line=line)
+        states = follower.follow()
     finally:
         if line:
             line.close()
     summary = store.save(job)
     # the job's own time, from its first run's start to its last run's end (not how long we watched)
-    when = f"in {took(summary['started'], summary['ended'])}" if summary.get("started") else "before any run started"
-    env.err(f"{job.id} {summary['status']}: {status_counts(states)} {when}")
+    when = (f" in {took(summary['started'], summary['ended'])}" if summary.get("started")
+            else "" if follower.missing else " before any run started")
+    env.err(f"{job.id} {summary['status']}: {status_counts(states, follower.missing)}{when}")
     for run_id, state in states.items():
         if state.status == "failed" and state.reason:
             env.err(f"  {run_id}: {state.reason}")
