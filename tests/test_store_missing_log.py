@@ -5,6 +5,7 @@ died before this run started" into a new run.log), and a finished job's time sto
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,29 @@ def test_following_a_job_whose_run_log_is_gone_ends_and_says_unknown(tmp_path: P
     with pytest.raises(SingkitError) as raised:
         control.outcome("unknown", "job1")
     assert raised.value.exit_code == ExitStatus.ERROR and "unknown" in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link"])
+def test_a_run_log_that_is_no_regular_file_is_unknown_too(tmp_path: Path, kind: str) -> None:
+    """The store reads none of these as a run.log: the run was `queued` for ever and each look
+    warned `could not refresh job1: Is a directory` while the job's time kept growing."""
+    import os
+
+    env, runs = _job(tmp_path, "completed", "completed")
+    before = control.status(env, "job1")
+    log = runs / "job1.1" / "run.log"
+    text = log.read_bytes()
+    log.unlink()
+    if kind == "folder":
+        log.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(log)
+    else:
+        (tmp_path / "elsewhere.log").write_bytes(text)
+        log.symlink_to(tmp_path / "elsewhere.log")
+    err = io.StringIO()
+    env = dataclasses.replace(env, stderr=err)
+    data = control.status(env, "job1")
+    assert [r["status"] for r in data["runs"]] == ["unknown", "completed"]
+    assert data["status"] == "completed" and data["ended"] == before["ended"]
+    assert "could not refresh" not in err.getvalue()

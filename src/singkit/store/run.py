@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +141,14 @@ class Run:
 
 def log_missing(log_file: str) -> bool:
     """Is run.log gone from a run folder that is there (a run that never had a folder is only
-    queued)? Nothing then tells what the run did: job.status and the reports show it as
-    `unknown` (status.LOG_MISSING), and no outcome is made up for it (a reconciler must not
-    write one)."""
-    return not os.path.lexists(log_file) and os.path.isdir(os.path.dirname(log_file))
+    queued)? A folder, FIFO or link in its place is no run.log either (the store reads none of
+    them). Nothing then tells what the run did: job.status and the reports show it as `unknown`
+    (status.LOG_MISSING), and no outcome is made up for it (a reconciler must not write one)."""
+    try:
+        if stat.S_ISREG(os.lstat(log_file).st_mode):
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False  # cannot be told (a permission): not claimed missing
+    return os.path.isdir(os.path.dirname(log_file))
