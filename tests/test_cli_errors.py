@@ -215,7 +215,9 @@ def test_choices_are_the_librarys_own() -> None:
     from singkit.store.status import STATUSES
     from singkit.tasks import job, report
 
-    assert job.STATUSES == (*STATUSES, "dry-run") and job.WHAT == WHAT
+    from singkit.store.status import DRY_RUN, LOG_MISSING
+
+    assert job.STATUSES == (*STATUSES, DRY_RUN, LOG_MISSING) and job.WHAT == WHAT
     assert set(report.RUN_EVENTS) >= {"status", "hparams", "metrics", "exit"}
 
 
