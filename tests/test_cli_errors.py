@@ -177,7 +177,7 @@ def test_make_names_the_real_exit_code(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, expected", [
     (["job.list", "--status", "runing"], "error: --status=runing is not one of queued, running, completed, failed, "
-                                         "cancelled, preempted, dry-run; did you mean running?"),
+                                         "cancelled, preempted, dry-run, unknown; did you mean running?"),
     (["job.extract", "job1", "--dest=out", "--what", "output"], "error: --what=output is not one of code, logs, "
                                                                 "outputs, all; did you mean outputs?"),
     (["report.plot", "job1", "--aggregate=meen"], "error: --aggregate=meen is not one of mean, median, none; did you mean mean?"),
@@ -215,7 +215,9 @@ def test_choices_are_the_librarys_own() -> None:
     from singkit.store.status import STATUSES
     from singkit.tasks import job, report
 
-    assert job.STATUSES == (*STATUSES, "dry-run") and job.WHAT == WHAT
+    from singkit.store.status import DRY_RUN, LOG_MISSING
+
+    assert job.STATUSES == (*STATUSES, DRY_RUN, LOG_MISSING) and job.WHAT == WHAT
     assert set(report.RUN_EVENTS) >= {"status", "hparams", "metrics", "exit"}
 
 

@@ -65,3 +65,29 @@ def test_a_made_job_keeps_no_creating_marker(tmp_path):
     project = make_project(tmp_path)
     job = submit(make_env(project), SubmitRequest(command="true", dry_run=True))
     assert job.spec_path.is_file() and not (job.dir / ".creating").exists()
+
+
+def _strict(text: str):
+    """json.loads as strict parsers read (JavaScript's JSON.parse): no NaN, Infinity, -Infinity."""
+    def refuse(token: str):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_json_with_non_finite_metrics(tmp_path):
+    """run.log may hold NaN and ±Infinity (Python's json writes them); `job.status --json` printed
+    them bare, which JSON.parse refuses (fresh-user finding). Every --json is now null there, as
+    report.list's was."""
+    home = tmp_path / ".singkit"
+    storegen.sweep_job(home, "job1", lrs=(0.1,), seeds=(1,))
+    log = home / "jobs" / "job1" / "runs" / "job1.1" / "run.log"
+    with log.open("a") as fh:
+        for k, value in enumerate((float("nan"), float("inf"), float("-inf"))):
+            fh.write(json.dumps({"t": 2e9 + k, "event": "metrics", "step": 10 + k, "metrics": {f"m{k}": value}}) + "\n")
+    for args in (["job.status", "job1", "--json"], ["job.list", "--json"], ["report.list", "--runs", "job1", "--json"]):
+        done = cli(args, tmp_path, {"SINGKIT_HOME": str(home)})
+        assert done.returncode == 0, (args, done.stderr)
+        data = _strict(done.stdout)
+        if args[0] == "job.status":
+            assert {data["runs"][0]["last_metrics"][f"m{k}"] for k in range(3)} == {None}

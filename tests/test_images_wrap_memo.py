@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -164,3 +165,36 @@ def test_a_base_named_by_tag_keeps_no_record(tmp_path, docker_host, relay, stand
     again, _, sent = wrap_now(tmp_path, docker_host, relay)
     assert again.status == "up to date" and sent != b""
     assert not memo_file(tmp_path).exists()
+
+
+@pytest.mark.parametrize("how", ["fifo", "link to a fifo", "folder"])
+def test_a_dockerfile_that_is_no_regular_file_is_never_waited_on(tmp_path, docker_host, relay, standins,
+                                                                 registry_busybox, how):
+    """dockerfiles/<docker>.Dockerfile is generated: a FIFO (or a link to one, or to /dev/zero)
+    there hung image.wrap for ever (fresh-user finding); now it is not current and is replaced,
+    the link itself, never what it leads to (as root, writing through a link to /dev/zero
+    replaced the device). A folder there is one line and exit 2 (it was `Is a directory: …`,
+    exit 1). The link here leads to a FIFO of the test's own, so a fault cannot touch /dev."""
+    pinned_project(tmp_path, relay, standins, registry_busybox.digest)
+    first, _, _ = wrap_now(tmp_path, docker_host, relay)
+    dockerfile = tmp_path / "dockerfiles" / "tiny.Dockerfile"
+    text = dockerfile.read_text()
+    dockerfile.unlink()
+    if how == "fifo":
+        os.mkfifo(dockerfile)
+    elif how == "folder":
+        dockerfile.mkdir()
+    else:
+        os.mkfifo(tmp_path / "elsewhere")
+        dockerfile.symlink_to(tmp_path / "elsewhere")
+    proc = subprocess.run([sys.executable, "-m", "singkit", "image.wrap", "--docker=tiny"], cwd=tmp_path,
+                          env=environ(tmp_path, docker_host), capture_output=True, text=True, timeout=120)
+    if how == "folder":
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is a folder" in proc.stderr, proc.stderr
+        assert dockerfile.is_dir()
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == first.reference + "\n"
+        assert not dockerfile.is_symlink() and dockerfile.read_text() == text
+        if how == "link to a fifo":
+            assert stat.S_ISFIFO(os.lstat(tmp_path / "elsewhere").st_mode)  # not written through

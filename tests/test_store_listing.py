@@ -103,3 +103,25 @@ def test_only_the_listed_jobs_stamps_are_looked_at(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(model.Store, "respecced", lambda self, ids: asked.append(sorted(ids := list(ids))) or real(self, ids))
     control.list_jobs(env, last=2)
     assert asked == [["job4", "job5"]]
+
+
+@pytest.mark.parametrize("damage", ["removed", "damaged"])
+def test_last_n_shows_the_newest_n_that_can_be_read(tmp_path: Path, damage: str) -> None:
+    """`job.list --last 1` whose newest job's job.yaml was removed (or damaged) said "no jobs yet";
+    a job not finished whose job.yaml was removed was listed from its row after the warning that it
+    was skipped (fresh-user findings)."""
+    env, home = _store(tmp_path, jobs=3)
+    storegen.write_job(home, "job4", [RunSpec({"lr": 0.1}, curve(3, 2.0, 1.0), status="running")])
+    for num in range(1, 5):
+        _age(home / "jobs" / f"job{num}" / "job.yaml")
+    control.list_jobs(env)  # warm: a row for each
+    for num in (3, 4):  # the newest two: one finished, one running
+        spec = home / "jobs" / f"job{num}" / "job.yaml"
+        if damage == "removed":
+            spec.unlink()
+        else:
+            spec.write_text("runs: [unclosed\n")
+    for last in (1, 2, None):
+        assert [r["job"] for r in control.list_jobs(env, last=last)] == ["job1", "job2"][-(last or 2):]
+    err = env.stderr.getvalue()
+    assert "skipped job3" in err and "skipped job4" in err

@@ -4,7 +4,11 @@ died before this run started" into a new run.log), and a finished job's time sto
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from pathlib import Path
+
+import pytest
 
 import storegen
 from storegen import RunSpec, curve
@@ -52,3 +56,76 @@ def test_a_run_that_never_had_a_folder_is_only_queued(tmp_path: Path) -> None:
                        created=time.time())
     env = storegen.store_env(tmp_path)
     assert [r["status"] for r in control.status(env, "job1")["runs"]] == ["running", "queued"]
+
+
+def test_the_reports_and_job_list_say_unknown_as_job_status_does(tmp_path: Path) -> None:
+    """One status vocabulary: a report read the run as `queued` (no run.log: not started yet),
+    and `job.list --status=unknown` refused the status job.list itself shows for such a job."""
+    from singkit.reports.model import StoreReader
+
+    env, runs = _job(tmp_path, "completed")
+    (runs / "job1.1" / "run.log").unlink()
+    assert control.status(env, "job1")["status"] == "unknown"
+    for full in (True, False):  # a whole report, and a listing's columns
+        with StoreReader(env) as reader:
+            assert [r.status for j in reader.load(full=full) for r in j.runs] == ["unknown"]
+    assert [row["job"] for row in control.list_jobs(env, status="unknown")] == ["job1"]
+    assert control.list_jobs(env, status="completed") == []
+
+
+def test_following_a_job_whose_run_log_is_gone_ends_and_says_unknown(tmp_path: Path) -> None:
+    """job.monitor and job.logs --follow waited for ever on a run whose run.log was deleted (read
+    as queued, never ending); now they end, the monitor says unknown and exits 1, not 0."""
+    import io
+    import threading
+
+    from singkit.backends.follow import follow_lines
+    from singkit.exceptions import ExitStatus, SingkitError
+    from singkit.store import Store
+
+    env, runs = _job(tmp_path, "completed", "completed")
+    (runs / "job1.1" / "run.log").unlink()
+    err = io.StringIO()
+    env = dataclasses.replace(env, stderr=err, stdout=io.StringIO())
+    ended: dict[str, object] = {}
+
+    def watch() -> None:
+        ended["status"] = control.monitor(env, "job1", live=False)
+        ended["lines"] = list(follow_lines(Store.of(env).job("job1").run("job1.1"), follow=True))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "following a run whose run.log is gone never ended"
+    assert ended["status"] == "completed" and "1 completed, 1 unknown" in err.getvalue()
+    (runs / "job1.2" / "run.log").unlink()  # every run's log gone: the job's outcome is unknown
+    assert control.monitor(env, "job1", live=False) == "unknown"
+    with pytest.raises(SingkitError) as raised:
+        control.outcome("unknown", "job1")
+    assert raised.value.exit_code == ExitStatus.ERROR and "unknown" in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link"])
+def test_a_run_log_that_is_no_regular_file_is_unknown_too(tmp_path: Path, kind: str) -> None:
+    """The store reads none of these as a run.log: the run was `queued` for ever and each look
+    warned `could not refresh job1: Is a directory` while the job's time kept growing."""
+    import os
+
+    env, runs = _job(tmp_path, "completed", "completed")
+    before = control.status(env, "job1")
+    log = runs / "job1.1" / "run.log"
+    text = log.read_bytes()
+    log.unlink()
+    if kind == "folder":
+        log.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(log)
+    else:
+        (tmp_path / "elsewhere.log").write_bytes(text)
+        log.symlink_to(tmp_path / "elsewhere.log")
+    err = io.StringIO()
+    env = dataclasses.replace(env, stderr=err)
+    data = control.status(env, "job1")
+    assert [r["status"] for r in data["runs"]] == ["unknown", "completed"]
+    assert data["status"] == "completed" and data["ended"] == before["ended"]
+    assert "could not refresh" not in err.getvalue()

@@ -34,7 +34,7 @@ def _age(path: Path, seconds: int = 3600) -> None:
 
 
 def _edit_in_place_keeping_stamp(path: Path, old: str, new: str) -> None:
-    """Same size, same inode, same mtime_ns: a change no stamp can see (the limit of any stat cache)."""
+    """Same size, same inode, same mtime_ns: only ctime (which no one can set) tells the change."""
     assert len(old) == len(new)
     st = os.stat(path)
     text = path.read_text()
@@ -53,12 +53,12 @@ def _command(home: Path) -> str:
         store.close()
 
 
-def _spec_row(home: Path) -> tuple[int, int, int, str] | None:
-    """job1's row in the index's specs table (size, mtime_ns, inode, JSON text), None if none."""
+def _spec_row(home: Path) -> tuple[int, int, int, int, str] | None:
+    """job1's row in the index's specs table (size, mtime_ns, inode, ctime_ns, JSON text), None if none."""
     if not (home / "index.sqlite").exists():
         return None
     with sqlite3.connect(home / "index.sqlite") as db:
-        return db.execute("SELECT size, mtime_ns, inode, spec FROM specs WHERE job = 'job1'").fetchone()
+        return db.execute("SELECT size, mtime_ns, inode, ctime_ns, spec FROM specs WHERE job = 'job1'").fetchone()
 
 
 def _report_command(home: Path) -> str:
@@ -74,9 +74,11 @@ def test_job_yaml_is_parsed_once_per_version_and_every_change_is_seen(tmp_path: 
     spec = _job(home, BIG)
     assert _command(home) == "python train.py --epochs 3"
     assert _spec_row(home) is not None
-    # the file's stamp is the one it was parsed at: the parsed copy is what is read
+    # edited in place to the same size, inode and mtime_ns: ctime moved, so it is seen (it was
+    # not, before ctime was in the key: a fresh user's finding)
     _edit_in_place_keeping_stamp(spec, "--epochs 3", "--epochs 4")
-    assert _command(home) == "python train.py --epochs 3"
+    assert _command(home) == "python train.py --epochs 4"
+    assert _report_command(home) == "python train.py --epochs 4"
     # rewritten as singkit writes it (a new inode), even to the same size and mtime: seen
     st = os.stat(spec)
     atomic_write(spec, spec.read_text().replace("--epochs 4", "--epochs 5"))
@@ -139,7 +141,7 @@ def test_a_report_and_job_status_agree_on_a_job_yaml_rewritten_to_the_same_size_
     spec = _job(home, 3)  # small: only the reports keep its row
     assert _report_command(home) == _command(home) == "python train.py --epochs 3"
     kept = _spec_row(home)
-    assert kept is not None and decoded(kept, kept[:3])["command"] == "python train.py --epochs 3"
+    assert kept is not None and decoded(kept, kept[:4])["command"] == "python train.py --epochs 3"
     st = os.stat(spec)
     atomic_write(spec, spec.read_text().replace("--epochs 3", "--epochs 5"))
     os.utime(spec, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -183,3 +183,19 @@ def cell(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"), default=str)
     return str(value)
+
+
+def strict_json(data: Any) -> str:
+    """`--json` output: strict JSON (RFC 8259), indented. NaN and ±inf, legal in run.log but in no
+    JSON parser's grammar (JavaScript's JSON.parse refuses them), become null; anything JSON has no
+    type for is written as its str()."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(data), indent=2, allow_nan=False, default=str)

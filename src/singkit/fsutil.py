@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
@@ -29,6 +30,8 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
     Temps that killed writers left in the folder are swept first."""
     path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO, device, socket: never replaced
+        raise OSError(errno.EEXIST, "not a regular file; not replaced", str(path))
     if mode is None and path.exists():
         mode = path.stat().st_mode & 0o7777
     fd, tmp = temp_beside(path)

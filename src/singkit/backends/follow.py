@@ -9,11 +9,11 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from singkit.store import runlog
-from singkit.store.status import RunStatus
+from singkit.store.status import LOG_MISSING, RunStatus
 from singkit.store.safe import NotAFile, open_stored
 
 if TYPE_CHECKING:
@@ -30,13 +30,21 @@ class StateWatcher:
         self.run = run
         self.state = runlog.RunState()
         self.offset = 0
+        self.missing = False  # run.log gone from the run's folder: nothing will tell how it ends
 
     def poll(self) -> runlog.RunState:
         records, self.offset, skipped = runlog.read_counted(self.run.log_path, self.offset)
         self.state.skipped_lines += skipped
         for record in records:
             self.state.apply(record)
+        if not self.offset:  # nothing read yet: a run not started, or one whose log was deleted
+            self.missing = self.run.log_missing()
         return self.state
+
+    @property
+    def over(self) -> bool:
+        """Nothing more to wait for: the run ended, or its run.log is missing (job.status: unknown)."""
+        return self.state.terminal or self.missing
 
 
 def last_lines(path: Any, count: int) -> tuple[list[str], int]:
@@ -62,7 +70,8 @@ def follow_lines(run: Run, stream: str = "stdout", follow: bool = False, tail: i
     watcher = StateWatcher(run)
     pending = b""
     while True:
-        ended = watcher.poll().terminal  # before reading: whatever the run wrote is then in the file
+        watcher.poll()  # before reading: whatever the run wrote is then in the file
+        ended = watcher.over
         try:
             with open_stored(path) as fh:
                 fh.seek(offset)
@@ -84,12 +93,14 @@ def follow_lines(run: Run, stream: str = "stdout", follow: bool = False, tail: i
             time.sleep(poll)
 
 
-def status_counts(states: dict[str, runlog.RunState]) -> str:
+def status_counts(states: dict[str, runlog.RunState], missing: Collection[str] = ()) -> str:
     """`2 running, 1 preempted` for the live line; `(3 preemptions)` after, once any run was
-    preempted (preempted is not final: such runs are requeued and run again)."""
-    counts = collections.Counter(s.status for s in states.values())
+    preempted (preempted is not final: such runs are requeued and run again). `missing`: the
+    runs whose run.log is gone, counted as `unknown` (status.LOG_MISSING)."""
+    counts: collections.Counter[str] = collections.Counter(
+        LOG_MISSING if run in missing else s.status for run, s in states.items())
     order = [RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.PREEMPTED, RunStatus.COMPLETED, RunStatus.FAILED,
-             RunStatus.CANCELLED]
+             RunStatus.CANCELLED, LOG_MISSING]
     text = ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
     preemptions = sum(s.preemptions for s in states.values())
     return text + (f" ({preemptions} preemption{'s' * (preemptions != 1)})" if preemptions else "")
@@ -127,6 +138,7 @@ class JobFollower:
         self.prefix = len(job.runs) > 1
         self.broken: BrokenPipeError | None = None  # a reader went away (`| head`): raised by follow()
         self.failure: Exception | None = None  # what ended a pump thread: raised by follow(), in the caller's thread
+        self.missing: set[str] = set()  # runs whose run.log is gone (not waited for; status_counts' `missing`)
 
     def _pump(self, run: Run, stream: str) -> None:
         sink = self.out if stream == "stdout" else self.err
@@ -165,7 +177,8 @@ class JobFollower:
             if self.failure:
                 raise self.failure
             states = {w.run.id: w.poll() for w in watchers}
-            if all(s.terminal for s in states.values()) and not any(t.is_alive() for t in threads):
+            self.missing = {w.run.id for w in watchers if w.missing}
+            if all(w.over for w in watchers) and not any(t.is_alive() for t in threads):
                 if self.broken:  # a pump may have hit the closed pipe after the check above
                     raise self.broken
                 if self.failure:
@@ -179,6 +192,7 @@ class JobFollower:
             draining = any(states[rid].terminal and any(t.is_alive() for t in pair) for rid, pair in pumps.items())
             if self.status_line and not draining:
                 with self.lock:
-                    self.status_line(f"{self.job.id}: {status_counts(states)} · {clock(time.time() - started)}")
+                    self.status_line(f"{self.job.id}: {status_counts(states, self.missing)} · "
+                                     f"{clock(time.time() - started)}")
             for thread in threads:
                 thread.join(timeout=tick / max(1, len(threads)))

@@ -12,13 +12,17 @@ a config's `sha256:`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from singkit.exceptions import ConfigError, Problem, ServiceError, SingkitError, UsageError
+from singkit.fsutil import read_cache
 from singkit.imageref import Reference, base_reference, normalize_digest, wrapped_reference
 
 if TYPE_CHECKING:
@@ -319,26 +323,30 @@ def _stage_problem(cfg: Config, name: str, key: str, message: str) -> Problem:
 
 
 def dockerfile_current(rendered: Rendered) -> bool:
-    """Whether dockerfiles/<docker>.Dockerfile already says these inputs (its header names the hash)."""
-    try:
-        with open(rendered.path, encoding="utf-8") as handle:
-            head = [handle.readline() for _ in range(8)]
-    except OSError:
-        return False
+    """Whether dockerfiles/<docker>.Dockerfile already says these inputs (its header names the
+    hash). Anything there but a regular file (a FIFO, a link, a folder) is not current: it is
+    never waited on or followed."""
+    data = read_cache(rendered.path)
+    head = data[:4096].decode("utf-8", "replace").splitlines(keepends=True)[:8] if data else []
     return f"# inputs: {rendered.inputs_hash}\n" in head
 
 
 def write_dockerfile(rendered: Rendered) -> bool:
-    """Write the rendered file unless it already says exactly this; True if it was written."""
+    """Write the rendered file unless it already says exactly this; True if it was written.
+    A FIFO or link in its place is replaced, never written through; UsageError for a folder there."""
     from singkit.fsutil import atomic_write
 
     if rendered.text is None:
         raise ValueError("planned with text=False: plan again with text=True to write the Dockerfile")
-    try:
-        if rendered.path.read_text(encoding="utf-8") == rendered.text:
-            return False
-    except OSError:
-        pass
+    if read_cache(rendered.path) == rendered.text.encode("utf-8"):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        kind = os.lstat(rendered.path).st_mode
+        if stat.S_ISDIR(kind):
+            raise UsageError(f"{rendered.path} is a folder, where image.wrap writes dockers.{rendered.docker}'s "
+                             "generated Dockerfile: move it aside")
+        if not stat.S_ISREG(kind):  # a link, FIFO or device in its place: replaced, never written through
+            os.unlink(rendered.path)
     atomic_write(rendered.path, rendered.text)
     return True
 
@@ -396,7 +404,8 @@ def _find_template(env: Environment, cfg: Config, name: str, value: str, problem
 
 def relative_to_project(env: Environment, path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path(env.project_root).resolve()))
+        # the file's own name, not a link's target: the generated Dockerfile replaces a link there
+        return str((path.parent.resolve() / path.name).relative_to(Path(env.project_root).resolve()))
     except ValueError:
         return str(path)
 

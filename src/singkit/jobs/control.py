@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from singkit.backends.base import Backend, backend_for_job
 from singkit.environment import Environment
 from singkit.exceptions import Hint, JobCancelled, JobFailed, SingkitError, UsageError
 from singkit.store import Job, Store, runlog
-from singkit.store.status import DRY_RUN, SETTLED, STATUSES
+from singkit.store.status import DRY_RUN, LOG_MISSING, SETTLED, STATUSES
 
 FINISHED = SETTLED
 
@@ -70,8 +71,8 @@ def status(env: Environment, job_ref: str) -> dict[str, Any]:
 
 def list_jobs(env: Environment, status: str | None = None, target: str | None = None,
               last: int | None = None) -> list[dict[str, Any]]:
-    if status and status not in (*STATUSES, DRY_RUN):
-        raise UsageError(f"--status={status} is not one of {', '.join(STATUSES)}, {DRY_RUN}")
+    if status and status not in (*STATUSES, DRY_RUN, LOG_MISSING):
+        raise UsageError(f"--status={status} is not one of {', '.join(STATUSES)}, {DRY_RUN}, {LOG_MISSING}")
     if last is not None and last < 1:
         raise UsageError(f"--last={last}: give 1 or more")
     store = Store.of(env)
@@ -82,30 +83,56 @@ def list_jobs(env: Environment, status: str | None = None, target: str | None = 
         env.err(f"warning: skipped {job_id}: {why(error)}")
 
     store.sync_index(on_error=skip)
-    # only the jobs that can be listed are brought up to date: with --last alone, the newest N;
-    # the runners of all of them are looked for in one listing of the processes
+    # only the jobs that can be listed are brought up to date: with --last alone, the newest N
+    # (and one more for each of them that cannot be read); the runners of all of them are looked
+    # for in one listing of the processes
     shown = last if not status and not target else None
     statuses = store.cached_statuses(shown)
-    unfinished = [job_id for job_id, cached in (statuses or {}).items() if cached not in FINISHED]
-    # a finished job's rows hold until its job.yaml changes (an edit by hand, a removal): one
-    # stamp per job that can be listed says which to read again
-    respecced = store.respecced(job_id for job_id, cached in (statuses or {}).items() if cached in FINISHED)
     unreadable: set[str] = set()
-    with _runners_listed_once(bool(unfinished) or statuses is None):
-        for job_id in unfinished + respecced:
-            try:
-                refresh(env, store, store.job(job_id))
-            except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
-                skip(job_id, error)
-                if job_id in respecced:
-                    unreadable.add(job_id)  # its row was made from a job.yaml that is not there any more
-        rows = store.summaries(status=status, target=target, last=last, on_error=skip)
+    looked: set[str] = set()
+    with _runners_listed_once(statuses is None or any(c not in FINISHED for c in statuses.values())):
+        while statuses is not None:
+            fresh = {job_id: cached for job_id, cached in statuses.items() if job_id not in looked}
+            looked.update(fresh)
+            skipped = _bring_up_to_date(env, store, fresh, skip)
+            unreadable |= skipped
+            if shown is None or not skipped:
+                break
+            statuses = store.cached_statuses(shown + len(unreadable))
+        rows = store.summaries(status=status, target=target, last=None if last is None else last + len(unreadable),
+                               on_error=skip)
         if rows is not None and unreadable:
             rows = [row for row in rows if row["job"] not in unreadable]
+            rows = rows[-last:] if last is not None else rows
         if rows is None:  # the index cannot be used (full disk, read-only, locked): the folders are the truth
             rows = _from_folders(env, store, skip, status, target, last)
     index_note(env, store)
     return rows
+
+
+def _bring_up_to_date(env: Environment, store: Store, statuses: dict[str, str],
+                      skip: Callable[[str, Exception], None]) -> set[str]:
+    """Refresh the jobs of `statuses` (job -> status in the index) that may have changed: those not
+    finished, and finished ones whose job.yaml changed since their row was made (one stamp each).
+    The jobs whose job.yaml is gone or does not parse, whose rows must not be listed."""
+    unfinished = [job_id for job_id, cached in statuses.items() if cached not in FINISHED]
+    respecced = store.respecced(job_id for job_id, cached in statuses.items() if cached in FINISHED)
+    unreadable: set[str] = set()
+    for job_id in unfinished + respecced:
+        try:
+            job = store.job(job_id)
+            job.spec  # noqa: B018 - a job.yaml gone or damaged is told apart from a refresh that failed
+        except Exception as error:  # noqa: BLE001 - one bad job must not end the listing
+            skip(job_id, error)
+            unreadable.add(job_id)  # its row was made from a job.yaml that is not there any more
+            continue
+        try:
+            refresh(env, store, job)
+        except Exception as error:  # noqa: BLE001
+            skip(job_id, error)
+            if job_id in respecced:
+                unreadable.add(job_id)
+    return unreadable
 
 
 def _runners_listed_once(needed: bool) -> contextlib.AbstractContextManager[None]:
@@ -249,6 +276,9 @@ def outcome(status: str, job_id: str) -> None:
                                                               more=(Hint.command("job.logs", job_id),)))
     if status == "cancelled":
         raise JobCancelled(f"{job_id} was cancelled")
+    if status == LOG_MISSING:  # not 0: a script must not read success into an outcome nobody knows
+        raise SingkitError(f"what {job_id} did is unknown: its runs' run.log files are missing",
+                           hint=Hint.command("job.status", job_id, say="; see {}"))
 
 
 class LiveLine:
@@ -289,14 +319,16 @@ def monitor(env: Environment, job_ref: str, live: bool = True, json_out: bool = 
     line = LiveLine(env.stderr) if live else None
     try:
         out = env.stderr if json_out else env.stdout
-        states = JobFollower(job, backend, out, env.stderr, status_line=line).follow()
+        follower = JobFollower(job, backend, out, env.stderr, status_line=line)
+        states = follower.follow()
     finally:
         if line:
             line.close()
     summary = store.save(job)
     # the job's own time, from its first run's start to its last run's end (not how long we watched)
-    when = f"in {took(summary['started'], summary['ended'])}" if summary.get("started") else "before any run started"
-    env.err(f"{job.id} {summary['status']}: {status_counts(states)} {when}")
+    when = (f" in {took(summary['started'], summary['ended'])}" if summary.get("started")
+            else "" if follower.missing else " before any run started")
+    env.err(f"{job.id} {summary['status']}: {status_counts(states, follower.missing)}{when}")
     for run_id, state in states.items():
         if state.status == "failed" and state.reason:
             env.err(f"  {run_id}: {state.reason}")

@@ -10,7 +10,8 @@ from singkit.environment import Environment
 from singkit.reports.cache import Listed, SummaryCache
 from singkit.reports.source import RunRef, StoreLayout, is_run_of, natural_key
 from singkit.store.fold import RunState
-from singkit.store.status import DRY_RUN, RunStatus
+from singkit.store.run import log_missing
+from singkit.store.status import DRY_RUN, LOG_MISSING, RunStatus
 
 
 @dataclass
@@ -203,9 +204,9 @@ class StoreReader:
             states = [None] * len(refs)
         queued = RunStatus.QUEUED.value
         for (item, run, hparams), ref, state, row in zip(pending, refs, states, listed):
-            if row is None:
+            if row is None:  # no run.log: not started yet, or deleted from its folder (as job.status says)
                 started = ended = duration = None
-                status: str = queued
+                status: str = LOG_MISSING if log_missing(ref.log) else queued
             else:
                 if row.hparams:
                     hparams = {**hparams, **row.hparams}  # what the run logged wins

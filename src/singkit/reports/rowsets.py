@@ -14,7 +14,7 @@ from singkit.reports.model import Job, Run, cost_of, price_and_nodes, service_na
 from singkit.reports.prefs import MetricPrefs
 from singkit.reports.tables import Table
 from singkit.store.fold import LAST, MAX, MIN
-from singkit.store.status import DRY_RUN, STATUSES, STOPPED
+from singkit.store.status import DRY_RUN, LOG_MISSING, STATUSES, STOPPED
 
 RUN_EXTRA = ["job", "sku", "started", "ended", "steps", "nodes", "reason", "exit_code"]
 JOB_EXTRA = ["service", "sku", "completed", "failed", "running", "queued", "cancelled", "preempted"]
@@ -106,7 +106,7 @@ def job_table(jobs: list[Job], prefs: MetricPrefs, now: float) -> Table:
         starts = [r.started for r in job.runs if r.started is not None]
         ends = [r.ended if r.ended is not None else now for r in job.runs if r.started is not None]
         costs = [r.cost for r in job.runs if r.cost is not None]
-        counts = {str(s): statuses.count(s) for s in (*STATUSES, DRY_RUN)}
+        counts = {str(s): statuses.count(s) for s in (*STATUSES, DRY_RUN, LOG_MISSING)}
         row: dict[str, Any] = {
             "job": job.job, "created": _created(job.spec), "target": job.target,
             "service": service_name(job.spec), "sku": sku(job.spec), "runs": len(job.runs),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from typing import Any
 
@@ -184,14 +182,5 @@ def event_table(evs: list[dict[str, Any]], with_run: bool) -> Table:
 
 
 def plain_json(data: Any) -> str:
-    """JSON for scripts: NaN and inf (legal in run.log, not in JSON) become null."""
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return json.dumps(clean(data), indent=2, allow_nan=False, default=str)
+    """JSON for scripts: NaN and inf (legal in run.log, not in JSON) become null (fmt.strict_json)."""
+    return fmt.strict_json(data)

@@ -32,9 +32,10 @@ from singkit.store.foldcache import FOLD_COLUMNS, FoldRows, Stamp, fold_columns
 from singkit.store.fold import RunState
 from singkit.store.indexerrors import IndexDamaged, IndexUnavailable, damaged, trouble  # noqa: F401 (IndexUnavailable: re-exported)
 
-SCHEMA_VERSION = 6  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
+SCHEMA_VERSION = 7  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
 # 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache);
-# 6: runs keyed by run.log's inode and ctime too, with their listing columns (singkit.store.foldcache)
+# 6: runs keyed by run.log's inode and ctime too, with their listing columns (singkit.store.foldcache);
+# 7: specs keyed by job.yaml's ctime too
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     log_ctime_ns INTEGER, fold TEXT, listing TEXT);
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, spec TEXT);
+CREATE TABLE IF NOT EXISTS specs (job TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER,
+    ctime_ns INTEGER, spec TEXT);
 """
 _FEW = 500  # keys looked up through SQLite's IN; more: one scan of the table is cheaper
 
@@ -59,7 +61,7 @@ COLUMNS = {
              "ended", "command", "summary"),
     "runs": ("run", "job", "status", "reason", "exit_code", "started", "ended", "hparams", *FOLD_COLUMNS),
     "meta": ("key", "value"),
-    "specs": ("job", "size", "mtime_ns", "inode", "spec"),
+    "specs": ("job", "size", "mtime_ns", "inode", "ctime_ns", "spec"),
 }
 # what a summary row must hold to be listed (anything else is a damaged row)
 ROW_TYPES: dict[str, tuple[type, ...]] = {
@@ -269,20 +271,20 @@ class Index(FoldRows):
             db.execute("DELETE FROM specs WHERE job = ?", (job,))
 
     # -- job.yaml as JSON (the folds: singkit.store.foldcache.FoldRows) ----------------------------
-    def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, int, str]]:
-        """job -> (job.yaml size, mtime_ns, inode, its data as JSON text) as kept by put_specs;
-        the caller checks the stamp and decodes the text (singkit.store.speccache.cached)."""
-        rows = self._rows("SELECT job, size, mtime_ns, inode, spec FROM specs", jobs)
-        return {job: (size, mtime_ns, inode, text) for job, size, mtime_ns, inode, text in rows
+    def specs(self, jobs: list[str] | None = None) -> dict[str, tuple[int, int, int, int, str]]:
+        """job -> (job.yaml size, mtime_ns, inode, ctime_ns, its data as JSON text) as kept by
+        put_specs; the caller checks the stamp and decodes the text (singkit.store.speccache.cached)."""
+        rows = self._rows("SELECT job, size, mtime_ns, inode, ctime_ns, spec FROM specs", jobs)
+        return {job: (size, mtime_ns, inode, ctime_ns, text) for job, size, mtime_ns, inode, ctime_ns, text in rows
                 if isinstance(job, str) and isinstance(size, int) and isinstance(mtime_ns, int)
-                and isinstance(inode, int) and isinstance(text, str)}
+                and isinstance(inode, int) and isinstance(ctime_ns, int) and isinstance(text, str)}
 
-    def put_specs(self, rows: list[tuple[str, int, int, int, str]]) -> None:
-        """Keep job.yaml files parsed: (job, size, mtime_ns, inode, data as JSON text) each
-        (singkit.store.speccache.row)."""
+    def put_specs(self, rows: list[tuple[str, int, int, int, int, str]]) -> None:
+        """Keep job.yaml files parsed: (job, size, mtime_ns, inode, ctime_ns, data as JSON text)
+        each (singkit.store.speccache.row)."""
         if rows:
             with self._write() as db:
-                db.executemany("INSERT OR REPLACE INTO specs VALUES (?,?,?,?,?)", rows)
+                db.executemany("INSERT OR REPLACE INTO specs VALUES (?,?,?,?,?,?)", rows)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the runs and specs of every job not in `keep` (the job folders there are now)."""

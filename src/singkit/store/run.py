@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,10 +117,8 @@ class Run:
         return True
 
     def log_missing(self) -> bool:
-        """Is run.log gone from a run folder that is there (a run that never had a folder is
-        only queued)? Nothing then tells what the run did: it is shown as `unknown`, and no
-        outcome is made up for it (a reconciler must not write one)."""
-        return not os.path.lexists(self.log_file) and os.path.isdir(os.path.dirname(self.log_file))
+        """See log_missing (the function): is this run's run.log gone from its folder?"""
+        return log_missing(self.log_file)
 
     def backend_info(self) -> dict[str, Any]:
         return json_record(self.backend_path, BACKEND_FIELDS)
@@ -138,3 +137,18 @@ class Run:
         data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
         data["sweep"] = dict(self.hparams)
         return data
+
+
+def log_missing(log_file: str) -> bool:
+    """Is run.log gone from a run folder that is there (a run that never had a folder is only
+    queued)? A folder, FIFO or link in its place is no run.log either (the store reads none of
+    them). Nothing then tells what the run did: job.status and the reports show it as `unknown`
+    (status.LOG_MISSING), and no outcome is made up for it (a reconciler must not write one)."""
+    try:
+        if stat.S_ISREG(os.lstat(log_file).st_mode):
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False  # cannot be told (a permission): not claimed missing
+    return os.path.isdir(os.path.dirname(log_file))

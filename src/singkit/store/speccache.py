@@ -5,12 +5,13 @@ with libyaml's C parser, since PyYAML builds every value in Python), and every c
 looks at the job reads it. The one copy of what was parsed is a row of the index's `specs`
 table (singkit.store.index: one query serves the reports thousands of jobs at once):
 
-    (job, size, mtime_ns, inode, <job.yaml's data as JSON text>)
+    (job, size, mtime_ns, inode, ctime_ns, <job.yaml's data as JSON text>)
 
-read back (orjson: ~100x faster than the YAML) while job.yaml's size, mtime_ns and inode are
-the ones it was parsed at. job.yaml is only ever replaced whole (atomic_write: a new inode), and
-a file changed within fsutil.RACY_NS of being parsed is never kept (git's "racy" rule: an edit in the
-same clock tick keeps mtime_ns), so a kept copy is never older than the file. The row holds the
+read back (orjson: ~100x faster than the YAML) while job.yaml's size, mtime_ns, inode and
+ctime_ns are the ones it was parsed at. job.yaml is only ever replaced whole by singkit
+(atomic_write: a new inode); an edit in place to the same size with its mtime put back (`touch
+-r`) still moves ctime, which no one can set. A file changed within fsutil.RACY_NS of being
+parsed is never kept (git's "racy" rule: an edit in the same clock tick keeps mtime_ns). The row holds the
 data as parsed (before Job.spec's checks, which run on every read); data that JSON cannot hold
 exactly (a date, a non-text key, NaN) is never kept. A row that does not decode to a mapping is
 ignored (and rewritten). Store.job_yaml and reports.cache.SummaryCache.job_specs read and write
@@ -32,17 +33,17 @@ from singkit.fsutil import RACY_NS
 # more than parsing a few hundred runs costs (a first job.list of 5,000 jobs would write 5,000).
 # The reports keep every job's row, all in one transaction.
 CACHED_FROM_BYTES = 16_384
-Stamp = tuple[int, int, int]  # (size, mtime_ns, inode)
-Row = tuple[str, int, int, int, str]  # (job, size, mtime_ns, inode, JSON text): Index.put_specs
+Stamp = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns)
+Row = tuple[str, int, int, int, int, str]  # (job, size, mtime_ns, inode, ctime_ns, JSON text): Index.put_specs
 
 
 def stamp(path: Path | str) -> Stamp | None:
-    """(size, mtime_ns, inode) of the file itself (a link is not followed); None if missing."""
+    """(size, mtime_ns, inode, ctime_ns) of the file itself (a link is not followed); None if missing."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def trusted_stamp(path: Path | str) -> Stamp | None:
@@ -62,23 +63,25 @@ def trusted_stamp(path: Path | str) -> Stamp | None:
         return None
     if not stat.S_ISREG(st.st_mode) or os.path.islink(folder):
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def settled(at: Stamp) -> bool:
-    """Is a file of this stamp old enough that a change would show in its stamp (git's racy rule)?"""
+    """Is a file of this stamp old enough that a change would show in its stamp (git's racy rule)?
+    mtime decides, as for run.logs (foldcache): ctime is in the key, so an edit with its mtime put
+    back is seen, unless it falls in the very tick of an earlier edit made just before a parse."""
     return time.time_ns() - at[1] > RACY_NS
 
 
-def cached(row: tuple[int, int, int, str] | None, at: Stamp | None) -> dict[str, Any] | None:
-    """The data in an index row (size, mtime_ns, inode, text; Index.specs) when it was kept for a
+def cached(row: tuple[int, int, int, int, str] | None, at: Stamp | None) -> dict[str, Any] | None:
+    """The data in an index row (size, mtime_ns, inode, ctime_ns, text; Index.specs) when it was kept for a
     file of stamp `at`; None for another stamp, no stamp, or text that is not a JSON mapping."""
-    if row is None or at is None or tuple(row[:3]) != at:
+    if row is None or at is None or tuple(row[:4]) != at:
         return None
     try:
         import orjson
 
-        data = orjson.loads(row[3])
+        data = orjson.loads(row[4])
     except (ValueError, TypeError, ImportError):
         return None
     return data if isinstance(data, dict) else None

@@ -77,10 +77,15 @@ def pin(c, env, docker=None):
     env.out(result.reference)
 
 
-@task(help={"docker": DOCKER_HELP, "force": "build even when the registry's image is up to date",
+@task(help={"docker": DOCKER_HELP,
+            "force": "build and push even when up to date (e.g. the image was deleted from the registry, "
+                     "which the local wrap record cannot see)",
             "no-cache": "with a build, build every step again", "json": "print the result as JSON on stdout"})
 def wrap(c, env, docker=None, force=False, no_cache=False, json_=False):
-    """Render, build, validate, push and pin — or say "up to date" when the registry has these inputs."""
+    """Render, build, validate, push and pin — or say "up to date" when these inputs were pushed and pinned.
+
+    "Up to date" is decided by the local wrap record (this machine pushed or checked these
+    inputs, and the config pins that digest) or else by the registry (the image's inputs label)."""
     from singkit.images.wrap import output, wrap as wrap_image
 
     cfg, name = _load(env, docker)

@@ -7,7 +7,6 @@ config error, 3 cancelled, 4 a service (e.g. the Docker Engine) is unavailable.
 
 from __future__ import annotations
 
-import json as _json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,17 @@ from singkit.tasks._edge import int_arg, job_arg, task
 from singkit.tasks._hints import NO_JOBS_YET, detach_hint, next_steps
 
 JOB_HELP = "the job: jobN (also JOB=jobN as a word)"
-# Enumerated option values, spelled as singkit.store.runlog.STATUSES and backends.base.WHAT spell
-# them (not imported: those modules are not needed to start the CLI; a test keeps them equal).
-STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted", "dry-run")
+# Enumerated option values, spelled as singkit.store.status (STATUSES, DRY_RUN, LOG_MISSING) and
+# backends.base.WHAT spell them (not imported: those modules are not needed to start the CLI; a
+# test keeps them equal).
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "preempted", "dry-run", "unknown")
 WHAT = ("code", "logs", "outputs", "all")
 
 
 def _dump(env: Any, data: Any) -> None:
-    env.out(_json.dumps(data, indent=2, default=str))
+    from singkit.fmt import strict_json
+
+    env.out(strict_json(data))
 
 
 def _when(t: float | None) -> str:
