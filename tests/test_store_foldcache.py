@@ -153,8 +153,9 @@ def test_an_older_index_is_rebuilt_never_misread(tmp_path):
     db.close()
     assert _listed(env)["job1.1"][:2] == ("completed", 0)
     db = sqlite3.connect(tmp_path / ".singkit/index.sqlite")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 7
     assert [r[1] for r in db.execute("PRAGMA table_info(runs)")][-6:] == list(foldcache.FOLD_COLUMNS)
+    assert "ctime_ns" in [r[1] for r in db.execute("PRAGMA table_info(specs)")]  # schema 7: job.yaml keyed by ctime
     db.close()
 
 
