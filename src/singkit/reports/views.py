@@ -179,8 +179,3 @@ def event_table(evs: list[dict[str, Any]], with_run: bool) -> Table:
     if any(r["node"] is not None for r in rows):
         columns.append("node")
     return Table(columns + ["event", "detail"], rows)
-
-
-def plain_json(data: Any) -> str:
-    """JSON for scripts: NaN and inf (legal in run.log, not in JSON) become null (fmt.strict_json)."""
-    return fmt.strict_json(data)

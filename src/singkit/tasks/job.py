@@ -28,9 +28,7 @@ WHAT = ("code", "logs", "outputs", "all")
 
 
 def _dump(env: Any, data: Any) -> None:
-    from singkit.fmt import strict_json
-
-    env.out(strict_json(data))
+    env.out(fmt.strict_json(data))
 
 
 def _when(t: float | None) -> str:

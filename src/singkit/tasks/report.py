@@ -10,6 +10,7 @@ from pathlib import Path
 
 from singkit.environment import Environment
 from singkit.exceptions import UsageError, shown_path
+from singkit.fmt import strict_json
 from singkit.tasks._edge import int_arg as _int
 from singkit.tasks._edge import job_arg, task
 from singkit.tasks._surface import Choices
@@ -120,7 +121,7 @@ def log(c, env, job, run=None, event=None, last: int | None = None, json=False):
 
     evs = views.log_events(env, job_arg(job), run, event, _int(last, "last"))
     if json:
-        env.out(views.plain_json(evs))
+        env.out(strict_json(evs))
         return
     _print_table(env, views.event_table(evs, with_run=True), remedy="--json shows them")
 
@@ -129,13 +130,13 @@ def log(c, env, job, run=None, event=None, last: int | None = None, json=False):
             "all": "also group cancelled and preempted runs", "json": COMMON_HELP["json"]})
 def errors(c, env, job=None, tail: int | None = None, all=False, json=False):
     """Failed runs grouped by error signature, with the tail of stderr."""
-    from singkit.reports import errors as errs, views
+    from singkit.reports import errors as errs
 
     job = job_arg(job, required=False)
     statuses = ("failed", "cancelled", "preempted") if all else ("failed",)
     groups = errs.error_groups(env, job, statuses, _int(tail, "tail") if tail is not None else 10)
     if json:
-        env.out(views.plain_json(groups))
+        env.out(strict_json(groups))
     else:
         env.out(errs.render_groups(groups, job or "the store"))
 
@@ -150,7 +151,7 @@ def events(c, env, job=None, event=None, last: int | None = None, json=False):
 
     evs = views.audit_events(env, job_arg(job, required=False), event, _int(last, "last"))
     if json:
-        env.out(views.plain_json(evs))
+        env.out(strict_json(evs))
         return
     if not evs:
         env.err(f"no events recorded in {env.home / 'events.jsonl'}" + (" for that selection" if job or event else ""))
@@ -206,14 +207,14 @@ def plot(c, env, job, metrics=None, x=None, break_on=None, aggregate=None, group
 def summary(c, env, job, metric=None, maximize=False, minimize=False, use="best", format="png", no_plot=False,
             json=False):
     """A sweep's hparam sets ranked by the primary metric (mean ± std, best run) and its plot."""
-    from singkit.reports import render, summary as sweep, views
+    from singkit.reports import render, summary as sweep
 
     if maximize and minimize:
         raise UsageError("choose one of --maximize and --minimize")
     result = sweep.summarize(env, job_arg(job), metric, True if maximize else False if minimize else None, use)
     table = sweep.summary_table(result)
     if json:
-        env.out(views.plain_json({"job": result.job, "metric": result.metric, "maximize": result.maximize,
+        env.out(strict_json({"job": result.job, "metric": result.metric, "maximize": result.maximize,
                                   "use": result.use, "hparams": result.keys,
                                   "groups": render.json_rows([*table.columns, "scored", "values"], table.rows)}))
         return
