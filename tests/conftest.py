@@ -45,7 +45,7 @@ def docker_host(docker_client: Any) -> str:
 
 @pytest.fixture(scope="session")
 def busybox_image(docker_client: Any) -> docker_services.BaseImage:
-    """Local base image `singkit-test/busybox:1` (.ref, .id; str() is the ref) made from the
+    """Local base image `singkit-test/busybox:1-<session>` (.ref, .id; str() is the ref) made from the
     host's static busybox with every applet linked; labelled singkit.test=1, so images built
     FROM it inherit the label and are cleaned up too. No network inside: run containers with
     network_mode="none"."""

@@ -18,7 +18,10 @@ from typing import Any
 from services import (SESSION_ID, SESSION_LABEL, TEST_LABEL, TEST_LABELS, Registry, find_tool,
                       require_service)
 
-BUSYBOX_REF = "singkit-test/busybox:1"
+# A tag of this session's own: pytest sessions sharing one engine (a CI check beside a developer's
+# run) each import busybox, and a shared tag would move to the newest import, then vanish with
+# that session's clean-up while the others still use it.
+BUSYBOX_REF = f"singkit-test/busybox:1-{SESSION_ID}"
 
 
 # --- Docker Engine ------------------------------------------------------------------------------
