@@ -19,8 +19,8 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
-from itertools import chain
-from operator import attrgetter, itemgetter
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from singkit.exceptions import SingkitError
@@ -113,33 +113,8 @@ class SummaryCache:
         """Per ref: `decode`d from its index row (`what`: "fold" or "listing") while the row's
         stamp is its run.log's, else `of(run, fold)` from the file (and the fold kept); None
         for a run with no log."""
-        jobs = None if every_job is not None else sorted({ref.job for ref in refs})
-        matched = self._listings_in_bulk(refs, jobs) if what == "listing" else None
-        if matched is None:
-            matched = self._match(refs, jobs, what, decode)
-        out, stats = matched
-        # not indexed, stale, or a row that is not what it should hold: every such run.log at
-        # once (runlog.states looks at each runs/ folder once)
-        unread = [i for i, seen in enumerate(stats) if seen is not None and out[i] is None]
-        from singkit.store import runlog
-
-        updates = []
-        for i, state in zip(unread, runlog.states([refs[i].log for i in unread])):
-            ref, seen = refs[i], stats[i]
-            assert seen is not None
-            updates.append((ref.run, ref.job, stamp(seen), state))
-            out[i] = of(ref.run, state)
-        self._use(lambda index: index.put_folds(updates), None)
-        if every_job is not None:
-            self._use(lambda index: index.forget(set(every_job)), None)
-        return out
-
-    def _match(self, refs: list[RunRef], jobs: list[str] | None, what: str,
-               decode: Callable[[list[str], list[str]], list[Any]]) -> tuple[list[Any], list[os.stat_result | None]]:
-        """(per ref: its row `decode`d while the row is the run's and its stamp the run.log's,
-        else None; per ref: its run.log's lstat, None when there is none): the rows a run at a
-        time (index.run_folds), the general path, and what _listings_in_bulk must agree with."""
-        indexed = self._use(lambda index: index.run_folds(jobs, what), {})
+        jobs = sorted({ref.job for ref in refs})
+        indexed = self._use(lambda index: index.run_folds(None if every_job is not None else jobs, what), {})
         out: list[Any] = [None] * len(refs)
         hits: list[int] = []
         texts: list[str] = []
@@ -155,44 +130,24 @@ class SummaryCache:
             if row is not None and row[0] == ref.job and row[2:6] == stamp(st):
                 hits.append(i)
                 texts.append(row[6])
-        for i, value in zip(hits, decode(texts, [refs[i].run for i in hits])):
+        decoded = decode(texts, [refs[i].run for i in hits])
+        for i, value in zip(hits, decoded):
             out[i] = value
-        return out, stats
+        # not indexed, stale, or a row that is not what it should hold: every such run.log at
+        # once (runlog.states looks at each runs/ folder once)
+        unread = [i for i, seen in enumerate(stats) if seen is not None and out[i] is None]
+        from singkit.store import runlog
 
-    def _listings_in_bulk(self, refs: list[RunRef], jobs: list[str] | None
-                          ) -> tuple[list[Listed | None], list[os.stat_result | None]] | None:
-        """_match's answer for listings, made in bulk (issue 14: a warm listing of 50,000 runs
-        has about 13 µs a run): every row in one JSON text (index.listing_text), one decode,
-        rows put in the refs' order and stamps compared through map, at C speed. None when the
-        index cannot answer so, or its text does not decode whole to its rows (a damaged
-        listing): then _match decides, row by row."""
-        got = self._use(lambda index: index.listing_text(jobs), None)
-        if got is None:
-            return None
-        count, text = got
-        data = _loads_all(text)
-        if type(data) is not list or len(data) != count or (
-                data and (set(map(type, data)) != _LIST or set(map(len, data)) != _SEVEN)):
-            return None
-        where = dict(zip(map(itemgetter(0), data), range(len(data)))).get  # run -> its item
-        logs = [ref.dir + "/run.log" for ref in refs]
-        try:
-            stats: list[os.stat_result | None] = list(map(os.lstat, logs))  # a link reads as missing, as in _match
-        except (FileNotFoundError, NotADirectoryError):
-            stats = list(map(_lstat, logs))
-        places = list(map(where, map(_RUN, refs)))
-        if None not in places and None not in stats:  # the usual warm listing: every run indexed, all current?
-            rows = list(map(data.__getitem__, places))  # type: ignore[arg-type]
-            if list(map(_ROW_JOB, rows)) == list(map(_JOB, refs)) and \
-                    list(map(_ROW_STAMP, rows)) == list(map(_STAMP, stats)):
-                return Listed.from_data(list(map(_ROW_LISTING, rows)), list(map(_RUN, refs))), stats
-        out: list[Listed | None] = [None] * len(refs)
-        hits = [i for i, (ref, st, at) in enumerate(zip(refs, stats, places)) if st is not None and at is not None
-                and data[at][1] == ref.job and _ROW_STAMP(data[at]) == stamp(st)]
-        listed = Listed.from_data([data[places[i]][6] for i in hits], [refs[i].run for i in hits])  # type: ignore[index]
-        for i, value in zip(hits, listed):
-            out[i] = value
-        return out, stats
+        updates = []
+        for i, state in zip(unread, runlog.states([refs[i].log for i in unread])):
+            ref, seen = refs[i], stats[i]
+            assert seen is not None
+            updates.append((ref.run, ref.job, stamp(seen), state))
+            out[i] = of(ref.run, state)
+        self._use(lambda index: index.put_folds(updates), None)
+        if every_job is not None:
+            self._use(lambda index: index.forget(set(every_job)), None)
+        return out
 
     # -- small values (what the config says, keyed on its files' stamps) ---------------------
     def get_value(self, key: str) -> Any:
@@ -234,21 +189,8 @@ def _loads(text: object) -> object:
 _NUMBER = (int, float, type(None))
 # the types of foldcache.listing's items, in order (the run and status are checked apart)
 _SHAPE: tuple[Any, ...] = (str, str, (str, type(None)), (int, type(None)), _NUMBER, _NUMBER, int, int, dict, dict)
-_TYPES = [set(kinds) if isinstance(kinds, tuple) else {kinds} for kinds in _SHAPE]
 _STATUSES = frozenset(status.value for status in RunStatus)
-_LIST, _FOUR, _SEVEN = {list}, {4}, {7}
-# RunRef's and listing_text items' fields, read through map
-_JOB, _RUN = itemgetter(0), itemgetter(1)
-_ROW_JOB, _ROW_STAMP, _ROW_LISTING = itemgetter(1), itemgetter(2, 3, 4, 5), itemgetter(6)
-_STAMP = attrgetter("st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")  # foldcache.stamp, through map
-
-
-def _lstat(path: str) -> os.stat_result | None:
-    """os.lstat, None for a path that is not there."""
-    try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+_LIST, _FOUR = {list}, {4}
 
 
 class Listed:
@@ -287,16 +229,10 @@ class Listed:
         if not texts:
             return []
         data = _loads_all("[" + ",".join(texts) + "]")
+        if type(data) is list and len(data) == len(texts) and _all_listings(data, runs):
+            return list(map(cls, data))
         if type(data) is not list or len(data) != len(texts):
             data = [_loads(text) for text in texts]
-        return cls.from_data(data, runs)
-
-    @classmethod
-    def from_data(cls, data: list[Any], runs: list[str]) -> list[Listed | None]:
-        """Rows' decoded listings of `runs` (in order) as Listed, None for one that is not a
-        listing of its run: checked column-wise at C speed, row by row when that fails."""
-        if _all_listings(data, runs):
-            return list(map(cls, data))
         checked = cls.checked
         return [checked(item, run) for item, run in zip(data, runs)]
 
@@ -327,8 +263,8 @@ def _all_listings(data: list[Any], runs: list[str]) -> bool:
             return False
         if list(map(itemgetter(0), data)) != runs or not set(map(itemgetter(1), data)) <= _STATUSES:
             return False
-        for j in range(2, LISTING_LEN):  # exact types (as JSON decodes them): a bool exit code, say, goes row by row
-            if not set(map(type, map(itemgetter(j), data))) <= _TYPES[j]:
+        for j in range(2, LISTING_LEN):
+            if not all(map(isinstance, map(itemgetter(j), data), repeat(_SHAPE[j]))):
                 return False
         stats = list(chain.from_iterable(map(dict.values, map(itemgetter(9), data))))
         return set(map(type, stats)) <= _LIST and set(map(len, stats)) <= _FOUR

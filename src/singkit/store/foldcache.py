@@ -80,24 +80,6 @@ class FoldRows:
             f"WHERE {_KEPT.format(column)}", jobs)
         return {row[1]: row for row in rows}
 
-    def listing_text(self, jobs: list[str] | None = None) -> tuple[int, str]:
-        """(how many rows, ONE JSON array text) of `jobs`' runs indexed with listing columns
-        (None: every job's), each item [run, job, size, mtime_ns, inode, ctime_ns, listing]: what
-        run_folds(jobs, "listing") gives, joined by SQLite, so a warm listing of 50,000 runs
-        makes no Python object per row before one decode. The listing texts are spliced in as
-        they are kept: a damaged one may break the array, or change its count (the caller
-        checks both and then asks run_folds)."""
-        sql = ("SELECT count(*), '[' || coalesce(group_concat(printf('[%s,%s,%d,%d,%d,%d,%s]', json_quote(run), "
-               "json_quote(job), log_size, log_mtime_ns, log_ino, log_ctime_ns, listing), ','), '') || ']' "
-               f"FROM runs WHERE {_KEPT.format('listing')}")
-        params: tuple[str, ...] = ()
-        if jobs is not None:  # (any number of jobs in one parameter)
-            sql += " AND job IN (SELECT value FROM json_each(?))"
-            params = (json.dumps(jobs),)
-        with self._errors():  # type: ignore[attr-defined]
-            count, text = self.db.execute(sql, params).fetchone()  # type: ignore[attr-defined]
-        return count, text
-
     def put_folds(self, rows: list[tuple[str, str, Stamp, RunState]]) -> None:
         """Keep folds read from run.logs: (run, job, run.log stamp, fold) each. A run the store
         indexed keeps its row and gets the fold; a run it has not gets a row."""
