@@ -1,10 +1,11 @@
 """Where a cold `report.list --runs` spends its CPU (issue 15): the command run in this process,
 with its stages wrapped to add up their CPU seconds (time.process_time; no profiler overhead).
 
-    python bench/profile_report_list.py STORE      # STORE: a store folder (…/.singkit), e.g. one
-                                                   # bench_report_list.py --keep DIR generated
+    python bench/profile_report_list.py [--warm] STORE   # STORE: a store folder (…/.singkit), e.g.
+                                                         # one bench_report_list.py --keep DIR generated
 
-The store's index is removed first (cold: every run.log read and folded). Stages nest: the
+The store's index is removed first (cold: every run.log read and folded); --warm keeps it (and
+fills it first, if it is not), and times the warm listing's stages instead. Stages nest: the
 indented ones are parts of the one above. Not a goal: a map of what the goals measure."""
 
 from __future__ import annotations
@@ -28,13 +29,30 @@ STAGES = [  # (module, attribute, label)
     ("singkit.reports.rowsets", "run_table", "table rows"),
     ("singkit.tasks.report", "_emit_table", "render and print"),
 ]
+WARM_STAGES = [  # (module, attribute, label), for --warm
+    ("singkit.reports.cache", "SummaryCache.job_specs", "job.yaml of every job (from the index)"),
+    ("singkit.reports.model", "StoreReader._run_ids", "run ids (job.yaml's runs, runs/ folders)"),
+    ("singkit.reports.cache", "SummaryCache.run_listings", "listing rows (run_listings)"),
+    ("singkit.store.index", "Index._rows", "  fetch the rows"),
+    ("singkit.reports.cache", "Listed.from_texts", "  decode and check them"),
+    ("singkit.reports.rowsets", "run_table", "table rows"),
+    ("singkit.tasks.report", "_emit_table", "render and print"),
+    ("singkit.reports.render", "column_texts", "  cells (column_texts)"),
+    ("singkit.reports.render", "_table", "  lines (_table)"),
+]
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
+    warm = sys.argv[1:2] == ["--warm"]
+    if len(sys.argv) != 2 + warm:
         raise SystemExit(__doc__)
-    home = os.path.abspath(sys.argv[1])
-    for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
+    home = os.path.abspath(sys.argv[-1])
+    if warm:
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "singkit", "report.list", "--runs"], stdout=subprocess.DEVNULL, check=True,
+                       cwd=os.path.dirname(home), env={**os.environ, "SINGKIT_HOME": home})  # (the index filled)
+    for name in () if warm else ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(home, name))
     os.environ["SINGKIT_HOME"] = home
@@ -46,7 +64,8 @@ def main() -> int:
 
     imported = time.process_time() - start
     spent: dict[str, float] = {}
-    for module, attribute, label in STAGES:
+    stages = WARM_STAGES if warm else STAGES
+    for module, attribute, label in stages:
         owner: Any = importlib.import_module(module)
         *path, name = attribute.split(".")
         for part in path:
@@ -58,7 +77,7 @@ def main() -> int:
         cli.main()
     command = time.process_time() - begun
     print(f"imports {imported:.3f} CPU s, command {command:.3f} CPU s (load average {os.getloadavg()[0]:.2f})")
-    for _, _, label in STAGES:
+    for _, _, label in stages:
         print(f"  {label:44} {spent.get(label, 0.0):7.3f}")
         if label.strip().startswith("read, decode"):  # read_stored yields file by file: what is left is its part
             rest = spent.get(label, 0.0) - spent.get("    decode", 0.0) - spent.get("    fold", 0.0)

@@ -127,13 +127,7 @@ def format_column(values: list[Any], kind: str, spec: str | None = None) -> tupl
     types = set(map(type, values))
     if spec and kind == "plain" and types <= _PLAIN_NUMBERS:
         # the common case, at C speed: format() writes nan, inf and -inf as fmt.number does
-        if _NONE in types:
-            cells = ["" if v is None else format(v, spec) for v in values]
-        else:
-            cells = list(map(format, values, repeat(spec)))
-        if any(map(str.startswith, cells, repeat("-"))):
-            cells = [c[1:] if c[:1] == "-" and c != "-inf" and float(c) == 0 else c for c in cells]  # no -0.0000
-        return cells, types != {_NONE} and bool(values)
+        return _spec_cells(values, spec, _NONE in types), types != {_NONE} and bool(values)
     types.discard(_NONE)
     numeric = bool(types & _NUMBER_TYPES) and not types - _NUMBER_TYPES  # (exact types: bool is no number here)
     if types == _STR:
@@ -159,6 +153,25 @@ def format_column(values: list[Any], kind: str, spec: str | None = None) -> tupl
     for key in memo:
         memo[key] = _cell(key[1], kind, spec)
     return list(map(memo.__getitem__, keys)), numeric
+
+
+def _spec_cells(values: list[float | int | None], spec: str, nones: bool) -> list[str]:
+    """format_column's cells of a plain number column under `spec` (`nones`: it holds None).
+    A column that repeats its values (the best of a metric, a sweep's settings) formats each
+    distinct value once; equal keys are safe here: under a spec 1 and 1.0 read alike, and -0.0
+    is written as 0.0 is (below)."""
+    memo: dict[Any, str] = dict.fromkeys(values)
+    if 2 * len(memo) <= len(values):
+        for value in memo:
+            memo[value] = "" if value is None else format(value, spec)
+        cells = list(map(memo.__getitem__, values))
+    elif nones:
+        cells = ["" if v is None else format(v, spec) for v in values]
+    else:
+        cells = list(map(format, values, repeat(spec)))
+    if any(map(str.startswith, cells, repeat("-"))):
+        cells = [c[1:] if c[:1] == "-" and c != "-inf" and float(c) == 0 else c for c in cells]  # no -0.0000
+    return cells
 
 
 def _one_by_one(keys: list[tuple[type, Any]], kind: str, spec: str | None) -> list[str]:
@@ -215,11 +228,16 @@ def column_texts(columns: list[str], rows: list[dict[str, Any]], aligned: list[l
     grouped = {c for g in groups for c in g}
     specs: dict[str, str] = {}
     values = {c: list(map(dict.get, rows, repeat(c))) for c in columns}  # each column's values, once
+    # a column of text alone has no number to format (column_format would say ""): not scanned
+    texts = {c for c in columns if set(map(type, values[c])) <= _TEXT}
     for c in columns:
-        if c not in grouped and measured(c):
+        if c not in grouped and c not in texts and measured(c):
             specs[c] = fmt.column_format(values[c])
     for group in groups:
         present = [c for c in group if c in columns and measured(c)]
+        if not set(present) - texts:
+            specs.update(dict.fromkeys(present, ""))
+            continue
         spec = fmt.column_format([v for c in present for v in values[c]])
         specs.update(dict.fromkeys(present, spec))
     specs.update({c: f for c, f in (formats or {}).items() if c in columns})
@@ -230,6 +248,7 @@ _INF = float("inf")
 _NONE = type(None)
 _PLAIN_NUMBERS = {float, int, _NONE}
 _NUMBER_TYPES, _STR, _FLOAT = {float, int}, {str}, float
+_TEXT = {str, _NONE}
 
 
 @dataclass
