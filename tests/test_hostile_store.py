@@ -445,3 +445,18 @@ def test_a_job_folder_without_its_job_yaml_says_so_not_did_you_mean_itself(world
     done = world.cli("job.status", job.id)
     assert done.code == 2 and len(done.lines) == 1, done.err
     assert "job.yaml is missing" in done.err and "did you mean" not in done.err, done.err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_cancel_of_a_run_whose_run_log_is_no_file_is_one_line_not_a_hang(world: World, kind: str) -> None:
+    # the append opened the FIFO for writing, which waits for a reader for ever
+    job = submit(world.env, SubmitRequest(command="sleep 60", runs=2, parallel=1))
+    queued = job.runs[1]  # not started: only cancel writes its run.log
+    saved = queued.log_path.read_bytes()
+    queued.log_path.unlink()
+    os.mkfifo(queued.log_path) if kind == "fifo" else queued.log_path.mkdir()
+    done = world.cli("job.cancel", job.id)
+    assert done.code == 2 and len(done.lines) == 1 and "not a regular file" in done.err, done.err
+    os.unlink(queued.log_path) if kind == "fifo" else queued.log_path.rmdir()
+    queued.log_path.write_bytes(saved)
+    assert world.cli("job.cancel", job.id).code == 0

@@ -88,6 +88,12 @@ class Run:
         except FileNotFoundError as error:
             raise UnsafeStoreContent(f"{error.filename}: a symbolic link where the store keeps a run's file; "
                                      "nothing was written (the store was damaged or tampered with)") from None
+        if not _regular_or_absent(self.log_path):
+            # a FIFO would hold the append until some reader opened it (for ever); a folder or device
+            # is no log either: the readers call such a run `unknown`, and nothing is written into it
+            raise UnsafeStoreContent(f"{self.log_path}: not a regular file (a folder, FIFO or device) where the "
+                                     "store keeps a run's log; nothing was written (the store was damaged or "
+                                     "tampered with)")
         try:
             return runlog.append(self.log_path, event, **fields)
         except FileNotFoundError:
@@ -137,6 +143,15 @@ class Run:
         data["hparams"] = {**self.hparams, **state.hparams}  # the sweep's, then what the job logged
         data["sweep"] = dict(self.hparams)
         return data
+
+
+def _regular_or_absent(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # cannot be told: the append itself will say what is wrong
 
 
 def log_missing(log_file: str) -> bool:
