@@ -114,7 +114,9 @@ class RunState:
             nrec["status"], nrec["ended"] = None, t
 
     def _status(self, record: dict[str, Any], t: float | None, nrec: dict[str, Any] | None) -> None:
-        status = parse(record.get("status"))
+        word = record.get("status")
+        # (a decoded line's text: one dict lookup, not the enum's call; anything else as parse says)
+        status = _STATUS_OF.get(word) if type(word) is str else parse(word)
         if status is None:
             return
         if nrec is not None and nrec["status"] not in TERMINAL:
@@ -298,13 +300,18 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
     steps: list[Any] = list(map(get, lines, repeat("step")))
     if not set(map(type, values)) <= _DICT or not set(map(type, steps)) <= _JSON:
         return False
-    layouts = set(map(tuple, map(dict.keys, values)))
-    uniform = len(layouts) == 1  # every line logs the same names in the same order: columns by zip
-    columns: list[Any]
+    # every line logs the same names (as many as the first line, each of them): a column per name
+    # by key, the names in the first line's order (a column by getitem is cheaper than a tuple
+    # of its keys per line to compare)
+    names = list(values[0]) if values else []
+    uniform = bool(values) and set(map(len, values)) == {len(names)}
+    columns: list[Any] = []
     if uniform:
-        names = list(values[0])
-        columns = list(zip(*map(dict.values, values)))
-    else:
+        try:
+            columns = [list(map(dict.__getitem__, values, repeat(name))) for name in names]
+        except KeyError:
+            uniform = False
+    if not uniform:
         names = list(dict.fromkeys(chain.from_iterable(values)))
         if len(names) * len(values) > 4 * sum(map(len, values)) + 1000:
             return False  # each name on few lines: a column per name would be quadratic
