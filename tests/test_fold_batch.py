@@ -212,3 +212,18 @@ def test_lines_of_as_many_names_in_another_order_or_other_names_fold_as_line_by_
     assert fold._fold_batch(RunState(), lines)  # (the bulk fold takes it)
     assert_same_state(RunState().fold(lines), folded_one_by_one(lines))
     assert_same_state(RunState().fold(lines[:5]).fold(lines[5:]), folded_one_by_one(lines))
+
+
+def test_only_a_fold_made_afresh_from_a_log_orjson_read_whole_is_known_json_exact(tmp_path) -> None:
+    """RunState.json_exact lets the index write a fold with orjson unchecked (issue 14): it must
+    be set only where orjson decoded every line, and cleared by any later fold."""
+    clean, nan = tmp_path / "clean.log", tmp_path / "nan.log"
+    clean.write_bytes(b'{"t": 1, "event": "metrics", "metrics": {"a": 1.5}}\n' * 10)
+    nan.write_bytes(b'{"t": 1, "event": "metrics", "metrics": {"a": 1.5}}\n' * 9 + b'{"t": 2, "event": "metrics", "metrics": {"a": NaN}}\n')
+    fresh, other = runlog.states([str(clean), str(nan)])
+    assert fresh.json_exact and not other.json_exact and not RunState().json_exact
+    fresh.fold([{"t": 3 + i, "event": "metrics", "metrics": {"a": float("nan")}} for i in range(fold.BATCH_FROM)])  # (bulk)
+    assert not fresh.json_exact
+    again = runlog.states([str(clean)])[0]
+    again.apply({"t": 3, "event": "metrics", "metrics": {"a": float("inf")}})
+    assert not again.json_exact and "json_exact" not in again.to_json()

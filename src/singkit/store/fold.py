@@ -57,6 +57,11 @@ class RunState:
     metric_lines: int = 0
     metrics: dict[str, list[Any]] = field(default_factory=dict)  # name -> [last, last_step, min, max, count, nonfinite]
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # "0" -> {status, started, ended, last_t, metric_lines}
+    # True only for a fold made afresh from records orjson decoded (runlog.states): then it holds
+    # no NaN or inf (orjson refuses them), no int past 64 bits and no lone surrogate, so orjson
+    # writes it as json would read it back (foldcache.json_texts need not check). Any later
+    # fold or apply clears it. Not a field: never in to_json, eq or repr.
+    json_exact = False  # (unannotated: a class attribute, not a dataclass field)
 
     @property
     def terminal(self) -> bool:
@@ -70,9 +75,13 @@ class RunState:
         if len(records) < BATCH_FROM or not _fold_batch(self, records):
             for record in records:
                 self.apply(record)
+        if self.json_exact:
+            del self.json_exact  # (back to the class's False)
         return self
 
     def apply(self, record: dict[str, Any]) -> None:
+        if self.json_exact:
+            del self.json_exact
         t = _number(record.get("t"))
         if t is not None:
             if self.first_t is None:
