@@ -1,4 +1,5 @@
-"""Generated stores for the report benchmarks (the same layout tests/storegen.py writes)."""
+"""Generated stores for the report benchmarks (the same layout tests/storegen.py writes; job.yaml
+by the store's own writer, as job.submit writes it)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ def many_runs(home: Path, jobs: int = 100, runs_per_job: int = 100, steps: int =
 def big_curves(home: Path, runs: int = 100, steps: int = 10_000) -> list[Path]:
     """One job of `runs` runs with `steps` metric lines each (loss, acc)."""
     folder = home / "jobs" / "job1"
-    lines = ["job: job1", "target: {name: local, service: local, nodes: 1}", "service: {name: local, type: local}", "command: python train.py", "created: 1732450000", "runs:"]
+    data = {"job": "job1", "target": {"name": "local", "service": "local", "nodes": 1},
+            "service": {"name": "local", "type": "local"}, "command": "python train.py", "created": 1732450000,
+            "runs": [{"run": f"job1.{k}", "hparams": {"lr": [0.1, 0.01, 0.001][k % 3], "seed": k}} for k in range(1, runs + 1)]}
     logs = []
     for k in range(1, runs + 1):
-        lines += [f"- run: job1.{k}", f"  hparams: {{lr: {[0.1, 0.01, 0.001][k % 3]}, seed: {k}}}"]
         log = folder / "runs" / f"job1.{k}" / "run.log"
         storegen.fast_metrics_log(log, steps, seed=k)
         logs.append(log)
-    (folder / "job.yaml").write_text("\n".join(lines) + "\n")
+    storegen.write_spec(folder, data)
     return logs

@@ -22,7 +22,8 @@ STAGES = [  # (module, attribute, label)
     ("singkit.reports.cache", "SummaryCache.job_specs", "job.yaml of every job (parse_job_yaml)"),
     ("singkit.reports.cache", "SummaryCache.run_states", "run folds (run_states)"),
     ("singkit.store.runlog", "states", "  read, decode and fold every run.log"),
-    ("singkit.store.runlog", "decode", "    decode"),
+    ("singkit.store.runlog", "_by_orjson", "    decode"),
+    ("singkit.store.runlog", "parse_lines", "    decode"),
     ("singkit.store.fold", "RunState.fold", "    fold"),
     ("singkit.store.fold", "RunState.to_json", "  folds as JSON for the index"),
     ("singkit.store.index", "Index.put_folds", "  index writes"),
@@ -77,7 +78,7 @@ def main() -> int:
         cli.main()
     command = time.process_time() - begun
     print(f"imports {imported:.3f} CPU s, command {command:.3f} CPU s (load average {os.getloadavg()[0]:.2f})")
-    for _, _, label in stages:
+    for _, _, label in dict.fromkeys((None, None, label) for _, _, label in stages):  # (a label timed twice: once)
         print(f"  {label:44} {spent.get(label, 0.0):7.3f}")
         if label.strip().startswith("read, decode"):  # read_stored yields file by file: what is left is its part
             rest = spent.get(label, 0.0) - spent.get("    decode", 0.0) - spent.get("    fold", 0.0)

@@ -1,8 +1,10 @@
 """Generated job stores for report tests and benchmarks, written in the store's fixed layout.
 
-Nothing here calls singkit: the files are written the way the store and the in-job metrics
-API write them (job.yaml, runs/<run>/run.log JSONL, stdout.log, stderr.log, events.jsonl),
-so the reports are tested against the contract, not against our own reader.
+The files are written the way the store and the in-job metrics API write them (runs/<run>/
+run.log JSONL, stdout.log, stderr.log, events.jsonl), so the reports are tested against the
+contract, not against our own reader; job.yaml is written by the store's own writer
+(yamlio.dump_yaml, what job.submit writes: JSON-formatted YAML), so what is read is what a real
+store holds.
 """
 
 from __future__ import annotations
@@ -51,20 +53,23 @@ def write_job(home: Path, job: str, runs: list[RunSpec], target: str | dict[str,
     record = target if isinstance(target, dict) else {"name": target, "service": service, "nodes": 1}
     folder = home / "jobs" / job
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"job: {job}", f"target: {json.dumps(record)}",
-             f"service: {json.dumps({'name': service, 'type': service_type})}",
-             "command: python train.py --epochs 3", f"created: {created}"]
-    for key, value in spec.items():
-        lines.append(f"{key}: {json.dumps(value)}")
-    lines.append("runs:")
-    for k, run in enumerate(runs, start=1):
-        lines.append(f"- run: {job}.{k}")
-        lines.append(f"  hparams: {json.dumps(run.hparams)}")
-    (folder / "job.yaml").write_text("\n".join(lines) + "\n")
+    data = {"job": job, "target": record, "service": {"name": service, "type": service_type},
+            "command": "python train.py --epochs 3", "created": created, **spec,
+            "runs": [{"run": f"{job}.{k}", "hparams": run.hparams} for k, run in enumerate(runs, start=1)]}
+    write_spec(folder, data)
     for k, run in enumerate(runs, start=1):
         if run.log:
             write_run(folder / "runs" / f"{job}.{k}", run, created + 10 * k)
     return folder
+
+
+def write_spec(folder: Path, data: dict[str, Any]) -> Path:
+    """folder/job.yaml holding `data`, as job.submit writes it (Job.write_spec's writer)."""
+    from singkit.store.yamlio import dump_yaml
+
+    path = folder / "job.yaml"
+    path.write_text(dump_yaml(data))
+    return path
 
 
 def write_run(folder: Path, run: RunSpec, t0: float) -> None:
@@ -177,16 +182,15 @@ def singularity_sweep(home: Path, job: str, runs: int, active: int = 0, created:
     target = {"service": "singkit-ws", "compute": "singkit-vc", "vm-size": "NC6_v3", "nodes": 1,
               "processes-per-node": 1, "sla": "premium", "priority": "high", "docker": "torch", "env": {}, "name": "sing"}
     lrs = [0.1, 0.03, 0.01, 0.003, 0.001]
-    lines = [f"job: {job}", f"created: {created}", "experiment: sweep", f"target: {json.dumps(target)}",
-             f"service: {json.dumps(service)}", "command: python train.py", "setup_prefix: ''", "env: {}",
-             f"parallel: {runs}", "repeats: 1", f"hp: {json.dumps({'lr': lrs, 'seed': list(range(runs // len(lrs) + 1))})}",
-             "dry_run: false", "allow_unpinned: false", "create_registry_connection: false",
-             f"code: {json.dumps({'sha256': 'c6' * 32, 'files': 4, 'bytes': 2814})}", "runs:"]
+    data: dict[str, Any] = {
+        "job": job, "created": created, "experiment": "sweep", "target": target, "service": service,
+        "command": "python train.py", "setup_prefix": "", "env": {}, "parallel": runs, "repeats": 1,
+        "hp": {"lr": lrs, "seed": list(range(runs // len(lrs) + 1))}, "dry_run": False, "allow_unpinned": False,
+        "create_registry_connection": False, "code": {"sha256": "c6" * 32, "files": 4, "bytes": 2814}, "runs": []}
     for k in range(1, runs + 1):
         hp = {"lr": lrs[k % len(lrs)], "seed": k // len(lrs)}
-        lines += [f"- run: {job}.{k}", f"  hparams: {json.dumps(hp)}",
-                  f"  hparams_text: {json.dumps({n: str(v) for n, v in hp.items()})}",
-                  "  repeat: 1", f"  command: python train.py --lr {hp['lr']} --seed {hp['seed']}"]
+        data["runs"].append({"run": f"{job}.{k}", "hparams": hp, "hparams_text": {n: str(v) for n, v in hp.items()},
+                             "repeat": 1, "command": f"python train.py --lr {hp['lr']} --seed {hp['seed']}"})
     for k in range(1, runs + 1):
         run = folder / "runs" / f"{job}.{k}"
         (run / "outputs").mkdir(parents=True, exist_ok=True)
@@ -203,8 +207,7 @@ def singularity_sweep(home: Path, job: str, runs: int, active: int = 0, created:
         (run / "run.log").write_text("".join(json.dumps(e) + "\n" for e in log))
         (run / "stdout.log").write_text("")
         (run / "stderr.log").write_text("")
-    spec = folder / "job.yaml"
-    spec.write_text("\n".join(lines) + "\n")
+    spec = write_spec(folder, data)
     import os
     import time
 

@@ -196,3 +196,34 @@ def test_an_integer_past_float_range_folds_as_inf_in_both_folds_and_plots_as_inf
         assert (last, step, low, high, count, nonfinite) == (-math.inf, 51, 0.5, 0.5, 42, 2)
     ys, ok = series._numbers([r["metrics"]["acc"] for r in records])
     assert list(ys[-3:]) == [0.5, math.inf, -math.inf] and ok.all()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lines_of_as_many_names_in_another_order_or_other_names_fold_as_line_by_line(seed: int) -> None:
+    """The bulk fold takes a column per name when every line logs as many names as the first and
+    each of them (issue 14: not a tuple of keys per line): lines that list them in another order,
+    or as many other names, must fold exactly as line by line."""
+    rng = random.Random(f"issue-14-order-{seed}")
+    names = ["loss", "acc", "lr", "x"]
+    lines = []
+    for i in range(rng.randint(8, 40)):
+        picked = rng.sample(names, 3) if seed % 2 else rng.sample(names[:3], 3)  # other names / only the order
+        lines.append({"t": float(i), "event": "metrics", "step": i, "metrics": {n: rng.choice([rng.random(), 1, 0.5]) for n in picked}})
+    assert fold._fold_batch(RunState(), lines)  # (the bulk fold takes it)
+    assert_same_state(RunState().fold(lines), folded_one_by_one(lines))
+    assert_same_state(RunState().fold(lines[:5]).fold(lines[5:]), folded_one_by_one(lines))
+
+
+def test_only_a_fold_made_afresh_from_a_log_orjson_read_whole_is_known_json_exact(tmp_path) -> None:
+    """RunState.json_exact lets the index write a fold with orjson unchecked (issue 14): it must
+    be set only where orjson decoded every line, and cleared by any later fold."""
+    clean, nan = tmp_path / "clean.log", tmp_path / "nan.log"
+    clean.write_bytes(b'{"t": 1, "event": "metrics", "metrics": {"a": 1.5}}\n' * 10)
+    nan.write_bytes(b'{"t": 1, "event": "metrics", "metrics": {"a": 1.5}}\n' * 9 + b'{"t": 2, "event": "metrics", "metrics": {"a": NaN}}\n')
+    fresh, other = runlog.states([str(clean), str(nan)])
+    assert fresh.json_exact and not other.json_exact and not RunState().json_exact
+    fresh.fold([{"t": 3 + i, "event": "metrics", "metrics": {"a": float("nan")}} for i in range(fold.BATCH_FROM)])  # (bulk)
+    assert not fresh.json_exact
+    again = runlog.states([str(clean)])[0]
+    again.apply({"t": 3, "event": "metrics", "metrics": {"a": float("inf")}})
+    assert not again.json_exact and "json_exact" not in again.to_json()

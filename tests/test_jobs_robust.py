@@ -136,8 +136,8 @@ def test_user_layer_literal_secrets_reach_the_run_but_no_store_file(secret_proje
     assert job.runs[0].stdout_path.read_text() == EXPECTED + "plain=visible\n0\n"
     assert _files_holding(env.home, b"hf_literal_value_123", b"ak_literal_456") == []
     spec = job.spec_path.read_text()
-    assert "HF_TOKEN: $env:SINGKIT_SECRET_HF_TOKEN" in spec and "API_KEY: $env:SINGKIT_SECRET_API_KEY" in spec
-    assert "PLAIN: visible" in spec  # only secret-named variables are sealed
+    assert '"HF_TOKEN": "$env:SINGKIT_SECRET_HF_TOKEN"' in spec and '"API_KEY": "$env:SINGKIT_SECRET_API_KEY"' in spec
+    assert '"PLAIN": "visible"' in spec  # only secret-named variables are sealed (job.yaml: JSON-formatted YAML)
 
 
 def test_rerun_without_the_secret_variable_fails_in_one_line(secret_project: Path) -> None:

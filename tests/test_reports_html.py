@@ -129,11 +129,8 @@ def realistic(tmp_path):
                         stderr=f'Traceback (most recent call last):\n  File "{tmp_path}/examples/train.py", line 9\n'
                                "FloatingPointError: diverged\n"))
     target = {"service": "local", "description": "processes on this machine", "nodes": 1, "env": {}, "name": "local"}
-    spec = storegen.write_job(home, "job1", runs, target=target) / "job.yaml"
-    text = spec.read_text()
-    text += (f'project_root: "{tmp_path}"\ndry_run: false\nallow_unpinned: false\n'
-             f'code: {{"sha256": "{"ab" * 32}", "files": 6, "bytes": 60317, "archive": "snapshots/x.tar.gz"}}\n')
-    spec.write_text(text)
+    storegen.write_job(home, "job1", runs, target=target, project_root=str(tmp_path), dry_run=False, allow_unpinned=False,
+                       code={"sha256": "ab" * 32, "files": 6, "bytes": 60317, "archive": "snapshots/x.tar.gz"})
     return storegen.store_env(tmp_path)
 
 

@@ -165,3 +165,57 @@ def test_listed_times_are_the_folds():
                                {"t": 9.0, "event": "status", "status": "preempted"}])
     for state in (RunState(), going, stopped):
         assert Listed.of("job1.1", state).times(100.0) == state.times(100.0)
+
+
+# run.logs whose folds hold what orjson cannot write as json did: NaN and inf (`last`, a time, a
+# step), an int past 64 bits, a lone surrogate, and the plain values around them
+ODD_LOGS = {
+    "nan-last": '{"t": 1, "event": "metrics", "step": 0, "metrics": {"loss": 1.5}}\n{"t": 2, "event": "metrics", "step": 1, "metrics": {"loss": NaN}}\n',
+    "inf": '{"t": Infinity, "event": "metrics", "step": -Infinity, "metrics": {"acc": -Infinity, "x": [NaN]}}\n',
+    "big-int": '{"t": 1, "event": "hparams", "hparams": {"seed": 123456789012345678901234567890}}\n'
+               '{"t": 2, "event": "metrics", "metrics": {"huge": 1' + "0" * 400 + '}}\n',
+    "surrogate": '{"t": 1, "event": "hparams", "hparams": {"name": "a\\ud800b"}}\n',
+    "plain": '{"t": 1, "event": "status", "status": "running"}\n{"t": 2, "event": "hparams", "hparams": {"lr": -0.0, "ü": "☃"}}\n'
+             '{"t": 3, "event": "metrics", "step": 2, "metrics": {"loss": 1e-300, "n": 9007199254740993}}\n'
+             '{"t": 4, "event": "status", "status": "completed", "exit_code": 0}\n',
+}
+
+
+def test_the_index_gives_back_each_fold_and_listing_as_json_wrote_them(tmp_path):
+    """put_folds writes orjson (issue 14: the index writes of a cold listing) only where its text
+    reads back as the very data, else json as before: RunState.from_text and Listed.from_texts
+    give back from each row what they gave from json.dumps' text (orjson writes NaN as null)."""
+    from singkit.store import runlog
+
+    home = tmp_path / ".singkit"
+    runs = [f"job1.{k}" for k in range(1, len(ODD_LOGS) * 2 + 1)]
+    storegen.write_job(home, "job1", [RunSpec(log=False) for _ in runs])
+    texts = list(ODD_LOGS.values()) * 2  # (each odd one amid others, in one batch)
+    paths = []
+    for run, text in zip(runs, texts):
+        path = home / "jobs/job1/runs" / run / "run.log"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+        paths.append(str(path))
+    states = runlog.states(paths)
+    # only a log orjson read whole is known to hold nothing orjson would write otherwise
+    assert [state.json_exact for state in states] == [False, False, False, False, True] * 2
+    store = Store(home)
+    try:
+        store.index.put_folds([(run, "job1", (k, k, k, k), state) for k, (run, state) in enumerate(zip(runs, states))])
+        folds = store.index.run_folds(["job1"], "fold")
+        listings = store.index.run_folds(["job1"], "listing")
+    finally:
+        store.close()
+
+    def same(data) -> str:  # NaN is NaN: compared as json writes it
+        return json.dumps(data, default=str)
+
+    for run, state in zip(runs, states):
+        assert same(RunState.from_text(folds[run][6]).to_json()) == same(RunState.from_text(
+            json.dumps(state.to_json(), default=str)).to_json()) == same(state.to_json()), run
+        (got,), (want,) = Listed.from_texts([listings[run][6]], [run]), Listed.from_texts(
+            [json.dumps(foldcache.listing(run, state), default=str)], [run])
+        assert same([getattr(got, name) for name in Listed.__slots__]) == same([getattr(want, name) for name in Listed.__slots__])
+    assert "NaN" in folds["job1.1"][6] and "Infinity" in listings["job1.2"][6]  # (json wrote these)
+    assert folds["job1.5"][6].startswith('{"status":"completed"')  # (orjson, no spaces, wrote this one)

@@ -138,3 +138,19 @@ def test_the_folds_of_many_run_logs_at_once_are_those_of_each(tmp_path: Path) ->
     logs = sorted(str(p) for p in (tmp_path / ".singkit/jobs/job1/runs").glob("*/run.log"))
     logs.append(logs[0].replace("job1.1", "job1.9"))  # missing: an empty fold, as runlog.state gives
     assert [s.to_json() for s in runlog.states(logs)] == [runlog.state(p).to_json() for p in logs]
+
+
+@pytest.mark.parametrize("known", [0, 1, 4999, 5000, 5001, 70_000])
+def test_a_file_read_at_once_is_read_to_its_end_whatever_size_fstat_said(tmp_path: Path, known: int) -> None:
+    """read_stored reads a run.log with one os.read of the size fstat gave; a file that grew since
+    (a writer appending: fstat said less) or a short read (said more) reads on to the end."""
+    from singkit.store.safe import _read_all
+
+    path = tmp_path / "run.log"
+    data = os.urandom(5000)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_all(fd, known) == data
+    finally:
+        os.close(fd)

@@ -15,6 +15,7 @@ from storegen import RunSpec
 from singkit.fsutil import atomic_write
 from singkit.store import Store
 from singkit.store.speccache import cached as decoded
+from singkit.store.yamlio import dump_block_yaml
 
 
 BIG = 500  # runs: a job.yaml past speccache.CACHED_FROM_BYTES
@@ -125,7 +126,8 @@ def test_a_damaged_spec_row_is_ignored_and_rewritten(tmp_path: Path) -> None:
 def test_a_spec_json_cannot_hold_exactly_is_parsed_each_time(tmp_path: Path) -> None:
     home = tmp_path / "store"
     spec = _job(home, BIG)
-    spec.write_text(spec.read_text() + "noted: 2024-01-02\n")  # a hand edit: YAML reads a date
+    data = json.loads(spec.read_text())  # (JSON-formatted YAML, as job.submit writes it)
+    spec.write_text(dump_block_yaml({**data, "noted": datetime.date(2024, 1, 2)}))  # a hand edit: YAML reads a date
     _age(spec)
     for _ in range(2):
         assert Store(home).job("job1").spec["noted"] == datetime.date(2024, 1, 2)
@@ -194,7 +196,9 @@ def test_a_look_that_changes_nothing_writes_nothing_to_the_index(tmp_path: Path)
     assert _all_rows(home) == _all_rows(_rebuilt(home, tmp_path / "rebuilt"))
 
     # job.yaml rewritten by hand (the sweep's values, not a run.log): the run rows follow it
-    atomic_write(spec, spec.read_text().replace('{"lr": 0.0}', '{"lr": 0.0, "bs": 8}'))
+    data = json.loads(spec.read_text())
+    data["runs"][0]["hparams"]["bs"] = 8
+    atomic_write(spec, json.dumps(data, indent=2))
     _age(spec)
     edited = Store(home)
     edited.save(edited.job("job1"))

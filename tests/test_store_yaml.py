@@ -3,6 +3,8 @@ file, with PyYAML installed or without it (ruamel's loader)."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +79,84 @@ def test_strings_read_back_as_written_by_either_parser(loader: str, tmp_path: Pa
     path = tmp_path / "job.yaml"
     path.write_text(dump_yaml(data))
     assert load_mapping(path) == data
+
+
+PLAIN = {"job": "job3", "created": 1732450000.25, "runs": [{"run": "job3.1", "hparams": {"lr": 1e-05, "bs": 32, "on": "no", "huge": 1e20}},
+                                                          {"run": "job3.2", "hparams": {"big": 2**64 - 1, "low": -(2**63)}}],
+         "env": {"ü": "ünï ☃ 😀", "TAB": "a\tb\n\"c\\"}, "none": None, "flag": True, "zero": -0.0, "empty": [{}, []]}
+# each is data JSON cannot hold exactly (or that a YAML reader would not give back from JSON text)
+NOT_JSON = {"nan": float("nan"), "inf": float("-inf"), "date": datetime.date(2024, 1, 2), "tuple": (1, 2),
+            "past 64 bits": 2**64, "below 64 bits": -(2**63) - 1, "int key": {1: "a"}, "line separator": "a\u2028b",
+            "delete": "a\x7fb", "str subclass": type("Name", (str,), {})("x"),
+            "long key": {"k" * 1025: 1}, "set": {1}}
+
+
+def test_job_yaml_is_json_formatted_yaml_that_reads_back_exactly(tmp_path: Path, loader: str) -> None:
+    """job.yaml is pretty JSON (issue 14: one orjson call, not libyaml's Python constructor), which
+    YAML 1.2 readers open too; the data read back is the very data written, types and all."""
+    from ruamel.yaml import YAML
+
+    from singkit.store.yamlio import dump_yaml, load_mapping
+
+    text = dump_yaml(PLAIN)
+    assert text.startswith("{\n  \"job\": \"job3\",\n") and "%YAML" not in text
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    back = load_mapping(path)
+    assert back == PLAIN and _types(back) == _types(PLAIN)
+    assert YAML(typ="safe", pure=True).load(text) == PLAIN  # a YAML file still
+    # NEL: a YAML reader folds it, in JSON text as in the block YAML ruamel writes; singkit's reader
+    # gives it back from JSON
+    path.write_text(dump_yaml({"nel": "a\x85b"}))
+    assert load_mapping(path) == {"nel": "a\x85b"}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_JSON))
+def test_data_json_cannot_hold_is_written_as_block_yaml(name: str, tmp_path: Path, loader: str) -> None:
+    from singkit.store.yamlio import dump_yaml, load_mapping
+
+    data = {"job": "job3", "value": NOT_JSON[name]}
+    try:
+        text = dump_yaml(data)
+    except Exception:  # noqa: BLE001 - YAML cannot write it either (as before): never JSON that changes it
+        assert name in ("str subclass", "set"), name
+        return
+    assert text.startswith("%YAML 1.1"), text
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    back = load_mapping(path)["value"]
+    value = NOT_JSON[name]
+    if name == "nan":
+        assert back != back
+    elif name == "tuple":
+        assert back == [1, 2]  # (as YAML always read it back)
+    else:
+        assert back == value and type(back) is type(value)
+
+
+def test_a_job_yaml_that_starts_with_a_brace_but_is_yaml_reads_as_before(tmp_path: Path, loader: str) -> None:
+    from singkit.store.yamlio import load_mapping
+
+    path = tmp_path / "job.yaml"
+    path.write_text("{job: job1, created: 2024-11-24, runs: [], note: no}\n")
+    assert load_mapping(path) == {"job": "job1", "created": datetime.date(2024, 11, 24), "runs": [],
+                                  "note": False if loader == "pyyaml" else "no"}
+    path.write_text('{"job": "job1", "loss": .nan}\n')
+    assert load_mapping(path)["loss"] != load_mapping(path)["loss"]
+    path.write_text('{"job": "job1", "runs": []}  # edited\n')
+    assert load_mapping(path) == {"job": "job1", "runs": []}
+
+
+def test_job_submit_writes_job_yaml_as_json(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    job = submit(make_env(project), SubmitRequest(command="true", hp=["lr=1e-3,0.1"], dry_run=True))
+    text = job.spec_path.read_text()
+    assert text.startswith("{\n") and json.loads(text)["runs"][0]["hparams"] == {"lr": 0.001}
+
+
+def _types(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value).__name__

@@ -57,6 +57,11 @@ class RunState:
     metric_lines: int = 0
     metrics: dict[str, list[Any]] = field(default_factory=dict)  # name -> [last, last_step, min, max, count, nonfinite]
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # "0" -> {status, started, ended, last_t, metric_lines}
+    # True only for a fold made afresh from records orjson decoded (runlog.states): then it holds
+    # no NaN or inf (orjson refuses them), no int past 64 bits and no lone surrogate, so orjson
+    # writes it as json would read it back (foldcache.json_texts need not check). Any later
+    # fold or apply clears it. Not a field: never in to_json, eq or repr.
+    json_exact = False  # (unannotated: a class attribute, not a dataclass field)
 
     @property
     def terminal(self) -> bool:
@@ -70,9 +75,13 @@ class RunState:
         if len(records) < BATCH_FROM or not _fold_batch(self, records):
             for record in records:
                 self.apply(record)
+        if self.json_exact:
+            del self.json_exact  # (back to the class's False)
         return self
 
     def apply(self, record: dict[str, Any]) -> None:
+        if self.json_exact:
+            del self.json_exact
         t = _number(record.get("t"))
         if t is not None:
             if self.first_t is None:
@@ -114,7 +123,9 @@ class RunState:
             nrec["status"], nrec["ended"] = None, t
 
     def _status(self, record: dict[str, Any], t: float | None, nrec: dict[str, Any] | None) -> None:
-        status = parse(record.get("status"))
+        word = record.get("status")
+        # (a decoded line's text: one dict lookup, not the enum's call; anything else as parse says)
+        status = _STATUS_OF.get(word) if type(word) is str else parse(word)
         if status is None:
             return
         if nrec is not None and nrec["status"] not in TERMINAL:
@@ -298,13 +309,18 @@ def _fold_batch(state: RunState, records: list[dict[str, Any]]) -> bool:
     steps: list[Any] = list(map(get, lines, repeat("step")))
     if not set(map(type, values)) <= _DICT or not set(map(type, steps)) <= _JSON:
         return False
-    layouts = set(map(tuple, map(dict.keys, values)))
-    uniform = len(layouts) == 1  # every line logs the same names in the same order: columns by zip
-    columns: list[Any]
+    # every line logs the same names (as many as the first line, each of them): a column per name
+    # by key, the names in the first line's order (a column by getitem is cheaper than a tuple
+    # of its keys per line to compare)
+    names = list(values[0]) if values else []
+    uniform = bool(values) and set(map(len, values)) == {len(names)}
+    columns: list[Any] = []
     if uniform:
-        names = list(values[0])
-        columns = list(zip(*map(dict.values, values)))
-    else:
+        try:
+            columns = [list(map(dict.__getitem__, values, repeat(name))) for name in names]
+        except KeyError:
+            uniform = False
+    if not uniform:
         names = list(dict.fromkeys(chain.from_iterable(values)))
         if len(names) * len(values) > 4 * sum(map(len, values)) + 1000:
             return False  # each name on few lines: a column per name would be quadratic

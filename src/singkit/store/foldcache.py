@@ -48,7 +48,33 @@ def fold_columns(run: str, fold: tuple[Stamp, RunState] | None) -> tuple[Any, ..
     if fold is None:
         return (None,) * len(FOLD_COLUMNS)
     key, state = fold
-    return (*key, json.dumps(state.to_json(), default=str), json.dumps(listing(run, state), default=str))
+    return (*key, *json_texts([state.to_json(), listing(run, state)]))
+
+
+def json_texts(values: list[Any], exact: bool = False) -> list[str]:
+    """Each value as JSON text that reads back (RunState.from_text, Listed.from_texts) as exactly
+    what json.dumps(value, default=str) read back as. orjson writes it, 4-6x faster (a cold listing
+    of 10,000 runs writes 30,000 texts), where its text gives back the very value: checked for
+    the whole batch by one decode and compare, unless `exact` says the caller knows (values of a
+    RunState.json_exact fold: the check costs four times the writing). orjson writes NaN and inf
+    as null (a fold's `last` may be either) and refuses an int past 64 bits or a lone surrogate:
+    a value holding any is written by json, as before (NaN, Infinity: json and the readers' json
+    fallback read them)."""
+    try:
+        import orjson
+    except ImportError:
+        return [json.dumps(value, default=str) for value in values]
+    dumps = orjson.dumps
+    blobs: list[bytes | None] = []
+    for value in values:
+        try:
+            blobs.append(dumps(value))
+        except TypeError:  # an int past 64 bits, a lone surrogate, a type json writes with str()
+            blobs.append(None)
+    if None not in blobs and (exact or orjson.loads(b"[" + b",".join(blobs) + b"]") == values):  # type: ignore[arg-type]
+        return [blob.decode() for blob in blobs]  # type: ignore[union-attr]
+    return [blob.decode() if blob is not None and orjson.loads(blob) == value else json.dumps(value, default=str)
+            for blob, value in zip(blobs, values)]
 
 
 # rows whose stamp is four integers and whose text is text (SQLite checks the types: C speed)
@@ -86,10 +112,16 @@ class FoldRows:
         if not rows:
             return
         updates = ", ".join(f"{c} = excluded.{c}" for c in FOLD_COLUMNS)
+        # per run: its hparams, fold and listing columns, encoded in two batches: folds known exact
+        # (RunState.json_exact) and the others (checked)
+        values: tuple[list[Any], list[Any]] = ([], [])
+        for run, _job, _key, state in rows:
+            values[state.json_exact].extend((state.hparams or {}, state.to_json(), listing(run, state)))
+        texts = (iter(json_texts(values[False])), iter(json_texts(values[True], exact=True)))
         with self._write() as db:  # type: ignore[attr-defined]
             db.executemany(
                 f"INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,{','.join('?' * len(FOLD_COLUMNS))}) "
                 f"ON CONFLICT(run) DO UPDATE SET {updates}",
                 [(run, job, state.status.value, state.reason, state.exit_code, state.started, state.ended,
-                  json.dumps(state.hparams or {}, default=str), *fold_columns(run, (key, state)))
+                  next(batch := texts[state.json_exact]), *key, next(batch), next(batch))
                  for run, job, key, state in rows])

@@ -74,6 +74,13 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
     recursion limit could refuse a line orjson reads; no NaN/Infinity token, which orjson
     refuses). `floats`: the caller turns every number into a float (plots), so the guards for
     big integers and deep lines are not needed."""
+    records = _by_orjson(data, floats)
+    return (records, 0) if records is not None else parse_lines(data.splitlines())
+
+
+def _by_orjson(data: bytes, floats: bool = False) -> list[dict[str, Any]] | None:
+    """decode's one-call path: the records of a clean log, decoded by orjson where that gives
+    json's answer; None for any other log (parse_lines reads it)."""
     body = data[:-1] if data.endswith(b"\n") else data
     # every line exactly `{...}`, decided on the whole text: it starts with `{` and ends with `}`,
     # every newline stands between `}` and `{` (none is left once those are joined), no \r
@@ -88,8 +95,8 @@ def decode(data: bytes, floats: bool = False) -> tuple[list[dict[str, Any]], int
                 records = None
             # one object per line: a line `{"a": 1}, {"b": 2}` would count two
             if records is not None and len(records) == count and set(map(type, records)) == {dict}:
-                return records, 0
-    return parse_lines(data.splitlines())
+                return records
+    return None
 
 
 def _orjson_loads(blob: bytes) -> Any:
@@ -176,8 +183,13 @@ def states(paths: list[str]) -> list[RunState]:
         result = RunState()
         if data is not None:
             end = data.rfind(b"\n") + 1  # (as read_counted: a line without its newline is unfinished)
-            records, result.skipped_lines = decode(data[:end])
-            result.fold(records)
+            records = _by_orjson(data[:end])
+            if records is None:
+                records, result.skipped_lines = parse_lines(data[:end].splitlines())
+                result.fold(records)
+            else:
+                result.fold(records)
+                result.json_exact = True  # all orjson read: no NaN, inf or huge int (see RunState)
         out.append(result)
     return out
 

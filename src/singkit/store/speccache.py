@@ -1,9 +1,11 @@
 """job.yaml, parsed once per version: the index's `specs` rows, keyed by the file's stamp.
 
-A sweep's job.yaml lists every run (10,000 runs: ~1 MB of YAML, over a second to parse even
-with libyaml's C parser, since PyYAML builds every value in Python), and every command that
-looks at the job reads it. The one copy of what was parsed is a row of the index's `specs`
-table (singkit.store.index: one query serves the reports thousands of jobs at once):
+A sweep's job.yaml lists every run (10,000 runs: ~1 MB), and every command that looks at the
+job reads it. job.submit writes it as JSON-formatted YAML (store.yamlio), which one orjson call
+parses; a job.yaml of block YAML (an older singkit's, a hand-written one, data JSON cannot hold)
+takes over a second even with libyaml's C parser, since PyYAML builds every value in Python.
+The one copy of what was parsed is a row of the index's `specs` table (singkit.store.index: one
+query serves the reports thousands of jobs at once):
 
     (job, size, mtime_ns, inode, ctime_ns, <job.yaml's data as JSON text>)
 
