@@ -152,6 +152,10 @@ def test_job_submit_writes_job_yaml_as_json(tmp_path: Path) -> None:
     job = submit(make_env(project), SubmitRequest(command="true", hp=["lr=1e-3,0.1"], dry_run=True))
     text = job.spec_path.read_text()
     assert text.startswith("{\n") and json.loads(text)["runs"][0]["hparams"] == {"lr": 0.001}
+    # a run is one line (grep finds all of it), and the top-level keys are one per line
+    lines = [line for line in text.splitlines() if f'"run": "{job.id}.1"' in line]
+    assert len(lines) == 1 and '"hparams": {"lr": 0.001}' in lines[0] and lines[0].startswith("    {"), text
+    assert f'\n  "job": "{job.id}",\n' in text
 
 
 def _types(value: object) -> object:

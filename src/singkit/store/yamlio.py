@@ -39,10 +39,31 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     """job.yaml's text for `data`: pretty-printed JSON when JSON holds it exactly (json_exact),
     else block YAML 1.1 (dump_block_yaml). Either way parse_yaml gives back `data`."""
     if json_exact(data):
-        import orjson
-
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+        return _json_text(data)
     return dump_block_yaml(data)
+
+
+def _json_text(data: Mapping[str, Any]) -> str:
+    """`data` as JSON laid out for people: a key per line, and each item of a list or mapping
+    under it on a line of its own (a sweep's run is one line: `grep job3.17 job.yaml` shows all of
+    it, and a 10,000-run job.yaml is half the size of one indented all the way down)."""
+    import json
+
+    def one_line(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+    lines = []
+    for key, value in data.items():
+        head = f"  {one_line(key)}: "
+        if type(value) is list and value:
+            items = ",\n".join(f"    {one_line(item)}" for item in value)
+            lines.append(f"{head}[\n{items}\n  ]")
+        elif type(value) is dict and value:
+            items = ",\n".join(f"    {one_line(k)}: {one_line(v)}" for k, v in value.items())
+            lines.append(f"{head}{{\n{items}\n  }}")
+        else:
+            lines.append(head + one_line(value))
+    return "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
 
 
 def json_exact(value: Any) -> bool:
