@@ -125,6 +125,17 @@ def test_the_invoke_binary_gives_singkits_answer_and_code(tmp_path: Path, args: 
     assert done["invoke"].stderr.count("\n") == 1 and done["invoke"].stderr.startswith("error: ")
 
 
+def test_a_tasks_hint_names_the_program_the_user_typed(tmp_path: Path) -> None:
+    """`singkit job.status job404` said "submit one with `invoke job.submit`", a binary that user may not have."""
+    project = make_project(tmp_path)
+    (project / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    env = dict(make_env(project).environ)
+    for name in ("invoke", "singkit"):
+        done = subprocess.run([str(BIN / name), "job.status", "job404"], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2 and f"submit one with `{name} job.submit`" in done.stderr, (name, done.stderr)
+
+
 @pytest.mark.parametrize("args, expected", [
     (["job.list", "-c", "x"], "error: unknown option -c for job.list"),
     (["job.list", "-r", "job1"], "error: unknown option -r for job.list"),

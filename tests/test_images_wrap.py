@@ -302,4 +302,4 @@ def test_validate_or_push_before_build_is_a_usage_error(tmp_path, docker_host, r
     for task in ("validate", "push"):
         proc = run_cli(tmp_path, env, f"image.{task}", "--docker=tiny")
         assert proc.returncode == 2, (task, proc.stderr)
-        assert proc.stderr == f"error: no local image {registry.host}/wrapped/unbuilt:1; run `invoke image.build --docker=tiny` first\n"
+        assert proc.stderr == f"error: no local image {registry.host}/wrapped/unbuilt:1; run `singkit image.build --docker=tiny` first\n"  # (as typed: `singkit`)

@@ -39,6 +39,7 @@ from singkit.exceptions import ExitStatus, UsageError
 from singkit.refs import parse_ref
 from singkit.suggest import closest
 from singkit.tasks import ns
+from singkit.tasks._edge import spelled_as
 from singkit.tasks._surface import ASSIGNABLE, columns, help_rows, once, run_for_job, task_flag, task_help, usage
 from singkit.tasks._edge import injected, shown
 
@@ -362,8 +363,10 @@ program = make_program()
 
 
 def main(argv: list[str] | None = None, prog: SingkitProgram | None = None) -> None:
+    chosen = prog or program
     try:
-        (prog or program).run(argv)
+        with spelled_as(chosen.binary or "singkit"):
+            chosen.run(argv)
     except BrokenPipeError:  # invoke's own output (help, --list) to a reader that went away
         from singkit.tasks._edge import current_environment, pipe_closed
 

@@ -217,14 +217,25 @@ def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple
     return f"internal error: {type(error).__name__}: {one_line(error)}{hint}", ExitStatus.ERROR
 
 
-# How the edge spells a command it suggests: the README teaches `invoke TASK` (the Makefile's
-# targets are thin calls of the same tasks).
-PROGRAM = "invoke"
+# How the edge spells a command it suggests: as the user started this one (`singkit TASK` under
+# the console script, `invoke TASK` under the invoke binary, which the README and Makefile use);
+# `invoke` when no program said (a library caller).
+_PROGRAM: ContextVar[str] = ContextVar("singkit_program", default="invoke")
+
+
+@contextlib.contextmanager
+def spelled_as(program: str) -> Iterator[None]:
+    """Hints name `program` while a command runs (cli.SingkitProgram: its binary)."""
+    token = _PROGRAM.set(program)
+    try:
+        yield
+    finally:
+        _PROGRAM.reset(token)
 
 
 def shown(error: SingkitError) -> str:
     """The error's message, with its hint (if any) spelled as a command."""
-    return error.message + (error.hint.render(PROGRAM) if error.hint else "")
+    return error.message + (error.hint.render(_PROGRAM.get()) if error.hint else "")
 
 
 def lost_connection(error: BaseException) -> str | None:
