@@ -123,6 +123,12 @@ def test_template_errors_are_config_problems(tmp_path):
     unknown.write_text('{% extends "wrap.Dockerfile.j2" %}{% block base %}FROM {{ base_image }}{% endblock %}')
     with pytest.raises(ConfigError, match=r"unknown.j2:1:1: template uses an unknown variable: 'base_image' is undefined; known: accelerator, base, base_pinned, "):
         render_dockerfile(VALUES, template=unknown)
+    # a missing include is reported at its own line (it was the template's 1:1)
+    including = tmp_path / "including.j2"
+    including.write_text('{% extends "wrap.Dockerfile.j2" %}\n{% block base %}\nFROM x\n{% include "gone.j2" %}\n'
+                         '{% endblock %}\n')
+    with pytest.raises(ConfigError, match=r"including.j2:4:1: template `gone.j2` not found"):
+        render_dockerfile(VALUES, template=including)
 
 
 def test_inputs_hash_covers_every_input():

@@ -93,7 +93,8 @@ def render_dockerfile(values: dict[str, Any], template: Path | None = None,
         raise ConfigError(Problem(error.filename or str(template), error.lineno or 0, 1,
                                   f"template syntax: {error.message}")) from None
     except jinja2.TemplateNotFound as error:
-        raise ConfigError(Problem(str(template), 1, 1, f"template `{error.name}` not found; "
+        file, line = _template_line(error, [name for name, _ in loaded])  # the {% include %} or {% extends %} line
+        raise ConfigError(Problem(file or str(template), line or 1, 1, f"template `{error.name}` not found; "
                                   f"extend \"{TEMPLATE_NAME}\" or a file beside this one")) from None
     except jinja2.UndefinedError as error:
         file, line = _template_line(error, [name for name, _ in loaded])
