@@ -42,13 +42,34 @@ def _duration(start: float | None, end: float | None) -> str:
     return fmt.duration((end or time.time()) - start)
 
 
+def _cells() -> Any:
+    """fmt.cell, remembering the text of each value: a sweep repeats its few values over all its runs."""
+    known: dict[tuple[type, Any], str] = {}
+
+    def cell(value: Any) -> str:
+        key = (value.__class__, value)  # (1, 1.0 and True are equal keys, but other texts)
+        try:
+            return known[key]
+        except KeyError:
+            text = known[key] = fmt.cell(value)
+            return text
+        except TypeError:  # a list or a map: not remembered
+            return fmt.cell(value)
+
+    return cell
+
+
 def _table(env: Any, rows: list[list[Any]], headers: list[str], wide: bool = False,
-           keep: tuple[str, ...] = ("job", "run", "status")) -> str:
-    """rows as tabulate's "simple" table, fitted to the terminal like report tables: long text
-    cells (reason, sweep, target) are cut with an ellipsis before columns are left out."""
+           keep: tuple[str, ...] = ("job", "run", "status"), columns: list[list[Any]] | None = None) -> str:
+    """rows (or `columns`, one list per header) as tabulate's "simple" table, fitted to the
+    terminal like report tables: long text cells (reason, sweep, target) are cut with an
+    ellipsis before columns are left out."""
     from singkit.reports import layout, render
 
-    cells = [list(map(str, col)) for col in zip(*rows)] if rows else [[] for _ in headers]  # column-wise, at C speed
+    if columns is not None:
+        cells = [list(map(str, col)) for col in columns]
+    else:  # column-wise, at C speed
+        cells = [list(map(str, col)) for col in zip(*rows)] if rows else [[] for _ in headers]
     filled = [i for i, col in enumerate(cells) if any(col) or headers[i] in keep]  # an all-empty `reason`: no column
     headers, cells = [headers[i] for i in filled], [cells[i] for i in filled]
     right = [all(c.replace(".", "", 1).replace("/", "", 1).isdigit() or c == "-" for c in col) and any(c != "-" for c in col)
@@ -191,16 +212,18 @@ def _status(env: Any, job_id: str, json: bool, wide: bool) -> None:
         return
     env.out(f"{data['job']}  {data['status']}  target {data['target']}  runs {data['runs_done']}/{data['runs_total']} done"
             f"  created {_when(data['created'])}  took {_duration(data['started'], data['ended'])}")
-    rows = [[r["run"], r["status"], r.get("exit_code") if r.get("exit_code") is not None else "-",
-             _duration(r.get("started"), r.get("ended")),
-             " ".join(f"{k}={fmt.cell(v)}" for k, v in (r.get("sweep") or {}).items()) or "-",
-             r.get("reason") or ""] for r in data["runs"]]
+    runs, cell = data["runs"], _cells()
+    # column by column: a 10,000-run sweep's table is 60,000 cells
+    columns = [[r["run"] for r in runs], [r["status"] for r in runs],
+               ["-" if (code := r.get("exit_code")) is None else code for r in runs],
+               [_duration(r.get("started"), r.get("ended")) for r in runs],
+               [" ".join([f"{k}={cell(v)}" for k, v in sweep.items()]) if (sweep := r.get("sweep")) else "-" for r in runs],
+               [r.get("reason") or "" for r in runs]]
     header = ["run", "status", "exit", "took", "sweep", "reason"]
-    if any(r.get("preemptions") for r in data["runs"]):  # times each run was preempted and requeued
-        for row, r in zip(rows, data["runs"]):
-            row.insert(2, r.get("preemptions") or 0)
+    if any(r.get("preemptions") for r in runs):  # times each run was preempted and requeued
+        columns.insert(2, [r.get("preemptions") or 0 for r in runs])
         header.insert(2, "preempted")
-    env.out(_table(env, rows, header, wide=wide))
+    env.out(_table(env, [], header, wide=wide, columns=columns))
     from singkit.store.runlog import skipped_note
 
     for r in data["runs"]:
