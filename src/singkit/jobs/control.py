@@ -44,7 +44,8 @@ def refreshed(env: Environment, store: Store, job: Job,
             changed = (backend or backend_for_job(job, env)).refresh(job)
         except (SingkitError, OSError) as error:  # OSError: e.g. no space left to record an outcome
             env.err(f"warning: could not refresh {job.id}: {why(error)}")
-        summarised = job.summary(previous=summarised, again=changed)
+        if changed != set():  # (a refresh that wrote no run's files leaves every summary as it was)
+            summarised = job.summary(previous=summarised, again=changed)
     store.save(job, summarised)
     return summarised
 
