@@ -38,13 +38,17 @@ _INJECTED: ContextVar[Environment | None] = ContextVar("singkit_environment", de
 
 
 @contextlib.contextmanager
-def injected(env: Environment) -> Iterator[None]:
-    """Tasks called inside run against `env` (its environ, project root and streams)."""
-    token = _INJECTED.set(env)
+def _holding(var: ContextVar[Any], value: Any) -> Iterator[None]:
+    token = var.set(value)
     try:
         yield
     finally:
-        _INJECTED.reset(token)
+        var.reset(token)
+
+
+def injected(env: Environment) -> contextlib.AbstractContextManager[None]:
+    """Tasks called inside run against `env` (its environ, project root and streams)."""
+    return _holding(_INJECTED, env)
 
 
 def current_environment(verbose: bool = False) -> Environment:
@@ -223,14 +227,9 @@ def describe(error: Exception, env: Environment, verbose: bool = False) -> tuple
 _PROGRAM: ContextVar[str] = ContextVar("singkit_program", default="invoke")
 
 
-@contextlib.contextmanager
-def spelled_as(program: str) -> Iterator[None]:
-    """Hints name `program` while a command runs (cli.SingkitProgram: its binary)."""
-    token = _PROGRAM.set(program)
-    try:
-        yield
-    finally:
-        _PROGRAM.reset(token)
+def spelled_as(program: str) -> contextlib.AbstractContextManager[None]:
+    """Hints name `program` while a command runs (cli.main: the program's binary)."""
+    return _holding(_PROGRAM, program)
 
 
 def shown(error: SingkitError) -> str:
