@@ -219,3 +219,27 @@ def test_the_index_gives_back_each_fold_and_listing_as_json_wrote_them(tmp_path)
         assert same([getattr(got, name) for name in Listed.__slots__]) == same([getattr(want, name) for name in Listed.__slots__])
     assert "NaN" in folds["job1.1"][6] and "Infinity" in listings["job1.2"][6]  # (json wrote these)
     assert folds["job1.5"][6].startswith('{"status":"completed"')  # (orjson, no spaces, wrote this one)
+
+
+def test_an_int_past_64_bits_reads_back_exact_from_the_index(tmp_path):
+    """orjson reads an int past 64 bits as a float: a listing and job.status showed such an hparam
+    or metric exactly on the first (cold) look and as a float from the index after (a fresh
+    user's finding). A text json wrote is json's to read (foldcache.JSON_WROTE)."""
+    big, huge, low = 2**64, 2**70 + 1, -(2**63) - 1
+    env = _store(tmp_path, [RunSpec({"seed": big}, [(0, {"m": low}), (1, {"m": huge})], status="completed", exit_code=0),
+                            RunSpec({"seed": 1}, [(0, {"m": 0.5})], status="completed", exit_code=0)])
+
+    def looks():
+        row = views.list_table(env, "runs", now=NOW).rows[0]
+        store = Store.of(env)
+        try:
+            shown = store.job("job1").summary()[1][0]
+        finally:
+            store.close()
+        return row, shown
+
+    for row, shown in (looks(), looks()):  # cold, then from the index
+        assert row["hparams.seed"] == big and type(row["hparams.seed"]) is int, row
+        assert row["metrics.m"] == huge and type(row["metrics.m"]) is int, row
+        assert shown["hparams"]["seed"] == big and type(shown["hparams"]["seed"]) is int, shown
+        assert shown["last_metrics"]["m"] == huge and type(shown["last_metrics"]["m"]) is int, shown

@@ -228,7 +228,10 @@ class Listed:
         to its own decode and check."""
         if not texts:
             return []
-        data = _loads_all("[" + ",".join(texts) + "]")
+        if any(map(str.startswith, texts, repeat(" "))):  # json wrote some (foldcache.JSON_WROTE): json reads all
+            data: Any = [_loads(text) for text in texts]
+        else:
+            data = _loads_all("[" + ",".join(texts) + "]")
         if type(data) is list and len(data) == len(texts) and _all_listings(data, runs):
             return list(map(cls, data))
         if type(data) is not list or len(data) != len(texts):

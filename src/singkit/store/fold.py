@@ -214,13 +214,15 @@ _FIELD_SET = frozenset(_FIELDS)
 
 def _loads(text: str) -> Any:
     """JSON text as data: orjson (a job.status of 10,000 runs decodes 10,000 folds, ~2.5x faster),
-    json for what orjson refuses (NaN and inf, which a metric's last value may be; huge ints)."""
-    try:
-        import orjson
+    json for what orjson refuses (NaN and inf, which a metric's last value may be) and for a text
+    json wrote (foldcache.JSON_WROTE: an int past 64 bits, which orjson would read as a float)."""
+    if text[:1] != " ":
+        try:
+            import orjson
 
-        return orjson.loads(text)
-    except (ImportError, ValueError):
-        pass
+            return orjson.loads(text)
+        except (ImportError, ValueError):
+            pass
     import json
 
     return json.loads(text)

@@ -59,11 +59,12 @@ def json_texts(values: list[Any], exact: bool = False) -> list[str]:
     RunState.json_exact fold: the check costs four times the writing). orjson writes NaN and inf
     as null (a fold's `last` may be either) and refuses an int past 64 bits or a lone surrogate:
     a value holding any is written by json, as before (NaN, Infinity: json and the readers' json
-    fallback read them)."""
+    fallback read them), after a space (JSON allows it: JSON_WROTE). A reader gives a text that
+    starts with it to json, never to orjson, which reads an int past 64 bits as a float."""
     try:
         import orjson
     except ImportError:
-        return [json.dumps(value, default=str) for value in values]
+        return [JSON_WROTE + json.dumps(value, default=str) for value in values]
     dumps = orjson.dumps
     blobs: list[bytes | None] = []
     for value in values:
@@ -73,8 +74,11 @@ def json_texts(values: list[Any], exact: bool = False) -> list[str]:
             blobs.append(None)
     if None not in blobs and (exact or orjson.loads(b"[" + b",".join(blobs) + b"]") == values):  # type: ignore[arg-type]
         return [blob.decode() for blob in blobs]  # type: ignore[union-attr]
-    return [blob.decode() if blob is not None and orjson.loads(blob) == value else json.dumps(value, default=str)
+    return [blob.decode() if blob is not None and orjson.loads(blob) == value else JSON_WROTE + json.dumps(value, default=str)
             for blob, value in zip(blobs, values)]
+
+
+JSON_WROTE = " "  # the first character of a text json_texts had json write: json reads it back
 
 
 # rows whose stamp is four integers and whose text is text (SQLite checks the types: C speed)

@@ -32,10 +32,10 @@ from singkit.store.foldcache import FOLD_COLUMNS, FoldRows, Stamp, fold_columns
 from singkit.store.fold import RunState
 from singkit.store.indexerrors import IndexDamaged, IndexUnavailable, damaged, trouble  # noqa: F401 (IndexUnavailable: re-exported)
 
-SCHEMA_VERSION = 7  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
+SCHEMA_VERSION = 8  # 2: runs keep their run.log's stamp and fold (singkit.store.fold); 3: meta; 4: specs;
 # 5: specs keyed by inode too, the one cache of parsed job.yaml (singkit.store.speccache);
 # 6: runs keyed by run.log's inode and ctime too, with their listing columns (singkit.store.foldcache);
-# 7: specs keyed by job.yaml's ctime too
+# 7: specs keyed by job.yaml's ctime too; 8: a text json wrote starts with a space (foldcache.JSON_WROTE)
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one before giving up
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
