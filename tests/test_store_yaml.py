@@ -138,13 +138,28 @@ def test_a_job_yaml_that_starts_with_a_brace_but_is_yaml_reads_as_before(tmp_pat
     from singkit.store.yamlio import load_mapping
 
     path = tmp_path / "job.yaml"
-    path.write_text("{job: job1, created: 2024-11-24, runs: [], note: no}\n")
-    assert load_mapping(path) == {"job": "job1", "created": datetime.date(2024, 11, 24), "runs": [],
-                                  "note": False if loader == "pyyaml" else "no"}
+    path.write_text("{job: job1, created: 2024-11-24, runs: [], note: no}\n")  # flow style: YAML 1.2, as JSON is
+    assert load_mapping(path) == {"job": "job1", "created": datetime.date(2024, 11, 24), "runs": [], "note": "no"}
     path.write_text('{"job": "job1", "loss": .nan}\n')
     assert load_mapping(path)["loss"] != load_mapping(path)["loss"]
     path.write_text('{"job": "job1", "runs": []}  # edited\n')
     assert load_mapping(path) == {"job": "job1", "runs": []}
+
+
+def test_a_hand_edited_json_job_yaml_keeps_its_numbers(tmp_path: Path, loader: str) -> None:
+    """A comment added to the JSON made the YAML 1.1 fallback read `1e-3` as text and `1.796166e9`
+    as text (then "created is text"); an int past 64 bits came back a float from orjson."""
+    from singkit.store.yamlio import load_mapping
+
+    path = tmp_path / "job.yaml"
+    path.write_text('{\n  "job": "job1",  # mine\n  "created": 1.796166e9,\n  "runs": [\n'
+                    '    {"run": "job1.1", "hparams": {"lr": 1e-3, "seed": 18446744073709551617}},\n  ]\n}\n')
+    data = load_mapping(path)
+    assert data["created"] == 1796166000.0 and data["runs"][0]["hparams"] == {"lr": 0.001, "seed": 2**64 + 1}
+    path.write_text('{"job": "job1", "seed": 18446744073709551617, "low": -9223372036854775809, "x": 1e-3}\n')
+    data = load_mapping(path)
+    assert (data["seed"], data["low"], data["x"]) == (2**64 + 1, -(2**63) - 1, 0.001)
+    assert type(data["seed"]) is int and type(data["low"]) is int
 
 
 def test_job_submit_writes_job_yaml_as_json(tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ DAMAGED_HINT = "the store may be damaged: fix the file, or move its job folder a
 _NOT_AS_JSON = re.compile("[\x7f-\x84\x86-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
 _KEY_MAX = 1024  # YAML caps an implicit key at 1024 characters; JSON's keys are implicit keys
 _INT_MIN, _INT_END = -(2**63), 2**64  # what orjson writes and reads (signed or unsigned 64-bit)
+# every digit a 9: a run of 19 nines is a number orjson may read otherwise than json (past 64 bits)
+_DIGITS, _LONG_DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789", b"9" * 10)), b"9" * 19
 
 
 def dump_yaml(data: Mapping[str, Any]) -> str:
@@ -132,21 +134,33 @@ def read_text(path: Path) -> str | None:
 
 def parse_yaml(text: str, path: Path | str) -> Any:
     """The data in `text` (read from `path`); SingkitError naming the file if it is not YAML.
-    A text that starts with `{` is read as JSON first (what dump_yaml writes); one orjson
-    refuses (YAML flow style, NaN, an int past 64 bits, a trailing comment) is read as YAML."""
-    if text[:1] == "{":
+
+    A text that starts with `{` is JSON-formatted YAML (what dump_yaml writes): read by orjson,
+    or json where orjson would read an int past 64 bits as a float (a digit run of 19 or more).
+    One JSON refuses (a comment or a trailing comma added by hand, YAML's flow style) is read as
+    YAML 1.2, which JSON is a subset of: a hand-edited `1e-3` stays the number it was (a YAML 1.1
+    reader would make it text). Any other text is YAML as it always was (1.1: PyYAML's C loader
+    when installed, ruamel's pure one otherwise)."""
+    twelve = text[:1] == "{"
+    if twelve:
         import orjson
 
         try:
-            return orjson.loads(text)
+            data = orjson.loads(text)
         except orjson.JSONDecodeError:
-            pass  # YAML's flow style, or JSON that is not only JSON: YAML reads it as it always did
+            pass
+        else:
+            if _LONG_DIGITS not in text.encode("utf-8", "surrogatepass").translate(_DIGITS):
+                return data
+            import json
+
+            return json.loads(text)
     try:
         import yaml  # PyYAML (present through azure-ai-ml); optional
     except ImportError:
         yaml = None
     try:
-        if yaml is not None:
+        if yaml is not None and not twelve:
             return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         from ruamel.yaml import YAML
 
