@@ -243,8 +243,19 @@ def sweep_keys(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
 
 
 def mean_of(values: list[Any]) -> float | None:
+    """The mean of the finite numbers in `values` (NaN, inf and non-numbers left out), None if none.
+    Finite inputs give a finite mean: when the plain sum overflows (two 1e308s), each value is
+    divided by the count before summing, which cannot exceed the largest input."""
     nums = [v for v in values if _is_num(v) and math.isfinite(v)]
-    return sum(nums) / len(nums) if nums else None
+    if not nums:
+        return None
+    try:
+        mean = sum(nums) / len(nums)
+    except OverflowError:  # ints too large for a float
+        mean = math.inf
+    if math.isfinite(mean):
+        return mean
+    return math.fsum(v / len(nums) for v in nums)
 
 
 def default_means(columns: list[str]) -> list[str]:
