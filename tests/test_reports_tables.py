@@ -302,3 +302,32 @@ def test_group_and_footer_mean_of_huge_values_is_the_value_in_text_and_json(tmp_
     footer = _list(tmp_path, "--runs", "--mean=f", "--json")
     assert json.loads(footer.stdout)[-1]["metrics.f"] == 1e308
     assert "inf" not in _list(tmp_path, "--runs", "--mean=f").stdout
+
+
+@pytest.fixture
+def two_stores(tmp_path):
+    """job1 logged `old` and hparam `wd`; job2's runs logged x (and y only in its first run)."""
+    home = tmp_path / ".singkit"
+    storegen.write_job(home, "job1", [RunSpec({"lr": 0.1, "wd": 0.5}, [(0, {"old": 3.0})])] * 2)
+    storegen.write_job(home, "job2", [RunSpec({"lr": 0.1 * k}, [(0, {"x": float(k), **({"y": 1.0} if k == 1 else {})})])
+                                      for k in (1, 2, 3)], created=T0 + 100)
+    return tmp_path
+
+
+def test_filtered_table_drops_hparam_and_metric_columns_empty_in_every_row_shown(two_stores):
+    env = storegen.store_env(two_stores)
+    table = views.list_table(env, "runs", filters=["metrics.x>=0"], last=2)
+    assert [r["run"] for r in table.rows] == ["job2.2", "job2.3"]
+    assert table.columns == ["run", "status", "target", "duration", "hparams.lr", "metrics.x", "metrics.x.best"]
+    assert "metrics.old" in table.names                               # still a column a flag may name
+    named = views.list_table(env, "runs", filters=["metrics.x>=0"], last=2, columns="run,wd,old,y.best")
+    assert named.columns == ["run", "hparams.wd", "metrics.old", "metrics.y.best"]
+    every = views.list_table(env, "runs", filters=["metrics.x>=0"])   # y: logged by one of the rows shown
+    assert "metrics.y" in every.columns and "hparams.wd" not in every.columns
+    assert "metrics.old" in views.list_table(env, "runs").columns     # unfiltered: every run, every column
+    out = _list(two_stores, "--runs", "--filter", "metrics.x>=0", "--last", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert all(set(row) == {"run", "status", "target", "duration", "hparams.lr", "metrics.x", "metrics.x.best"}
+               for row in json.loads(out.stdout)), out.stdout
+    text = _list(two_stores, "--runs", "--filter", "metrics.x>=0", "--last", "2", "--wide")
+    assert "old" not in text.stdout and "wd" not in text.stdout, text.stdout
