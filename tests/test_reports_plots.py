@@ -185,3 +185,21 @@ def test_a_filtered_plot_does_not_overwrite_the_unfiltered_one(store, tmp_path):
     assert whole.lines != some.lines and whole.path.exists() and some.path.exists()
     [drawn] = plot_job(store, "job1", PlotOptions(filters=["hparams.lr=0.1"], fmt="svg"))
     assert "job1 on local · where hparams.lr=0.1 · lr=0.1 · mean ± std over runs" in svg_texts(drawn.path)  # the title says which runs
+
+
+def test_plot_of_huge_values_and_emoji_names_prints_no_python_warnings(tmp_path):
+    """issue 14: a fresh user saw numpy's "overflow encountered in reduceat" (a mean over 1e308s)
+    and matplotlib's "Glyph NNN missing from font" (an emoji in an hparam and a metric name) on
+    stderr. Those two are silenced around the drawing; other warnings are not."""
+    import warnings
+
+    storegen.write_job(tmp_path / ".singkit", "job1", [
+        RunSpec({"opt": "adam\N{ROCKET}", "seed": s}, [(0, {"f\N{FIRE}": 1e308, "loss": 1.0}), (1, {"loss": 0.5})])
+        for s in (1, 2)])   # one f point per run: pandas' sorted groupby path, numpy's reduceat
+    env = storegen.store_env(tmp_path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        files = plot_job(env, "job1", PlotOptions(aggregate="mean", band="std"))
+        warnings.warn("a warning of someone else's", UserWarning, stacklevel=1)   # the filters end with the plot
+    assert files and valid_png(files[0].path)
+    assert [str(w.message) for w in seen] == ["a warning of someone else's"], [str(w.message) for w in seen]

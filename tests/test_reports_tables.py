@@ -275,3 +275,59 @@ def test_mean_of_an_unknown_name_suggests_metric_columns_only(store):
     with pytest.raises(UsageError, match=r"^no metric column `acc.bset`; did you mean metrics.acc.best\?"):
         views.list_table(store, "runs", "job1", group="hparams", mean="acc.bset")
     assert views.list_table(store, "runs", "job1", mean="loss").footer  # a real one still works
+
+
+# -- issue 14: a fresh user's report fixes ---------------------------------------------------------
+def _list(root, *args: str):
+    from clirunner import cli
+
+    return cli(["report.list", *args], cwd=root, env={"SINGKIT_HOME": str(root / ".singkit"), "COLUMNS": "200"})
+
+
+def test_mean_of_huge_finite_values_is_finite():
+    assert tables.mean_of([1e308, 1e308]) == 1e308                  # sum first overflowed to inf
+    assert tables.mean_of([1e308, -1e308, 1e308]) == pytest.approx(1e308 / 3)
+    assert tables.mean_of([1.0, 2.0, float("nan"), float("inf")]) == 1.5   # NaN/inf still left out
+    assert tables.mean_of([float("inf")]) is None and tables.mean_of([]) is None
+
+
+def test_group_and_footer_mean_of_huge_values_is_the_value_in_text_and_json(tmp_path):
+    storegen.write_job(tmp_path / ".singkit", "job1", [RunSpec({"lr": 0.1, "seed": s}, [(0, {"f": 1e308})])
+                                                       for s in (1, 2)])
+    grouped = _list(tmp_path, "--runs", "--group=lr", "--mean=f", "--json")
+    assert grouped.returncode == 0, grouped.stderr
+    assert json.loads(grouped.stdout)[0]["mean(metrics.f)"] == 1e308    # was null
+    text = _list(tmp_path, "--runs", "--group=lr", "--mean=f")
+    assert "inf" not in text.stdout and "1e+308" in text.stdout.replace("1.0e+308", "1e+308"), text.stdout
+    footer = _list(tmp_path, "--runs", "--mean=f", "--json")
+    assert json.loads(footer.stdout)[-1]["metrics.f"] == 1e308
+    assert "inf" not in _list(tmp_path, "--runs", "--mean=f").stdout
+
+
+@pytest.fixture
+def two_stores(tmp_path):
+    """job1 logged `old` and hparam `wd`; job2's runs logged x (and y only in its first run)."""
+    home = tmp_path / ".singkit"
+    storegen.write_job(home, "job1", [RunSpec({"lr": 0.1, "wd": 0.5}, [(0, {"old": 3.0})])] * 2)
+    storegen.write_job(home, "job2", [RunSpec({"lr": 0.1 * k}, [(0, {"x": float(k), **({"y": 1.0} if k == 1 else {})})])
+                                      for k in (1, 2, 3)], created=T0 + 100)
+    return tmp_path
+
+
+def test_filtered_table_drops_hparam_and_metric_columns_empty_in_every_row_shown(two_stores):
+    env = storegen.store_env(two_stores)
+    table = views.list_table(env, "runs", filters=["metrics.x>=0"], last=2)
+    assert [r["run"] for r in table.rows] == ["job2.2", "job2.3"]
+    assert table.columns == ["run", "status", "target", "duration", "hparams.lr", "metrics.x", "metrics.x.best"]
+    assert "metrics.old" in table.names                               # still a column a flag may name
+    named = views.list_table(env, "runs", filters=["metrics.x>=0"], last=2, columns="run,wd,old,y.best")
+    assert named.columns == ["run", "hparams.wd", "metrics.old", "metrics.y.best"]
+    every = views.list_table(env, "runs", filters=["metrics.x>=0"])   # y: logged by one of the rows shown
+    assert "metrics.y" in every.columns and "hparams.wd" not in every.columns
+    assert "metrics.old" in views.list_table(env, "runs").columns     # unfiltered: every run, every column
+    out = _list(two_stores, "--runs", "--filter", "metrics.x>=0", "--last", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert all(set(row) == {"run", "status", "target", "duration", "hparams.lr", "metrics.x", "metrics.x.best"}
+               for row in json.loads(out.stdout)), out.stdout
+    text = _list(two_stores, "--runs", "--filter", "metrics.x>=0", "--last", "2", "--wide")
+    assert "old" not in text.stdout and "wd" not in text.stdout, text.stdout

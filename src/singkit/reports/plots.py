@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,17 @@ def select_runs(runs: list[Run], filters: list[str] | None, prefs: MetricPrefs) 
 
 def plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs | None = None,
              name: str = "metrics") -> list[PlotFile]:
+    """_plot_job with the two warnings a plot of valid data raises silenced (issue 14): numpy's
+    overflow in the pandas mean over values near 1e308, and matplotlib's glyph missing from the
+    font (an emoji in a name; the box drawn instead is the answer). Every other warning passes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"overflow encountered in reduceat", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font", category=UserWarning)
+        return _plot_job(env, job, opts, prefs, name)
+
+
+def _plot_job(env: Environment, job: str, opts: PlotOptions, prefs: MetricPrefs | None = None,
+              name: str = "metrics") -> list[PlotFile]:
     """Draw the job's metrics; return the files written (one per --break-on value), named
     `<job>-<name><tags>.<fmt>` (see plot_tags). Every name the options give (x, metrics,
     hparams) is checked before anything is drawn: a typo raises UsageError and writes nothing.

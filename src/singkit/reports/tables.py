@@ -229,6 +229,20 @@ def last(table: Table, n: int | None) -> Table:
     return replace(table, rows=table.rows[len(table.rows) - n:] if n else [])
 
 
+def drop_empty(table: Table) -> Table:
+    """The table with its hparams.* and metrics.* columns (their .best too) that no row shown has a
+    value in moved to `extra`: after a filter or --last they are columns of runs not shown. They
+    stay nameable (--columns, --sort, --mean). A table with no rows is kept as it is."""
+    if not table.rows:
+        return table
+    empty = [c for c in table.columns if c.startswith(("hparams.", "metrics."))
+             and all(row.get(c) is None for row in table.rows)]
+    if not empty:
+        return table
+    return replace(table, columns=[c for c in table.columns if c not in empty],
+                   extra=[*table.extra, *(c for c in empty if c not in table.extra)])
+
+
 # -- group and mean ------------------------------------------------------------------------------
 def sweep_keys(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
     """hparams columns whose value differs between rows, except repeat keys such as `seed`."""
@@ -243,8 +257,19 @@ def sweep_keys(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
 
 
 def mean_of(values: list[Any]) -> float | None:
+    """The mean of the finite numbers in `values` (NaN, inf and non-numbers left out), None if none.
+    Finite inputs give a finite mean: when the plain sum overflows (two 1e308s), each value is
+    divided by the count before summing, which cannot exceed the largest input."""
     nums = [v for v in values if _is_num(v) and math.isfinite(v)]
-    return sum(nums) / len(nums) if nums else None
+    if not nums:
+        return None
+    try:
+        mean = sum(nums) / len(nums)
+    except OverflowError:  # ints too large for a float
+        mean = math.inf
+    if math.isfinite(mean):
+        return mean
+    return math.fsum(v / len(nums) for v in nums)
 
 
 def default_means(columns: list[str]) -> list[str]:

@@ -33,6 +33,7 @@ def list_table(env: Environment, kind: str = "runs", job: str | None = None, *, 
                last: int | None = None, group: str | None = None, mean: str | list[str] | None = None,
                prefs: MetricPrefs | None = None, now: float | None = None, cli: bool = False) -> Table:
     """The jobs, runs or nodes table after filter → group/mean → sort → last N → columns.
+    hparam and metric columns empty in every row left are not shown unless named (--columns).
     `cli`: the caller is a one-shot command (see paused_gc's freeze).
 
     The last N runs in store order (`--runs --last N` with no filter, sort or group) are read
@@ -58,6 +59,8 @@ def list_table(env: Environment, kind: str = "runs", job: str | None = None, *, 
         table = tables.group(table, group, means or None)
     table = tables.sort_rows(table, sort, reverse)
     table = tables.last(table, last)
+    if not group:  # a grouped table's columns are the keys and means asked for
+        table = tables.drop_empty(table)
     table = tables.select(table, columns)
     if means and not group:
         table = tables.mean_footer(table, means)
