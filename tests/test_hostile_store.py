@@ -429,6 +429,9 @@ def test_a_run_log_that_is_no_file_is_read_as_missing_not_waited_on(world: World
         assert done.returncode == 0, (args, done.stderr)
     status = json.loads(run_cli(["job.status", job.id, "--json"], world.project, world.env, timeout=30).stdout)
     assert [r["run"] for r in status["runs"]] == [run.id, job.runs[1].id]
+    # one status everywhere: the reports said `queued` where job.status said `unknown`
+    listed = json.loads(run_cli(["report.list", "--runs", job.id, "--json"], world.project, world.env, timeout=30).stdout)
+    assert status["runs"][0]["status"] == listed[0]["status"] == "unknown", (status["runs"][0], listed[0])
 
 
 def test_a_job_yaml_that_is_a_fifo_is_one_line_not_a_hang(world: World) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from itertools import chain, repeat
 from operator import itemgetter
@@ -125,6 +126,8 @@ class SummaryCache:
                 st = lstat(ref.log)  # a link is read as missing, as the store reads it
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            if st.st_mode & _FILE_TYPE != _REGULAR:  # a link, FIFO or folder is no run.log: `unknown`, as job.status says
+                continue
             stats[i] = st
             row = get(ref.run)
             if row is not None and row[0] == ref.job and row[2:6] == stamp(st):
@@ -174,6 +177,9 @@ def _remove_old_cache(layout: StoreLayout) -> None:
         with contextlib.suppress(OSError):
             if path.is_file() and not path.is_symlink():
                 path.unlink()
+
+
+_FILE_TYPE, _REGULAR = stat.S_IFMT(0o177777), stat.S_IFREG
 
 
 def _loads(text: object) -> object:
