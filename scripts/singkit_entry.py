@@ -87,8 +87,10 @@ def emit(path: str, event: str, **fields: object) -> None:
     record.update(fields)
     line = (json.dumps(record, default=str) + "\n").encode()
     # O_NONBLOCK: no effect on a regular file; a FIFO nobody reads fails at once (ENXIO)
-    # instead of holding the run for ever (the caller reports it)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
+    # instead of holding the run for ever. O_NOFOLLOW: a link put where the store keeps
+    # run.log is not written through (ELOOP). The caller reports either.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         os.write(fd, line)
     finally:
@@ -178,7 +180,7 @@ def finish(run_log: str, exit_event: bool, status: str, **fields: object) -> Non
         emit(run_log, event, **fields)
     except OSError as error:  # the exit code still tells the outcome: said, not a traceback or a hang
         print(f"singkit: cannot record the outcome in the run log {run_log}: {error.strerror} (it must be a "
-              "regular file, not a FIFO, folder or device)", file=sys.stderr)
+              "regular file, not a FIFO, folder, device or link)", file=sys.stderr)
 
 
 class Children:
@@ -458,7 +460,7 @@ def main(argv: list[str]) -> int:
         emit(run_log, "status", status="running", pid=os.getpid(), host=socket.gethostname())
     except OSError as error:  # nowhere to record an outcome: the command is not started
         print(f"singkit: cannot write the run log {run_log}: {error.strerror} (it must be a regular file, not a "
-              "FIFO, folder or device); the command was not started", file=sys.stderr)
+              "FIFO, folder, device or link); the command was not started", file=sys.stderr)
         return LOG_UNWRITABLE
     hparams = os.environ.get("SINGKIT_HPARAMS")
     if hparams and hparams not in ("{}", "null"):

@@ -51,3 +51,19 @@ def test_the_runner_entry_with_a_fifo_run_log_says_so_in_one_line_and_starts_not
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.splitlines()) == 1 and "cannot write the run log" in done.stderr, done.stderr
     assert not marker.exists()  # no outcome could be recorded: the command was not run
+
+
+def test_the_in_job_writers_do_not_write_through_a_link_put_in_place_of_run_log(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.log"
+    outside.write_text("")
+    log = tmp_path / "run.log"
+    log.symlink_to(outside)
+    environ = {**os.environ, "SINGKIT_RUN_LOG": str(log), "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", "import singkit_metrics as sm; sm.log_metrics({'loss': 0.5})"],
+                          env=environ, capture_output=True, text=True, timeout=LIMIT, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0 and "cannot write the run log" in done.stderr, done.stderr
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SINGKIT_")}
+    done = subprocess.run([sys.executable, str(ENTRY), "--run-dir", str(tmp_path), "--", "true"],
+                          env=environ, capture_output=True, text=True, timeout=LIMIT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert outside.read_text() == ""
