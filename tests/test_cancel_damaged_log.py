@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobreaper import reaped  # noqa: F401  (autouse: cancels whatever a test started)
-from jobtools import make_env, make_project, pid_gone, run_cli, wait_done, wait_for
+from jobtools import DOCKER_CONFIG, make_env, make_project, pid_gone, run_cli, wait_done, wait_for
 from singkit.environment import Environment
 from singkit.jobs.spec import SubmitRequest
 from singkit.jobs.submit import submit
@@ -86,3 +87,19 @@ def test_cancel_of_an_ended_job_with_a_damaged_run_log_has_nothing_to_cancel(env
     assert code == 0 and len(lines) == 1 and "nothing to cancel" in lines[0], lines
     assert job.runs[0].state().status == "completed"  # untouched
     assert not damaged.log_path.is_file() or damaged.log_path.is_symlink()  # no outcome made up for it
+
+
+def test_docker_cancel_with_a_damaged_run_log_removes_every_container_and_names_that_run(
+        tmp_path: Path, busybox_image: Any, docker_host: str, docker_client: Any) -> None:
+    config = DOCKER_CONFIG + "    grace-seconds: 1\n"  # the shell in the container may wait on the FIFO
+    env = make_env(make_project(tmp_path, config.format(image=busybox_image.ref)))
+    job = submit(env, SubmitRequest(target="docker", command="echo started; sleep 300", runs=2, parallel=2))
+    wait_for(lambda: all(r.stdout_path.read_text() == "started\n" for r in job.runs), TIMEOUT, "two containers")
+    damaged = job.runs[1]
+    damage(damaged, "fifo", tmp_path / "elsewhere.log")
+    code, lines = cli(env, "job.cancel", job.id)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {damaged.id}: "), lines
+    assert job.runs[0].state().status == "cancelled"
+    left = docker_client.api.containers(all=True, filters={"label": [f"singkit.job={job.id}",
+                                                                     f"singkit.store={job.store.root}"]})
+    assert left == []  # the damaged run's container was stopped and removed with the other one
