@@ -70,6 +70,7 @@ from typing import Any
 USAGE = ("usage: singkit_entry.py [--run-dir DIR] [--cwd DIR] [--tee] [--exit-event] [--setup CMD] [--procs N] "
          "[--grace SECONDS] [--timeout SECONDS] -- COMMAND [ARG...]")
 GRACE = 30.0  # seconds between SIGTERM and SIGKILL (the other ranks, or on a signal): torchrun's default
+LOG_UNWRITABLE = 2  # exit code when run.log cannot be written (singkit's exit code for a damaged store)
 POLL = 0.2    # seconds between looks at a deadline while waiting for processes
 DRAIN = 5.0   # seconds the ranks' output may still flow once all ended (a child they left may hold a pipe)
 # Run after the setup in its shell: what the setup exported and where it ended, for the ranks
@@ -85,7 +86,11 @@ def emit(path: str, event: str, **fields: object) -> None:
         record["node"] = int(node) if node.isdigit() else node
     record.update(fields)
     line = (json.dumps(record, default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # O_NONBLOCK: no effect on a regular file; a FIFO nobody reads fails at once (ENXIO)
+    # instead of holding the run for ever. O_NOFOLLOW: a link put where the store keeps
+    # run.log is not written through (ELOOP). The caller reports either.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         os.write(fd, line)
     finally:
@@ -168,9 +173,14 @@ def finish(run_log: str, exit_event: bool, status: str, **fields: object) -> Non
         rank = os.environ.get("RANK")
         if rank and rank.isdigit():
             fields["rank"] = int(rank)
-        emit(run_log, "exit", **fields)
+        event = "exit"
     else:
-        emit(run_log, "status", status=status, **fields)
+        event, fields = "status", {"status": status, **fields}
+    try:
+        emit(run_log, event, **fields)
+    except OSError as error:  # the exit code still tells the outcome: said, not a traceback or a hang
+        print(f"singkit: cannot record the outcome in the run log {run_log}: {error.strerror} (it must be a "
+              "regular file, not a FIFO, folder, device or link)", file=sys.stderr)
 
 
 class Children:
@@ -446,7 +456,12 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
     exit_event = bool(options["exit_event"])
 
-    emit(run_log, "status", status="running", pid=os.getpid(), host=socket.gethostname())
+    try:
+        emit(run_log, "status", status="running", pid=os.getpid(), host=socket.gethostname())
+    except OSError as error:  # nowhere to record an outcome: the command is not started
+        print(f"singkit: cannot write the run log {run_log}: {error.strerror} (it must be a regular file, not a "
+              "FIFO, folder, device or link); the command was not started", file=sys.stderr)
+        return LOG_UNWRITABLE
     hparams = os.environ.get("SINGKIT_HPARAMS")
     if hparams and hparams not in ("{}", "null"):
         try:

@@ -81,7 +81,15 @@ def emit(event: str, path: str | os.PathLike | None = None, **fields: Any) -> di
     record.update(fields)
     line = (json.dumps(record, default=_jsonable) + "\n").encode("utf-8")
     # One write on an O_APPEND descriptor: lines from concurrent writers never interleave.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # O_NONBLOCK changes nothing for a regular file, but a FIFO nobody reads would hold a
+    # blocking open for ever: it fails at once (ENXIO) instead, and says so. O_NOFOLLOW: a
+    # link put where the store keeps run.log is not written through (ELOOP).
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        raise OSError(error.errno, f"singkit_metrics: cannot write the run log ({error.strerror}; it must be "
+                                   "a regular file, not a FIFO, folder, device or link)", str(path)) from None
     try:
         os.write(fd, line)
     finally:

@@ -460,6 +460,7 @@ def test_cancel_of_a_run_whose_run_log_is_no_file_is_one_line_not_a_hang(world: 
     os.mkfifo(queued.log_path) if kind == "fifo" else queued.log_path.mkdir()
     done = world.cli("job.cancel", job.id)
     assert done.code == 2 and len(done.lines) == 1 and "not a regular file" in done.err, done.err
+    assert queued.id in done.err and job.runs[0].state().status == "cancelled"  # the healthy run all the same
     os.unlink(queued.log_path) if kind == "fifo" else queued.log_path.rmdir()
     queued.log_path.write_bytes(saved)
     assert world.cli("job.cancel", job.id).code == 0

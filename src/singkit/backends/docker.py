@@ -336,14 +336,15 @@ class DockerBackend(EmbeddedBackend):
                 return container
         return None
 
-    def _collect(self, run: Run, container: Any) -> None:
+    def _collect(self, run: Run, container: Any, record: bool = True) -> None:
         """Save the logs of a container its runner stopped following (it died part-way), then
-        finish it. The engine kept the whole output, so it replaces what the runner saved."""
+        finish it (`record=False`: only remove it). The engine kept the whole output, so it
+        replaces what the runner saved."""
         from singkit.fsutil import atomic_write
 
         for path, (out, err) in ((run.stdout_path, (True, False)), (run.stderr_path, (False, True))):
             atomic_write(path, container.logs(stdout=out, stderr=err))
-        self._finish(run, container)
+        self._finish(run, container) if record else container.remove(force=True)
 
     def run_alive(self, job: Job, run: Run) -> bool:
         client = self._client()
@@ -356,7 +357,8 @@ class DockerBackend(EmbeddedBackend):
             if container.status == "created":  # its runner died before starting it
                 container.remove(force=True)
                 return False
-            self._collect(run, container)  # exited while its runner was gone: read its outcome
+            if not run.log_missing():  # (no outcome is made up for a run whose run.log is gone)
+                self._collect(run, container)  # exited while its runner was gone: read its outcome
             return False
         except lost_connection() as error:  # the engine went mid-call: one line, the run stays as it is
             from singkit.images.engine import engine_error
@@ -390,7 +392,7 @@ class DockerBackend(EmbeddedBackend):
                         self._await_stop(container, deadline)
                     if not runner_alive:  # nobody will save its logs and remove it: do it here
                         container.reload()
-                        self._collect(run, container)
+                        self._collect(run, container, record=not run.log_missing())
                 except docker.errors.APIError:
                     continue  # already gone or stopping: the cancel is recorded either way
         except lost_connection() as error:  # the cancel is recorded; what still runs is said in one line

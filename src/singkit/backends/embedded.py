@@ -12,6 +12,7 @@ import abc
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from singkit import procs
 from singkit.backends.base import Backend
 from singkit.backends.runtime.workdir import processes_per_node
 from singkit.store import events
+from singkit.store.safe import UnsafeStoreContent
 
 if TYPE_CHECKING:
     from singkit.store import Job, Run
@@ -83,15 +85,39 @@ class EmbeddedBackend(Backend):
                 events.record(self.env, "reconcile", job=job.id, run=run.id, reason=reason)
 
     def cancel(self, job: Job, run: str | None = None) -> None:
+        """Record `cancelled` for every run still going, then stop them all (and, for the whole
+        job, the runner). A run whose run.log cannot be written (missing, a FIFO, folder or link:
+        status `unknown`) gets no outcome written, but is stopped like the others when it was
+        still going; UnsafeStoreContent names those runs in one line once all the rest is done."""
         runs = [job.run(run)] if run else job.runs
         active = [r for r in runs if not r.state().terminal]
+        refused: list[str] = []
         for r in active:  # recorded before anything is killed: the first terminal status wins
-            r.set_status("cancelled", reason="cancelled by the user")
+            if r.log_missing():
+                if self._still_going(job, r):  # else it ended before its log was lost: nothing to do
+                    refused.append(r.id)
+                continue
+            try:
+                r.set_status("cancelled", reason="cancelled by the user")
+            except UnsafeStoreContent:  # (its log was replaced since we looked)
+                refused.append(r.id)
         self.stop(job, active)
         if run is None:
             self._stop_runner(job)
             # a run the runner was starting while we looked would have escaped the first pass
             self.stop(job, [r for r in job.runs if r.backend_info()])
+        if refused:
+            done = [r.id for r in active if r.id not in refused and r.state().status == "cancelled"]
+            said = "; ".join(f"{r.id}: {log_problem(r)}" for r in active if r.id in refused)
+            raise UnsafeStoreContent(
+                f"{said}: `cancelled` could not be recorded, nothing was written; stopped all the same"
+                f"{' (the others were cancelled: ' + ', '.join(done) + ')' if done else ''}"
+                " (the store was damaged or tampered with)")
+
+    def _still_going(self, job: Job, run: Run) -> bool:
+        """Is a run whose run.log is gone still going: its process (container) alive, or not yet
+        started by a runner that is?"""
+        return self.run_alive(job, run) or (not run.backend_info() and procs.alive(job.runner_info()))
 
     def _stop_runner(self, job: Job) -> None:
         runner = job.runner_info()
@@ -100,6 +126,19 @@ class EmbeddedBackend(Backend):
             time.sleep(0.05)  # let it save logs and remove containers of the runs it followed
         if procs.alive(runner):
             procs.terminate(procs.family([int(runner["pid"])]), CANCEL_GRACE)
+
+
+def log_problem(run: Run) -> str:
+    """What is wrong with a run.log that cannot be written (see Run.append), in a few words."""
+    try:
+        mode = os.lstat(run.log_path).st_mode
+    except FileNotFoundError:
+        return "its run.log is missing"
+    except OSError as error:
+        return f"its run.log cannot be read ({error.strerror})"
+    if stat.S_ISLNK(mode):
+        return "its run.log is a symbolic link"
+    return "its run.log is not a regular file (a folder, FIFO or device)"
 
 
 def runner_text(runner: dict) -> str:

@@ -51,7 +51,7 @@ class LocalBackend(EmbeddedBackend):
                                      stderr=stderr, start_new_session=True, close_fds=True)
         run.write_backend_info({"kind": "process", **procs.identity(popen.pid), "processes": count})
         code = popen.wait()
-        if not run.state().terminal:
+        if not run.state().terminal and not run.log_missing():  # (a run.log gone or no file: `unknown`, not made up)
             _status, reason, exit_code = exit_reason(code)
             run.set_status("failed", exit_code=exit_code,
                            reason=f"the entry wrapper ended ({reason or 'exit code 0'}) without recording an outcome")

@@ -237,9 +237,12 @@ def cancel(env: Environment, job_ref: str, run: str | None = None) -> list[str]:
     runs = [job.run(run)] if run else job.runs
     if job.spec.get("dry_run"):
         return []
-    active = [r.id for r in runs if not r.state().terminal]
+    pending = [r for r in runs if not r.state().terminal]
+    # a run whose run.log is missing or no file (`unknown`) gets no outcome written: the backend
+    # stops it if it still goes and says so (UnsafeStoreContent), after cancelling the others
+    active = [r.id for r in pending if not r.log_missing()]
     try:
-        if active:
+        if pending:
             backend.cancel(job, runs[0].id if run else None)
     finally:
         # a backend that could stop only some runs (a straggler, a refused cancel) raises after
