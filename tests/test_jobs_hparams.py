@@ -18,8 +18,8 @@ AS_TYPED = ["ver=1.10,2.0", "flag=true,no", "name=007", "lr=1e-3"]
 def test_text_is_kept_and_typed_values_are_only_for_the_record() -> None:
     assert parse_hp_text(AS_TYPED) == {"ver": ["1.10", "2.0"], "flag": ["true", "no"], "name": ["007"], "lr": ["1e-3"]}
     assert parse_hp(AS_TYPED) == {"ver": [1.1, 2.0], "flag": [True, "no"], "name": ["007"], "lr": [0.001]}
-    assert [parse_value(v) for v in ("32", "-3", "0", "1_000", "nan", "inf", "0x10", " 7 ")] == \
-        [32, -3, 0, "1_000", "nan", "inf", "0x10", 7]
+    assert [parse_value(v) for v in ("32", "-3", "0", "1_000", "nan", "inf", "0x10", " 7 ", "1e400", "-1e400", "1e308")] == \
+        [32, -3, 0, "1_000", "nan", "inf", "0x10", 7, "1e400", "-1e400", 1e308]  # past float's range: text, as inf
     text = {"ver": "1.10", "flag": "true", "name": "007", "lr": "1e-3"}
     assert run_command("python t.py", text) == "python t.py --ver 1.10 --flag true --name 007 --lr 1e-3"
     env = hp_environment({"ver": 1.1, "flag": True, "name": "007", "lr": 0.001}, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import shlex
 import time
@@ -45,7 +46,7 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?[0-9
 
 def parse_value(text: str) -> Any:
     """The typed value a swept hparam is recorded with (job.yaml, run.log, reports): `0.1` → 0.1,
-    `32` → 32, `true` → True, anything else stays text (`007`, `1_000`, `nan`, `v2`).
+    `32` → 32, `true` → True, anything else stays text (`007`, `1_000`, `nan`, `1e400`, `v2`).
 
     Only the record is typed: the command line and $SINGKIT_HP_* get the text as the user
     wrote it (`1.10` stays `1.10`, `1e-3` stays `1e-3`), see parse_hp_text."""
@@ -55,7 +56,9 @@ def parse_value(text: str) -> Any:
     if _INT.fullmatch(text):
         return int(text)
     if _FLOAT.fullmatch(text):
-        return float(text)
+        value = float(text)
+        if math.isfinite(value):  # `1e400` is past float's range: text, as `inf` is (no Infinity in JSON)
+            return value
     return text
 
 
