@@ -12,7 +12,6 @@ import abc
 import os
 import shutil
 import socket
-import stat
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from singkit import procs
 from singkit.backends.base import Backend
 from singkit.backends.runtime.workdir import processes_per_node
 from singkit.store import events
+from singkit.store.run import log_trouble
 from singkit.store.safe import UnsafeStoreContent
 
 if TYPE_CHECKING:
@@ -108,7 +108,9 @@ class EmbeddedBackend(Backend):
             self.stop(job, [r for r in job.runs if r.backend_info()])
         if refused:
             done = [r.id for r in active if r.id not in refused and r.state().status == "cancelled"]
-            said = "; ".join(f"{r.id}: {log_problem(r)}" for r in active if r.id in refused)
+            troubles = {r.id: log_trouble(r.log_path) for r in active if r.id in refused}
+            said = "; ".join(f"{run_id}: its run.log " + (f"is {trouble}" if trouble else "cannot be read")
+                             for run_id, trouble in troubles.items())
             raise UnsafeStoreContent(
                 f"{said}: `cancelled` could not be recorded, nothing was written; stopped all the same"
                 f"{' (the others were cancelled: ' + ', '.join(done) + ')' if done else ''}"
@@ -126,19 +128,6 @@ class EmbeddedBackend(Backend):
             time.sleep(0.05)  # let it save logs and remove containers of the runs it followed
         if procs.alive(runner):
             procs.terminate(procs.family([int(runner["pid"])]), CANCEL_GRACE)
-
-
-def log_problem(run: Run) -> str:
-    """What is wrong with a run.log that cannot be written (see Run.append), in a few words."""
-    try:
-        mode = os.lstat(run.log_path).st_mode
-    except FileNotFoundError:
-        return "its run.log is missing"
-    except OSError as error:
-        return f"its run.log cannot be read ({error.strerror})"
-    if stat.S_ISLNK(mode):
-        return "its run.log is a symbolic link"
-    return "its run.log is not a regular file (a folder, FIFO or device)"
 
 
 def runner_text(runner: dict) -> str:

@@ -88,7 +88,7 @@ class Run:
         except FileNotFoundError as error:
             raise UnsafeStoreContent(f"{error.filename}: a symbolic link where the store keeps a run's file; "
                                      "nothing was written (the store was damaged or tampered with)") from None
-        if not _regular_or_absent(self.log_path):
+        if log_trouble(self.log_path) in (LINK, NOT_A_FILE):  # (a link only if put there since the check above)
             # a FIFO would hold the append until some reader opened it (for ever); a folder or device
             # is no log either: the readers call such a run `unknown`, and nothing is written into it
             raise UnsafeStoreContent(f"{self.log_path}: not a regular file (a folder, FIFO or device) where the "
@@ -145,13 +145,22 @@ class Run:
         return data
 
 
-def _regular_or_absent(path: Path) -> bool:
+MISSING, LINK, NOT_A_FILE = "missing", "a symbolic link", "not a regular file (a folder, FIFO or device)"
+
+
+def log_trouble(log_file: str | Path) -> str | None:
+    """What is in place of a run.log that is no run.log (MISSING, LINK or NOT_A_FILE, words for a
+    message); None for a regular file, or when it cannot be told (a permission: not claimed
+    wrong, and a write says what is)."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        mode = os.lstat(log_file).st_mode
     except FileNotFoundError:
-        return True
+        return MISSING
     except OSError:
-        return True  # cannot be told: the append itself will say what is wrong
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return LINK if stat.S_ISLNK(mode) else NOT_A_FILE
 
 
 def log_missing(log_file: str) -> bool:
@@ -159,11 +168,4 @@ def log_missing(log_file: str) -> bool:
     queued)? A folder, FIFO or link in its place is no run.log either (the store reads none of
     them). Nothing then tells what the run did: job.status and the reports show it as `unknown`
     (status.LOG_MISSING), and no outcome is made up for it (a reconciler must not write one)."""
-    try:
-        if stat.S_ISREG(os.lstat(log_file).st_mode):
-            return False
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False  # cannot be told (a permission): not claimed missing
-    return os.path.isdir(os.path.dirname(log_file))
+    return log_trouble(log_file) is not None and os.path.isdir(os.path.dirname(log_file))
