@@ -15,12 +15,12 @@ run into `preempted` from another status counts one preemption.
 from __future__ import annotations
 
 import json
-import re
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from singkit.store.fold import RunState
+from singkit.store.jsonexact import DIGITS, long_integer
 from singkit.store.safe import open_stored, read_stored
 from singkit.store.status import ACTIVE, STATUSES, TERMINAL, RunStatus
 
@@ -111,21 +111,14 @@ def _orjson_loads(blob: bytes) -> Any:
 
 
 _BIG_BLOB = 1 << 16
-# every digit a 9, every `[` a `{`: one pass finds long numbers and counts brackets
-_DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789[", b"9" * 10 + b"{"))
-_LONG, _NINES, _DOT = b"9" * 19, re.compile(rb"9*"), ord(".")
 _DEEP = 256  # brackets a line may open before json's recursion limit could be near (~1000 less the stack)
 
 
 def _orjson_is_json(blob: bytes, body: bytes) -> bool:
     """Does orjson decode `blob` exactly as json would (given that it decodes it at all)?"""
-    digits = blob.translate(_DIGITS)
-    at = digits.find(_LONG)
-    while at >= 0:  # an integer of 19 digits may be past 64 bits, which orjson reads as a float
-        if digits[at - 1] != _DOT:  # (the blob starts with `[`: at >= 1)
-            return False  # an integer (or text): not proven safe
-        nines = _NINES.match(digits, at)  # (always a match: `9*`)
-        at = digits.find(_LONG, nines.end() if nines else at + 1)  # a fraction's digits: a float either way
+    digits = blob.translate(DIGITS)  # (one pass: long numbers, then brackets, `[` counted as `{`)
+    if long_integer(digits):  # an integer of 19 digits may be past 64 bits, which orjson reads as a float
+        return False
     if digits.count(b"{") < _DEEP:  # (`[` and `{` alike)
         return True
     lines = body.split(b"\n")

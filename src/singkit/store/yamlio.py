@@ -1,13 +1,13 @@
 """Reading and writing the store's YAML files (job.yaml, the Azure ML job specs) in one place.
 
-job.yaml is written as JSON-formatted YAML (dump_yaml): pretty-printed JSON, which is YAML 1.2
-(a subset of it), so it is still a YAML file people read and any YAML reader opens, and singkit
-reads it back with one orjson call (a 100-run job.yaml: 0.07 ms, against 8.5 ms with libyaml,
-whose constructor is Python; issue 14). Data JSON cannot hold exactly (a non-text key, NaN or
-infinity, a date, an int past 64 bits, a tuple, a text YAML 1.1 would fold) is written as
-block YAML 1.1, as before. Reading (parse_yaml) tries orjson on a text that starts with `{`
-and YAML otherwise, or when orjson refuses it, so a block-YAML or hand-edited job.yaml reads
-exactly as it always did. YAML is read with libyaml's C loader when PyYAML is installed and
+job.yaml is written as JSON-formatted YAML (dump_yaml): JSON with a key per line and each run
+on a line of its own, which is YAML 1.2 (a subset of it), so it is still a YAML file people
+read and any YAML 1.2 reader opens, and singkit reads it back with one orjson call (a 100-run
+job.yaml: 0.07 ms, against 8.5 ms with libyaml, whose constructor is Python; issue 14). Data
+JSON cannot hold exactly (a non-text key, NaN or infinity, a date, an int past 64 bits, a
+tuple, a text YAML 1.1 would fold) is written as block YAML 1.1, as before. Reading: see
+parse_yaml (JSON first for a text that starts with `{`, then YAML 1.2; YAML 1.1 for any other
+text, as always). YAML 1.1 is read with libyaml's C loader when PyYAML is installed and
 ruamel's pure safe loader otherwise; either way a file that does not parse is one SingkitError
 line naming the file (and the line, when the parser knows it).
 """
@@ -33,8 +33,6 @@ DAMAGED_HINT = "the store may be damaged: fix the file, or move its job folder a
 _NOT_AS_JSON = re.compile("[\x7f-\x84\x86-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
 _KEY_MAX = 1024  # YAML caps an implicit key at 1024 characters; JSON's keys are implicit keys
 _INT_MIN, _INT_END = -(2**63), 2**64  # what orjson writes and reads (signed or unsigned 64-bit)
-# every digit a 9: a run of 19 nines is a number orjson may read otherwise than json (past 64 bits)
-_DIGITS, _LONG_DIGITS = bytes(range(256)).translate(bytes.maketrans(b"0123456789", b"9" * 10)), b"9" * 19
 
 
 def dump_yaml(data: Mapping[str, Any]) -> str:
@@ -141,16 +139,18 @@ def parse_yaml(text: str, path: Path | str) -> Any:
     YAML 1.2, which JSON is a subset of: a hand-edited `1e-3` stays the number it was (a YAML 1.1
     reader would make it text). Any other text is YAML as it always was (1.1: PyYAML's C loader
     when installed, ruamel's pure one otherwise)."""
-    twelve = text[:1] == "{"
-    if twelve:
+    json_like = text[:1] == "{"
+    if json_like:
         import orjson
+
+        from singkit.store.jsonexact import DIGITS, long_integer
 
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
         else:
-            if _LONG_DIGITS not in text.encode("utf-8", "surrogatepass").translate(_DIGITS):
+            if not long_integer(text.encode("utf-8", "surrogatepass").translate(DIGITS)):
                 return data
             import json
 
@@ -160,7 +160,7 @@ def parse_yaml(text: str, path: Path | str) -> Any:
     except ImportError:
         yaml = None
     try:
-        if yaml is not None and not twelve:
+        if yaml is not None and not json_like:
             return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         from ruamel.yaml import YAML
 
