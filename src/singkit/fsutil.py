@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +31,14 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
     Temps that killed writers left in the folder are swept first."""
     path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO, device, socket: never replaced
+    try:
+        there: int | None = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # (what Path.exists takes for no file)
+        there = None
+    if there is not None and not stat.S_ISREG(there) and not stat.S_ISDIR(there):  # a FIFO, device, socket: never replaced
         raise OSError(errno.EEXIST, "not a regular file; not replaced", str(path))
-    if mode is None and path.exists():
-        mode = path.stat().st_mode & 0o7777
+    if mode is None and there is not None:
+        mode = stat.S_IMODE(there)
     fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
