@@ -344,7 +344,10 @@ class DockerBackend(EmbeddedBackend):
 
         for path, (out, err) in ((run.stdout_path, (True, False)), (run.stderr_path, (False, True))):
             atomic_write(path, container.logs(stdout=out, stderr=err))
-        self._finish(run, container) if record else container.remove(force=True)
+        if record:
+            self._finish(run, container)
+        else:
+            container.remove(force=True)
 
     def run_alive(self, job: Job, run: Run) -> bool:
         client = self._client()

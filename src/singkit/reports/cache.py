@@ -120,13 +120,13 @@ class SummaryCache:
         hits: list[int] = []
         texts: list[str] = []
         stats: list[os.stat_result | None] = [None] * len(refs)
-        lstat, get = os.lstat, indexed.get
+        lstat, get, regular = os.lstat, indexed.get, stat.S_ISREG
         for i, ref in enumerate(refs):
             try:
                 st = lstat(ref.log)  # a link is read as missing, as the store reads it
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            if st.st_mode & _FILE_TYPE != _REGULAR:  # a link, FIFO or folder is no run.log: `unknown`, as job.status says
+            if not regular(st.st_mode):  # a link, FIFO or folder is no run.log: `unknown`, as job.status says
                 continue
             stats[i] = st
             row = get(ref.run)
@@ -177,9 +177,6 @@ def _remove_old_cache(layout: StoreLayout) -> None:
         with contextlib.suppress(OSError):
             if path.is_file() and not path.is_symlink():
                 path.unlink()
-
-
-_FILE_TYPE, _REGULAR = stat.S_IFMT(0o177777), stat.S_IFREG
 
 
 def _loads(text: object) -> object:
